@@ -1,0 +1,219 @@
+//! Configuration, read once at start from environment variables.
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `MODE` | `redis` (correct, stateless) or `memory` (deliberately loses sessions when the replica dies) | `redis` |
+//! | `SESSION_STORE` | Redis URL, e.g. `redis://store:6379` (required in `redis` mode, ignored in `memory` mode) | none |
+//! | `PORT` | TCP port, bound on `0.0.0.0` | `8080` |
+//! | `INSTANCE_ID` | value of the `X-Served-By` header | `$HOSTNAME`, else `unknown` |
+//! | `SESSION_TTL_SECS` | Redis expiry of a session, refreshed on every append (memory mode never expires) | `3600` |
+//!
+//! A variable set to the empty string counts as unset: `docker run -e MODE=` and compose files
+//! with blank values are common, and "empty means default" is the least surprising reading.
+//! Any other invalid value is a [`ConfigError`]; the binary prints it and exits with code 2,
+//! because a harness that starts a misconfigured replica should fail loudly at once rather than
+//! measure a service that silently runs in the wrong mode.
+
+use std::fmt;
+
+/// How sessions are stored; each mode has its own module under `store`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// All state in Redis, written atomically by Lua scripts: any replica can serve any session.
+    Redis,
+    /// State in a process-local map: the broken baseline the harness must catch.
+    Memory,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Redis => "redis",
+            Mode::Memory => "memory",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub mode: Mode,
+    /// Present (and syntactically valid) whenever `mode` needs Redis.
+    pub store_url: Option<String>,
+    pub port: u16,
+    pub instance_id: String,
+    pub ttl_secs: u64,
+}
+
+pub const DEFAULT_PORT: u16 = 8080;
+pub const DEFAULT_TTL_SECS: u64 = 3600;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Takes the variable lookup as a function so tests never have to mutate the real
+    /// process environment (which is shared by all test threads).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.is_empty());
+
+        let mode = match get("MODE").as_deref() {
+            None | Some("redis") => Mode::Redis,
+            Some("memory") => Mode::Memory,
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "MODE={other:?} is not supported; use \"redis\" (default) or \"memory\""
+                )))
+            }
+        };
+
+        let store_url = match mode {
+            Mode::Memory => None,
+            Mode::Redis => {
+                let url = get("SESSION_STORE").ok_or_else(|| {
+                    ConfigError(
+                        "SESSION_STORE is required in redis mode (e.g. SESSION_STORE=redis://store:6379)"
+                            .into(),
+                    )
+                })?;
+                // Client::open only parses; it does not connect, so a store that is still
+                // starting up does not stop the service from starting.
+                redis::Client::open(url.as_str()).map_err(|e| {
+                    ConfigError(format!(
+                        "SESSION_STORE={url:?} is not a usable redis URL: {e}"
+                    ))
+                })?;
+                Some(url)
+            }
+        };
+
+        let port = match get("PORT") {
+            None => DEFAULT_PORT,
+            Some(p) => p.parse::<u16>().map_err(|_| {
+                ConfigError(format!("PORT={p:?} is not a TCP port number (0-65535)"))
+            })?,
+        };
+
+        let instance_id = get("INSTANCE_ID")
+            .or_else(|| get("HOSTNAME"))
+            .unwrap_or_else(|| "unknown".to_owned());
+        if axum::http::HeaderValue::from_str(&instance_id).is_err() {
+            return Err(ConfigError(format!(
+                "instance id {instance_id:?} (INSTANCE_ID or HOSTNAME) cannot be sent as an HTTP header value"
+            )));
+        }
+
+        let ttl_secs = match get("SESSION_TTL_SECS") {
+            None => DEFAULT_TTL_SECS,
+            Some(t) => match t.parse::<u64>() {
+                // Redis EXPIRE takes a signed 64-bit value; 0 would delete sessions at once.
+                Ok(n) if n > 0 && n <= i64::MAX as u64 => n,
+                _ => {
+                    return Err(ConfigError(format!(
+                        "SESSION_TTL_SECS={t:?} must be a positive whole number of seconds"
+                    )))
+                }
+            },
+        };
+
+        Ok(Config {
+            mode,
+            store_url,
+            port,
+            instance_id,
+            ttl_secs,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn parse(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn bogus_mode_is_rejected() {
+        let err = parse(&[("MODE", "bogus"), ("SESSION_STORE", "redis://s:6379")]).unwrap_err();
+        assert!(err.to_string().contains("MODE=\"bogus\""), "{err}");
+    }
+
+    #[test]
+    fn defaults_to_redis_and_requires_store() {
+        let err = parse(&[]).unwrap_err();
+        assert!(err.to_string().contains("SESSION_STORE"), "{err}");
+
+        let cfg = parse(&[("SESSION_STORE", "redis://store:6379"), ("HOSTNAME", "h1")]).unwrap();
+        assert_eq!(cfg.mode, Mode::Redis);
+        assert_eq!(cfg.store_url.as_deref(), Some("redis://store:6379"));
+        assert_eq!(cfg.port, DEFAULT_PORT);
+        assert_eq!(cfg.instance_id, "h1");
+        assert_eq!(cfg.ttl_secs, DEFAULT_TTL_SECS);
+    }
+
+    #[test]
+    fn memory_mode_needs_no_store() {
+        let cfg = parse(&[
+            ("MODE", "memory"),
+            ("PORT", "9000"),
+            ("INSTANCE_ID", "app-2"),
+            ("HOSTNAME", "ignored"),
+            ("SESSION_TTL_SECS", "60"),
+        ])
+        .unwrap();
+        assert_eq!(cfg.mode, Mode::Memory);
+        assert_eq!(cfg.store_url, None);
+        assert_eq!(cfg.port, 9000);
+        assert_eq!(cfg.instance_id, "app-2");
+        assert_eq!(cfg.ttl_secs, 60);
+    }
+
+    #[test]
+    fn empty_values_mean_default() {
+        let cfg = parse(&[("MODE", ""), ("SESSION_STORE", "redis://s"), ("PORT", "")]).unwrap();
+        assert_eq!(cfg.mode, Mode::Redis);
+        assert_eq!(cfg.port, DEFAULT_PORT);
+        assert_eq!(cfg.instance_id, "unknown");
+    }
+
+    #[test]
+    fn invalid_values_are_rejected() {
+        let base = [("MODE", "memory")];
+        for bad in [
+            ("PORT", "http"),
+            ("PORT", "70000"),
+            ("SESSION_TTL_SECS", "0"),
+            ("SESSION_TTL_SECS", "-5"),
+            ("INSTANCE_ID", "bad\nid"),
+        ] {
+            let mut vars = base.to_vec();
+            vars.push(bad);
+            assert!(parse(&vars).is_err(), "{bad:?} accepted");
+        }
+        assert!(parse(&[("SESSION_STORE", "not a url")]).is_err());
+    }
+}

@@ -1,0 +1,206 @@
+//! `MODE=redis`: the correct, stateless mode. Every byte of session state lives in Redis, so
+//! any replica can serve any session and a replica can die at any instant without loss.
+//!
+//! # Key layout
+//!
+//! For a session `ID` (a canonical UUID), all keys share the hash tag `{ID}` so they land in
+//! one slot should the store ever be a Redis Cluster (Lua scripts need all their keys there):
+//!
+//! | key | type | content |
+//! |---|---|---|
+//! | `sess:{ID}` | hash | field `version`: number of applied ops. Its existence *is* the session's existence. |
+//! | `sess:{ID}:items` | list | the items, in append order (absent while empty) |
+//! | `sess:{ID}:ops` | set | op ids already applied (absent while empty) |
+//!
+//! All three carry the same TTL (`SESSION_TTL_SECS`), set at creation and refreshed by every
+//! append, so they expire together.
+//!
+//! # Failure behaviour
+//!
+//! Writes are single Lua scripts, which Redis runs atomically: a replica killed mid-request
+//! either got its script to Redis (fully applied) or did not (nothing applied), and the
+//! client's retry with the same op id is then applied at most once. Every call is bounded by a
+//! timeout so a dead or paused store yields a 503 quickly instead of piling up hung requests.
+//! The connection is opened lazily, so the service starts (and reports 503 on `/healthz`)
+//! while the store is still down, and recovers by itself when the store comes back.
+
+use std::future::Future;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, RedisResult, Script};
+use tokio::sync::OnceCell;
+
+use super::{Session, Store, StoreError};
+
+/// Upper bound for one store call, including (re)connecting.
+const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+/// `/healthz` must answer well within a typical probe interval.
+const PING_TIMEOUT: Duration = Duration::from_millis(500);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+const RESPONSE_TIMEOUT: Duration = Duration::from_millis(1500);
+
+/// KEYS: meta hash, items list, ops set. ARGV: op id, item, ttl seconds.
+/// Returns `{found, version, items}`; `found` is 0 for an unknown session.
+const APPEND_LUA: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return {0, 0, {}}
+end
+if redis.call('SADD', KEYS[3], ARGV[1]) == 1 then
+  redis.call('RPUSH', KEYS[2], ARGV[2])
+  redis.call('HINCRBY', KEYS[1], 'version', 1)
+end
+local ttl = tonumber(ARGV[3])
+redis.call('EXPIRE', KEYS[1], ttl)
+redis.call('EXPIRE', KEYS[2], ttl)
+redis.call('EXPIRE', KEYS[3], ttl)
+local version = tonumber(redis.call('HGET', KEYS[1], 'version'))
+return {1, version, redis.call('LRANGE', KEYS[2], 0, -1)}
+"#;
+
+/// KEYS: meta hash, items list. A script (rather than two reads) so version and items always
+/// come from the same instant, even while appends run concurrently.
+const READ_LUA: &str = r#"
+local version = redis.call('HGET', KEYS[1], 'version')
+if not version then
+  return {0, 0, {}}
+end
+return {1, tonumber(version), redis.call('LRANGE', KEYS[2], 0, -1)}
+"#;
+
+/// KEYS: meta hash. ARGV: ttl seconds.
+const CREATE_LUA: &str = r#"
+redis.call('HSET', KEYS[1], 'version', 0)
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
+return 1
+"#;
+
+fn meta_key(id: &str) -> String {
+    format!("sess:{{{id}}}")
+}
+
+fn items_key(id: &str) -> String {
+    format!("sess:{{{id}}}:items")
+}
+
+fn ops_key(id: &str) -> String {
+    format!("sess:{{{id}}}:ops")
+}
+
+pub struct RedisStore {
+    client: Client,
+    /// Filled on first successful connect; the manager then reconnects by itself after a
+    /// store restart. Lazy so that a store which is down at boot does not stop the service.
+    conn: OnceCell<ConnectionManager>,
+    ttl_secs: u64,
+    append: Script,
+    read: Script,
+    create: Script,
+}
+
+impl RedisStore {
+    /// Parses the URL but does not connect.
+    pub fn new(url: &str, ttl_secs: u64) -> RedisResult<Self> {
+        Ok(RedisStore {
+            client: Client::open(url)?,
+            conn: OnceCell::new(),
+            ttl_secs,
+            append: Script::new(APPEND_LUA),
+            read: Script::new(READ_LUA),
+            create: Script::new(CREATE_LUA),
+        })
+    }
+
+    async fn connection(&self) -> RedisResult<ConnectionManager> {
+        // The manager's default backoff (1 s, then 100 s capped at 60 s) would leave the service
+        // answering 503 for a minute after a store blip. With no retries, a failed reconnect
+        // just fails the current call, and the next call starts a fresh attempt, so recovery
+        // happens on the first request after the store is back.
+        let config = ConnectionManagerConfig::new()
+            .set_number_of_retries(0)
+            .set_connection_timeout(CONNECT_TIMEOUT)
+            .set_response_timeout(RESPONSE_TIMEOUT);
+        self.conn
+            .get_or_try_init(|| ConnectionManager::new_with_config(self.client.clone(), config))
+            .await
+            .cloned()
+    }
+
+    async fn bounded<T>(
+        &self,
+        limit: Duration,
+        call: impl Future<Output = RedisResult<T>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(limit, call).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(StoreError(format!("redis: {e}"))),
+            Err(_) => Err(StoreError(format!(
+                "redis: no answer within {} ms",
+                limit.as_millis()
+            ))),
+        }
+    }
+
+    fn to_session(id: &str, (found, version, items): (i64, u64, Vec<String>)) -> Option<Session> {
+        (found == 1).then(|| Session {
+            session: id.to_owned(),
+            version,
+            items,
+        })
+    }
+}
+
+impl Store for RedisStore {
+    async fn create(&self, id: &str) -> Result<Session, StoreError> {
+        self.bounded(CALL_TIMEOUT, async {
+            let mut conn = self.connection().await?;
+            self.create
+                .key(meta_key(id))
+                .arg(self.ttl_secs)
+                .invoke_async::<i64>(&mut conn)
+                .await
+        })
+        .await?;
+        Ok(Session::new(id))
+    }
+
+    async fn append(&self, id: &str, op: &str, item: &str) -> Result<Option<Session>, StoreError> {
+        let raw = self
+            .bounded(CALL_TIMEOUT, async {
+                let mut conn = self.connection().await?;
+                self.append
+                    .key(meta_key(id))
+                    .key(items_key(id))
+                    .key(ops_key(id))
+                    .arg(op)
+                    .arg(item)
+                    .arg(self.ttl_secs)
+                    .invoke_async(&mut conn)
+                    .await
+            })
+            .await?;
+        Ok(Self::to_session(id, raw))
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Session>, StoreError> {
+        let raw = self
+            .bounded(CALL_TIMEOUT, async {
+                let mut conn = self.connection().await?;
+                self.read
+                    .key(meta_key(id))
+                    .key(items_key(id))
+                    .invoke_async(&mut conn)
+                    .await
+            })
+            .await?;
+        Ok(Self::to_session(id, raw))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.bounded(PING_TIMEOUT, async {
+            let mut conn = self.connection().await?;
+            redis::cmd("PING").query_async::<()>(&mut conn).await
+        })
+        .await
+    }
+}

@@ -1,0 +1,339 @@
+//! Shared test helpers: the real server in-process on 127.0.0.1:0, a throwaway redis-server,
+//! and contract checks that every mode must pass while its replica stays alive.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::net::{SocketAddr, TcpListener as StdListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::{Response, StatusCode};
+use serde_json::{json, Value};
+use session_app::config::{Config, Mode};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// One running instance of the service; stopped gracefully by [`TestApp::stop`], or aborted
+/// when dropped (e.g. on a failed assertion).
+pub struct TestApp {
+    pub base: String,
+    pub instance: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestApp {
+    pub async fn start(mode: Mode, store_url: Option<String>, instance: &str) -> TestApp {
+        let config = Config {
+            mode,
+            store_url,
+            port: 0,
+            instance_id: instance.to_owned(),
+            ttl_secs: 60,
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            session_app::build_and_serve(&config, listener, async {
+                let _ = rx.await;
+            })
+            .await
+        });
+        TestApp {
+            base: format!("http://{addr}"),
+            instance: instance.to_owned(),
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub async fn memory(instance: &str) -> TestApp {
+        TestApp::start(Mode::Memory, None, instance).await
+    }
+
+    pub async fn redis(redis: &RedisServer, instance: &str) -> TestApp {
+        TestApp::start(Mode::Redis, Some(redis.url()), instance).await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Graceful stop; fails the test if the server does not drain within 5 s.
+    pub async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        let task = self.task.take().unwrap();
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("server did not shut down within 5 s")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// A private redis-server child process, killed when dropped (also during a panic).
+pub struct RedisServer {
+    pub port: u16,
+    child: Child,
+}
+
+impl RedisServer {
+    pub fn start() -> RedisServer {
+        Self::try_start_on(free_port()).expect("redis-server did not come up")
+    }
+
+    /// Starts on a given port (used to restart the store "in place").
+    pub fn try_start_on(port: u16) -> Result<RedisServer, String> {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run redis-server ({e}); install redis-server \
+                     (e.g. apt-get install -y redis-server) to run the redis-mode tests"
+                )
+            });
+        let mut server = RedisServer { port, child };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                return Err(format!("redis-server on port {port} exited: {status}"));
+            }
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(server);
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "redis-server on port {port} not reachable after 5 s"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port nobody listens on right now. Racy in theory, fine for a handful of local tests.
+pub fn free_port() -> u16 {
+    let l = StdListener::bind("127.0.0.1:0").unwrap();
+    let SocketAddr::V4(a) = l.local_addr().unwrap() else {
+        unreachable!()
+    };
+    a.port()
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+pub fn served_by(res: &Response) -> &str {
+    res.headers()
+        .get("x-served-by")
+        .expect("X-Served-By missing")
+        .to_str()
+        .unwrap()
+}
+
+/// `POST /session`; checks the contract's answer and returns (cookie header value, id).
+pub async fn create(c: &reqwest::Client, app: &TestApp) -> (String, String) {
+    let res = c.post(app.url("/session")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert_eq!(served_by(&res), app.instance);
+    let set_cookie = res
+        .headers()
+        .get("set-cookie")
+        .expect("Set-Cookie missing")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body: Value = res.json().await.unwrap();
+    let id = body["session"].as_str().expect("session id").to_owned();
+    assert_eq!(set_cookie, format!("sid={id}; Path=/; HttpOnly"));
+    assert_eq!(body, json!({"session": id, "version": 0, "items": []}));
+    (format!("sid={id}"), id)
+}
+
+pub async fn append(
+    c: &reqwest::Client,
+    app: &TestApp,
+    cookie: &str,
+    op: &str,
+    item: &str,
+) -> Response {
+    c.post(app.url("/session/items"))
+        .header("cookie", cookie)
+        .json(&json!({"op": op, "item": item}))
+        .send()
+        .await
+        .unwrap()
+}
+
+pub async fn get(c: &reqwest::Client, app: &TestApp, cookie: Option<&str>) -> Response {
+    let mut req = c.get(app.url("/session"));
+    if let Some(cookie) = cookie {
+        req = req.header("cookie", cookie);
+    }
+    req.send().await.unwrap()
+}
+
+/// Everything the contract promises while the replica is alive.
+pub async fn check_contract(app: &TestApp) {
+    let c = client();
+    let (cookie, id) = create(&c, app).await;
+
+    let res = append(&c, app, &cookie, "op-1", "apple").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(served_by(&res), app.instance);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"session": id, "version": 1, "items": ["apple"]})
+    );
+
+    // The same op again (a client retry) is answered with the current state, not re-applied.
+    let res = append(&c, app, &cookie, "op-1", "apple").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"session": id, "version": 1, "items": ["apple"]})
+    );
+
+    let res = append(&c, app, &cookie, "op-2", "pear").await;
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"session": id, "version": 2, "items": ["apple", "pear"]})
+    );
+
+    // Cookie among others, sent by hand; numeric op ids are accepted as their text.
+    let res = c
+        .post(app.url("/session/items"))
+        .header("cookie", format!("theme=dark; {cookie}; x=1"))
+        .body(r#"{"op": 3, "item": "fig"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.json::<Value>().await.unwrap()["version"], 3);
+
+    let res = get(&c, app, Some(&cookie)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(served_by(&res), app.instance);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"session": id, "version": 3, "items": ["apple", "pear", "fig"]})
+    );
+
+    // Unknown, missing and malformed session ids are all "unknown session".
+    let unknown = "sid=00000000-0000-4000-8000-000000000000";
+    for cookie in [Some(unknown), None, Some("sid=garbage")] {
+        let res = get(&c, app, cookie).await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "GET with {cookie:?}");
+        assert_eq!(served_by(&res), app.instance);
+    }
+    let res = append(&c, app, unknown, "op-1", "x").await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(served_by(&res), app.instance);
+    let res = c
+        .post(app.url("/session/items"))
+        .json(&json!({"op": "o", "item": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+
+    // Malformed bodies: 400 whatever the content type or the shape.
+    for body in [
+        "{not json",
+        r#"{"item": "no op"}"#,
+        r#"{"op": "o"}"#,
+        r#"{"op": "", "item": "x"}"#,
+        "",
+    ] {
+        let res = c
+            .post(app.url("/session/items"))
+            .header("cookie", &cookie)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "body {body:?}");
+        assert_eq!(served_by(&res), app.instance);
+        let err: Value = res.json().await.unwrap();
+        assert!(err["error"].is_string(), "{err}");
+    }
+    // None of that changed the session.
+    let body: Value = get(&c, app, Some(&cookie)).await.json().await.unwrap();
+    assert_eq!(body["version"], 3);
+
+    let res = c.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(served_by(&res), app.instance);
+
+    // Even axum's own answers are attributed.
+    let res = c.get(app.url("/nope")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(served_by(&res), app.instance);
+    let res = c.delete(app.url("/session")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(served_by(&res), app.instance);
+}
+
+/// Many concurrent copies of one op (a client retrying aggressively, or several replicas
+/// receiving the same retried request) must apply it exactly once.
+pub async fn check_concurrent_duplicates(app: &TestApp) {
+    let c = client();
+    let (cookie, _) = create(&c, app).await;
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let (c, url, cookie) = (c.clone(), app.url("/session/items"), cookie.clone());
+        tasks.push(tokio::spawn(async move {
+            let res = c
+                .post(url)
+                .header("cookie", cookie)
+                .json(&json!({"op": "same-op", "item": "once"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+            res.json::<Value>().await.unwrap()
+        }));
+    }
+    for t in tasks {
+        let body = t.await.unwrap();
+        assert_eq!(body["version"], 1, "{body}");
+        assert_eq!(body["items"], json!(["once"]));
+    }
+    let body: Value = get(&c, app, Some(&cookie)).await.json().await.unwrap();
+    assert_eq!(body["version"], 1);
+    assert_eq!(body["items"], json!(["once"]));
+}

@@ -1,0 +1,387 @@
+//! A thin wrapper around bollard: one method per Docker operation the harness uses,
+//! each failing with an error that names the operation and the object.
+//!
+//! Bollard's own errors say what the HTTP call returned; ours say which container we
+//! were killing. Outcomes that are normal during chaos (killing a container that is
+//! already gone, removing one that was removed) are results here, not errors.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bollard::errors::Error as BollardError;
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig,
+    PortBinding,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, InspectContainerOptions, KillContainerOptionsBuilder,
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+};
+use bollard::Docker;
+use futures_util::StreamExt;
+
+/// A failed Docker operation.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(
+        "cannot reach the Docker engine ({host}): {reason}\n\
+         Is it running and may this user use it? Check with `docker info`; \
+         set DOCKER_HOST if the engine listens elsewhere."
+    )]
+    Unreachable { host: String, reason: String },
+    #[error("Docker could not {action} {object}: {source}")]
+    Call {
+        action: &'static str,
+        object: String,
+        #[source]
+        source: BollardError,
+    },
+    #[error("{0}")]
+    State(String),
+}
+
+/// What a kill found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KillOutcome {
+    Killed,
+    /// The container had already stopped or been removed: an expected outcome in chaos.
+    AlreadyGone,
+}
+
+impl KillOutcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            KillOutcome::Killed => "killed",
+            KillOutcome::AlreadyGone => "already_gone",
+        }
+    }
+}
+
+/// A container to create.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub image: String,
+    pub cmd: Vec<String>,
+    pub env: Vec<String>,
+    pub labels: HashMap<String, String>,
+    pub network: String,
+    /// The name other containers reach it by on `network`.
+    pub alias: String,
+    /// A container port to publish on 127.0.0.1 at a free host port.
+    pub publish: Option<u16>,
+}
+
+/// Objects found (and, unless dry-run, removed) by a label selector.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Removed {
+    pub containers: Vec<String>,
+    pub networks: Vec<String>,
+}
+
+/// A connected, version-negotiated Docker client.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    docker: Docker,
+}
+
+/// How long connecting may take before we say the engine is unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+fn is_status(err: &BollardError, codes: &[u16]) -> bool {
+    matches!(err, BollardError::DockerResponseServerError { status_code, .. } if codes.contains(status_code))
+}
+
+impl Engine {
+    /// Connects to the engine named by DOCKER_HOST (or the local socket) and agrees on
+    /// an API version with it, since engines on different machines speak different ones.
+    pub async fn connect() -> Result<Engine, EngineError> {
+        let host =
+            std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+        let unreachable = |reason: String| EngineError::Unreachable {
+            host: host.clone(),
+            reason,
+        };
+        let docker = Docker::connect_with_defaults()
+            .map_err(|e| unreachable(e.to_string()))?
+            .with_timeout(Duration::from_secs(60));
+        let negotiated = tokio::time::timeout(CONNECT_TIMEOUT, async {
+            let docker = docker.negotiate_version().await?;
+            docker.ping().await?;
+            Ok::<_, BollardError>(docker)
+        })
+        .await
+        .map_err(|_| unreachable(format!("no answer within {CONNECT_TIMEOUT:?}")))?
+        .map_err(|e| unreachable(e.to_string()))?;
+        Ok(Engine { docker: negotiated })
+    }
+
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
+    pub async fn create_network(
+        &self,
+        name: &str,
+        labels: HashMap<String, String>,
+    ) -> Result<(), EngineError> {
+        let request = NetworkCreateRequest {
+            name: name.to_string(),
+            driver: Some("bridge".into()),
+            labels: Some(labels),
+            ..Default::default()
+        };
+        self.docker
+            .create_network(request)
+            .await
+            .map(drop)
+            .map_err(|source| EngineError::Call {
+                action: "create network",
+                object: name.to_string(),
+                source,
+            })
+    }
+
+    pub async fn create(&self, spec: &ContainerSpec) -> Result<(), EngineError> {
+        let port_key = |p: u16| format!("{p}/tcp");
+        let port_bindings = spec.publish.map(|p| {
+            HashMap::from([(
+                port_key(p),
+                Some(vec![PortBinding {
+                    host_ip: Some("127.0.0.1".into()),
+                    host_port: Some(String::new()),
+                }]),
+            )])
+        });
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            cmd: (!spec.cmd.is_empty()).then(|| spec.cmd.clone()),
+            env: Some(spec.env.clone()),
+            labels: Some(spec.labels.clone()),
+            exposed_ports: spec.publish.map(|p| vec![port_key(p)]),
+            host_config: Some(HostConfig {
+                network_mode: Some(spec.network.clone()),
+                port_bindings,
+                ..Default::default()
+            }),
+            networking_config: Some(NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(
+                    spec.network.clone(),
+                    EndpointSettings {
+                        aliases: Some(vec![spec.alias.clone()]),
+                        ..Default::default()
+                    },
+                )])),
+            }),
+            ..Default::default()
+        };
+        let options = CreateContainerOptionsBuilder::default()
+            .name(&spec.name)
+            .build();
+        self.docker
+            .create_container(Some(options), body)
+            .await
+            .map(drop)
+            .map_err(|source| EngineError::Call {
+                action: "create container",
+                object: spec.name.clone(),
+                source,
+            })
+    }
+
+    /// Puts a tar archive into a created container, before it starts.
+    pub async fn upload(&self, name: &str, dir: &str, tar: Vec<u8>) -> Result<(), EngineError> {
+        let options = UploadToContainerOptionsBuilder::default().path(dir).build();
+        self.docker
+            .upload_to_container(name, Some(options), bollard::body_full(tar.into()))
+            .await
+            .map_err(|source| EngineError::Call {
+                action: "upload files into",
+                object: name.to_string(),
+                source,
+            })
+    }
+
+    pub async fn start(&self, name: &str) -> Result<(), EngineError> {
+        self.docker
+            .start_container(name, None)
+            .await
+            .map_err(|source| EngineError::Call {
+                action: "start container",
+                object: name.to_string(),
+                source,
+            })
+    }
+
+    /// Sends SIGKILL.
+    pub async fn kill(&self, name: &str) -> Result<KillOutcome, EngineError> {
+        let options = KillContainerOptionsBuilder::default()
+            .signal("SIGKILL")
+            .build();
+        match self.docker.kill_container(name, Some(options)).await {
+            Ok(()) => Ok(KillOutcome::Killed),
+            Err(err) if is_status(&err, &[404, 409]) => Ok(KillOutcome::AlreadyGone),
+            Err(source) => Err(EngineError::Call {
+                action: "kill container",
+                object: name.to_string(),
+                source,
+            }),
+        }
+    }
+
+    /// Removes a container, running or not; one that is already gone is fine.
+    pub async fn remove(&self, name: &str) -> Result<(), EngineError> {
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        match self.docker.remove_container(name, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(err) if is_status(&err, &[404]) => Ok(()),
+            // 409: removal already in progress, which ends the same way.
+            Err(err) if is_status(&err, &[409]) => Ok(()),
+            Err(source) => Err(EngineError::Call {
+                action: "remove container",
+                object: name.to_string(),
+                source,
+            }),
+        }
+    }
+
+    async fn inspect(
+        &self,
+        name: &str,
+    ) -> Result<bollard::models::ContainerInspectResponse, EngineError> {
+        self.docker
+            .inspect_container(name, None::<InspectContainerOptions>)
+            .await
+            .map_err(|source| EngineError::Call {
+                action: "inspect container",
+                object: name.to_string(),
+                source,
+            })
+    }
+
+    /// Whether the container is running now.
+    pub async fn is_running(&self, name: &str) -> Result<bool, EngineError> {
+        let info = self.inspect(name).await?;
+        Ok(info.state.and_then(|s| s.running).unwrap_or(false))
+    }
+
+    /// The container's address on `network`.
+    pub async fn ip(&self, name: &str, network: &str) -> Result<String, EngineError> {
+        let info = self.inspect(name).await?;
+        info.network_settings
+            .and_then(|n| n.networks)
+            .and_then(|mut n| n.remove(network))
+            .and_then(|e| e.ip_address)
+            .filter(|ip| !ip.is_empty())
+            .ok_or_else(|| {
+                EngineError::State(format!(
+                    "container {name} has no address on network {network}"
+                ))
+            })
+    }
+
+    /// The host port Docker chose for a published container port.
+    pub async fn published_port(&self, name: &str, port: u16) -> Result<u16, EngineError> {
+        let info = self.inspect(name).await?;
+        info.network_settings
+            .and_then(|n| n.ports)
+            .and_then(|mut p| p.remove(&format!("{port}/tcp")))
+            .flatten()
+            .and_then(|bindings| bindings.into_iter().find_map(|b| b.host_port?.parse().ok()))
+            .ok_or_else(|| {
+                EngineError::State(format!(
+                    "container {name} has no published port for {port}/tcp"
+                ))
+            })
+    }
+
+    /// The last `lines` lines the container wrote, for error messages.
+    pub async fn logs_tail(&self, name: &str, lines: usize) -> String {
+        let options = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .tail(&lines.to_string())
+            .build();
+        let mut stream = self.docker.logs(name, Some(options));
+        let mut text = String::new();
+        while let Some(Ok(chunk)) = stream.next().await {
+            text.push_str(&chunk.to_string());
+        }
+        text
+    }
+
+    /// Removes every container and network whose labels match `label` (`key` or
+    /// `key=value`). Only labelled objects are ever touched.
+    pub async fn remove_labelled(
+        &self,
+        label: &str,
+        dry_run: bool,
+    ) -> Result<Removed, EngineError> {
+        let filters = HashMap::from([("label", vec![label])]);
+        let containers = self
+            .docker
+            .list_containers(Some(
+                ListContainersOptionsBuilder::default()
+                    .all(true)
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(|source| EngineError::Call {
+                action: "list containers labelled",
+                object: label.to_string(),
+                source,
+            })?;
+        let networks = self
+            .docker
+            .list_networks(Some(
+                ListNetworksOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(|source| EngineError::Call {
+                action: "list networks labelled",
+                object: label.to_string(),
+                source,
+            })?;
+        let mut removed = Removed::default();
+        for container in containers {
+            let Some(name) = container
+                .names
+                .and_then(|n| n.into_iter().next())
+                .map(|n| n.trim_start_matches('/').to_string())
+            else {
+                continue;
+            };
+            if !dry_run {
+                self.remove(&name).await?;
+            }
+            removed.containers.push(name);
+        }
+        for network in networks {
+            let Some(name) = network.name else { continue };
+            if !dry_run {
+                match self.docker.remove_network(&name).await {
+                    Ok(()) => {}
+                    Err(err) if is_status(&err, &[404]) => {}
+                    Err(source) => {
+                        return Err(EngineError::Call {
+                            action: "remove network",
+                            object: name,
+                            source,
+                        })
+                    }
+                }
+            }
+            removed.networks.push(name);
+        }
+        removed.containers.sort();
+        removed.networks.sort();
+        Ok(removed)
+    }
+}

@@ -1,0 +1,98 @@
+//! The balancer's configuration, rendered from the plan.
+//!
+//! Replicas are named by their network alias (`replica-0`, …), not by address: a
+//! replaced replica gets a new container and a new IP under the same alias, and
+//! HAProxy finds it again through Docker's embedded DNS (127.0.0.11). `init-addr none`
+//! lets HAProxy start before every alias resolves, and the short `hold` times make it
+//! notice a replacement within about a second.
+
+/// Where the rendered file goes inside the balancer container.
+pub const CONFIG_DIR: &str = "/usr/local/etc/haproxy";
+pub const CONFIG_FILE: &str = "haproxy.cfg";
+/// The port HAProxy listens on inside its container (published on 127.0.0.1).
+pub const LISTEN_PORT: u16 = 8080;
+
+/// What the configuration depends on.
+#[derive(Debug, Clone)]
+pub struct Config<'a> {
+    /// Network aliases of the replicas, in slot order.
+    pub replicas: &'a [String],
+    pub port: u16,
+    pub health_path: &'a str,
+}
+
+/// Renders `haproxy.cfg`.
+///
+/// Health checks run every 500 ms and take a replica out after two failures, so a
+/// killed replica stops getting traffic within about a second. `retries` with
+/// `option redispatch` and `retry-on conn-failure` sends a request whose connection
+/// failed to another replica: safe, since such a request never reached any server.
+pub fn render(config: &Config<'_>) -> String {
+    let mut servers = String::new();
+    for (i, alias) in config.replicas.iter().enumerate() {
+        servers.push_str(&format!("    server r{i} {alias}:{}\n", config.port));
+    }
+    format!(
+        "\
+global
+    maxconn 4000
+    hard-stop-after 5s
+
+resolvers docker
+    nameserver dns 127.0.0.11:53
+    resolve_retries 3
+    timeout resolve 200ms
+    timeout retry 200ms
+    hold valid 1s
+    hold other 1s
+    hold refused 1s
+    hold nx 1s
+    hold timeout 1s
+    hold obsolete 1s
+
+defaults
+    mode http
+    timeout connect 250ms
+    timeout client 30s
+    timeout server 10s
+    timeout http-request 10s
+    retries 3
+    option redispatch 1
+    retry-on conn-failure
+
+frontend sessions
+    bind :{listen}
+    default_backend replicas
+
+backend replicas
+    balance roundrobin
+    option httpchk GET {health}
+    http-check expect status 200
+    default-server check inter 500ms fastinter 250ms downinter 250ms fall 2 rise 1 resolvers docker init-addr none resolve-prefer ipv4
+{servers}",
+        listen = LISTEN_PORT,
+        health = config.health_path,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_replica_is_a_server_resolved_through_docker_dns() {
+        let replicas = vec!["replica-0".to_string(), "replica-1".to_string()];
+        let cfg = render(&Config {
+            replicas: &replicas,
+            port: 9000,
+            health_path: "/health",
+        });
+        assert!(cfg.contains("    server r0 replica-0:9000\n"));
+        assert!(cfg.contains("    server r1 replica-1:9000\n"));
+        assert!(cfg.contains("option httpchk GET /health\n"));
+        assert!(cfg.contains("nameserver dns 127.0.0.11:53"));
+        assert!(cfg.contains("resolvers docker init-addr none"));
+        assert!(cfg.contains("bind :8080\n"));
+        assert!(cfg.ends_with('\n'));
+    }
+}

@@ -1,0 +1,536 @@
+//! Container images built from binaries on the host, because no registry is reachable.
+//!
+//! sessionstorm knows three images ([`BuiltIn`]): the demo service (`session-app`, built by
+//! cargo in this workspace), Redis and HAProxy (both taken from the host's Debian packages).
+//! Each is a `FROM scratch` image holding the ELF binary, the shared libraries `ldd` says it
+//! links (at the paths `ldd` printed, symlinks resolved to plain files), its ELF interpreter,
+//! and a small skeleton (`/etc/passwd`, `/etc/group`, `/etc/nsswitch.conf`, `/tmp`, `/run`).
+//!
+//! Layout:
+//! - this file: the public API ([`build`], [`ensure`], [`list`]), the Docker calls and the
+//!   error type;
+//! - [`rootfs`]: finding binaries, parsing `ldd`, assembling the file tree, hashing it and
+//!   packing the build context. No Docker there, so it is unit-tested with fake files.
+//!
+//! Every image carries the label `sessionstorm.content-hash`: a sha256 over its files, entry
+//! point and a format version. Building first computes the hash from the host files (cheap:
+//! a few tens of MB read and hashed) and skips the Docker build when the local image already
+//! carries that hash. So a rebuilt `session-app` binary leads to a rebuilt image, and an
+//! unchanged one costs one `inspect`.
+//!
+//! Images are made with `POST /build` (the classic builder, which engine 20.10 runs without
+//! BuildKit) from a context holding a generated `Dockerfile` and `rootfs/`. We prefer it to
+//! `POST /images/create?fromSrc=-` (import) because the Dockerfile states label, environment
+//! and entry point in the one syntax everybody reads, the build stream reports failures as
+//! `errorDetail` messages we can surface, and `--change` on import cannot express everything a
+//! Dockerfile can on every engine version.
+
+mod rootfs;
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use bollard::errors::Error as DockerError;
+use bollard::models::ImageInspect;
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, ListImagesOptionsBuilder, RemoveImageOptionsBuilder,
+};
+use bollard::Docker;
+use futures_util::StreamExt;
+
+use rootfs::Recipe;
+
+/// Environment variable that points at the `session-app` binary to pack, instead of the one
+/// cargo built beside the running executable.
+pub const APP_BIN_ENV: &str = "SESSIONSTORM_APP_BIN";
+/// Label holding the image's name (`sessionstorm/redis`), so `list` can tell ours apart.
+pub const IMAGE_LABEL: &str = "sessionstorm.image";
+/// Label holding the content hash that decides whether a rebuild is needed.
+pub const CONTENT_HASH_LABEL: &str = "sessionstorm.content-hash";
+/// Where the harness uploads `haproxy.cfg` before starting the balancer; the directory exists
+/// (empty) in the `sessionstorm/haproxy` image.
+pub const HAPROXY_CONFIG_PATH: &str = "/usr/local/etc/haproxy/haproxy.cfg";
+
+/// One of the images the harness knows how to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BuiltIn {
+    SessionApp,
+    Redis,
+    Haproxy,
+}
+
+impl BuiltIn {
+    pub const ALL: [BuiltIn; 3] = [BuiltIn::SessionApp, BuiltIn::Redis, BuiltIn::Haproxy];
+
+    /// The full tag, e.g. `sessionstorm/session-app:latest`.
+    pub fn tag(self) -> &'static str {
+        match self {
+            BuiltIn::SessionApp => "sessionstorm/session-app:latest",
+            BuiltIn::Redis => "sessionstorm/redis:latest",
+            BuiltIn::Haproxy => "sessionstorm/haproxy:latest",
+        }
+    }
+
+    /// The repository name without tag, e.g. `sessionstorm/redis`.
+    pub fn name(self) -> &'static str {
+        let tag = self.tag();
+        &tag[..tag.len() - ":latest".len()]
+    }
+
+    /// Recognises our images by name, with or without `:latest` (and `docker.io/`).
+    pub fn from_tag(tag: &str) -> Option<BuiltIn> {
+        let tag = tag.strip_prefix("docker.io/").unwrap_or(tag);
+        let name = tag.strip_suffix(":latest").unwrap_or(tag);
+        BuiltIn::ALL.into_iter().find(|image| image.name() == name)
+    }
+}
+
+impl fmt::Display for BuiltIn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.tag())
+    }
+}
+
+/// What [`build`] did for one image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The image was (re)built.
+    Built,
+    /// The local image already carries the same content hash.
+    Skipped,
+}
+
+/// Result of [`build`] for one image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Built {
+    pub image: BuiltIn,
+    pub outcome: Outcome,
+    /// The `sessionstorm.content-hash` label the image now carries (hex sha256).
+    pub content_hash: String,
+    /// Total size of the files in the image (binary, libraries, skeleton), in bytes.
+    pub bytes: u64,
+}
+
+/// A `sessionstorm/*` image present locally, for `sessionstorm images list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// `repository:tag`, e.g. `sessionstorm/redis:latest`.
+    pub tag: String,
+    /// Docker's image id (`sha256:…`).
+    pub id: String,
+    /// The `sessionstorm.content-hash` label, if the image has one.
+    pub content_hash: Option<String>,
+    /// Size as Docker reports it, in bytes.
+    pub size: u64,
+    /// Creation time, in seconds since the Unix epoch.
+    pub created: i64,
+}
+
+/// Why an image could not be built or found. Every message names the image or binary and
+/// says how to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error(
+        "the demo service binary `session-app` was not found (looked for {}); build it with \
+         `cargo build --workspace` (or `cargo build -p session-app`), or set {APP_BIN_ENV} \
+         to its path",
+        list_paths(searched)
+    )]
+    AppBinaryNotFound { searched: Vec<PathBuf> },
+
+    #[error(
+        "{APP_BIN_ENV} is set to `{}`, which is not an executable file; point it at the \
+         `session-app` binary (build it with `cargo build -p session-app`), or unset it to use \
+         the one cargo builds beside sessionstorm",
+        path.display()
+    )]
+    AppBinaryFromEnv { path: PathBuf },
+
+    #[error(
+        "`{binary}` (needed for image `{image}`) was not found in PATH or the usual \
+         directories; install it with `apt-get install {package}`"
+    )]
+    HostBinaryNotFound {
+        image: BuiltIn,
+        binary: &'static str,
+        package: &'static str,
+    },
+
+    #[error(
+        "`{}` (for image `{image}`) is not an ELF executable; only native Linux binaries can be \
+         packed into an image, so point at the compiled program, not a script or wrapper",
+        binary.display()
+    )]
+    NotElf { image: BuiltIn, binary: PathBuf },
+
+    #[error(
+        "could not run `ldd` to find the shared libraries of `{}`; install it with \
+         `apt-get install libc-bin`",
+        binary.display()
+    )]
+    LddUnavailable {
+        binary: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error(
+        "`{}` needs shared libraries this machine does not have: {}; install the packages that \
+         provide them (find them with `apt-file search NAME`), then retry",
+        binary.display(),
+        libraries.join(", ")
+    )]
+    MissingLibraries {
+        binary: PathBuf,
+        libraries: Vec<String>,
+    },
+
+    #[error(
+        "could not understand what `ldd {}` printed, so its shared libraries are unknown; check \
+         that the file is an executable for this machine (try running it). ldd said:\n{output}",
+        binary.display()
+    )]
+    LddOutput { binary: PathBuf, output: String },
+
+    #[error(
+        "could not read `{}` to put it into image `{image}`; check that it exists and is readable",
+        path.display()
+    )]
+    Read {
+        image: BuiltIn,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("could not pack the build context of image `{image}`; check free memory and retry")]
+    Pack {
+        image: BuiltIn,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error(
+        "Docker could not {op} image `{image}`; check that the engine is running and reachable \
+         (`docker info`)"
+    )]
+    Docker {
+        op: &'static str,
+        image: String,
+        #[source]
+        source: DockerError,
+    },
+
+    #[error(
+        "docker build of `{image}` failed: {message}; retry with `sessionstorm images build \
+         --force`, and check the engine's free disk space with `docker system df`{}",
+        if log.is_empty() { String::new() } else { format!("\nbuild output:\n{log}") }
+    )]
+    BuildFailed {
+        image: BuiltIn,
+        message: String,
+        log: String,
+    },
+
+    #[error(
+        "image `{image}` is not available locally and cannot be pulled (this machine has no \
+         container registry); check the name with `docker images`, load it from a file with \
+         `docker load -i FILE.tar`, or use an image sessionstorm builds itself ({})",
+        BuiltIn::ALL.map(BuiltIn::name).join(", ")
+    )]
+    Missing { image: String },
+}
+
+fn list_paths(paths: &[PathBuf]) -> String {
+    if paths.is_empty() {
+        return "nowhere: the running executable's path is unknown".to_string();
+    }
+    paths
+        .iter()
+        .map(|path| format!("`{}`", path.display()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Builds (or skips) the given images, in order; a repeated image is handled once.
+/// `force` rebuilds even when the content hash is unchanged (and bypasses the build cache).
+pub async fn build(
+    docker: &Docker,
+    images: &[BuiltIn],
+    force: bool,
+) -> Result<Vec<Built>, ImageError> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for &image in images {
+        if seen.insert(image) {
+            out.push(build_one(docker, image, force).await?);
+        }
+    }
+    Ok(out)
+}
+
+/// Makes sure `tag` exists locally: builds it when it is one of ours and missing or stale;
+/// for any other image, succeeds if present locally, else [`ImageError::Missing`] naming the
+/// image and saying it cannot be pulled (no registry).
+///
+/// If one of our images exists but the binary it is made from cannot be found on this host,
+/// the existing image is used as it is (with a warning): staleness cannot be judged then.
+pub async fn ensure(docker: &Docker, tag: &str) -> Result<(), ImageError> {
+    if let Some(image) = BuiltIn::from_tag(tag) {
+        return match build_one(docker, image, false).await {
+            Ok(_) => Ok(()),
+            // Without its source binary we cannot tell whether a local image is stale, but
+            // one that is there (loaded with `docker load`, say) is better than failing.
+            Err(
+                err
+                @ (ImageError::AppBinaryNotFound { .. } | ImageError::HostBinaryNotFound { .. }),
+            ) => match inspect(docker, image.tag()).await? {
+                Some(_) => {
+                    tracing::warn!(%image, "using the local image as it is: {err}");
+                    Ok(())
+                }
+                None => Err(err),
+            },
+            Err(err) => Err(err),
+        };
+    }
+    match inspect(docker, tag).await? {
+        Some(_) => Ok(()),
+        None => Err(ImageError::Missing {
+            image: tag.to_string(),
+        }),
+    }
+}
+
+/// Lists the `sessionstorm/*` images present locally, one entry per tag, sorted by tag.
+pub async fn list(docker: &Docker) -> Result<Vec<ImageInfo>, ImageError> {
+    let filters = HashMap::from([("reference", vec!["sessionstorm/*"])]);
+    let options = ListImagesOptionsBuilder::default()
+        .filters(&filters)
+        .build();
+    let summaries =
+        docker
+            .list_images(Some(options))
+            .await
+            .map_err(|source| ImageError::Docker {
+                op: "list",
+                image: "sessionstorm/*".to_string(),
+                source,
+            })?;
+    let mut out: Vec<ImageInfo> = summaries
+        .into_iter()
+        .flat_map(|summary| {
+            let tags: Vec<String> = summary
+                .repo_tags
+                .iter()
+                .filter(|tag| tag.starts_with("sessionstorm/"))
+                .cloned()
+                .collect();
+            tags.into_iter().map(move |tag| ImageInfo {
+                tag,
+                id: summary.id.clone(),
+                content_hash: summary.labels.get(CONTENT_HASH_LABEL).cloned(),
+                size: u64::try_from(summary.size).unwrap_or(0),
+                created: summary.created,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.tag.cmp(&b.tag));
+    Ok(out)
+}
+
+async fn build_one(docker: &Docker, image: BuiltIn, force: bool) -> Result<Built, ImageError> {
+    let started = Instant::now();
+    let recipe = blocking(move || Recipe::for_image(image)).await?;
+    let content_hash = recipe.content_hash();
+    let bytes = recipe.rootfs.file_bytes();
+    let existing = inspect(docker, image.tag()).await?;
+    let built = |outcome| Built {
+        image,
+        outcome,
+        content_hash: content_hash.clone(),
+        bytes,
+    };
+    if !force && existing.as_ref().and_then(hash_label) == Some(content_hash.as_str()) {
+        tracing::info!(%image, elapsed = ?started.elapsed(), "image up to date, build skipped");
+        return Ok(built(Outcome::Skipped));
+    }
+
+    let hash = content_hash.clone();
+    let context = blocking(move || recipe.context_tar(&hash))
+        .await
+        .map_err(|source| ImageError::Pack { image, source })?;
+    tracing::info!(%image, context_bytes = context.len(), force, "building image");
+    run_build(docker, image, context, force).await?;
+
+    let new = inspect(docker, image.tag()).await?;
+    if new.as_ref().and_then(hash_label) != Some(content_hash.as_str()) {
+        return Err(ImageError::BuildFailed {
+            image,
+            message: "the build finished but the tagged image does not carry the new content \
+                      hash"
+                .to_string(),
+            log: String::new(),
+        });
+    }
+    let old_id = existing.and_then(|old| old.id);
+    let new_id = new.and_then(|new| new.id);
+    if let Some(old_id) = old_id.filter(|old| Some(old) != new_id.as_ref()) {
+        remove_stale(docker, image, &old_id).await;
+    }
+    tracing::info!(%image, elapsed = ?started.elapsed(), "image built");
+    Ok(built(Outcome::Built))
+}
+
+/// Sends the context to `POST /build` and drains the progress stream. bollard turns an
+/// `errorDetail` in the stream into `DockerStreamError`; that becomes [`ImageError::BuildFailed`]
+/// with the last lines of build output for context.
+async fn run_build(
+    docker: &Docker,
+    image: BuiltIn,
+    context: Vec<u8>,
+    force: bool,
+) -> Result<(), ImageError> {
+    const KEEP_LINES: usize = 20;
+    let options = BuildImageOptionsBuilder::default()
+        .dockerfile("Dockerfile")
+        .t(image.tag())
+        .rm(true)
+        .forcerm(true)
+        .nocache(force)
+        .build();
+    let mut stream = docker.build_image(options, None, Some(bollard::body_full(context.into())));
+    let mut log: Vec<String> = Vec::new();
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(info) => {
+                if let Some(line) = info.stream.as_deref().map(str::trim_end) {
+                    if !line.is_empty() {
+                        tracing::debug!(%image, "{line}");
+                        if log.len() == KEEP_LINES {
+                            log.remove(0);
+                        }
+                        log.push(line.to_string());
+                    }
+                }
+            }
+            Err(DockerError::DockerStreamError { error }) => {
+                return Err(ImageError::BuildFailed {
+                    image,
+                    message: error,
+                    log: log.join("\n"),
+                })
+            }
+            Err(source) => {
+                return Err(ImageError::Docker {
+                    op: "build",
+                    image: image.tag().to_string(),
+                    source,
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes the image a rebuild replaced, so rebuilds don't pile up `<none>` images. Best
+/// effort: it may still be used by a container, which is fine.
+async fn remove_stale(docker: &Docker, image: BuiltIn, old_id: &str) {
+    let options = RemoveImageOptionsBuilder::default()
+        .force(false)
+        .noprune(false)
+        .build();
+    match docker.remove_image(old_id, Some(options), None).await {
+        Ok(_) => tracing::debug!(%image, old_id, "removed the replaced image"),
+        Err(err) => tracing::debug!(%image, old_id, %err, "kept the replaced image"),
+    }
+}
+
+/// `inspect_image`, with "no such image" as `None`.
+async fn inspect(docker: &Docker, tag: &str) -> Result<Option<ImageInspect>, ImageError> {
+    match docker.inspect_image(tag).await {
+        Ok(found) => Ok(Some(found)),
+        Err(DockerError::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(None),
+        Err(source) => Err(ImageError::Docker {
+            op: "inspect",
+            image: tag.to_string(),
+            source,
+        }),
+    }
+}
+
+fn hash_label(image: &ImageInspect) -> Option<&str> {
+    image
+        .config
+        .as_ref()?
+        .labels
+        .as_ref()?
+        .get(CONTENT_HASH_LABEL)
+        .map(String::as_str)
+}
+
+/// Runs file reading, `ldd` and hashing off the async threads.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(value) => value,
+        Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+        Err(err) => panic!("image preparation was cancelled: {err}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_round_trip_with_and_without_latest() {
+        for image in BuiltIn::ALL {
+            assert_eq!(BuiltIn::from_tag(image.tag()), Some(image));
+            assert_eq!(BuiltIn::from_tag(image.name()), Some(image));
+            assert!(image.tag().ends_with(":latest"));
+            assert_eq!(image.to_string(), image.tag());
+        }
+        assert_eq!(BuiltIn::SessionApp.tag(), "sessionstorm/session-app:latest");
+        assert_eq!(BuiltIn::Redis.name(), "sessionstorm/redis");
+        assert_eq!(
+            BuiltIn::from_tag("docker.io/sessionstorm/haproxy"),
+            Some(BuiltIn::Haproxy)
+        );
+        assert_eq!(BuiltIn::from_tag("sessionstorm/redis:7"), None);
+        assert_eq!(BuiltIn::from_tag("redis:latest"), None);
+        assert_eq!(BuiltIn::from_tag("sessionstorm/redis-extra"), None);
+    }
+
+    #[test]
+    fn missing_image_says_it_cannot_be_pulled_and_what_to_do() {
+        let message = ImageError::Missing {
+            image: "redis:7-alpine".to_string(),
+        }
+        .to_string();
+        assert!(message.contains("`redis:7-alpine`"), "{message}");
+        assert!(message.contains("cannot be pulled"), "{message}");
+        assert!(message.contains("docker load"), "{message}");
+        assert!(message.contains("docker images"), "{message}");
+        assert!(message.contains("sessionstorm/redis"), "{message}");
+    }
+
+    #[test]
+    fn build_failure_includes_the_build_output() {
+        let message = ImageError::BuildFailed {
+            image: BuiltIn::Redis,
+            message: "no space left on device".to_string(),
+            log: "Step 1/4 : FROM scratch".to_string(),
+        }
+        .to_string();
+        assert!(message.contains("sessionstorm/redis:latest"), "{message}");
+        assert!(message.contains("no space left on device"), "{message}");
+        assert!(
+            message.ends_with("build output:\nStep 1/4 : FROM scratch"),
+            "{message}"
+        );
+    }
+}

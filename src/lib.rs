@@ -1,0 +1,149 @@
+//! sessionstorm: a chaos and load-testing harness for stateless clusters.
+//!
+//! It answers one question with evidence: can any replica die at any moment without a
+//! single user losing their session? The layout follows a run's life:
+//!
+//! - [`cli`] reads the command line; [`scenario`] reads a scenario file;
+//!   [`plan`] validates both into a [`plan::Plan`], the only input the engine sees.
+//! - [`images`] builds container images from host binaries (there is no registry).
+//! - [`cluster`] starts replicas, a session store and a balancer as Docker containers.
+//! - [`load`] drives session traffic; [`session`] checks every answer against what
+//!   was acknowledged; [`metrics`] records latency and outcomes.
+//! - [`chaos`] draws a seeded fault timeline and applies it.
+//! - [`gate`] turns the evidence into a verdict and an exit code; [`report`] writes it.
+//! - [`run`] strings these together for `sessionstorm run`.
+
+/// Prints a line on stdout, ignoring a closed or full stdout: the report on disk and
+/// the exit code matter more than the terminal, and a panic on a broken pipe (say,
+/// `sessionstorm run … | head`) would skip the teardown.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+pub mod chaos;
+pub mod cli;
+pub mod cluster;
+pub mod error;
+pub mod gate;
+pub mod images;
+pub mod load;
+pub mod metrics;
+pub mod plan;
+pub mod report;
+pub mod run;
+pub mod scenario;
+pub mod session;
+
+use tokio_util::sync::CancellationToken;
+
+use cli::{Cli, Command, ImagesCommand, RunArgs};
+use cluster::engine::Engine;
+use error::{Error, ExitCode, Result};
+use plan::Overrides;
+use scenario::Source;
+
+/// The two ways a user stops a run, fed by signals in `main` and by tests directly.
+#[derive(Debug, Clone, Default)]
+pub struct Shutdown {
+    /// First interrupt: stop load and chaos, then check, tear down and report.
+    pub graceful: CancellationToken,
+    /// Second interrupt: tear down now and exit.
+    pub abort: CancellationToken,
+}
+
+/// Runs one command and says which exit code it ends with.
+pub async fn run(cli: Cli, shutdown: Shutdown) -> Result<ExitCode> {
+    match cli.command {
+        Command::Run(args) => run_scenario(args, &shutdown).await,
+        Command::Validate { scenario } => {
+            let plan = load_plan(&scenario, &Overrides::default())?;
+            say!(
+                "{}: valid scenario {:?} ({} replicas, {} users, {} chaos entries)",
+                scenario.display(),
+                plan.name,
+                plan.service.replicas,
+                plan.load.users,
+                plan.chaos.len()
+            );
+            Ok(ExitCode::Passed)
+        }
+        Command::Images(ImagesCommand::Build { force }) => {
+            let engine = Engine::connect().await.map_err(Error::infra)?;
+            for built in images::build(engine.docker(), &images::BuiltIn::ALL, force).await? {
+                say!(
+                    "{:<36} {:?} ({:.1} MB, content {})",
+                    built.image.tag(),
+                    built.outcome,
+                    built.bytes as f64 / 1e6,
+                    &built.content_hash[..12.min(built.content_hash.len())]
+                );
+            }
+            Ok(ExitCode::Passed)
+        }
+        Command::Images(ImagesCommand::List) => {
+            let engine = Engine::connect().await.map_err(Error::infra)?;
+            for image in images::list(engine.docker()).await? {
+                let created = chrono::DateTime::from_timestamp(image.created, 0).map_or_else(
+                    || "?".to_string(),
+                    |t| t.format("%Y-%m-%d %H:%M").to_string(),
+                );
+                let hash = image.content_hash.as_deref().unwrap_or("-");
+                say!(
+                    "{:<36} {:>7.1} MB  {created}  content {}",
+                    image.tag,
+                    image.size as f64 / 1e6,
+                    &hash[..12.min(hash.len())]
+                );
+            }
+            Ok(ExitCode::Passed)
+        }
+        Command::Cleanup { run, dry_run } => {
+            let engine = Engine::connect().await.map_err(Error::infra)?;
+            let label = match &run {
+                Some(id) => format!("{}={id}", cluster::RUN_LABEL),
+                None => cluster::RUN_LABEL.to_string(),
+            };
+            let removed = engine
+                .remove_labelled(&label, dry_run)
+                .await
+                .map_err(Error::infra)?;
+            let verb = if dry_run { "would remove" } else { "removed" };
+            for name in removed.containers.iter().chain(&removed.networks) {
+                say!("{verb} {name}");
+            }
+            say!(
+                "{verb} {} containers and {} networks labelled {label}",
+                removed.containers.len(),
+                removed.networks.len()
+            );
+            Ok(ExitCode::Passed)
+        }
+    }
+}
+
+async fn run_scenario(args: RunArgs, shutdown: &Shutdown) -> Result<ExitCode> {
+    let overrides = Overrides {
+        seed: args.seed,
+        duration: args.duration,
+    };
+    let plan = load_plan(&args.scenario, &overrides)?;
+    run::execute(&plan, &args.out, args.run_id, shutdown).await
+}
+
+/// Reads and validates a scenario; all its problems become one invalid-input error.
+fn load_plan(path: &std::path::Path, overrides: &Overrides) -> Result<plan::Plan> {
+    let source = Source::read(path).map_err(|p| Error::Invalid(p.to_string()))?;
+    plan::build(&source, overrides).map_err(|problems| {
+        let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        Error::Invalid(format!(
+            "{} problem{} in the scenario:\n{}",
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" },
+            lines.join("\n")
+        ))
+    })
+}

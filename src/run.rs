@@ -1,0 +1,277 @@
+//! One run, start to end: images → cluster → load and chaos → heal → sweep →
+//! teardown → report → exit code.
+//!
+//! Teardown happens on every path once anything was created: success, failed
+//! verdict, infrastructure error, Ctrl-C. The first interrupt stops load and chaos
+//! and still checks and reports what was done; the second one skips straight to
+//! teardown.
+
+use std::panic::AssertUnwindSafe;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use tokio::time::Instant;
+
+use crate::chaos::{self, FaultRecord};
+use crate::cluster::docker::DockerCluster;
+use crate::cluster::engine::Engine;
+use crate::error::{Error, ExitCode, Result};
+use crate::gate::{self, Evidence};
+use crate::images::{self, BuiltIn};
+use crate::load::Driver;
+use crate::metrics::Live;
+use crate::plan::Plan;
+use crate::report::{self, AnomalySummary, ClusterSummary, FaultSummary, SessionCounts, Summary};
+use crate::Shutdown;
+
+/// How often the progress line is printed.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// Runs `plan`, writing the report into the folder `out/<run id>`.
+pub async fn execute(
+    plan: &Plan,
+    out: &Path,
+    run_id: Option<String>,
+    shutdown: &Shutdown,
+) -> Result<ExitCode> {
+    let started_at = chrono::Utc::now();
+    let run_id = run_id.unwrap_or_else(|| {
+        format!(
+            "{}-{}-{:04x}",
+            plan.name,
+            started_at.format("%Y%m%d-%H%M%S"),
+            rand::random::<u16>()
+        )
+    });
+    // Made first, so an unwritable --out fails before any container exists.
+    let dir = out.join(&run_id);
+    std::fs::create_dir_all(out)
+        .and_then(|()| std::fs::create_dir(&dir))
+        .map_err(|e| {
+            let fix = if e.kind() == std::io::ErrorKind::AlreadyExists {
+                "a run of that id exists; choose another --run-id"
+            } else {
+                "choose another folder with --out"
+            };
+            Error::Invalid(format!(
+                "cannot create the report folder {}: {e}; {fix}",
+                dir.display()
+            ))
+        })?;
+    say!(
+        "sessionstorm {} · scenario {} · seed {} · run {run_id}",
+        env!("CARGO_PKG_VERSION"),
+        plan.name,
+        plan.seed
+    );
+
+    let engine = Engine::connect().await.map_err(Error::infra)?;
+    for tag in [
+        &plan.service.image,
+        &plan.store.image,
+        &BuiltIn::Haproxy.tag().to_string(),
+    ] {
+        images::ensure(engine.docker(), tag).await?;
+    }
+    if shutdown.graceful.is_cancelled() {
+        return Err(Error::Interrupted);
+    }
+
+    let cluster = DockerCluster::new(engine, &run_id, plan, shutdown.graceful.clone());
+    // A panic must not skip the teardown: catch it, tear down, then let it go on.
+    let outcome = tokio::select! {
+        outcome = AssertUnwindSafe(drive(&cluster, plan, shutdown)).catch_unwind() => outcome,
+        () = shutdown.abort.cancelled() => Ok(Err(Error::Interrupted)),
+    };
+    match cluster.teardown().await {
+        Ok(removed) => say!(
+            "teardown: removed {} containers and {} network",
+            removed.containers.len(),
+            removed.networks.len()
+        ),
+        Err(err) => eprintln!(
+            "warning: teardown failed ({err}); remove leftovers with `sessionstorm cleanup --run {run_id}`"
+        ),
+    }
+    let mut summary = outcome.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+    summary.run_id = run_id;
+    summary.started_at = started_at.to_rfc3339();
+    let path = summary.write_json(&dir).map_err(|e| {
+        Error::infra(anyhow::anyhow!(
+            "cannot write the report in {}: {e}",
+            dir.display()
+        ))
+    })?;
+    say!("{}", summary.render_text().trim_end());
+    say!("report {}", path.display());
+    Ok(match summary.verdict.exit_code {
+        0 => ExitCode::Passed,
+        130 => ExitCode::Interrupted,
+        _ => ExitCode::VerdictFailed,
+    })
+}
+
+/// Everything between an empty engine and a verdict.
+async fn drive(cluster: &DockerCluster, plan: &Plan, shutdown: &Shutdown) -> Result<Summary> {
+    let started = match cluster.start().await {
+        Ok(started) => started,
+        Err(_) if shutdown.graceful.is_cancelled() => return Err(Error::Interrupted),
+        Err(err) => {
+            return Err(Error::infra(
+                anyhow::Error::new(err).context("the cluster did not come up"),
+            ))
+        }
+    };
+    say!(
+        "cluster ready in {:.1}s: {} replicas of {}, store {}, balancer {}",
+        started.ready_after.as_secs_f64(),
+        plan.service.replicas,
+        plan.service.image,
+        plan.store.image,
+        started.url
+    );
+    let timeline = chaos::schedule(plan);
+    say!(
+        "load: {} users for {}; chaos: {} faults planned",
+        plan.load.users,
+        humantime::format_duration(plan.duration),
+        timeline.len()
+    );
+
+    let live = Arc::new(Live::default());
+    let start = Instant::now();
+    let driver = Arc::new(Driver::new(
+        &started.url,
+        &plan.load,
+        start,
+        Arc::clone(&live),
+    ));
+    let stop = shutdown.graceful.child_token();
+    let progress = tokio::spawn(progress(
+        Arc::clone(&live),
+        start,
+        plan.duration,
+        stop.clone(),
+    ));
+    let on_fault = |record: &FaultRecord| {
+        Live::add(&live.faults, 1);
+        print_fault(record);
+    };
+    let timer = async {
+        tokio::time::sleep(plan.duration).await;
+        stop.cancel();
+    };
+    let ((findings, mut sessions), faults, ()) = tokio::join!(
+        driver.run_closed(&stop),
+        chaos::run(cluster, &timeline, start, &stop, &on_fault),
+        async {
+            tokio::select! {
+                () = timer => {}
+                () = stop.cancelled() => {}
+            }
+        },
+    );
+    let load_elapsed = start.elapsed();
+    let _ = progress.await;
+    let interrupted = shutdown.graceful.is_cancelled();
+    if interrupted {
+        say!("interrupted: load and chaos stopped; checking what was done (Ctrl-C again to skip)");
+    }
+
+    let healed = match cluster.wait_healthy(plan.service.ready_timeout).await {
+        Ok(took) => Some(took),
+        Err(err) => {
+            eprintln!("warning: the cluster did not heal after chaos: {err}");
+            None
+        }
+    };
+    say!("final sweep of {} sessions", sessions.len());
+    let swept = driver.sweep(&mut sessions).await;
+
+    let mut metrics = findings.metrics;
+    metrics.merge(&swept.findings.metrics);
+    let mut anomalies = findings.anomalies;
+    anomalies.extend(swept.findings.anomalies);
+    let verdict = gate::judge(Evidence {
+        anomalies: anomalies.len() as u64,
+        unverified: swept.unverified,
+        interrupted,
+    });
+    Ok(Summary {
+        schema_version: report::SCHEMA_VERSION,
+        run_id: String::new(),
+        scenario: plan.name.clone(),
+        description: plan.description.clone(),
+        seed: plan.seed,
+        started_at: String::new(),
+        duration_s: plan.duration.as_secs_f64(),
+        load_elapsed_s: (load_elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+        verdict,
+        cluster: ClusterSummary {
+            replicas: plan.service.replicas,
+            url: started.url,
+            ready_ms: started.ready_after.as_millis() as u64,
+            healed_ms: healed.map(|d| d.as_millis() as u64),
+        },
+        sessions: SessionCounts {
+            created: sessions.len() as u64,
+            checked: swept.checked,
+            unverified: swept.unverified,
+        },
+        operations: report::operations(&metrics),
+        served_by: metrics.served_by,
+        anomalies: AnomalySummary::of(anomalies),
+        faults: FaultSummary::of(faults),
+    })
+}
+
+fn print_fault(record: &FaultRecord) {
+    let after = match (&record.replacement, record.ready_after_ms) {
+        (Some(new), Some(ms)) => format!(" → {new} ready in {:.1}s", ms as f64 / 1000.0),
+        _ => String::new(),
+    };
+    let error = record
+        .error
+        .as_deref()
+        .map(|e| format!(" (error: {e})"))
+        .unwrap_or_default();
+    say!(
+        "[{:>5.1}s] {} {}: {}{after}{error}",
+        record.injected_ms as f64 / 1000.0,
+        record.fault,
+        record.target,
+        record.outcome
+    );
+}
+
+/// Prints one plain line per interval until `stop`.
+async fn progress(
+    live: Arc<Live>,
+    start: Instant,
+    total: Duration,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut last_ops = 0;
+    let mut ticks = tokio::time::interval_at(start + PROGRESS_EVERY, PROGRESS_EVERY);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = stop.cancelled() => return,
+        }
+        let ops = Live::get(&live.ops);
+        say!(
+            "[{:>5.1}s/{}] {} requests ({:.0}/s) · {} errors · {} anomalies · {} sessions · {} faults",
+            start.elapsed().as_secs_f64(),
+            humantime::format_duration(total),
+            ops,
+            (ops - last_ops) as f64 / PROGRESS_EVERY.as_secs_f64(),
+            Live::get(&live.errors),
+            Live::get(&live.anomalies),
+            Live::get(&live.sessions),
+            Live::get(&live.faults),
+        );
+        last_ops = ops;
+    }
+}

@@ -1,0 +1,194 @@
+//! The scenario file as the user wrote it: a TOML model, and where each value sits.
+//!
+//! This module only reads. Turning what was read into something the engine can run
+//! (defaults, ranges, units) is [`crate::plan`]'s job, so the engine never sees raw
+//! TOML. Fields that validation may reject are kept [`Spanned`] so an error can name
+//! the line and column of the offending value, not just the key.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A scenario file, read but not yet validated.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: Spanned<String>,
+    pub description: Option<String>,
+    pub seed: Option<Spanned<i64>>,
+    pub duration: Spanned<String>,
+    pub service: Service,
+    #[serde(default)]
+    pub store: Store,
+    #[serde(default)]
+    pub balancer: Balancer,
+    pub load: Load,
+    #[serde(default)]
+    pub chaos: Vec<Chaos>,
+}
+
+/// `[service]`: the replicas under test.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    pub image: Option<Spanned<String>>,
+    pub replicas: Spanned<i64>,
+    pub port: Option<Spanned<i64>>,
+    pub health_path: Option<Spanned<String>>,
+    pub ready_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+/// `[store]`: the session store beside the replicas.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Store {
+    pub image: Option<Spanned<String>>,
+}
+
+/// `[balancer]`: what spreads the load over the replicas.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Balancer {
+    pub kind: Option<Spanned<String>>,
+}
+
+/// `[load]`: the session traffic.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Load {
+    pub model: Option<Spanned<String>>,
+    pub users: Spanned<i64>,
+    pub appends_per_session: Spanned<i64>,
+    pub request_timeout: Option<Spanned<String>>,
+    pub retries: Option<Spanned<i64>>,
+}
+
+/// One `[[chaos]]` entry: a fault, whom it hits, and when.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Chaos {
+    pub fault: Spanned<String>,
+    pub target: Option<Spanned<String>>,
+    pub every: Spanned<String>,
+    pub start_after: Option<Spanned<String>>,
+}
+
+/// The text of a scenario and where it came from, kept for error positions and for the
+/// report (which shows the scenario as run).
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+/// A problem found in a scenario, with its place in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.path.display(),
+            self.line,
+            self.column,
+            self.message
+        )
+    }
+}
+
+impl Source {
+    /// Reads a scenario file. A file that cannot be read or is not UTF-8 text is a
+    /// problem at line 1, column 1, so every input error has the same shape.
+    pub fn read(path: &Path) -> Result<Source, Problem> {
+        let at_start = |message: String| Problem {
+            path: path.to_path_buf(),
+            line: 1,
+            column: 1,
+            message,
+        };
+        let bytes = std::fs::read(path)
+            .map_err(|e| at_start(format!("cannot read the scenario file: {e}")))?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            at_start("the scenario file is not UTF-8 text; scenarios are TOML files".into())
+        })?;
+        Ok(Source {
+            path: path.to_path_buf(),
+            text,
+        })
+    }
+
+    /// Parses the TOML into the raw model; a syntax or type error names its position.
+    pub fn parse(&self) -> Result<Scenario, Problem> {
+        toml::from_str(&self.text).map_err(|err| {
+            let span = err.span().unwrap_or(0..0);
+            self.problem(span, err.message().trim_end().to_string())
+        })
+    }
+
+    /// A problem located at `span` (byte offsets into the text).
+    pub fn problem(&self, span: Range<usize>, message: impl Into<String>) -> Problem {
+        let (line, column) = line_column(&self.text, span.start);
+        Problem {
+            path: self.path.clone(),
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(text: &str) -> Source {
+        Source {
+            path: PathBuf::from("x.toml"),
+            text: text.to_string(),
+        }
+    }
+
+    #[test]
+    fn line_column_counts_from_one() {
+        assert_eq!(line_column("abc", 0), (1, 1));
+        assert_eq!(line_column("a\nbc", 3), (2, 2));
+        assert_eq!(line_column("é\nx", 3), (2, 1));
+    }
+
+    #[test]
+    fn unknown_key_is_located() {
+        let text = "name = \"x\"\nduration = \"1s\"\nbogus = 1\n";
+        let problem = source(text).parse().unwrap_err();
+        assert_eq!(problem.line, 3, "{problem}");
+        assert!(problem.message.contains("bogus"), "{problem}");
+    }
+
+    #[test]
+    fn wrong_type_is_located() {
+        let text = "name = \"x\"\nduration = \"1s\"\n[service]\nreplicas = \"three\"\n[load]\nusers = 1\nappends_per_session = 1\n";
+        let problem = source(text).parse().unwrap_err();
+        assert_eq!((problem.line, problem.column), (4, 12), "{problem}");
+    }
+}

@@ -1,0 +1,407 @@
+//! The client-side model of a session and the checker that compares what the service
+//! answers with what the client knows was acknowledged.
+//!
+//! Every item a client sends is named `"<seq>.<k>"`: `seq` numbers the session on the
+//! client side, `k` numbers the append within it. That makes any item in an answer
+//! attributable without storing its text: an item whose name does not parse, names
+//! another session, or was never sent is a phantom. The op id of an append is the
+//! item itself, so a retry of the same append is recognisable by the service.
+//!
+//! Checking one answer is linear in the number of items in it, and a session's
+//! memory is one byte per append plus its id, so a run keeps every session until the
+//! final sweep without growing beyond that.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The state a service returns for a session (session contract v1).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct State {
+    pub session: String,
+    pub version: u64,
+    pub items: Vec<String>,
+}
+
+/// What the client knows about one append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Item {
+    /// Not sent yet: it must not appear.
+    Unsent,
+    /// Sent, but the answer was lost (timeout, reset, 5xx): it may or may not appear,
+    /// at most once.
+    Indeterminate,
+    /// Acknowledged with a 2xx, or seen in an answer: it must appear exactly once.
+    Durable,
+}
+
+/// The kinds of anomaly of DESIGN.md, in report order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnomalyKind {
+    LostSession,
+    LostWrite,
+    StaleRead,
+    Duplicate,
+    Phantom,
+}
+
+impl AnomalyKind {
+    pub const ALL: [AnomalyKind; 5] = [
+        AnomalyKind::LostSession,
+        AnomalyKind::LostWrite,
+        AnomalyKind::StaleRead,
+        AnomalyKind::Duplicate,
+        AnomalyKind::Phantom,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            AnomalyKind::LostSession => "lost_session",
+            AnomalyKind::LostWrite => "lost_write",
+            AnomalyKind::StaleRead => "stale_read",
+            AnomalyKind::Duplicate => "duplicate",
+            AnomalyKind::Phantom => "phantom",
+        }
+    }
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+impl fmt::Display for AnomalyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The operations of the session contract, plus the final sweep's read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    Create,
+    Append,
+    Read,
+    Sweep,
+}
+
+impl Op {
+    pub const ALL: [Op; 4] = [Op::Create, Op::Append, Op::Read, Op::Sweep];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Create => "create",
+            Op::Append => "append",
+            Op::Read => "read",
+            Op::Sweep => "sweep",
+        }
+    }
+}
+
+/// One observed violation of the session contract.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Anomaly {
+    pub kind: AnomalyKind,
+    pub session: String,
+    pub op: Op,
+    /// The `X-Served-By` of the answer that showed it.
+    pub served_by: Option<String>,
+    /// Time since the start of the load.
+    #[serde(rename = "at_ms", serialize_with = "as_millis")]
+    pub at: Duration,
+    /// What was expected and what was seen, in words.
+    pub detail: String,
+}
+
+fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_millis() as u64)
+}
+
+/// Context of one observation, attached to any anomaly it reveals.
+#[derive(Debug, Clone, Copy)]
+pub struct Seen<'a> {
+    pub op: Op,
+    pub served_by: Option<&'a str>,
+    pub at: Duration,
+}
+
+/// Everything the client knows about one session it created.
+#[derive(Debug, Clone)]
+pub struct SessionModel {
+    seq: u64,
+    id: String,
+    items: Vec<Item>,
+    max_version: u64,
+    /// Kinds already reported for this session: a lost write stays lost on every later
+    /// read, and counting it again would measure how often we looked, not what broke.
+    reported: u8,
+}
+
+impl SessionModel {
+    pub fn new(seq: u64, id: String, appends: u32) -> Self {
+        SessionModel {
+            seq,
+            id,
+            items: vec![Item::Unsent; appends as usize],
+            max_version: 0,
+            reported: 0,
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The item (and op id) of append `k`.
+    pub fn item(&self, k: u32) -> String {
+        format!("{}.{}", self.seq, k)
+    }
+
+    /// The append was sent and its outcome is unknown.
+    pub fn sent(&mut self, k: u32) {
+        if self.items[k as usize] == Item::Unsent {
+            self.items[k as usize] = Item::Indeterminate;
+        }
+    }
+
+    /// The append was acknowledged: from now on it must be there.
+    pub fn acknowledged(&mut self, k: u32) {
+        self.items[k as usize] = Item::Durable;
+    }
+
+    /// Whether an anomaly of this kind was already reported for the session.
+    pub fn has(&self, kind: AnomalyKind) -> bool {
+        self.reported & kind.bit() != 0
+    }
+
+    /// The service does not know the session (404), or answered it empty.
+    pub fn lost(&mut self, seen: Seen<'_>, detail: impl Into<String>) -> Option<Anomaly> {
+        self.report(AnomalyKind::LostSession, seen, detail.into())
+    }
+
+    /// Checks a state the service returned against the model, updates the model with
+    /// what it proves (indeterminate items that appear are durable from now on), and
+    /// returns the anomalies not reported before.
+    pub fn check(&mut self, state: &State, seen: Seen<'_>) -> Vec<Anomaly> {
+        let mut found = Vec::new();
+        let durable = self.items.iter().filter(|i| **i == Item::Durable).count();
+        if state.items.is_empty() && state.version == 0 && durable > 0 {
+            let detail =
+                format!("came back empty at version 0 after {durable} acknowledged writes");
+            found.extend(self.lost(seen, detail));
+            return found;
+        }
+        if state.version < self.max_version {
+            let detail = format!(
+                "version went back from {} to {}",
+                self.max_version, state.version
+            );
+            found.extend(self.report(AnomalyKind::StaleRead, seen, detail));
+        }
+        self.max_version = self.max_version.max(state.version);
+
+        let mut times_seen = vec![0u32; self.items.len()];
+        let mut phantoms = Vec::new();
+        for item in &state.items {
+            match self.index_of(item) {
+                Some(k) => times_seen[k] += 1,
+                None => phantoms.push(item.as_str()),
+            }
+        }
+        if !phantoms.is_empty() {
+            let detail = format!("items never sent: {}", sample(&phantoms));
+            found.extend(self.report(AnomalyKind::Phantom, seen, detail));
+        }
+        let mut duplicates = Vec::new();
+        let mut missing = Vec::new();
+        for (k, (item, n)) in self.items.iter_mut().zip(&times_seen).enumerate() {
+            if *n > 1 {
+                duplicates.push(format!("{}.{k} ×{n}", self.seq));
+            }
+            match (*item, *n) {
+                (Item::Durable, 0) => missing.push(format!("{}.{k}", self.seq)),
+                (Item::Indeterminate, 1..) => *item = Item::Durable,
+                _ => {}
+            }
+        }
+        if !duplicates.is_empty() {
+            let detail = format!("items applied more than once: {}", sample(&duplicates));
+            found.extend(self.report(AnomalyKind::Duplicate, seen, detail));
+        }
+        if !missing.is_empty() {
+            let detail = format!(
+                "{} of {durable} acknowledged items missing: {}",
+                missing.len(),
+                sample(&missing)
+            );
+            found.extend(self.report(AnomalyKind::LostWrite, seen, detail));
+        }
+        found
+    }
+
+    /// Maps an item name back to its append index, if it is one this session sent.
+    fn index_of(&self, item: &str) -> Option<usize> {
+        let (seq, k) = item.split_once('.')?;
+        let k: usize = k.parse().ok()?;
+        let sent = seq.parse::<u64>().ok()? == self.seq
+            && self.items.get(k).is_some_and(|i| *i != Item::Unsent);
+        sent.then_some(k)
+    }
+
+    fn report(&mut self, kind: AnomalyKind, seen: Seen<'_>, detail: String) -> Option<Anomaly> {
+        if self.has(kind) {
+            return None;
+        }
+        self.reported |= kind.bit();
+        Some(Anomaly {
+            kind,
+            session: self.id.clone(),
+            op: seen.op,
+            served_by: seen.served_by.map(str::to_string),
+            at: seen.at,
+            detail,
+        })
+    }
+}
+
+/// The first few entries of a list, for a message that stays short.
+fn sample<T: AsRef<str>>(list: &[T]) -> String {
+    const SHOWN: usize = 5;
+    let mut text = list
+        .iter()
+        .take(SHOWN)
+        .map(AsRef::as_ref)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if list.len() > SHOWN {
+        text.push_str(&format!(" and {} more", list.len() - SHOWN));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen() -> Seen<'static> {
+        Seen {
+            op: Op::Read,
+            served_by: Some("replica-1.0"),
+            at: Duration::from_millis(1500),
+        }
+    }
+
+    fn state(version: u64, items: &[&str]) -> State {
+        State {
+            session: "s1".into(),
+            version,
+            items: items.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// A session of 4 appends whose first `acked` were acknowledged.
+    fn model(acked: u32) -> SessionModel {
+        let mut m = SessionModel::new(7, "s1".into(), 4);
+        for k in 0..acked {
+            m.sent(k);
+            m.acknowledged(k);
+        }
+        m
+    }
+
+    fn kinds(anomalies: &[Anomaly]) -> Vec<AnomalyKind> {
+        anomalies.iter().map(|a| a.kind).collect()
+    }
+
+    #[test]
+    fn a_correct_history_has_no_anomaly() {
+        let mut m = SessionModel::new(7, "s1".into(), 4);
+        assert!(m.check(&state(0, &[]), seen()).is_empty());
+        for k in 0..4 {
+            m.sent(k);
+            m.acknowledged(k);
+            let items: Vec<String> = (0..=k).map(|i| m.item(i)).collect();
+            let items: Vec<&str> = items.iter().map(String::as_str).collect();
+            assert!(m.check(&state(u64::from(k) + 1, &items), seen()).is_empty());
+        }
+    }
+
+    #[test]
+    fn empty_answer_after_acks_is_a_lost_session() {
+        let found = model(2).check(&state(0, &[]), seen());
+        assert_eq!(kinds(&found), [AnomalyKind::LostSession]);
+        assert_eq!(found[0].served_by.as_deref(), Some("replica-1.0"));
+        assert_eq!(found[0].at, Duration::from_millis(1500));
+    }
+
+    #[test]
+    fn missing_acknowledged_item_is_a_lost_write() {
+        let found = model(2).check(&state(2, &["7.0"]), seen());
+        assert_eq!(kinds(&found), [AnomalyKind::LostWrite]);
+        assert!(found[0].detail.contains("7.1"), "{}", found[0].detail);
+    }
+
+    #[test]
+    fn version_going_back_is_a_stale_read() {
+        let mut m = model(2);
+        assert!(m.check(&state(2, &["7.0", "7.1"]), seen()).is_empty());
+        let found = m.check(&state(1, &["7.0", "7.1"]), seen());
+        assert_eq!(kinds(&found), [AnomalyKind::StaleRead]);
+    }
+
+    #[test]
+    fn item_twice_is_a_duplicate() {
+        let found = model(2).check(&state(3, &["7.0", "7.1", "7.1"]), seen());
+        assert_eq!(kinds(&found), [AnomalyKind::Duplicate]);
+    }
+
+    #[test]
+    fn unsent_or_foreign_item_is_a_phantom() {
+        for foreign in ["7.3", "8.0", "garbage", "7.99"] {
+            let found = model(2).check(&state(3, &["7.0", "7.1", foreign]), seen());
+            assert_eq!(kinds(&found), [AnomalyKind::Phantom], "{foreign}");
+        }
+    }
+
+    #[test]
+    fn indeterminate_item_may_be_absent_or_present_once() {
+        let mut m = model(1);
+        m.sent(1);
+        assert!(m.check(&state(1, &["7.0"]), seen()).is_empty());
+        assert!(m.check(&state(2, &["7.0", "7.1"]), seen()).is_empty());
+    }
+
+    #[test]
+    fn indeterminate_item_once_seen_must_stay() {
+        let mut m = model(1);
+        m.sent(1);
+        assert!(m.check(&state(2, &["7.0", "7.1"]), seen()).is_empty());
+        let found = m.check(&state(2, &["7.0"]), seen());
+        assert_eq!(kinds(&found), [AnomalyKind::LostWrite]);
+    }
+
+    #[test]
+    fn each_kind_is_reported_once_per_session() {
+        let mut m = model(2);
+        assert_eq!(m.check(&state(2, &["7.0"]), seen()).len(), 1);
+        assert!(m.check(&state(2, &["7.0"]), seen()).is_empty());
+        assert!(m.has(AnomalyKind::LostWrite));
+        assert!(m.lost(seen(), "404").is_some());
+        assert!(m.lost(seen(), "404").is_none());
+    }
+
+    #[test]
+    fn several_kinds_in_one_answer() {
+        let found = model(3).check(&state(1, &["7.0", "7.0", "9.9"]), seen());
+        assert_eq!(
+            kinds(&found),
+            [
+                AnomalyKind::Phantom,
+                AnomalyKind::Duplicate,
+                AnomalyKind::LostWrite
+            ]
+        );
+    }
+}
