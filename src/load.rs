@@ -16,7 +16,7 @@ use reqwest::{RequestBuilder, StatusCode};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::{ErrorKind, Live, Metrics};
+use crate::metrics::{ErrorKind, FailureTimeline, Live, Metrics};
 use crate::plan::LoadPlan;
 use crate::session::{Anomaly, Op, Seen, SessionModel, State};
 
@@ -29,6 +29,8 @@ pub struct Driver {
     /// Time zero of the run's timeline: anomaly times and fault times share it.
     start: Instant,
     live: Arc<Live>,
+    /// When requests failed, for the error window of each fault.
+    failures: Arc<FailureTimeline>,
     next_seq: AtomicU64,
 }
 
@@ -70,7 +72,13 @@ const SWEEP_CONCURRENCY: usize = 32;
 const BACKOFF: Duration = Duration::from_millis(50);
 
 impl Driver {
-    pub fn new(base: &str, plan: &LoadPlan, start: Instant, live: Arc<Live>) -> Self {
+    pub fn new(
+        base: &str,
+        plan: &LoadPlan,
+        start: Instant,
+        live: Arc<Live>,
+        failures: Arc<FailureTimeline>,
+    ) -> Self {
         let client = reqwest::Client::builder()
             .timeout(plan.request_timeout)
             .pool_max_idle_per_host(plan.users)
@@ -83,6 +91,7 @@ impl Driver {
             plan: plan.clone(),
             start,
             live,
+            failures,
             next_seq: AtomicU64::new(0),
         }
     }
@@ -119,6 +128,7 @@ impl Driver {
         if let Answer::Failed(kind) = answer {
             metrics.error(op, kind);
             Live::add(&self.live.errors, 1);
+            self.failures.record(self.start.elapsed());
         }
         answer
     }

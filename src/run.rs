@@ -21,7 +21,7 @@ use crate::error::{Error, ExitCode, Result};
 use crate::gate::{self, Evidence};
 use crate::images::{self, BuiltIn};
 use crate::load::Driver;
-use crate::metrics::Live;
+use crate::metrics::{FailureTimeline, Live};
 use crate::plan::Plan;
 use crate::report::{self, AnomalySummary, ClusterSummary, FaultSummary, SessionCounts, Summary};
 use crate::Shutdown;
@@ -142,11 +142,16 @@ async fn drive(cluster: &DockerCluster, plan: &Plan, shutdown: &Shutdown) -> Res
 
     let live = Arc::new(Live::default());
     let start = Instant::now();
+    // Covers the sweep too, which runs after the planned duration.
+    let failures = Arc::new(FailureTimeline::new(
+        plan.duration * 2 + Duration::from_secs(600),
+    ));
     let driver = Arc::new(Driver::new(
         &started.url,
         &plan.load,
         start,
         Arc::clone(&live),
+        Arc::clone(&failures),
     ));
     let stop = shutdown.graceful.child_token();
     let progress = tokio::spawn(progress(

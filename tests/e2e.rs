@@ -268,10 +268,7 @@ fn cleanup_removes_only_labelled_objects() {
         .unwrap();
     assert!(dry.status.success());
     assert!(String::from_utf8_lossy(&dry.stdout).contains(&format!("would remove {labelled_name}")));
-    assert_eq!(
-        labelled(&format!("sessionstorm.run={id}")),
-        [labelled_name]
-    );
+    assert_eq!(labelled(&format!("sessionstorm.run={id}")), [labelled_name]);
 
     let real = bin().args(["cleanup", "--run", &id]).output().unwrap();
     assert!(real.status.success());
