@@ -143,7 +143,7 @@ duration = "30s"
 [service]
 replicas = 5
 [load]
-users = 1
+rate = 10
 appends_per_session = 1
 [[chaos]]
 fault = "kill"

@@ -62,11 +62,11 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> Result<ExitCode> {
         Command::Validate { scenario } => {
             let plan = load_plan(&scenario, &Overrides::default())?;
             say!(
-                "{}: valid scenario {:?} ({} replicas, {} users, {} chaos entries)",
+                "{}: valid scenario {:?} ({} replicas, {} load, {} chaos entries)",
                 scenario.display(),
                 plan.name,
                 plan.service.replicas,
-                plan.load.users,
+                plan.load.model.describe(),
                 plan.chaos.len()
             );
             Ok(ExitCode::Passed)

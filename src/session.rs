@@ -113,6 +113,9 @@ pub struct Anomaly {
     pub at: Duration,
     /// What was expected and what was seen, in words.
     pub detail: String,
+    /// The last fault injected before it, in words, filled in when the run is
+    /// reported: the first place to look for a cause.
+    pub nearest_fault: Option<String>,
 }
 
 fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -262,6 +265,7 @@ impl SessionModel {
             served_by: seen.served_by.map(str::to_string),
             at: seen.at,
             detail,
+            nearest_fault: None,
         })
     }
 }
