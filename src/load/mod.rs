@@ -39,6 +39,11 @@ use pacing::RateProfile;
 const SWEEP_ATTEMPTS: u32 = 5;
 /// How many sessions the sweep reads at once.
 const SWEEP_CONCURRENCY: usize = 32;
+/// Late operations kept waiting for a session or a slot; older ones are dropped
+/// (they were counted as missed starts when they fell behind).
+const MAX_BACKLOG: usize = 100_000;
+/// How often late operations look for a free session or slot.
+const BACKLOG_RETRY: Duration = Duration::from_millis(1);
 
 /// What the load sends its requests to, and how.
 #[derive(Debug)]
@@ -229,66 +234,64 @@ impl Driver {
         collector: mpsc::UnboundedSender<Message>,
         stop: &CancellationToken,
     ) -> Vec<LiveSession> {
-        let mut idle: VecDeque<LiveSession> = VecDeque::new();
+        let mut lanes = Lanes {
+            idle: VecDeque::new(),
+            jobs,
+            next_shard: 0,
+        };
+        // Due times of operations that could not start on time, oldest first.
+        let mut backlog: VecDeque<Instant> = VecDeque::new();
         let mut recorder = Recorder::default();
         let mut ticks = interval_ticks(self.start);
+        let mut retry = tokio::time::interval(BACKLOG_RETRY);
         let mut next_interval = 0;
         let mut i: u64 = 0;
-        'schedule: while let Some(due) = profile.due(i) {
-            let due = self.start + due;
-            loop {
-                tokio::select! {
-                    biased;
-                    () = stop.cancelled() => break 'schedule,
-                    _ = ticks.tick() => {
-                        Live::add(&self.live.missed_starts, recorder.missed_starts);
-                        let _ = collector.send(Message::Interval { source, index: next_interval, recorder: recorder.take() });
-                        next_interval += 1;
+        let mut next_due = profile.due(0).map(|d| self.start + d);
+        let wanted = |due: Instant| {
+            let rate = profile.rate_at(due - self.start);
+            ((rate * session_interval.as_secs_f64()).ceil() as usize).max(1)
+        };
+        loop {
+            while let Some(&due) = backlog.front() {
+                if !self.try_start(&mut lanes, due, wanted(due), max_in_flight) {
+                    break;
+                }
+                backlog.pop_front();
+            }
+            tokio::select! {
+                biased;
+                () = stop.cancelled() => break,
+                _ = ticks.tick() => {
+                    Live::add(&self.live.missed_starts, recorder.missed_starts);
+                    let _ = collector.send(Message::Interval { source, index: next_interval, recorder: recorder.take() });
+                    next_interval += 1;
+                }
+                Some(session) = idle_rx.recv() => lanes.idle.push_back(session),
+                _ = retry.tick(), if !backlog.is_empty() => {}
+                () = sleep_until_some(next_due) => {
+                    let due = next_due.expect("sleep_until_some only wakes for a due time");
+                    i += 1;
+                    next_due = profile.due(i).map(|d| self.start + d);
+                    if !self.may_start() {
+                        break;
                     }
-                    Some(session) = idle_rx.recv() => idle.push_back(session),
-                    () = tokio::time::sleep_until(due) => break,
+                    while let Ok(session) = idle_rx.try_recv() {
+                        lanes.idle.push_back(session);
+                    }
+                    let started = backlog.is_empty()
+                        && self.try_start(&mut lanes, due, wanted(due), max_in_flight);
+                    if !started {
+                        recorder.missed_starts += 1;
+                        backlog.push_back(due);
+                        if backlog.len() > MAX_BACKLOG {
+                            // Counted as missed already; too late to be worth running.
+                            backlog.pop_front();
+                        }
+                    }
                 }
             }
-            while let Ok(session) = idle_rx.try_recv() {
-                idle.push_back(session);
-            }
-            if !self.may_start() {
-                break;
-            }
-            // Keep about rate × session_interval sessions live: a session that
-            // finishes is replaced, so sessions arrive at rate / ops_per_session.
-            let wanted = (profile.rate_at(due - self.start) * session_interval.as_secs_f64()).ceil()
-                as usize;
-            let session = if self.live_sessions.load(Ordering::Relaxed) < wanted.max(1) {
-                None
-            } else if let Some(session) = idle.pop_front() {
-                Some(session)
-            } else {
-                recorder.missed_starts += 1;
-                i += 1;
-                continue;
-            };
-            if !self.admit(Some(max_in_flight)) {
-                recorder.missed_starts += 1;
-                if let Some(session) = session {
-                    idle.push_front(session);
-                }
-                i += 1;
-                continue;
-            }
-            let job = Job {
-                session,
-                intended: due,
-                user: None,
-            };
-            if job.session.is_none() {
-                self.live_sessions.fetch_add(1, Ordering::Relaxed);
-            }
-            if let Err(mpsc::error::SendError(job)) = jobs[(i as usize) % jobs.len()].send(job) {
-                idle.extend(job.session);
-            }
-            i += 1;
         }
+        let Lanes { mut idle, jobs, .. } = lanes;
         // Let the shards finish what is in flight; they hand sessions back until then.
         drop(jobs);
         while let Some(session) = idle_rx.recv().await {
@@ -302,6 +305,43 @@ impl Driver {
         });
         let _ = collector.send(Message::Done { source });
         idle.into()
+    }
+
+    /// Starts the operation due at `due` if a session and an in-flight slot are free:
+    /// a new session while fewer than `wanted` are live, else the longest idle one.
+    fn try_start(
+        &self,
+        lanes: &mut Lanes,
+        due: Instant,
+        wanted: usize,
+        max_in_flight: usize,
+    ) -> bool {
+        let session = if self.live_sessions.load(Ordering::Relaxed) < wanted {
+            None
+        } else if let Some(session) = lanes.idle.pop_front() {
+            Some(session)
+        } else {
+            return false;
+        };
+        if !self.admit(Some(max_in_flight)) {
+            if let Some(session) = session {
+                lanes.idle.push_front(session);
+            }
+            return false;
+        }
+        if session.is_none() {
+            self.live_sessions.fetch_add(1, Ordering::Relaxed);
+        }
+        let job = Job {
+            session,
+            intended: due,
+            user: None,
+        };
+        lanes.next_shard = (lanes.next_shard + 1) % lanes.jobs.len();
+        if let Err(mpsc::error::SendError(job)) = lanes.jobs[lanes.next_shard].send(job) {
+            lanes.idle.extend(job.session);
+        }
+        true
     }
 
     /// Reads every session once more, after the cluster has healed, with bounded
@@ -347,6 +387,22 @@ impl Driver {
             swept.anomalies.extend(done.anomalies);
         }
         swept
+    }
+}
+
+/// The dispatcher's view of the open model's sessions and shards.
+struct Lanes {
+    /// Sessions waiting for their next step, longest waiting first.
+    idle: VecDeque<LiveSession>,
+    jobs: Vec<mpsc::UnboundedSender<Job>>,
+    next_shard: usize,
+}
+
+/// Sleeps until `due`, or forever when there is none.
+async fn sleep_until_some(due: Option<Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
     }
 }
 
