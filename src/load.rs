@@ -32,6 +32,10 @@ pub struct Driver {
     /// When requests failed, for the error window of each fault.
     failures: Arc<FailureTimeline>,
     next_seq: AtomicU64,
+    /// Cookies other than `sid` that came with each session's creation (a sticky
+    /// balancer's `SRV=r1`), by session id, sent back with every later request of
+    /// that session as a browser would.
+    affinity: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 /// What a set of virtual users (or the sweep) found.
@@ -64,6 +68,20 @@ enum Answer {
     Failed(ErrorKind),
 }
 
+/// The `name=value` of every `Set-Cookie` but `sid`, joined for a `Cookie` header.
+fn balancer_cookies(response: &reqwest::Response) -> Option<String> {
+    let cookies: Vec<&str> = response
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .map(str::trim)
+        .filter(|pair| !pair.starts_with("sid=") && pair.contains('='))
+        .collect();
+    (!cookies.is_empty()).then(|| cookies.join("; "))
+}
+
 /// How many times the sweep asks for a session before giving up on it.
 const SWEEP_ATTEMPTS: u32 = 5;
 /// How many sessions the sweep reads at once.
@@ -93,6 +111,7 @@ impl Driver {
             live,
             failures,
             next_seq: AtomicU64::new(0),
+            affinity: Default::default(),
         }
     }
 
@@ -115,10 +134,19 @@ impl Driver {
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_string);
                 metrics.served(served_by.as_deref());
+                let affinity = (op == Op::Create).then(|| balancer_cookies(&response));
                 match response.status() {
                     StatusCode::NOT_FOUND => Answer::NotFound(served_by),
                     status if status.is_success() => match response.json::<State>().await {
-                        Ok(state) => Answer::State(state, served_by),
+                        Ok(state) => {
+                            if let Some(Some(cookies)) = affinity {
+                                self.affinity
+                                    .lock()
+                                    .expect("affinity lock")
+                                    .insert(state.session.clone(), cookies);
+                            }
+                            Answer::State(state, served_by)
+                        }
                         Err(err) => Answer::Failed(ErrorKind::classify(&err)),
                     },
                     status => Answer::Failed(ErrorKind::from_status(status)),
@@ -134,7 +162,12 @@ impl Driver {
     }
 
     fn with_cookie(&self, request: RequestBuilder, session: &SessionModel) -> RequestBuilder {
-        request.header(reqwest::header::COOKIE, format!("sid={}", session.id()))
+        let affinity = self.affinity.lock().expect("affinity lock");
+        let cookie = match affinity.get(session.id()) {
+            Some(more) => format!("sid={}; {more}", session.id()),
+            None => format!("sid={}", session.id()),
+        };
+        request.header(reqwest::header::COOKIE, cookie)
     }
 
     fn record(&self, findings: &mut Findings, anomalies: impl IntoIterator<Item = Anomaly>) {

@@ -87,9 +87,10 @@ pub async fn execute(
     };
     match cluster.teardown().await {
         Ok(removed) => say!(
-            "teardown: removed {} containers and {} network",
+            "teardown: removed {} containers, {} network and {} volumes",
             removed.containers.len(),
-            removed.networks.len()
+            removed.networks.len(),
+            removed.volumes.len()
         ),
         Err(err) => eprintln!(
             "warning: teardown failed ({err}); remove leftovers with `sessionstorm cleanup --run {run_id}`"
@@ -134,10 +135,11 @@ async fn drive(cluster: &DockerCluster, plan: &Plan, shutdown: &Shutdown) -> Res
     );
     let timeline = chaos::schedule(plan);
     say!(
-        "load: {} users for {}; chaos: {} faults planned",
+        "load: {} users for {}; chaos: {} faults planned (min_alive {})",
         plan.load.users,
         humantime::format_duration(plan.duration),
-        timeline.len()
+        timeline.len(),
+        plan.min_alive
     );
 
     let live = Arc::new(Live::default());
@@ -170,7 +172,7 @@ async fn drive(cluster: &DockerCluster, plan: &Plan, shutdown: &Shutdown) -> Res
     };
     let ((findings, mut sessions), faults, ()) = tokio::join!(
         driver.run_closed(&stop),
-        chaos::run(cluster, &timeline, start, &stop, &on_fault),
+        chaos::run(cluster, plan.min_alive, &timeline, start, &stop, &on_fault),
         async {
             tokio::select! {
                 () = timer => {}
@@ -180,6 +182,8 @@ async fn drive(cluster: &DockerCluster, plan: &Plan, shutdown: &Shutdown) -> Res
     );
     let load_elapsed = start.elapsed();
     let _ = progress.await;
+    let mut faults = faults;
+    chaos::measure_recovery(&mut faults.records, &failures, load_elapsed);
     let interrupted = shutdown.graceful.is_cancelled();
     if interrupted {
         say!("interrupted: load and chaos stopped; checking what was done (Ctrl-C again to skip)");
@@ -228,22 +232,33 @@ async fn drive(cluster: &DockerCluster, plan: &Plan, shutdown: &Shutdown) -> Res
         operations: report::operations(&metrics),
         served_by: metrics.served_by,
         anomalies: AnomalySummary::of(anomalies),
-        faults: FaultSummary::of(faults),
+        faults: FaultSummary::of(faults.records, faults.halted),
     })
 }
 
 fn print_fault(record: &FaultRecord) {
-    let after = match (&record.replacement, record.ready_after_ms) {
-        (Some(new), Some(ms)) => format!(" → {new} ready in {:.1}s", ms as f64 / 1000.0),
+    let after = match (
+        &record.replacement,
+        record.ready_after_ms,
+        record.reverted_ms,
+    ) {
+        (Some(new), Some(ms), _) => format!(" → {new} ready in {:.1}s", ms as f64 / 1000.0),
+        (None, Some(ms), _) => format!(" → ready again in {:.1}s", ms as f64 / 1000.0),
+        (_, _, Some(at)) => format!(" → reverted at {:.1}s", at as f64 / 1000.0),
         _ => String::new(),
     };
+    let reason = record
+        .reason
+        .as_deref()
+        .map(|r| format!(" ({r})"))
+        .unwrap_or_default();
     let error = record
         .error
         .as_deref()
         .map(|e| format!(" (error: {e})"))
         .unwrap_or_default();
     say!(
-        "[{:>5.1}s] {} {}: {}{after}{error}",
+        "[{:>5.1}s] {} {}: {}{reason}{after}{error}",
         record.injected_ms as f64 / 1000.0,
         record.fault,
         record.target,
