@@ -26,6 +26,18 @@ pub enum Command {
         /// The scenario file (TOML).
         scenario: PathBuf,
     },
+    /// Print the resolved plan of a scenario and its fault timeline, drawn from the
+    /// seed, without starting anything: a run with the same seed follows it.
+    Plan {
+        /// The scenario file (TOML).
+        scenario: PathBuf,
+        /// Seed for every random choice; overrides the scenario's `seed`.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// How long load and chaos run; overrides the scenario's `duration`.
+        #[arg(long, value_parser = parse_duration)]
+        duration: Option<Duration>,
+    },
     /// Build or list the images the harness makes from host binaries.
     #[command(subcommand)]
     Images(ImagesCommand),

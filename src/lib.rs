@@ -71,6 +71,15 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> Result<ExitCode> {
             );
             Ok(ExitCode::Passed)
         }
+        Command::Plan {
+            scenario,
+            seed,
+            duration,
+        } => {
+            let plan = load_plan(&scenario, &Overrides { seed, duration })?;
+            say!("{}", render_plan(&plan).trim_end());
+            Ok(ExitCode::Passed)
+        }
         Command::Images(ImagesCommand::Build { force }) => {
             let engine = Engine::connect().await.map_err(Error::infra)?;
             for built in images::build(engine.docker(), &images::BuiltIn::ALL, force).await? {
@@ -112,17 +121,92 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> Result<ExitCode> {
                 .await
                 .map_err(Error::infra)?;
             let verb = if dry_run { "would remove" } else { "removed" };
-            for name in removed.containers.iter().chain(&removed.networks) {
+            for name in removed
+                .containers
+                .iter()
+                .chain(&removed.networks)
+                .chain(&removed.volumes)
+            {
                 say!("{verb} {name}");
             }
             say!(
-                "{verb} {} containers and {} networks labelled {label}",
+                "{verb} {} containers, {} networks and {} volumes labelled {label}",
                 removed.containers.len(),
-                removed.networks.len()
+                removed.networks.len(),
+                removed.volumes.len()
             );
             Ok(ExitCode::Passed)
         }
     }
+}
+
+/// The resolved plan and its fault timeline, as `sessionstorm plan` prints them.
+pub fn render_plan(plan: &plan::Plan) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let store = match plan.store.persistence {
+        plan::Persistence::None => "no persistence",
+        plan::Persistence::Aof => "AOF, fsync always, on a volume",
+    };
+    let _ = writeln!(out, "scenario {} · seed {}", plan.name, plan.seed);
+    let _ = writeln!(
+        out,
+        "cluster  {} replicas of {} · store {} ({store}) · balancer haproxy{}",
+        plan.service.replicas,
+        plan.service.image,
+        plan.store.image,
+        if plan.balancer.sticky {
+            " (sticky cookie)"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(
+        out,
+        "load     {}, {} appends per session, for {}",
+        plan.load.model.describe(),
+        plan.load.appends_per_session,
+        humantime::format_duration(plan.duration)
+    );
+    let _ = writeln!(out, "chaos    min_alive {}", plan.min_alive);
+    for (i, entry) in plan.chaos.iter().enumerate() {
+        let when = match &entry.schedule {
+            plan::Schedule::Every(d) => format!("every {}", humantime::format_duration(*d)),
+            plan::Schedule::Poisson(d) => {
+                format!("random, mean interval {}", humantime::format_duration(*d))
+            }
+            plan::Schedule::At(list) => {
+                let at: Vec<String> = list
+                    .iter()
+                    .map(|d| humantime::format_duration(*d).to_string())
+                    .collect();
+                format!("at {}", at.join(", "))
+            }
+            plan::Schedule::Rolling(d) => {
+                format!(
+                    "rolling, one replica every {}",
+                    humantime::format_duration(*d)
+                )
+            }
+        };
+        let _ = writeln!(
+            out,
+            "  #{i} {} {} {when}, after {}",
+            entry.fault.name(),
+            entry.target,
+            humantime::format_duration(entry.start_after)
+        );
+    }
+    let timeline = chaos::schedule(plan);
+    let _ = writeln!(
+        out,
+        "timeline ({} faults, offsets from the start of the load)",
+        timeline.len()
+    );
+    for fault in &timeline {
+        let _ = writeln!(out, "  {fault}");
+    }
+    out
 }
 
 async fn run_scenario(args: RunArgs, shutdown: &Shutdown) -> Result<ExitCode> {

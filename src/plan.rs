@@ -26,7 +26,10 @@ pub struct Plan {
     pub duration: Duration,
     pub service: ServicePlan,
     pub store: StorePlan,
+    pub balancer: BalancerPlan,
     pub load: LoadPlan,
+    /// Chaos skips a fault that would leave fewer healthy replicas than this.
+    pub min_alive: usize,
     pub chaos: Vec<ChaosPlan>,
     /// The scenario as written, kept for the report.
     pub source: Source,
@@ -49,6 +52,22 @@ pub struct ServicePlan {
 #[derive(Debug, Clone)]
 pub struct StorePlan {
     pub image: String,
+    pub persistence: Persistence,
+}
+
+/// How the session store keeps its data across a restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persistence {
+    /// In memory only: a restarted store is empty.
+    None,
+    /// Append-only file with `appendfsync always`, on a volume of the run.
+    Aof,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct BalancerPlan {
+    /// Pin each session to the replica that created it with an HAProxy cookie.
+    pub sticky: bool,
 }
 
 /// The session traffic.
@@ -126,21 +145,94 @@ pub enum Think {
 pub struct ChaosPlan {
     pub fault: Fault,
     pub target: Target,
-    pub every: Duration,
-    /// Quiet time at the start of the run before the first fault.
+    pub schedule: Schedule,
+    /// Quiet time at the start of the run before the first fault (periodic, Poisson
+    /// and rolling schedules).
     pub start_after: Duration,
+    /// How long a temporary fault lasts before it is reverted.
+    pub duration: Duration,
+    /// `stop` and `restart`: time between SIGTERM and SIGKILL.
+    pub grace: Duration,
+    /// What happens to the container after `kill` or `stop`.
+    pub after_kill: AfterKill,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
-    /// SIGKILL, then a fresh container takes the replica's place.
+    /// SIGKILL.
     Kill,
+    /// SIGTERM, then SIGKILL after the grace period.
+    Stop,
+    /// Stop (with grace) and start the same container again.
+    Restart,
+    /// Freeze every process of the container for `duration`, then thaw it.
+    Pause,
+    /// Take the container off the run's network for `duration`, then reconnect it.
+    Disconnect,
+}
+
+impl Fault {
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::Kill => "kill",
+            Fault::Stop => "stop",
+            Fault::Restart => "restart",
+            Fault::Pause => "pause",
+            Fault::Disconnect => "disconnect",
+        }
+    }
+
+    /// Faults that last `duration` and are then reverted.
+    pub fn is_temporary(self) -> bool {
+        matches!(self, Fault::Pause | Fault::Disconnect)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
     /// One replica, drawn from the seeded RNG.
     RandomReplica,
+    /// The replica in this slot.
+    Replica(usize),
+    /// This percentage of the replicas (rounded up, at least one), drawn at once.
+    Share(u8),
+    Store,
+    Balancer,
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::RandomReplica => f.write_str("random-replica"),
+            Target::Replica(slot) => write!(f, "replica-{slot}"),
+            Target::Share(pct) => write!(f, "{pct}%"),
+            Target::Store => f.write_str("store"),
+            Target::Balancer => f.write_str("balancer"),
+        }
+    }
+}
+
+/// When an entry's faults happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Schedule {
+    /// Every so often, after `start_after`.
+    Every(Duration),
+    /// Exponential gaps with this mean (a Poisson process), drawn from the seed.
+    Poisson(Duration),
+    /// At these offsets from the start of the load.
+    At(Vec<Duration>),
+    /// Every replica once, slot by slot, this far apart.
+    Rolling(Duration),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterKill {
+    /// A fresh container takes the slot (replicas); store and balancer are started again.
+    Replace,
+    /// The same container is started again.
+    Restart,
+    /// Nothing: the cluster shrinks.
+    None,
 }
 
 /// Values given on the command line; they win over the scenario file.
@@ -150,8 +242,13 @@ pub struct Overrides {
     pub duration: Option<Duration>,
 }
 
-const FAULTS: &str = "\"kill\"";
-const TARGETS: &str = "\"random-replica\"";
+const FAULTS: &str = "\"kill\", \"stop\", \"restart\", \"pause\", \"disconnect\"";
+const TARGETS: &str =
+    "\"random-replica\", \"replica-<slot>\" (from 0), a share like \"25%\", \"store\", \"balancer\"";
+const AFTER_KILL: &str = "\"replace\", \"restart\", \"none\"";
+const PERSISTENCE: &str = "\"none\", \"aof\"";
+const SCHEDULE_KEYS: &str =
+    "`every = \"5s\"`, `mean_interval = \"3s\"`, `at = [\"10s\", \"25s\"]` or `schedule = \"rolling\"`";
 const MODELS: &str = "\"open\", \"closed\"";
 const THINK_DISTRIBUTIONS: &str = "\"fixed\", \"exponential\"";
 const BALANCERS: &str = "\"haproxy\"";
@@ -184,12 +281,30 @@ pub fn build(source: &Source, overrides: &Overrides) -> Result<Plan, Vec<Problem
     let duration = v.positive_duration(&raw.duration, "duration");
 
     let service = v.service(&raw.service);
+    let persistence = match raw.store.persistence.as_ref() {
+        None => Some(Persistence::None),
+        Some(p) => match p.get_ref().as_str() {
+            "none" => Some(Persistence::None),
+            "aof" => Some(Persistence::Aof),
+            other => {
+                v.problem(
+                    p.span(),
+                    format!("unknown store persistence {other:?}; accepted values: {PERSISTENCE}"),
+                );
+                None
+            }
+        },
+    };
     let store = StorePlan {
         image: raw
             .store
             .image
             .as_ref()
             .map_or(BuiltIn::Redis.tag().to_string(), |s| s.get_ref().clone()),
+        persistence: persistence.unwrap_or(Persistence::None),
+    };
+    let balancer = BalancerPlan {
+        sticky: raw.balancer.sticky.unwrap_or(false),
     };
     if let Some(kind) = &raw.balancer.kind {
         if kind.get_ref() != "haproxy" {
@@ -203,13 +318,21 @@ pub fn build(source: &Source, overrides: &Overrides) -> Result<Plan, Vec<Problem
         }
     }
     let load = v.load(&raw.load);
-    let chaos: Vec<_> = raw.chaos.iter().map(|c| v.chaos(c)).collect();
+    let replicas = service.as_ref().map_or(64, |s| s.replicas);
+    let min_alive = match &raw.min_alive {
+        Some(m) => v
+            .int_in(m, "min_alive", 0, replicas as i64)
+            .map(|m| m as usize),
+        None => Some(1.min(replicas)),
+    };
+    let chaos: Vec<_> = raw.chaos.iter().map(|c| v.chaos(c, replicas)).collect();
 
     if !v.problems.is_empty() {
         return Err(v.problems);
     }
     // Every `None` above pushed a problem, so all of these are present.
-    let (Some(seed), Some(duration), Some(service), Some(load)) = (seed, duration, service, load)
+    let (Some(seed), Some(duration), Some(service), Some(load), Some(min_alive)) =
+        (seed, duration, service, load, min_alive)
     else {
         unreachable!("a missing value always records a problem");
     };
@@ -220,7 +343,9 @@ pub fn build(source: &Source, overrides: &Overrides) -> Result<Plan, Vec<Problem
         duration: overrides.duration.unwrap_or(duration),
         service,
         store,
+        balancer,
         load,
+        min_alive,
         chaos: chaos.into_iter().flatten().collect(),
         source: source.clone(),
     })
@@ -371,10 +496,16 @@ impl Validator<'_> {
     }
 
     fn model(&mut self, raw: &scenario::Load) -> Option<Model> {
+        // Without `model`, `users` alone says closed; anything else is open.
+        let implied = if raw.users.is_some() && raw.rate.is_none() && raw.stages.is_none() {
+            "closed"
+        } else {
+            "open"
+        };
         let (name, span) = raw
             .model
             .as_ref()
-            .map_or(("open", 0..0), |m| (m.get_ref().as_str(), m.span()));
+            .map_or((implied, 0..0), |m| (m.get_ref().as_str(), m.span()));
         // Keys of the other model are mistakes, not things to ignore silently.
         let misplaced = |v: &mut Self, key: &str, span: Option<Range<usize>>, model: &str| {
             if let Some(span) = span {
@@ -537,9 +668,21 @@ impl Validator<'_> {
         }
     }
 
-    fn chaos(&mut self, raw: &scenario::Chaos) -> Option<ChaosPlan> {
+    fn chaos(&mut self, raw: &scenario::Chaos, replicas: usize) -> Option<ChaosPlan> {
         let fault = match raw.fault.get_ref().as_str() {
             "kill" => Some(Fault::Kill),
+            "stop" => Some(Fault::Stop),
+            "restart" => Some(Fault::Restart),
+            "pause" => Some(Fault::Pause),
+            "disconnect" => Some(Fault::Disconnect),
+            "blackhole" => {
+                self.problem(
+                    raw.fault.span(),
+                    "fault \"blackhole\" is not available in this version (no iptables helper \
+                     image yet); use \"disconnect\" for a partition",
+                );
+                None
+            }
             other => {
                 self.problem(
                     raw.fault.span(),
@@ -548,31 +691,186 @@ impl Validator<'_> {
                 None
             }
         };
-        let target = match raw
-            .target
-            .as_ref()
-            .map(|t| (t.get_ref().as_str(), t.span()))
-        {
-            None | Some(("random-replica", _)) => Some(Target::RandomReplica),
-            Some((other, span)) => {
-                self.problem(
-                    span,
-                    format!("unknown chaos target {other:?}; accepted values: {TARGETS}"),
-                );
-                None
-            }
+        let target = match &raw.target {
+            None => Some(Target::RandomReplica),
+            Some(t) => self.target(t, replicas),
         };
-        let every = self.positive_duration(&raw.every, "chaos.every");
+        let schedule = self.schedule(raw);
         let start_after = match &raw.start_after {
             Some(s) => self.duration(s, "chaos.start_after"),
             None => Some(Duration::ZERO),
         };
+        let temporary = fault.is_some_and(Fault::is_temporary);
+        let duration = match &raw.duration {
+            Some(d) if !temporary => {
+                if fault.is_some() {
+                    self.problem(
+                        d.span(),
+                        "`chaos.duration` applies only to temporary faults (\"pause\", \"disconnect\")",
+                    );
+                }
+                None
+            }
+            d => self.optional_duration(d, "chaos.duration", Duration::from_secs(3)),
+        };
+        let grace = self.optional_duration(&raw.grace, "chaos.grace", Duration::from_secs(2));
+        let after_kill = match &raw.after_kill {
+            None => Some(AfterKill::Replace),
+            Some(a) if !matches!(fault, Some(Fault::Kill | Fault::Stop) | None) => {
+                self.problem(
+                    a.span(),
+                    "`chaos.after_kill` applies only to \"kill\" and \"stop\"",
+                );
+                None
+            }
+            Some(a) => {
+                match a.get_ref().as_str() {
+                    "replace" => Some(AfterKill::Replace),
+                    "restart" => Some(AfterKill::Restart),
+                    "none" => Some(AfterKill::None),
+                    other => {
+                        self.problem(
+                        a.span(),
+                        format!("unknown `chaos.after_kill` {other:?}; accepted values: {AFTER_KILL}"),
+                    );
+                        None
+                    }
+                }
+            }
+        };
+        if let (Some(Schedule::Rolling(_)), Some(t)) = (&schedule, &target) {
+            if *t != Target::RandomReplica {
+                let span = raw.target.as_ref().map_or(0..0, |t| t.span());
+                self.problem(
+                    span,
+                    "a rolling schedule goes through every replica itself; leave `target` out",
+                );
+                return None;
+            }
+        }
         Some(ChaosPlan {
             fault: fault?,
             target: target?,
-            every: every?,
+            schedule: schedule?,
             start_after: start_after?,
+            duration: duration?,
+            grace: grace?,
+            after_kill: after_kill?,
         })
+    }
+
+    fn target(&mut self, raw: &Spanned<String>, replicas: usize) -> Option<Target> {
+        let text = raw.get_ref().as_str();
+        let bad = |v: &mut Self, why: String| {
+            v.problem(raw.span(), why);
+            None
+        };
+        match text {
+            "random-replica" => Some(Target::RandomReplica),
+            "store" => Some(Target::Store),
+            "balancer" => Some(Target::Balancer),
+            _ => {
+                if let Some(slot) = text.strip_prefix("replica-") {
+                    match slot.parse::<usize>() {
+                        Ok(slot) if slot < replicas => Some(Target::Replica(slot)),
+                        _ => bad(
+                            self,
+                            format!(
+                                "chaos target {text:?} names no replica; there are {replicas}: replica-0 to replica-{}",
+                                replicas.saturating_sub(1)
+                            ),
+                        ),
+                    }
+                } else if let Some(pct) = text.strip_suffix('%') {
+                    match pct.trim().parse::<u8>() {
+                        Ok(p) if (1..=100).contains(&p) => Some(Target::Share(p)),
+                        _ => bad(
+                            self,
+                            format!("chaos target {text:?}: a share is 1% to 100%"),
+                        ),
+                    }
+                } else {
+                    bad(
+                        self,
+                        format!("unknown chaos target {text:?}; accepted values: {TARGETS}"),
+                    )
+                }
+            }
+        }
+    }
+
+    fn schedule(&mut self, raw: &scenario::Chaos) -> Option<Schedule> {
+        let rolling = match &raw.schedule {
+            None => false,
+            Some(s) if s.get_ref() == "rolling" => true,
+            Some(s) => {
+                self.problem(
+                    s.span(),
+                    format!(
+                        "unknown `chaos.schedule` {:?}; accepted values: \"rolling\" (or use {SCHEDULE_KEYS})",
+                        s.get_ref()
+                    ),
+                );
+                return None;
+            }
+        };
+        let given = [
+            raw.every.is_some() && !rolling,
+            raw.mean_interval.is_some(),
+            raw.at.is_some(),
+            rolling,
+        ];
+        let span = raw.fault.span();
+        match given.iter().filter(|g| **g).count() {
+            0 => {
+                self.problem(
+                    span,
+                    format!("this chaos entry has no schedule; add one of {SCHEDULE_KEYS}"),
+                );
+                return None;
+            }
+            1 => {}
+            _ => {
+                self.problem(
+                    span,
+                    format!(
+                        "this chaos entry has more than one schedule; keep one of {SCHEDULE_KEYS}"
+                    ),
+                );
+                return None;
+            }
+        }
+        if rolling {
+            let spacing =
+                self.optional_duration(&raw.every, "chaos.every", Duration::from_secs(5))?;
+            return Some(Schedule::Rolling(spacing));
+        }
+        if let Some(every) = &raw.every {
+            return self
+                .positive_duration(every, "chaos.every")
+                .map(Schedule::Every);
+        }
+        if let Some(mean) = &raw.mean_interval {
+            return self
+                .positive_duration(mean, "chaos.mean_interval")
+                .map(Schedule::Poisson);
+        }
+        let at = raw.at.as_ref()?;
+        if at.get_ref().is_empty() {
+            self.problem(
+                at.span(),
+                "`chaos.at` is empty; list offsets like [\"10s\", \"25s\"]",
+            );
+            return None;
+        }
+        let offsets: Vec<Option<Duration>> = at
+            .get_ref()
+            .iter()
+            .map(|o| self.duration(o, "chaos.at"))
+            .collect();
+        let mut offsets: Vec<Duration> = offsets.into_iter().collect::<Option<_>>()?;
+        offsets.sort();
+        Some(Schedule::At(offsets))
     }
 }
 
@@ -631,8 +929,11 @@ every = "5s"
             vec![ChaosPlan {
                 fault: Fault::Kill,
                 target: Target::RandomReplica,
-                every: Duration::from_secs(5),
+                schedule: Schedule::Every(Duration::from_secs(5)),
                 start_after: Duration::ZERO,
+                duration: Duration::from_secs(3),
+                grace: Duration::from_secs(2),
+                after_kill: AfterKill::Replace,
             }]
         );
     }
@@ -704,6 +1005,15 @@ every = "5s"
         assert_eq!(profile.stages[1].to, 50.0);
     }
 
+    #[test]
+    fn users_alone_imply_the_closed_model() {
+        let implied = GOOD.replace("model = \"closed\"\n", "");
+        assert!(matches!(
+            plan_model(&implied),
+            Model::Closed { users: 8, .. }
+        ));
+    }
+
     fn plan_model(text: &str) -> Model {
         plan(text).unwrap().load.model
     }
@@ -760,5 +1070,123 @@ every = "5s"
     fn zero_duration_is_rejected() {
         let problems = plan(&GOOD.replace("\"30s\"", "\"0s\"")).unwrap_err();
         assert!(problems[0].message.contains("longer than zero"));
+    }
+
+    fn chaos_problems(chaos: &str) -> Vec<String> {
+        let text = GOOD.replace("[[chaos]]\nfault = \"kill\"\nevery = \"5s\"\n", chaos);
+        plan(&text)
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn new_chaos_keys_parse() {
+        let text = GOOD.replace(
+            "[[chaos]]\nfault = \"kill\"\nevery = \"5s\"\n",
+            "min_alive = 2\n[[chaos]]\nfault = \"pause\"\ntarget = \"34%\"\nmean_interval = \"3s\"\nduration = \"1s\"\n\
+             [[chaos]]\nfault = \"stop\"\ntarget = \"replica-2\"\nat = [\"9s\", \"2s\"]\ngrace = \"1s\"\nafter_kill = \"none\"\n\
+             [[chaos]]\nfault = \"restart\"\nschedule = \"rolling\"\n",
+        );
+        // `min_alive` is a top-level key: put it before the first table.
+        let text = format!("min_alive = 2\n{}", text.replace("min_alive = 2\n", ""));
+        let plan = plan(&text).unwrap();
+        assert_eq!(plan.min_alive, 2);
+        assert_eq!(plan.chaos[0].target, Target::Share(34));
+        assert_eq!(
+            plan.chaos[0].schedule,
+            Schedule::Poisson(Duration::from_secs(3))
+        );
+        assert_eq!(plan.chaos[0].duration, Duration::from_secs(1));
+        assert_eq!(plan.chaos[1].target, Target::Replica(2));
+        assert_eq!(
+            plan.chaos[1].schedule,
+            Schedule::At(vec![Duration::from_secs(2), Duration::from_secs(9)])
+        );
+        assert_eq!(plan.chaos[1].after_kill, AfterKill::None);
+        assert_eq!(
+            plan.chaos[2].schedule,
+            Schedule::Rolling(Duration::from_secs(5))
+        );
+    }
+
+    #[test]
+    fn each_new_chaos_key_is_checked_with_its_place_and_accepted_values() {
+        let cases = [
+            (
+                "[[chaos]]\nfault = \"kill\"\ntarget = \"replica-3\"\nevery = \"1s\"\n",
+                "replica-0 to replica-2",
+            ),
+            (
+                "[[chaos]]\nfault = \"kill\"\ntarget = \"150%\"\nevery = \"1s\"\n",
+                "1% to 100%",
+            ),
+            (
+                "[[chaos]]\nfault = \"kill\"\ntarget = \"db\"\nevery = \"1s\"\n",
+                "\"store\", \"balancer\"",
+            ),
+            ("[[chaos]]\nfault = \"kill\"\n", "has no schedule"),
+            (
+                "[[chaos]]\nfault = \"kill\"\nevery = \"1s\"\nat = [\"2s\"]\n",
+                "more than one schedule",
+            ),
+            (
+                "[[chaos]]\nfault = \"kill\"\nschedule = \"sometimes\"\n",
+                "\"rolling\"",
+            ),
+            (
+                "[[chaos]]\nfault = \"kill\"\nat = [\"2 fortnights\"]\n",
+                "chaos.at",
+            ),
+            (
+                "[[chaos]]\nfault = \"kill\"\nevery = \"1s\"\nduration = \"2s\"\n",
+                "only to temporary faults",
+            ),
+            (
+                "[[chaos]]\nfault = \"pause\"\nevery = \"1s\"\nafter_kill = \"none\"\n",
+                "only to \"kill\" and \"stop\"",
+            ),
+            (
+                "[[chaos]]\nfault = \"kill\"\nevery = \"1s\"\nafter_kill = \"resurrect\"\n",
+                "\"replace\", \"restart\", \"none\"",
+            ),
+            (
+                "[[chaos]]\nfault = \"blackhole\"\nevery = \"1s\"\n",
+                "not available",
+            ),
+            (
+                "[[chaos]]\nfault = \"restart\"\nschedule = \"rolling\"\ntarget = \"store\"\n",
+                "leave `target` out",
+            ),
+        ];
+        for (chaos, expected) in cases {
+            let problems = chaos_problems(chaos);
+            assert_eq!(problems.len(), 1, "{chaos}: {problems:#?}");
+            assert!(problems[0].starts_with("s.toml:1"), "{problems:#?}");
+            assert!(problems[0].contains(expected), "{chaos}: {problems:#?}");
+        }
+    }
+
+    #[test]
+    fn min_alive_and_store_persistence_are_checked() {
+        let problems = plan(&format!("min_alive = 4\n{GOOD}")).unwrap_err();
+        assert!(
+            problems[0].message.contains("between 0 and 3"),
+            "{problems:?}"
+        );
+        let text = GOOD.replace("[load]", "[store]\npersistence = \"rdb\"\n[load]");
+        let problems = plan(&text).unwrap_err();
+        assert!(
+            problems[0].message.contains("\"none\", \"aof\""),
+            "{problems:?}"
+        );
+        let text = GOOD.replace(
+            "[load]",
+            "[store]\npersistence = \"aof\"\n[balancer]\nsticky = true\n[load]",
+        );
+        let plan = plan(&text).unwrap();
+        assert_eq!(plan.store.persistence, Persistence::Aof);
+        assert!(plan.balancer.sticky);
     }
 }

@@ -93,9 +93,10 @@ pub async fn execute(
     };
     match cluster.teardown().await {
         Ok(removed) => say!(
-            "teardown: removed {} containers and {} network",
+            "teardown: removed {} containers, {} network and {} volumes",
             removed.containers.len(),
-            removed.networks.len()
+            removed.networks.len(),
+            removed.volumes.len()
         ),
         Err(err) => eprintln!(
             "warning: teardown failed ({err}); remove leftovers with `sessionstorm cleanup --run {run_id}`"
@@ -145,10 +146,11 @@ async fn drive(
     );
     let timeline = chaos::schedule(plan);
     say!(
-        "load: {} for {}; chaos: {} faults planned",
+        "load: {} for {}; chaos: {} faults planned (min_alive {})",
         plan.load.model.describe(),
         humantime::format_duration(plan.duration),
-        timeline.len()
+        timeline.len(),
+        plan.min_alive
     );
 
     let live = Arc::new(Live::default());
@@ -201,11 +203,13 @@ async fn drive(
     };
     let (mut load, faults, ()) = tokio::join!(
         load,
-        chaos::run(cluster, &timeline, start, &stop, &on_fault),
+        chaos::run(cluster, plan.min_alive, &timeline, start, &stop, &on_fault),
         timer,
     );
     let load_elapsed = start.elapsed();
     let _ = progress.await;
+    let mut faults = faults;
+    chaos::measure_recovery(&mut faults.records, &failures, load_elapsed);
     let interrupted = shutdown.graceful.is_cancelled();
     if interrupted {
         say!("interrupted: load and chaos stopped; checking what was done (Ctrl-C again to skip)");
@@ -229,7 +233,7 @@ async fn drive(
     let mut anomalies = load.anomalies;
     anomalies.extend(swept.anomalies);
     for anomaly in &mut anomalies {
-        anomaly.nearest_fault = nearest_fault(&faults, anomaly.at);
+        anomaly.nearest_fault = nearest_fault(&faults.records, anomaly.at);
     }
     let verdict = gate::judge(Evidence {
         anomalies: anomalies.len() as u64,
@@ -275,7 +279,7 @@ async fn drive(
         operations: report::operations(&totals),
         served_by: std::mem::take(&mut totals.served_by),
         anomalies: AnomalySummary::of(anomalies),
-        faults: FaultSummary::of(faults),
+        faults: FaultSummary::of(faults.records, faults.halted),
         intervals: load.collected.intervals,
         files: BTreeMap::from([("latency_log", HLOG_FILE.to_string())]),
     })
@@ -287,7 +291,7 @@ fn nearest_fault(faults: &[FaultRecord], at: Duration) -> Option<String> {
     faults
         .iter()
         .rev()
-        .find(|f| f.injected_ms <= at_ms)
+        .find(|f| f.injected_ms <= at_ms && f.error.is_none() && f.outcome != "skipped")
         .map(|f| {
             format!(
                 "{} of {} at {:.1}s, {:.1}s before",
@@ -300,17 +304,28 @@ fn nearest_fault(faults: &[FaultRecord], at: Duration) -> Option<String> {
 }
 
 fn print_fault(record: &FaultRecord) {
-    let after = match (&record.replacement, record.ready_after_ms) {
-        (Some(new), Some(ms)) => format!(" → {new} ready in {:.1}s", ms as f64 / 1000.0),
+    let after = match (
+        &record.replacement,
+        record.ready_after_ms,
+        record.reverted_ms,
+    ) {
+        (Some(new), Some(ms), _) => format!(" → {new} ready in {:.1}s", ms as f64 / 1000.0),
+        (None, Some(ms), _) => format!(" → ready again in {:.1}s", ms as f64 / 1000.0),
+        (_, _, Some(at)) => format!(" → reverted at {:.1}s", at as f64 / 1000.0),
         _ => String::new(),
     };
+    let reason = record
+        .reason
+        .as_deref()
+        .map(|r| format!(" ({r})"))
+        .unwrap_or_default();
     let error = record
         .error
         .as_deref()
         .map(|e| format!(" (error: {e})"))
         .unwrap_or_default();
     say!(
-        "[{:>5.1}s] {} {}: {}{after}{error}",
+        "[{:>5.1}s] {} {}: {}{reason}{after}{error}",
         record.injected_ms as f64 / 1000.0,
         record.fault,
         record.target,

@@ -27,6 +27,8 @@ pub struct Scenario {
     #[serde(default)]
     pub balancer: Balancer,
     pub load: Load,
+    /// Chaos never takes the number of healthy replicas below this.
+    pub min_alive: Option<Spanned<i64>>,
     #[serde(default)]
     pub chaos: Vec<Chaos>,
 }
@@ -49,6 +51,8 @@ pub struct Service {
 #[serde(deny_unknown_fields)]
 pub struct Store {
     pub image: Option<Spanned<String>>,
+    /// `none` (default) or `aof`: append-only file, fsync on every write, on a volume.
+    pub persistence: Option<Spanned<String>>,
 }
 
 /// `[balancer]`: what spreads the load over the replicas.
@@ -56,6 +60,8 @@ pub struct Store {
 #[serde(deny_unknown_fields)]
 pub struct Balancer {
     pub kind: Option<Spanned<String>>,
+    /// Cookie-based stickiness (HAProxy `cookie SRV insert`).
+    pub sticky: Option<bool>,
 }
 
 /// `[load]`: the session traffic.
@@ -94,8 +100,21 @@ pub struct Stage {
 pub struct Chaos {
     pub fault: Spanned<String>,
     pub target: Option<Spanned<String>>,
-    pub every: Spanned<String>,
+    /// Periodic schedule (or the spacing of a rolling one).
+    pub every: Option<Spanned<String>>,
+    /// Poisson schedule: random gaps with this mean.
+    pub mean_interval: Option<Spanned<String>>,
+    /// Fixed timeline: offsets from the start of the load.
+    pub at: Option<Spanned<Vec<Spanned<String>>>>,
+    /// `"rolling"`: every replica once, one by one.
+    pub schedule: Option<Spanned<String>>,
     pub start_after: Option<Spanned<String>>,
+    /// How long a temporary fault (pause, disconnect, blackhole) lasts.
+    pub duration: Option<Spanned<String>>,
+    /// `stop` and `restart`: time between SIGTERM and SIGKILL.
+    pub grace: Option<Spanned<String>>,
+    /// What happens to a killed or stopped container: `replace`, `restart` or `none`.
+    pub after_kill: Option<Spanned<String>>,
 }
 
 /// The text of a scenario and where it came from, kept for error positions and for the

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::engine::{ContainerSpec, Engine, EngineError, Removed};
-use super::{haproxy, Cluster, Killed, Replaced, ROLE_LABEL, RUN_LABEL};
-use crate::plan::Plan;
+use super::{haproxy, Acted, Action, Cluster, KillOutcome, Victim, ROLE_LABEL, RUN_LABEL};
+use crate::plan::{Persistence, Plan};
 
 /// How often readiness is polled.
 const POLL: Duration = Duration::from_millis(100);
@@ -35,6 +35,8 @@ pub struct DockerCluster {
     http: reqwest::Client,
     /// Cuts readiness waits short when the user interrupts the run.
     cancel: CancellationToken,
+    /// The balancer's health URL on 127.0.0.1, known once started.
+    balancer_health: Mutex<String>,
 }
 
 /// What [`DockerCluster::start`] reports.
@@ -59,6 +61,7 @@ impl DockerCluster {
                 .build()
                 .expect("a plain HTTP client builds"),
             cancel,
+            balancer_health: Mutex::new(String::new()),
         }
     }
 
@@ -90,25 +93,42 @@ impl DockerCluster {
             .await?;
 
         let store = self.name("store");
+        let mut cmd: Vec<String> = ["--bind", "0.0.0.0", "--protected-mode", "no", "--save", ""]
+            .map(String::from)
+            .to_vec();
+        let mut binds = Vec::new();
+        match self.plan.store.persistence {
+            Persistence::None => cmd.extend(["--appendonly".into(), "no".into()]),
+            Persistence::Aof => {
+                // Every acknowledged write is on disk before Redis answers, on a
+                // volume of the run that outlives a restart of the container.
+                let volume = self.name("store-data");
+                self.engine
+                    .create_volume(&volume, self.labels("store-data"))
+                    .await?;
+                binds.push(format!("{volume}:/data"));
+                cmd.extend(
+                    [
+                        "--appendonly",
+                        "yes",
+                        "--appendfsync",
+                        "always",
+                        "--dir",
+                        "/data",
+                    ]
+                    .map(String::from),
+                );
+            }
+        }
         self.engine
             .create(&ContainerSpec {
                 name: store.clone(),
                 image: self.plan.store.image.clone(),
-                cmd: [
-                    "--bind",
-                    "0.0.0.0",
-                    "--protected-mode",
-                    "no",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ]
-                .map(String::from)
-                .to_vec(),
+                cmd,
                 labels: self.labels("store"),
                 network: self.network.clone(),
                 alias: "store".into(),
+                binds,
                 ..Default::default()
             })
             .await?;
@@ -126,7 +146,13 @@ impl DockerCluster {
             replicas: &aliases,
             port: self.plan.service.port,
             health_path: &self.plan.service.health_path,
+            sticky: self.plan.balancer.sticky,
         });
+        // A port chosen here rather than by Docker, so a balancer restarted by a
+        // fault keeps its address and the load finds it again.
+        let host_port = free_port().map_err(|e| {
+            EngineError::State(format!("cannot find a free port on 127.0.0.1: {e}"))
+        })?;
         self.engine
             .create(&ContainerSpec {
                 name: balancer.clone(),
@@ -140,6 +166,7 @@ impl DockerCluster {
                 network: self.network.clone(),
                 alias: "balancer".into(),
                 publish: Some(haproxy::LISTEN_PORT),
+                host_port: Some(host_port),
                 ..Default::default()
             })
             .await?;
@@ -161,12 +188,9 @@ impl DockerCluster {
         for slot in 0..self.plan.service.replicas {
             self.wait_replica(slot, 0, deadline).await?;
         }
-        self.wait_url(
-            &balancer,
-            &format!("{url}{}", self.plan.service.health_path),
-            deadline,
-        )
-        .await?;
+        let health = format!("{url}{}", self.plan.service.health_path);
+        *self.balancer_health.lock().expect("balancer lock") = health.clone();
+        self.wait_url(&balancer, &health, deadline).await?;
         Ok(Started {
             url,
             ready_after: began.elapsed(),
@@ -272,19 +296,60 @@ impl DockerCluster {
     }
 }
 
-impl Cluster for DockerCluster {
-    fn replicas(&self) -> usize {
-        self.plan.service.replicas
+impl DockerCluster {
+    /// The container a victim names now, its instance name and its network alias.
+    fn container_of(&self, victim: Victim) -> (String, String, String) {
+        match victim {
+            Victim::Replica(slot) => {
+                let instance = Self::instance(slot, self.generation(slot));
+                (self.name(&instance), instance, format!("replica-{slot}"))
+            }
+            Victim::Store => (self.name("store"), "store".into(), "store".into()),
+            Victim::Balancer => (self.name("balancer"), "balancer".into(), "balancer".into()),
+        }
     }
 
-    async fn kill(&self, slot: usize) -> Result<Killed, EngineError> {
-        let instance = Self::instance(slot, self.generation(slot));
-        let outcome = self.engine.kill(&self.name(&instance)).await?;
-        Ok(Killed { instance, outcome })
+    /// Waits until the victim serves again: a replica's or the balancer's health
+    /// check answers 200, the store answers PING.
+    async fn wait_ready(&self, victim: Victim, deadline: Instant) -> Result<(), EngineError> {
+        match victim {
+            Victim::Replica(slot) => {
+                self.wait_replica(slot, self.generation(slot), deadline)
+                    .await
+            }
+            Victim::Balancer => {
+                let url = self.balancer_health.lock().expect("balancer lock").clone();
+                self.wait_url(&self.name("balancer"), &url, deadline).await
+            }
+            Victim::Store => self.wait_store(deadline).await,
+        }
     }
 
-    async fn replace(&self, slot: usize) -> Result<Replaced, EngineError> {
-        let began = Instant::now();
+    /// Polls the store with PING until it answers PONG (a Redis loading its
+    /// append-only file answers LOADING instead).
+    async fn wait_store(&self, deadline: Instant) -> Result<(), EngineError> {
+        let name = self.name("store");
+        loop {
+            let last = match self.engine.ip(&name, &self.network).await {
+                Ok(ip) => redis_ping(&format!("{ip}:{STORE_PORT}")).await,
+                Err(err) => Err(err.to_string()),
+            };
+            match last {
+                Ok(()) => return Ok(()),
+                Err(_) if Instant::now() < deadline && !self.cancel.is_cancelled() => {
+                    tokio::time::sleep(POLL).await;
+                }
+                Err(last) => {
+                    return Err(EngineError::State(format!(
+                        "the store {name} did not answer PING in time: {last}"
+                    )))
+                }
+            }
+        }
+    }
+
+    /// Puts a fresh replica in `slot` and waits until it is healthy.
+    async fn replace(&self, slot: usize, began: Instant) -> Result<String, EngineError> {
         let old = self.generation(slot);
         // The dead container keeps its alias until removed; remove it first so the
         // balancer's DNS look-ups find only the replacement.
@@ -296,11 +361,86 @@ impl Cluster for DockerCluster {
         self.generations.lock().expect("generation lock")[slot] = generation;
         self.wait_replica(slot, generation, began + self.plan.service.ready_timeout)
             .await?;
-        Ok(Replaced {
-            instance: Self::instance(slot, generation),
-            ready_after: began.elapsed(),
-        })
+        Ok(Self::instance(slot, generation))
     }
+}
+
+impl Cluster for DockerCluster {
+    fn replicas(&self) -> usize {
+        self.plan.service.replicas
+    }
+
+    async fn act(&self, action: Action, victim: Victim) -> Result<Acted, EngineError> {
+        let began = Instant::now();
+        let deadline = began + self.plan.service.ready_timeout;
+        let (container, instance, alias) = self.container_of(victim);
+        let mut acted = Acted {
+            instance,
+            outcome: KillOutcome::Killed,
+            ready_after: None,
+        };
+        match action {
+            Action::Kill => acted.outcome = self.engine.kill(&container).await?,
+            Action::Stop(grace) => acted.outcome = self.engine.stop(&container, grace).await?,
+            Action::Restart(grace) => {
+                self.engine.restart(&container, grace).await?;
+                self.wait_ready(victim, deadline).await?;
+                acted.ready_after = Some(began.elapsed());
+            }
+            Action::StartAgain => {
+                self.engine.start(&container).await?;
+                self.wait_ready(victim, deadline).await?;
+                acted.ready_after = Some(began.elapsed());
+            }
+            Action::Replace => {
+                let Victim::Replica(slot) = victim else {
+                    return Err(EngineError::State(format!(
+                        "only replicas can be replaced, not the {victim}"
+                    )));
+                };
+                acted.instance = self.replace(slot, began).await?;
+                acted.ready_after = Some(began.elapsed());
+            }
+            Action::Pause => self.engine.pause(&container).await?,
+            Action::Unpause => self.engine.unpause(&container).await?,
+            Action::Disconnect => self.engine.disconnect(&self.network, &container).await?,
+            Action::Reconnect => {
+                self.engine
+                    .connect_network(&self.network, &container, &alias)
+                    .await?
+            }
+        }
+        Ok(acted)
+    }
+
+    async fn ping(&self) -> Result<(), EngineError> {
+        self.engine.ping().await
+    }
+}
+
+/// Sends PING to a Redis at `addr` and expects PONG, within a second.
+async fn redis_ping(addr: &str) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.write_all(b"PING\r\n").await?;
+        let mut answer = [0u8; 64];
+        let n = stream.read(&mut answer).await?;
+        Ok::<_, std::io::Error>(String::from_utf8_lossy(&answer[..n]).trim().to_string())
+    };
+    match tokio::time::timeout(Duration::from_secs(1), exchange).await {
+        Ok(Ok(answer)) if answer == "+PONG" => Ok(()),
+        Ok(Ok(answer)) => Err(format!("it answered {answer:?}")),
+        Ok(Err(err)) => Err(err.to_string()),
+        Err(_) => Err("no answer within 1s".into()),
+    }
+}
+
+/// A TCP port on 127.0.0.1 that is free now.
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// A tar archive holding one file, as Docker's upload API wants it.

@@ -10,13 +10,14 @@ use std::time::Duration;
 
 use bollard::errors::Error as BollardError;
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig,
-    PortBinding,
+    ContainerCreateBody, EndpointSettings, HostConfig, NetworkConnectRequest, NetworkCreateRequest,
+    NetworkDisconnectRequest, NetworkingConfig, PortBinding, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, InspectContainerOptions, KillContainerOptionsBuilder,
-    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
+    RestartContainerOptionsBuilder, StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::StreamExt;
@@ -71,6 +72,11 @@ pub struct ContainerSpec {
     pub alias: String,
     /// A container port to publish on 127.0.0.1 at a free host port.
     pub publish: Option<u16>,
+    /// The host port for `publish`; Docker picks one when `None`. A fixed port keeps
+    /// the address when the container is restarted by a fault.
+    pub host_port: Option<u16>,
+    /// Volume mounts, `volume:/path`.
+    pub binds: Vec<String>,
 }
 
 /// Objects found (and, unless dry-run, removed) by a label selector.
@@ -78,6 +84,7 @@ pub struct ContainerSpec {
 pub struct Removed {
     pub containers: Vec<String>,
     pub networks: Vec<String>,
+    pub volumes: Vec<String>,
 }
 
 /// A connected, version-negotiated Docker client.
@@ -88,6 +95,11 @@ pub struct Engine {
 
 /// How long connecting may take before we say the engine is unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Docker takes grace periods in whole seconds.
+fn grace_secs(grace: Duration) -> i32 {
+    grace.as_secs_f64().ceil().min(3600.0) as i32
+}
 
 fn is_status(err: &BollardError, codes: &[u16]) -> bool {
     matches!(err, BollardError::DockerResponseServerError { status_code, .. } if codes.contains(status_code))
@@ -150,7 +162,7 @@ impl Engine {
                 port_key(p),
                 Some(vec![PortBinding {
                     host_ip: Some("127.0.0.1".into()),
-                    host_port: Some(String::new()),
+                    host_port: Some(spec.host_port.map_or_else(String::new, |p| p.to_string())),
                 }]),
             )])
         });
@@ -163,6 +175,7 @@ impl Engine {
             host_config: Some(HostConfig {
                 network_mode: Some(spec.network.clone()),
                 port_bindings,
+                binds: (!spec.binds.is_empty()).then(|| spec.binds.clone()),
                 ..Default::default()
             }),
             networking_config: Some(NetworkingConfig {
@@ -228,6 +241,147 @@ impl Engine {
                 source,
             }),
         }
+    }
+
+    /// Sends SIGTERM, then SIGKILL after `grace` (whole seconds, rounded up).
+    pub async fn stop(&self, name: &str, grace: Duration) -> Result<KillOutcome, EngineError> {
+        let options = StopContainerOptionsBuilder::default()
+            .t(grace_secs(grace))
+            .build();
+        match self.docker.stop_container(name, Some(options)).await {
+            Ok(()) => Ok(KillOutcome::Killed),
+            // 304: already stopped.
+            Err(err) if is_status(&err, &[304, 404]) => Ok(KillOutcome::AlreadyGone),
+            Err(source) => Err(EngineError::Call {
+                action: "stop container",
+                object: name.to_string(),
+                source,
+            }),
+        }
+    }
+
+    /// Stops (SIGTERM, SIGKILL after `grace`) and starts the same container.
+    pub async fn restart(&self, name: &str, grace: Duration) -> Result<(), EngineError> {
+        let options = RestartContainerOptionsBuilder::default()
+            .t(grace_secs(grace))
+            .build();
+        self.docker
+            .restart_container(name, Some(options))
+            .await
+            .map_err(|source| EngineError::Call {
+                action: "restart container",
+                object: name.to_string(),
+                source,
+            })
+    }
+
+    /// Freezes every process of the container (cgroup freezer).
+    pub async fn pause(&self, name: &str) -> Result<(), EngineError> {
+        self.docker
+            .pause_container(name)
+            .await
+            .map_err(|source| EngineError::Call {
+                action: "pause container",
+                object: name.to_string(),
+                source,
+            })
+    }
+
+    /// Thaws a paused container; one that is not paused (409) is fine.
+    pub async fn unpause(&self, name: &str) -> Result<(), EngineError> {
+        match self.docker.unpause_container(name).await {
+            Ok(()) => Ok(()),
+            Err(err) if is_status(&err, &[409]) && !self.is_paused(name).await? => Ok(()),
+            Err(source) => Err(EngineError::Call {
+                action: "unpause container",
+                object: name.to_string(),
+                source,
+            }),
+        }
+    }
+
+    /// Whether the container is paused now.
+    pub async fn is_paused(&self, name: &str) -> Result<bool, EngineError> {
+        let info = self.inspect(name).await?;
+        Ok(info.state.and_then(|s| s.paused).unwrap_or(false))
+    }
+
+    /// Takes the container off `network`.
+    pub async fn disconnect(&self, network: &str, name: &str) -> Result<(), EngineError> {
+        let request = NetworkDisconnectRequest {
+            container: name.to_string(),
+            force: Some(true),
+        };
+        self.docker
+            .disconnect_network(network, request)
+            .await
+            .map_err(|source| EngineError::Call {
+                action: "disconnect from its network container",
+                object: name.to_string(),
+                source,
+            })
+    }
+
+    /// Puts the container back on `network` under `alias`; one already connected is fine.
+    pub async fn connect_network(
+        &self,
+        network: &str,
+        name: &str,
+        alias: &str,
+    ) -> Result<(), EngineError> {
+        let request = NetworkConnectRequest {
+            container: name.to_string(),
+            endpoint_config: Some(EndpointSettings {
+                aliases: Some(vec![alias.to_string()]),
+                ..Default::default()
+            }),
+        };
+        match self.docker.connect_network(network, request).await {
+            Ok(()) => Ok(()),
+            Err(err) if is_status(&err, &[403, 409]) && self.ip(name, network).await.is_ok() => {
+                Ok(())
+            }
+            Err(source) => Err(EngineError::Call {
+                action: "reconnect to its network container",
+                object: name.to_string(),
+                source,
+            }),
+        }
+    }
+
+    /// Creates a named volume.
+    pub async fn create_volume(
+        &self,
+        name: &str,
+        labels: HashMap<String, String>,
+    ) -> Result<(), EngineError> {
+        let request = VolumeCreateRequest {
+            name: Some(name.to_string()),
+            labels: Some(labels),
+            ..Default::default()
+        };
+        self.docker
+            .create_volume(request)
+            .await
+            .map(drop)
+            .map_err(|source| EngineError::Call {
+                action: "create volume",
+                object: name.to_string(),
+                source,
+            })
+    }
+
+    /// Whether the engine answers at all.
+    pub async fn ping(&self) -> Result<(), EngineError> {
+        self.docker
+            .ping()
+            .await
+            .map(drop)
+            .map_err(|source| EngineError::Call {
+                action: "answer a ping from",
+                object: "the engine".into(),
+                source,
+            })
     }
 
     /// Removes a container, running or not; one that is already gone is fine.
@@ -314,7 +468,7 @@ impl Engine {
         text
     }
 
-    /// Removes every container and network whose labels match `label` (`key` or
+    /// Removes every container, network and volume whose labels match `label` (`key` or
     /// `key=value`). Only labelled objects are ever touched.
     pub async fn remove_labelled(
         &self,
@@ -349,6 +503,19 @@ impl Engine {
                 object: label.to_string(),
                 source,
             })?;
+        let volumes = self
+            .docker
+            .list_volumes(Some(
+                ListVolumesOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(|source| EngineError::Call {
+                action: "list volumes labelled",
+                object: label.to_string(),
+                source,
+            })?;
         let mut removed = Removed::default();
         for container in containers {
             let Some(name) = container
@@ -380,8 +547,27 @@ impl Engine {
             }
             removed.networks.push(name);
         }
+        // After the containers, which may still use them.
+        for volume in volumes.volumes.unwrap_or_default() {
+            if !dry_run {
+                let options = RemoveVolumeOptionsBuilder::default().force(true).build();
+                match self.docker.remove_volume(&volume.name, Some(options)).await {
+                    Ok(()) => {}
+                    Err(err) if is_status(&err, &[404]) => {}
+                    Err(source) => {
+                        return Err(EngineError::Call {
+                            action: "remove volume",
+                            object: volume.name,
+                            source,
+                        })
+                    }
+                }
+            }
+            removed.volumes.push(volume.name);
+        }
         removed.containers.sort();
         removed.networks.sort();
+        removed.volumes.sort();
         Ok(removed)
     }
 }

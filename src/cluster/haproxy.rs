@@ -19,6 +19,8 @@ pub struct Config<'a> {
     pub replicas: &'a [String],
     pub port: u16,
     pub health_path: &'a str,
+    /// Pin each client to a server with an inserted `SRV` cookie.
+    pub sticky: bool,
 }
 
 /// Renders `haproxy.cfg`.
@@ -30,8 +32,23 @@ pub struct Config<'a> {
 pub fn render(config: &Config<'_>) -> String {
     let mut servers = String::new();
     for (i, alias) in config.replicas.iter().enumerate() {
-        servers.push_str(&format!("    server r{i} {alias}:{}\n", config.port));
+        let cookie = if config.sticky {
+            format!(" cookie r{i}")
+        } else {
+            String::new()
+        };
+        servers.push_str(&format!(
+            "    server r{i} {alias}:{}{cookie}\n",
+            config.port
+        ));
     }
+    // `insert indirect nocache`: HAProxy sets SRV on the first answer, strips it
+    // from requests before they reach the server, and keeps caches from sharing it.
+    let sticky = if config.sticky {
+        "    cookie SRV insert indirect nocache\n"
+    } else {
+        ""
+    };
     format!(
         "\
 global
@@ -66,7 +83,7 @@ frontend sessions
 
 backend replicas
     balance roundrobin
-    option httpchk GET {health}
+{sticky}    option httpchk GET {health}
     http-check expect status 200
     default-server check inter 500ms fastinter 250ms downinter 250ms fall 2 rise 1 resolvers docker init-addr none resolve-prefer ipv4
 {servers}",
@@ -86,6 +103,7 @@ mod tests {
             replicas: &replicas,
             port: 9000,
             health_path: "/health",
+            sticky: false,
         });
         assert!(cfg.contains("    server r0 replica-0:9000\n"));
         assert!(cfg.contains("    server r1 replica-1:9000\n"));
@@ -94,5 +112,19 @@ mod tests {
         assert!(cfg.contains("resolvers docker init-addr none"));
         assert!(cfg.contains("bind :8080\n"));
         assert!(cfg.ends_with('\n'));
+        assert!(!cfg.contains("cookie"));
+    }
+
+    #[test]
+    fn sticky_inserts_a_cookie_per_server() {
+        let replicas = vec!["replica-0".to_string(), "replica-1".to_string()];
+        let cfg = render(&Config {
+            replicas: &replicas,
+            port: 8080,
+            health_path: "/healthz",
+            sticky: true,
+        });
+        assert!(cfg.contains("    cookie SRV insert indirect nocache\n"));
+        assert!(cfg.contains("    server r1 replica-1:8080 cookie r1\n"));
     }
 }

@@ -19,28 +19,68 @@ pub const RUN_LABEL: &str = "sessionstorm.run";
 /// Label saying what a container is for: `replica`, `store` or `balancer`.
 pub const ROLE_LABEL: &str = "sessionstorm.role";
 
-/// A replica taken down by a fault.
+/// What a fault hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Victim {
+    /// The replica in this slot (0 .. replicas), whatever its generation.
+    Replica(usize),
+    Store,
+    Balancer,
+}
+
+impl std::fmt::Display for Victim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Victim::Replica(slot) => write!(f, "replica-{slot}"),
+            Victim::Store => f.write_str("store"),
+            Victim::Balancer => f.write_str("balancer"),
+        }
+    }
+}
+
+/// One Docker-level action of a fault or of its revert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// SIGKILL.
+    Kill,
+    /// SIGTERM, SIGKILL after the grace period.
+    Stop(Duration),
+    /// Stop with a grace period and start the same container; waits until it is ready.
+    Restart(Duration),
+    /// Start the same (stopped) container again; waits until it is ready.
+    StartAgain,
+    /// A fresh container in a replica's slot; waits until it is ready.
+    Replace,
+    Pause,
+    Unpause,
+    /// Off the run's network.
+    Disconnect,
+    /// Back on the run's network, under its alias.
+    Reconnect,
+}
+
+/// What an action did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Killed {
+pub struct Acted {
+    /// The container acted on (for `Replace`, the new one), e.g. `replica-2.1`.
     pub instance: String,
+    /// `AlreadyGone` when the container had already stopped or disappeared.
     pub outcome: KillOutcome,
+    /// For actions that wait for readiness: from the action until the health check passed.
+    pub ready_after: Option<Duration>,
 }
 
-/// A replica put back in a slot after a fault.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Replaced {
-    pub instance: String,
-    /// From asking for the replacement until it answered its health check.
-    pub ready_after: Duration,
-}
-
-/// The faults a cluster can suffer, by replica slot (0 .. replicas).
+/// What chaos needs from a cluster, and nothing more, so it can be tested against a fake.
 pub trait Cluster: Sync {
     fn replicas(&self) -> usize;
 
-    /// SIGKILLs the replica in `slot`.
-    fn kill(&self, slot: usize) -> impl Future<Output = Result<Killed, EngineError>> + Send;
+    /// Applies one action to one victim.
+    fn act(
+        &self,
+        action: Action,
+        victim: Victim,
+    ) -> impl Future<Output = Result<Acted, EngineError>> + Send;
 
-    /// Puts a fresh replica in `slot` and waits until it is healthy.
-    fn replace(&self, slot: usize) -> impl Future<Output = Result<Replaced, EngineError>> + Send;
+    /// Whether the engine still answers: chaos stops when it does not (dead man's switch).
+    fn ping(&self) -> impl Future<Output = Result<(), EngineError>> + Send;
 }

@@ -128,17 +128,66 @@ impl AnomalySummary {
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct FaultSummary {
+    /// Faults that hit something (`injected`, `revert_failed`).
     pub injected: u64,
+    /// Faults skipped by a safety guard (`min_alive`, target already under a fault).
+    pub skipped: u64,
+    /// Faults with an error (injection, coming back, or revert).
     pub failed: u64,
+    /// Temporary faults whose revert failed after every retry.
+    pub revert_failed: u64,
+    /// Set when the dead man's switch stopped chaos: why.
+    pub halted: Option<String>,
+    /// Sums over every fault's error window (as users saw it).
+    pub failed_requests: u64,
+    pub total_window_ms: u64,
+    /// The longest time from a fault until users stopped seeing errors: the
+    /// `recovery_ms` metric for gates. 0 when no fault caused a failed request.
+    pub recovery_ms: u64,
+    /// The fault with the longest error window.
+    pub worst: Option<WorstWindow>,
     pub events: Vec<FaultRecord>,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WorstWindow {
+    /// Index into `events`.
+    pub event: usize,
+    pub fault: &'static str,
+    pub target: String,
+    pub injected_ms: u64,
+    pub window_ms: u64,
+    pub failed_requests: u64,
+}
+
 impl FaultSummary {
-    pub fn of(events: Vec<FaultRecord>) -> Self {
-        let failed = events.iter().filter(|e| e.error.is_some()).count() as u64;
+    pub fn of(events: Vec<FaultRecord>, halted: Option<String>) -> Self {
+        let count =
+            |f: &dyn Fn(&FaultRecord) -> bool| events.iter().filter(|e| f(e)).count() as u64;
+        let windows = || events.iter().filter_map(|e| e.recovery.as_ref());
+        let worst = events
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.recovery.as_ref().map(|r| (i, e, r)))
+            .max_by_key(|(i, _, r)| (r.window_ms, std::cmp::Reverse(*i)))
+            .map(|(i, e, r)| WorstWindow {
+                event: i,
+                fault: e.fault,
+                target: e.target.clone(),
+                injected_ms: e.injected_ms,
+                window_ms: r.window_ms,
+                failed_requests: r.failed_requests,
+            });
         FaultSummary {
-            injected: events.iter().filter(|e| e.outcome == "killed").count() as u64,
-            failed,
+            injected: count(&|e| matches!(e.outcome, "injected" | "revert_failed")),
+            skipped: count(&|e| e.outcome == "skipped"),
+            failed: count(&|e| e.error.is_some()),
+            revert_failed: count(&|e| e.outcome == "revert_failed"),
+            halted,
+            failed_requests: windows().map(|r| r.failed_requests).sum(),
+            total_window_ms: windows().map(|r| r.window_ms).sum(),
+            recovery_ms: windows().map(|r| r.recovery_ms).max().unwrap_or(0),
+            worst,
             events,
         }
     }
@@ -215,11 +264,42 @@ impl Summary {
             "\nsessions {} created, {} checked in the final sweep, {} unverified",
             self.sessions.created, self.sessions.checked, self.sessions.unverified
         );
+        let f = &self.faults;
         let _ = writeln!(
             out,
-            "operations {requests} ({errors} failed requests: availability, not loss) · {} load, {} missed starts · faults {} injected, {} failed",
-            self.load.model, self.load.missed_starts, self.faults.injected, self.faults.failed
+            "operations {requests} ({errors} failed requests: availability, not loss) · {} load, {} missed starts · faults {} injected, {} skipped, {} failed",
+            self.load.model, self.load.missed_starts, f.injected, f.skipped, f.failed
         );
+        match &f.worst {
+            Some(w) => {
+                let _ = writeln!(
+                    out,
+                    "recovery: {} failed requests in fault windows totalling {} ms; worst window {} ms ({} failed) after {} {} at {:.1}s; recovery_ms {}",
+                    f.failed_requests,
+                    f.total_window_ms,
+                    w.window_ms,
+                    w.failed_requests,
+                    w.fault,
+                    w.target,
+                    w.injected_ms as f64 / 1000.0,
+                    f.recovery_ms
+                );
+            }
+            None if f.injected > 0 => {
+                let _ = writeln!(out, "recovery: no request failed after any fault");
+            }
+            None => {}
+        }
+        if f.revert_failed > 0 {
+            let _ = writeln!(
+                out,
+                "WARNING: {} fault reverts failed; see faults.events",
+                f.revert_failed
+            );
+        }
+        if let Some(why) = &f.halted {
+            let _ = writeln!(out, "WARNING: chaos stopped early: {why}");
+        }
         let _ = writeln!(
             out,
             "\nlatency (ms)   count      p50      p90      p99    p99.9      max  uncorrected p99"
