@@ -349,23 +349,8 @@ impl Driver {
     pub async fn sweep(&self, sessions: &mut [LiveSession]) -> Swept {
         let results: Vec<Done> = futures_util::stream::iter(sessions.iter_mut())
             .map(|session| async move {
-                let now = Instant::now();
-                let mut done = Done {
-                    session: None,
-                    user: None,
-                    step: Step::Read,
-                    outcome: Outcome::Error,
-                    intended: now,
-                    sent: now,
-                    finished: now,
-                    errors: Vec::new(),
-                    served_by: Vec::new(),
-                    anomalies: Vec::new(),
-                    skipped: false,
-                };
-                if self.sweep_one(session, &mut done).await {
-                    done.outcome = Outcome::Ok;
-                }
+                let mut done = Done::new(Step::Read, Instant::now(), None);
+                self.sweep_one(session, &mut done).await;
                 done.finished = Instant::now();
                 done
             })
