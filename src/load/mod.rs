@@ -258,6 +258,9 @@ impl Driver {
                 }
                 backlog.pop_front();
             }
+            if next_due.is_none() && backlog.is_empty() {
+                break;
+            }
             tokio::select! {
                 biased;
                 () = stop.cancelled() => break,
@@ -273,7 +276,9 @@ impl Driver {
                     i += 1;
                     next_due = profile.due(i).map(|d| self.start + d);
                     if !self.may_start() {
-                        break;
+                        // The operation count is reached: run what is late, then end.
+                        next_due = None;
+                        continue;
                     }
                     while let Ok(session) = idle_rx.try_recv() {
                         lanes.idle.push_back(session);
