@@ -3,9 +3,10 @@
 //! The endpoint is the demo service in memory mode, a separate process on a
 //! loopback port, so the CPU this process uses is the driver's alone. Printed:
 //!
-//! 1. throughput and driver CPU seconds per 100k requests at a fixed open-model
-//!    rate, with session checking on, and the same figure for `wrk` against the
-//!    same endpoint (closed loop, as fast as it goes), with the ratio;
+//! 1. throughput and driver CPU seconds per 100k requests, with session checking
+//!    on, at a fixed open-model rate and flat out (16 closed-model users), and the
+//!    same figure for `wrk` against the same endpoint (16 connections, flat out),
+//!    with the ratio of the two flat-out figures;
 //! 2. the driver's corrected and uncorrected p99 at that rate, beside `hey`'s p99 at
 //!    the same rate against the same endpoint;
 //! 3. peak RSS with 100 000 live sessions, and bytes per live and finished session;
@@ -14,7 +15,9 @@
 //! Figures, not assertions: the machine is shared and noisy. Tune with
 //! `BENCH_RATE` (default 4000 ops/s) and `BENCH_SECONDS` (default 10).
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,7 +25,7 @@ use sessionstorm::load::ops::LiveSession;
 use sessionstorm::load::pacing::RateProfile;
 use sessionstorm::load::Driver;
 use sessionstorm::metrics::{new_histogram, FailureTimeline, Live, Outcome};
-use sessionstorm::plan::{LoadPlan, Model};
+use sessionstorm::plan::{LoadPlan, Model, Think};
 use sessionstorm::session::{Op, SessionModel};
 use tokio_util::sync::CancellationToken;
 
@@ -50,16 +53,31 @@ fn peak_rss() -> u64 {
     usage.ru_maxrss as u64 * 1024
 }
 
-/// Current resident set size of this process, in bytes.
-fn rss() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
+/// The system allocator, counting the bytes currently allocated, so the memory a
+/// session holds is measured exactly rather than read off a noisy RSS.
+struct Counting;
+
+static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded to the system allocator unchanged.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATED.fetch_add(layout.size(), Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        ALLOCATED.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATED.fetch_add(new_size, Ordering::Relaxed);
+        ALLOCATED.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
 }
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
 
 /// The demo service in memory mode on a free loopback port; killed when dropped.
 struct Endpoint {
@@ -102,13 +120,17 @@ fn endpoint() -> Endpoint {
     Endpoint { child, port }
 }
 
-fn plan(rate: f64, session_interval: Duration, appends: u32) -> LoadPlan {
+fn open(rate: f64, session_interval: Duration) -> Model {
+    Model::Open {
+        profile: RateProfile::constant(rate),
+        max_in_flight: 100_000,
+        session_interval,
+    }
+}
+
+fn plan(model: Model, appends: u32) -> LoadPlan {
     LoadPlan {
-        model: Model::Open {
-            profile: RateProfile::constant(rate),
-            max_in_flight: 100_000,
-            session_interval,
-        },
+        model,
         appends_per_session: appends,
         warmup: Duration::from_secs(1),
         operations: None,
@@ -234,9 +256,9 @@ fn create_session(port: u16) -> String {
         .expect("the create answer sets a cookie")
 }
 
-/// Bytes a session costs, measured as resident memory grown while holding many.
+/// Heap and inline bytes a session costs, measured while holding many.
 fn bytes_per_session(n: usize, appends: u32, finished: bool) -> f64 {
-    let before = rss();
+    let before = ALLOCATED.load(Ordering::Relaxed);
     let sessions: Vec<LiveSession> = (0..n as u64)
         .map(|seq| {
             let id = format!("{:08x}-0000-4000-8000-{:012x}", seq, seq);
@@ -250,7 +272,7 @@ fn bytes_per_session(n: usize, appends: u32, finished: bool) -> f64 {
             LiveSession::new(model, format!("sid={id}"))
         })
         .collect();
-    let grown = rss().saturating_sub(before);
+    let grown = ALLOCATED.load(Ordering::Relaxed).saturating_sub(before);
     drop(std::hint::black_box(sessions));
     grown as f64 / n as f64
 }
@@ -316,7 +338,7 @@ fn main() {
     let big = drive(
         &runtime,
         &url,
-        plan(10_000.0, Duration::from_secs(10), 10),
+        plan(open(10_000.0, Duration::from_secs(10)), 10),
         12,
     );
     println!(
@@ -328,7 +350,7 @@ fn main() {
 
     let n = 100_000;
     println!(
-        "memory per session (10 appends): {:.0} bytes live, {:.0} bytes finished",
+        "memory per session (10 appends, allocator-counted): {:.0} bytes live, {:.0} bytes finished",
         bytes_per_session(n, 10, false),
         bytes_per_session(n, 10, true)
     );
