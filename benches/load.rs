@@ -290,22 +290,32 @@ fn main() {
     let driven = drive(
         &runtime,
         &url,
-        plan(rate as f64, Duration::from_secs(1), 10),
+        plan(open(rate as f64, Duration::from_secs(1)), 10),
         seconds,
     );
-    let ours = per_100k(driven.cpu, driven.requests);
-    println!("driver, open model, session checking on:");
+    println!("driver, open model at {rate} ops/s, session checking on:");
     println!(
-        "  {} requests in {:.1} s: {:.0} requests/s; {} anomalies",
+        "  {} requests in {:.1} s: {:.0} requests/s; {} anomalies; CPU {:.2} s per 100k requests",
         driven.requests,
         driven.wall.as_secs_f64(),
         driven.requests as f64 / driven.wall.as_secs_f64(),
-        driven.anomalies
+        driven.anomalies,
+        per_100k(driven.cpu, driven.requests)
     );
-    println!("  driver CPU: {ours:.2} s per 100k requests");
     println!(
         "  p99 corrected {:.2} ms, uncorrected {:.2} ms",
         driven.corrected_p99_ms, driven.uncorrected_p99_ms
+    );
+    // Flat out, like wrk: 16 users with no think time against wrk's 16 connections.
+    let flat_out = Model::Closed {
+        users: 16,
+        think: Think::Fixed(Duration::ZERO),
+    };
+    let flat = drive(&runtime, &url, plan(flat_out, 10), seconds);
+    let ours = per_100k(flat.cpu, flat.requests);
+    println!(
+        "driver, closed model, 16 users flat out: {:.0} requests/s; CPU {ours:.2} s per 100k requests",
+        flat.requests as f64 / flat.wall.as_secs_f64()
     );
 
     let cookie = create_session(endpoint.port);
