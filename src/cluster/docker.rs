@@ -37,6 +37,8 @@ pub struct DockerCluster {
     cancel: CancellationToken,
     /// The balancer's health URL on 127.0.0.1, known once started.
     balancer_health: Mutex<String>,
+    /// Addresses of containers taken off the network, to come back at.
+    addresses: Mutex<HashMap<String, String>>,
 }
 
 /// What [`DockerCluster::start`] reports.
@@ -62,6 +64,7 @@ impl DockerCluster {
                 .expect("a plain HTTP client builds"),
             cancel,
             balancer_health: Mutex::new(String::new()),
+            addresses: Mutex::new(HashMap::new()),
         }
     }
 
@@ -403,10 +406,24 @@ impl Cluster for DockerCluster {
             }
             Action::Pause => self.engine.pause(&container).await?,
             Action::Unpause => self.engine.unpause(&container).await?,
-            Action::Disconnect => self.engine.disconnect(&self.network, &container).await?,
+            Action::Disconnect => {
+                if let Ok(ip) = self.engine.ip(&container, &self.network).await {
+                    self.addresses
+                        .lock()
+                        .expect("address lock")
+                        .insert(container.clone(), ip);
+                }
+                self.engine.disconnect(&self.network, &container).await?
+            }
             Action::Reconnect => {
+                let ip = self
+                    .addresses
+                    .lock()
+                    .expect("address lock")
+                    .get(&container)
+                    .cloned();
                 self.engine
-                    .connect_network(&self.network, &container, &alias)
+                    .connect_network(&self.network, &container, &alias, ip.as_deref())
                     .await?
             }
         }

@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use bollard::errors::Error as BollardError;
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, NetworkConnectRequest, NetworkCreateRequest,
-    NetworkDisconnectRequest, NetworkingConfig, PortBinding, VolumeCreateRequest,
+    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, Ipam, IpamConfig,
+    NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest, NetworkingConfig,
+    PortBinding, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, InspectContainerOptions, KillContainerOptionsBuilder,
@@ -133,26 +134,65 @@ impl Engine {
         &self.docker
     }
 
+    /// Creates a bridge network whose subnet is pinned (user-configured), so a
+    /// container taken off it can come back with the address it had, as after a real
+    /// partition. Docker picks a free subnet first; the network is then made again
+    /// with that subnet stated. Should that fail (another network took it in
+    /// between), the network is made without a stated subnet and reconnects get a
+    /// fresh address.
     pub async fn create_network(
         &self,
         name: &str,
         labels: HashMap<String, String>,
     ) -> Result<(), EngineError> {
-        let request = NetworkCreateRequest {
+        let request = |ipam: Option<Ipam>| NetworkCreateRequest {
             name: name.to_string(),
             driver: Some("bridge".into()),
-            labels: Some(labels),
+            labels: Some(labels.clone()),
+            ipam,
             ..Default::default()
         };
+        let failed = |source| EngineError::Call {
+            action: "create network",
+            object: name.to_string(),
+            source,
+        };
         self.docker
-            .create_network(request)
+            .create_network(request(None))
+            .await
+            .map_err(failed)?;
+        let chosen = self
+            .docker
+            .inspect_network(name, None)
+            .await
+            .ok()
+            .and_then(|n| n.ipam?.config?.into_iter().next())
+            .filter(|c| c.subnet.is_some());
+        let Some(config) = chosen else {
+            return Ok(());
+        };
+        self.docker.remove_network(name).await.map_err(failed)?;
+        let pinned = Ipam {
+            config: Some(vec![IpamConfig {
+                subnet: config.subnet,
+                gateway: config.gateway,
+                ..Default::default()
+            }]),
+            ..Default::default()
+        };
+        if self
+            .docker
+            .create_network(request(Some(pinned)))
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        self.docker
+            .create_network(request(None))
             .await
             .map(drop)
-            .map_err(|source| EngineError::Call {
-                action: "create network",
-                object: name.to_string(),
-                source,
-            })
+            .map_err(failed)
     }
 
     pub async fn create(&self, spec: &ContainerSpec) -> Result<(), EngineError> {
@@ -322,21 +362,32 @@ impl Engine {
             })
     }
 
-    /// Puts the container back on `network` under `alias`; one already connected is fine.
+    /// Puts the container back on `network` under `alias`, at `ip` when given and
+    /// the network allows it; one already connected is fine.
     pub async fn connect_network(
         &self,
         network: &str,
         name: &str,
         alias: &str,
+        ip: Option<&str>,
     ) -> Result<(), EngineError> {
-        let request = NetworkConnectRequest {
+        let request = |ip: Option<&str>| NetworkConnectRequest {
             container: name.to_string(),
             endpoint_config: Some(EndpointSettings {
                 aliases: Some(vec![alias.to_string()]),
+                ipam_config: ip.map(|ip| EndpointIpamConfig {
+                    ipv4_address: Some(ip.to_string()),
+                    ..Default::default()
+                }),
                 ..Default::default()
             }),
         };
-        match self.docker.connect_network(network, request).await {
+        let mut answer = self.docker.connect_network(network, request(ip)).await;
+        if ip.is_some() && answer.as_ref().is_err_and(|e| is_status(e, &[400, 500])) {
+            // The network has no stated subnet, or the address was taken: any address.
+            answer = self.docker.connect_network(network, request(None)).await;
+        }
+        match answer {
             Ok(()) => Ok(()),
             Err(err) if is_status(&err, &[403, 409]) && self.ip(name, network).await.is_ok() => {
                 Ok(())
