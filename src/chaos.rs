@@ -58,7 +58,7 @@ impl fmt::Display for Scheduled {
             victims.join(", ")
         )?;
         match self.fault {
-            Fault::Pause | Fault::Disconnect => {
+            Fault::Pause | Fault::Disconnect | Fault::Blackhole => {
                 let d = self.duration.unwrap_or_default();
                 write!(f, " for {}", humantime::format_duration(d))
             }
@@ -391,6 +391,7 @@ async fn apply<C: Cluster>(
         Fault::Restart => Action::Restart(fault.grace),
         Fault::Pause => Action::Pause,
         Fault::Disconnect => Action::Disconnect,
+        Fault::Blackhole => Action::BlackholeOn,
     };
     let results =
         futures_util::future::join_all(fault.victims.iter().map(|v| cluster.act(first, *v))).await;
@@ -449,11 +450,11 @@ async fn apply<C: Cluster>(
             }
         }
         Fault::Restart => {}
-        Fault::Pause | Fault::Disconnect => {
-            let revert = if fault.fault == Fault::Pause {
-                Action::Unpause
-            } else {
-                Action::Reconnect
+        Fault::Pause | Fault::Disconnect | Fault::Blackhole => {
+            let revert = match fault.fault {
+                Fault::Pause => Action::Unpause,
+                Fault::Disconnect => Action::Reconnect,
+                _ => Action::BlackholeOff,
             };
             tokio::select! {
                 () = tokio::time::sleep(fault.duration.unwrap_or_default()) => {}

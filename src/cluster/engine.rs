@@ -78,6 +78,8 @@ pub struct ContainerSpec {
     pub host_port: Option<u16>,
     /// Volume mounts, `volume:/path`.
     pub binds: Vec<String>,
+    /// Extra kernel capabilities, e.g. `NET_ADMIN`.
+    pub cap_add: Vec<String>,
 }
 
 /// Objects found (and, unless dry-run, removed) by a label selector.
@@ -216,16 +218,20 @@ impl Engine {
                 network_mode: Some(spec.network.clone()),
                 port_bindings,
                 binds: (!spec.binds.is_empty()).then(|| spec.binds.clone()),
+                cap_add: (!spec.cap_add.is_empty()).then(|| spec.cap_add.clone()),
                 ..Default::default()
             }),
-            networking_config: Some(NetworkingConfig {
-                endpoints_config: Some(HashMap::from([(
-                    spec.network.clone(),
-                    EndpointSettings {
-                        aliases: Some(vec![spec.alias.clone()]),
-                        ..Default::default()
-                    },
-                )])),
+            // `container:<name>` shares another container's network: no endpoint of its own.
+            networking_config: (!spec.network.starts_with("container:")).then(|| {
+                NetworkingConfig {
+                    endpoints_config: Some(HashMap::from([(
+                        spec.network.clone(),
+                        EndpointSettings {
+                            aliases: Some(vec![spec.alias.clone()]),
+                            ..Default::default()
+                        },
+                    )])),
+                }
             }),
             ..Default::default()
         };
@@ -420,6 +426,32 @@ impl Engine {
                 object: name.to_string(),
                 source,
             })
+    }
+
+    /// Starts a created container, waits until it exits and removes it; returns its
+    /// exit code and its output (for error messages).
+    pub async fn run_to_end(&self, name: &str) -> Result<(i64, String), EngineError> {
+        self.start(name).await?;
+        let mut waits = self.docker.wait_container(
+            name,
+            None::<bollard::query_parameters::WaitContainerOptions>,
+        );
+        let code = match waits.next().await {
+            Some(Ok(answer)) => answer.status_code,
+            Some(Err(BollardError::DockerContainerWaitError { code, .. })) => code,
+            Some(Err(source)) => {
+                let _ = self.remove(name).await;
+                return Err(EngineError::Call {
+                    action: "wait for container",
+                    object: name.to_string(),
+                    source,
+                });
+            }
+            None => -1,
+        };
+        let logs = self.logs_tail(name, 20).await;
+        self.remove(name).await?;
+        Ok((code, logs))
     }
 
     /// Whether the engine answers at all.
