@@ -811,8 +811,8 @@ every = "5s"
                 "\"replace\", \"restart\", \"none\"",
             ),
             (
-                "[[chaos]]\nfault = \"blackhole\"\nevery = \"1s\"\n",
-                "not available",
+                "[[chaos]]\nfault = \"fire\"\nevery = \"1s\"\n",
+                "\"blackhole\"",
             ),
             (
                 "[[chaos]]\nfault = \"restart\"\nschedule = \"rolling\"\ntarget = \"store\"\n",
