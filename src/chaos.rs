@@ -203,6 +203,8 @@ pub struct Outcome {
     pub records: Vec<FaultRecord>,
     /// Set when the dead man's switch stopped chaos early: why.
     pub halted: Option<String>,
+    /// Replica slots left down on purpose (`after_kill = "none"`).
+    pub left_down: Vec<usize>,
 }
 
 /// Which targets are under a fault now; decides whether a fault may go ahead.
@@ -330,6 +332,14 @@ pub async fn run<C: Cluster>(
         }
     }
     outcome.records.sort_by_key(|r| (r.injected_ms, r.entry));
+    drop(inflight);
+    outcome.left_down = guard
+        .lock()
+        .expect("guard lock")
+        .gone
+        .iter()
+        .copied()
+        .collect();
     outcome
 }
 
@@ -818,6 +828,7 @@ appends_per_session = 1
         assert_eq!(kills, 3, "5 replicas, 2 must stay: {:?}", outcome.records);
         assert!(fake.actions().iter().all(|a| a.0 == Action::Kill));
         assert!(outcome.records.iter().any(|r| r.outcome == "skipped"));
+        assert_eq!(outcome.left_down.len(), 3);
     }
 
     #[tokio::test(start_paused = true)]

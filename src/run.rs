@@ -197,7 +197,10 @@ async fn drive(cluster: &DockerCluster, plan: &Plan, shutdown: &Shutdown) -> Res
         say!("interrupted: load and chaos stopped; checking what was done (Ctrl-C again to skip)");
     }
 
-    let healed = match cluster.wait_healthy(plan.service.ready_timeout).await {
+    let healed = match cluster
+        .wait_healthy(plan.service.ready_timeout, &faults.left_down)
+        .await
+    {
         Ok(took) => Some(took),
         Err(err) => {
             eprintln!("warning: the cluster did not heal after chaos: {err}");

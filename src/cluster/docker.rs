@@ -283,11 +283,16 @@ impl DockerCluster {
         }
     }
 
-    /// Waits until every replica is healthy again, as after chaos stops.
-    pub async fn wait_healthy(&self, timeout: Duration) -> Result<Duration, EngineError> {
+    /// Waits until every replica is healthy again, as after chaos stops, except the
+    /// slots chaos left down on purpose (`after_kill = "none"`).
+    pub async fn wait_healthy(
+        &self,
+        timeout: Duration,
+        left_down: &[usize],
+    ) -> Result<Duration, EngineError> {
         let began = Instant::now();
         let deadline = began + timeout;
-        for slot in 0..self.plan.service.replicas {
+        for slot in (0..self.plan.service.replicas).filter(|s| !left_down.contains(s)) {
             self.wait_replica(slot, self.generation(slot), deadline)
                 .await?;
         }
