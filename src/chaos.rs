@@ -683,6 +683,7 @@ appends_per_session = 1
         actions: Mutex<Vec<(Action, Victim, Duration)>>,
         start: Instant,
         engine_dead: AtomicBool,
+        reverts_fail: AtomicBool,
     }
 
     impl Fake {
@@ -691,6 +692,7 @@ appends_per_session = 1
                 actions: Mutex::new(Vec::new()),
                 start,
                 engine_dead: AtomicBool::new(false),
+                reverts_fail: AtomicBool::new(false),
             }
         }
 
@@ -708,6 +710,9 @@ appends_per_session = 1
                 .lock()
                 .unwrap()
                 .push((action, victim, self.start.elapsed()));
+            if action == Action::Unpause && self.reverts_fail.load(Ordering::Relaxed) {
+                return Err(EngineError::State("unpause refused".into()));
+            }
             let waits = matches!(
                 action,
                 Action::Replace | Action::Restart(_) | Action::StartAgain
@@ -848,6 +853,33 @@ appends_per_session = 1
             ]
         );
         assert_eq!(outcome.records[0].reverted_ms, Some(5000));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_revert_is_retried_then_reported() {
+        let chaos = "[[chaos]]\nfault = \"pause\"\ntarget = \"replica-3\"\nat = [\"1s\"]\nduration = \"1s\"\n";
+        let plan = plan_with(1, "10s", chaos);
+        let start = Instant::now();
+        let fake = Fake::new(start);
+        fake.reverts_fail.store(true, Ordering::Relaxed);
+        let outcome = run(
+            &fake,
+            1,
+            &schedule(&plan),
+            start,
+            &CancellationToken::new(),
+            &|_| {},
+        )
+        .await;
+        let unpauses = fake
+            .actions()
+            .iter()
+            .filter(|a| a.0 == Action::Unpause)
+            .count();
+        assert_eq!(unpauses, REVERT_ATTEMPTS as usize);
+        let record = &outcome.records[0];
+        assert_eq!(record.outcome, "revert_failed");
+        assert!(record.error.as_deref().unwrap().contains("unpause refused"));
     }
 
     #[tokio::test(start_paused = true)]

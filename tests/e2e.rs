@@ -724,3 +724,67 @@ fn blackhole_drops_a_replicas_traffic_then_restores_it_and_passes() {
     // (`healed_ms` is set only if every replica answered on its own address).
     assert_clean_after_chaos(&run, &id);
 }
+
+#[test]
+fn first_interrupt_reverts_a_pause_under_way_before_teardown() {
+    let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    // A pause far longer than the time to the interrupt: only the interrupt can end it.
+    let (_dir, path) = temp_scenario(
+        r#"
+name = "interrupt-pause"
+seed = 1
+duration = "60s"
+[service]
+replicas = 2
+env = { MODE = "redis" }
+[load]
+users = 4
+appends_per_session = 5
+request_timeout = "1s"
+[[chaos]]
+fault = "pause"
+target = "replica-1"
+at = ["1s"]
+duration = "10m"
+"#,
+    );
+    let id = unique("e2e-interrupt-pause");
+    let _guard = RunGuard { id: id.clone() };
+    let out = tempfile::tempdir().unwrap();
+    let mut child = bin()
+        .args(["run", &path, "--run-id", &id, "--out"])
+        .arg(out.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in stdout.by_ref() {
+        if line.unwrap().starts_with("load:") {
+            break;
+        }
+    }
+    let drain = std::thread::spawn(move || stdout.map_while(Result::ok).collect::<Vec<_>>());
+    std::thread::sleep(Duration::from_secs(4));
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    let seen = drain.join().unwrap();
+    assert_eq!(status.code(), Some(130), "{seen:#?}");
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(out.path().join(&id).join("summary.json")).unwrap())
+            .unwrap();
+    let pause = &events(&summary)[0];
+    assert_eq!(pause["outcome"], "injected", "{pause}");
+    // Reverted by the interrupt (about 5 s in), long before the pause's own end
+    // (10 min) or the end of the load (60 s).
+    assert!(pause["reverted_ms"].as_u64().unwrap() < 30_000, "{pause}");
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("pause replica-1.0: injected → reverted")),
+        "{seen:#?}"
+    );
+    assert!(labelled(&format!("sessionstorm.run={id}")).is_empty());
+}
