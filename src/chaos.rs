@@ -575,7 +575,7 @@ min_alive = 1
 [service]
 replicas = 5
 [load]
-users = 1
+rate = 10
 appends_per_session = 1
 {chaos}
 "#

@@ -62,11 +62,11 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> Result<ExitCode> {
         Command::Validate { scenario } => {
             let plan = load_plan(&scenario, &Overrides::default())?;
             say!(
-                "{}: valid scenario {:?} ({} replicas, {} users, {} chaos entries)",
+                "{}: valid scenario {:?} ({} replicas, {} load, {} chaos entries)",
                 scenario.display(),
                 plan.name,
                 plan.service.replicas,
-                plan.load.users,
+                plan.load.model.describe(),
                 plan.chaos.len()
             );
             Ok(ExitCode::Passed)
@@ -163,8 +163,8 @@ pub fn render_plan(plan: &plan::Plan) -> String {
     );
     let _ = writeln!(
         out,
-        "load     {} users, {} appends per session, for {}",
-        plan.load.users,
+        "load     {}, {} appends per session, for {}",
+        plan.load.model.describe(),
         plan.load.appends_per_session,
         humantime::format_duration(plan.duration)
     );

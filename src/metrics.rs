@@ -1,9 +1,15 @@
-//! What the load measured: latency histograms and outcome counts by operation.
+//! What the load measured: latency histograms and outcome counts by operation, per
+//! interval and for the whole run.
 //!
-//! Each virtual user owns a [`Metrics`] and records into it without any lock; the
-//! run merges them once at the end. Errors are counted by kind in a fixed map, so
-//! memory does not grow with the number of failures. [`Live`] is the only shared
-//! state: a handful of relaxed atomic counters for the progress line.
+//! Every load shard owns a [`Recorder`] and records into it without any lock. Once a
+//! second it hands the recorder's content over ([`Recorder::take`]) to the
+//! [`crate::load::collector`], which merges the shards' pieces of an interval, writes
+//! the interval log and keeps only percentiles per interval, so memory does not grow
+//! with the run's length. Errors are counted by kind in a small map, never listed.
+//!
+//! Latency is kept twice, like wrk2: *corrected* from the time the operation was
+//! meant to start (so a stalled server shows up in full, coordinated omission
+//! corrected) and *uncorrected* from the time it was actually sent.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -33,6 +39,15 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    pub const ALL: [ErrorKind; 6] = [
+        ErrorKind::Connect,
+        ErrorKind::Timeout,
+        ErrorKind::Reset,
+        ErrorKind::Status5xx,
+        ErrorKind::Status4xx,
+        ErrorKind::BadBody,
+    ];
+
     pub fn classify(err: &reqwest::Error) -> ErrorKind {
         if err.is_timeout() {
             ErrorKind::Timeout
@@ -52,73 +67,122 @@ impl ErrorKind {
             ErrorKind::Status4xx
         }
     }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Connect => "connect",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Reset => "reset",
+            ErrorKind::Status5xx => "status_5xx",
+            ErrorKind::Status4xx => "status_4xx",
+            ErrorKind::BadBody => "bad_body",
+        }
+    }
 }
 
-/// Latency and outcomes of one operation kind.
+/// How a logical operation (an append with its retries, say) ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Ok,
+    Error,
+}
+
+/// Highest latency a histogram holds, in microseconds; longer values are clamped.
+pub const MAX_LATENCY_US: u64 = 3_600_000_000;
+
+/// A latency histogram in microseconds, 3 significant digits. `u32` counts keep it
+/// under 100 KB while still counting four billion operations per interval.
+pub type LatencyHistogram = Histogram<u32>;
+
+pub fn new_histogram() -> LatencyHistogram {
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("static histogram bounds are valid")
+}
+
+fn micros(d: Duration) -> u64 {
+    (d.as_micros() as u64).clamp(1, MAX_LATENCY_US)
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Percentiles {
+    pub count: u64,
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+impl Percentiles {
+    /// From a histogram in microseconds.
+    pub fn of<T: hdrhistogram::Counter>(h: &Histogram<T>) -> Self {
+        let ms = |us: u64| us as f64 / 1000.0;
+        Percentiles {
+            count: h.len(),
+            mean: h.mean().round() / 1000.0,
+            p50: ms(h.value_at_quantile(0.50)),
+            p90: ms(h.value_at_quantile(0.90)),
+            p99: ms(h.value_at_quantile(0.99)),
+            p999: ms(h.value_at_quantile(0.999)),
+            max: ms(h.max()),
+        }
+    }
+
+    pub fn empty() -> Self {
+        Percentiles {
+            count: 0,
+            mean: 0.0,
+            p50: 0.0,
+            p90: 0.0,
+            p99: 0.0,
+            p999: 0.0,
+            max: 0.0,
+        }
+    }
+}
+
+/// Corrected and uncorrected latency of one operation kind and outcome.
 #[derive(Debug, Clone)]
-pub struct OpStats {
-    pub ok: u64,
-    pub errors: BTreeMap<ErrorKind, u64>,
-    /// Latency in microseconds of each successful operation, retries included: the
-    /// time a user waited.
-    pub latency: Histogram<u64>,
+pub struct Latency {
+    pub corrected: LatencyHistogram,
+    pub uncorrected: LatencyHistogram,
 }
 
-/// Highest latency a histogram holds; longer values are clamped to it.
-const MAX_LATENCY_US: u64 = 3_600_000_000;
-
-impl Default for OpStats {
+impl Default for Latency {
     fn default() -> Self {
-        OpStats {
-            ok: 0,
-            errors: BTreeMap::new(),
-            latency: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
-                .expect("static histogram bounds are valid"),
+        Latency {
+            corrected: new_histogram(),
+            uncorrected: new_histogram(),
         }
     }
 }
 
-impl OpStats {
-    pub fn error_count(&self) -> u64 {
-        self.errors.values().sum()
-    }
-
-    fn merge(&mut self, other: &OpStats) {
-        self.ok += other.ok;
-        for (kind, n) in &other.errors {
-            *self.errors.entry(*kind).or_default() += n;
-        }
-        self.latency
-            .add(&other.latency)
-            .expect("histograms share their bounds");
-    }
-}
-
-/// Everything one virtual user (or the sweep) measured.
+/// Counts and histograms of some span of the run: one interval of one shard, one
+/// interval of the run, or the whole run.
 #[derive(Debug, Clone, Default)]
-pub struct Metrics {
-    pub ops: BTreeMap<Op, OpStats>,
+pub struct Recorder {
+    pub latency: BTreeMap<(Op, Outcome), Latency>,
+    /// Failed requests by kind; an append retried three times can count three.
+    pub errors: BTreeMap<(Op, ErrorKind), u64>,
+    /// Operations the open model could not start on time.
+    pub missed_starts: u64,
     /// Answers by `X-Served-By`, to show how the balancer spread the load.
     pub served_by: BTreeMap<String, u64>,
 }
 
-impl Metrics {
-    pub fn ok(&mut self, op: Op, latency: Duration) {
-        let stats = self.ops.entry(op).or_default();
-        stats.ok += 1;
-        stats
-            .latency
-            .saturating_record((latency.as_micros() as u64).clamp(1, MAX_LATENCY_US));
+impl Recorder {
+    /// Records a finished operation: `corrected` runs from its intended start,
+    /// `uncorrected` from its actual send.
+    pub fn op(&mut self, op: Op, outcome: Outcome, corrected: Duration, uncorrected: Duration) {
+        let latency = self.latency.entry((op, outcome)).or_default();
+        latency.corrected.saturating_record(micros(corrected));
+        latency.uncorrected.saturating_record(micros(uncorrected));
     }
 
     pub fn error(&mut self, op: Op, kind: ErrorKind) {
-        *self
-            .ops
-            .entry(op)
-            .or_default()
-            .errors
-            .entry(kind)
-            .or_default() += 1;
+        *self.errors.entry((op, kind)).or_default() += 1;
     }
 
     pub fn served(&mut self, instance: Option<&str>) {
@@ -132,18 +196,87 @@ impl Metrics {
         }
     }
 
-    pub fn merge(&mut self, other: &Metrics) {
-        for (op, stats) in &other.ops {
-            self.ops.entry(*op).or_default().merge(stats);
+    /// Operations of `op` that ended with `outcome`.
+    pub fn count(&self, op: Op, outcome: Outcome) -> u64 {
+        self.latency
+            .get(&(op, outcome))
+            .map_or(0, |l| l.corrected.len())
+    }
+
+    /// The latency of several operation kinds together, for one outcome.
+    pub fn latency_of(&self, ops: &[Op], outcome: Outcome) -> Latency {
+        let mut all = Latency::default();
+        for op in ops {
+            if let Some(l) = self.latency.get(&(*op, outcome)) {
+                all.corrected
+                    .add(&l.corrected)
+                    .expect("histograms share their bounds");
+                all.uncorrected
+                    .add(&l.uncorrected)
+                    .expect("histograms share their bounds");
+            }
         }
+        all
+    }
+
+    /// Failed requests of `op`, all kinds.
+    pub fn errors_of(&self, op: Op) -> BTreeMap<ErrorKind, u64> {
+        self.errors
+            .iter()
+            .filter(|((o, _), _)| *o == op)
+            .map(|((_, kind), n)| (*kind, *n))
+            .collect()
+    }
+
+    /// The operations that appear in this recorder, in order.
+    pub fn ops(&self) -> Vec<Op> {
+        let mut ops: Vec<Op> = self
+            .latency
+            .keys()
+            .map(|(op, _)| *op)
+            .chain(self.errors.keys().map(|(op, _)| *op))
+            .collect();
+        ops.sort();
+        ops.dedup();
+        ops
+    }
+
+    pub fn merge(&mut self, other: &Recorder) {
+        for (key, latency) in &other.latency {
+            let mine = self.latency.entry(*key).or_default();
+            mine.corrected
+                .add(&latency.corrected)
+                .expect("histograms share their bounds");
+            mine.uncorrected
+                .add(&latency.uncorrected)
+                .expect("histograms share their bounds");
+        }
+        for (key, n) in &other.errors {
+            *self.errors.entry(*key).or_default() += n;
+        }
+        self.missed_starts += other.missed_starts;
         for (instance, n) in &other.served_by {
             *self.served_by.entry(instance.clone()).or_default() += n;
         }
     }
+
+    /// Hands over what was recorded and starts afresh, keeping the histograms'
+    /// allocations so a shard does not allocate once a second.
+    pub fn take(&mut self) -> Recorder {
+        let taken = self.clone();
+        for latency in self.latency.values_mut() {
+            latency.corrected.reset();
+            latency.uncorrected.reset();
+        }
+        self.errors.clear();
+        self.missed_starts = 0;
+        self.served_by.clear();
+        taken
+    }
 }
 
 /// When requests failed, in 10 ms buckets from the start of the load, shared by all
-/// virtual users. Chaos reads it to measure each fault's error window from the
+/// load shards. Chaos reads it to measure each fault's error window from the
 /// user's side. Failures are rare next to successes, so one atomic add per failure
 /// costs nothing on the hot path, and the size depends only on the run's length
 /// (4 bytes per 10 ms: 1.4 MB per hour).
@@ -194,6 +327,7 @@ pub struct Live {
     pub anomalies: AtomicU64,
     pub sessions: AtomicU64,
     pub faults: AtomicU64,
+    pub missed_starts: AtomicU64,
 }
 
 impl Live {
@@ -210,37 +344,82 @@ impl Live {
 mod tests {
     use super::*;
 
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
     #[test]
     fn merge_adds_counts_and_latencies() {
-        let mut a = Metrics::default();
-        a.ok(Op::Append, Duration::from_millis(2));
+        let mut a = Recorder::default();
+        a.op(Op::Append, Outcome::Ok, ms(2), ms(1));
         a.error(Op::Append, ErrorKind::Timeout);
         a.served(Some("r0"));
-        let mut b = Metrics::default();
-        b.ok(Op::Append, Duration::from_millis(40));
+        let mut b = Recorder::default();
+        b.op(Op::Append, Outcome::Ok, ms(40), ms(3));
         b.error(Op::Append, ErrorKind::Timeout);
         b.error(Op::Read, ErrorKind::Status5xx);
+        b.missed_starts = 2;
         b.served(Some("r0"));
         b.served(Some("r1"));
         a.merge(&b);
-        let append = &a.ops[&Op::Append];
-        assert_eq!(append.ok, 2);
-        assert_eq!(append.errors[&ErrorKind::Timeout], 2);
-        assert_eq!(append.latency.len(), 2);
-        assert!(append.latency.max() >= 39_000);
-        assert_eq!(a.ops[&Op::Read].error_count(), 1);
+        assert_eq!(a.count(Op::Append, Outcome::Ok), 2);
+        assert_eq!(a.errors_of(Op::Append)[&ErrorKind::Timeout], 2);
+        let latency = &a.latency[&(Op::Append, Outcome::Ok)];
+        assert!(latency.corrected.max() >= 39_000);
+        assert!(latency.uncorrected.max() < 4_000);
+        assert_eq!(a.errors_of(Op::Read).values().sum::<u64>(), 1);
+        assert_eq!(a.missed_starts, 2);
         assert_eq!(a.served_by["r0"], 2);
-        assert_eq!(a.served_by["r1"], 1);
+        assert_eq!(a.ops(), [Op::Append, Op::Read]);
+    }
+
+    #[test]
+    fn take_hands_over_and_resets() {
+        let mut r = Recorder::default();
+        r.op(Op::Read, Outcome::Ok, ms(5), ms(5));
+        r.error(Op::Read, ErrorKind::Reset);
+        r.missed_starts = 1;
+        let taken = r.take();
+        assert_eq!(taken.count(Op::Read, Outcome::Ok), 1);
+        assert_eq!(taken.missed_starts, 1);
+        assert_eq!(r.count(Op::Read, Outcome::Ok), 0);
+        assert!(r.errors.is_empty());
+        assert_eq!(r.missed_starts, 0);
+    }
+
+    #[test]
+    fn percentiles_are_in_milliseconds() {
+        let mut h = new_histogram();
+        for us in 1..=1000u64 {
+            h.record(us * 1000).unwrap();
+        }
+        let p = Percentiles::of(&h);
+        assert_eq!(p.count, 1000);
+        assert!((p.p50 - 500.0).abs() < 1.0, "{p:?}");
+        assert!((p.p99 - 990.0).abs() < 1.0, "{p:?}");
+        assert!((p.max - 1000.0).abs() < 1.0, "{p:?}");
+        assert!((p.mean - 500.5).abs() < 1.0, "{p:?}");
+    }
+
+    #[test]
+    fn sub_microsecond_latency_is_still_counted() {
+        let mut r = Recorder::default();
+        r.op(
+            Op::Read,
+            Outcome::Ok,
+            Duration::from_nanos(10),
+            Duration::ZERO,
+        );
+        assert_eq!(r.count(Op::Read, Outcome::Ok), 1);
     }
 
     #[test]
     fn failure_timeline_buckets_by_ten_milliseconds() {
         let t = FailureTimeline::new(Duration::from_secs(1));
-        t.record(Duration::from_millis(105));
-        t.record(Duration::from_millis(109));
-        t.record(Duration::from_millis(250));
+        t.record(ms(105));
+        t.record(ms(109));
+        t.record(ms(250));
         t.record(Duration::from_secs(60)); // past the span: last bucket
-        let ms = |n| Duration::from_millis(n);
         assert_eq!(t.failures_between(ms(0), ms(200)), [(ms(100), 2)]);
         assert_eq!(
             t.failures_between(ms(0), ms(1000)),
@@ -250,12 +429,5 @@ mod tests {
             t.failures_between(ms(0), ms(5000)).last(),
             Some(&(ms(1000), 1))
         );
-    }
-
-    #[test]
-    fn sub_microsecond_latency_is_still_counted() {
-        let mut m = Metrics::default();
-        m.ok(Op::Read, Duration::from_nanos(10));
-        assert_eq!(m.ops[&Op::Read].latency.len(), 1);
     }
 }

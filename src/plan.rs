@@ -12,6 +12,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use crate::images::BuiltIn;
+use crate::load::pacing::{RateProfile, Stage};
 use crate::scenario::{self, Problem, Source};
 
 /// Everything a run needs to know, already checked.
@@ -69,16 +70,74 @@ pub struct BalancerPlan {
     pub sticky: bool,
 }
 
-/// The closed load model: a fixed number of virtual users, each driving one session
-/// at a time.
-#[derive(Debug, Clone)]
+/// The session traffic.
+#[derive(Debug, Clone, PartialEq)]
 pub struct LoadPlan {
-    pub users: usize,
-    /// Appends per session before the user starts a fresh session.
+    pub model: Model,
+    /// Appends per session; each is followed by a read, so a session is
+    /// `1 + 2 × appends_per_session` operations.
     pub appends_per_session: u32,
+    /// Measured from the start of the load; intervals inside it are left out of the
+    /// run's statistics (never out of the checks: a loss in warm-up is a loss).
+    pub warmup: Duration,
+    /// Stop after this many operations, if the duration has not ended first.
+    pub operations: Option<u64>,
     pub request_timeout: Duration,
     /// How often an append whose outcome is unknown is sent again with the same op id.
     pub retries: u32,
+    /// Reuse connections (HTTP/1.1 keep-alive).
+    pub keep_alive: bool,
+    /// Idle connections kept in the pool.
+    pub max_idle_connections: usize,
+}
+
+impl LoadPlan {
+    pub fn ops_per_session(&self) -> u64 {
+        1 + 2 * u64::from(self.appends_per_session)
+    }
+}
+
+/// How operations arrive.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Model {
+    /// Operations arrive on a clock, whether or not earlier ones finished; new sessions
+    /// arrive at `rate / ops_per_session`.
+    Open {
+        profile: RateProfile,
+        /// Operations in flight at once; beyond it an operation is a missed start.
+        max_in_flight: usize,
+        /// About how long a session waits between two of its operations: the
+        /// harness keeps `rate × session_interval` sessions live.
+        session_interval: Duration,
+    },
+    /// A fixed number of virtual users, each with one operation in flight.
+    Closed { users: usize, think: Think },
+}
+
+impl Model {
+    /// One line for people: "open, 200 ops/s" or "closed, 16 users".
+    pub fn describe(&self) -> String {
+        match self {
+            Model::Open { profile, .. } if profile.stages.is_empty() => {
+                format!("open, {} ops/s", profile.start)
+            }
+            Model::Open { profile, .. } => format!(
+                "open, {} → {} ops/s in {} stages",
+                profile.start,
+                profile.stages.last().map_or(profile.start, |s| s.to),
+                profile.stages.len()
+            ),
+            Model::Closed { users, .. } => format!("closed, {users} users"),
+        }
+    }
+}
+
+/// Pause of a closed-model user between two operations.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Think {
+    Fixed(Duration),
+    /// Exponentially distributed with this mean, drawn from the seeded RNG.
+    Exponential(Duration),
 }
 
 /// One chaos entry: a fault applied to a target on a schedule.
@@ -194,7 +253,8 @@ const AFTER_KILL: &str = "\"replace\", \"restart\", \"none\"";
 const PERSISTENCE: &str = "\"none\", \"aof\"";
 const SCHEDULE_KEYS: &str =
     "`every = \"5s\"`, `mean_interval = \"3s\"`, `at = [\"10s\", \"25s\"]` or `schedule = \"rolling\"`";
-const MODELS: &str = "\"closed\"";
+const MODELS: &str = "\"open\", \"closed\"";
+const THINK_DISTRIBUTIONS: &str = "\"fixed\", \"exponential\"";
 const BALANCERS: &str = "\"haproxy\"";
 const DURATION_FORMAT: &str =
     "a number with a unit: ms, s, m or h, for example \"30s\" or \"1m 30s\"";
@@ -397,24 +457,23 @@ impl Validator<'_> {
     }
 
     fn load(&mut self, raw: &scenario::Load) -> Option<LoadPlan> {
-        if let Some(model) = &raw.model {
-            if model.get_ref() != "closed" {
-                self.problem(
-                    model.span(),
-                    format!(
-                        "unknown load model {:?}; accepted values: {MODELS}",
-                        model.get_ref()
-                    ),
-                );
-            }
-        }
-        let users = self.int_in(&raw.users, "load.users", 1, 100_000);
+        let model = self.model(raw);
         let appends = self.int_in(
             &raw.appends_per_session,
             "load.appends_per_session",
             1,
             100_000,
         );
+        let warmup = match &raw.warmup {
+            Some(w) => self.duration(w, "load.warmup"),
+            None => Some(Duration::ZERO),
+        };
+        let operations = match &raw.operations {
+            Some(n) => self
+                .int_in(n, "load.operations", 1, i64::MAX)
+                .map(|n| Some(n as u64)),
+            None => Some(None),
+        };
         let request_timeout = self.optional_duration(
             &raw.request_timeout,
             "load.request_timeout",
@@ -424,12 +483,193 @@ impl Validator<'_> {
             Some(r) => self.int_in(r, "load.retries", 0, 100),
             None => Some(3),
         };
+        let max_idle = match &raw.max_idle_connections {
+            Some(n) => self.int_in(n, "load.max_idle_connections", 0, 1_000_000),
+            None => Some(1024),
+        };
         Some(LoadPlan {
-            users: users? as usize,
+            model: model?,
             appends_per_session: appends? as u32,
+            warmup: warmup?,
+            operations: operations?,
             request_timeout: request_timeout?,
             retries: retries? as u32,
+            keep_alive: raw.keep_alive.unwrap_or(true),
+            max_idle_connections: max_idle? as usize,
         })
+    }
+
+    fn model(&mut self, raw: &scenario::Load) -> Option<Model> {
+        // Without `model`, `users` alone says closed; anything else is open.
+        let implied = if raw.users.is_some() && raw.rate.is_none() && raw.stages.is_none() {
+            "closed"
+        } else {
+            "open"
+        };
+        let (name, span) = raw
+            .model
+            .as_ref()
+            .map_or((implied, 0..0), |m| (m.get_ref().as_str(), m.span()));
+        // Keys of the other model are mistakes, not things to ignore silently.
+        let misplaced = |v: &mut Self, key: &str, span: Option<Range<usize>>, model: &str| {
+            if let Some(span) = span {
+                v.problem(
+                    span,
+                    format!("`load.{key}` belongs to the {model} model; set `load.model = \"{model}\"` or remove it"),
+                );
+            }
+        };
+        match name {
+            "open" => {
+                misplaced(
+                    self,
+                    "users",
+                    raw.users.as_ref().map(Spanned::span),
+                    "closed",
+                );
+                misplaced(
+                    self,
+                    "think_time",
+                    raw.think_time.as_ref().map(Spanned::span),
+                    "closed",
+                );
+                let profile = self.profile(raw);
+                let session_interval = self.optional_duration(
+                    &raw.session_interval,
+                    "load.session_interval",
+                    Duration::from_secs(1),
+                );
+                let max_in_flight = match &raw.max_in_flight {
+                    Some(n) => self.int_in(n, "load.max_in_flight", 1, 1_000_000),
+                    None => Some(10_000),
+                };
+                Some(Model::Open {
+                    profile: profile?,
+                    max_in_flight: max_in_flight? as usize,
+                    session_interval: session_interval?,
+                })
+            }
+            "closed" => {
+                misplaced(self, "rate", raw.rate.as_ref().map(Spanned::span), "open");
+                misplaced(
+                    self,
+                    "session_interval",
+                    raw.session_interval.as_ref().map(Spanned::span),
+                    "open",
+                );
+                misplaced(
+                    self,
+                    "stages",
+                    raw.stages
+                        .as_ref()
+                        .and_then(|s| s.first())
+                        .map(|s| s.to.span()),
+                    "open",
+                );
+                let Some(users) = &raw.users else {
+                    self.problem(
+                        span,
+                        "the closed model needs `load.users`, the number of virtual users",
+                    );
+                    return None;
+                };
+                let users = self.int_in(users, "load.users", 1, 100_000);
+                let think = self.think(raw);
+                Some(Model::Closed {
+                    users: users? as usize,
+                    think: think?,
+                })
+            }
+            other => {
+                self.problem(
+                    span,
+                    format!("unknown load model {other:?}; accepted values: {MODELS}"),
+                );
+                None
+            }
+        }
+    }
+
+    fn rate(&mut self, value: &Spanned<f64>, key: &str, allow_zero: bool) -> Option<f64> {
+        let r = *value.get_ref();
+        let ok = r.is_finite() && r <= 1e7 && if allow_zero { r >= 0.0 } else { r > 0.0 };
+        if !ok {
+            let least = if allow_zero { "0" } else { "more than 0" };
+            self.problem(
+                value.span(),
+                format!(
+                    "`{key}` is {r}; it must be {least} and at most 10000000 operations per second"
+                ),
+            );
+            return None;
+        }
+        Some(r)
+    }
+
+    fn profile(&mut self, raw: &scenario::Load) -> Option<RateProfile> {
+        match (&raw.rate, &raw.stages) {
+            (Some(rate), None) => Some(RateProfile::constant(self.rate(
+                rate,
+                "load.rate",
+                false,
+            )?)),
+            (rate, Some(stages)) if !stages.is_empty() => {
+                let start = match (rate, &raw.start_rate) {
+                    (Some(r), _) => self.rate(r, "load.rate", true),
+                    (None, Some(r)) => self.rate(r, "load.start_rate", true),
+                    (None, None) => Some(0.0),
+                };
+                let stages: Vec<Option<Stage>> = stages
+                    .iter()
+                    .map(|s| {
+                        let to = self.rate(&s.to, "load.stages.to", true);
+                        let over = self.positive_duration(&s.over, "load.stages.over");
+                        Some(Stage {
+                            to: to?,
+                            over: over?,
+                        })
+                    })
+                    .collect();
+                Some(RateProfile {
+                    start: start?,
+                    stages: stages.into_iter().collect::<Option<_>>()?,
+                })
+            }
+            _ => {
+                let span = raw
+                    .model
+                    .as_ref()
+                    .map_or(raw.appends_per_session.span(), Spanned::span);
+                self.problem(
+                    span,
+                    "the open model needs `load.rate` (operations per second) or `load.stages` \
+                     (for example stages = [{ to = 200, over = \"10s\" }])",
+                );
+                None
+            }
+        }
+    }
+
+    fn think(&mut self, raw: &scenario::Load) -> Option<Think> {
+        let time = match &raw.think_time {
+            Some(t) => self.duration(t, "load.think_time")?,
+            None => Duration::ZERO,
+        };
+        match raw
+            .think_distribution
+            .as_ref()
+            .map(|d| (d.get_ref().as_str(), d.span()))
+        {
+            None | Some(("fixed", _)) => Some(Think::Fixed(time)),
+            Some(("exponential", _)) => Some(Think::Exponential(time)),
+            Some((other, span)) => {
+                self.problem(
+                    span,
+                    format!("unknown think distribution {other:?}; accepted values: {THINK_DISTRIBUTIONS}"),
+                );
+                None
+            }
+        }
     }
 
     fn chaos(&mut self, raw: &scenario::Chaos, replicas: usize) -> Option<ChaosPlan> {
@@ -646,6 +886,7 @@ replicas = 3
 env = { MODE = "redis" }
 
 [load]
+model = "closed"
 users = 8
 appends_per_session = 5
 
@@ -672,6 +913,14 @@ every = "5s"
         assert_eq!(plan.service.image, "sessionstorm/session-app:latest");
         assert_eq!(plan.store.image, "sessionstorm/redis:latest");
         assert_eq!(plan.load.retries, 3);
+        assert_eq!(
+            plan.load.model,
+            Model::Closed {
+                users: 8,
+                think: Think::Fixed(Duration::ZERO)
+            }
+        );
+        assert_eq!(plan.load.ops_per_session(), 11);
         assert_eq!(
             plan.chaos,
             vec![ChaosPlan {
@@ -723,6 +972,95 @@ every = "5s"
             text[3].contains("explode") && text[3].contains("\"kill\""),
             "{text:#?}"
         );
+    }
+
+    #[test]
+    fn open_model_takes_a_rate_or_stages() {
+        let open = GOOD.replace(
+            "model = \"closed\"\nusers = 8",
+            "rate = 250\nwarmup = \"2s\"",
+        );
+        let plan = plan(&open).unwrap();
+        assert_eq!(
+            plan.load.model,
+            Model::Open {
+                profile: RateProfile::constant(250.0),
+                max_in_flight: 10_000,
+                session_interval: Duration::from_secs(1),
+            }
+        );
+        assert_eq!(plan.load.warmup, Duration::from_secs(2));
+        let staged = GOOD.replace(
+            "model = \"closed\"\nusers = 8",
+            "model = \"open\"\nstages = [{ to = 100, over = \"10s\" }, { to = 50, over = \"5s\" }]",
+        );
+        let Model::Open { profile, .. } = plan_model(&staged) else {
+            panic!("open model expected")
+        };
+        assert_eq!(profile.start, 0.0);
+        assert_eq!(profile.stages.len(), 2);
+        assert_eq!(profile.stages[1].to, 50.0);
+    }
+
+    #[test]
+    fn users_alone_imply_the_closed_model() {
+        let implied = GOOD.replace("model = \"closed\"\n", "");
+        assert!(matches!(
+            plan_model(&implied),
+            Model::Closed { users: 8, .. }
+        ));
+    }
+
+    fn plan_model(text: &str) -> Model {
+        plan(text).unwrap().load.model
+    }
+
+    #[test]
+    fn load_model_mistakes_are_named() {
+        let cases = [
+            (
+                "model = \"closed\"\nusers = 8",
+                "model = \"open\"",
+                "needs `load.rate`",
+            ),
+            (
+                "model = \"closed\"\nusers = 8",
+                "model = \"open\"\nrate = 0",
+                "`load.rate` is 0",
+            ),
+            (
+                "model = \"closed\"\nusers = 8",
+                "rate = 10\nusers = 8",
+                "`load.users` belongs to the closed model",
+            ),
+            (
+                "model = \"closed\"\nusers = 8",
+                "model = \"closed\"",
+                "needs `load.users`",
+            ),
+            (
+                "model = \"closed\"\nusers = 8",
+                "model = \"closed\"\nusers = 8\nrate = 5",
+                "`load.rate` belongs to the open model",
+            ),
+            (
+                "model = \"closed\"",
+                "model = \"poisson\"",
+                "accepted values: \"open\", \"closed\"",
+            ),
+            (
+                "users = 8",
+                "users = 8\nthink_time = \"1s\"\nthink_distribution = \"gauss\"",
+                "\"fixed\", \"exponential\"",
+            ),
+        ];
+        for (from, to, expected) in cases {
+            let problems = plan(&GOOD.replace(from, to)).unwrap_err();
+            assert!(
+                problems.iter().any(|p| p.message.contains(expected)),
+                "{to:?}: {problems:#?}"
+            );
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! and still checks and reports what was done; the second one skips straight to
 //! teardown.
 
+use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::Arc;
@@ -22,10 +23,15 @@ use crate::gate::{self, Evidence};
 use crate::images::{self, BuiltIn};
 use crate::load::Driver;
 use crate::metrics::{FailureTimeline, Live};
-use crate::plan::Plan;
-use crate::report::{self, AnomalySummary, ClusterSummary, FaultSummary, SessionCounts, Summary};
+use crate::plan::{Model, Plan};
+use crate::report::hlog::HlogWriter;
+use crate::report::{
+    self, AnomalySummary, ClusterSummary, FaultSummary, LoadSummary, SessionCounts, Summary,
+};
 use crate::Shutdown;
 
+/// The latency interval log's name in the run folder.
+const HLOG_FILE: &str = "latency.hlog";
 /// How often the progress line is printed.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
@@ -90,7 +96,7 @@ pub async fn execute(
     let cluster = DockerCluster::new(engine, &run_id, plan, shutdown.graceful.clone());
     // A panic must not skip the teardown: catch it, tear down, then let it go on.
     let outcome = tokio::select! {
-        outcome = AssertUnwindSafe(drive(&cluster, plan, shutdown)).catch_unwind() => outcome,
+        outcome = AssertUnwindSafe(drive(&cluster, plan, &dir, shutdown)).catch_unwind() => outcome,
         () = shutdown.abort.cancelled() => Ok(Err(Error::Interrupted)),
     };
     match cluster.teardown().await {
@@ -123,7 +129,12 @@ pub async fn execute(
 }
 
 /// Everything between an empty engine and a verdict.
-async fn drive(cluster: &DockerCluster, plan: &Plan, shutdown: &Shutdown) -> Result<Summary> {
+async fn drive(
+    cluster: &DockerCluster,
+    plan: &Plan,
+    dir: &Path,
+    shutdown: &Shutdown,
+) -> Result<Summary> {
     let started = match cluster.start().await {
         Ok(started) => started,
         Err(_) if shutdown.graceful.is_cancelled() => return Err(Error::Interrupted),
@@ -143,8 +154,8 @@ async fn drive(cluster: &DockerCluster, plan: &Plan, shutdown: &Shutdown) -> Res
     );
     let timeline = chaos::schedule(plan);
     say!(
-        "load: {} users for {}; chaos: {} faults planned (min_alive {})",
-        plan.load.users,
+        "load: {} for {}; chaos: {} faults planned (min_alive {})",
+        plan.load.model.describe(),
         humantime::format_duration(plan.duration),
         timeline.len(),
         plan.min_alive
@@ -159,10 +170,21 @@ async fn drive(cluster: &DockerCluster, plan: &Plan, shutdown: &Shutdown) -> Res
     let driver = Arc::new(Driver::new(
         &started.url,
         &plan.load,
+        plan.seed,
         start,
         Arc::clone(&live),
         Arc::clone(&failures),
     ));
+    let hlog_path = dir.join(HLOG_FILE);
+    let hlog = HlogWriter::create(
+        &hlog_path,
+        std::time::SystemTime::now(),
+        &format!(
+            "sessionstorm run of scenario {} with seed {}",
+            plan.name, plan.seed
+        ),
+    )
+    .map_err(|e| Error::infra(anyhow::anyhow!("cannot write {}: {e}", hlog_path.display())))?;
     let stop = shutdown.graceful.child_token();
     let progress = tokio::spawn(progress(
         Arc::clone(&live),
@@ -174,19 +196,23 @@ async fn drive(cluster: &DockerCluster, plan: &Plan, shutdown: &Shutdown) -> Res
         Live::add(&live.faults, 1);
         print_fault(record);
     };
-    let timer = async {
-        tokio::time::sleep(plan.duration).await;
+    // The load ends at the duration, or earlier when its operation count is reached;
+    // either way chaos stops with it.
+    let load = async {
+        let outcome = driver.run(&stop, Some(hlog)).await;
         stop.cancel();
+        outcome
     };
-    let ((findings, mut sessions), faults, ()) = tokio::join!(
-        driver.run_closed(&stop),
+    let timer = async {
+        tokio::select! {
+            () = tokio::time::sleep(plan.duration) => stop.cancel(),
+            () = stop.cancelled() => {}
+        }
+    };
+    let (mut load, faults, ()) = tokio::join!(
+        load,
         chaos::run(cluster, plan.min_alive, &timeline, start, &stop, &on_fault),
-        async {
-            tokio::select! {
-                () = timer => {}
-                () = stop.cancelled() => {}
-            }
-        },
+        timer,
     );
     let load_elapsed = start.elapsed();
     let _ = progress.await;
@@ -195,6 +221,9 @@ async fn drive(cluster: &DockerCluster, plan: &Plan, shutdown: &Shutdown) -> Res
     let interrupted = shutdown.graceful.is_cancelled();
     if interrupted {
         say!("interrupted: load and chaos stopped; checking what was done (Ctrl-C again to skip)");
+    }
+    if let Some(err) = &load.collected.hlog_error {
+        eprintln!("warning: the latency log stopped early: {err}");
     }
 
     let healed = match cluster
@@ -207,18 +236,28 @@ async fn drive(cluster: &DockerCluster, plan: &Plan, shutdown: &Shutdown) -> Res
             None
         }
     };
-    say!("final sweep of {} sessions", sessions.len());
-    let swept = driver.sweep(&mut sessions).await;
+    say!("final sweep of {} sessions", load.sessions.len());
+    let swept = driver.sweep(&mut load.sessions).await;
 
-    let mut metrics = findings.metrics;
-    metrics.merge(&swept.findings.metrics);
-    let mut anomalies = findings.anomalies;
-    anomalies.extend(swept.findings.anomalies);
+    let mut totals = load.collected.totals;
+    totals.merge(&swept.recorder);
+    let mut anomalies = load.anomalies;
+    anomalies.extend(swept.anomalies);
+    for anomaly in &mut anomalies {
+        anomaly.nearest_fault = nearest_fault(&faults.records, anomaly.at);
+    }
     let verdict = gate::judge(Evidence {
         anomalies: anomalies.len() as u64,
         unverified: swept.unverified,
         interrupted,
     });
+    let (rate, users) = match &plan.load.model {
+        Model::Open { profile, .. } => {
+            let end = profile.stages.last().map_or(profile.start, |s| s.to);
+            (Some([profile.start, end]), None)
+        }
+        Model::Closed { users, .. } => (None, Some(*users)),
+    };
     Ok(Summary {
         schema_version: report::SCHEMA_VERSION,
         run_id: String::new(),
@@ -229,6 +268,14 @@ async fn drive(cluster: &DockerCluster, plan: &Plan, shutdown: &Shutdown) -> Res
         duration_s: plan.duration.as_secs_f64(),
         load_elapsed_s: (load_elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
         verdict,
+        load: LoadSummary {
+            model: if users.is_some() { "closed" } else { "open" },
+            rate,
+            users,
+            ops_per_session: plan.load.ops_per_session(),
+            warmup_s: plan.load.warmup.as_secs_f64(),
+            missed_starts: totals.missed_starts,
+        },
         cluster: ClusterSummary {
             replicas: plan.service.replicas,
             url: started.url,
@@ -236,15 +283,35 @@ async fn drive(cluster: &DockerCluster, plan: &Plan, shutdown: &Shutdown) -> Res
             healed_ms: healed.map(|d| d.as_millis() as u64),
         },
         sessions: SessionCounts {
-            created: sessions.len() as u64,
+            created: load.sessions.len() as u64,
             checked: swept.checked,
             unverified: swept.unverified,
         },
-        operations: report::operations(&metrics),
-        served_by: metrics.served_by,
+        operations: report::operations(&totals),
+        served_by: std::mem::take(&mut totals.served_by),
         anomalies: AnomalySummary::of(anomalies),
         faults: FaultSummary::of(faults.records, faults.halted),
+        intervals: load.collected.intervals,
+        files: BTreeMap::from([("latency_log", HLOG_FILE.to_string())]),
     })
+}
+
+/// The last fault injected at or before `at`, in words.
+fn nearest_fault(faults: &[FaultRecord], at: Duration) -> Option<String> {
+    let at_ms = at.as_millis() as u64;
+    faults
+        .iter()
+        .rev()
+        .find(|f| f.injected_ms <= at_ms && f.error.is_none() && f.outcome != "skipped")
+        .map(|f| {
+            format!(
+                "{} of {} at {:.1}s, {:.1}s before",
+                f.fault,
+                f.target,
+                f.injected_ms as f64 / 1000.0,
+                (at_ms - f.injected_ms) as f64 / 1000.0
+            )
+        })
 }
 
 fn print_fault(record: &FaultRecord) {
@@ -293,12 +360,13 @@ async fn progress(
         }
         let ops = Live::get(&live.ops);
         say!(
-            "[{:>5.1}s/{}] {} requests ({:.0}/s) · {} errors · {} anomalies · {} sessions · {} faults",
+            "[{:>5.1}s/{}] {} requests ({:.0}/s) · {} errors · {} missed starts · {} anomalies · {} sessions · {} faults",
             start.elapsed().as_secs_f64(),
             humantime::format_duration(total),
             ops,
             (ops - last_ops) as f64 / PROGRESS_EVERY.as_secs_f64(),
             Live::get(&live.errors),
+            Live::get(&live.missed_starts),
             Live::get(&live.anomalies),
             Live::get(&live.sessions),
             Live::get(&live.faults),

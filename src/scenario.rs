@@ -69,10 +69,29 @@ pub struct Balancer {
 #[serde(deny_unknown_fields)]
 pub struct Load {
     pub model: Option<Spanned<String>>,
-    pub users: Spanned<i64>,
+    pub rate: Option<Spanned<f64>>,
+    pub start_rate: Option<Spanned<f64>>,
+    pub stages: Option<Vec<Stage>>,
+    pub max_in_flight: Option<Spanned<i64>>,
+    pub session_interval: Option<Spanned<String>>,
+    pub users: Option<Spanned<i64>>,
+    pub think_time: Option<Spanned<String>>,
+    pub think_distribution: Option<Spanned<String>>,
     pub appends_per_session: Spanned<i64>,
+    pub warmup: Option<Spanned<String>>,
+    pub operations: Option<Spanned<i64>>,
     pub request_timeout: Option<Spanned<String>>,
     pub retries: Option<Spanned<i64>>,
+    pub keep_alive: Option<bool>,
+    pub max_idle_connections: Option<Spanned<i64>>,
+}
+
+/// One `[[load.stages]]` entry: ramp to `to` operations per second over `over`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stage {
+    pub to: Spanned<f64>,
+    pub over: Spanned<String>,
 }
 
 /// One `[[chaos]]` entry: a fault, whom it hits, and when.
@@ -206,7 +225,7 @@ mod tests {
 
     #[test]
     fn wrong_type_is_located() {
-        let text = "name = \"x\"\nduration = \"1s\"\n[service]\nreplicas = \"three\"\n[load]\nusers = 1\nappends_per_session = 1\n";
+        let text = "name = \"x\"\nduration = \"1s\"\n[service]\nreplicas = \"three\"\n[load]\nrate = 1\nappends_per_session = 1\n";
         let problem = source(text).parse().unwrap_err();
         assert_eq!((problem.line, problem.column), (4, 12), "{problem}");
     }

@@ -7,6 +7,10 @@
 //! another session, or was never sent is a phantom. The op id of an append is the
 //! item itself, so a retry of the same append is recognisable by the service.
 //!
+//! A session is lost when the service answers 404 for it, or answers with another
+//! session in its place (a fresh one, as session middleware makes for an unknown
+//! cookie). Our own session come back empty has lost its writes, not itself.
+//!
 //! Checking one answer is linear in the number of items in it, and a session's
 //! memory is one byte per append plus its id, so a run keeps every session until the
 //! final sweep without growing beyond that.
@@ -113,6 +117,9 @@ pub struct Anomaly {
     pub at: Duration,
     /// What was expected and what was seen, in words.
     pub detail: String,
+    /// The last fault injected before it, in words, filled in when the run is
+    /// reported: the first place to look for a cause.
+    pub nearest_fault: Option<String>,
 }
 
 fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -187,9 +194,10 @@ impl SessionModel {
     pub fn check(&mut self, state: &State, seen: Seen<'_>) -> Vec<Anomaly> {
         let mut found = Vec::new();
         let durable = self.items.iter().filter(|i| **i == Item::Durable).count();
-        if state.items.is_empty() && state.version == 0 && durable > 0 {
-            let detail =
-                format!("came back empty at version 0 after {durable} acknowledged writes");
+        if state.session != self.id {
+            // The service forgot the session and quietly started a fresh one, as
+            // session middleware does with an unknown cookie.
+            let detail = format!("answered with another session, {:?}", state.session);
             found.extend(self.lost(seen, detail));
             return found;
         }
@@ -262,6 +270,7 @@ impl SessionModel {
             served_by: seen.served_by.map(str::to_string),
             at: seen.at,
             detail,
+            nearest_fault: None,
         })
     }
 }
@@ -329,11 +338,29 @@ mod tests {
     }
 
     #[test]
-    fn empty_answer_after_acks_is_a_lost_session() {
-        let found = model(2).check(&state(0, &[]), seen());
+    fn a_fresh_session_in_place_of_ours_is_a_lost_session() {
+        let mut fresh = state(0, &[]);
+        fresh.session = "s2".into();
+        let found = model(2).check(&fresh, seen());
         assert_eq!(kinds(&found), [AnomalyKind::LostSession]);
         assert_eq!(found[0].served_by.as_deref(), Some("replica-1.0"));
         assert_eq!(found[0].at, Duration::from_millis(1500));
+        assert!(found[0].detail.contains("s2"));
+    }
+
+    #[test]
+    fn our_session_come_back_empty_has_lost_its_writes() {
+        // A write-behind cache that died before flushing: the session is there,
+        // its acknowledged items are not.
+        let found = model(2).check(&state(0, &[]), seen());
+        assert_eq!(kinds(&found), [AnomalyKind::LostWrite]);
+        assert!(
+            found[0]
+                .detail
+                .starts_with("2 of 2 acknowledged items missing"),
+            "{}",
+            found[0].detail
+        );
     }
 
     #[test]

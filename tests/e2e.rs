@@ -788,3 +788,84 @@ duration = "10m"
     );
     assert!(labelled(&format!("sessionstorm.run={id}")).is_empty());
 }
+
+#[test]
+fn open_model_scenario_passes_with_both_latencies_and_an_interval_log() {
+    let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let id = unique("e2e-open");
+    let out = tempfile::tempdir().unwrap();
+    let _guard = RunGuard { id: id.clone() };
+    let output = bin()
+        .args([
+            "run",
+            repo("scenarios/open-model.toml").to_str().unwrap(),
+            "--run-id",
+            &id,
+        ])
+        .args(["--duration", "15s", "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let dir = out.path().join(&id);
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["load"]["model"], "open");
+    assert!(summary["load"]["missed_starts"].is_u64());
+    let append = &summary["operations"]["append"];
+    assert!(append["latency_ms"]["p99"].as_f64().unwrap() > 0.0);
+    assert!(append["latency_uncorrected_ms"]["p99"].as_f64().unwrap() > 0.0);
+    let intervals = summary["intervals"].as_array().unwrap();
+    assert!(intervals.len() >= 14, "{} intervals", intervals.len());
+    assert_eq!(intervals[0]["warmup"], true);
+    assert!(
+        intervals[5]["ops"]["append"]["corrected_ms"]["p50"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    let hlog = std::fs::read_to_string(dir.join("latency.hlog")).unwrap();
+    assert!(
+        hlog.contains("Tag=append.ok.corrected,"),
+        "{}",
+        &hlog[..hlog.len().min(500)]
+    );
+    assert!(hlog.contains("Tag=append.ok.uncorrected,"));
+    assert!(labelled(&format!("sessionstorm.run={id}")).is_empty());
+}
+
+#[test]
+fn write_behind_kill_shows_lost_writes_not_lost_sessions() {
+    let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let id = unique("e2e-write-behind");
+    let run = run_scenario("scenarios/write-behind.toml", &id, &["--duration", "10s"]);
+    assert_eq!(run.output.status.code(), Some(1), "{}", describe(&run));
+    let summary = run.summary.as_ref().expect("summary.json written");
+    let by_kind = &summary["anomalies"]["by_kind"];
+    assert!(
+        by_kind["lost_write"].as_u64().unwrap() > 0,
+        "{}",
+        describe(&run)
+    );
+    assert_eq!(by_kind["lost_session"], 0, "{}", describe(&run));
+    let lost = summary["anomalies"]["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["kind"] == "lost_write")
+        .unwrap();
+    assert!(
+        lost["nearest_fault"]
+            .as_str()
+            .unwrap()
+            .starts_with("kill of replica-"),
+        "{lost}"
+    );
+    assert!(labelled(&format!("sessionstorm.run={id}")).is_empty());
+}

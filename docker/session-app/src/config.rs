@@ -2,11 +2,12 @@
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
-//! | `MODE` | `redis` (correct, stateless) or `memory` (deliberately loses sessions when the replica dies) | `redis` |
-//! | `SESSION_STORE` | Redis URL, e.g. `redis://store:6379` (required in `redis` mode, ignored in `memory` mode) | none |
+//! | `MODE` | `redis` (correct, stateless), `memory` (deliberately loses sessions when the replica dies) or `write-behind` (deliberately loses the last flush interval of acknowledged writes when the replica dies) | `redis` |
+//! | `SESSION_STORE` | Redis URL, e.g. `redis://store:6379` (required in `redis` and `write-behind` modes, ignored in `memory` mode) | none |
 //! | `PORT` | TCP port, bound on `0.0.0.0` | `8080` |
 //! | `INSTANCE_ID` | value of the `X-Served-By` header | `$HOSTNAME`, else `unknown` |
-//! | `SESSION_TTL_SECS` | Redis expiry of a session, refreshed on every append (memory mode never expires) | `3600` |
+//! | `SESSION_TTL_SECS` | Redis expiry of a session, refreshed on every append (memory mode never expires; write-behind refreshes it on every flush) | `3600` |
+//! | `FLUSH_INTERVAL_MS` | write-behind mode: how often acknowledged appends are written to Redis, 1 to 3600000 (ignored in other modes, but still validated) | `1000` |
 //!
 //! A variable set to the empty string counts as unset: `docker run -e MODE=` and compose files
 //! with blank values are common, and "empty means default" is the least surprising reading.
@@ -23,6 +24,9 @@ pub enum Mode {
     Redis,
     /// State in a process-local map: the broken baseline the harness must catch.
     Memory,
+    /// Sessions created in Redis, appends acknowledged from a local cache and flushed to Redis
+    /// every `FLUSH_INTERVAL_MS`: a killed replica loses its unflushed writes, not sessions.
+    WriteBehind,
 }
 
 impl Mode {
@@ -30,6 +34,7 @@ impl Mode {
         match self {
             Mode::Redis => "redis",
             Mode::Memory => "memory",
+            Mode::WriteBehind => "write-behind",
         }
     }
 }
@@ -48,10 +53,15 @@ pub struct Config {
     pub port: u16,
     pub instance_id: String,
     pub ttl_secs: u64,
+    /// Write-behind mode's flush period in milliseconds, within `1..=MAX_FLUSH_INTERVAL_MS`.
+    pub flush_interval_ms: u64,
 }
 
 pub const DEFAULT_PORT: u16 = 8080;
 pub const DEFAULT_TTL_SECS: u64 = 3600;
+pub const DEFAULT_FLUSH_INTERVAL_MS: u64 = 1000;
+/// One hour: "never during this test" without risking timer overflow on absurd values.
+pub const MAX_FLUSH_INTERVAL_MS: u64 = 3_600_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError(String);
@@ -77,21 +87,21 @@ impl Config {
         let mode = match get("MODE").as_deref() {
             None | Some("redis") => Mode::Redis,
             Some("memory") => Mode::Memory,
+            Some("write-behind") => Mode::WriteBehind,
             Some(other) => {
                 return Err(ConfigError(format!(
-                    "MODE={other:?} is not supported; use \"redis\" (default) or \"memory\""
+                    "MODE={other:?} is not supported; use \"redis\" (default), \"memory\" or \"write-behind\""
                 )))
             }
         };
 
         let store_url = match mode {
             Mode::Memory => None,
-            Mode::Redis => {
+            Mode::Redis | Mode::WriteBehind => {
                 let url = get("SESSION_STORE").ok_or_else(|| {
-                    ConfigError(
-                        "SESSION_STORE is required in redis mode (e.g. SESSION_STORE=redis://store:6379)"
-                            .into(),
-                    )
+                    ConfigError(format!(
+                        "SESSION_STORE is required in {mode} mode (e.g. SESSION_STORE=redis://store:6379)"
+                    ))
                 })?;
                 // Client::open only parses; it does not connect, so a store that is still
                 // starting up does not stop the service from starting.
@@ -133,12 +143,26 @@ impl Config {
             },
         };
 
+        let flush_interval_ms = match get("FLUSH_INTERVAL_MS") {
+            None => DEFAULT_FLUSH_INTERVAL_MS,
+            Some(f) => match f.parse::<u64>() {
+                Ok(n) if (1..=MAX_FLUSH_INTERVAL_MS).contains(&n) => n,
+                _ => {
+                    return Err(ConfigError(format!(
+                        "FLUSH_INTERVAL_MS={f:?} must be a whole number of milliseconds \
+                         from 1 to {MAX_FLUSH_INTERVAL_MS}"
+                    )))
+                }
+            },
+        };
+
         Ok(Config {
             mode,
             store_url,
             port,
             instance_id,
             ttl_secs,
+            flush_interval_ms,
         })
     }
 }
@@ -173,6 +197,63 @@ mod tests {
         assert_eq!(cfg.port, DEFAULT_PORT);
         assert_eq!(cfg.instance_id, "h1");
         assert_eq!(cfg.ttl_secs, DEFAULT_TTL_SECS);
+        assert_eq!(cfg.flush_interval_ms, DEFAULT_FLUSH_INTERVAL_MS);
+    }
+
+    #[test]
+    fn write_behind_mode_is_accepted_and_needs_store() {
+        let err = parse(&[("MODE", "write-behind")]).unwrap_err();
+        assert!(err.to_string().contains("SESSION_STORE"), "{err}");
+        assert!(err.to_string().contains("write-behind"), "{err}");
+
+        let cfg = parse(&[
+            ("MODE", "write-behind"),
+            ("SESSION_STORE", "redis://s:6379"),
+        ])
+        .unwrap();
+        assert_eq!(cfg.mode, Mode::WriteBehind);
+        assert_eq!(cfg.mode.to_string(), "write-behind");
+        assert_eq!(cfg.store_url.as_deref(), Some("redis://s:6379"));
+        assert_eq!(cfg.flush_interval_ms, DEFAULT_FLUSH_INTERVAL_MS);
+
+        let cfg = parse(&[
+            ("MODE", "write-behind"),
+            ("SESSION_STORE", "redis://s:6379"),
+            ("FLUSH_INTERVAL_MS", "200"),
+        ])
+        .unwrap();
+        assert_eq!(cfg.flush_interval_ms, 200);
+        let cfg = parse(&[
+            ("MODE", "write-behind"),
+            ("SESSION_STORE", "redis://s:6379"),
+            ("FLUSH_INTERVAL_MS", ""),
+        ])
+        .unwrap();
+        assert_eq!(cfg.flush_interval_ms, DEFAULT_FLUSH_INTERVAL_MS);
+        assert!(parse(&[("MODE", "write-behind"), ("SESSION_STORE", "not a url")]).is_err());
+    }
+
+    #[test]
+    fn bad_flush_interval_is_rejected() {
+        for bad in ["0", "-1", "1.5", "1s", "3600001", "99999999999999999999"] {
+            for mode in ["write-behind", "redis", "memory"] {
+                let err = parse(&[
+                    ("MODE", mode),
+                    ("SESSION_STORE", "redis://s:6379"),
+                    ("FLUSH_INTERVAL_MS", bad),
+                ])
+                .unwrap_err();
+                assert!(err.to_string().contains("FLUSH_INTERVAL_MS"), "{err}");
+            }
+        }
+        let max = MAX_FLUSH_INTERVAL_MS.to_string();
+        let cfg = parse(&[
+            ("MODE", "write-behind"),
+            ("SESSION_STORE", "redis://s:6379"),
+            ("FLUSH_INTERVAL_MS", &max),
+        ])
+        .unwrap();
+        assert_eq!(cfg.flush_interval_ms, MAX_FLUSH_INTERVAL_MS);
     }
 
     #[test]

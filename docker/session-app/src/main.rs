@@ -2,11 +2,12 @@
 //! at start and one at shutdown, graceful drain on SIGTERM/SIGINT.
 //!
 //! Exit codes: 0 after a signal-initiated shutdown, 2 for invalid configuration, 1 when the
-//! port cannot be bound or the server fails.
+//! port cannot be bound or the server fails (in write-behind mode, also when the final flush
+//! after the signal fails, i.e. acknowledged writes were lost).
 
 use std::process::ExitCode;
 
-use session_app::config::Config;
+use session_app::config::{Config, Mode};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -45,9 +46,13 @@ async fn main() -> ExitCode {
         eprintln!("session-app: {name} received, finishing in-flight requests");
     };
 
-    let store = match &config.store_url {
-        Some(url) => format!("store={url} ttl={}s", config.ttl_secs),
-        None => "store=none (process memory)".to_owned(),
+    let store = match (&config.store_url, config.mode) {
+        (Some(url), Mode::WriteBehind) => format!(
+            "store={url} ttl={}s flush_interval={}ms",
+            config.ttl_secs, config.flush_interval_ms
+        ),
+        (Some(url), _) => format!("store={url} ttl={}s", config.ttl_secs),
+        (None, _) => "store=none (process memory)".to_owned(),
     };
     eprintln!(
         "session-app: listening on 0.0.0.0:{} mode={} instance={} {store}",

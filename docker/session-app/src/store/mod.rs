@@ -1,8 +1,10 @@
 //! Session storage behind one small trait, one module per `MODE`.
 //!
-//! The HTTP handlers are generic over [`Store`], so a new mode (e.g. `write-behind`: a local
-//! cache flushed to Redis every second) is a new module plus one match arm in
-//! [`crate::build_and_serve`]; the handlers and the contract they implement stay untouched.
+//! The HTTP handlers are generic over [`Store`], so a new mode is a new module plus one match
+//! arm in [`crate::build_and_serve`]; the handlers and the contract they implement stay
+//! untouched. The modes: [`redis`] (correct), [`memory`] (loses sessions with the replica) and
+//! [`write_behind`] (a local cache flushed to Redis every second: loses the last second of
+//! acknowledged writes with the replica).
 //! Static dispatch (a generic, not `dyn Store`) keeps the trait free of boxed futures.
 
 use std::fmt;
@@ -12,6 +14,7 @@ use serde::Serialize;
 
 pub mod memory;
 pub mod redis;
+pub mod write_behind;
 
 /// A session exactly as the contract puts it on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

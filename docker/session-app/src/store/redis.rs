@@ -23,12 +23,15 @@
 //! timeout so a dead or paused store yields a 503 quickly instead of piling up hung requests.
 //! The connection is opened lazily, so the service starts (and reports 503 on `/healthz`)
 //! while the store is still down, and recovers by itself when the store comes back.
+//!
+//! `MODE=write-behind` ([`super::write_behind`]) reuses this store for its synchronous calls
+//! (create, ping), this key layout, and [`RedisStore::run_script`] for its own scripts.
 
 use std::future::Future;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, RedisResult, Script};
+use redis::{Client, FromRedisValue, RedisResult, Script, ScriptInvocation};
 use tokio::sync::OnceCell;
 
 use super::{Session, Store, StoreError};
@@ -75,15 +78,15 @@ redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
 return 1
 "#;
 
-fn meta_key(id: &str) -> String {
+pub(super) fn meta_key(id: &str) -> String {
     format!("sess:{{{id}}}")
 }
 
-fn items_key(id: &str) -> String {
+pub(super) fn items_key(id: &str) -> String {
     format!("sess:{{{id}}}:items")
 }
 
-fn ops_key(id: &str) -> String {
+pub(super) fn ops_key(id: &str) -> String {
     format!("sess:{{{id}}}:ops")
 }
 
@@ -139,6 +142,18 @@ impl RedisStore {
                 limit.as_millis()
             ))),
         }
+    }
+
+    /// Runs a prepared script invocation with this store's connection handling and timeout.
+    pub(super) async fn run_script<T: FromRedisValue>(
+        &self,
+        invocation: &ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
+        self.bounded(CALL_TIMEOUT, async {
+            let mut conn = self.connection().await?;
+            invocation.invoke_async(&mut conn).await
+        })
+        .await
     }
 
     fn to_session(id: &str, (found, version, items): (i64, u64, Vec<String>)) -> Option<Session> {

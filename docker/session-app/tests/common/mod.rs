@@ -13,8 +13,8 @@ use session_app::config::{Config, Mode};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// One running instance of the service; stopped gracefully by [`TestApp::stop`], or aborted
-/// when dropped (e.g. on a failed assertion).
+/// One running instance of the service; stopped gracefully by [`TestApp::stop`], killed by
+/// [`TestApp::kill`], or aborted when dropped (e.g. on a failed assertion).
 pub struct TestApp {
     pub base: String,
     pub instance: String,
@@ -24,13 +24,19 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn start(mode: Mode, store_url: Option<String>, instance: &str) -> TestApp {
-        let config = Config {
+        TestApp::start_with(Config {
             mode,
             store_url,
             port: 0,
             instance_id: instance.to_owned(),
             ttl_secs: 60,
-        };
+            flush_interval_ms: session_app::config::DEFAULT_FLUSH_INTERVAL_MS,
+        })
+        .await
+    }
+
+    pub async fn start_with(config: Config) -> TestApp {
+        let instance = config.instance_id.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
@@ -42,7 +48,7 @@ impl TestApp {
         });
         TestApp {
             base: format!("http://{addr}"),
-            instance: instance.to_owned(),
+            instance,
             stop: Some(tx),
             task: Some(task),
         }
@@ -54,6 +60,18 @@ impl TestApp {
 
     pub async fn redis(redis: &RedisServer, instance: &str) -> TestApp {
         TestApp::start(Mode::Redis, Some(redis.url()), instance).await
+    }
+
+    pub async fn write_behind(redis: &RedisServer, instance: &str, flush_ms: u64) -> TestApp {
+        TestApp::start_with(Config {
+            mode: Mode::WriteBehind,
+            store_url: Some(redis.url()),
+            port: 0,
+            instance_id: instance.to_owned(),
+            ttl_secs: 60,
+            flush_interval_ms: flush_ms,
+        })
+        .await
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -69,6 +87,21 @@ impl TestApp {
             .expect("server did not shut down within 5 s")
             .unwrap()
             .unwrap();
+    }
+}
+
+impl TestApp {
+    /// The in-process stand-in for SIGKILL: aborts the server task, so its future is dropped
+    /// where it stands and nothing after the serve loop (such as a final flush) runs. Waits
+    /// until the task is really gone. Connections already open may linger in their own tasks,
+    /// so the caller must not talk to this instance again.
+    pub async fn kill(mut self) {
+        let task = self.task.take().unwrap();
+        task.abort();
+        let err = task
+            .await
+            .expect_err("server task finished before it was killed");
+        assert!(err.is_cancelled(), "{err}");
     }
 }
 
@@ -122,6 +155,18 @@ impl RedisServer {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    pub async fn write_behind(redis: &RedisServer, instance: &str, flush_ms: u64) -> TestApp {
+        TestApp::start_with(Config {
+            mode: Mode::WriteBehind,
+            store_url: Some(redis.url()),
+            port: 0,
+            instance_id: instance.to_owned(),
+            ttl_secs: 60,
+            flush_interval_ms: flush_ms,
+        })
+        .await
     }
 
     pub fn url(&self) -> String {

@@ -1,21 +1,23 @@
 //! The run's report: one [`Summary`] value, written as `summary.json` and printed as
-//! a verdict on the terminal.
+//! a verdict on the terminal, beside the latency interval log ([`hlog`]).
 //!
 //! Both are pure functions of the summary, so what the terminal says and what CI
 //! reads cannot disagree. Files are written to a temporary name and renamed, so a
 //! reader (or a crash) never sees half a report.
+
+pub mod hlog;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::chaos::FaultRecord;
 use crate::gate::Verdict;
-use crate::metrics::{ErrorKind, Metrics, OpStats};
+use crate::load::collector::IntervalRow;
+use crate::metrics::{ErrorKind, Outcome, Percentiles, Recorder};
 use crate::session::{Anomaly, AnomalyKind, Op};
 
 /// Bumped whenever a field changes meaning or goes away.
@@ -35,13 +37,35 @@ pub struct Summary {
     pub duration_s: f64,
     pub load_elapsed_s: f64,
     pub verdict: Verdict,
+    pub load: LoadSummary,
     pub cluster: ClusterSummary,
     pub sessions: SessionCounts,
+    /// After the warm-up; the sweep's reads are under `sweep`.
     pub operations: BTreeMap<Op, OpSummary>,
     pub anomalies: AnomalySummary,
     pub faults: FaultSummary,
     /// Answers per `X-Served-By` instance.
     pub served_by: BTreeMap<String, u64>,
+    /// One row per second of load: counts, errors, corrected and uncorrected
+    /// percentiles by operation, missed starts.
+    pub intervals: Vec<IntervalRow>,
+    /// Files beside summary.json, by what they hold.
+    pub files: BTreeMap<&'static str, String>,
+}
+
+/// The load as it was set up, and what it could not do.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadSummary {
+    /// `open` or `closed`.
+    pub model: &'static str,
+    /// Open model: operations per second at the start of the profile and at its end.
+    pub rate: Option<[f64; 2]>,
+    /// Closed model: virtual users.
+    pub users: Option<usize>,
+    pub ops_per_session: u64,
+    pub warmup_s: f64,
+    /// Operations the open model could not start on time, after the warm-up.
+    pub missed_starts: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -63,38 +87,17 @@ pub struct SessionCounts {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct OpSummary {
+    /// Operations that got an answer (a retried append counts once).
     pub ok: u64,
+    /// Operations that got none, even after their retries.
+    pub failed: u64,
+    /// Failed requests, in all and by kind: availability, not loss.
     pub errors: u64,
     pub errors_by_kind: BTreeMap<ErrorKind, u64>,
+    /// Latency from the intended start (coordinated omission corrected).
     pub latency_ms: Percentiles,
-}
-
-/// Latency percentiles in milliseconds.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Percentiles {
-    pub count: u64,
-    pub mean: f64,
-    pub p50: f64,
-    pub p90: f64,
-    pub p99: f64,
-    pub p999: f64,
-    pub max: f64,
-}
-
-impl Percentiles {
-    /// From a histogram in microseconds.
-    pub fn of(h: &Histogram<u64>) -> Self {
-        let ms = |us: u64| us as f64 / 1000.0;
-        Percentiles {
-            count: h.len(),
-            mean: h.mean().round() / 1000.0,
-            p50: ms(h.value_at_quantile(0.50)),
-            p90: ms(h.value_at_quantile(0.90)),
-            p99: ms(h.value_at_quantile(0.99)),
-            p999: ms(h.value_at_quantile(0.999)),
-            max: ms(h.max()),
-        }
-    }
+    /// Latency from the actual send.
+    pub latency_uncorrected_ms: Percentiles,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -191,20 +194,26 @@ impl FaultSummary {
 }
 
 /// The per-operation table of the summary.
-pub fn operations(metrics: &Metrics) -> BTreeMap<Op, OpSummary> {
-    metrics
-        .ops
-        .iter()
-        .map(|(op, stats): (&Op, &OpStats)| {
-            (
-                *op,
-                OpSummary {
-                    ok: stats.ok,
-                    errors: stats.error_count(),
-                    errors_by_kind: stats.errors.clone(),
-                    latency_ms: Percentiles::of(&stats.latency),
-                },
-            )
+pub fn operations(recorder: &Recorder) -> BTreeMap<Op, OpSummary> {
+    recorder
+        .ops()
+        .into_iter()
+        .map(|op| {
+            let ok = recorder.latency.get(&(op, Outcome::Ok));
+            let percentiles =
+                |pick: fn(&crate::metrics::Latency) -> &crate::metrics::LatencyHistogram| {
+                    ok.map_or_else(Percentiles::empty, |l| Percentiles::of(pick(l)))
+                };
+            let errors_by_kind = recorder.errors_of(op);
+            let summary = OpSummary {
+                ok: recorder.count(op, Outcome::Ok),
+                failed: recorder.count(op, Outcome::Error),
+                errors: errors_by_kind.values().sum(),
+                errors_by_kind,
+                latency_ms: percentiles(|l| &l.corrected),
+                latency_uncorrected_ms: percentiles(|l| &l.uncorrected),
+            };
+            (op, summary)
         })
         .collect()
 }
@@ -248,7 +257,7 @@ impl Summary {
     /// The verdict block printed at the end of a run.
     pub fn render_text(&self) -> String {
         let mut out = String::new();
-        let ops: u64 = self.operations.values().map(|o| o.ok + o.errors).sum();
+        let requests: u64 = self.operations.values().map(|o| o.ok + o.errors).sum();
         let errors: u64 = self.operations.values().map(|o| o.errors).sum();
         let _ = writeln!(
             out,
@@ -258,8 +267,8 @@ impl Summary {
         let f = &self.faults;
         let _ = writeln!(
             out,
-            "requests {ops} ({errors} errors: availability, not loss) · faults {} injected, {} skipped, {} failed",
-            f.injected, f.skipped, f.failed
+            "operations {requests} ({errors} failed requests: availability, not loss) · {} load, {} missed starts · faults {} injected, {} skipped, {} failed",
+            self.load.model, self.load.missed_starts, f.injected, f.skipped, f.failed
         );
         match &f.worst {
             Some(w) => {
@@ -293,20 +302,21 @@ impl Summary {
         }
         let _ = writeln!(
             out,
-            "\nlatency (ms)   count      p50      p90      p99    p99.9      max"
+            "\nlatency (ms)   count      p50      p90      p99    p99.9      max  uncorrected p99"
         );
         for (op, summary) in &self.operations {
             let p = &summary.latency_ms;
             let _ = writeln!(
                 out,
-                "  {:<8} {:>9} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+                "  {:<8} {:>9} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>16.2}",
                 op.name(),
                 p.count,
                 p.p50,
                 p.p90,
                 p.p99,
                 p.p999,
-                p.max
+                p.max,
+                summary.latency_uncorrected_ms.p99
             );
         }
         let _ = writeln!(out, "\nanomalies {}", self.anomalies.total);
@@ -316,13 +326,17 @@ impl Summary {
         for a in self.anomalies.samples.iter().take(5) {
             let _ = writeln!(
                 out,
-                "  e.g. {} at {:.1}s: session {} ({} served by {}): {}",
+                "  e.g. {} at {:.1}s: session {} ({} served by {}): {}{}",
                 a.kind,
                 a.at.as_secs_f64(),
                 a.session,
                 a.op.name(),
                 a.served_by.as_deref().unwrap_or("?"),
-                a.detail
+                a.detail,
+                a.nearest_fault
+                    .as_deref()
+                    .map(|f| format!(" [after {f}]"))
+                    .unwrap_or_default()
             );
         }
         let verdict = match self.verdict.status {
@@ -344,19 +358,6 @@ mod tests {
     use std::time::Duration;
 
     #[test]
-    fn percentiles_are_in_milliseconds() {
-        let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap();
-        for us in 1..=1000u64 {
-            h.record(us * 1000).unwrap();
-        }
-        let p = Percentiles::of(&h);
-        assert_eq!(p.count, 1000);
-        assert!((p.p50 - 500.0).abs() < 1.0, "{p:?}");
-        assert!((p.p99 - 990.0).abs() < 1.0, "{p:?}");
-        assert!((p.max - 1000.0).abs() < 1.0, "{p:?}");
-    }
-
-    #[test]
     fn anomaly_summary_counts_all_kinds_and_keeps_samples_in_time_order() {
         let anomaly = |kind, ms| Anomaly {
             kind,
@@ -365,6 +366,7 @@ mod tests {
             served_by: None,
             at: Duration::from_millis(ms),
             detail: String::new(),
+            nearest_fault: None,
         };
         let s = AnomalySummary::of(vec![
             anomaly(AnomalyKind::LostWrite, 30),

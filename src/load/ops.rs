@@ -1,0 +1,330 @@
+//! One operation of one session, as an HTTP exchange checked on the spot.
+//!
+//! An operation future owns its session while it runs and hands it back in
+//! [`Done`], together with everything the shard must record, so nothing is shared
+//! between concurrent operations and a session never has two in flight.
+
+use std::sync::Arc;
+
+use reqwest::{RequestBuilder, Response, StatusCode};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::Driver;
+use crate::metrics::{ErrorKind, Live, Outcome};
+use crate::session::{Anomaly, Op, Seen, SessionModel, State};
+
+/// A session the load is driving, and where it is in its life.
+#[derive(Debug)]
+pub struct LiveSession {
+    pub model: SessionModel,
+    /// The `Cookie` header the session sends: every cookie its create answer set,
+    /// so a sticky balancer's cookie travels with the service's own.
+    cookie: String,
+    /// Steps done after the create: append 0, read, append 1, read, …
+    next: u32,
+    lost: bool,
+}
+
+impl LiveSession {
+    /// A session the service just created, identified by `cookie` from now on.
+    pub fn new(model: SessionModel, cookie: String) -> Self {
+        LiveSession {
+            model,
+            cookie,
+            next: 0,
+            lost: false,
+        }
+    }
+
+    /// No step is left, or the session was lost: only the sweep will look at it again.
+    pub fn finished(&self, appends: u32) -> bool {
+        self.lost || self.next >= 2 * appends
+    }
+
+    pub fn cookie(&self) -> &str {
+        &self.cookie
+    }
+
+    fn step(&self) -> Step {
+        if self.next % 2 == 0 {
+            Step::Append(self.next / 2)
+        } else {
+            Step::Read
+        }
+    }
+}
+
+/// What an operation does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Create,
+    Append(u32),
+    Read,
+}
+
+impl Step {
+    pub fn op(self) -> Op {
+        match self {
+            Step::Create => Op::Create,
+            Step::Append(_) => Op::Append,
+            Step::Read => Op::Read,
+        }
+    }
+}
+
+/// An operation to run: the next step of `session`, or a new session.
+#[derive(Debug)]
+pub struct Job {
+    pub session: Option<LiveSession>,
+    /// When the schedule meant it to start; latency is corrected from here.
+    pub intended: Instant,
+    /// The closed-model user it belongs to.
+    pub user: Option<usize>,
+}
+
+/// A finished operation and what it found.
+#[derive(Debug)]
+pub struct Done {
+    /// The session, handed back (None when a create failed).
+    pub session: Option<LiveSession>,
+    pub user: Option<usize>,
+    pub step: Step,
+    pub outcome: Outcome,
+    pub intended: Instant,
+    pub sent: Instant,
+    pub finished: Instant,
+    /// Failed attempts, by kind.
+    pub errors: Vec<ErrorKind>,
+    /// `X-Served-By` of every answer.
+    pub served_by: Vec<String>,
+    pub anomalies: Vec<Anomaly>,
+    /// The run stopped before the operation's time came: nothing was sent.
+    pub skipped: bool,
+}
+
+impl Done {
+    /// An operation not yet run: failed until it succeeds.
+    pub fn new(step: Step, intended: Instant, user: Option<usize>) -> Self {
+        Done {
+            session: None,
+            user,
+            step,
+            outcome: Outcome::Error,
+            intended,
+            sent: intended,
+            finished: intended,
+            errors: Vec::new(),
+            served_by: Vec::new(),
+            anomalies: Vec::new(),
+            skipped: false,
+        }
+    }
+}
+
+/// One answer, sorted the way the checker needs it.
+enum Answer {
+    State(State, Option<String>, Vec<String>),
+    NotFound(Option<String>),
+    Failed(ErrorKind),
+}
+
+/// Pause after a failed attempt, multiplied by the attempt number.
+const BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
+
+impl Driver {
+    /// Runs `job` once its intended time has come, unless the run stops first.
+    /// The job must have been admitted ([`Driver::admit`]).
+    pub(super) async fn run_job(self: Arc<Self>, job: Job, stop: CancellationToken) -> Done {
+        let mut done = Done::new(Step::Create, job.intended, job.user);
+        if job.intended > Instant::now() {
+            tokio::select! {
+                () = tokio::time::sleep_until(job.intended) => {}
+                () = stop.cancelled() => {
+                    done.session = job.session;
+                    done.skipped = true;
+                    return done;
+                }
+            }
+        }
+        done.sent = Instant::now();
+        match job.session {
+            None => self.create(&mut done).await,
+            Some(mut session) => {
+                done.step = session.step();
+                match done.step {
+                    Step::Append(k) => self.append(&mut session, k, &mut done).await,
+                    _ => {
+                        self.read(&mut session, Op::Read, &mut done).await;
+                    }
+                }
+                session.next += 1;
+                done.session = Some(session);
+            }
+        }
+        done.finished = Instant::now();
+        done
+    }
+
+    fn seen<'a>(&self, op: Op, served_by: Option<&'a str>) -> Seen<'a> {
+        Seen {
+            op,
+            served_by,
+            at: self.start.elapsed(),
+        }
+    }
+
+    /// Sends one request and sorts its answer; counts it for the progress line and
+    /// a failure for the fault windows.
+    async fn send(&self, request: RequestBuilder, done: &mut Done) -> Answer {
+        Live::add(&self.live.ops, 1);
+        let answer = match request.send().await {
+            Err(err) => Answer::Failed(ErrorKind::classify(&err)),
+            Ok(response) => self.sort(response).await,
+        };
+        match &answer {
+            Answer::Failed(kind) => {
+                done.errors.push(*kind);
+                Live::add(&self.live.errors, 1);
+                self.failures.record(self.start.elapsed());
+            }
+            Answer::State(_, Some(by), _) | Answer::NotFound(Some(by)) => {
+                done.served_by.push(by.clone());
+            }
+            _ => {}
+        }
+        answer
+    }
+
+    async fn sort(&self, response: Response) -> Answer {
+        let served_by = response
+            .headers()
+            .get("x-served-by")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let cookies: Vec<String> = response
+            .headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_string))
+            .collect();
+        match response.status() {
+            StatusCode::NOT_FOUND => Answer::NotFound(served_by),
+            status if status.is_success() => match response.json::<State>().await {
+                Ok(state) => Answer::State(state, served_by, cookies),
+                Err(err) => Answer::Failed(ErrorKind::classify(&err)),
+            },
+            status => Answer::Failed(ErrorKind::from_status(status)),
+        }
+    }
+
+    fn record(&self, done: &mut Done, anomalies: impl IntoIterator<Item = Anomaly>) {
+        for anomaly in anomalies {
+            Live::add(&self.live.anomalies, 1);
+            done.anomalies.push(anomaly);
+        }
+    }
+
+    async fn create(&self, done: &mut Done) {
+        let request = self.client.post(format!("{}/session", self.base));
+        match self.send(request, done).await {
+            Answer::State(state, served_by, cookies) => {
+                Live::add(&self.live.sessions, 1);
+                let seq = self.next_seq();
+                let cookie = if cookies.is_empty() {
+                    format!("sid={}", state.session)
+                } else {
+                    cookies.join("; ")
+                };
+                let mut model =
+                    SessionModel::new(seq, state.session.clone(), self.plan.appends_per_session);
+                let anomalies = model.check(&state, self.seen(Op::Create, served_by.as_deref()));
+                self.record(done, anomalies);
+                done.outcome = Outcome::Ok;
+                done.session = Some(LiveSession::new(model, cookie));
+            }
+            Answer::NotFound(_) => done.errors.push(ErrorKind::Status4xx),
+            Answer::Failed(_) => {}
+        }
+    }
+
+    /// Appends item `k`, retrying with the same op id while the outcome is unknown;
+    /// an item still unknown after every retry stays indeterminate for the sweep.
+    async fn append(&self, session: &mut LiveSession, k: u32, done: &mut Done) {
+        let item = session.model.item(k);
+        for attempt in 0..=self.plan.retries {
+            if attempt > 0 {
+                tokio::time::sleep(BACKOFF * attempt).await;
+            }
+            session.model.sent(k);
+            let request = self
+                .client
+                .post(format!("{}/session/items", self.base))
+                .header(reqwest::header::COOKIE, session.cookie())
+                .json(&serde_json::json!({ "op": item, "item": item }));
+            match self.send(request, done).await {
+                Answer::State(state, served_by, _) => {
+                    session.model.acknowledged(k);
+                    let seen = self.seen(Op::Append, served_by.as_deref());
+                    let anomalies = session.model.check(&state, seen);
+                    self.record(done, anomalies);
+                    done.outcome = Outcome::Ok;
+                    return;
+                }
+                Answer::NotFound(served_by) => {
+                    self.lost(session, Op::Append, served_by, done);
+                    return;
+                }
+                Answer::Failed(_) => {}
+            }
+        }
+    }
+
+    /// Reads the session back and checks it; returns whether an answer came.
+    async fn read(&self, session: &mut LiveSession, op: Op, done: &mut Done) -> bool {
+        let request = self
+            .client
+            .get(format!("{}/session", self.base))
+            .header(reqwest::header::COOKIE, session.cookie());
+        match self.send(request, done).await {
+            Answer::State(state, served_by, _) => {
+                let seen = self.seen(op, served_by.as_deref());
+                let anomalies = session.model.check(&state, seen);
+                self.record(done, anomalies);
+                done.outcome = Outcome::Ok;
+                true
+            }
+            Answer::NotFound(served_by) => {
+                self.lost(session, op, served_by, done);
+                true
+            }
+            Answer::Failed(_) => false,
+        }
+    }
+
+    /// The service answered 404 for a session it created: the user moves on.
+    fn lost(&self, session: &mut LiveSession, op: Op, served_by: Option<String>, done: &mut Done) {
+        session.lost = true;
+        let detail = format!("answered 404 to {}", op.name());
+        let anomaly = session
+            .model
+            .lost(self.seen(op, served_by.as_deref()), detail);
+        self.record(done, anomaly);
+        // The 404 is the answer, not an error: the operation itself completed.
+        done.outcome = Outcome::Ok;
+    }
+
+    /// Reads `session` once for the final sweep, retrying failed attempts; returns
+    /// whether it got an answer at all.
+    pub(super) async fn sweep_one(&self, session: &mut LiveSession, done: &mut Done) -> bool {
+        for attempt in 0..super::SWEEP_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(BACKOFF * attempt).await;
+            }
+            if self.read(session, Op::Sweep, done).await {
+                return true;
+            }
+        }
+        false
+    }
+}
