@@ -577,7 +577,7 @@ appends_per_session = 1
             &source,
             &Overrides {
                 seed: Some(seed),
-                duration: None,
+                ..Overrides::default()
             },
         )
         .unwrap()

@@ -32,6 +32,7 @@ pub mod gate;
 pub mod images;
 pub mod load;
 pub mod metrics;
+pub mod overrides;
 pub mod plan;
 pub mod report;
 pub mod run;
@@ -59,8 +60,12 @@ pub struct Shutdown {
 pub async fn run(cli: Cli, shutdown: Shutdown) -> Result<ExitCode> {
     match cli.command {
         Command::Run(args) => run_scenario(args, &shutdown).await,
-        Command::Validate { scenario } => {
-            let plan = load_plan(&scenario, &Overrides::default())?;
+        Command::Validate { scenario, set } => {
+            let overrides = Overrides {
+                set,
+                ..Overrides::default()
+            };
+            let plan = load_plan(&scenario, &overrides)?;
             say!(
                 "{}: valid scenario {:?} ({} replicas, {} load, {} chaos entries)",
                 scenario.display(),
@@ -76,7 +81,12 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> Result<ExitCode> {
             seed,
             duration,
         } => {
-            let plan = load_plan(&scenario, &Overrides { seed, duration })?;
+            let overrides = Overrides {
+                seed,
+                duration,
+                ..Overrides::default()
+            };
+            let plan = load_plan(&scenario, &overrides)?;
             say!("{}", render_plan(&plan).trim_end());
             Ok(ExitCode::Passed)
         }
@@ -108,6 +118,18 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> Result<ExitCode> {
                     &hash[..12.min(hash.len())]
                 );
             }
+            Ok(ExitCode::Passed)
+        }
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "sessionstorm",
+                &mut script,
+            );
+            use std::io::Write as _;
+            let _ = std::io::stdout().lock().write_all(&script);
             Ok(ExitCode::Passed)
         }
         Command::Cleanup { run, dry_run } => {
@@ -213,6 +235,7 @@ async fn run_scenario(args: RunArgs, shutdown: &Shutdown) -> Result<ExitCode> {
     let overrides = Overrides {
         seed: args.seed,
         duration: args.duration,
+        set: args.settings(),
     };
     let plan = load_plan(&args.scenario, &overrides)?;
     run::execute(&plan, &args.out, args.run_id, shutdown).await

@@ -240,6 +240,8 @@ pub enum AfterKill {
 pub struct Overrides {
     pub seed: Option<u64>,
     pub duration: Option<Duration>,
+    /// `--set key=value` and its shortcuts, applied to the scenario before validation.
+    pub set: Vec<crate::overrides::Setting>,
 }
 
 const FAULTS: &str = "\"kill\", \"stop\", \"restart\", \"pause\", \"disconnect\"";
@@ -257,9 +259,10 @@ const DURATION_FORMAT: &str =
 
 /// Validates the scenario in `source` and applies the overrides.
 pub fn build(source: &Source, overrides: &Overrides) -> Result<Plan, Vec<Problem>> {
-    let raw = source.parse().map_err(|p| vec![p])?;
+    let raw = crate::overrides::parse(source, &overrides.set).map_err(|p| vec![p])?;
     let mut v = Validator {
         source,
+        set: &overrides.set,
         problems: Vec::new(),
     };
 
@@ -354,12 +357,15 @@ pub fn build(source: &Source, overrides: &Overrides) -> Result<Plan, Vec<Problem
 /// Collects problems while reading values; each reader returns `None` after recording one.
 struct Validator<'a> {
     source: &'a Source,
+    /// Overrides whose values may be the ones found wrong.
+    set: &'a [crate::overrides::Setting],
     problems: Vec<Problem>,
 }
 
 impl Validator<'_> {
     fn problem(&mut self, span: Range<usize>, message: impl Into<String>) {
-        self.problems.push(self.source.problem(span, message));
+        let problem = crate::overrides::locate(self.source, self.set, span, message);
+        self.problems.push(problem);
     }
 
     fn int_in(&mut self, value: &Spanned<i64>, key: &str, min: i64, max: i64) -> Option<i64> {
@@ -947,6 +953,7 @@ every = "5s"
         let overrides = Overrides {
             seed: Some(99),
             duration: Some(Duration::from_secs(3)),
+            ..Overrides::default()
         };
         let plan = build(&source, &overrides).unwrap();
         assert_eq!((plan.seed, plan.duration), (99, Duration::from_secs(3)));
