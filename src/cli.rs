@@ -186,6 +186,7 @@ pub enum ImagesCommand {
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
     match humantime::parse_duration(text) {
+        Ok(d) if d > crate::plan::MAX_DURATION => Err("durations are at most 30 days".into()),
         Ok(d) if !d.is_zero() => Ok(d),
         Ok(_) => Err("the duration must be longer than zero".into()),
         Err(err) => Err(format!(
@@ -223,6 +224,7 @@ mod tests {
         assert_eq!(parse_duration("1m 30s"), Ok(Duration::from_secs(90)));
         assert!(parse_duration("5 parsecs").unwrap_err().contains("unit"));
         assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("99999999999999h").is_err());
     }
 
     #[test]

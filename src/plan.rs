@@ -254,6 +254,9 @@ const SCHEDULE_KEYS: &str =
 const MODELS: &str = "\"open\", \"closed\"";
 const THINK_DISTRIBUTIONS: &str = "\"fixed\", \"exponential\"";
 const BALANCERS: &str = "\"haproxy\"";
+/// The longest duration a scenario may give: far beyond any run, and small enough
+/// that adding it to a clock cannot overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
 const DURATION_FORMAT: &str =
     "a number with a unit: ms, s, m or h, for example \"30s\" or \"1m 30s\"";
 
@@ -387,6 +390,16 @@ impl Validator<'_> {
 
     fn duration(&mut self, value: &Spanned<String>, key: &str) -> Option<Duration> {
         match humantime::parse_duration(value.get_ref()) {
+            Ok(d) if d > MAX_DURATION => {
+                self.problem(
+                    value.span(),
+                    format!(
+                        "`{key}` = {:?} is too long; durations are at most 30 days",
+                        value.get_ref()
+                    ),
+                );
+                None
+            }
             Ok(d) => Some(d),
             Err(err) => {
                 self.problem(
@@ -597,6 +610,12 @@ impl Validator<'_> {
         let ok = r.is_finite() && r <= 1e7 && if allow_zero { r >= 0.0 } else { r > 0.0 };
         if !ok {
             let least = if allow_zero { "0" } else { "more than 0" };
+            // 1e300 written out is three hundred digits.
+            let r = if r.abs() > 1e9 {
+                format!("{r:e}")
+            } else {
+                r.to_string()
+            };
             self.problem(
                 value.span(),
                 format!(
