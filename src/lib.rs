@@ -15,12 +15,20 @@
 
 /// Prints a line on stdout, ignoring a closed or full stdout: the report on disk and
 /// the exit code matter more than the terminal, and a panic on a broken pipe (say,
-/// `sessionstorm run … | head`) would skip the teardown.
+/// `sessionstorm run … | head`) would skip the teardown. Silent with `-q`; drawn
+/// above the live display when one is up (see [`progress`]).
 #[macro_export]
 macro_rules! say {
     ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+        $crate::progress::emit(&format!($($arg)*));
+    }};
+}
+
+/// Like [`say!`], but printed even with `-q`: the verdict and the report path.
+#[macro_export]
+macro_rules! say_always {
+    ($($arg:tt)*) => {{
+        $crate::progress::emit_always(&format!($($arg)*));
     }};
 }
 
@@ -34,6 +42,7 @@ pub mod load;
 pub mod metrics;
 pub mod overrides;
 pub mod plan;
+pub mod progress;
 pub mod report;
 pub mod run;
 pub mod scenario;
@@ -58,6 +67,7 @@ pub struct Shutdown {
 
 /// Runs one command and says which exit code it ends with.
 pub async fn run(cli: Cli, shutdown: Shutdown) -> Result<ExitCode> {
+    progress::set_quiet(cli.quiet);
     match cli.command {
         Command::Run(args) => run_scenario(args, &shutdown).await,
         Command::Validate { scenario, set } => {
@@ -244,6 +254,7 @@ async fn run_scenario(args: RunArgs, shutdown: &Shutdown) -> Result<ExitCode> {
 /// Reads and validates a scenario; all its problems become one invalid-input error.
 fn load_plan(path: &std::path::Path, overrides: &Overrides) -> Result<plan::Plan> {
     let source = Source::read(path).map_err(|p| Error::Invalid(p.to_string()))?;
+    tracing::debug!(path = %path.display(), settings = overrides.set.len(), "validating the scenario");
     plan::build(&source, overrides).map_err(|problems| {
         let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
         Error::Invalid(format!(

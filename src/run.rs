@@ -24,6 +24,7 @@ use crate::images::{self, BuiltIn};
 use crate::load::Driver;
 use crate::metrics::{FailureTimeline, Live};
 use crate::plan::{Model, Plan};
+use crate::progress;
 use crate::report::hlog::HlogWriter;
 use crate::report::{
     self, AnomalySummary, ClusterSummary, FaultSummary, LoadSummary, SessionCounts, Summary,
@@ -32,8 +33,6 @@ use crate::Shutdown;
 
 /// The latency interval log's name in the run folder.
 const HLOG_FILE: &str = "latency.hlog";
-/// How often the progress line is printed.
-const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
 /// Runs `plan`, writing the report into the folder `out/<run id>`.
 pub async fn execute(
@@ -74,12 +73,14 @@ pub async fn execute(
     );
 
     let engine = Engine::connect().await.map_err(Error::infra)?;
+    tracing::info!(run = %run_id, dir = %dir.display(), "connected to the Docker engine");
     for tag in [
         &plan.service.image,
         &plan.store.image,
         &BuiltIn::Haproxy.tag().to_string(),
     ] {
         images::ensure(engine.docker(), tag).await?;
+        tracing::info!(image = %tag, "image present");
     }
     if shutdown.graceful.is_cancelled() {
         return Err(Error::Interrupted);
@@ -111,8 +112,15 @@ pub async fn execute(
             dir.display()
         ))
     })?;
-    say!("{}", summary.render_text().trim_end());
-    say!("report {}", path.display());
+    let text = summary.render_text();
+    say!("{}", text.trim_end());
+    // -q: the verdict line alone.
+    if progress::is_quiet() {
+        for line in text.lines().filter(|l| l.starts_with("verdict ")) {
+            say_always!("{line}");
+        }
+    }
+    say_always!("report {}", path.display());
     Ok(match summary.verdict.exit_code {
         0 => ExitCode::Passed,
         130 => ExitCode::Interrupted,
@@ -178,14 +186,27 @@ async fn drive(
     )
     .map_err(|e| Error::infra(anyhow::anyhow!("cannot write {}: {e}", hlog_path.display())))?;
     let stop = shutdown.graceful.child_token();
-    let progress = tokio::spawn(progress(
+    let last_fault = progress::LastFault::default();
+    let progress = tokio::spawn(progress::show(
+        progress::Mode::detect(),
         Arc::clone(&live),
         start,
         plan.duration,
+        plan.service.replicas,
+        Arc::clone(&last_fault),
         stop.clone(),
     ));
     let on_fault = |record: &FaultRecord| {
         Live::add(&live.faults, 1);
+        if let Ok(mut last) = last_fault.lock() {
+            *last = Some(format!(
+                "{} {} at {:.1}s: {}",
+                record.fault,
+                record.target,
+                record.injected_ms as f64 / 1000.0,
+                record.outcome
+            ));
+        }
         print_fault(record);
     };
     // The load ends at the duration, or earlier when its operation count is reached;
@@ -331,35 +352,4 @@ fn print_fault(record: &FaultRecord) {
         record.target,
         record.outcome
     );
-}
-
-/// Prints one plain line per interval until `stop`.
-async fn progress(
-    live: Arc<Live>,
-    start: Instant,
-    total: Duration,
-    stop: tokio_util::sync::CancellationToken,
-) {
-    let mut last_ops = 0;
-    let mut ticks = tokio::time::interval_at(start + PROGRESS_EVERY, PROGRESS_EVERY);
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            () = stop.cancelled() => return,
-        }
-        let ops = Live::get(&live.ops);
-        say!(
-            "[{:>5.1}s/{}] {} requests ({:.0}/s) · {} errors · {} missed starts · {} anomalies · {} sessions · {} faults",
-            start.elapsed().as_secs_f64(),
-            humantime::format_duration(total),
-            ops,
-            (ops - last_ops) as f64 / PROGRESS_EVERY.as_secs_f64(),
-            Live::get(&live.errors),
-            Live::get(&live.missed_starts),
-            Live::get(&live.anomalies),
-            Live::get(&live.sessions),
-            Live::get(&live.faults),
-        );
-        last_ops = ops;
-    }
 }
