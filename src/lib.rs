@@ -46,6 +46,7 @@ pub mod progress;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod secrets;
 pub mod session;
 
 use tokio_util::sync::CancellationToken;

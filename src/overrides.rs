@@ -70,7 +70,7 @@ impl FromStr for Setting {
         Ok(Setting {
             path,
             value: value.trim().to_string(),
-            origin: format!("--set {text}"),
+            origin: format!("--set {}", crate::secrets::mask_setting(key, value.trim())),
         })
     }
 }
@@ -273,7 +273,9 @@ mod tests {
         let s: Setting = "service.env.MODE = memory".parse().unwrap();
         assert_eq!(s.path, ["service", "env", "MODE"]);
         assert_eq!(s.value, "memory");
-        assert_eq!(s.origin, "--set service.env.MODE = memory");
+        assert_eq!(s.origin, "--set service.env.MODE=memory");
+        let s: Setting = "service.env.DB_PASSWORD=hunter2".parse().unwrap();
+        assert_eq!(s.origin, "--set service.env.DB_PASSWORD=***");
         assert!("load.rate"
             .parse::<Setting>()
             .unwrap_err()

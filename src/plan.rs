@@ -33,6 +33,8 @@ pub struct Plan {
     pub chaos: Vec<ChaosPlan>,
     /// The scenario as written, kept for the report.
     pub source: Source,
+    /// The command-line overrides applied to it, as typed (secrets masked).
+    pub overrides: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -354,6 +356,7 @@ pub fn build(source: &Source, overrides: &Overrides) -> Result<Plan, Vec<Problem
         min_alive,
         chaos: chaos.into_iter().flatten().collect(),
         source: source.clone(),
+        overrides: overrides.set.iter().map(|s| s.origin.clone()).collect(),
     })
 }
 

@@ -65,6 +65,7 @@ pub async fn execute(
                 dir.display()
             ))
         })?;
+    write_scenario(plan, &dir)?;
     say!(
         "sessionstorm {} · scenario {} · seed {} · run {run_id}",
         env!("CARGO_PKG_VERSION"),
@@ -352,4 +353,29 @@ fn print_fault(record: &FaultRecord) {
         record.target,
         record.outcome
     );
+}
+
+/// The scenario file in the run folder.
+pub const SCENARIO_FILE: &str = "scenario.toml";
+
+/// Keeps the scenario as run beside the report, secrets masked: the file as written,
+/// headed by the overrides the command line applied to it. Written before anything
+/// starts, so a full disk or an unwritable folder stops the run with nothing to undo.
+fn write_scenario(plan: &Plan, dir: &Path) -> Result<()> {
+    use std::fmt::Write as _;
+    let mut text = format!(
+        "# scenario {} as run (secrets masked)\n",
+        plan.source.path.display()
+    );
+    for setting in &plan.overrides {
+        let _ = writeln!(text, "# override: {setting}");
+    }
+    text.push_str(&crate::secrets::mask_scenario(&plan.source.text));
+    let path = dir.join(SCENARIO_FILE);
+    std::fs::write(&path, text).map_err(|e| {
+        Error::Invalid(format!(
+            "cannot write {}: {e}; choose another folder with --out",
+            path.display()
+        ))
+    })
 }
