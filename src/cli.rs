@@ -184,7 +184,8 @@ pub enum ImagesCommand {
     List,
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
+/// Reads a `--duration` value: a positive humantime duration of at most 30 days.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
     match humantime::parse_duration(text) {
         Ok(d) if d > crate::plan::MAX_DURATION => Err("durations are at most 30 days".into()),
         Ok(d) if !d.is_zero() => Ok(d),

@@ -36,6 +36,8 @@ pub mod chaos;
 pub mod cli;
 pub mod cluster;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz_inputs;
 pub mod gate;
 pub mod images;
 pub mod load;

@@ -256,6 +256,9 @@ const SCHEDULE_KEYS: &str =
 const MODELS: &str = "\"open\", \"closed\"";
 const THINK_DISTRIBUTIONS: &str = "\"fixed\", \"exponential\"";
 const BALANCERS: &str = "\"haproxy\"";
+/// More faults than this from one chaos entry is a mistake (`every = "1ms"`), and
+/// drawing its timeline would take the machine's memory.
+pub const MAX_FAULTS_PER_ENTRY: usize = 10_000;
 /// The longest duration a scenario may give: far beyond any run, and small enough
 /// that adding it to a clock cannot overflow.
 pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -334,6 +337,25 @@ pub fn build(source: &Source, overrides: &Overrides) -> Result<Plan, Vec<Problem
         None => Some(1.min(replicas)),
     };
     let chaos: Vec<_> = raw.chaos.iter().map(|c| v.chaos(c, replicas)).collect();
+    if let Some(total) = overrides.duration.or(duration) {
+        for (raw_entry, entry) in raw.chaos.iter().zip(&chaos) {
+            let Some(entry) = entry else { continue };
+            let window = total.saturating_sub(entry.start_after).as_secs_f64();
+            let faults = match &entry.schedule {
+                Schedule::Every(d) | Schedule::Poisson(d) => window / d.as_secs_f64().max(1e-9),
+                Schedule::At(_) | Schedule::Rolling(_) => 0.0,
+            };
+            if faults > MAX_FAULTS_PER_ENTRY as f64 {
+                v.problem(
+                    raw_entry.fault.span(),
+                    format!(
+                        "this chaos entry would inject about {faults:.0} faults in {}; at most {MAX_FAULTS_PER_ENTRY} per entry: space them further apart",
+                        humantime::format_duration(total)
+                    ),
+                );
+            }
+        }
+    }
 
     if !v.problems.is_empty() {
         return Err(v.problems);
