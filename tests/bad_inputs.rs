@@ -11,6 +11,11 @@ use assert_cmd::Command;
 
 /// Each committed file and a fragment its error must contain.
 const CORPUS: &[(&str, &str)] = &[
+    (
+        "chaos-every-1ns.toml",
+        "9:9: this chaos entry would inject about",
+    ),
+    ("chaos-poisson-too-dense.toml", "at most 10000 per entry"),
     ("bad-name.toml", "1:8: `name` must be non-empty"),
     (
         "chaos-every-zero.toml",
