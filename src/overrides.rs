@@ -115,7 +115,26 @@ fn toml_problem(source: &Source, settings: &[Setting], err: &toml::de::Error) ->
         .trim_end()
         .replace("expected i64", "expected an integer")
         .replace("expected f64", "expected a number");
+    // A type error quotes the value: not when it is a secret's.
+    let message = if key_before(&source.text, span.start).is_some_and(crate::secrets::is_secret) {
+        "the value of this secret is not a string (value not shown)".to_string()
+    } else {
+        message
+    };
     locate(source, settings, span, message)
+}
+
+/// The key written just before byte `at` on its line (`KEY = value` or, in an inline
+/// table, `{ A = 1, KEY = value }`), if any.
+fn key_before(text: &str, at: usize) -> Option<&str> {
+    let line_start = text.get(..at)?.rfind('\n').map_or(0, |i| i + 1);
+    let before = text.get(line_start..at)?.trim_end().strip_suffix('=')?;
+    let key = before
+        .rsplit(['{', ',', '.'])
+        .next()?
+        .trim()
+        .trim_matches(['"', '\'']);
+    (!key.is_empty()).then_some(key)
 }
 
 /// A problem named by the setting instead of a place in the file (line 0).

@@ -144,6 +144,19 @@ fn secrets_are_masked_in_the_scenario_kept_with_the_run_and_in_errors() {
         );
     }
 
+    // A secret of the wrong type in the file is named without its value.
+    let typed = dir.path().join("typed.toml");
+    std::fs::write(
+        &typed,
+        "name = \"t\"\nduration = \"5s\"\n[service]\nreplicas = 1\nenv = { MODE = \"redis\", DB_PASSWORD = 98765 }\n[load]\nrate = 1\nappends_per_session = 1\n",
+    )
+    .unwrap();
+    let out = sessionstorm(&["validate", typed.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("typed.toml:5:39: "), "{stderr}");
+    assert!(!stderr.contains("98765"), "{stderr}");
+
     // An override that is wrong is named without its secret value.
     let out = sessionstorm(&[
         "validate",
@@ -158,4 +171,37 @@ fn secrets_are_masked_in_the_scenario_kept_with_the_run_and_in_errors() {
         "{stderr}"
     );
     assert!(!stderr.contains("[1, 2]"), "{stderr}");
+}
+
+#[test]
+fn a_docker_engine_that_never_answers_is_exit_3_within_seconds() {
+    // Accepts connections (the kernel does) and never answers: a hung engine.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = format!("tcp://{}", listener.local_addr().unwrap());
+    let smoke = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/smoke.toml");
+    let out = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let output = Command::cargo_bin("sessionstorm")
+        .unwrap()
+        .args(["run", smoke.to_str().unwrap(), "--out"])
+        .arg(out.path())
+        .env("DOCKER_HOST", &host)
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let elapsed = started.elapsed();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("cannot reach the Docker engine"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("docker info"), "{stderr}");
+    // It waited on the engine DOCKER_HOST named (and only that one), for no longer
+    // than its 2 s connect timeout; a loose bound for a loaded machine.
+    assert!(
+        elapsed < std::time::Duration::from_secs(8),
+        "took {elapsed:?}"
+    );
+    drop(listener);
 }

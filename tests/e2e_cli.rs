@@ -131,3 +131,44 @@ fn off_a_terminal_progress_is_plain_lines_and_quiet_prints_the_verdict_only() {
         "{stdout}"
     );
 }
+
+#[test]
+fn sigterm_then_a_second_interrupt_tears_down_at_once() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let id = unique("e2e-twice");
+    let _guard = RunGuard(id.clone());
+    let out = tempfile::tempdir().unwrap();
+    let smoke = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/smoke.toml");
+    let mut child = bin()
+        .args(["run", smoke.to_str().unwrap(), "--run-id", &id, "--out"])
+        .arg(out.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in stdout.by_ref() {
+        if line.unwrap().starts_with("load:") {
+            break;
+        }
+    }
+    let drain = std::thread::spawn(move || stdout.map_while(Result::ok).collect::<Vec<_>>());
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert!(!labelled(&id).is_empty(), "cluster is up");
+    let signalled = std::time::Instant::now();
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    let status = child.wait().unwrap();
+    let seen = drain.join().unwrap();
+    assert_eq!(status.code(), Some(130), "{seen:#?}");
+    assert!(
+        signalled.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        signalled.elapsed()
+    );
+    assert!(labelled(&id).is_empty(), "left behind: {:?}", labelled(&id));
+}
