@@ -157,6 +157,7 @@ fn sigterm_then_a_second_interrupt_tears_down_at_once() {
     let drain = std::thread::spawn(move || stdout.map_while(Result::ok).collect::<Vec<_>>());
     std::thread::sleep(std::time::Duration::from_secs(1));
     assert!(!labelled(&id).is_empty(), "cluster is up");
+    assert_contained(&id);
     let signalled = std::time::Instant::now();
     let pid = child.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
@@ -171,4 +172,44 @@ fn sigterm_then_a_second_interrupt_tears_down_at_once() {
         signalled.elapsed()
     );
     assert!(labelled(&id).is_empty(), "left behind: {:?}", labelled(&id));
+}
+
+/// No container of the run mounts a host path, and every published port is on
+/// 127.0.0.1 only.
+fn assert_contained(run_id: &str) {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=sessionstorm.run={run_id}"),
+        ])
+        .output()
+        .unwrap();
+    let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    assert!(!ids.is_empty());
+    let out = Command::new("docker")
+        .arg("inspect")
+        .args(&ids)
+        .output()
+        .unwrap();
+    let containers: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for c in containers.as_array().unwrap() {
+        let name = &c["Name"];
+        for mount in c["Mounts"].as_array().into_iter().flatten() {
+            assert_ne!(mount["Type"], "bind", "{name} mounts a host path: {mount}");
+        }
+        let bindings = &c["HostConfig"]["PortBindings"];
+        for (port, list) in bindings.as_object().into_iter().flatten() {
+            for b in list.as_array().into_iter().flatten() {
+                assert_eq!(
+                    b["HostIp"], "127.0.0.1",
+                    "{name} publishes {port} beyond loopback"
+                );
+            }
+        }
+    }
 }
