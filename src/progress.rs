@@ -208,11 +208,7 @@ pub async fn show(
 }
 
 fn start_bar(total: Duration) -> ProgressBar {
-    let template = if color_allowed() {
-        "{elapsed_precise}/{prefix} [{bar:24.cyan/blue}] {wide_msg}"
-    } else {
-        "{elapsed_precise}/{prefix} [{bar:24}] {wide_msg}"
-    };
+    let template = bar_template(color_allowed());
     let bar =
         ProgressBar::with_draw_target(Some(total.as_millis() as u64), ProgressDrawTarget::stderr());
     bar.set_style(
@@ -226,6 +222,15 @@ fn start_bar(total: Duration) -> ProgressBar {
         *slot = Some(bar.clone());
     }
     bar
+}
+
+/// The live display's layout; colour only when allowed (`NO_COLOR`).
+fn bar_template(color: bool) -> &'static str {
+    if color {
+        "{elapsed_precise}/{prefix} [{bar:24.cyan/blue}] {wide_msg}"
+    } else {
+        "{elapsed_precise}/{prefix} [{bar:24}] {wide_msg}"
+    }
 }
 
 fn format_hms(d: Duration) -> String {
@@ -260,6 +265,16 @@ mod tests {
             "[ 12.3s/30s] 4200 requests · 350 ops/s · p99 12.2 ms · 3 errors · 0 anomalies · 2/3 replicas answering · 40 sessions · 2 faults · last fault: kill replica-1 at 10.0s"
         );
         assert!(!line.contains('\u{1b}') && !line.contains('\r'));
+    }
+
+    #[test]
+    fn no_color_means_a_template_without_colours() {
+        assert!(bar_template(true).contains("cyan"));
+        let plain = bar_template(false);
+        assert!(!plain.contains("cyan") && !plain.contains("blue"));
+        assert!(ProgressStyle::with_template(plain).is_ok());
+        assert!(ProgressStyle::with_template(bar_template(true)).is_ok());
+        assert_eq!(format_hms(Duration::from_secs(3725)), "01:02:05");
     }
 
     #[test]
