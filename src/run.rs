@@ -373,9 +373,15 @@ fn write_scenario(plan: &Plan, dir: &Path) -> Result<()> {
     text.push_str(&crate::secrets::mask_scenario(&plan.source.text));
     let path = dir.join(SCENARIO_FILE);
     std::fs::write(&path, text).map_err(|e| {
-        Error::Invalid(format!(
-            "cannot write {}: {e}; choose another folder with --out",
+        let message = format!(
+            "cannot write {}: {e}; free some space or choose another folder with --out",
             path.display()
-        ))
+        );
+        // A full disk is the machine's problem; anything else is the folder given.
+        if e.kind() == std::io::ErrorKind::StorageFull {
+            Error::infra(anyhow::anyhow!(message))
+        } else {
+            Error::Invalid(message)
+        }
     })
 }

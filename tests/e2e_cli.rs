@@ -213,3 +213,52 @@ fn assert_contained(run_id: &str) {
         }
     }
 }
+
+/// Unmounts the small file system when the test ends.
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_for_the_report_is_a_clear_error_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mount = dir.path().join("full");
+    std::fs::create_dir(&mount).unwrap();
+    // A 16 kB tmpfs, filled up; needs the right to mount (root in CI).
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=16k", "tmpfs"])
+        .arg(&mount)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a small tmpfs here");
+        return;
+    }
+    let _unmount = Unmount(mount.clone());
+    let _ = std::fs::write(mount.join("filler"), vec![0u8; 64 * 1024]);
+    let id = unique("e2e-full");
+    let _guard = RunGuard(id.clone());
+    let smoke = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/smoke.toml");
+    let output = bin()
+        .args(["run", smoke.to_str().unwrap(), "--run-id", &id, "--out"])
+        .arg(&mount)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    assert!(
+        stderr.contains("choose another folder with --out"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        labelled(&id).is_empty(),
+        "started something: {:?}",
+        labelled(&id)
+    );
+}
