@@ -26,7 +26,7 @@ fn main() {
                 .unwrap_or_else(|_| level.into()),
         )
         .with_ansi(ansi)
-        .with_writer(std::io::stderr)
+        .with_writer(|| sessionstorm::progress::LogWriter)
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

@@ -90,6 +90,24 @@ pub fn emit_always(line: &str) {
     }
 }
 
+/// Where tracing writes: stderr, above the live display when one is up, so a log
+/// line does not tear through the bar.
+pub struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let bar = BAR.lock().ok().and_then(|b| b.clone());
+        match bar {
+            Some(bar) => bar.suspend(|| std::io::stderr().write(buf)),
+            None => std::io::stderr().write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
 /// What the display shows at one moment.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
