@@ -113,6 +113,10 @@ fn toml_problem(source: &Source, settings: &[Setting], err: &toml::de::Error) ->
     let message = err
         .message()
         .trim_end()
+        .replace(
+            "as i128, expected i64",
+            "is out of range: integers are at most 9223372036854775807",
+        )
         .replace("expected i64", "expected an integer")
         .replace("expected f64", "expected a number");
     // A type error quotes the value: not when it is a secret's.
