@@ -39,7 +39,7 @@ const RUN_EXAMPLES: &str = "\
 Examples:
   sessionstorm run scenarios/smoke.toml
   sessionstorm run scenarios/kill-storm.toml --seed 7 --duration 2m --out /tmp/reports
-  sessionstorm run scenarios/open-model.toml --rate 300 --replicas 5
+  sessionstorm run scenarios/open-model.toml --set load.stages.0.to=800 --replicas 5
   sessionstorm run scenarios/smoke.toml --set service.env.MODE=memory --set chaos.0.every=2s
   sessionstorm run scenarios/smoke.toml --run-id ci-42 -q   # report in reports/ci-42/
 
@@ -143,7 +143,8 @@ pub struct RunArgs {
     /// `<scenario>-<time>-<random>`; lets a CI job know where the report will be.
     #[arg(long, value_parser = parse_run_id)]
     pub run_id: Option<String>,
-    /// Operations per second of an open-model scenario; same as --set load.rate=RATE.
+    /// Operations per second of an open-model scenario (its start rate when it has
+    /// stages); same as --set load.rate=RATE.
     #[arg(long)]
     pub rate: Option<f64>,
     /// Number of replicas; same as --set service.replicas=N.

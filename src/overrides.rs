@@ -44,11 +44,6 @@ impl Setting {
             value,
         }
     }
-
-    /// The dotted key, as written.
-    pub fn key(&self) -> String {
-        self.path.join(".")
-    }
 }
 
 impl FromStr for Setting {
