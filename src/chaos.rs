@@ -588,7 +588,7 @@ appends_per_session = 1
             &source,
             &Overrides {
                 seed: Some(seed),
-                duration: None,
+                ..Overrides::default()
             },
         )
         .unwrap()

@@ -6,25 +6,91 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::overrides::Setting;
+
 /// Chaos and load testing for stateless clusters: can any replica die at any moment
 /// without a single user losing their session?
 #[derive(Debug, Parser)]
-#[command(name = "sessionstorm", version, about, long_about = None)]
+#[command(name = "sessionstorm", version, about, long_about = None, after_help = MAIN_EXAMPLES)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Print only the verdict and the report path (errors still go to stderr).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// More logs on stderr: -v for the run's steps, -vv for debugging. The
+    /// SESSIONSTORM_LOG variable (e.g. `sessionstorm=trace`) wins over both.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
 }
+
+const MAIN_EXAMPLES: &str = "\
+Examples:
+  sessionstorm validate scenarios/smoke.toml
+  sessionstorm run scenarios/kill-storm.toml --seed 7 --duration 1m
+  sessionstorm run scenarios/smoke.toml --set load.rate=300 --set service.env.MODE=memory
+  sessionstorm cleanup --dry-run
+  sessionstorm completions bash > ~/.local/share/bash-completion/completions/sessionstorm
+
+Exit codes: 0 passed, 1 verdict failed, 2 invalid input, 3 infrastructure error,
+130 interrupted.";
+
+const RUN_EXAMPLES: &str = "\
+Examples:
+  sessionstorm run scenarios/smoke.toml
+  sessionstorm run scenarios/kill-storm.toml --seed 7 --duration 2m --out /tmp/reports
+  sessionstorm run scenarios/open-model.toml --set load.stages.0.to=800 --replicas 5
+  sessionstorm run scenarios/smoke.toml --set service.env.MODE=memory --set chaos.0.every=2s
+  sessionstorm run scenarios/smoke.toml --run-id ci-42 -q   # report in reports/ci-42/
+
+--set takes any scenario key as a dotted path (list entries by index from 0); the
+value is read as TOML (300, true, [\"10s\", \"20s\"]) or else as a string (2s, memory).
+Overrides are checked like the file: a bad one is named in the error.
+
+While it runs: a live display on a terminal; one plain line per interval otherwise
+(NO_COLOR is honoured). Ctrl-C once: stop load and chaos, revert faults, check,
+tear down and write the report marked interrupted (exit 130). Twice: tear down now.";
+
+const VALIDATE_EXAMPLES: &str = "\
+Examples:
+  sessionstorm validate scenarios/smoke.toml
+  sessionstorm validate scenarios/smoke.toml --set load.rate=0   # see the override's error
+
+Every problem is listed at once as file:line:column: message, with the accepted
+values; the exit code is 2 when there is any.";
+
+const CLEANUP_EXAMPLES: &str = "\
+Examples:
+  sessionstorm cleanup --dry-run
+  sessionstorm cleanup --run smoke-20260101-120000-ab12";
+
+const IMAGES_EXAMPLES: &str = "\
+Examples:
+  sessionstorm images build
+  sessionstorm images build --force
+  sessionstorm images list";
+
+const COMPLETIONS_EXAMPLES: &str = "\
+Examples:
+  sessionstorm completions bash > ~/.local/share/bash-completion/completions/sessionstorm
+  sessionstorm completions zsh > ~/.zfunc/_sessionstorm
+  sessionstorm completions fish > ~/.config/fish/completions/sessionstorm.fish";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Start the cluster of a scenario, drive session load while faults hit it, check
     /// every session and report. Exit 0 passed, 1 sessions lost, 2 bad input,
     /// 3 infrastructure error, 130 interrupted.
+    #[command(after_help = RUN_EXAMPLES)]
     Run(RunArgs),
     /// Check a scenario file and print every problem in it, without starting anything.
+    #[command(after_help = VALIDATE_EXAMPLES)]
     Validate {
         /// The scenario file (TOML).
         scenario: PathBuf,
+        /// Override a scenario key before checking, e.g. load.rate=300 (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<Setting>,
     },
     /// Print the resolved plan of a scenario and its fault timeline, drawn from the
     /// seed, without starting anything: a run with the same seed follows it.
@@ -39,10 +105,11 @@ pub enum Command {
         duration: Option<Duration>,
     },
     /// Build or list the images the harness makes from host binaries.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = IMAGES_EXAMPLES)]
     Images(ImagesCommand),
     /// Remove containers and networks left behind by runs (only those labelled
     /// `sessionstorm.run`; nothing else is touched).
+    #[command(after_help = CLEANUP_EXAMPLES)]
     Cleanup {
         /// Only this run's objects.
         #[arg(long)]
@@ -50,6 +117,12 @@ pub enum Command {
         /// Show what would be removed, remove nothing.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Print a shell completion script for bash, zsh, fish, elvish or powershell.
+    #[command(after_help = COMPLETIONS_EXAMPLES)]
+    Completions {
+        /// The shell to complete in.
+        shell: clap_complete::Shell,
     },
 }
 
@@ -70,6 +143,33 @@ pub struct RunArgs {
     /// `<scenario>-<time>-<random>`; lets a CI job know where the report will be.
     #[arg(long, value_parser = parse_run_id)]
     pub run_id: Option<String>,
+    /// Operations per second of an open-model scenario (its start rate when it has
+    /// stages); same as --set load.rate=RATE.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Number of replicas; same as --set service.replicas=N.
+    #[arg(long)]
+    pub replicas: Option<u32>,
+    /// Override any scenario key before validation, as a dotted path: load.rate=300,
+    /// service.env.MODE=memory, chaos.0.every=2s. Repeatable; applied in order,
+    /// after --rate and --replicas.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<Setting>,
+}
+
+impl RunArgs {
+    /// The scenario overrides of this command line, shortcuts first.
+    pub fn settings(&self) -> Vec<Setting> {
+        let mut settings = Vec::new();
+        if let Some(rate) = self.rate {
+            settings.push(Setting::shortcut("rate", "load.rate", rate));
+        }
+        if let Some(replicas) = self.replicas {
+            settings.push(Setting::shortcut("replicas", "service.replicas", replicas));
+        }
+        settings.extend(self.set.iter().cloned());
+        settings
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -85,8 +185,10 @@ pub enum ImagesCommand {
     List,
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
+/// Reads a `--duration` value: a positive humantime duration of at most 30 days.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
     match humantime::parse_duration(text) {
+        Ok(d) if d > crate::plan::MAX_DURATION => Err("durations are at most 30 days".into()),
         Ok(d) if !d.is_zero() => Ok(d),
         Ok(_) => Err("the duration must be longer than zero".into()),
         Err(err) => Err(format!(
@@ -124,6 +226,7 @@ mod tests {
         assert_eq!(parse_duration("1m 30s"), Ok(Duration::from_secs(90)));
         assert!(parse_duration("5 parsecs").unwrap_err().contains("unit"));
         assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("99999999999999h").is_err());
     }
 
     #[test]

@@ -15,12 +15,20 @@
 
 /// Prints a line on stdout, ignoring a closed or full stdout: the report on disk and
 /// the exit code matter more than the terminal, and a panic on a broken pipe (say,
-/// `sessionstorm run … | head`) would skip the teardown.
+/// `sessionstorm run … | head`) would skip the teardown. Silent with `-q`; drawn
+/// above the live display when one is up (see [`progress`]).
 #[macro_export]
 macro_rules! say {
     ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+        $crate::progress::emit(&format!($($arg)*));
+    }};
+}
+
+/// Like [`say!`], but printed even with `-q`: the verdict and the report path.
+#[macro_export]
+macro_rules! say_always {
+    ($($arg:tt)*) => {{
+        $crate::progress::emit_always(&format!($($arg)*));
     }};
 }
 
@@ -28,14 +36,19 @@ pub mod chaos;
 pub mod cli;
 pub mod cluster;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz_inputs;
 pub mod gate;
 pub mod images;
 pub mod load;
 pub mod metrics;
+pub mod overrides;
 pub mod plan;
+pub mod progress;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod secrets;
 pub mod session;
 
 use tokio_util::sync::CancellationToken;
@@ -57,10 +70,15 @@ pub struct Shutdown {
 
 /// Runs one command and says which exit code it ends with.
 pub async fn run(cli: Cli, shutdown: Shutdown) -> Result<ExitCode> {
+    progress::set_quiet(cli.quiet);
     match cli.command {
         Command::Run(args) => run_scenario(args, &shutdown).await,
-        Command::Validate { scenario } => {
-            let plan = load_plan(&scenario, &Overrides::default())?;
+        Command::Validate { scenario, set } => {
+            let overrides = Overrides {
+                set,
+                ..Overrides::default()
+            };
+            let plan = load_plan(&scenario, &overrides)?;
             say!(
                 "{}: valid scenario {:?} ({} replicas, {} load, {} chaos entries)",
                 scenario.display(),
@@ -76,7 +94,12 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> Result<ExitCode> {
             seed,
             duration,
         } => {
-            let plan = load_plan(&scenario, &Overrides { seed, duration })?;
+            let overrides = Overrides {
+                seed,
+                duration,
+                ..Overrides::default()
+            };
+            let plan = load_plan(&scenario, &overrides)?;
             say!("{}", render_plan(&plan).trim_end());
             Ok(ExitCode::Passed)
         }
@@ -108,6 +131,18 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> Result<ExitCode> {
                     &hash[..12.min(hash.len())]
                 );
             }
+            Ok(ExitCode::Passed)
+        }
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "sessionstorm",
+                &mut script,
+            );
+            use std::io::Write as _;
+            let _ = std::io::stdout().lock().write_all(&script);
             Ok(ExitCode::Passed)
         }
         Command::Cleanup { run, dry_run } => {
@@ -213,6 +248,7 @@ async fn run_scenario(args: RunArgs, shutdown: &Shutdown) -> Result<ExitCode> {
     let overrides = Overrides {
         seed: args.seed,
         duration: args.duration,
+        set: args.settings(),
     };
     let plan = load_plan(&args.scenario, &overrides)?;
     run::execute(&plan, &args.out, args.run_id, shutdown).await
@@ -221,6 +257,7 @@ async fn run_scenario(args: RunArgs, shutdown: &Shutdown) -> Result<ExitCode> {
 /// Reads and validates a scenario; all its problems become one invalid-input error.
 fn load_plan(path: &std::path::Path, overrides: &Overrides) -> Result<plan::Plan> {
     let source = Source::read(path).map_err(|p| Error::Invalid(p.to_string()))?;
+    tracing::debug!(path = %path.display(), settings = overrides.set.len(), "validating the scenario");
     plan::build(&source, overrides).map_err(|problems| {
         let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
         Error::Invalid(format!(

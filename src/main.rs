@@ -9,12 +9,24 @@ use sessionstorm::Shutdown;
 
 fn main() {
     let cli = Cli::parse();
+    // Structured logs on stderr: -q errors only, default warnings, -v the run's steps,
+    // -vv debugging; SESSIONSTORM_LOG (an EnvFilter) wins over the flags.
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "warn,sessionstorm=info",
+        (false, 2) => "info,sessionstorm=debug",
+        (false, _) => "debug,sessionstorm=trace",
+    };
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && sessionstorm::progress::color_allowed();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SESSIONSTORM_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+                .unwrap_or_else(|_| level.into()),
         )
-        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_writer(|| sessionstorm::progress::LogWriter)
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

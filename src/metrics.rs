@@ -328,6 +328,11 @@ pub struct Live {
     pub sessions: AtomicU64,
     pub faults: AtomicU64,
     pub missed_starts: AtomicU64,
+    /// p99 (corrected, worst operation kind) of the last closed one-second interval,
+    /// in microseconds; set by the load's collector.
+    pub interval_p99_us: AtomicU64,
+    /// Replicas that answered (distinct `X-Served-By`) in the last closed interval.
+    pub serving: AtomicU64,
 }
 
 impl Live {

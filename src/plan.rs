@@ -33,6 +33,8 @@ pub struct Plan {
     pub chaos: Vec<ChaosPlan>,
     /// The scenario as written, kept for the report.
     pub source: Source,
+    /// The command-line overrides applied to it, as typed (secrets masked).
+    pub overrides: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -244,6 +246,8 @@ pub enum AfterKill {
 pub struct Overrides {
     pub seed: Option<u64>,
     pub duration: Option<Duration>,
+    /// `--set key=value` and its shortcuts, applied to the scenario before validation.
+    pub set: Vec<crate::overrides::Setting>,
 }
 
 const FAULTS: &str = "\"kill\", \"stop\", \"restart\", \"pause\", \"disconnect\", \"blackhole\"";
@@ -256,14 +260,21 @@ const SCHEDULE_KEYS: &str =
 const MODELS: &str = "\"open\", \"closed\"";
 const THINK_DISTRIBUTIONS: &str = "\"fixed\", \"exponential\"";
 const BALANCERS: &str = "\"haproxy\"";
+/// More faults than this from one chaos entry is a mistake (`every = "1ms"`), and
+/// drawing its timeline would take the machine's memory.
+pub const MAX_FAULTS_PER_ENTRY: usize = 10_000;
+/// The longest duration a scenario may give: far beyond any run, and small enough
+/// that adding it to a clock cannot overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
 const DURATION_FORMAT: &str =
     "a number with a unit: ms, s, m or h, for example \"30s\" or \"1m 30s\"";
 
 /// Validates the scenario in `source` and applies the overrides.
 pub fn build(source: &Source, overrides: &Overrides) -> Result<Plan, Vec<Problem>> {
-    let raw = source.parse().map_err(|p| vec![p])?;
+    let raw = crate::overrides::parse(source, &overrides.set).map_err(|p| vec![p])?;
     let mut v = Validator {
         source,
+        set: &overrides.set,
         problems: Vec::new(),
     };
 
@@ -330,6 +341,25 @@ pub fn build(source: &Source, overrides: &Overrides) -> Result<Plan, Vec<Problem
         None => Some(1.min(replicas)),
     };
     let chaos: Vec<_> = raw.chaos.iter().map(|c| v.chaos(c, replicas)).collect();
+    if let Some(total) = overrides.duration.or(duration) {
+        for (raw_entry, entry) in raw.chaos.iter().zip(&chaos) {
+            let Some(entry) = entry else { continue };
+            let window = total.saturating_sub(entry.start_after).as_secs_f64();
+            let faults = match &entry.schedule {
+                Schedule::Every(d) | Schedule::Poisson(d) => window / d.as_secs_f64().max(1e-9),
+                Schedule::At(_) | Schedule::Rolling(_) => 0.0,
+            };
+            if faults > MAX_FAULTS_PER_ENTRY as f64 {
+                v.problem(
+                    raw_entry.fault.span(),
+                    format!(
+                        "this chaos entry would inject about {faults:.0} faults in {}; at most {MAX_FAULTS_PER_ENTRY} per entry: space them further apart",
+                        humantime::format_duration(total)
+                    ),
+                );
+            }
+        }
+    }
 
     if !v.problems.is_empty() {
         return Err(v.problems);
@@ -352,18 +382,22 @@ pub fn build(source: &Source, overrides: &Overrides) -> Result<Plan, Vec<Problem
         min_alive,
         chaos: chaos.into_iter().flatten().collect(),
         source: source.clone(),
+        overrides: overrides.set.iter().map(|s| s.origin.clone()).collect(),
     })
 }
 
 /// Collects problems while reading values; each reader returns `None` after recording one.
 struct Validator<'a> {
     source: &'a Source,
+    /// Overrides whose values may be the ones found wrong.
+    set: &'a [crate::overrides::Setting],
     problems: Vec<Problem>,
 }
 
 impl Validator<'_> {
     fn problem(&mut self, span: Range<usize>, message: impl Into<String>) {
-        self.problems.push(self.source.problem(span, message));
+        let problem = crate::overrides::locate(self.source, self.set, span, message);
+        self.problems.push(problem);
     }
 
     fn int_in(&mut self, value: &Spanned<i64>, key: &str, min: i64, max: i64) -> Option<i64> {
@@ -385,6 +419,16 @@ impl Validator<'_> {
 
     fn duration(&mut self, value: &Spanned<String>, key: &str) -> Option<Duration> {
         match humantime::parse_duration(value.get_ref()) {
+            Ok(d) if d > MAX_DURATION => {
+                self.problem(
+                    value.span(),
+                    format!(
+                        "`{key}` = {:?} is too long; durations are at most 30 days",
+                        value.get_ref()
+                    ),
+                );
+                None
+            }
             Ok(d) => Some(d),
             Err(err) => {
                 self.problem(
@@ -595,6 +639,12 @@ impl Validator<'_> {
         let ok = r.is_finite() && r <= 1e7 && if allow_zero { r >= 0.0 } else { r > 0.0 };
         if !ok {
             let least = if allow_zero { "0" } else { "more than 0" };
+            // 1e300 written out is three hundred digits.
+            let r = if r.abs() > 1e9 {
+                format!("{r:e}")
+            } else {
+                r.to_string()
+            };
             self.problem(
                 value.span(),
                 format!(
@@ -944,6 +994,7 @@ every = "5s"
         let overrides = Overrides {
             seed: Some(99),
             duration: Some(Duration::from_secs(3)),
+            ..Overrides::default()
         };
         let plan = build(&source, &overrides).unwrap();
         assert_eq!((plan.seed, plan.duration), (99, Duration::from_secs(3)));

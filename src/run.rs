@@ -24,6 +24,7 @@ use crate::images::{self, BuiltIn};
 use crate::load::Driver;
 use crate::metrics::{FailureTimeline, Live};
 use crate::plan::{Model, Plan};
+use crate::progress;
 use crate::report::hlog::HlogWriter;
 use crate::report::{
     self, AnomalySummary, ClusterSummary, FaultSummary, LoadSummary, SessionCounts, Summary,
@@ -32,8 +33,6 @@ use crate::Shutdown;
 
 /// The latency interval log's name in the run folder.
 const HLOG_FILE: &str = "latency.hlog";
-/// How often the progress line is printed.
-const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
 /// Runs `plan`, writing the report into the folder `out/<run id>`.
 pub async fn execute(
@@ -66,6 +65,7 @@ pub async fn execute(
                 dir.display()
             ))
         })?;
+    write_scenario(plan, &dir)?;
     say!(
         "sessionstorm {} · scenario {} · seed {} · run {run_id}",
         env!("CARGO_PKG_VERSION"),
@@ -74,6 +74,7 @@ pub async fn execute(
     );
 
     let engine = Engine::connect().await.map_err(Error::infra)?;
+    tracing::info!(run = %run_id, dir = %dir.display(), "connected to the Docker engine");
     let mut tags = vec![
         plan.service.image.clone(),
         plan.store.image.clone(),
@@ -88,6 +89,7 @@ pub async fn execute(
     }
     for tag in &tags {
         images::ensure(engine.docker(), tag).await?;
+        tracing::info!(image = %tag, "image present");
     }
     if shutdown.graceful.is_cancelled() {
         return Err(Error::Interrupted);
@@ -119,8 +121,15 @@ pub async fn execute(
             dir.display()
         ))
     })?;
-    say!("{}", summary.render_text().trim_end());
-    say!("report {}", path.display());
+    let text = summary.render_text();
+    say!("{}", text.trim_end());
+    // -q: the verdict line alone.
+    if progress::is_quiet() {
+        for line in text.lines().filter(|l| l.starts_with("verdict ")) {
+            say_always!("{line}");
+        }
+    }
+    say_always!("report {}", path.display());
     Ok(match summary.verdict.exit_code {
         0 => ExitCode::Passed,
         130 => ExitCode::Interrupted,
@@ -186,14 +195,27 @@ async fn drive(
     )
     .map_err(|e| Error::infra(anyhow::anyhow!("cannot write {}: {e}", hlog_path.display())))?;
     let stop = shutdown.graceful.child_token();
-    let progress = tokio::spawn(progress(
+    let last_fault = progress::LastFault::default();
+    let progress = tokio::spawn(progress::show(
+        progress::Mode::detect(),
         Arc::clone(&live),
         start,
         plan.duration,
+        plan.service.replicas,
+        Arc::clone(&last_fault),
         stop.clone(),
     ));
     let on_fault = |record: &FaultRecord| {
         Live::add(&live.faults, 1);
+        if let Ok(mut last) = last_fault.lock() {
+            *last = Some(format!(
+                "{} {} at {:.1}s: {}",
+                record.fault,
+                record.target,
+                record.injected_ms as f64 / 1000.0,
+                record.outcome
+            ));
+        }
         print_fault(record);
     };
     // The load ends at the duration, or earlier when its operation count is reached;
@@ -344,33 +366,33 @@ fn print_fault(record: &FaultRecord) {
     );
 }
 
-/// Prints one plain line per interval until `stop`.
-async fn progress(
-    live: Arc<Live>,
-    start: Instant,
-    total: Duration,
-    stop: tokio_util::sync::CancellationToken,
-) {
-    let mut last_ops = 0;
-    let mut ticks = tokio::time::interval_at(start + PROGRESS_EVERY, PROGRESS_EVERY);
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            () = stop.cancelled() => return,
-        }
-        let ops = Live::get(&live.ops);
-        say!(
-            "[{:>5.1}s/{}] {} requests ({:.0}/s) · {} errors · {} missed starts · {} anomalies · {} sessions · {} faults",
-            start.elapsed().as_secs_f64(),
-            humantime::format_duration(total),
-            ops,
-            (ops - last_ops) as f64 / PROGRESS_EVERY.as_secs_f64(),
-            Live::get(&live.errors),
-            Live::get(&live.missed_starts),
-            Live::get(&live.anomalies),
-            Live::get(&live.sessions),
-            Live::get(&live.faults),
-        );
-        last_ops = ops;
+/// The scenario file in the run folder.
+pub const SCENARIO_FILE: &str = "scenario.toml";
+
+/// Keeps the scenario as run beside the report, secrets masked: the file as written,
+/// headed by the overrides the command line applied to it. Written before anything
+/// starts, so a full disk or an unwritable folder stops the run with nothing to undo.
+fn write_scenario(plan: &Plan, dir: &Path) -> Result<()> {
+    use std::fmt::Write as _;
+    let mut text = format!(
+        "# scenario {} as run (secrets masked)\n",
+        plan.source.path.display()
+    );
+    for setting in &plan.overrides {
+        let _ = writeln!(text, "# override: {setting}");
     }
+    text.push_str(&crate::secrets::mask_scenario(&plan.source.text));
+    let path = dir.join(SCENARIO_FILE);
+    std::fs::write(&path, text).map_err(|e| {
+        let message = format!(
+            "cannot write {}: {e}; free some space or choose another folder with --out",
+            path.display()
+        );
+        // A full disk is the machine's problem; anything else is the folder given.
+        if e.kind() == std::io::ErrorKind::StorageFull {
+            Error::infra(anyhow::anyhow!(message))
+        } else {
+            Error::Invalid(message)
+        }
+    })
 }

@@ -125,7 +125,9 @@ pub struct Source {
     pub text: String,
 }
 
-/// A problem found in a scenario, with its place in the file.
+/// A problem found in a scenario, with its place in the file. Line 0 means the
+/// problem is not in the file: `path` then names its origin, a command-line override
+/// such as `--set load.rate=0`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     pub path: PathBuf,
@@ -136,6 +138,9 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            return write!(f, "{}: {}", self.path.display(), self.message);
+        }
         write!(
             f,
             "{}:{}:{}: {}",

@@ -355,8 +355,8 @@ fn shipped_scenarios_validate() {
     }
 }
 
-/// After a chaos run: nothing of the run is left (containers, network, volume), no
-/// labelled container anywhere is paused, and before teardown every replica was
+/// After a chaos run: nothing of the run is left (containers, network, volume), none
+/// of its containers is paused, and before teardown every replica was
 /// healthy again on the run's network (a replica still paused or disconnected fails
 /// that check, which leaves `healed_ms` null).
 fn assert_clean_after_chaos(run: &Run, id: &str) {
@@ -370,7 +370,7 @@ fn assert_clean_after_chaos(run: &Run, id: &str) {
             "ps",
             "-q",
             "--filter",
-            "label=sessionstorm.run",
+            &format!("label=sessionstorm.run={id}"),
             "--filter",
             "status=paused",
         ])

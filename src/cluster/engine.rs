@@ -507,18 +507,32 @@ impl Engine {
     }
 
     /// The container's address on `network`.
+    /// A container that exited at once has none: then the error carries its exit
+    /// code and last log lines, which say why.
     pub async fn ip(&self, name: &str, network: &str) -> Result<String, EngineError> {
         let info = self.inspect(name).await?;
-        info.network_settings
+        let state = info.state.clone().unwrap_or_default();
+        let ip = info
+            .network_settings
             .and_then(|n| n.networks)
             .and_then(|mut n| n.remove(network))
             .and_then(|e| e.ip_address)
-            .filter(|ip| !ip.is_empty())
-            .ok_or_else(|| {
-                EngineError::State(format!(
-                    "container {name} has no address on network {network}"
-                ))
-            })
+            .filter(|ip| !ip.is_empty());
+        match ip {
+            Some(ip) => Ok(ip),
+            None if state.running != Some(true) => {
+                let logs = self.logs_tail(name, 20).await;
+                Err(EngineError::State(format!(
+                    "container {name} exited at start (exit code {}); its last log lines:\n{logs}",
+                    state
+                        .exit_code
+                        .map_or_else(|| "unknown".to_string(), |c| c.to_string())
+                )))
+            }
+            None => Err(EngineError::State(format!(
+                "container {name} has no address on network {network}"
+            ))),
+        }
     }
 
     /// The host port Docker chose for a published container port.

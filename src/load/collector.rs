@@ -7,12 +7,14 @@
 //! bounded whatever the run's length.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::metrics::{ErrorKind, Outcome, Percentiles, Recorder};
+use crate::metrics::{ErrorKind, Live, Outcome, Percentiles, Recorder};
 use crate::report::hlog::HlogWriter;
 use crate::session::Op;
 
@@ -83,6 +85,7 @@ pub async fn collect(
     sources: usize,
     warmup: Duration,
     mut hlog: Option<HlogWriter>,
+    live: Arc<Live>,
 ) -> Collected {
     let mut collected = Collected::default();
     let mut pending: BTreeMap<u64, Recorder> = BTreeMap::new();
@@ -107,6 +110,7 @@ pub async fn collect(
             }
             let (index, recorder) = entry.remove_entry();
             close_interval(&mut collected, index, &recorder, warmup, &mut hlog);
+            publish(&live, collected.intervals.last(), &recorder);
         }
         if complete_below == u64::MAX {
             break;
@@ -117,6 +121,20 @@ pub async fn collect(
         close_interval(&mut collected, index, &recorder, warmup, &mut hlog);
     }
     collected
+}
+
+/// Feeds the live display with the interval just closed.
+fn publish(live: &Live, row: Option<&IntervalRow>, recorder: &Recorder) {
+    let Some(row) = row else { return };
+    let p99_ms = row
+        .ops
+        .values()
+        .map(|op| op.corrected_ms.p99)
+        .fold(0.0, f64::max);
+    live.interval_p99_us
+        .store((p99_ms * 1000.0) as u64, Ordering::Relaxed);
+    live.serving
+        .store(recorder.served_by.len() as u64, Ordering::Relaxed);
 }
 
 fn close_interval(
@@ -182,7 +200,7 @@ mod tests {
         send(0, 2, recorder(50, 0));
         tx.send(Message::Done { source: 0 }).unwrap();
         tx.send(Message::Done { source: 1 }).unwrap();
-        let collected = collect(rx, 2, Duration::from_secs(1), None).await;
+        let collected = collect(rx, 2, Duration::from_secs(1), None, Arc::default()).await;
         let rows = &collected.intervals;
         assert_eq!(rows.len(), 3);
         assert_eq!(rows.iter().map(|r| r.t).collect::<Vec<_>>(), [0, 1, 2]);

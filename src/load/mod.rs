@@ -157,7 +157,13 @@ impl Driver {
             Model::Open { .. } => (shards + 1, Some(shards)),
             Model::Closed { .. } => (shards, None),
         };
-        let collector = tokio::spawn(collector::collect(inbox, sources, self.plan.warmup, hlog));
+        let collector = tokio::spawn(collector::collect(
+            inbox,
+            sources,
+            self.plan.warmup,
+            hlog,
+            Arc::clone(&self.live),
+        ));
 
         let mut tasks = tokio::task::JoinSet::new();
         let mut outcome = LoadOutcome::default();

@@ -1,0 +1,207 @@
+//! The command line itself: help texts, completions, quiet output and secrets, all
+//! without Docker (`DOCKER_HOST` points at a socket that does not exist).
+
+use std::path::Path;
+use std::process::Output;
+
+use assert_cmd::Command;
+
+const NO_DOCKER: &str = "unix:///nonexistent/sessionstorm-test/docker.sock";
+
+fn sessionstorm(args: &[&str]) -> Output {
+    Command::cargo_bin("sessionstorm")
+        .unwrap()
+        .args(args)
+        .env("DOCKER_HOST", NO_DOCKER)
+        .env_remove("SESSIONSTORM_LOG")
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn help_lists_every_command_with_examples_and_exit_codes() {
+    let out = sessionstorm(&["--help"]);
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    for word in [
+        "run",
+        "validate",
+        "plan",
+        "images",
+        "cleanup",
+        "completions",
+        "--quiet",
+        "--verbose",
+        "Examples:",
+        "Exit codes:",
+    ] {
+        assert!(help.contains(word), "--help lacks {word:?}:\n{help}");
+    }
+}
+
+#[test]
+fn every_subcommand_has_help_with_examples() {
+    for command in ["run", "validate", "images", "cleanup", "completions"] {
+        let out = sessionstorm(&[command, "--help"]);
+        assert!(out.status.success(), "{command} --help");
+        let help = text(&out.stdout);
+        assert!(help.contains("Examples:"), "{command} --help:\n{help}");
+        assert!(
+            help.contains(&format!("sessionstorm {command}")),
+            "{command}:\n{help}"
+        );
+    }
+    let run = text(&sessionstorm(&["run", "--help"]).stdout);
+    for flag in [
+        "--seed",
+        "--duration",
+        "--rate",
+        "--replicas",
+        "--set",
+        "--out",
+        "--run-id",
+    ] {
+        assert!(run.contains(flag), "run --help lacks {flag}");
+    }
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef sessionstorm"),
+        ("fish", "complete -c sessionstorm"),
+    ] {
+        let out = sessionstorm(&["completions", shell]);
+        assert!(out.status.success(), "{shell}");
+        let script = text(&out.stdout);
+        assert!(script.contains(marker), "{shell}: {script}");
+        assert!(
+            script.contains("validate") && script.contains("cleanup"),
+            "{shell}"
+        );
+    }
+    let out = sessionstorm(&["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("possible values"));
+}
+
+#[test]
+fn quiet_validate_prints_nothing_and_errors_still_show() {
+    let smoke = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/smoke.toml");
+    let out = sessionstorm(&["-q", "validate", smoke.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert_eq!(text(&out.stdout), "");
+    let out = sessionstorm(&[
+        "validate",
+        smoke.to_str().unwrap(),
+        "-q",
+        "--set",
+        "service.replicas=0",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--set service.replicas=0: "));
+}
+
+#[test]
+fn secrets_are_masked_in_the_scenario_kept_with_the_run_and_in_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("secret.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"secret\"\nduration = \"5s\"\n[service]\nreplicas = 1\nenv = { MODE = \"redis\", DB_PASSWORD = \"hunter2\" }\n[load]\nrate = 1\nappends_per_session = 1\n",
+    )
+    .unwrap();
+    let out_dir = dir.path().join("reports");
+    let out = sessionstorm(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--run-id",
+        "masked",
+        "--set",
+        "service.env.API_TOKEN=tok-123",
+    ]);
+    // No Docker here: the run stops at the engine, after keeping the scenario.
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let kept = std::fs::read_to_string(out_dir.join("masked/scenario.toml")).unwrap();
+    assert!(kept.contains("DB_PASSWORD = \"***\""), "{kept}");
+    assert!(kept.contains("MODE = \"redis\""), "{kept}");
+    assert!(
+        kept.contains("# override: --set service.env.API_TOKEN=***"),
+        "{kept}"
+    );
+    for shown in [kept, text(&out.stdout), text(&out.stderr)] {
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("tok-123"),
+            "{shown}"
+        );
+    }
+
+    // A secret of the wrong type in the file is named without its value.
+    let typed = dir.path().join("typed.toml");
+    std::fs::write(
+        &typed,
+        "name = \"t\"\nduration = \"5s\"\n[service]\nreplicas = 1\nenv = { MODE = \"redis\", DB_PASSWORD = 98765 }\n[load]\nrate = 1\nappends_per_session = 1\n",
+    )
+    .unwrap();
+    let out = sessionstorm(&["validate", typed.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("typed.toml:5:39: "), "{stderr}");
+    assert!(!stderr.contains("98765"), "{stderr}");
+
+    // An override that is wrong is named without its secret value.
+    let out = sessionstorm(&[
+        "validate",
+        scenario.to_str().unwrap(),
+        "--set",
+        "service.env.API_TOKEN=[1, 2]",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("--set service.env.API_TOKEN=***: "),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("[1, 2]"), "{stderr}");
+}
+
+#[test]
+fn a_docker_engine_that_never_answers_is_exit_3_within_seconds() {
+    // Accepts connections (the kernel does) and never answers: a hung engine.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = format!("tcp://{}", listener.local_addr().unwrap());
+    let smoke = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/smoke.toml");
+    let out = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let output = Command::cargo_bin("sessionstorm")
+        .unwrap()
+        .args(["run", smoke.to_str().unwrap(), "--out"])
+        .arg(out.path())
+        .env("DOCKER_HOST", &host)
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let elapsed = started.elapsed();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("cannot reach the Docker engine"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("docker info"), "{stderr}");
+    // It waited on the engine DOCKER_HOST named (and only that one), for no longer
+    // than its 2 s connect timeout; a loose bound for a loaded machine.
+    assert!(
+        elapsed < std::time::Duration::from_secs(8),
+        "took {elapsed:?}"
+    );
+    drop(listener);
+}

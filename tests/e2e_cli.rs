@@ -1,0 +1,264 @@
+//! End-to-end tests of the command line's behaviour around a run, against real
+//! containers: a replica that dies at start, the plain progress lines, `-q`. Each
+//! run is named and a guard removes whatever carries its label, pass or fail.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Mutex;
+
+static DOCKER: Mutex<()> = Mutex::new(());
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sessionstorm"))
+}
+
+/// Removes the run's objects when dropped, whatever happened.
+struct RunGuard(String);
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        let _ = bin().args(["cleanup", "--run", &self.0]).output();
+    }
+}
+
+fn labelled(run_id: &str) -> Vec<String> {
+    let label = format!("label=sessionstorm.run={run_id}");
+    let mut names = Vec::new();
+    for args in [
+        &["ps", "-a", "--filter", &label, "--format", "{{.Names}}"][..],
+        &["network", "ls", "--filter", &label, "--format", "{{.Name}}"][..],
+    ] {
+        let out = Command::new("docker").args(args).output().unwrap();
+        names.extend(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(String::from),
+        );
+    }
+    names
+}
+
+fn run(run_id: &str, extra: &[&str]) -> (Output, String, String) {
+    let out = tempfile::tempdir().unwrap();
+    let smoke = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/smoke.toml");
+    let output = bin()
+        .args(["run", smoke.to_str().unwrap(), "--run-id", run_id, "--out"])
+        .arg(out.path())
+        .args(extra)
+        .env_remove("SESSIONSTORM_LOG")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output, stdout, stderr)
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{prefix}-{}-{nanos:x}", std::process::id())
+}
+
+#[test]
+fn a_replica_that_exits_at_start_is_exit_3_with_its_last_log_lines_and_nothing_left() {
+    let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let id = unique("e2e-crash");
+    let _guard = RunGuard(id.clone());
+    // session-app exits with status 2 on an unknown MODE.
+    let (output, stdout, stderr) = run(
+        &id,
+        &["--duration", "5s", "--set", "service.env.MODE=bogus"],
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("exited at start") || stderr.contains("exited before it was ready"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("last log lines"), "{stderr}");
+    assert!(
+        stderr.contains("MODE=\"bogus\" is not supported"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(labelled(&id).is_empty(), "left behind: {:?}", labelled(&id));
+}
+
+#[test]
+fn off_a_terminal_progress_is_plain_lines_and_quiet_prints_the_verdict_only() {
+    let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let id = unique("e2e-plain");
+    let _guard = RunGuard(id.clone());
+    let (output, stdout, stderr) = run(&id, &["--duration", "7s", "--set", "chaos.0.every=3s"]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let progress: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("replicas answering"))
+        .collect();
+    assert!(!progress.is_empty(), "{stdout}");
+    for line in &progress {
+        assert!(line.contains("ops/s") && line.contains("p99"), "{line}");
+        assert!(line.contains("/3 replicas answering"), "{line}");
+    }
+    assert!(
+        !stdout.contains('\u{1b}') && !stdout.contains('\r'),
+        "{stdout:?}"
+    );
+    assert!(labelled(&id).is_empty());
+
+    let id = unique("e2e-quiet");
+    let _guard = RunGuard(id.clone());
+    let (output, stdout, stderr) = run(&id, &["--duration", "3s", "-q"]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(lines[0].starts_with("verdict PASSED"), "{stdout}");
+    assert!(
+        lines[1].starts_with("report ") && lines[1].ends_with("summary.json"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn sigterm_then_a_second_interrupt_tears_down_at_once() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let id = unique("e2e-twice");
+    let _guard = RunGuard(id.clone());
+    let out = tempfile::tempdir().unwrap();
+    let smoke = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/smoke.toml");
+    let mut child = bin()
+        .args(["run", smoke.to_str().unwrap(), "--run-id", &id, "--out"])
+        .arg(out.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in stdout.by_ref() {
+        if line.unwrap().starts_with("load:") {
+            break;
+        }
+    }
+    let drain = std::thread::spawn(move || stdout.map_while(Result::ok).collect::<Vec<_>>());
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert!(!labelled(&id).is_empty(), "cluster is up");
+    assert_contained(&id);
+    let signalled = std::time::Instant::now();
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    let status = child.wait().unwrap();
+    let seen = drain.join().unwrap();
+    assert_eq!(status.code(), Some(130), "{seen:#?}");
+    assert!(
+        signalled.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        signalled.elapsed()
+    );
+    assert!(labelled(&id).is_empty(), "left behind: {:?}", labelled(&id));
+}
+
+/// No container of the run mounts a host path, and every published port is on
+/// 127.0.0.1 only.
+fn assert_contained(run_id: &str) {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=sessionstorm.run={run_id}"),
+        ])
+        .output()
+        .unwrap();
+    let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    assert!(!ids.is_empty());
+    let out = Command::new("docker")
+        .arg("inspect")
+        .args(&ids)
+        .output()
+        .unwrap();
+    let containers: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for c in containers.as_array().unwrap() {
+        let name = &c["Name"];
+        for mount in c["Mounts"].as_array().into_iter().flatten() {
+            assert_ne!(mount["Type"], "bind", "{name} mounts a host path: {mount}");
+        }
+        let bindings = &c["HostConfig"]["PortBindings"];
+        for (port, list) in bindings.as_object().into_iter().flatten() {
+            for b in list.as_array().into_iter().flatten() {
+                assert_eq!(
+                    b["HostIp"], "127.0.0.1",
+                    "{name} publishes {port} beyond loopback"
+                );
+            }
+        }
+    }
+}
+
+/// Unmounts the small file system when the test ends.
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_for_the_report_is_a_clear_error_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mount = dir.path().join("full");
+    std::fs::create_dir(&mount).unwrap();
+    // A 16 kB tmpfs, filled up; needs the right to mount (root in CI).
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=16k", "tmpfs"])
+        .arg(&mount)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a small tmpfs here");
+        return;
+    }
+    let _unmount = Unmount(mount.clone());
+    let _ = std::fs::write(mount.join("filler"), vec![0u8; 64 * 1024]);
+    let id = unique("e2e-full");
+    let _guard = RunGuard(id.clone());
+    let smoke = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/smoke.toml");
+    let output = bin()
+        .args(["run", smoke.to_str().unwrap(), "--run-id", &id, "--out"])
+        .arg(&mount)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    assert!(
+        stderr.contains("choose another folder with --out"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        labelled(&id).is_empty(),
+        "started something: {:?}",
+        labelled(&id)
+    );
+}
