@@ -27,6 +27,7 @@ macro_rules! say {
 pub mod chaos;
 pub mod cli;
 pub mod cluster;
+pub mod compare;
 pub mod error;
 pub mod gate;
 pub mod images;
@@ -110,6 +111,8 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> Result<ExitCode> {
             }
             Ok(ExitCode::Passed)
         }
+        Command::Report { run_dir } => report::rebuild(&run_dir),
+        Command::Compare(args) => compare::run(&args),
         Command::Cleanup { run, dry_run } => {
             let engine = Engine::connect().await.map_err(Error::infra)?;
             let label = match &run {
