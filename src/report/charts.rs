@@ -328,10 +328,10 @@ pub fn error_rate(summary: &Summary) -> Result<String> {
     })
 }
 
-/// The quantiles of the spectrum, as "nines" (x = -log10(1 - q)); max sits one
-/// step past p99.9.
+/// The quantiles of the spectrum on a "nines" axis (x = -log10(1 - q), so p90 is
+/// 1, p99 2, p99.9 3); p50 sits at 0 (instead of 0.3) and max one step past p99.9.
 const SPECTRUM: [(f64, &str); 5] = [
-    (std::f64::consts::LOG10_2, "p50"),
+    (0.0, "p50"),
     (1.0, "p90"),
     (2.0, "p99"),
     (3.0, "p99.9"),
@@ -369,11 +369,11 @@ pub fn spectrum(summary: &Summary) -> Result<String> {
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(60)
-            .build_cartesian_2d(0.0..4.2, (lo..hi).log_scale())
+            .build_cartesian_2d(-0.1..4.2, (lo..hi).log_scale())
             .map_err(err)?;
         chart
             .configure_mesh()
-            .x_desc("percentile (log of 1 / (1 - q))")
+            .x_desc("percentile (one step per nine)")
             .y_desc("ms (log)")
             .x_labels(5)
             .x_label_formatter(&|x| {
