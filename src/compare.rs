@@ -359,3 +359,160 @@ pub fn run(args: &CompareArgs) -> crate::error::Result<crate::error::ExitCode> {
         ExitCode::Passed
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::Op;
+
+    fn fixture() -> Summary {
+        Summary::parse(include_str!("../tests/fixtures/summary.json")).unwrap()
+    }
+
+    fn row<'a>(rows: &'a [Row], metric: &str) -> &'a Row {
+        rows.iter()
+            .find(|r| r.metric == metric)
+            .unwrap_or_else(|| panic!("{metric} not compared"))
+    }
+
+    #[test]
+    fn a_run_against_itself_passes_every_default_metric() {
+        let s = fixture();
+        let rows = compare(&s, &s, &Options::default());
+        let names: Vec<&str> = rows.iter().map(|r| r.metric.as_str()).collect();
+        for name in [
+            "p50_ms.append",
+            "p99_ms.read",
+            "p99_ms.sweep",
+            "error_rate",
+            "anomalies",
+            "missed_starts",
+        ] {
+            assert!(names.contains(&name), "{names:?}");
+        }
+        // The scenario's tolerance names p99_ms.append: 20%, not the default 10%.
+        assert_eq!(
+            row(&rows, "p99_ms.append").tolerance,
+            Tolerance::Relative(0.2)
+        );
+        assert!(rows.iter().all(|r| r.status == Status::Pass), "{rows:#?}");
+    }
+
+    #[test]
+    fn an_improvement_passes_and_a_regression_fails() {
+        let baseline = fixture();
+        let mut faster = fixture();
+        let mut slower = fixture();
+        faster.operations.get_mut(&Op::Read).unwrap().latency_ms.p99 /= 2.0;
+        slower.operations.get_mut(&Op::Read).unwrap().latency_ms.p99 *= 1.5;
+        let rows = compare(&baseline, &faster, &Options::default());
+        assert_eq!(row(&rows, "p99_ms.read").status, Status::Pass);
+        let rows = compare(&baseline, &slower, &Options::default());
+        assert_eq!(row(&rows, "p99_ms.read").status, Status::Regression);
+        assert_eq!(rows.iter().filter(|r| r.failed()).count(), 1, "{rows:#?}");
+        // A looser tolerance lets it through.
+        let options = Options {
+            per_metric: BTreeMap::from([("p99_ms.read".to_string(), Tolerance::Relative(0.6))]),
+            ..Options::default()
+        };
+        let rows = compare(&baseline, &slower, &options);
+        assert_eq!(row(&rows, "p99_ms.read").status, Status::Pass);
+    }
+
+    #[test]
+    fn counts_and_rates_regress_on_any_growth_beyond_their_tolerance() {
+        let baseline = fixture();
+        let mut worse = fixture();
+        worse.anomalies.total += 1;
+        worse.load.missed_starts = 3;
+        worse.operations.get_mut(&Op::Append).unwrap().errors += 100;
+        let rows = compare(&baseline, &worse, &Options::default());
+        for metric in ["anomalies", "missed_starts", "error_rate"] {
+            assert_eq!(row(&rows, metric).status, Status::Regression, "{metric}");
+        }
+    }
+
+    #[test]
+    fn latency_changes_under_the_floor_are_noise() {
+        let baseline = fixture();
+        let mut slower = fixture();
+        // p50 of create is 7.19 ms: +0.9 ms is 12% but under the 1 ms floor.
+        slower
+            .operations
+            .get_mut(&Op::Create)
+            .unwrap()
+            .latency_ms
+            .p50 += 0.9;
+        let rows = compare(&baseline, &slower, &Options::default());
+        assert_eq!(row(&rows, "p50_ms.create").status, Status::Pass);
+        let rows = compare(
+            &baseline,
+            &slower,
+            &Options {
+                latency_floor_ms: 0.0,
+                ..Options::default()
+            },
+        );
+        assert_eq!(row(&rows, "p50_ms.create").status, Status::Regression);
+    }
+
+    #[test]
+    fn a_metric_missing_from_the_current_run_fails_and_a_new_one_does_not() {
+        let mut baseline = fixture();
+        let mut current = fixture();
+        current.operations.remove(&Op::Read);
+        let rows = compare(&baseline, &current, &Options::default());
+        assert_eq!(row(&rows, "p99_ms.read").status, Status::Missing);
+        assert!(row(&rows, "p99_ms.read").failed());
+        baseline.operations.remove(&Op::Sweep);
+        let options = Options {
+            per_metric: BTreeMap::from([("p99_ms.sweep".to_string(), Tolerance::Relative(0.1))]),
+            ..Options::default()
+        };
+        let rows = compare(&baseline, &fixture(), &options);
+        assert_eq!(row(&rows, "p99_ms.sweep").status, Status::New);
+        assert!(!row(&rows, "p99_ms.sweep").failed());
+    }
+
+    #[test]
+    fn markdown_and_text_tables_say_what_failed() {
+        let baseline = fixture();
+        let mut slower = fixture();
+        slower.run_id = "slow".into();
+        slower
+            .operations
+            .get_mut(&Op::Append)
+            .unwrap()
+            .latency_ms
+            .p99 = 60.0;
+        let rows = compare(&baseline, &slower, &Options::default());
+        let md = render(&rows, &baseline, &slower, Format::Markdown);
+        assert!(md.contains("❌ regression"), "{md}");
+        assert!(
+            md.contains("| p99_ms.append | 29.52 | 60 | +103.3% | +20% | FAIL |"),
+            "{md}"
+        );
+        assert!(md.contains("|---|---:|"), "{md}");
+        let text = render(&rows, &baseline, &slower, Format::Text);
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("p99_ms.append") && l.ends_with("FAIL")),
+            "{text}"
+        );
+        assert!(text.trim_end().ends_with("1 metric regressed"), "{text}");
+    }
+
+    #[test]
+    fn metric_tolerance_option_parses() {
+        assert_eq!(
+            parse_metric_tolerance("p99_ms.append=20%"),
+            Ok(("p99_ms.append".to_string(), Tolerance::Relative(0.2)))
+        );
+        assert!(parse_metric_tolerance("p99_ms.apend=20%")
+            .unwrap_err()
+            .contains("unknown operation"));
+        assert!(parse_metric_tolerance("p99_ms.append")
+            .unwrap_err()
+            .contains("METRIC=TOLERANCE"));
+    }
+}

@@ -559,4 +559,221 @@ mod tests {
         assert_eq!((v.status, v.exit_code), ("interrupted", 130));
         assert_eq!(v.reasons.len(), 2);
     }
+
+    fn fixture() -> Summary {
+        Summary::parse(include_str!("../tests/fixtures/summary.json")).unwrap()
+    }
+
+    fn check(text: &str) -> Check {
+        text.parse().unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    #[test]
+    fn every_operator_parses_and_compares() {
+        // (gate, holds at 5)
+        let cases = [
+            ("anomalies < 6", true),
+            ("anomalies < 5", false),
+            ("anomalies <= 5", true),
+            ("anomalies <= 4.9", false),
+            ("anomalies > 4", true),
+            ("anomalies > 5", false),
+            ("anomalies >= 5", true),
+            ("anomalies >= 5.1", false),
+            ("anomalies == 5", true),
+            ("anomalies == 0", false),
+            ("anomalies != 0", true),
+            ("anomalies != 5", false),
+        ];
+        for (text, holds) in cases {
+            let c = check(text);
+            assert_eq!(c.cmp.holds(5.0, c.threshold), holds, "{text}");
+            assert_eq!(c.to_string().replace(' ', ""), text.replace(' ', ""));
+        }
+        assert_eq!(check("anomalies<=1").cmp, Cmp::Le, "no spaces needed");
+    }
+
+    #[test]
+    fn metric_names_parse_and_print_back() {
+        for name in [
+            "p50_ms.create",
+            "p90_ms.read",
+            "p99_ms.append",
+            "p999_ms.sweep",
+            "max_ms.append",
+            "uncorrected_p99_ms.append",
+            "error_rate",
+            "availability",
+            "anomalies",
+            "anomalies.lost_write",
+            "missed_starts",
+            "unverified",
+            "recovery_ms.max",
+            "recovery_ms.total",
+        ] {
+            let metric: Metric = name.parse().unwrap();
+            assert_eq!(metric.to_string(), name);
+        }
+    }
+
+    #[test]
+    fn unknown_metrics_and_operations_are_rejected_with_what_is_accepted() {
+        let err = "p99.append < 50".parse::<Check>().unwrap_err();
+        assert!(err.contains("unknown metric \"p99.append\""), "{err}");
+        assert!(
+            err.contains("p99_ms.<op>") && err.contains("error_rate"),
+            "{err}"
+        );
+        let err = "p99_ms.apend < 50".parse::<Check>().unwrap_err();
+        assert!(err.contains("unknown operation \"apend\""), "{err}");
+        assert!(err.contains("create, append, read, sweep"), "{err}");
+        let err = "p99_ms < 50".parse::<Check>().unwrap_err();
+        assert!(err.contains("needs an operation"), "{err}");
+        let err = "anomalies.lost < 1".parse::<Check>().unwrap_err();
+        assert!(err.contains("lost_write"), "{err}");
+        let err = "recovery_ms.p99 < 1".parse::<Check>().unwrap_err();
+        assert!(err.contains(".max or .total"), "{err}");
+        let err = "error_rate ~ 1".parse::<Check>().unwrap_err();
+        assert!(err.contains("no comparison"), "{err}");
+        let err = "error_rate < lots".parse::<Check>().unwrap_err();
+        assert!(err.contains("not a number"), "{err}");
+        let err = "< 3".parse::<Check>().unwrap_err();
+        assert!(err.contains("no metric"), "{err}");
+    }
+
+    #[test]
+    fn a_misspelled_gate_fails_validation_at_its_place_in_the_scenario() {
+        let text = "name = \"t\"\nduration = \"5s\"\n[service]\nreplicas = 2\n[load]\nrate = 10\nappends_per_session = 1\n[gates]\nchecks = [\"anomalies == 0\", \"p99_ms.apend < 50\"]\ntolerances = { \"p99_ms.append\" = \"lots\" }\n";
+        let source = Source {
+            path: "t.toml".into(),
+            text: text.into(),
+        };
+        let problems = crate::plan::build(&source, &crate::plan::Overrides::default()).unwrap_err();
+        let all: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(problems.len(), 2, "{all:#?}");
+        assert!(
+            all[0].starts_with("t.toml:9:30: gates.checks: unknown operation \"apend\""),
+            "{all:#?}"
+        );
+        assert!(
+            all[1].contains("gates.tolerances.p99_ms.append") && all[1].contains("not a tolerance"),
+            "{all:#?}"
+        );
+
+        let good = text
+            .replace("apend", "append")
+            .replace("\"lots\"", "\"20%\"");
+        let plan = crate::plan::build(
+            &Source {
+                path: "t.toml".into(),
+                text: good,
+            },
+            &crate::plan::Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(plan.gates.checks.len(), 2);
+        assert_eq!(
+            plan.gates.tolerances["p99_ms.append"],
+            Tolerance::Relative(0.2)
+        );
+    }
+
+    #[test]
+    fn gates_are_evaluated_on_the_summary() {
+        let summary = fixture();
+        let results = evaluate(
+            &[
+                check("p99_ms.append < 50"),
+                check("p99_ms.append < 20"),
+                check("anomalies == 0"),
+                check("anomalies.stale_read == 1"),
+                check("error_rate < 0.01"),
+                check("availability >= 0.99995"),
+                check("missed_starts == 0"),
+                check("recovery_ms.max < 2000"),
+                check("recovery_ms.total == 40"),
+                check("uncorrected_p99_ms.sweep > 0"),
+            ],
+            &summary,
+        );
+        let passed: Vec<(&str, bool)> = results
+            .iter()
+            .map(|r| (r.expr.as_str(), r.passed))
+            .collect();
+        assert_eq!(
+            passed,
+            [
+                ("p99_ms.append < 50", true),
+                ("p99_ms.append < 20", false),
+                ("anomalies == 0", false),
+                ("anomalies.stale_read == 1", true),
+                ("error_rate < 0.01", true),
+                ("availability >= 0.99995", false),
+                ("missed_starts == 0", true),
+                ("recovery_ms.max < 2000", true),
+                ("recovery_ms.total == 40", true),
+                ("uncorrected_p99_ms.sweep > 0", true),
+            ]
+        );
+        assert_eq!(results[0].value, Some(29.519));
+        // 7 failed requests out of 22120; 2 failed operations out of 22115.
+        let rate = Metric::ErrorRate.value(&summary).unwrap();
+        assert!((rate - 7.0 / 22120.0).abs() < 1e-12, "{rate}");
+        let availability = Metric::Availability.value(&summary).unwrap();
+        assert!(
+            (availability - (1.0 - 2.0 / 22115.0)).abs() < 1e-12,
+            "{availability}"
+        );
+    }
+
+    #[test]
+    fn a_gate_on_a_figure_the_run_lacks_fails() {
+        let mut summary = fixture();
+        summary.operations.remove(&Op::Read);
+        let results = evaluate(&[check("p99_ms.read < 1000")], &summary);
+        assert_eq!(results[0].value, None);
+        assert!(!results[0].passed);
+    }
+
+    #[test]
+    fn a_missed_gate_fails_a_passing_run_and_leaves_an_interrupted_one() {
+        let missed = [GateResult {
+            expr: "p99_ms.append < 1".into(),
+            value: Some(3.5),
+            passed: false,
+        }];
+        let mut v = judge(Evidence::default());
+        apply(&mut v, &missed);
+        assert_eq!((v.status, v.exit_code), ("failed", 1));
+        assert_eq!(
+            v.reasons,
+            ["gate p99_ms.append < 1 missed: the run had 3.5"]
+        );
+        let mut v = judge(Evidence {
+            interrupted: true,
+            ..Default::default()
+        });
+        apply(&mut v, &missed);
+        assert_eq!((v.status, v.exit_code), ("interrupted", 130));
+        let mut v = judge(Evidence::default());
+        apply(
+            &mut v,
+            &[GateResult {
+                passed: true,
+                ..missed[0].clone()
+            }],
+        );
+        assert!(v.passed());
+    }
+
+    #[test]
+    fn tolerances_parse() {
+        assert_eq!("10%".parse(), Ok(Tolerance::Relative(0.1)));
+        assert_eq!("0.001".parse(), Ok(Tolerance::Absolute(0.001)));
+        assert!("-5%".parse::<Tolerance>().is_err());
+        assert!("ten"
+            .parse::<Tolerance>()
+            .unwrap_err()
+            .contains("percentage"));
+    }
 }
