@@ -97,9 +97,7 @@ fn draw_faults<'a, DB: DrawingBackend + 'a, Y: Ranged<ValueType = f64>>(
                 .iter()
                 .map(|f| PathElement::new(vec![(f.at, y.0), (f.at, y.1)], FAULT.stroke_width(1))),
         )
-        .map_err(err)?
-        .label("fault (shaded: users saw errors)")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], FAULT.stroke_width(2)));
+        .map_err(err)?;
     // Labels at the top, staggered so neighbouring faults stay readable.
     chart
         .draw_series(faults.iter().enumerate().map(|(i, f)| {
@@ -160,18 +158,24 @@ fn series(
     out
 }
 
-fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
-    chart: &mut ChartContext<'a, DB, CT>,
-) -> Result<()> {
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.3))
-        .label_font((FONT, 12))
-        .draw()
-        .map_err(err)
+/// The legend, drawn in its own area right of the plot so it never hides a fault
+/// label or a line.
+fn legend(area: &DrawingArea<SVGBackend<'_>, Shift>, entries: &[(String, RGBColor)]) -> Result<()> {
+    for (i, (label, color)) in entries.iter().enumerate() {
+        let y = 52 + i as i32 * 18;
+        area.draw(&PathElement::new(
+            vec![(6, y), (28, y)],
+            color.stroke_width(2),
+        ))
+        .map_err(err)?;
+        area.draw(&Text::new(label.clone(), (34, y - 7), (FONT, 12)))
+            .map_err(err)?;
+    }
+    Ok(())
 }
+
+/// Room right of the plot for the legend.
+const LEGEND_WIDTH: u32 = 200;
 
 /// Completed operations per second, by operation, and failed operations.
 pub fn throughput(summary: &Summary) -> Result<String> {
@@ -190,7 +194,8 @@ pub fn throughput(summary: &Summary) -> Result<String> {
     let x = time_range(summary);
     let faults = faults(summary);
     svg(|root| {
-        let mut chart = ChartBuilder::on(root)
+        let (root, side) = root.split_horizontally(WIDTH - LEGEND_WIDTH);
+        let mut chart = ChartBuilder::on(&root)
             .caption("Throughput: operations per second", (FONT, 18))
             .margin(12)
             .x_label_area_size(36)
@@ -205,15 +210,13 @@ pub fn throughput(summary: &Summary) -> Result<String> {
             .draw()
             .map_err(err)?;
         draw_faults(&mut chart, &faults, (0.0, top))?;
+        let mut entries = vec![("fault (shaded: users saw errors)".to_string(), FAULT)];
         for (op, points) in ok {
             let color = op_color(op);
+            entries.push((format!("{} ok", op.name()), color));
             chart
                 .draw_series(LineSeries::new(points, color.stroke_width(2)))
-                .map_err(err)?
-                .label(format!("{} ok", op.name()))
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                });
+                .map_err(err)?;
         }
         let failed: Vec<(f64, f64)> = failed
             .into_iter()
@@ -221,10 +224,9 @@ pub fn throughput(summary: &Summary) -> Result<String> {
             .collect();
         chart
             .draw_series(LineSeries::new(failed, BLACK.stroke_width(1)))
-            .map_err(err)?
-            .label("failed (no answer)")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(1)));
-        legend(&mut chart)
+            .map_err(err)?;
+        entries.push(("failed (no answer)".to_string(), BLACK));
+        legend(&side, &entries)
     })
 }
 
@@ -240,7 +242,8 @@ pub fn latency(summary: &Summary) -> Result<String> {
     let x = time_range(summary);
     let faults = faults(summary);
     svg(|root| {
-        let mut chart = ChartBuilder::on(root)
+        let (root, side) = root.split_horizontally(WIDTH - LEGEND_WIDTH);
+        let mut chart = ChartBuilder::on(&root)
             .caption(
                 "Latency per second (corrected for coordinated omission): p99 solid, p50 dashed",
                 (FONT, 18),
@@ -258,15 +261,13 @@ pub fn latency(summary: &Summary) -> Result<String> {
             .draw()
             .map_err(err)?;
         draw_faults(&mut chart, &faults, (lo, hi))?;
+        let mut entries = vec![("fault (shaded: users saw errors)".to_string(), FAULT)];
         for (op, points) in p99 {
             let color = op_color(op);
+            entries.push((format!("{} p99 (p50 dashed)", op.name()), color));
             chart
                 .draw_series(LineSeries::new(points, color.stroke_width(2)))
-                .map_err(err)?
-                .label(format!("{} p99", op.name()))
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                });
+                .map_err(err)?;
         }
         for (op, points) in p50 {
             let color = op_color(op);
@@ -274,7 +275,7 @@ pub fn latency(summary: &Summary) -> Result<String> {
                 .draw_series(DashedLineSeries::new(points, 4, 3, color.stroke_width(1)))
                 .map_err(err)?;
         }
-        legend(&mut chart)
+        legend(&side, &entries)
     })
 }
 
@@ -299,7 +300,8 @@ pub fn error_rate(summary: &Summary) -> Result<String> {
     let x = time_range(summary);
     let faults = faults(summary);
     svg(|root| {
-        let mut chart = ChartBuilder::on(root)
+        let (root, side) = root.split_horizontally(WIDTH - LEGEND_WIDTH);
+        let mut chart = ChartBuilder::on(&root)
             .caption(
                 "Error rate: failed requests per second, in % of requests",
                 (FONT, 18),
@@ -321,10 +323,14 @@ pub fn error_rate(summary: &Summary) -> Result<String> {
             .draw_series(
                 AreaSeries::new(points, 0.0, FAULT.mix(0.35)).border_style(FAULT.stroke_width(2)),
             )
-            .map_err(err)?
-            .label("error rate")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], FAULT.stroke_width(2)));
-        legend(&mut chart)
+            .map_err(err)?;
+        legend(
+            &side,
+            &[
+                ("fault (shaded: users saw errors)".to_string(), FAULT),
+                ("error rate".to_string(), FAULT),
+            ],
+        )
     })
 }
 
@@ -361,7 +367,8 @@ pub fn spectrum(summary: &Summary) -> Result<String> {
         .map(|p| p.1);
     let (lo, hi) = log_bounds(values);
     svg(|root| {
-        let mut chart = ChartBuilder::on(root)
+        let (root, side) = root.split_horizontally(WIDTH - LEGEND_WIDTH);
+        let mut chart = ChartBuilder::on(&root)
             .caption(
                 "Latency percentile spectrum: corrected solid, uncorrected dashed",
                 (FONT, 18),
@@ -385,18 +392,16 @@ pub fn spectrum(summary: &Summary) -> Result<String> {
             .light_line_style(BLACK.mix(0.05))
             .draw()
             .map_err(err)?;
+        let mut entries = Vec::new();
         for (op, corrected, uncorrected) in ops {
             let color = op_color(op);
+            entries.push((op.name().to_string(), color));
             chart
                 .draw_series(LineSeries::new(
                     spectrum_points(corrected),
                     color.stroke_width(2),
                 ))
-                .map_err(err)?
-                .label(op.name())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                });
+                .map_err(err)?;
             chart
                 .draw_series(
                     spectrum_points(corrected)
@@ -413,7 +418,7 @@ pub fn spectrum(summary: &Summary) -> Result<String> {
                 ))
                 .map_err(err)?;
         }
-        legend(&mut chart)
+        legend(&side, &entries)
     })
 }
 
