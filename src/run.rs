@@ -108,12 +108,15 @@ pub async fn execute(
     summary.started_at = started_at.to_rfc3339();
     summary.gates = gate::evaluate(&plan.gates.checks, &summary);
     gate::apply(&mut summary.verdict, &summary.gates.clone());
-    let path = report::write_folder(&mut summary, &anomalies, &dir).map_err(|e| {
+    let (path, warnings) = report::write_folder(&mut summary, &anomalies, &dir).map_err(|e| {
         Error::infra(anyhow::anyhow!(
             "cannot write the report in {}: {e}",
             dir.display()
         ))
     })?;
+    for warning in warnings {
+        eprintln!("warning: {warning}");
+    }
     say!("{}", summary.render_text().trim_end());
     say!("report {}", path.display());
     Ok(match summary.verdict.exit_code {

@@ -137,7 +137,8 @@ fn write_folder_writes_every_file_and_rebuild_rewrites_the_html() {
     let dir = tempfile::tempdir().unwrap();
     let mut summary = fixture();
     let anomalies = summary.anomalies.samples.clone();
-    report::write_folder(&mut summary, &anomalies, dir.path()).unwrap();
+    let (_, warnings) = report::write_folder(&mut summary, &anomalies, dir.path()).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
     for (_, file) in report::FILES.iter().filter(|(k, _)| *k != "latency_log") {
         assert!(dir.path().join(file).is_file(), "{file} missing");
     }

@@ -276,24 +276,39 @@ pub const FILES: [(&str, &str); 8] = [
 ];
 
 /// Writes every file of the run folder but the latency log (written as the run
-/// goes): summary.json first, so a crash in a later exporter still leaves it.
-/// `anomalies` is the full list (the summary keeps only the first ones); it goes
-/// into sessions.csv.
+/// goes). summary.json comes first and is the only one whose failure is an error:
+/// any other file that cannot be made is a warning (returned), and the rest are
+/// still written. `anomalies` is the full list (the summary keeps only the first
+/// ones); it goes into sessions.csv.
 pub fn write_folder(
     summary: &mut Summary,
     anomalies: &[Anomaly],
     dir: &Path,
-) -> std::io::Result<PathBuf> {
+) -> std::io::Result<(PathBuf, Vec<String>)> {
     summary.files = FILES.iter().map(|(k, f)| (*k, f.to_string())).collect();
     let json = summary.write_json(dir)?;
-    let file = |name: &str| dir.join(name);
-    write_atomically(&file("latency.csv"), &csv::latency(summary)?)?;
-    write_atomically(&file("events.csv"), &csv::events(summary)?)?;
-    write_atomically(&file("sessions.csv"), &csv::sessions(anomalies)?)?;
-    write_atomically(&file("replicas.csv"), &csv::replicas(summary)?)?;
-    write_atomically(&file("junit.xml"), junit::render(summary)?.as_bytes())?;
-    write_atomically(&file("report.html"), html::render(summary)?.as_bytes())?;
-    Ok(json)
+    let summary = &*summary;
+    type Export<'a> = &'a dyn Fn() -> std::io::Result<Vec<u8>>;
+    let exporters: [(&str, Export<'_>); 6] = [
+        ("latency.csv", &|| csv::latency(summary)),
+        ("events.csv", &|| csv::events(summary)),
+        ("sessions.csv", &|| csv::sessions(anomalies)),
+        ("replicas.csv", &|| csv::replicas(summary)),
+        ("junit.xml", &|| {
+            junit::render(summary).map(String::into_bytes)
+        }),
+        ("report.html", &|| {
+            html::render(summary).map(String::into_bytes)
+        }),
+    ];
+    let mut warnings = Vec::new();
+    for (name, export) in exporters {
+        let path = dir.join(name);
+        if let Err(e) = export().and_then(|bytes| write_atomically(&path, &bytes)) {
+            warnings.push(format!("cannot write {}: {e}", path.display()));
+        }
+    }
+    Ok((json, warnings))
 }
 
 /// `sessionstorm report RUN_DIR`: rewrites report.html and junit.xml of a run folder
