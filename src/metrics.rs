@@ -203,6 +203,22 @@ impl Recorder {
             .map_or(0, |l| l.corrected.len())
     }
 
+    /// The latency of several operation kinds together, for one outcome.
+    pub fn latency_of(&self, ops: &[Op], outcome: Outcome) -> Latency {
+        let mut all = Latency::default();
+        for op in ops {
+            if let Some(l) = self.latency.get(&(*op, outcome)) {
+                all.corrected
+                    .add(&l.corrected)
+                    .expect("histograms share their bounds");
+                all.uncorrected
+                    .add(&l.uncorrected)
+                    .expect("histograms share their bounds");
+            }
+        }
+        all
+    }
+
     /// Failed requests of `op`, all kinds.
     pub fn errors_of(&self, op: Op) -> BTreeMap<ErrorKind, u64> {
         self.errors

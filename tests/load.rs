@@ -16,7 +16,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use sessionstorm::load::pacing::RateProfile;
 use sessionstorm::load::{Driver, LoadOutcome};
-use sessionstorm::metrics::{new_histogram, FailureTimeline, LatencyHistogram, Live, Outcome};
+use sessionstorm::metrics::{FailureTimeline, LatencyHistogram, Live, Outcome};
 use sessionstorm::plan::{LoadPlan, Model, Think};
 use sessionstorm::session::{AnomalyKind, Op};
 use tokio::time::Instant;
@@ -184,15 +184,11 @@ fn done(outcome: &LoadOutcome) -> u64 {
 
 /// Corrected and uncorrected latency of every successful load operation.
 fn ok_latency(outcome: &LoadOutcome) -> (LatencyHistogram, LatencyHistogram) {
-    let mut corrected = new_histogram();
-    let mut uncorrected = new_histogram();
-    for op in [Op::Create, Op::Append, Op::Read] {
-        if let Some(l) = outcome.collected.totals.latency.get(&(op, Outcome::Ok)) {
-            corrected.add(&l.corrected).unwrap();
-            uncorrected.add(&l.uncorrected).unwrap();
-        }
-    }
-    (corrected, uncorrected)
+    let all = outcome
+        .collected
+        .totals
+        .latency_of(&[Op::Create, Op::Append, Op::Read], Outcome::Ok);
+    (all.corrected, all.uncorrected)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -258,6 +258,9 @@ impl Driver {
                 }
                 backlog.pop_front();
             }
+            if next_due.is_none() && backlog.is_empty() {
+                break;
+            }
             tokio::select! {
                 biased;
                 () = stop.cancelled() => break,
@@ -273,7 +276,9 @@ impl Driver {
                     i += 1;
                     next_due = profile.due(i).map(|d| self.start + d);
                     if !self.may_start() {
-                        break;
+                        // The operation count is reached: run what is late, then end.
+                        next_due = None;
+                        continue;
                     }
                     while let Ok(session) = idle_rx.try_recv() {
                         lanes.idle.push_back(session);
@@ -349,23 +354,8 @@ impl Driver {
     pub async fn sweep(&self, sessions: &mut [LiveSession]) -> Swept {
         let results: Vec<Done> = futures_util::stream::iter(sessions.iter_mut())
             .map(|session| async move {
-                let now = Instant::now();
-                let mut done = Done {
-                    session: None,
-                    user: None,
-                    step: Step::Read,
-                    outcome: Outcome::Error,
-                    intended: now,
-                    sent: now,
-                    finished: now,
-                    errors: Vec::new(),
-                    served_by: Vec::new(),
-                    anomalies: Vec::new(),
-                    skipped: false,
-                };
-                if self.sweep_one(session, &mut done).await {
-                    done.outcome = Outcome::Ok;
-                }
+                let mut done = Done::new(Step::Read, Instant::now(), None);
+                self.sweep_one(session, &mut done).await;
                 done.finished = Instant::now();
                 done
             })

@@ -27,6 +27,16 @@ pub struct LiveSession {
 }
 
 impl LiveSession {
+    /// A session the service just created, identified by `cookie` from now on.
+    pub fn new(model: SessionModel, cookie: String) -> Self {
+        LiveSession {
+            model,
+            cookie,
+            next: 0,
+            lost: false,
+        }
+    }
+
     /// No step is left, or the session was lost: only the sweep will look at it again.
     pub fn finished(&self, appends: u32) -> bool {
         self.lost || self.next >= 2 * appends
@@ -93,6 +103,25 @@ pub struct Done {
     pub skipped: bool,
 }
 
+impl Done {
+    /// An operation not yet run: failed until it succeeds.
+    pub fn new(step: Step, intended: Instant, user: Option<usize>) -> Self {
+        Done {
+            session: None,
+            user,
+            step,
+            outcome: Outcome::Error,
+            intended,
+            sent: intended,
+            finished: intended,
+            errors: Vec::new(),
+            served_by: Vec::new(),
+            anomalies: Vec::new(),
+            skipped: false,
+        }
+    }
+}
+
 /// One answer, sorted the way the checker needs it.
 enum Answer {
     State(State, Option<String>, Vec<String>),
@@ -107,21 +136,8 @@ impl Driver {
     /// Runs `job` once its intended time has come, unless the run stops first.
     /// The job must have been admitted ([`Driver::admit`]).
     pub(super) async fn run_job(self: Arc<Self>, job: Job, stop: CancellationToken) -> Done {
-        let now = Instant::now();
-        let mut done = Done {
-            session: None,
-            user: job.user,
-            step: Step::Create,
-            outcome: Outcome::Error,
-            intended: job.intended,
-            sent: now,
-            finished: now,
-            errors: Vec::new(),
-            served_by: Vec::new(),
-            anomalies: Vec::new(),
-            skipped: false,
-        };
-        if job.intended > now {
+        let mut done = Done::new(Step::Create, job.intended, job.user);
+        if job.intended > Instant::now() {
             tokio::select! {
                 () = tokio::time::sleep_until(job.intended) => {}
                 () = stop.cancelled() => {
@@ -138,7 +154,9 @@ impl Driver {
                 done.step = session.step();
                 match done.step {
                     Step::Append(k) => self.append(&mut session, k, &mut done).await,
-                    _ => self.read(&mut session, &mut done).await,
+                    _ => {
+                        self.read(&mut session, Op::Read, &mut done).await;
+                    }
                 }
                 session.next += 1;
                 done.session = Some(session);
@@ -223,12 +241,7 @@ impl Driver {
                 let anomalies = model.check(&state, self.seen(Op::Create, served_by.as_deref()));
                 self.record(done, anomalies);
                 done.outcome = Outcome::Ok;
-                done.session = Some(LiveSession {
-                    model,
-                    cookie,
-                    next: 0,
-                    lost: false,
-                });
+                done.session = Some(LiveSession::new(model, cookie));
             }
             Answer::NotFound(_) => done.errors.push(ErrorKind::Status4xx),
             Answer::Failed(_) => {}
@@ -267,20 +280,25 @@ impl Driver {
         }
     }
 
-    async fn read(&self, session: &mut LiveSession, done: &mut Done) {
+    /// Reads the session back and checks it; returns whether an answer came.
+    async fn read(&self, session: &mut LiveSession, op: Op, done: &mut Done) -> bool {
         let request = self
             .client
             .get(format!("{}/session", self.base))
             .header(reqwest::header::COOKIE, session.cookie());
         match self.send(request, done).await {
             Answer::State(state, served_by, _) => {
-                let seen = self.seen(Op::Read, served_by.as_deref());
+                let seen = self.seen(op, served_by.as_deref());
                 let anomalies = session.model.check(&state, seen);
                 self.record(done, anomalies);
                 done.outcome = Outcome::Ok;
+                true
             }
-            Answer::NotFound(served_by) => self.lost(session, Op::Read, served_by, done),
-            Answer::Failed(_) => {}
+            Answer::NotFound(served_by) => {
+                self.lost(session, op, served_by, done);
+                true
+            }
+            Answer::Failed(_) => false,
         }
     }
 
@@ -303,24 +321,8 @@ impl Driver {
             if attempt > 0 {
                 tokio::time::sleep(BACKOFF * attempt).await;
             }
-            let request = self
-                .client
-                .get(format!("{}/session", self.base))
-                .header(reqwest::header::COOKIE, session.cookie());
-            match self.send(request, done).await {
-                Answer::State(state, served_by, _) => {
-                    let seen = self.seen(Op::Sweep, served_by.as_deref());
-                    let anomalies = session.model.check(&state, seen);
-                    self.record(done, anomalies);
-                    return true;
-                }
-                Answer::NotFound(served_by) => {
-                    let seen = self.seen(Op::Sweep, served_by.as_deref());
-                    let anomaly = session.model.lost(seen, "answered 404 to the final sweep");
-                    self.record(done, anomaly);
-                    return true;
-                }
-                Answer::Failed(_) => {}
+            if self.read(session, Op::Sweep, done).await {
+                return true;
             }
         }
         false

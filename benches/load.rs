@@ -1,0 +1,378 @@
+//! `cargo bench --bench load`: what the load engine costs, in figures.
+//!
+//! The endpoint is the demo service in memory mode, a separate process on a
+//! loopback port, so the CPU this process uses is the driver's alone. Printed:
+//!
+//! 1. throughput and driver CPU seconds per 100k requests, with session checking
+//!    on, at a fixed open-model rate and flat out (16 closed-model users), and the
+//!    same figure for `wrk` against the same endpoint (16 connections, flat out),
+//!    with the ratio of the two flat-out figures;
+//! 2. the driver's corrected and uncorrected p99 at that rate, beside `hey`'s p99 at
+//!    the same rate against the same endpoint;
+//! 3. peak RSS with 100 000 live sessions, and bytes per live and finished session;
+//! 4. the cost of recording one latency.
+//!
+//! Figures, not assertions: the machine is shared and noisy. Tune with
+//! `BENCH_RATE` (default 4000 ops/s) and `BENCH_SECONDS` (default 10).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sessionstorm::load::ops::LiveSession;
+use sessionstorm::load::pacing::RateProfile;
+use sessionstorm::load::Driver;
+use sessionstorm::metrics::{new_histogram, FailureTimeline, Live, Outcome};
+use sessionstorm::plan::{LoadPlan, Model, Think};
+use sessionstorm::session::{Op, SessionModel};
+use tokio_util::sync::CancellationToken;
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// User + system CPU time of this process, or of its reaped children.
+fn cpu(who: i32) -> Duration {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into the struct we own and reads nothing else.
+    unsafe { libc::getrusage(who, &mut usage) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// Peak resident set size of this process, in bytes.
+fn peak_rss() -> u64 {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    usage.ru_maxrss as u64 * 1024
+}
+
+/// The system allocator, counting the bytes currently allocated, so the memory a
+/// session holds is measured exactly rather than read off a noisy RSS.
+struct Counting;
+
+static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded to the system allocator unchanged.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATED.fetch_add(layout.size(), Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        ALLOCATED.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATED.fetch_add(new_size, Ordering::Relaxed);
+        ALLOCATED.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// The demo service in memory mode on a free loopback port; killed when dropped.
+struct Endpoint {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn endpoint() -> Endpoint {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "-p", "session-app"])
+        .current_dir(root)
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "cannot build session-app");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(format!("{root}/target/release/session-app"))
+        .env("MODE", "memory")
+        .env("PORT", port.to_string())
+        .env("INSTANCE_ID", "bench")
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("session-app starts");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "session-app did not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Endpoint { child, port }
+}
+
+fn open(rate: f64, session_interval: Duration) -> Model {
+    Model::Open {
+        profile: RateProfile::constant(rate),
+        max_in_flight: 100_000,
+        session_interval,
+    }
+}
+
+fn plan(model: Model, appends: u32) -> LoadPlan {
+    LoadPlan {
+        model,
+        appends_per_session: appends,
+        warmup: Duration::from_secs(1),
+        operations: None,
+        request_timeout: Duration::from_secs(5),
+        retries: 2,
+        keep_alive: true,
+        max_idle_connections: 1024,
+    }
+}
+
+struct Driven {
+    requests: u64,
+    cpu: Duration,
+    wall: Duration,
+    corrected_p99_ms: f64,
+    uncorrected_p99_ms: f64,
+    live_sessions: usize,
+    anomalies: usize,
+}
+
+fn drive(runtime: &tokio::runtime::Runtime, url: &str, plan: LoadPlan, seconds: u64) -> Driven {
+    runtime.block_on(async {
+        let live = Arc::new(Live::default());
+        let driver = Arc::new(Driver::new(
+            url,
+            &plan,
+            1,
+            tokio::time::Instant::now(),
+            Arc::clone(&live),
+            Arc::new(FailureTimeline::new(Duration::from_secs(seconds + 60))),
+        ));
+        let stop = CancellationToken::new();
+        let stopper = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(seconds)).await;
+            stopper.cancel();
+        });
+        let (cpu_before, wall) = (cpu(libc::RUSAGE_SELF), Instant::now());
+        let outcome = driver.run(&stop, None).await;
+        let (cpu, wall) = (cpu(libc::RUSAGE_SELF) - cpu_before, wall.elapsed());
+        let all = outcome
+            .collected
+            .totals
+            .latency_of(&[Op::Create, Op::Append, Op::Read], Outcome::Ok);
+        Driven {
+            requests: Live::get(&live.ops),
+            cpu,
+            wall,
+            corrected_p99_ms: all.corrected.value_at_quantile(0.99) as f64 / 1000.0,
+            uncorrected_p99_ms: all.uncorrected.value_at_quantile(0.99) as f64 / 1000.0,
+            live_sessions: outcome.sessions.len(),
+            anomalies: outcome.anomalies.len(),
+        }
+    })
+}
+
+fn per_100k(cpu: Duration, requests: u64) -> f64 {
+    cpu.as_secs_f64() / requests.max(1) as f64 * 100_000.0
+}
+
+/// wrk against GET /session with a live session's cookie, closed loop; returns
+/// (requests, its CPU time).
+fn wrk(port: u16, cookie: &str, seconds: u64) -> Option<(u64, Duration)> {
+    let before = cpu(libc::RUSAGE_CHILDREN);
+    let out = Command::new("wrk")
+        .args([
+            "-t1",
+            "-c16",
+            &format!("-d{seconds}s"),
+            "-H",
+            &format!("Cookie: {cookie}"),
+        ])
+        .arg(format!("http://127.0.0.1:{port}/session"))
+        .output()
+        .ok()?;
+    let used = cpu(libc::RUSAGE_CHILDREN) - before;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let requests = text
+        .lines()
+        .find(|l| l.contains("requests in"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some((requests, used))
+}
+
+/// hey at `rate` requests per second against the same URL; returns its p99 in ms.
+fn hey(port: u16, cookie: &str, rate: u64, seconds: u64) -> Option<f64> {
+    let workers = 50;
+    let out = Command::new("hey")
+        .args(["-z", &format!("{seconds}s"), "-c", &workers.to_string()])
+        .args(["-q", &(rate / workers).max(1).to_string()])
+        .args(["-H", &format!("Cookie: {cookie}")])
+        .arg(format!("http://127.0.0.1:{port}/session"))
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("99% in"))?;
+    let secs: f64 = line.split_whitespace().nth(2)?.parse().ok()?;
+    Some(secs * 1000.0)
+}
+
+/// A session's cookie, made with a plain HTTP exchange.
+fn create_session(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .write_all(b"POST /session HTTP/1.1\r\nHost: bench\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("set-cookie: ")
+                .map(str::to_string)
+        })
+        .and_then(|c| c.split(';').next().map(str::to_string))
+        .expect("the create answer sets a cookie")
+}
+
+/// Heap and inline bytes a session costs, measured while holding many.
+fn bytes_per_session(n: usize, appends: u32, finished: bool) -> f64 {
+    let before = ALLOCATED.load(Ordering::Relaxed);
+    let sessions: Vec<LiveSession> = (0..n as u64)
+        .map(|seq| {
+            let id = format!("{:08x}-0000-4000-8000-{:012x}", seq, seq);
+            let mut model = SessionModel::new(seq, id.clone(), appends);
+            if finished {
+                for k in 0..appends {
+                    model.sent(k);
+                    model.acknowledged(k);
+                }
+            }
+            LiveSession::new(model, format!("sid={id}"))
+        })
+        .collect();
+    let grown = ALLOCATED.load(Ordering::Relaxed).saturating_sub(before);
+    drop(std::hint::black_box(sessions));
+    grown as f64 / n as f64
+}
+
+fn main() {
+    // `cargo bench` passes --bench; nothing else is taken.
+    let rate = env_or("BENCH_RATE", 4000);
+    let seconds = env_or("BENCH_SECONDS", 10);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+
+    println!("sessionstorm load engine benchmark (rate {rate} ops/s, {seconds} s per phase)\n");
+    let endpoint = endpoint();
+    let url = format!("http://127.0.0.1:{}", endpoint.port);
+
+    let driven = drive(
+        &runtime,
+        &url,
+        plan(open(rate as f64, Duration::from_secs(1)), 10),
+        seconds,
+    );
+    println!("driver, open model at {rate} ops/s, session checking on:");
+    println!(
+        "  {} requests in {:.1} s: {:.0} requests/s; {} anomalies; CPU {:.2} s per 100k requests",
+        driven.requests,
+        driven.wall.as_secs_f64(),
+        driven.requests as f64 / driven.wall.as_secs_f64(),
+        driven.anomalies,
+        per_100k(driven.cpu, driven.requests)
+    );
+    println!(
+        "  p99 corrected {:.2} ms, uncorrected {:.2} ms",
+        driven.corrected_p99_ms, driven.uncorrected_p99_ms
+    );
+    // Flat out, like wrk: 16 users with no think time against wrk's 16 connections.
+    let flat_out = Model::Closed {
+        users: 16,
+        think: Think::Fixed(Duration::ZERO),
+    };
+    let flat = drive(&runtime, &url, plan(flat_out, 10), seconds);
+    let ours = per_100k(flat.cpu, flat.requests);
+    println!(
+        "driver, closed model, 16 users flat out: {:.0} requests/s; CPU {ours:.2} s per 100k requests",
+        flat.requests as f64 / flat.wall.as_secs_f64()
+    );
+
+    let cookie = create_session(endpoint.port);
+    match wrk(endpoint.port, &cookie, seconds) {
+        Some((requests, used)) => {
+            let theirs = per_100k(used, requests);
+            println!(
+                "wrk, same endpoint, closed loop: {requests} requests, CPU {theirs:.2} s per 100k requests"
+            );
+            println!(
+                "  CPU per request, driver / wrk: {:.2}x (target: within 2x)",
+                ours / theirs
+            );
+        }
+        None => println!("wrk: not measured (install it: apt-get install wrk)"),
+    }
+    match hey(endpoint.port, &cookie, rate, seconds) {
+        Some(p99) => {
+            println!("hey at {rate} requests/s, same endpoint: p99 {p99:.2} ms");
+            println!(
+                "  driver corrected p99 / hey p99: {:.2} (target: within 10%)",
+                driven.corrected_p99_ms / p99
+            );
+        }
+        None => println!("hey: not measured (install it: apt-get install hey)"),
+    }
+
+    // 100k live sessions: keep rate × interval = 100k sessions alive; the first
+    // 100k operations are creates.
+    let big = drive(
+        &runtime,
+        &url,
+        plan(open(10_000.0, Duration::from_secs(10)), 10),
+        12,
+    );
+    println!(
+        "\n{} live sessions held: peak RSS {:.1} MiB (target: 100k in under 256 MiB)",
+        big.live_sessions,
+        peak_rss() as f64 / (1024.0 * 1024.0)
+    );
+    drop(endpoint);
+
+    let n = 100_000;
+    println!(
+        "memory per session (10 appends, allocator-counted): {:.0} bytes live, {:.0} bytes finished",
+        bytes_per_session(n, 10, false),
+        bytes_per_session(n, 10, true)
+    );
+
+    let mut h = new_histogram();
+    let records = 10_000_000u64;
+    let began = Instant::now();
+    for i in 0..records {
+        h.saturating_record(std::hint::black_box(1 + (i * 7919) % 2_000_000));
+    }
+    println!(
+        "histogram record: {:.1} ns per value",
+        began.elapsed().as_nanos() as f64 / records as f64
+    );
+}
