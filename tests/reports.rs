@@ -125,10 +125,12 @@ fn html_holds_verdict_charts_faults_anomalies_and_the_scenario_escaped() {
     );
     assert!(!page.contains("<b>kill</b>"));
     assert!(page.contains("[service]"), "the scenario as run");
-    assert!(
-        !page.contains("http://") || !page.contains("<script src"),
-        "no network"
-    );
+    for fetch in ["src=\"http", "href=\"http", "@import", "url("] {
+        assert!(
+            !page.contains(fetch),
+            "report.html fetches something: {fetch}"
+        );
+    }
     assert!(!page.contains("<script"), "no script at all");
 }
 
@@ -234,4 +236,82 @@ fn report_html_renders_in_headless_chromium() {
         );
     }
     assert!(Path::new(&path).is_file());
+}
+
+/// A copy of the fixture's folder, with `edit` applied to its summary.
+fn run_folder(edit: impl FnOnce(&mut serde_json::Value)) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut value: serde_json::Value = serde_json::from_str(FIXTURE).unwrap();
+    edit(&mut value);
+    std::fs::write(dir.path().join("summary.json"), value.to_string()).unwrap();
+    dir
+}
+
+fn compare(baseline: &Path, current: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_sessionstorm"))
+        .arg("compare")
+        .arg(baseline)
+        .arg(current)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn compare_command_exits_1_on_a_regression_0_without_and_2_on_unreadable_input() {
+    let baseline = run_folder(|_| {});
+    let slower = run_folder(|v| {
+        v["run_id"] = "slower".into();
+        v["operations"]["read"]["latency_ms"]["p50"] = 20.0.into();
+    });
+    let out = compare(baseline.path(), slower.path(), &["--format", "markdown"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("| p50_ms.read | 7.30 | 20 | +174.0% | +10% | FAIL |"),
+        "{stdout}"
+    );
+
+    // Slower reads are within a tolerance given for them.
+    let out = compare(
+        baseline.path(),
+        slower.path(),
+        &["--tolerance", "p50_ms.read=200%"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // And the other way round it is an improvement.
+    let out = compare(slower.path(), baseline.path(), &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    let broken = tempfile::tempdir().unwrap();
+    std::fs::write(
+        broken.path().join("summary.json"),
+        "{\"schema_version\": 1}",
+    )
+    .unwrap();
+    let out = compare(baseline.path(), broken.path(), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the current run:") && stderr.contains("not a sessionstorm summary"),
+        "{stderr}"
+    );
+
+    let out = compare(
+        baseline.path(),
+        slower.path(),
+        &["--tolerance", "p99_ms.apend=5%"],
+    );
+    assert_eq!(out.status.code(), Some(2), "a misspelled metric is refused");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown operation"));
 }
