@@ -194,3 +194,64 @@ fn compare_flags_a_run_slowed_by_more_users_than_the_machine_serves() {
     assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
     assert!(String::from_utf8_lossy(&output.stderr).contains("the current run: cannot read"));
 }
+
+#[test]
+fn an_interrupted_run_still_leaves_every_file_marked_interrupted() {
+    use std::io::{BufRead, BufReader};
+    let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let id = unique("e2e-int-report");
+    let _guard = RunGuard(id.clone());
+    let mut child = bin()
+        .arg("run")
+        .arg(repo("scenarios/smoke.toml"))
+        .args(["--run-id", &id, "--out"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let started = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.starts_with("load:"));
+    assert!(started, "the load never started");
+    let drain = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    let seen = drain.join().unwrap();
+    assert_eq!(status.code(), Some(130), "{seen:#?}");
+
+    let folder = dir.path().join(&id);
+    let names: Vec<String> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for file in [
+        "summary.json",
+        "latency.csv",
+        "events.csv",
+        "sessions.csv",
+        "replicas.csv",
+        "latency.hlog",
+        "junit.xml",
+        "report.html",
+    ] {
+        assert!(names.iter().any(|n| n == file), "{file} missing: {names:?}");
+    }
+    assert!(!names.iter().any(|n| n.ends_with(".tmp")), "{names:?}");
+    let junit = std::fs::read_to_string(folder.join("junit.xml")).unwrap();
+    assert!(junit.contains("the run was interrupted"), "{junit}");
+    let html = std::fs::read_to_string(folder.join("report.html")).unwrap();
+    assert!(html.contains(r#"<div class="banner interrupted" id="verdict">"#));
+    let latency = std::fs::read_to_string(folder.join("latency.csv")).unwrap();
+    assert!(
+        latency.lines().count() > 1,
+        "seconds of load before the interrupt are there"
+    );
+}
