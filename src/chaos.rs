@@ -58,7 +58,7 @@ impl fmt::Display for Scheduled {
             victims.join(", ")
         )?;
         match self.fault {
-            Fault::Pause | Fault::Disconnect => {
+            Fault::Pause | Fault::Disconnect | Fault::Blackhole => {
                 let d = self.duration.unwrap_or_default();
                 write!(f, " for {}", humantime::format_duration(d))
             }
@@ -203,6 +203,8 @@ pub struct Outcome {
     pub records: Vec<FaultRecord>,
     /// Set when the dead man's switch stopped chaos early: why.
     pub halted: Option<String>,
+    /// Replica slots left down on purpose (`after_kill = "none"`).
+    pub left_down: Vec<usize>,
 }
 
 /// Which targets are under a fault now; decides whether a fault may go ahead.
@@ -330,6 +332,14 @@ pub async fn run<C: Cluster>(
         }
     }
     outcome.records.sort_by_key(|r| (r.injected_ms, r.entry));
+    drop(inflight);
+    outcome.left_down = guard
+        .lock()
+        .expect("guard lock")
+        .gone
+        .iter()
+        .copied()
+        .collect();
     outcome
 }
 
@@ -391,6 +401,7 @@ async fn apply<C: Cluster>(
         Fault::Restart => Action::Restart(fault.grace),
         Fault::Pause => Action::Pause,
         Fault::Disconnect => Action::Disconnect,
+        Fault::Blackhole => Action::BlackholeOn,
     };
     let results =
         futures_util::future::join_all(fault.victims.iter().map(|v| cluster.act(first, *v))).await;
@@ -449,11 +460,11 @@ async fn apply<C: Cluster>(
             }
         }
         Fault::Restart => {}
-        Fault::Pause | Fault::Disconnect => {
-            let revert = if fault.fault == Fault::Pause {
-                Action::Unpause
-            } else {
-                Action::Reconnect
+        Fault::Pause | Fault::Disconnect | Fault::Blackhole => {
+            let revert = match fault.fault {
+                Fault::Pause => Action::Unpause,
+                Fault::Disconnect => Action::Reconnect,
+                _ => Action::BlackholeOff,
             };
             tokio::select! {
                 () = tokio::time::sleep(fault.duration.unwrap_or_default()) => {}
@@ -672,6 +683,7 @@ appends_per_session = 1
         actions: Mutex<Vec<(Action, Victim, Duration)>>,
         start: Instant,
         engine_dead: AtomicBool,
+        reverts_fail: AtomicBool,
     }
 
     impl Fake {
@@ -680,6 +692,7 @@ appends_per_session = 1
                 actions: Mutex::new(Vec::new()),
                 start,
                 engine_dead: AtomicBool::new(false),
+                reverts_fail: AtomicBool::new(false),
             }
         }
 
@@ -697,6 +710,9 @@ appends_per_session = 1
                 .lock()
                 .unwrap()
                 .push((action, victim, self.start.elapsed()));
+            if action == Action::Unpause && self.reverts_fail.load(Ordering::Relaxed) {
+                return Err(EngineError::State("unpause refused".into()));
+            }
             let waits = matches!(
                 action,
                 Action::Replace | Action::Restart(_) | Action::StartAgain
@@ -817,6 +833,7 @@ appends_per_session = 1
         assert_eq!(kills, 3, "5 replicas, 2 must stay: {:?}", outcome.records);
         assert!(fake.actions().iter().all(|a| a.0 == Action::Kill));
         assert!(outcome.records.iter().any(|r| r.outcome == "skipped"));
+        assert_eq!(outcome.left_down.len(), 3);
     }
 
     #[tokio::test(start_paused = true)]
@@ -836,6 +853,33 @@ appends_per_session = 1
             ]
         );
         assert_eq!(outcome.records[0].reverted_ms, Some(5000));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_revert_is_retried_then_reported() {
+        let chaos = "[[chaos]]\nfault = \"pause\"\ntarget = \"replica-3\"\nat = [\"1s\"]\nduration = \"1s\"\n";
+        let plan = plan_with(1, "10s", chaos);
+        let start = Instant::now();
+        let fake = Fake::new(start);
+        fake.reverts_fail.store(true, Ordering::Relaxed);
+        let outcome = run(
+            &fake,
+            1,
+            &schedule(&plan),
+            start,
+            &CancellationToken::new(),
+            &|_| {},
+        )
+        .await;
+        let unpauses = fake
+            .actions()
+            .iter()
+            .filter(|a| a.0 == Action::Unpause)
+            .count();
+        assert_eq!(unpauses, REVERT_ATTEMPTS as usize);
+        let record = &outcome.records[0];
+        assert_eq!(record.outcome, "revert_failed");
+        assert!(record.error.as_deref().unwrap().contains("unpause refused"));
     }
 
     #[tokio::test(start_paused = true)]

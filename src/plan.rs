@@ -171,6 +171,9 @@ pub enum Fault {
     Pause,
     /// Take the container off the run's network for `duration`, then reconnect it.
     Disconnect,
+    /// Drop every packet to and from the container for `duration` (iptables in its
+    /// network namespace), without taking it off the network.
+    Blackhole,
 }
 
 impl Fault {
@@ -181,12 +184,13 @@ impl Fault {
             Fault::Restart => "restart",
             Fault::Pause => "pause",
             Fault::Disconnect => "disconnect",
+            Fault::Blackhole => "blackhole",
         }
     }
 
     /// Faults that last `duration` and are then reverted.
     pub fn is_temporary(self) -> bool {
-        matches!(self, Fault::Pause | Fault::Disconnect)
+        matches!(self, Fault::Pause | Fault::Disconnect | Fault::Blackhole)
     }
 }
 
@@ -244,7 +248,7 @@ pub struct Overrides {
     pub duration: Option<Duration>,
 }
 
-const FAULTS: &str = "\"kill\", \"stop\", \"restart\", \"pause\", \"disconnect\"";
+const FAULTS: &str = "\"kill\", \"stop\", \"restart\", \"pause\", \"disconnect\", \"blackhole\"";
 const TARGETS: &str =
     "\"random-replica\", \"replica-<slot>\" (from 0), a share like \"25%\", \"store\", \"balancer\"";
 const AFTER_KILL: &str = "\"replace\", \"restart\", \"none\"";
@@ -681,14 +685,7 @@ impl Validator<'_> {
             "restart" => Some(Fault::Restart),
             "pause" => Some(Fault::Pause),
             "disconnect" => Some(Fault::Disconnect),
-            "blackhole" => {
-                self.problem(
-                    raw.fault.span(),
-                    "fault \"blackhole\" is not available in this version (no iptables helper \
-                     image yet); use \"disconnect\" for a partition",
-                );
-                None
-            }
+            "blackhole" => Some(Fault::Blackhole),
             other => {
                 self.problem(
                     raw.fault.span(),
@@ -712,7 +709,7 @@ impl Validator<'_> {
                 if fault.is_some() {
                     self.problem(
                         d.span(),
-                        "`chaos.duration` applies only to temporary faults (\"pause\", \"disconnect\")",
+                        "`chaos.duration` applies only to temporary faults (\"pause\", \"disconnect\", \"blackhole\")",
                     );
                 }
                 None
@@ -1158,8 +1155,8 @@ every = "5s"
                 "\"replace\", \"restart\", \"none\"",
             ),
             (
-                "[[chaos]]\nfault = \"blackhole\"\nevery = \"1s\"\n",
-                "not available",
+                "[[chaos]]\nfault = \"fire\"\nevery = \"1s\"\n",
+                "\"blackhole\"",
             ),
             (
                 "[[chaos]]\nfault = \"restart\"\nschedule = \"rolling\"\ntarget = \"store\"\n",

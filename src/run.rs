@@ -74,11 +74,19 @@ pub async fn execute(
     );
 
     let engine = Engine::connect().await.map_err(Error::infra)?;
-    for tag in [
-        &plan.service.image,
-        &plan.store.image,
-        &BuiltIn::Haproxy.tag().to_string(),
-    ] {
+    let mut tags = vec![
+        plan.service.image.clone(),
+        plan.store.image.clone(),
+        BuiltIn::Haproxy.tag().to_string(),
+    ];
+    if plan
+        .chaos
+        .iter()
+        .any(|c| c.fault == crate::plan::Fault::Blackhole)
+    {
+        tags.push(BuiltIn::Nettools.tag().to_string());
+    }
+    for tag in &tags {
         images::ensure(engine.docker(), tag).await?;
     }
     if shutdown.graceful.is_cancelled() {
@@ -224,7 +232,10 @@ async fn drive(
         eprintln!("warning: the latency log stopped early: {err}");
     }
 
-    let healed = match cluster.wait_healthy(plan.service.ready_timeout).await {
+    let healed = match cluster
+        .wait_healthy(plan.service.ready_timeout, &faults.left_down)
+        .await
+    {
         Ok(took) => Some(took),
         Err(err) => {
             eprintln!("warning: the cluster did not heal after chaos: {err}");

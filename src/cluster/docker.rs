@@ -37,6 +37,10 @@ pub struct DockerCluster {
     cancel: CancellationToken,
     /// The balancer's health URL on 127.0.0.1, known once started.
     balancer_health: Mutex<String>,
+    /// Addresses of containers taken off the network, to come back at.
+    addresses: Mutex<HashMap<String, String>>,
+    /// Numbers the short-lived helper containers of `blackhole`.
+    helpers: std::sync::atomic::AtomicU32,
 }
 
 /// What [`DockerCluster::start`] reports.
@@ -62,6 +66,8 @@ impl DockerCluster {
                 .expect("a plain HTTP client builds"),
             cancel,
             balancer_health: Mutex::new(String::new()),
+            addresses: Mutex::new(HashMap::new()),
+            helpers: Default::default(),
         }
     }
 
@@ -277,11 +283,16 @@ impl DockerCluster {
         }
     }
 
-    /// Waits until every replica is healthy again, as after chaos stops.
-    pub async fn wait_healthy(&self, timeout: Duration) -> Result<Duration, EngineError> {
+    /// Waits until every replica is healthy again, as after chaos stops, except the
+    /// slots chaos left down on purpose (`after_kill = "none"`).
+    pub async fn wait_healthy(
+        &self,
+        timeout: Duration,
+        left_down: &[usize],
+    ) -> Result<Duration, EngineError> {
         let began = Instant::now();
         let deadline = began + timeout;
-        for slot in 0..self.plan.service.replicas {
+        for slot in (0..self.plan.service.replicas).filter(|s| !left_down.contains(s)) {
             self.wait_replica(slot, self.generation(slot), deadline)
                 .await?;
         }
@@ -348,6 +359,49 @@ impl DockerCluster {
         }
     }
 
+    /// Inserts (`-I`) or deletes (`-D`) DROP rules for all traffic in and out of
+    /// `container`, from a helper container sharing its network namespace. A kernel
+    /// without nf_tables (or an engine that refuses NET_ADMIN) makes the helper fail:
+    /// that is reported as such, never taken for a blackhole.
+    async fn iptables(&self, container: &str, op: &str) -> Result<(), EngineError> {
+        let n = self
+            .helpers
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let helper = self.name(&format!("blackhole-{n}"));
+        let rules = format!("*filter\n{op} INPUT -j DROP\n{op} OUTPUT -j DROP\nCOMMIT\n");
+        self.engine
+            .create(&ContainerSpec {
+                name: helper.clone(),
+                image: crate::images::BuiltIn::Nettools.tag().to_string(),
+                cmd: ["iptables-restore", "--noflush", "/etc/blackhole.rules"]
+                    .map(String::from)
+                    .to_vec(),
+                labels: self.labels("helper"),
+                network: format!("container:{container}"),
+                cap_add: vec!["NET_ADMIN".into()],
+                ..Default::default()
+            })
+            .await?;
+        let uploaded = self
+            .engine
+            .upload(&helper, "/etc", tar_of("blackhole.rules", &rules))
+            .await;
+        if let Err(err) = uploaded {
+            let _ = self.engine.remove(&helper).await;
+            return Err(err);
+        }
+        let (code, logs) = self.engine.run_to_end(&helper).await?;
+        if code != 0 {
+            return Err(EngineError::State(format!(
+                "blackhole: iptables {op} in the network namespace of {container} failed \
+                 (exit {code}): {}. This kernel may lack nf_tables/netfilter support for \
+                 containers; nothing was blackholed",
+                logs.trim()
+            )));
+        }
+        Ok(())
+    }
+
     /// Puts a fresh replica in `slot` and waits until it is healthy.
     async fn replace(&self, slot: usize, began: Instant) -> Result<String, EngineError> {
         let old = self.generation(slot);
@@ -403,10 +457,26 @@ impl Cluster for DockerCluster {
             }
             Action::Pause => self.engine.pause(&container).await?,
             Action::Unpause => self.engine.unpause(&container).await?,
-            Action::Disconnect => self.engine.disconnect(&self.network, &container).await?,
+            Action::BlackholeOn => self.iptables(&container, "-I").await?,
+            Action::BlackholeOff => self.iptables(&container, "-D").await?,
+            Action::Disconnect => {
+                if let Ok(ip) = self.engine.ip(&container, &self.network).await {
+                    self.addresses
+                        .lock()
+                        .expect("address lock")
+                        .insert(container.clone(), ip);
+                }
+                self.engine.disconnect(&self.network, &container).await?
+            }
             Action::Reconnect => {
+                let ip = self
+                    .addresses
+                    .lock()
+                    .expect("address lock")
+                    .get(&container)
+                    .cloned();
                 self.engine
-                    .connect_network(&self.network, &container, &alias)
+                    .connect_network(&self.network, &container, &alias, ip.as_deref())
                     .await?
             }
         }

@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use bollard::errors::Error as BollardError;
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, NetworkConnectRequest, NetworkCreateRequest,
-    NetworkDisconnectRequest, NetworkingConfig, PortBinding, VolumeCreateRequest,
+    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, Ipam, IpamConfig,
+    NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest, NetworkingConfig,
+    PortBinding, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, InspectContainerOptions, KillContainerOptionsBuilder,
@@ -77,6 +78,8 @@ pub struct ContainerSpec {
     pub host_port: Option<u16>,
     /// Volume mounts, `volume:/path`.
     pub binds: Vec<String>,
+    /// Extra kernel capabilities, e.g. `NET_ADMIN`.
+    pub cap_add: Vec<String>,
 }
 
 /// Objects found (and, unless dry-run, removed) by a label selector.
@@ -133,26 +136,65 @@ impl Engine {
         &self.docker
     }
 
+    /// Creates a bridge network whose subnet is pinned (user-configured), so a
+    /// container taken off it can come back with the address it had, as after a real
+    /// partition. Docker picks a free subnet first; the network is then made again
+    /// with that subnet stated. Should that fail (another network took it in
+    /// between), the network is made without a stated subnet and reconnects get a
+    /// fresh address.
     pub async fn create_network(
         &self,
         name: &str,
         labels: HashMap<String, String>,
     ) -> Result<(), EngineError> {
-        let request = NetworkCreateRequest {
+        let request = |ipam: Option<Ipam>| NetworkCreateRequest {
             name: name.to_string(),
             driver: Some("bridge".into()),
-            labels: Some(labels),
+            labels: Some(labels.clone()),
+            ipam,
             ..Default::default()
         };
+        let failed = |source| EngineError::Call {
+            action: "create network",
+            object: name.to_string(),
+            source,
+        };
         self.docker
-            .create_network(request)
+            .create_network(request(None))
+            .await
+            .map_err(failed)?;
+        let chosen = self
+            .docker
+            .inspect_network(name, None)
+            .await
+            .ok()
+            .and_then(|n| n.ipam?.config?.into_iter().next())
+            .filter(|c| c.subnet.is_some());
+        let Some(config) = chosen else {
+            return Ok(());
+        };
+        self.docker.remove_network(name).await.map_err(failed)?;
+        let pinned = Ipam {
+            config: Some(vec![IpamConfig {
+                subnet: config.subnet,
+                gateway: config.gateway,
+                ..Default::default()
+            }]),
+            ..Default::default()
+        };
+        if self
+            .docker
+            .create_network(request(Some(pinned)))
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        self.docker
+            .create_network(request(None))
             .await
             .map(drop)
-            .map_err(|source| EngineError::Call {
-                action: "create network",
-                object: name.to_string(),
-                source,
-            })
+            .map_err(failed)
     }
 
     pub async fn create(&self, spec: &ContainerSpec) -> Result<(), EngineError> {
@@ -176,16 +218,20 @@ impl Engine {
                 network_mode: Some(spec.network.clone()),
                 port_bindings,
                 binds: (!spec.binds.is_empty()).then(|| spec.binds.clone()),
+                cap_add: (!spec.cap_add.is_empty()).then(|| spec.cap_add.clone()),
                 ..Default::default()
             }),
-            networking_config: Some(NetworkingConfig {
-                endpoints_config: Some(HashMap::from([(
-                    spec.network.clone(),
-                    EndpointSettings {
-                        aliases: Some(vec![spec.alias.clone()]),
-                        ..Default::default()
-                    },
-                )])),
+            // `container:<name>` shares another container's network: no endpoint of its own.
+            networking_config: (!spec.network.starts_with("container:")).then(|| {
+                NetworkingConfig {
+                    endpoints_config: Some(HashMap::from([(
+                        spec.network.clone(),
+                        EndpointSettings {
+                            aliases: Some(vec![spec.alias.clone()]),
+                            ..Default::default()
+                        },
+                    )])),
+                }
             }),
             ..Default::default()
         };
@@ -322,21 +368,32 @@ impl Engine {
             })
     }
 
-    /// Puts the container back on `network` under `alias`; one already connected is fine.
+    /// Puts the container back on `network` under `alias`, at `ip` when given and
+    /// the network allows it; one already connected is fine.
     pub async fn connect_network(
         &self,
         network: &str,
         name: &str,
         alias: &str,
+        ip: Option<&str>,
     ) -> Result<(), EngineError> {
-        let request = NetworkConnectRequest {
+        let request = |ip: Option<&str>| NetworkConnectRequest {
             container: name.to_string(),
             endpoint_config: Some(EndpointSettings {
                 aliases: Some(vec![alias.to_string()]),
+                ipam_config: ip.map(|ip| EndpointIpamConfig {
+                    ipv4_address: Some(ip.to_string()),
+                    ..Default::default()
+                }),
                 ..Default::default()
             }),
         };
-        match self.docker.connect_network(network, request).await {
+        let mut answer = self.docker.connect_network(network, request(ip)).await;
+        if ip.is_some() && answer.as_ref().is_err_and(|e| is_status(e, &[400, 500])) {
+            // The network has no stated subnet, or the address was taken: any address.
+            answer = self.docker.connect_network(network, request(None)).await;
+        }
+        match answer {
             Ok(()) => Ok(()),
             Err(err) if is_status(&err, &[403, 409]) && self.ip(name, network).await.is_ok() => {
                 Ok(())
@@ -369,6 +426,32 @@ impl Engine {
                 object: name.to_string(),
                 source,
             })
+    }
+
+    /// Starts a created container, waits until it exits and removes it; returns its
+    /// exit code and its output (for error messages).
+    pub async fn run_to_end(&self, name: &str) -> Result<(i64, String), EngineError> {
+        self.start(name).await?;
+        let mut waits = self.docker.wait_container(
+            name,
+            None::<bollard::query_parameters::WaitContainerOptions>,
+        );
+        let code = match waits.next().await {
+            Some(Ok(answer)) => answer.status_code,
+            Some(Err(BollardError::DockerContainerWaitError { code, .. })) => code,
+            Some(Err(source)) => {
+                let _ = self.remove(name).await;
+                return Err(EngineError::Call {
+                    action: "wait for container",
+                    object: name.to_string(),
+                    source,
+                });
+            }
+            None => -1,
+        };
+        let logs = self.logs_tail(name, 20).await;
+        self.remove(name).await?;
+        Ok((code, logs))
     }
 
     /// Whether the engine answers at all.

@@ -57,6 +57,10 @@ pub enum Action {
     Disconnect,
     /// Back on the run's network, under its alias.
     Reconnect,
+    /// Drop every packet in and out of the container (iptables in its namespace).
+    BlackholeOn,
+    /// Remove those rules again.
+    BlackholeOff,
 }
 
 /// What an action did.

@@ -1,7 +1,9 @@
 //! Container images built from binaries on the host, because no registry is reachable.
 //!
 //! sessionstorm knows three images ([`BuiltIn`]): the demo service (`session-app`, built by
-//! cargo in this workspace), Redis and HAProxy (both taken from the host's Debian packages).
+//! cargo in this workspace), Redis and HAProxy (both taken from the host's Debian packages),
+//! plus a helper built only on demand: `nettools` (the host's `iptables`, for the
+//! `blackhole` fault).
 //! Each is a `FROM scratch` image holding the ELF binary, the shared libraries `ldd` says it
 //! links (at the paths `ldd` printed, symlinks resolved to plain files), its ELF interpreter,
 //! and a small skeleton (`/etc/passwd`, `/etc/group`, `/etc/nsswitch.conf`, `/tmp`, `/run`).
@@ -59,10 +61,16 @@ pub enum BuiltIn {
     SessionApp,
     Redis,
     Haproxy,
+    /// A helper for the `blackhole` fault: `iptables` (nf_tables) from the host, run in
+    /// the network namespace of the container it cuts off. Built only when a scenario
+    /// uses it, so hosts without iptables can run every other scenario.
+    Nettools,
 }
 
 impl BuiltIn {
     pub const ALL: [BuiltIn; 3] = [BuiltIn::SessionApp, BuiltIn::Redis, BuiltIn::Haproxy];
+    /// Images built on demand only (not by `images build`).
+    pub const HELPERS: [BuiltIn; 1] = [BuiltIn::Nettools];
 
     /// The full tag, e.g. `sessionstorm/session-app:latest`.
     pub fn tag(self) -> &'static str {
@@ -70,6 +78,7 @@ impl BuiltIn {
             BuiltIn::SessionApp => "sessionstorm/session-app:latest",
             BuiltIn::Redis => "sessionstorm/redis:latest",
             BuiltIn::Haproxy => "sessionstorm/haproxy:latest",
+            BuiltIn::Nettools => "sessionstorm/nettools:latest",
         }
     }
 
@@ -83,7 +92,10 @@ impl BuiltIn {
     pub fn from_tag(tag: &str) -> Option<BuiltIn> {
         let tag = tag.strip_prefix("docker.io/").unwrap_or(tag);
         let name = tag.strip_suffix(":latest").unwrap_or(tag);
-        BuiltIn::ALL.into_iter().find(|image| image.name() == name)
+        BuiltIn::ALL
+            .into_iter()
+            .chain(BuiltIn::HELPERS)
+            .find(|image| image.name() == name)
     }
 }
 

@@ -183,17 +183,30 @@ impl Recipe {
                 locate_host_binary(image, "haproxy", "haproxy", &["/usr/sbin"])?,
                 "/usr/sbin/haproxy",
             ),
+            BuiltIn::Nettools => (
+                locate_host_binary(
+                    image,
+                    "xtables-nft-multi",
+                    "iptables",
+                    &["/usr/sbin", "/sbin"],
+                )?,
+                "/usr/sbin/xtables-nft-multi",
+            ),
         };
         let mut rootfs = Rootfs::skeleton();
         if image == BuiltIn::Haproxy {
             rootfs.add_dir(HAPROXY_CONFIG_DIR, 0o755);
         }
         let libraries = add_binary(&mut rootfs, image, &binary, image_path)?;
+        let mut env = library_path_env(&libraries);
+        if image == BuiltIn::Nettools {
+            env.push(add_xtables_targets(&mut rootfs, &libraries)?);
+        }
         Ok(Recipe {
             image,
             rootfs,
             entrypoint: vec![image_path.to_string()],
-            env: library_path_env(&libraries),
+            env,
         })
     }
 
@@ -351,6 +364,37 @@ fn add_binary(
         }
     }
     Ok(libraries)
+}
+
+/// iptables loads even its standard targets (`-j DROP`) with `dlopen` from its
+/// extension directory, which `ldd` cannot see: copy `libxt_standard.so` from beside
+/// `libxtables` and point `XTABLES_LIBDIR` at it.
+fn add_xtables_targets(
+    rootfs: &mut Rootfs,
+    libraries: &[PathBuf],
+) -> Result<(String, String), ImageError> {
+    let beside = libraries
+        .iter()
+        .filter(|lib| lib.to_string_lossy().contains("libxtables"))
+        .filter_map(|lib| Some(lib.parent()?.join("xtables")));
+    let fallbacks = ["/usr/lib/x86_64-linux-gnu/xtables", "/usr/lib/xtables"]
+        .into_iter()
+        .map(PathBuf::from);
+    let dir = beside
+        .chain(fallbacks)
+        .find(|dir| dir.join("libxt_standard.so").is_file())
+        .ok_or(ImageError::HostBinaryNotFound {
+            image: BuiltIn::Nettools,
+            binary: "libxt_standard.so",
+            package: "iptables",
+        })?;
+    let dir_text = dir.to_string_lossy().to_string();
+    rootfs.add_host_file(
+        BuiltIn::Nettools,
+        &format!("{dir_text}/libxt_standard.so"),
+        &dir.join("libxt_standard.so"),
+    )?;
+    Ok(("XTABLES_LIBDIR".to_string(), dir_text))
 }
 
 /// `LD_LIBRARY_PATH` listing every directory a library came from. The image has no

@@ -49,7 +49,7 @@ const BACKLOG_RETRY: Duration = Duration::from_millis(1);
 #[derive(Debug)]
 pub struct Driver {
     client: reqwest::Client,
-    base: String,
+    urls: Urls,
     plan: LoadPlan,
     /// Seeds the closed model's think times.
     seed: u64,
@@ -111,7 +111,7 @@ impl Driver {
         }
         Driver {
             client: client.build().expect("a plain HTTP client builds"),
-            base: base.trim_end_matches('/').to_string(),
+            urls: Urls::new(base),
             plan: plan.clone(),
             seed,
             start,
@@ -377,6 +377,27 @@ impl Driver {
             swept.anomalies.extend(done.anomalies);
         }
         swept
+    }
+}
+
+/// The contract's two paths, parsed once rather than on every request.
+#[derive(Debug)]
+struct Urls {
+    session: reqwest::Url,
+    items: reqwest::Url,
+}
+
+impl Urls {
+    fn new(base: &str) -> Self {
+        let base = base.trim_end_matches('/');
+        let parse = |path: &str| {
+            reqwest::Url::parse(&format!("{base}{path}"))
+                .unwrap_or_else(|e| panic!("the balancer URL {base:?} is not a URL: {e}"))
+        };
+        Urls {
+            session: parse("/session"),
+            items: parse("/session/items"),
+        }
     }
 }
 

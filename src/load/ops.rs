@@ -226,7 +226,7 @@ impl Driver {
     }
 
     async fn create(&self, done: &mut Done) {
-        let request = self.client.post(format!("{}/session", self.base));
+        let request = self.client.post(self.urls.session.clone());
         match self.send(request, done).await {
             Answer::State(state, served_by, cookies) => {
                 Live::add(&self.live.sessions, 1);
@@ -259,7 +259,7 @@ impl Driver {
             session.model.sent(k);
             let request = self
                 .client
-                .post(format!("{}/session/items", self.base))
+                .post(self.urls.items.clone())
                 .header(reqwest::header::COOKIE, session.cookie())
                 .json(&serde_json::json!({ "op": item, "item": item }));
             match self.send(request, done).await {
@@ -284,7 +284,7 @@ impl Driver {
     async fn read(&self, session: &mut LiveSession, op: Op, done: &mut Done) -> bool {
         let request = self
             .client
-            .get(format!("{}/session", self.base))
+            .get(self.urls.session.clone())
             .header(reqwest::header::COOKIE, session.cookie());
         match self.send(request, done).await {
             Answer::State(state, served_by, _) => {

@@ -513,4 +513,48 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), b"two");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
+
+    #[test]
+    fn fault_summary_totals_windows_and_names_the_worst() {
+        use crate::chaos::Recovery;
+        let record = |outcome, window_ms, failed| FaultRecord {
+            entry: 0,
+            fault: "kill",
+            target: format!("replica-{window_ms}.0"),
+            planned_ms: 1000,
+            injected_ms: 1000,
+            outcome,
+            reason: None,
+            replacement: None,
+            ready_after_ms: None,
+            reverted_ms: None,
+            error: None,
+            recovery: (failed > 0).then_some(Recovery {
+                first_failure_ms: 1000,
+                last_failure_ms: 1000 + window_ms - 10,
+                window_ms,
+                failed_requests: failed,
+                recovery_ms: window_ms + 5,
+            }),
+        };
+        let s = FaultSummary::of(
+            vec![
+                record("injected", 40, 3),
+                record("injected", 900, 20),
+                record("skipped", 0, 0),
+                record("revert_failed", 10, 1),
+            ],
+            None,
+        );
+        assert_eq!((s.injected, s.skipped, s.revert_failed), (3, 1, 1));
+        assert_eq!((s.failed_requests, s.total_window_ms), (24, 950));
+        assert_eq!(s.recovery_ms, 905);
+        let worst = s.worst.unwrap();
+        assert_eq!(
+            (worst.event, worst.window_ms, worst.failed_requests),
+            (1, 900, 20)
+        );
+        assert_eq!(worst.target, "replica-900.0");
+        assert!(FaultSummary::of(vec![], None).worst.is_none());
+    }
 }
