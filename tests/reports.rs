@@ -315,3 +315,21 @@ fn compare_command_exits_1_on_a_regression_0_without_and_2_on_unreadable_input()
     assert_eq!(out.status.code(), Some(2), "a misspelled metric is refused");
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown operation"));
 }
+
+#[test]
+fn charts_draw_faults_that_hit_and_leave_out_skipped_ones() {
+    let mut summary = fixture();
+    let events = &mut summary.faults.events;
+    events[0].outcome = "revert_failed";
+    events[0].error = Some("unpause refused".into());
+    events[1].outcome = "skipped";
+    let svg = report::charts::latency(&summary).unwrap();
+    assert!(
+        svg.contains("kill replica-0.0"),
+        "a fault whose revert failed did hit"
+    );
+    assert!(
+        !svg.contains("kill replica-1.0"),
+        "a skipped fault hit nothing"
+    );
+}

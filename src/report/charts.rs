@@ -51,7 +51,8 @@ fn faults(summary: &Summary) -> Vec<Fault> {
         .faults
         .events
         .iter()
-        .filter(|e| e.outcome != "skipped" && e.error.is_none())
+        // What hit a target; skipped and failed faults did not.
+        .filter(|e| !matches!(e.outcome, "skipped" | "failed"))
         .map(|e| Fault {
             at: e.injected_ms as f64 / 1000.0,
             label: format!("{} {}", e.fault, e.target),
