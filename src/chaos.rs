@@ -22,7 +22,7 @@ use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -158,7 +158,7 @@ pub fn schedule(plan: &Plan) -> Vec<Scheduled> {
 
 /// The error window one fault caused, from the user's side: failed requests between
 /// its injection and the next fault (or the end of the load), in 10 ms buckets.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Recovery {
     /// Offsets from the start of the load of the first and last failed bucket.
     pub first_failure_ms: u64,
@@ -172,7 +172,7 @@ pub struct Recovery {
 }
 
 /// What happened when a fault was applied.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FaultRecord {
     /// Index of the `[[chaos]]` entry.
     pub entry: usize,

@@ -107,6 +107,15 @@ pub enum Command {
     /// Build or list the images the harness makes from host binaries.
     #[command(subcommand, after_help = IMAGES_EXAMPLES)]
     Images(ImagesCommand),
+    /// Rebuild report.html of a run folder from its summary.json, e.g. of a folder
+    /// downloaded from CI.
+    Report {
+        /// The run folder (reports/<run id>).
+        run_dir: PathBuf,
+    },
+    /// Compare a run with a baseline run, metric by metric; exit 1 on a regression
+    /// beyond the tolerances, 2 when a run folder cannot be read.
+    Compare(crate::compare::CompareArgs),
     /// Remove containers and networks left behind by runs (only those labelled
     /// `sessionstorm.run`; nothing else is touched).
     #[command(after_help = CLEANUP_EXAMPLES)]

@@ -35,6 +35,7 @@ macro_rules! say_always {
 pub mod chaos;
 pub mod cli;
 pub mod cluster;
+pub mod compare;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzz_inputs;
@@ -145,6 +146,8 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> Result<ExitCode> {
             let _ = std::io::stdout().lock().write_all(&script);
             Ok(ExitCode::Passed)
         }
+        Command::Report { run_dir } => report::rebuild(&run_dir),
+        Command::Compare(args) => compare::run(&args),
         Command::Cleanup { run, dry_run } => {
             let engine = Engine::connect().await.map_err(Error::infra)?;
             let label = match &run {

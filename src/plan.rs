@@ -31,6 +31,8 @@ pub struct Plan {
     /// Chaos skips a fault that would leave fewer healthy replicas than this.
     pub min_alive: usize,
     pub chaos: Vec<ChaosPlan>,
+    /// Thresholds the run must meet, and tolerances for `compare`.
+    pub gates: crate::gate::Gates,
     /// The scenario as written, kept for the report.
     pub source: Source,
     /// The command-line overrides applied to it, as typed (secrets masked).
@@ -360,6 +362,9 @@ pub fn build(source: &Source, overrides: &Overrides) -> Result<Plan, Vec<Problem
             }
         }
     }
+    let gates = crate::gate::Gates::validate(&raw.gates, source)
+        .map_err(|problems| v.problems.extend(problems))
+        .unwrap_or_default();
 
     if !v.problems.is_empty() {
         return Err(v.problems);
@@ -381,6 +386,7 @@ pub fn build(source: &Source, overrides: &Overrides) -> Result<Plan, Vec<Problem
         load,
         min_alive,
         chaos: chaos.into_iter().flatten().collect(),
+        gates,
         source: source.clone(),
         overrides: overrides.set.iter().map(|s| s.origin.clone()).collect(),
     })

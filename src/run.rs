@@ -112,15 +112,21 @@ pub async fn execute(
             "warning: teardown failed ({err}); remove leftovers with `sessionstorm cleanup --run {run_id}`"
         ),
     }
-    let mut summary = outcome.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+    let (mut summary, anomalies) =
+        outcome.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
     summary.run_id = run_id;
     summary.started_at = started_at.to_rfc3339();
-    let path = summary.write_json(&dir).map_err(|e| {
+    summary.gates = gate::evaluate(&plan.gates.checks, &summary);
+    gate::apply(&mut summary.verdict, &summary.gates.clone());
+    let (path, warnings) = report::write_folder(&mut summary, &anomalies, &dir).map_err(|e| {
         Error::infra(anyhow::anyhow!(
             "cannot write the report in {}: {e}",
             dir.display()
         ))
     })?;
+    for warning in warnings {
+        eprintln!("warning: {warning}");
+    }
     let text = summary.render_text();
     say!("{}", text.trim_end());
     // -q: the verdict line alone.
@@ -143,7 +149,7 @@ async fn drive(
     plan: &Plan,
     dir: &Path,
     shutdown: &Shutdown,
-) -> Result<Summary> {
+) -> Result<(Summary, Vec<crate::session::Anomaly>)> {
     let started = match cluster.start().await {
         Ok(started) => started,
         Err(_) if shutdown.graceful.is_cancelled() => return Err(Error::Interrupted),
@@ -280,7 +286,8 @@ async fn drive(
         }
         Model::Closed { users, .. } => (None, Some(*users)),
     };
-    Ok(Summary {
+    let all_anomalies = anomalies.clone();
+    let summary = Summary {
         schema_version: report::SCHEMA_VERSION,
         run_id: String::new(),
         scenario: plan.name.clone(),
@@ -315,7 +322,13 @@ async fn drive(
         faults: FaultSummary::of(faults.records, faults.halted),
         intervals: load.collected.intervals,
         files: BTreeMap::from([("latency_log", HLOG_FILE.to_string())]),
-    })
+        scenario_toml: crate::secrets::mask_scenario(&plan.source.text),
+        gates: Vec::new(),
+        tolerances: (plan.gates.tolerances.iter())
+            .map(|(metric, t)| (metric.clone(), t.to_string()))
+            .collect(),
+    };
+    Ok((summary, all_anomalies))
 }
 
 /// The last fault injected at or before `at`, in words.

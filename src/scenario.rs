@@ -31,6 +31,9 @@ pub struct Scenario {
     pub min_alive: Option<Spanned<i64>>,
     #[serde(default)]
     pub chaos: Vec<Chaos>,
+    /// `[gates]`: thresholds the run must meet, and tolerances for `compare`.
+    #[serde(default)]
+    pub gates: crate::gate::RawGates,
 }
 
 /// `[service]`: the replicas under test.

@@ -41,7 +41,7 @@ enum Item {
 }
 
 /// The kinds of anomaly of DESIGN.md, in report order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AnomalyKind {
     LostSession,
@@ -82,7 +82,7 @@ impl fmt::Display for AnomalyKind {
 }
 
 /// The operations of the session contract, plus the final sweep's read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Op {
     Create,
@@ -105,7 +105,7 @@ impl Op {
 }
 
 /// One observed violation of the session contract.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Anomaly {
     pub kind: AnomalyKind,
     pub session: String,
@@ -113,7 +113,11 @@ pub struct Anomaly {
     /// The `X-Served-By` of the answer that showed it.
     pub served_by: Option<String>,
     /// Time since the start of the load.
-    #[serde(rename = "at_ms", serialize_with = "as_millis")]
+    #[serde(
+        rename = "at_ms",
+        serialize_with = "as_millis",
+        deserialize_with = "from_millis"
+    )]
     pub at: Duration,
     /// What was expected and what was seen, in words.
     pub detail: String,
@@ -124,6 +128,10 @@ pub struct Anomaly {
 
 fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(d.as_millis() as u64)
+}
+
+fn from_millis<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    u64::deserialize(d).map(Duration::from_millis)
 }
 
 /// Context of one observation, attached to any anomaly it reveals.

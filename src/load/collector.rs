@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::metrics::{ErrorKind, Live, Outcome, Percentiles, Recorder};
@@ -35,7 +35,7 @@ pub enum Message {
 }
 
 /// One interval of the run, as it goes into summary.json.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IntervalRow {
     /// Start of the interval, seconds from the start of the load.
     pub t: u64,
@@ -45,7 +45,7 @@ pub struct IntervalRow {
     pub ops: BTreeMap<Op, IntervalOp>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IntervalOp {
     pub ok: u64,
     /// Operations that ended without an answer (after their retries).

@@ -1,21 +1,28 @@
 //! The run's report: one [`Summary`] value, written as `summary.json` and printed as
 //! a verdict on the terminal, beside the latency interval log ([`hlog`]).
 //!
-//! Both are pure functions of the summary, so what the terminal says and what CI
-//! reads cannot disagree. Files are written to a temporary name and renamed, so a
+//! Every other file of the run folder is a pure function of the summary, one module
+//! per format: [`csv`] (latency, events, sessions, replicas), [`junit`] and [`html`]
+//! (with its [`charts`]). So what the terminal says and what CI reads cannot
+//! disagree, and `sessionstorm report RUN_DIR` can rebuild the HTML from
+//! summary.json alone. Files are written to a temporary name and renamed, so a
 //! reader (or a crash) never sees half a report.
 
+pub mod charts;
+pub mod csv;
 pub mod hlog;
+pub mod html;
+pub mod junit;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::chaos::FaultRecord;
-use crate::gate::Verdict;
+use crate::gate::{GateResult, Verdict};
 use crate::load::collector::IntervalRow;
 use crate::metrics::{ErrorKind, Outcome, Percentiles, Recorder};
 use crate::session::{Anomaly, AnomalyKind, Op};
@@ -25,7 +32,9 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// How many anomalies are listed one by one; all are counted.
 const ANOMALY_SAMPLES: usize = 200;
 
-#[derive(Debug, Clone, Serialize)]
+/// `&'static str` fields borrow from the text read: see [`Summary::read`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(bound(deserialize = "'de: 'static"))]
 pub struct Summary {
     pub schema_version: u32,
     pub run_id: String,
@@ -51,10 +60,19 @@ pub struct Summary {
     pub intervals: Vec<IntervalRow>,
     /// Files beside summary.json, by what they hold.
     pub files: BTreeMap<&'static str, String>,
+    /// The scenario file as run, verbatim (the seed actually used is `seed`).
+    #[serde(default)]
+    pub scenario_toml: String,
+    /// The scenario's `[gates]` checks, as evaluated.
+    #[serde(default)]
+    pub gates: Vec<GateResult>,
+    /// The scenario's tolerances for `sessionstorm compare`, by metric.
+    #[serde(default)]
+    pub tolerances: BTreeMap<String, String>,
 }
 
 /// The load as it was set up, and what it could not do.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoadSummary {
     /// `open` or `closed`.
     pub model: &'static str,
@@ -68,7 +86,7 @@ pub struct LoadSummary {
     pub missed_starts: u64,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ClusterSummary {
     pub replicas: usize,
     pub url: String,
@@ -78,14 +96,14 @@ pub struct ClusterSummary {
     pub healed_ms: Option<u64>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SessionCounts {
     pub created: u64,
     pub checked: u64,
     pub unverified: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OpSummary {
     /// Operations that got an answer (a retried append counts once).
     pub ok: u64,
@@ -100,7 +118,7 @@ pub struct OpSummary {
     pub latency_uncorrected_ms: Percentiles,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct AnomalySummary {
     pub total: u64,
     pub by_kind: BTreeMap<AnomalyKind, u64>,
@@ -126,7 +144,8 @@ impl AnomalySummary {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(bound(deserialize = "'de: 'static"))]
 pub struct FaultSummary {
     /// Faults that hit something (`injected`, `revert_failed`).
     pub injected: u64,
@@ -149,7 +168,7 @@ pub struct FaultSummary {
     pub events: Vec<FaultRecord>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorstWindow {
     /// Index into `events`.
     pub event: usize,
@@ -244,7 +263,104 @@ fn tempfile_in(dir: &Path, path: &Path) -> std::io::Result<(PathBuf, std::fs::Fi
     Ok((tmp, file))
 }
 
+/// The files of a run folder, by their key in `Summary::files`.
+pub const FILES: [(&str, &str); 8] = [
+    ("summary", "summary.json"),
+    ("latency_csv", "latency.csv"),
+    ("events_csv", "events.csv"),
+    ("sessions_csv", "sessions.csv"),
+    ("replicas_csv", "replicas.csv"),
+    ("latency_log", "latency.hlog"),
+    ("junit", "junit.xml"),
+    ("html", "report.html"),
+];
+
+/// Writes every file of the run folder but the latency log (written as the run
+/// goes). summary.json comes first and is the only one whose failure is an error:
+/// any other file that cannot be made is a warning (returned), and the rest are
+/// still written. `anomalies` is the full list (the summary keeps only the first
+/// ones); it goes into sessions.csv.
+pub fn write_folder(
+    summary: &mut Summary,
+    anomalies: &[Anomaly],
+    dir: &Path,
+) -> std::io::Result<(PathBuf, Vec<String>)> {
+    summary.files = FILES.iter().map(|(k, f)| (*k, f.to_string())).collect();
+    let json = summary.write_json(dir)?;
+    let summary = &*summary;
+    type Export<'a> = &'a dyn Fn() -> std::io::Result<Vec<u8>>;
+    let exporters: [(&str, Export<'_>); 6] = [
+        ("latency.csv", &|| csv::latency(summary)),
+        ("events.csv", &|| csv::events(summary)),
+        ("sessions.csv", &|| csv::sessions(anomalies)),
+        ("replicas.csv", &|| csv::replicas(summary)),
+        ("junit.xml", &|| {
+            junit::render(summary).map(String::into_bytes)
+        }),
+        ("report.html", &|| {
+            html::render(summary).map(String::into_bytes)
+        }),
+    ];
+    let mut warnings = Vec::new();
+    for (name, export) in exporters {
+        let path = dir.join(name);
+        if let Err(e) = export().and_then(|bytes| write_atomically(&path, &bytes)) {
+            warnings.push(format!("cannot write {}: {e}", path.display()));
+        }
+    }
+    Ok((json, warnings))
+}
+
+/// `sessionstorm report RUN_DIR`: rewrites report.html and junit.xml of a run folder
+/// from its summary.json.
+pub fn rebuild(dir: &Path) -> crate::error::Result<crate::error::ExitCode> {
+    use crate::error::{Error, ExitCode};
+    let summary = Summary::read(dir).map_err(Error::Invalid)?;
+    let write = |name: &str, text: String| {
+        let path = dir.join(name);
+        write_atomically(&path, text.as_bytes())
+            .map_err(|e| Error::Invalid(format!("cannot write {}: {e}", path.display())))
+            .map(|()| path)
+    };
+    let junit = junit::render(&summary).map_err(|e| Error::Invalid(e.to_string()))?;
+    write("junit.xml", junit)?;
+    let html = html::render(&summary).map_err(|e| Error::Invalid(e.to_string()))?;
+    let path = write("report.html", html)?;
+    crate::say!(
+        "wrote {} (verdict {})",
+        path.display(),
+        summary.verdict.status
+    );
+    Ok(ExitCode::Passed)
+}
+
 impl Summary {
+    /// Reads a `summary.json` (or the one inside a run folder). The text is kept for
+    /// the life of the process: the summary's `&'static str` fields borrow from it.
+    pub fn read(path: &Path) -> Result<Summary, String> {
+        let path = if path.is_dir() {
+            path.join("summary.json")
+        } else {
+            path.to_path_buf()
+        };
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        Summary::parse(Box::leak(text.into_boxed_str()))
+            .map_err(|e| format!("{} is not a sessionstorm summary: {e}", path.display()))
+    }
+
+    /// Parses summary.json text.
+    pub fn parse(text: &'static str) -> Result<Summary, String> {
+        let summary: Summary = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        if summary.schema_version != SCHEMA_VERSION {
+            return Err(format!(
+                "schema version {} (this sessionstorm reads version {SCHEMA_VERSION})",
+                summary.schema_version
+            ));
+        }
+        Ok(summary)
+    }
+
     /// Writes `summary.json` into `dir`, which must exist.
     pub fn write_json(&self, dir: &Path) -> std::io::Result<PathBuf> {
         let path = dir.join("summary.json");
@@ -338,6 +454,16 @@ impl Summary {
                     .map(|f| format!(" [after {f}]"))
                     .unwrap_or_default()
             );
+        }
+        if !self.gates.is_empty() {
+            let _ = writeln!(out, "\ngates");
+            for gate in &self.gates {
+                let value = gate
+                    .value
+                    .map_or_else(|| "no value".to_string(), |v| format!("{v}"));
+                let mark = if gate.passed { "pass" } else { "FAIL" };
+                let _ = writeln!(out, "  {mark} {:<32} (run: {value})", gate.expr);
+            }
         }
         let verdict = match self.verdict.status {
             "passed" => "PASSED: no session lost".to_string(),

@@ -1,0 +1,487 @@
+//! The charts of report.html, drawn with plotters' SVG backend into strings.
+//!
+//! Every time chart shares one x axis (seconds from the start of the load) and
+//! draws each fault on it: a red line at its injection, labelled, with the error
+//! window users saw after it shaded. The SVG backend writes `<text>` elements, so no
+//! font files are needed to draw or to view the charts.
+
+use std::collections::BTreeMap;
+
+use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::metrics::Percentiles;
+use crate::session::Op;
+
+use super::Summary;
+
+const WIDTH: u32 = 1100;
+const HEIGHT: u32 = 340;
+const FONT: &str = "sans-serif";
+/// Latency below this is drawn at it on log axes (log 0 does not exist).
+const FLOOR_MS: f64 = 0.01;
+
+type Result<T> = std::result::Result<T, String>;
+
+fn err(e: impl std::fmt::Display) -> String {
+    format!("cannot draw a chart: {e}")
+}
+
+fn op_color(op: Op) -> RGBColor {
+    match op {
+        Op::Create => RGBColor(31, 119, 180),
+        Op::Append => RGBColor(44, 160, 44),
+        Op::Read => RGBColor(255, 127, 14),
+        Op::Sweep => RGBColor(148, 103, 189),
+    }
+}
+
+const FAULT: RGBColor = RGBColor(214, 39, 40);
+
+/// A fault as drawn: when (seconds), its label, and the error window after it.
+struct Fault {
+    at: f64,
+    label: String,
+    window: Option<(f64, f64)>,
+}
+
+fn faults(summary: &Summary) -> Vec<Fault> {
+    summary
+        .faults
+        .events
+        .iter()
+        // What hit a target; skipped and failed faults did not.
+        .filter(|e| !matches!(e.outcome, "skipped" | "failed"))
+        .map(|e| Fault {
+            at: e.injected_ms as f64 / 1000.0,
+            label: format!("{} {}", e.fault, e.target),
+            window: e.recovery.as_ref().map(|r| {
+                (
+                    r.first_failure_ms as f64 / 1000.0,
+                    (r.last_failure_ms + 10) as f64 / 1000.0,
+                )
+            }),
+        })
+        .collect()
+}
+
+/// The x range of the time charts: the whole load, and every fault.
+fn time_range(summary: &Summary) -> std::ops::Range<f64> {
+    let last_interval = summary.intervals.last().map_or(0, |r| r.t + 1) as f64;
+    let last_fault = faults(summary).iter().map(|f| f.at).fold(0.0, f64::max);
+    0.0..last_interval
+        .max(summary.load_elapsed_s)
+        .max(last_fault)
+        .max(1.0)
+}
+
+/// Draws the faults across the chart's whole height, `y` being its y range.
+fn draw_faults<'a, DB: DrawingBackend + 'a, Y: Ranged<ValueType = f64>>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, Y>>,
+    faults: &[Fault],
+    y: (f64, f64),
+) -> Result<()> {
+    chart
+        .draw_series(faults.iter().filter_map(|f| {
+            f.window.map(|(from, to)| {
+                Rectangle::new(
+                    [(from, y.0), (to.max(from + 0.05), y.1)],
+                    FAULT.mix(0.12).filled(),
+                )
+            })
+        }))
+        .map_err(err)?;
+    chart
+        .draw_series(
+            faults
+                .iter()
+                .map(|f| PathElement::new(vec![(f.at, y.0), (f.at, y.1)], FAULT.stroke_width(1))),
+        )
+        .map_err(err)?;
+    // Labels at the top, staggered so neighbouring faults stay readable.
+    chart
+        .draw_series(faults.iter().enumerate().map(|(i, f)| {
+            let top = chart_top_label(y, i);
+            Text::new(
+                f.label.clone(),
+                (f.at, top),
+                (FONT, 11).into_font().color(&FAULT),
+            )
+        }))
+        .map_err(err)?;
+    Ok(())
+}
+
+/// Where the `i`th fault label goes: near the top, on one of three rows.
+fn chart_top_label(y: (f64, f64), i: usize) -> f64 {
+    let row = (i % 3) as f64;
+    if y.0 > 0.0 && y.1 / y.0 > 100.0 {
+        // A log axis: step down by factors.
+        y.1 / 1.6f64.powf(row + 1.0)
+    } else {
+        y.1 - (y.1 - y.0) * (0.04 + 0.06 * row)
+    }
+}
+
+fn svg(draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> Result<()>) -> Result<String> {
+    svg_sized(WIDTH, HEIGHT, draw)
+}
+
+fn svg_sized(
+    width: u32,
+    height: u32,
+    draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> Result<()>,
+) -> Result<String> {
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, (width, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        draw(&root)?;
+        root.present().map_err(err)?;
+    }
+    Ok(out)
+}
+
+/// Per-interval series of one figure, by operation.
+fn series(
+    summary: &Summary,
+    pick: impl Fn(&crate::load::collector::IntervalOp) -> Option<f64>,
+) -> BTreeMap<Op, Vec<(f64, f64)>> {
+    let mut out: BTreeMap<Op, Vec<(f64, f64)>> = BTreeMap::new();
+    for row in &summary.intervals {
+        for (op, o) in &row.ops {
+            if let Some(v) = pick(o) {
+                out.entry(*op).or_default().push((row.t as f64 + 0.5, v));
+            }
+        }
+    }
+    out
+}
+
+/// The legend, drawn in its own area right of the plot so it never hides a fault
+/// label or a line.
+fn legend(area: &DrawingArea<SVGBackend<'_>, Shift>, entries: &[(String, RGBColor)]) -> Result<()> {
+    for (i, (label, color)) in entries.iter().enumerate() {
+        let y = 52 + i as i32 * 18;
+        area.draw(&PathElement::new(
+            vec![(6, y), (28, y)],
+            color.stroke_width(2),
+        ))
+        .map_err(err)?;
+        area.draw(&Text::new(label.clone(), (34, y - 7), (FONT, 12)))
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// Room right of the plot for the legend.
+const LEGEND_WIDTH: u32 = 200;
+
+/// Completed operations per second, by operation, and failed operations.
+pub fn throughput(summary: &Summary) -> Result<String> {
+    let ok = series(summary, |o| Some(o.ok as f64));
+    let mut failed: BTreeMap<u64, f64> = BTreeMap::new();
+    for row in &summary.intervals {
+        *failed.entry(row.t).or_default() += row.ops.values().map(|o| o.failed as f64).sum::<f64>();
+    }
+    let top = ok
+        .values()
+        .flatten()
+        .map(|p| p.1)
+        .chain(failed.values().copied())
+        .fold(1.0, f64::max)
+        * 1.25;
+    let x = time_range(summary);
+    let faults = faults(summary);
+    svg(|root| {
+        let (root, side) = root.split_horizontally(WIDTH - LEGEND_WIDTH);
+        let mut chart = ChartBuilder::on(&root)
+            .caption("Throughput: operations per second", (FONT, 18))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x, 0.0..top)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("seconds since the load started")
+            .y_desc("operations / s")
+            .light_line_style(BLACK.mix(0.05))
+            .draw()
+            .map_err(err)?;
+        draw_faults(&mut chart, &faults, (0.0, top))?;
+        let mut entries = vec![("fault (shaded: users saw errors)".to_string(), FAULT)];
+        for (op, points) in ok {
+            let color = op_color(op);
+            entries.push((format!("{} ok", op.name()), color));
+            chart
+                .draw_series(LineSeries::new(points, color.stroke_width(2)))
+                .map_err(err)?;
+        }
+        let failed: Vec<(f64, f64)> = failed
+            .into_iter()
+            .map(|(t, n)| (t as f64 + 0.5, n))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(failed, BLACK.stroke_width(1)))
+            .map_err(err)?;
+        entries.push(("failed (no answer)".to_string(), BLACK));
+        legend(&side, &entries)
+    })
+}
+
+/// p50 (dashed) and p99 (solid) latency per second, corrected, on a log axis.
+pub fn latency(summary: &Summary) -> Result<String> {
+    let p50 = series(summary, |o| {
+        (o.corrected_ms.count > 0).then_some(o.corrected_ms.p50.max(FLOOR_MS))
+    });
+    let p99 = series(summary, |o| {
+        (o.corrected_ms.count > 0).then_some(o.corrected_ms.p99.max(FLOOR_MS))
+    });
+    let (lo, hi) = log_bounds(p50.values().chain(p99.values()).flatten().map(|p| p.1));
+    let x = time_range(summary);
+    let faults = faults(summary);
+    svg(|root| {
+        let (root, side) = root.split_horizontally(WIDTH - LEGEND_WIDTH);
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                "Latency per second (corrected for coordinated omission): p99 solid, p50 dashed",
+                (FONT, 18),
+            )
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x, (lo..hi).log_scale())
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("seconds since the load started")
+            .y_desc("ms (log)")
+            .light_line_style(BLACK.mix(0.05))
+            .draw()
+            .map_err(err)?;
+        draw_faults(&mut chart, &faults, (lo, hi))?;
+        let mut entries = vec![("fault (shaded: users saw errors)".to_string(), FAULT)];
+        for (op, points) in p99 {
+            let color = op_color(op);
+            entries.push((format!("{} p99 (p50 dashed)", op.name()), color));
+            chart
+                .draw_series(LineSeries::new(points, color.stroke_width(2)))
+                .map_err(err)?;
+        }
+        for (op, points) in p50 {
+            let color = op_color(op);
+            chart
+                .draw_series(DashedLineSeries::new(points, 4, 3, color.stroke_width(1)))
+                .map_err(err)?;
+        }
+        legend(&side, &entries)
+    })
+}
+
+/// Failed requests / requests per second, in percent.
+pub fn error_rate(summary: &Summary) -> Result<String> {
+    let points: Vec<(f64, f64)> = summary
+        .intervals
+        .iter()
+        .map(|row| {
+            let errors: u64 = row.ops.values().flat_map(|o| o.errors.values()).sum();
+            let ok: u64 = row.ops.values().map(|o| o.ok).sum();
+            let all = errors + ok;
+            let rate = if all == 0 {
+                0.0
+            } else {
+                errors as f64 * 100.0 / all as f64
+            };
+            (row.t as f64 + 0.5, rate)
+        })
+        .collect();
+    let top = (points.iter().map(|p| p.1).fold(0.0, f64::max) * 1.25).max(1.0);
+    let x = time_range(summary);
+    let faults = faults(summary);
+    svg(|root| {
+        let (root, side) = root.split_horizontally(WIDTH - LEGEND_WIDTH);
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                "Error rate: failed requests per second, in % of requests",
+                (FONT, 18),
+            )
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x, 0.0..top)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("seconds since the load started")
+            .y_desc("% of requests")
+            .light_line_style(BLACK.mix(0.05))
+            .draw()
+            .map_err(err)?;
+        draw_faults(&mut chart, &faults, (0.0, top))?;
+        chart
+            .draw_series(
+                AreaSeries::new(points, 0.0, FAULT.mix(0.35)).border_style(FAULT.stroke_width(2)),
+            )
+            .map_err(err)?;
+        legend(
+            &side,
+            &[
+                ("fault (shaded: users saw errors)".to_string(), FAULT),
+                ("error rate".to_string(), FAULT),
+            ],
+        )
+    })
+}
+
+/// The quantiles of the spectrum on a "nines" axis (x = -log10(1 - q), so p90 is
+/// 1, p99 2, p99.9 3); p50 sits at 0 (instead of 0.3) and max one step past p99.9.
+const SPECTRUM: [(f64, &str); 5] = [
+    (0.0, "p50"),
+    (1.0, "p90"),
+    (2.0, "p99"),
+    (3.0, "p99.9"),
+    (4.0, "max"),
+];
+
+fn spectrum_points(p: &Percentiles) -> Vec<(f64, f64)> {
+    [p.p50, p.p90, p.p99, p.p999, p.max]
+        .into_iter()
+        .zip(SPECTRUM)
+        .map(|(v, (x, _))| (x, v.max(FLOOR_MS)))
+        .collect()
+}
+
+/// The whole run's latency by percentile, corrected (solid) and uncorrected
+/// (dashed), both axes logarithmic.
+pub fn spectrum(summary: &Summary) -> Result<String> {
+    let ops: Vec<(Op, &Percentiles, &Percentiles)> = summary
+        .operations
+        .iter()
+        .filter(|(_, o)| o.latency_ms.count > 0)
+        .map(|(op, o)| (*op, &o.latency_ms, &o.latency_uncorrected_ms))
+        .collect();
+    let values = ops
+        .iter()
+        .flat_map(|(_, c, u)| spectrum_points(c).into_iter().chain(spectrum_points(u)))
+        .map(|p| p.1);
+    let (lo, hi) = log_bounds(values);
+    svg(|root| {
+        let (root, side) = root.split_horizontally(WIDTH - LEGEND_WIDTH);
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                "Latency percentile spectrum: corrected solid, uncorrected dashed",
+                (FONT, 18),
+            )
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(60)
+            .build_cartesian_2d(-0.1..4.2, (lo..hi).log_scale())
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("percentile (one step per nine)")
+            .y_desc("ms (log)")
+            .x_labels(5)
+            .x_label_formatter(&|x| {
+                SPECTRUM
+                    .iter()
+                    .find(|(at, _)| (at - x).abs() < 0.2)
+                    .map_or_else(String::new, |(_, name)| (*name).to_string())
+            })
+            .light_line_style(BLACK.mix(0.05))
+            .draw()
+            .map_err(err)?;
+        let mut entries = Vec::new();
+        for (op, corrected, uncorrected) in ops {
+            let color = op_color(op);
+            entries.push((op.name().to_string(), color));
+            chart
+                .draw_series(LineSeries::new(
+                    spectrum_points(corrected),
+                    color.stroke_width(2),
+                ))
+                .map_err(err)?;
+            chart
+                .draw_series(
+                    spectrum_points(corrected)
+                        .into_iter()
+                        .map(|p| Circle::new(p, 3, color.filled())),
+                )
+                .map_err(err)?;
+            chart
+                .draw_series(DashedLineSeries::new(
+                    spectrum_points(uncorrected),
+                    5,
+                    4,
+                    color.stroke_width(1),
+                ))
+                .map_err(err)?;
+        }
+        legend(&side, &entries)
+    })
+}
+
+/// Answers per replica instance.
+pub fn replicas(summary: &Summary) -> Result<String> {
+    let bars: Vec<(&String, u64)> = summary.served_by.iter().map(|(k, v)| (k, *v)).collect();
+    let n = bars.len().max(1);
+    let top = bars.iter().map(|b| b.1).max().unwrap_or(1).max(1) as f64 * 1.15;
+    svg(|root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                "Load per replica instance: answers served (X-Served-By)",
+                (FONT, 18),
+            )
+            .margin(12)
+            .x_label_area_size(60)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..n as f64, 0.0..top)
+            .map_err(err)?;
+        let names: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(n * 2 + 1)
+            .x_label_formatter(&|x| {
+                let i = x.floor() as usize;
+                if (x - i as f64 - 0.5).abs() < 0.01 {
+                    names.get(i).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            })
+            .y_desc("answers")
+            .light_line_style(BLACK.mix(0.05))
+            .draw()
+            .map_err(err)?;
+        chart
+            .draw_series(bars.iter().enumerate().map(|(i, (_, v))| {
+                Rectangle::new(
+                    [(i as f64 + 0.15, 0.0), (i as f64 + 0.85, *v as f64)],
+                    op_color(Op::Create).mix(0.8).filled(),
+                )
+            }))
+            .map_err(err)?;
+        chart
+            .draw_series(bars.iter().enumerate().map(|(i, (_, v))| {
+                Text::new(
+                    v.to_string(),
+                    (i as f64 + 0.4, *v as f64 + top * 0.02),
+                    (FONT, 12),
+                )
+            }))
+            .map_err(err)?;
+        Ok(())
+    })
+}
+
+/// A log axis that holds every value, with room above and below.
+fn log_bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    if lo > hi {
+        return (0.1, 100.0);
+    }
+    ((lo / 2.0).max(FLOOR_MS / 2.0), (hi * 3.0).max(lo * 10.0))
+}

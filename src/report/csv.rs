@@ -1,0 +1,185 @@
+//! The CSV files of a run folder, for spreadsheets and scripts: one function per
+//! file, each a pure function of the summary (or of the anomaly list).
+//!
+//! Columns are fixed, whatever the run did (every error kind has its column, zero or
+//! not), so a script written against one run reads every other.
+
+use crate::metrics::{ErrorKind, Percentiles};
+use crate::session::Anomaly;
+
+use super::Summary;
+
+type Result<T> = std::io::Result<T>;
+
+fn finish(writer: csv::Writer<Vec<u8>>) -> Result<Vec<u8>> {
+    writer
+        .into_inner()
+        .map_err(|e| std::io::Error::other(e.to_string()))
+}
+
+fn percentile_cells(p: &Percentiles) -> [String; 5] {
+    [p.p50, p.p90, p.p99, p.p999, p.max].map(|v| format!("{v}"))
+}
+
+/// `latency.csv`: one row per interval (a second of load) and operation.
+pub fn latency(summary: &Summary) -> Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header: Vec<String> = ["t_s", "warmup", "op", "ok", "failed", "errors"]
+        .map(String::from)
+        .to_vec();
+    header.extend(
+        ErrorKind::ALL
+            .iter()
+            .map(|k| format!("errors_{}", k.name())),
+    );
+    for prefix in ["", "uncorrected_"] {
+        for q in ["p50", "p90", "p99", "p999", "max"] {
+            header.push(format!("{prefix}{q}_ms"));
+        }
+    }
+    header.push("interval_missed_starts".into());
+    w.write_record(&header)?;
+    for row in &summary.intervals {
+        for (op, o) in &row.ops {
+            let mut record = vec![
+                row.t.to_string(),
+                row.warmup.to_string(),
+                op.name().to_string(),
+                o.ok.to_string(),
+                o.failed.to_string(),
+                o.errors.values().sum::<u64>().to_string(),
+            ];
+            record.extend(
+                ErrorKind::ALL
+                    .iter()
+                    .map(|k| o.errors.get(k).copied().unwrap_or(0).to_string()),
+            );
+            record.extend(percentile_cells(&o.corrected_ms));
+            record.extend(percentile_cells(&o.uncorrected_ms));
+            record.push(row.missed_starts.to_string());
+            w.write_record(&record)?;
+        }
+    }
+    finish(w)
+}
+
+/// `events.csv`: the cluster's own events (ready, load end, healed) and every
+/// fault with its timestamps, outcome and the error window users saw after it.
+pub fn events(summary: &Summary) -> Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "at_ms",
+        "kind",
+        "event",
+        "target",
+        "outcome",
+        "planned_ms",
+        "replacement",
+        "ready_after_ms",
+        "reverted_ms",
+        "first_failure_ms",
+        "last_failure_ms",
+        "window_ms",
+        "failed_requests",
+        "recovery_ms",
+        "detail",
+    ])?;
+    let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
+    let cluster = |w: &mut csv::Writer<Vec<u8>>, at: u64, event: &str, detail: String| {
+        let mut record = vec![at.to_string(), "cluster".into(), event.into()];
+        record.extend(std::iter::repeat_n(String::new(), 11));
+        record.push(detail);
+        w.write_record(&record)
+    };
+    cluster(
+        &mut w,
+        0,
+        "ready",
+        format!(
+            "{} replicas healthy {} ms after the network was created",
+            summary.cluster.replicas, summary.cluster.ready_ms
+        ),
+    )?;
+    for e in &summary.faults.events {
+        let r = e.recovery.as_ref();
+        let detail = [e.reason.as_deref(), e.error.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join("; ");
+        w.write_record([
+            e.injected_ms.to_string(),
+            "fault".into(),
+            e.fault.to_string(),
+            e.target.clone(),
+            e.outcome.to_string(),
+            e.planned_ms.to_string(),
+            e.replacement.clone().unwrap_or_default(),
+            opt(e.ready_after_ms),
+            opt(e.reverted_ms),
+            opt(r.map(|r| r.first_failure_ms)),
+            opt(r.map(|r| r.last_failure_ms)),
+            opt(r.map(|r| r.window_ms)),
+            opt(r.map(|r| r.failed_requests)),
+            opt(r.map(|r| r.recovery_ms)),
+            detail,
+        ])?;
+    }
+    let load_end = (summary.load_elapsed_s * 1000.0).round() as u64;
+    cluster(&mut w, load_end, "load_end", String::new())?;
+    if let Some(healed) = summary.cluster.healed_ms {
+        cluster(
+            &mut w,
+            load_end + healed,
+            "healed",
+            format!("every replica healthy {healed} ms after the load stopped"),
+        )?;
+    }
+    finish(w)
+}
+
+/// `sessions.csv`: every anomaly, in time order.
+pub fn sessions(anomalies: &[Anomaly]) -> Result<Vec<u8>> {
+    let mut sorted: Vec<&Anomaly> = anomalies.iter().collect();
+    sorted.sort_by_key(|a| a.at);
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "at_ms",
+        "kind",
+        "session",
+        "op",
+        "served_by",
+        "expected_vs_seen",
+        "nearest_fault",
+    ])?;
+    for a in sorted {
+        w.write_record([
+            (a.at.as_millis() as u64).to_string(),
+            a.kind.name().to_string(),
+            a.session.clone(),
+            a.op.name().to_string(),
+            a.served_by.clone().unwrap_or_default(),
+            a.detail.clone(),
+            a.nearest_fault.clone().unwrap_or_default(),
+        ])?;
+    }
+    finish(w)
+}
+
+/// `replicas.csv`: answers per replica instance (`X-Served-By`) and their share.
+/// Requests that got no answer have no instance, so they are not here: they are
+/// the `errors` of latency.csv.
+pub fn replicas(summary: &Summary) -> Result<Vec<u8>> {
+    let total: u64 = summary.served_by.values().sum();
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(["instance", "answers", "share"])?;
+    for (instance, n) in &summary.served_by {
+        let share = if total == 0 {
+            0.0
+        } else {
+            *n as f64 / total as f64
+        };
+        w.write_record([instance.clone(), n.to_string(), format!("{share:.4}")])?;
+    }
+    finish(w)
+}

@@ -1,0 +1,335 @@
+//! The run folder's exporters on a fixed summary (tests/fixtures/summary.json, a
+//! real smoke run trimmed to four seconds, with anomalies and a missed gate added):
+//! snapshots of every text file, summary.json against the committed JSON Schema,
+//! report.html's content and, in headless Chromium, that it renders.
+
+use std::path::Path;
+use std::process::Command;
+
+use sessionstorm::report::{self, csv, html, junit, Summary};
+
+const FIXTURE: &str = include_str!("fixtures/summary.json");
+const SCHEMA: &str = include_str!("../reports/summary.schema.json");
+
+fn fixture() -> Summary {
+    Summary::parse(FIXTURE).expect("the fixture is a valid summary")
+}
+
+fn text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap()
+}
+
+#[test]
+fn latency_csv_snapshot() {
+    insta::assert_snapshot!(text(csv::latency(&fixture()).unwrap()));
+}
+
+#[test]
+fn events_csv_snapshot() {
+    insta::assert_snapshot!(text(csv::events(&fixture()).unwrap()));
+}
+
+#[test]
+fn sessions_csv_snapshot() {
+    insta::assert_snapshot!(text(csv::sessions(&fixture().anomalies.samples).unwrap()));
+}
+
+#[test]
+fn replicas_csv_snapshot() {
+    insta::assert_snapshot!(text(csv::replicas(&fixture()).unwrap()));
+}
+
+#[test]
+fn junit_snapshot_has_a_failure_for_the_missed_gate() {
+    let xml = junit::render(&fixture()).unwrap();
+    assert!(xml.contains(r#"failures="2""#), "{xml}");
+    insta::assert_snapshot!(xml);
+}
+
+#[test]
+fn terminal_text_snapshot() {
+    insta::assert_snapshot!(fixture().render_text());
+}
+
+fn validator() -> jsonschema::Validator {
+    let schema: serde_json::Value = serde_json::from_str(SCHEMA).unwrap();
+    jsonschema::validator_for(&schema).expect("the committed schema is a valid JSON Schema")
+}
+
+fn errors(validator: &jsonschema::Validator, value: &serde_json::Value) -> Vec<String> {
+    validator
+        .iter_errors(value)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect()
+}
+
+#[test]
+fn summary_json_matches_the_committed_schema() {
+    let validator = validator();
+    let dir = tempfile::tempdir().unwrap();
+    // Written by the code, not just the fixture as committed.
+    fixture().write_json(dir.path()).unwrap();
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("summary.json")).unwrap()).unwrap();
+    let problems = errors(&validator, &written);
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
+fn schema_rejects_a_summary_without_verdict_or_with_a_bad_status() {
+    let validator = validator();
+    let mut value: serde_json::Value = serde_json::from_str(FIXTURE).unwrap();
+    value["verdict"]["status"] = "maybe".into();
+    assert!(!errors(&validator, &value).is_empty());
+    value.as_object_mut().unwrap().remove("verdict");
+    let problems = errors(&validator, &value);
+    assert!(
+        problems.iter().any(|p| p.contains("verdict")),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn summary_round_trips_through_json() {
+    let summary = fixture();
+    let json = serde_json::to_string(&summary).unwrap();
+    let again = Summary::parse(Box::leak(json.into_boxed_str())).unwrap();
+    assert_eq!(
+        serde_json::to_value(&again).unwrap(),
+        serde_json::to_value(&summary).unwrap()
+    );
+}
+
+#[test]
+fn a_summary_of_another_schema_version_is_refused_with_a_reason() {
+    let text = FIXTURE.replacen(r#""schema_version": 1"#, r#""schema_version": 99"#, 1);
+    let err = Summary::parse(Box::leak(text.into_boxed_str())).unwrap_err();
+    assert!(err.contains("schema version 99"), "{err}");
+}
+
+#[test]
+fn html_holds_verdict_charts_faults_anomalies_and_the_scenario_escaped() {
+    let page = html::render(&fixture()).unwrap();
+    assert!(page.contains(r#"<div class="banner failed" id="verdict">"#));
+    assert!(page.contains("gate anomalies == 0 missed"));
+    assert_eq!(page.matches("<svg").count(), 5, "five charts");
+    // Both kills are drawn on the time charts (three of them) and listed.
+    assert!(
+        page.matches("kill replica-1.0").count() >= 3,
+        "fault labels on the charts"
+    );
+    assert!(page.contains("acknowledged item &quot;i3&quot; missing"));
+    assert!(
+        page.contains("&lt;b&gt;kill&lt;"),
+        "the description is escaped"
+    );
+    assert!(!page.contains("<b>kill</b>"));
+    assert!(page.contains("[service]"), "the scenario as run");
+    for fetch in ["src=\"http", "href=\"http", "@import", "url("] {
+        assert!(
+            !page.contains(fetch),
+            "report.html fetches something: {fetch}"
+        );
+    }
+    assert!(!page.contains("<script"), "no script at all");
+}
+
+#[test]
+fn write_folder_writes_every_file_and_rebuild_rewrites_the_html() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut summary = fixture();
+    let anomalies = summary.anomalies.samples.clone();
+    let (_, warnings) = report::write_folder(&mut summary, &anomalies, dir.path()).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    for (_, file) in report::FILES.iter().filter(|(k, _)| *k != "latency_log") {
+        assert!(dir.path().join(file).is_file(), "{file} missing");
+    }
+    std::fs::remove_file(dir.path().join("report.html")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sessionstorm"))
+        .arg("report")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(page.contains("id=\"verdict\""));
+    // Nothing half-written is left behind.
+    let stray: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(stray.is_empty(), "{stray:?}");
+}
+
+#[test]
+fn report_command_on_a_folder_without_summary_is_invalid_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sessionstorm"))
+        .arg("report")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("summary.json"));
+}
+
+/// Opens report.html in headless Chromium and checks the DOM it built: the verdict
+/// and every chart are there. Chromium must be installed (`apt-get install chromium`,
+/// done by .ci/run): this test fails rather than skip without it.
+#[test]
+fn report_html_renders_in_headless_chromium() {
+    let chromium = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|c| Command::new(c).arg("--version").output().is_ok_and(|o| o.status.success()))
+        .expect("headless Chromium is needed for this test: install it with `apt-get install -y chromium` (.ci/run does)");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.html");
+    std::fs::write(&path, html::render(&fixture()).unwrap()).unwrap();
+    let out = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            dir.path().join("profile").display()
+        ))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", path.display()))
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        dom.contains("FAILED"),
+        "verdict banner missing from the DOM"
+    );
+    assert!(dom.contains("gate anomalies == 0 missed"));
+    for id in [
+        "chart-throughput",
+        "chart-latency",
+        "chart-error-rate",
+        "chart-spectrum",
+        "chart-replicas",
+    ] {
+        let at = dom
+            .find(&format!("id=\"{id}\""))
+            .unwrap_or_else(|| panic!("{id} missing"));
+        assert!(
+            dom[at..]
+                .trim_start_matches(|c| c != '>')
+                .get(1..40)
+                .is_some_and(|s| s.contains("<svg")),
+            "{id} has no svg"
+        );
+    }
+    assert!(Path::new(&path).is_file());
+}
+
+/// A copy of the fixture's folder, with `edit` applied to its summary.
+fn run_folder(edit: impl FnOnce(&mut serde_json::Value)) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut value: serde_json::Value = serde_json::from_str(FIXTURE).unwrap();
+    edit(&mut value);
+    std::fs::write(dir.path().join("summary.json"), value.to_string()).unwrap();
+    dir
+}
+
+fn compare(baseline: &Path, current: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_sessionstorm"))
+        .arg("compare")
+        .arg(baseline)
+        .arg(current)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn compare_command_exits_1_on_a_regression_0_without_and_2_on_unreadable_input() {
+    let baseline = run_folder(|_| {});
+    let slower = run_folder(|v| {
+        v["run_id"] = "slower".into();
+        v["operations"]["read"]["latency_ms"]["p50"] = 20.0.into();
+    });
+    let out = compare(baseline.path(), slower.path(), &["--format", "markdown"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("| p50_ms.read | 7.30 | 20 | +174.0% | +10% | FAIL |"),
+        "{stdout}"
+    );
+
+    // Slower reads are within a tolerance given for them.
+    let out = compare(
+        baseline.path(),
+        slower.path(),
+        &["--tolerance", "p50_ms.read=200%"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // And the other way round it is an improvement.
+    let out = compare(slower.path(), baseline.path(), &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    let broken = tempfile::tempdir().unwrap();
+    std::fs::write(
+        broken.path().join("summary.json"),
+        "{\"schema_version\": 1}",
+    )
+    .unwrap();
+    let out = compare(baseline.path(), broken.path(), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the current run:") && stderr.contains("not a sessionstorm summary"),
+        "{stderr}"
+    );
+
+    let out = compare(
+        baseline.path(),
+        slower.path(),
+        &["--tolerance", "p99_ms.apend=5%"],
+    );
+    assert_eq!(out.status.code(), Some(2), "a misspelled metric is refused");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown operation"));
+}
+
+#[test]
+fn charts_draw_faults_that_hit_and_leave_out_skipped_ones() {
+    let mut summary = fixture();
+    let events = &mut summary.faults.events;
+    events[0].outcome = "revert_failed";
+    events[0].error = Some("unpause refused".into());
+    events[1].outcome = "skipped";
+    let svg = report::charts::latency(&summary).unwrap();
+    assert!(
+        svg.contains("kill replica-0.0"),
+        "a fault whose revert failed did hit"
+    );
+    assert!(
+        !svg.contains("kill replica-1.0"),
+        "a skipped fault hit nothing"
+    );
+}
