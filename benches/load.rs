@@ -281,6 +281,13 @@ fn main() {
     // `cargo bench` passes --bench; nothing else is taken.
     let rate = env_or("BENCH_RATE", 4000);
     let seconds = env_or("BENCH_SECONDS", 10);
+    // Measured first, while nothing else allocates, so the count is exact.
+    let n = 100_000;
+    println!(
+        "memory per session (10 appends, allocator-counted): {:.0} bytes live, {:.0} bytes finished",
+        bytes_per_session(n, 10, false),
+        bytes_per_session(n, 10, true)
+    );
     let runtime = tokio::runtime::Runtime::new().unwrap();
 
     println!("sessionstorm load engine benchmark (rate {rate} ops/s, {seconds} s per phase)\n");
@@ -358,12 +365,6 @@ fn main() {
     );
     drop(endpoint);
 
-    let n = 100_000;
-    println!(
-        "memory per session (10 appends, allocator-counted): {:.0} bytes live, {:.0} bytes finished",
-        bytes_per_session(n, 10, false),
-        bytes_per_session(n, 10, true)
-    );
 
     let mut h = new_histogram();
     let records = 10_000_000u64;
