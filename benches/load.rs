@@ -365,7 +365,6 @@ fn main() {
     );
     drop(endpoint);
 
-
     let mut h = new_histogram();
     let records = 10_000_000u64;
     let began = Instant::now();
