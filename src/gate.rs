@@ -32,7 +32,8 @@ pub struct Evidence {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verdict {
-    /// `passed`, `failed` or `interrupted`.
+    /// `passed`, `failed` or `interrupted`; `running` in the summary written early,
+    /// which a run that dies leaves behind.
     pub status: &'static str,
     /// Why it failed, one line each; empty when it passed.
     pub reasons: Vec<String>,

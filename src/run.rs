@@ -16,13 +16,14 @@ use futures_util::FutureExt;
 use tokio::time::Instant;
 
 use crate::chaos::{self, FaultRecord};
-use crate::cluster::docker::DockerCluster;
+use crate::cluster::docker::{DockerCluster, Started};
 use crate::cluster::engine::Engine;
 use crate::error::{Error, ExitCode, Result};
-use crate::gate::{self, Evidence};
+use crate::gate::{self, Evidence, Verdict};
 use crate::images::{self, BuiltIn};
+use crate::load::collector::IntervalRow;
 use crate::load::Driver;
-use crate::metrics::{FailureTimeline, Live};
+use crate::metrics::{FailureTimeline, Live, Recorder};
 use crate::plan::{Model, Plan};
 use crate::progress;
 use crate::report::hlog::HlogWriter;
@@ -96,9 +97,13 @@ pub async fn execute(
     }
 
     let cluster = DockerCluster::new(engine, &run_id, plan, shutdown.graceful.clone());
+    let identity = RunIdentity {
+        id: run_id.clone(),
+        started_at: started_at.to_rfc3339(),
+    };
     // A panic must not skip the teardown: catch it, tear down, then let it go on.
     let outcome = tokio::select! {
-        outcome = AssertUnwindSafe(drive(&cluster, plan, &dir, shutdown)).catch_unwind() => outcome,
+        outcome = AssertUnwindSafe(drive(&cluster, plan, &dir, &identity, shutdown)).catch_unwind() => outcome,
         () = shutdown.abort.cancelled() => Ok(Err(Error::Interrupted)),
     };
     match cluster.teardown().await {
@@ -114,8 +119,6 @@ pub async fn execute(
     }
     let (mut summary, anomalies) =
         outcome.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
-    summary.run_id = run_id;
-    summary.started_at = started_at.to_rfc3339();
     summary.gates = gate::evaluate(&plan.gates.checks, &summary);
     gate::apply(&mut summary.verdict, &summary.gates.clone());
     let (path, warnings) = report::write_folder(&mut summary, &anomalies, &dir).map_err(|e| {
@@ -148,6 +151,7 @@ async fn drive(
     cluster: &DockerCluster,
     plan: &Plan,
     dir: &Path,
+    run: &RunIdentity,
     shutdown: &Shutdown,
 ) -> Result<(Summary, Vec<crate::session::Anomaly>)> {
     let started = match cluster.start().await {
@@ -167,6 +171,11 @@ async fn drive(
         plan.store.image,
         started.url
     );
+    // Written now and replaced at the end, so a run that dies still leaves a
+    // summary (marked running) beside its scenario and latency log.
+    if let Err(err) = summarize(plan, run, &started, Found::nothing_yet()).write_json(dir) {
+        eprintln!("warning: cannot write the early summary.json: {err}");
+    }
     let timeline = chaos::schedule(plan);
     say!(
         "load: {} for {}; chaos: {} faults planned (min_alive {})",
@@ -279,6 +288,75 @@ async fn drive(
         unverified: swept.unverified,
         interrupted,
     });
+    let all_anomalies = anomalies.clone();
+    let summary = summarize(
+        plan,
+        run,
+        &started,
+        Found {
+            load_elapsed,
+            verdict,
+            healed,
+            sessions: SessionCounts {
+                created: load.sessions.len() as u64,
+                checked: swept.checked,
+                unverified: swept.unverified,
+            },
+            totals,
+            anomalies,
+            faults: faults.records,
+            halted: faults.halted,
+            intervals: load.collected.intervals,
+        },
+    );
+    Ok((summary, all_anomalies))
+}
+
+/// Who the run is, for its report.
+struct RunIdentity {
+    id: String,
+    started_at: String,
+}
+
+/// What a run found, as far as it got.
+struct Found {
+    load_elapsed: Duration,
+    verdict: Verdict,
+    healed: Option<Duration>,
+    sessions: SessionCounts,
+    totals: Recorder,
+    anomalies: Vec<crate::session::Anomaly>,
+    faults: Vec<FaultRecord>,
+    halted: Option<String>,
+    intervals: Vec<IntervalRow>,
+}
+
+impl Found {
+    /// Nothing yet: the run is under way.
+    fn nothing_yet() -> Self {
+        Found {
+            load_elapsed: Duration::ZERO,
+            verdict: Verdict {
+                status: "running",
+                reasons: vec![
+                    "the run had not finished when this summary was written; a crash or a kill leaves it so"
+                        .to_string(),
+                ],
+                exit_code: ExitCode::Infrastructure.code(),
+            },
+            healed: None,
+            sessions: SessionCounts::default(),
+            totals: Recorder::default(),
+            anomalies: Vec::new(),
+            faults: Vec::new(),
+            halted: None,
+            intervals: Vec::new(),
+        }
+    }
+}
+
+/// The run's summary from the plan and what was found.
+fn summarize(plan: &Plan, run: &RunIdentity, started: &Started, mut found: Found) -> Summary {
     let (rate, users) = match &plan.load.model {
         Model::Open { profile, .. } => {
             let end = profile.stages.last().map_or(profile.start, |s| s.to);
@@ -286,49 +364,43 @@ async fn drive(
         }
         Model::Closed { users, .. } => (None, Some(*users)),
     };
-    let all_anomalies = anomalies.clone();
-    let summary = Summary {
+    Summary {
         schema_version: report::SCHEMA_VERSION,
-        run_id: String::new(),
+        run_id: run.id.clone(),
         scenario: plan.name.clone(),
         description: plan.description.clone(),
         seed: plan.seed,
-        started_at: String::new(),
+        started_at: run.started_at.clone(),
         duration_s: plan.duration.as_secs_f64(),
-        load_elapsed_s: (load_elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
-        verdict,
+        load_elapsed_s: (found.load_elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+        verdict: found.verdict,
         load: LoadSummary {
             model: if users.is_some() { "closed" } else { "open" },
             rate,
             users,
             ops_per_session: plan.load.ops_per_session(),
             warmup_s: plan.load.warmup.as_secs_f64(),
-            missed_starts: totals.missed_starts,
+            missed_starts: found.totals.missed_starts,
         },
         cluster: ClusterSummary {
             replicas: plan.service.replicas,
-            url: started.url,
+            url: started.url.clone(),
             ready_ms: started.ready_after.as_millis() as u64,
-            healed_ms: healed.map(|d| d.as_millis() as u64),
+            healed_ms: found.healed.map(|d| d.as_millis() as u64),
         },
-        sessions: SessionCounts {
-            created: load.sessions.len() as u64,
-            checked: swept.checked,
-            unverified: swept.unverified,
-        },
-        operations: report::operations(&totals),
-        served_by: std::mem::take(&mut totals.served_by),
-        anomalies: AnomalySummary::of(anomalies),
-        faults: FaultSummary::of(faults.records, faults.halted),
-        intervals: load.collected.intervals,
+        sessions: found.sessions,
+        operations: report::operations(&found.totals),
+        served_by: std::mem::take(&mut found.totals.served_by),
+        anomalies: AnomalySummary::of(found.anomalies),
+        faults: FaultSummary::of(found.faults, found.halted),
+        intervals: found.intervals,
         files: BTreeMap::from([("latency_log", HLOG_FILE.to_string())]),
         scenario_toml: crate::secrets::mask_scenario(&plan.source.text),
         gates: Vec::new(),
         tolerances: (plan.gates.tolerances.iter())
             .map(|(metric, t)| (metric.clone(), t.to_string()))
             .collect(),
-    };
-    Ok((summary, all_anomalies))
+    }
 }
 
 /// The last fault injected at or before `at`, in words.

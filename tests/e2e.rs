@@ -176,21 +176,19 @@ fn stateful_memory_fails_with_lost_sessions() {
     assert!(labelled(&format!("sessionstorm.run={id}")).is_empty());
 }
 
-#[test]
-fn first_interrupt_tears_down_reports_and_exits_130() {
-    let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
-    let id = unique("e2e-interrupt");
-    let _guard = RunGuard { id: id.clone() };
-    let out = tempfile::tempdir().unwrap();
+type Lines = std::io::Lines<BufReader<std::process::ChildStdout>>;
+
+/// Starts a smoke run and reads its output until the load has started.
+fn start_smoke(id: &str, out: &Path) -> (std::process::Child, Lines, Vec<String>) {
     let mut child = bin()
         .args([
             "run",
             repo("scenarios/smoke.toml").to_str().unwrap(),
             "--run-id",
-            &id,
+            id,
             "--out",
         ])
-        .arg(out.path())
+        .arg(out)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -209,6 +207,45 @@ fn first_interrupt_tears_down_reports_and_exits_130() {
         seen.last().is_some_and(|l| l.starts_with("load:")),
         "{seen:#?}"
     );
+    (child, stdout, seen)
+}
+
+#[test]
+fn a_killed_run_leaves_a_running_summary_its_scenario_and_latency_log() {
+    let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let id = unique("e2e-crash");
+    let guard = RunGuard { id: id.clone() };
+    let out = tempfile::tempdir().unwrap();
+    let (mut child, stdout, _) = start_smoke(&id, out.path());
+    let drain = std::thread::spawn(move || stdout.map_while(Result::ok).count());
+    std::thread::sleep(Duration::from_secs(3));
+    // SIGKILL: no teardown, no final report. What is on disk is all there is.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drain.join().unwrap();
+    let dir = out.path().join(&id);
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["verdict"]["status"], "running", "{summary}");
+    assert_eq!(summary["verdict"]["exit_code"], 3);
+    assert_eq!(summary["run_id"], id.as_str());
+    assert_eq!(summary["cluster"]["replicas"], 3);
+    assert!(dir.join("scenario.toml").exists());
+    let hlog = std::fs::read_to_string(dir.join("latency.hlog")).unwrap();
+    assert!(hlog.contains("Tag=append.ok.corrected,"), "{hlog}");
+    // The containers outlive the harness; cleanup is what removes them.
+    assert!(!labelled(&format!("sessionstorm.run={id}")).is_empty());
+    drop(guard);
+    assert!(labelled(&format!("sessionstorm.run={id}")).is_empty());
+}
+
+#[test]
+fn first_interrupt_tears_down_reports_and_exits_130() {
+    let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let id = unique("e2e-interrupt");
+    let _guard = RunGuard { id: id.clone() };
+    let out = tempfile::tempdir().unwrap();
+    let (mut child, stdout, mut seen) = start_smoke(&id, out.path());
     // Keep draining stdout, as a terminal would.
     let drain = std::thread::spawn(move || stdout.map_while(Result::ok).collect::<Vec<_>>());
     std::thread::sleep(Duration::from_secs(2));
