@@ -5,61 +5,15 @@
 //! leaves nothing behind. Runs are serialised: two clusters at once on a two-core
 //! machine would measure the machine, not the service.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::Mutex;
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use common::{bin, docker_turn, labelled, repo, start_run, unique, RunGuard};
+
 use serde_json::Value;
-
-static DOCKER: Mutex<()> = Mutex::new(());
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sessionstorm"))
-}
-
-fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
-/// Names of containers and networks carrying `label`.
-fn labelled(label: &str) -> Vec<String> {
-    let mut names = Vec::new();
-    for (what, format) in [
-        ("ps", "{{.Names}}"),
-        ("network", "{{.Name}}"),
-        ("volume", "{{.Name}}"),
-    ] {
-        let mut cmd = Command::new("docker");
-        match what {
-            "network" => cmd.args(["network", "ls"]),
-            "volume" => cmd.args(["volume", "ls"]),
-            _ => cmd.args(["ps", "-a"]),
-        };
-        let out = cmd
-            .args(["--filter", &format!("label={label}"), "--format", format])
-            .output()
-            .expect("the docker CLI runs");
-        names.extend(
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .map(str::to_string),
-        );
-    }
-    names
-}
-
-/// Removes the run's objects when dropped, whatever happened.
-struct RunGuard {
-    id: String,
-}
-
-impl Drop for RunGuard {
-    fn drop(&mut self) {
-        let _ = bin().args(["cleanup", "--run", &self.id]).output();
-    }
-}
 
 struct Run {
     output: Output,
@@ -70,9 +24,7 @@ struct Run {
 /// Runs a scenario under a fresh run id; returns its output and summary.json.
 fn run_scenario(scenario: &str, run_id: &str, extra: &[&str]) -> Run {
     let out = tempfile::tempdir().unwrap();
-    let _guard = RunGuard {
-        id: run_id.to_string(),
-    };
+    let _guard = RunGuard(run_id.to_string());
     let output = bin()
         .args([
             "run",
@@ -105,20 +57,9 @@ fn describe(run: &Run) -> String {
     )
 }
 
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}-{}", std::process::id(), rand_suffix())
-}
-
-fn rand_suffix() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos()
-}
-
 #[test]
 fn smoke_passes_with_kills_and_no_anomaly_and_leaves_nothing() {
-    let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let _docker = docker_turn();
     let id = unique("e2e-smoke");
     let run = run_scenario("scenarios/smoke.toml", &id, &[]);
     assert_eq!(run.output.status.code(), Some(0), "{}", describe(&run));
@@ -147,12 +88,12 @@ fn smoke_passes_with_kills_and_no_anomaly_and_leaves_nothing() {
         describe(&run)
     );
     assert!(run.stdout.contains("verdict PASSED"), "{}", describe(&run));
-    assert!(labelled(&format!("sessionstorm.run={id}")).is_empty());
+    assert!(labelled(&id).is_empty());
 }
 
 #[test]
 fn stateful_memory_fails_with_lost_sessions() {
-    let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let _docker = docker_turn();
     let id = unique("e2e-memory");
     let run = run_scenario("scenarios/stateful-memory.toml", &id, &["--duration", "8s"]);
     assert_eq!(run.output.status.code(), Some(1), "{}", describe(&run));
@@ -173,50 +114,16 @@ fn stateful_memory_fails_with_lost_sessions() {
         .unwrap()
         .starts_with("replica-"));
     assert!(run.stdout.contains("lost_session"));
-    assert!(labelled(&format!("sessionstorm.run={id}")).is_empty());
-}
-
-type Lines = std::io::Lines<BufReader<std::process::ChildStdout>>;
-
-/// Starts a smoke run and reads its output until the load has started.
-fn start_smoke(id: &str, out: &Path) -> (std::process::Child, Lines, Vec<String>) {
-    let mut child = bin()
-        .args([
-            "run",
-            repo("scenarios/smoke.toml").to_str().unwrap(),
-            "--run-id",
-            id,
-            "--out",
-        ])
-        .arg(out)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut seen = Vec::new();
-    for line in stdout.by_ref() {
-        let line = line.unwrap();
-        let load_started = line.starts_with("load:");
-        seen.push(line);
-        if load_started {
-            break;
-        }
-    }
-    assert!(
-        seen.last().is_some_and(|l| l.starts_with("load:")),
-        "{seen:#?}"
-    );
-    (child, stdout, seen)
+    assert!(labelled(&id).is_empty());
 }
 
 #[test]
 fn a_killed_run_leaves_a_running_summary_its_scenario_and_latency_log() {
-    let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let _docker = docker_turn();
     let id = unique("e2e-crash");
-    let guard = RunGuard { id: id.clone() };
+    let guard = RunGuard(id.clone());
     let out = tempfile::tempdir().unwrap();
-    let (mut child, stdout, _) = start_smoke(&id, out.path());
+    let (mut child, stdout, _) = start_run(&repo("scenarios/smoke.toml"), &id, out.path());
     let drain = std::thread::spawn(move || stdout.map_while(Result::ok).count());
     std::thread::sleep(Duration::from_secs(3));
     // SIGKILL: no teardown, no final report. What is on disk is all there is.
@@ -234,25 +141,22 @@ fn a_killed_run_leaves_a_running_summary_its_scenario_and_latency_log() {
     let hlog = std::fs::read_to_string(dir.join("latency.hlog")).unwrap();
     assert!(hlog.contains("Tag=append.ok.corrected,"), "{hlog}");
     // The containers outlive the harness; cleanup is what removes them.
-    assert!(!labelled(&format!("sessionstorm.run={id}")).is_empty());
+    assert!(!labelled(&id).is_empty());
     drop(guard);
-    assert!(labelled(&format!("sessionstorm.run={id}")).is_empty());
+    assert!(labelled(&id).is_empty());
 }
 
 #[test]
 fn first_interrupt_tears_down_reports_and_exits_130() {
-    let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let _docker = docker_turn();
     let id = unique("e2e-interrupt");
-    let _guard = RunGuard { id: id.clone() };
+    let _guard = RunGuard(id.clone());
     let out = tempfile::tempdir().unwrap();
-    let (mut child, stdout, mut seen) = start_smoke(&id, out.path());
+    let (mut child, stdout, mut seen) = start_run(&repo("scenarios/smoke.toml"), &id, out.path());
     // Keep draining stdout, as a terminal would.
     let drain = std::thread::spawn(move || stdout.map_while(Result::ok).collect::<Vec<_>>());
     std::thread::sleep(Duration::from_secs(2));
-    assert!(
-        !labelled(&format!("sessionstorm.run={id}")).is_empty(),
-        "cluster is up"
-    );
+    assert!(!labelled(&id).is_empty(), "cluster is up");
     let signalled = Instant::now();
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -271,12 +175,12 @@ fn first_interrupt_tears_down_reports_and_exits_130() {
             .unwrap();
     assert_eq!(summary["verdict"]["status"], "interrupted");
     assert!(summary["load_elapsed_s"].as_f64().unwrap() < 10.0);
-    assert!(labelled(&format!("sessionstorm.run={id}")).is_empty());
+    assert!(labelled(&id).is_empty());
 }
 
 #[test]
 fn cleanup_removes_only_labelled_objects() {
-    let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let _docker = docker_turn();
     let id = unique("e2e-cleanup");
     let labelled_name = format!("{id}-labelled");
     let bystander = format!("{id}-bystander");
@@ -290,7 +194,7 @@ fn cleanup_removes_only_labelled_objects() {
         let status = cmd.args(["sessionstorm/redis:latest"]).output().unwrap();
         assert!(status.status.success(), "{status:?}");
     };
-    let _guard = RunGuard { id: id.clone() };
+    let _guard = RunGuard(id.clone());
     struct Bystander(String);
     impl Drop for Bystander {
         fn drop(&mut self) {
@@ -309,11 +213,11 @@ fn cleanup_removes_only_labelled_objects() {
         .unwrap();
     assert!(dry.status.success());
     assert!(String::from_utf8_lossy(&dry.stdout).contains(&format!("would remove {labelled_name}")));
-    assert_eq!(labelled(&format!("sessionstorm.run={id}")), [labelled_name]);
+    assert_eq!(labelled(&id), [labelled_name]);
 
     let real = bin().args(["cleanup", "--run", &id]).output().unwrap();
     assert!(real.status.success());
-    assert!(labelled(&format!("sessionstorm.run={id}")).is_empty());
+    assert!(labelled(&id).is_empty());
     let still_there = Command::new("docker")
         .args(["inspect", "--format", "{{.Name}}", &bystander])
         .output()
@@ -397,11 +301,7 @@ fn shipped_scenarios_validate() {
 /// healthy again on the run's network (a replica still paused or disconnected fails
 /// that check, which leaves `healed_ms` null).
 fn assert_clean_after_chaos(run: &Run, id: &str) {
-    assert!(
-        labelled(&format!("sessionstorm.run={id}")).is_empty(),
-        "left behind: {:?}",
-        labelled(&format!("sessionstorm.run={id}"))
-    );
+    assert!(labelled(id).is_empty(), "left behind: {:?}", labelled(id));
     let paused = Command::new("docker")
         .args([
             "ps",
@@ -488,7 +388,7 @@ fn planned_victims(scenario: &str, extra: &[&str]) -> Vec<(u64, String)> {
 
 #[test]
 fn kill_storm_follows_the_seeded_plan_replaces_every_kill_and_passes() {
-    let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let _docker = docker_turn();
     let id = unique("e2e-kill-storm");
     let args = ["--seed", "11", "--duration", "9s"];
     let planned = planned_victims("scenarios/kill-storm.toml", &args);
@@ -528,7 +428,7 @@ fn kill_storm_follows_the_seeded_plan_replaces_every_kill_and_passes() {
 
 #[test]
 fn rolling_restart_restarts_every_replica_once_and_passes() {
-    let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let _docker = docker_turn();
     let id = unique("e2e-rolling");
     let run = run_scenario("scenarios/rolling-restart.toml", &id, &[]);
     assert_eq!(run.output.status.code(), Some(0), "{}", describe(&run));
@@ -552,7 +452,7 @@ fn rolling_restart_restarts_every_replica_once_and_passes() {
 
 #[test]
 fn partition_disconnects_and_reconnects_replicas_and_passes() {
-    let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let _docker = docker_turn();
     let id = unique("e2e-partition");
     let run = run_scenario("scenarios/partition.toml", &id, &["--duration", "10s"]);
     assert_eq!(run.output.status.code(), Some(0), "{}", describe(&run));
@@ -576,7 +476,7 @@ fn partition_disconnects_and_reconnects_replicas_and_passes() {
 
 #[test]
 fn pause_and_stop_side_by_side_are_reverted_and_pass() {
-    let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let _docker = docker_turn();
     let id = unique("e2e-pause");
     let run = run_scenario("scenarios/pause.toml", &id, &[]);
     assert_eq!(run.output.status.code(), Some(0), "{}", describe(&run));
@@ -601,7 +501,7 @@ fn pause_and_stop_side_by_side_are_reverted_and_pass() {
 
 #[test]
 fn store_restart_with_aof_loses_nothing_and_removes_its_volume() {
-    let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let _docker = docker_turn();
     let id = unique("e2e-store-aof");
     let run = run_scenario("scenarios/store-restart-with-aof.toml", &id, &[]);
     assert_eq!(run.output.status.code(), Some(0), "{}", describe(&run));
@@ -619,7 +519,7 @@ fn store_restart_with_aof_loses_nothing_and_removes_its_volume() {
 
 #[test]
 fn store_kill_without_persistence_fails_with_lost_sessions() {
-    let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let _docker = docker_turn();
     let id = unique("e2e-store-kill");
     let run = run_scenario("scenarios/store-kill-no-persistence.toml", &id, &[]);
     assert_eq!(run.output.status.code(), Some(1), "{}", describe(&run));
@@ -642,7 +542,7 @@ fn store_kill_without_persistence_fails_with_lost_sessions() {
 
 #[test]
 fn sticky_memory_passes_without_chaos_and_fails_once_a_replica_dies() {
-    let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let _docker = docker_turn();
     let calm_id = unique("e2e-sticky-calm");
     let calm = run_scenario(
         "scenarios/sticky-memory-calm.toml",
@@ -673,7 +573,7 @@ fn sticky_memory_passes_without_chaos_and_fails_once_a_replica_dies() {
 
 #[test]
 fn balancer_pause_and_a_kill_that_leaves_the_cluster_smaller_respect_min_alive() {
-    let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let _docker = docker_turn();
     let (_dir, path) = temp_scenario(
         r#"
 name = "balancer-and-shrink"
@@ -736,7 +636,7 @@ after_kill = "none"
 
 #[test]
 fn blackhole_drops_a_replicas_traffic_then_restores_it_and_passes() {
-    let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let _docker = docker_turn();
     let id = unique("e2e-blackhole");
     let run = run_scenario("scenarios/blackhole.toml", &id, &[]);
     let summary = run.summary.as_ref().expect("summary.json written");
@@ -747,7 +647,7 @@ fn blackhole_drops_a_replicas_traffic_then_restores_it_and_passes() {
         assert_eq!(events[0]["outcome"], "failed");
         assert!(error.contains("nf_tables"), "{error}");
         eprintln!("SKIPPED: blackhole is not possible on this machine: {error}");
-        assert!(labelled(&format!("sessionstorm.run={id}")).is_empty());
+        assert!(labelled(&id).is_empty());
         return;
     }
     assert_eq!(run.output.status.code(), Some(0), "{}", describe(&run));
@@ -773,7 +673,7 @@ fn blackhole_drops_a_replicas_traffic_then_restores_it_and_passes() {
 
 #[test]
 fn first_interrupt_reverts_a_pause_under_way_before_teardown() {
-    let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let _docker = docker_turn();
     // A pause far longer than the time to the interrupt: only the interrupt can end it.
     let (_dir, path) = temp_scenario(
         r#"
@@ -795,21 +695,9 @@ duration = "10m"
 "#,
     );
     let id = unique("e2e-interrupt-pause");
-    let _guard = RunGuard { id: id.clone() };
+    let _guard = RunGuard(id.clone());
     let out = tempfile::tempdir().unwrap();
-    let mut child = bin()
-        .args(["run", &path, "--run-id", &id, "--out"])
-        .arg(out.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    for line in stdout.by_ref() {
-        if line.unwrap().starts_with("load:") {
-            break;
-        }
-    }
+    let (mut child, stdout, _) = start_run(Path::new(&path), &id, out.path());
     let drain = std::thread::spawn(move || stdout.map_while(Result::ok).collect::<Vec<_>>());
     std::thread::sleep(Duration::from_secs(4));
     Command::new("kill")
@@ -832,15 +720,15 @@ duration = "10m"
             .any(|l| l.contains("pause replica-1.0: injected → reverted")),
         "{seen:#?}"
     );
-    assert!(labelled(&format!("sessionstorm.run={id}")).is_empty());
+    assert!(labelled(&id).is_empty());
 }
 
 #[test]
 fn open_model_scenario_passes_with_both_latencies_and_an_interval_log() {
-    let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let _docker = docker_turn();
     let id = unique("e2e-open");
     let out = tempfile::tempdir().unwrap();
-    let _guard = RunGuard { id: id.clone() };
+    let _guard = RunGuard(id.clone());
     let output = bin()
         .args([
             "run",
@@ -883,12 +771,12 @@ fn open_model_scenario_passes_with_both_latencies_and_an_interval_log() {
         &hlog[..hlog.len().min(500)]
     );
     assert!(hlog.contains("Tag=append.ok.uncorrected,"));
-    assert!(labelled(&format!("sessionstorm.run={id}")).is_empty());
+    assert!(labelled(&id).is_empty());
 }
 
 #[test]
 fn write_behind_kill_shows_lost_writes_not_lost_sessions() {
-    let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let _docker = docker_turn();
     let id = unique("e2e-write-behind");
     let run = run_scenario("scenarios/write-behind.toml", &id, &["--duration", "10s"]);
     assert_eq!(run.output.status.code(), Some(1), "{}", describe(&run));
@@ -913,5 +801,5 @@ fn write_behind_kill_shows_lost_writes_not_lost_sessions() {
             .starts_with("kill of replica-"),
         "{lost}"
     );
-    assert!(labelled(&format!("sessionstorm.run={id}")).is_empty());
+    assert!(labelled(&id).is_empty());
 }

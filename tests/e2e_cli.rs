@@ -2,45 +2,15 @@
 //! containers: a replica that dies at start, the plain progress lines, `-q`. Each
 //! run is named and a guard removes whatever carries its label, pass or fail.
 
-use std::path::Path;
+mod common;
+
 use std::process::{Command, Output};
-use std::sync::Mutex;
 
-static DOCKER: Mutex<()> = Mutex::new(());
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sessionstorm"))
-}
-
-/// Removes the run's objects when dropped, whatever happened.
-struct RunGuard(String);
-
-impl Drop for RunGuard {
-    fn drop(&mut self) {
-        let _ = bin().args(["cleanup", "--run", &self.0]).output();
-    }
-}
-
-fn labelled(run_id: &str) -> Vec<String> {
-    let label = format!("label=sessionstorm.run={run_id}");
-    let mut names = Vec::new();
-    for args in [
-        &["ps", "-a", "--filter", &label, "--format", "{{.Names}}"][..],
-        &["network", "ls", "--filter", &label, "--format", "{{.Name}}"][..],
-    ] {
-        let out = Command::new("docker").args(args).output().unwrap();
-        names.extend(
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .map(String::from),
-        );
-    }
-    names
-}
+use common::{bin, docker_turn, labelled, repo, start_run, unique, RunGuard};
 
 fn run(run_id: &str, extra: &[&str]) -> (Output, String, String) {
     let out = tempfile::tempdir().unwrap();
-    let smoke = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/smoke.toml");
+    let smoke = repo("scenarios/smoke.toml");
     let output = bin()
         .args(["run", smoke.to_str().unwrap(), "--run-id", run_id, "--out"])
         .arg(out.path())
@@ -53,17 +23,9 @@ fn run(run_id: &str, extra: &[&str]) -> (Output, String, String) {
     (output, stdout, stderr)
 }
 
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("{prefix}-{}-{nanos:x}", std::process::id())
-}
-
 #[test]
 fn a_replica_that_exits_at_start_is_exit_3_with_its_last_log_lines_and_nothing_left() {
-    let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let _docker = docker_turn();
     let id = unique("e2e-crash");
     let _guard = RunGuard(id.clone());
     // session-app exits with status 2 on an unknown MODE.
@@ -91,7 +53,7 @@ fn a_replica_that_exits_at_start_is_exit_3_with_its_last_log_lines_and_nothing_l
 
 #[test]
 fn off_a_terminal_progress_is_plain_lines_and_quiet_prints_the_verdict_only() {
-    let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let _docker = docker_turn();
     let id = unique("e2e-plain");
     let _guard = RunGuard(id.clone());
     let (output, stdout, stderr) = run(&id, &["--duration", "7s", "--set", "chaos.0.every=3s"]);
@@ -134,26 +96,11 @@ fn off_a_terminal_progress_is_plain_lines_and_quiet_prints_the_verdict_only() {
 
 #[test]
 fn sigterm_then_a_second_interrupt_tears_down_at_once() {
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
-    let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let _docker = docker_turn();
     let id = unique("e2e-twice");
     let _guard = RunGuard(id.clone());
     let out = tempfile::tempdir().unwrap();
-    let smoke = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/smoke.toml");
-    let mut child = bin()
-        .args(["run", smoke.to_str().unwrap(), "--run-id", &id, "--out"])
-        .arg(out.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    for line in stdout.by_ref() {
-        if line.unwrap().starts_with("load:") {
-            break;
-        }
-    }
+    let (mut child, stdout, _) = start_run(&repo("scenarios/smoke.toml"), &id, out.path());
     let drain = std::thread::spawn(move || stdout.map_while(Result::ok).collect::<Vec<_>>());
     std::thread::sleep(std::time::Duration::from_secs(1));
     assert!(!labelled(&id).is_empty(), "cluster is up");
@@ -242,7 +189,7 @@ fn a_full_disk_for_the_report_is_a_clear_error_before_anything_starts() {
     let _ = std::fs::write(mount.join("filler"), vec![0u8; 64 * 1024]);
     let id = unique("e2e-full");
     let _guard = RunGuard(id.clone());
-    let smoke = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/smoke.toml");
+    let smoke = repo("scenarios/smoke.toml");
     let output = bin()
         .args(["run", smoke.to_str().unwrap(), "--run-id", &id, "--out"])
         .arg(&mount)

@@ -2,36 +2,12 @@
 //! real containers. Like tests/e2e.rs, each run has its own `--run-id` and a guard
 //! that removes whatever carries that run's label, pass or fail.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::Mutex;
 
-static DOCKER: Mutex<()> = Mutex::new(());
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sessionstorm"))
-}
-
-fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
-/// Removes the run's objects when dropped, whatever happened.
-struct RunGuard(String);
-
-impl Drop for RunGuard {
-    fn drop(&mut self) {
-        let _ = bin().args(["cleanup", "--run", &self.0]).output();
-    }
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("{prefix}-{}-{nanos}", std::process::id())
-}
+use common::{bin, docker_turn, repo, unique, RunGuard};
 
 /// smoke.toml with its `[gates]` replaced by `gates` and its chaos by `chaos`.
 fn scenario(dir: &Path, name: &str, gates: &str, chaos: &str) -> PathBuf {
@@ -67,7 +43,7 @@ const KILL: &str = "[[chaos]]\nfault = \"kill\"\ntarget = \"random-replica\"\nat
 
 #[test]
 fn a_missed_gate_fails_the_run_with_exit_1_a_junit_failure_and_a_full_folder() {
-    let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let _docker = docker_turn();
     let dir = tempfile::tempdir().unwrap();
     let gates = r#"checks = ["anomalies == 0", "p99_ms.append < 0.001"]"#;
     let path = scenario(dir.path(), "gated", gates, KILL);
@@ -144,7 +120,7 @@ fn a_missed_gate_fails_the_run_with_exit_1_a_junit_failure_and_a_full_folder() {
 
 #[test]
 fn compare_flags_a_run_slowed_by_more_users_than_the_machine_serves() {
-    let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let _docker = docker_turn();
     let dir = tempfile::tempdir().unwrap();
     let none = "checks = []";
     // The same service without chaos, with 2 users and then with 48 on two cores:
@@ -198,7 +174,7 @@ fn compare_flags_a_run_slowed_by_more_users_than_the_machine_serves() {
 #[test]
 fn an_interrupted_run_still_leaves_every_file_marked_interrupted() {
     use std::io::{BufRead, BufReader};
-    let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let _docker = docker_turn();
     let dir = tempfile::tempdir().unwrap();
     let id = unique("e2e-int-report");
     let _guard = RunGuard(id.clone());

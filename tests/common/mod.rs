@@ -1,0 +1,97 @@
+//! What the end-to-end test files share: the binary, run names, the guard that
+//! removes a run's objects whatever happens, and starting a run in the background.
+//!
+//! Each test file uses its own part of this module, so the parts it leaves unused
+//! are not dead code.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+
+/// Runs against Docker one at a time: two clusters at once on a two-core machine
+/// would measure the machine, not the service.
+static DOCKER: Mutex<()> = Mutex::new(());
+
+pub fn docker_turn() -> MutexGuard<'static, ()> {
+    DOCKER.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sessionstorm"))
+}
+
+pub fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// A run id no other test (or earlier run) uses.
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{prefix}-{}-{nanos:x}", std::process::id())
+}
+
+/// Removes the run's objects when dropped, whatever happened.
+pub struct RunGuard(pub String);
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        let _ = bin().args(["cleanup", "--run", &self.0]).output();
+    }
+}
+
+/// Names of the containers, networks and volumes of run `id`.
+pub fn labelled(id: &str) -> Vec<String> {
+    let label = format!("label=sessionstorm.run={id}");
+    let mut names = Vec::new();
+    for args in [
+        &["ps", "-a", "--filter", &label, "--format", "{{.Names}}"][..],
+        &["network", "ls", "--filter", &label, "--format", "{{.Name}}"][..],
+        &["volume", "ls", "--filter", &label, "--format", "{{.Name}}"][..],
+    ] {
+        let out = Command::new("docker")
+            .args(args)
+            .output()
+            .expect("the docker CLI runs");
+        names.extend(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(String::from),
+        );
+    }
+    names
+}
+
+pub type Lines = std::io::Lines<BufReader<ChildStdout>>;
+
+/// Starts `sessionstorm run SCENARIO` in the background and reads its output until
+/// the load has started; returns the process, the rest of its output and the lines
+/// read so far.
+pub fn start_run(scenario: &Path, id: &str, out: &Path) -> (Child, Lines, Vec<String>) {
+    let mut child = bin()
+        .args(["run", scenario.to_str().unwrap(), "--run-id", id, "--out"])
+        .arg(out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in stdout.by_ref() {
+        let line = line.unwrap();
+        let load_started = line.starts_with("load:");
+        seen.push(line);
+        if load_started {
+            break;
+        }
+    }
+    assert!(
+        seen.last().is_some_and(|l| l.starts_with("load:")),
+        "{seen:#?}"
+    );
+    (child, stdout, seen)
+}
