@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::overrides::Setting;
+use crate::plan::Overrides;
 
 /// Chaos and load testing for stateless clusters: can any replica die at any moment
 /// without a single user losing their session?
@@ -59,6 +60,13 @@ Examples:
 Every problem is listed at once as file:line:column: message, with the accepted
 values; the exit code is 2 when there is any.";
 
+const PLAN_EXAMPLES: &str = "\
+Examples:
+  sessionstorm plan scenarios/kill-storm.toml
+  sessionstorm plan scenarios/kill-storm.toml --seed 7 --duration 2m --set chaos.0.every=3s
+
+Takes the same overrides as `run`; nothing is started.";
+
 const CLEANUP_EXAMPLES: &str = "\
 Examples:
   sessionstorm cleanup --dry-run
@@ -85,25 +93,12 @@ pub enum Command {
     Run(RunArgs),
     /// Check a scenario file and print every problem in it, without starting anything.
     #[command(after_help = VALIDATE_EXAMPLES)]
-    Validate {
-        /// The scenario file (TOML).
-        scenario: PathBuf,
-        /// Override a scenario key before checking, e.g. load.rate=300 (repeatable).
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        set: Vec<Setting>,
-    },
+    Validate(ScenarioArgs),
     /// Print the resolved plan of a scenario and its fault timeline, drawn from the
-    /// seed, without starting anything: a run with the same seed follows it.
-    Plan {
-        /// The scenario file (TOML).
-        scenario: PathBuf,
-        /// Seed for every random choice; overrides the scenario's `seed`.
-        #[arg(long)]
-        seed: Option<u64>,
-        /// How long load and chaos run; overrides the scenario's `duration`.
-        #[arg(long, value_parser = parse_duration)]
-        duration: Option<Duration>,
-    },
+    /// seed, without starting anything: a run with the same seed and overrides
+    /// follows it.
+    #[command(after_help = PLAN_EXAMPLES)]
+    Plan(ScenarioArgs),
     /// Build or list the images the harness makes from host binaries.
     #[command(subcommand, after_help = IMAGES_EXAMPLES)]
     Images(ImagesCommand),
@@ -137,6 +132,22 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    #[command(flatten)]
+    pub input: ScenarioArgs,
+    /// Folder for run reports; each run writes into its own sub-folder.
+    #[arg(long, default_value = "reports")]
+    pub out: PathBuf,
+    /// Name the run (and its report folder and container labels) instead of
+    /// `<scenario>-<time>-<random>`; lets a CI job know where the report will be.
+    #[arg(long, value_parser = parse_run_id)]
+    pub run_id: Option<String>,
+}
+
+/// A scenario file and the overrides applied to it before validation: `run`,
+/// `validate` and `plan` take the same ones, so what `plan` prints is what `run`
+/// with the same flags does.
+#[derive(Debug, Args)]
+pub struct ScenarioArgs {
     /// The scenario file (TOML), e.g. scenarios/smoke.toml.
     pub scenario: PathBuf,
     /// Seed for every random choice; overrides the scenario's `seed`.
@@ -145,13 +156,6 @@ pub struct RunArgs {
     /// How long load and chaos run, e.g. 30s or 2m; overrides the scenario's `duration`.
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
-    /// Folder for run reports; each run writes into its own sub-folder.
-    #[arg(long, default_value = "reports")]
-    pub out: PathBuf,
-    /// Name the run (and its report folder and container labels) instead of
-    /// `<scenario>-<time>-<random>`; lets a CI job know where the report will be.
-    #[arg(long, value_parser = parse_run_id)]
-    pub run_id: Option<String>,
     /// Operations per second of an open-model scenario (its start rate when it has
     /// stages); same as --set load.rate=RATE.
     #[arg(long)]
@@ -166,18 +170,22 @@ pub struct RunArgs {
     pub set: Vec<Setting>,
 }
 
-impl RunArgs {
-    /// The scenario overrides of this command line, shortcuts first.
-    pub fn settings(&self) -> Vec<Setting> {
-        let mut settings = Vec::new();
+impl ScenarioArgs {
+    /// The overrides of this command line, shortcuts before `--set`.
+    pub fn overrides(&self) -> Overrides {
+        let mut set = Vec::new();
         if let Some(rate) = self.rate {
-            settings.push(Setting::shortcut("rate", "load.rate", rate));
+            set.push(Setting::shortcut("rate", "load.rate", rate));
         }
         if let Some(replicas) = self.replicas {
-            settings.push(Setting::shortcut("replicas", "service.replicas", replicas));
+            set.push(Setting::shortcut("replicas", "service.replicas", replicas));
         }
-        settings.extend(self.set.iter().cloned());
-        settings
+        set.extend(self.set.iter().cloned());
+        Overrides {
+            seed: self.seed,
+            duration: self.duration,
+            set,
+        }
     }
 }
 

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::error::ExitCode;
+use crate::overrides::Setting;
 use crate::report::Summary;
 use crate::scenario::{Problem, Source};
 use crate::session::{AnomalyKind, Op};
@@ -448,16 +449,25 @@ pub struct Gates {
 }
 
 impl Gates {
-    /// Reads `[gates]`; every bad entry is a problem at its place in the file.
-    pub fn validate(raw: &RawGates, source: &Source) -> Result<Gates, Vec<Problem>> {
+    /// Reads `[gates]`; every bad entry is a problem at its place in the file, or
+    /// names the `--set` it came from.
+    pub fn validate(
+        raw: &RawGates,
+        source: &Source,
+        settings: &[Setting],
+    ) -> Result<Gates, Vec<Problem>> {
+        let problem = |span, message| crate::overrides::locate(source, settings, span, message);
         let mut problems = Vec::new();
         let mut gates = Gates::default();
         for check in &raw.checks {
-            // Point at the text inside the quotes.
-            let span = check.span().start + 1..check.span().end;
+            let mut span = check.span();
+            if span.end <= source.text.len() {
+                // Point at the text inside the quotes.
+                span.start += 1;
+            }
             match check.get_ref().parse() {
                 Ok(c) => gates.checks.push(c),
-                Err(e) => problems.push(source.problem(span, format!("gates.checks: {e}"))),
+                Err(e) => problems.push(problem(span, format!("gates.checks: {e}"))),
             }
         }
         for (name, tolerance) in &raw.tolerances {
@@ -468,9 +478,10 @@ impl Gates {
                 Ok(t) => {
                     gates.tolerances.insert(name.clone(), t);
                 }
-                Err(e) => problems.push(
-                    source.problem(tolerance.span(), format!("gates.tolerances.{name}: {e}")),
-                ),
+                Err(e) => problems.push(problem(
+                    tolerance.span(),
+                    format!("gates.tolerances.{name}: {e}"),
+                )),
             }
         }
         if problems.is_empty() {

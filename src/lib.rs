@@ -74,15 +74,11 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> Result<ExitCode> {
     progress::set_quiet(cli.quiet);
     match cli.command {
         Command::Run(args) => run_scenario(args, &shutdown).await,
-        Command::Validate { scenario, set } => {
-            let overrides = Overrides {
-                set,
-                ..Overrides::default()
-            };
-            let plan = load_plan(&scenario, &overrides)?;
+        Command::Validate(input) => {
+            let plan = load_plan(&input.scenario, &input.overrides())?;
             say!(
                 "{}: valid scenario {:?} ({} replicas, {} load, {} chaos entries)",
-                scenario.display(),
+                input.scenario.display(),
                 plan.name,
                 plan.service.replicas,
                 plan.load.model.describe(),
@@ -90,17 +86,8 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> Result<ExitCode> {
             );
             Ok(ExitCode::Passed)
         }
-        Command::Plan {
-            scenario,
-            seed,
-            duration,
-        } => {
-            let overrides = Overrides {
-                seed,
-                duration,
-                ..Overrides::default()
-            };
-            let plan = load_plan(&scenario, &overrides)?;
+        Command::Plan(input) => {
+            let plan = load_plan(&input.scenario, &input.overrides())?;
             say!("{}", render_plan(&plan).trim_end());
             Ok(ExitCode::Passed)
         }
@@ -248,12 +235,7 @@ pub fn render_plan(plan: &plan::Plan) -> String {
 }
 
 async fn run_scenario(args: RunArgs, shutdown: &Shutdown) -> Result<ExitCode> {
-    let overrides = Overrides {
-        seed: args.seed,
-        duration: args.duration,
-        set: args.settings(),
-    };
-    let plan = load_plan(&args.scenario, &overrides)?;
+    let plan = load_plan(&args.input.scenario, &args.input.overrides())?;
     run::execute(&plan, &args.out, args.run_id, shutdown).await
 }
 

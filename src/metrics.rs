@@ -143,6 +143,33 @@ impl Percentiles {
     }
 }
 
+/// Steps per halving of the distance to 100% in a [`spectrum`]: HdrHistogram's
+/// own percentile-distribution output uses 5 as well.
+const SPECTRUM_TICKS: u32 = 5;
+
+/// The whole latency distribution as (percentile, ms) points, from 0% to 100%,
+/// denser towards the tail (every halving of the distance to 100% gets
+/// [`SPECTRUM_TICKS`] points), the way HdrHistogram prints a percentile
+/// distribution. A few dozen points whatever the count, so summary.json stays small
+/// and the report can draw the full curve from it.
+pub fn spectrum<T: hdrhistogram::Counter>(h: &Histogram<T>) -> Vec<[f64; 2]> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    let mut points: Vec<[f64; 2]> = h
+        .iter_quantiles(SPECTRUM_TICKS)
+        .map(|v| {
+            let ms = h.highest_equivalent(v.value_iterated_to()) as f64 / 1000.0;
+            [v.quantile_iterated_to() * 100.0, ms]
+        })
+        .collect();
+    // The iterator ends on 100% at the largest value's bucket; say the max exactly.
+    if let Some(last) = points.last_mut() {
+        *last = [100.0, h.max() as f64 / 1000.0];
+    }
+    points
+}
+
 /// Corrected and uncorrected latency of one operation kind and outcome.
 #[derive(Debug, Clone)]
 pub struct Latency {
@@ -170,6 +197,10 @@ pub struct Recorder {
     pub missed_starts: u64,
     /// Answers by `X-Served-By`, to show how the balancer spread the load.
     pub served_by: BTreeMap<String, u64>,
+    /// Failed requests by the replica instance that answered them, or that the
+    /// balancer had sent them to; a request that got no answer naming one (a
+    /// refused connection, a timeout) is not here.
+    pub errors_by: BTreeMap<String, u64>,
 }
 
 impl Recorder {
@@ -181,8 +212,30 @@ impl Recorder {
         latency.uncorrected.saturating_record(micros(uncorrected));
     }
 
-    pub fn error(&mut self, op: Op, kind: ErrorKind) {
+    /// A failed request of `op`; `by` is the replica instance that answered it or,
+    /// from the balancer, the slot it was sent to (`replica-2`). A slot is put down
+    /// to the newest instance of it that answered this interval: the one that was
+    /// there when the request failed, unless its replacement answered before.
+    pub fn error(&mut self, op: Op, kind: ErrorKind, by: Option<&str>) {
         *self.errors.entry((op, kind)).or_default() += 1;
+        if let Some(by) = by {
+            let instance = self.newest_instance_of(by).unwrap_or(by).to_string();
+            *self.errors_by.entry(instance).or_default() += 1;
+        }
+    }
+
+    /// The newest instance (`replica-2.3`) of slot `slot` (`replica-2`) that answered.
+    fn newest_instance_of(&self, slot: &str) -> Option<&str> {
+        let generation = |instance: &str| {
+            let rest = instance.strip_prefix(slot)?.strip_prefix('.')?;
+            rest.parse::<u64>().ok()
+        };
+        self.served_by
+            .range(format!("{slot}.")..)
+            .take_while(|(instance, _)| instance.starts_with(slot))
+            .filter_map(|(instance, _)| Some((generation(instance)?, instance.as_str())))
+            .max()
+            .map(|(_, instance)| instance)
     }
 
     pub fn served(&mut self, instance: Option<&str>) {
@@ -258,6 +311,9 @@ impl Recorder {
         for (instance, n) in &other.served_by {
             *self.served_by.entry(instance.clone()).or_default() += n;
         }
+        for (instance, n) in &other.errors_by {
+            *self.errors_by.entry(instance.clone()).or_default() += n;
+        }
     }
 
     /// Hands over what was recorded and starts afresh, keeping the histograms'
@@ -271,6 +327,7 @@ impl Recorder {
         self.errors.clear();
         self.missed_starts = 0;
         self.served_by.clear();
+        self.errors_by.clear();
         taken
     }
 }
@@ -349,6 +406,28 @@ impl Live {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_spectrum_covers_the_whole_distribution_densest_at_the_tail() {
+        let mut h = new_histogram();
+        for us in 1..=10_000u64 {
+            h.record(us).unwrap();
+        }
+        h.record(1_000_000).unwrap();
+        let points = spectrum(&h);
+        assert_eq!(points.first().unwrap()[0], 0.0);
+        assert_eq!(*points.last().unwrap(), [100.0, Percentiles::of(&h).max]);
+        assert!(points
+            .windows(2)
+            .all(|w| w[0][0] <= w[1][0] && w[0][1] <= w[1][1]));
+        // Many more points past p90 than below it, and p99 close to 9.9 ms.
+        let tail = points.iter().filter(|p| p[0] > 90.0).count();
+        assert!(tail > points.len() / 2, "{points:?}");
+        let p99 = points.iter().find(|p| p[0] >= 99.0).unwrap()[1];
+        assert!((9.8..10.1).contains(&p99), "{p99}");
+        assert!(points.len() < 200, "{}", points.len());
+        assert!(spectrum(&new_histogram()).is_empty());
+    }
+
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
     }
@@ -357,12 +436,12 @@ mod tests {
     fn merge_adds_counts_and_latencies() {
         let mut a = Recorder::default();
         a.op(Op::Append, Outcome::Ok, ms(2), ms(1));
-        a.error(Op::Append, ErrorKind::Timeout);
+        a.error(Op::Append, ErrorKind::Timeout, None);
         a.served(Some("r0"));
         let mut b = Recorder::default();
         b.op(Op::Append, Outcome::Ok, ms(40), ms(3));
-        b.error(Op::Append, ErrorKind::Timeout);
-        b.error(Op::Read, ErrorKind::Status5xx);
+        b.error(Op::Append, ErrorKind::Timeout, None);
+        b.error(Op::Read, ErrorKind::Status5xx, Some("replica-1"));
         b.missed_starts = 2;
         b.served(Some("r0"));
         b.served(Some("r1"));
@@ -379,10 +458,31 @@ mod tests {
     }
 
     #[test]
+    fn an_error_is_put_down_to_the_instance_that_answered_or_the_newest_of_its_slot() {
+        let mut r = Recorder::default();
+        r.served(Some("replica-1.0"));
+        r.served(Some("replica-1.2"));
+        r.served(Some("replica-10.7"));
+        r.error(Op::Read, ErrorKind::Status5xx, Some("replica-1.0"));
+        r.error(Op::Read, ErrorKind::Status5xx, Some("replica-1"));
+        r.error(Op::Read, ErrorKind::Status5xx, Some("replica-3"));
+        r.error(Op::Read, ErrorKind::Connect, None);
+        assert_eq!(r.errors_by["replica-1.0"], 1);
+        assert_eq!(r.errors_by["replica-1.2"], 1);
+        assert_eq!(r.errors_by["replica-3"], 1, "no instance of it answered");
+        assert_eq!(r.errors_by.values().sum::<u64>(), 3);
+        let mut total = Recorder::default();
+        total.merge(&r);
+        total.merge(&r.take());
+        assert_eq!(total.errors_by["replica-1.2"], 2);
+        assert!(r.errors_by.is_empty());
+    }
+
+    #[test]
     fn take_hands_over_and_resets() {
         let mut r = Recorder::default();
         r.op(Op::Read, Outcome::Ok, ms(5), ms(5));
-        r.error(Op::Read, ErrorKind::Reset);
+        r.error(Op::Read, ErrorKind::Reset, None);
         r.missed_starts = 1;
         let taken = r.take();
         assert_eq!(taken.count(Op::Read, Outcome::Ok), 1);

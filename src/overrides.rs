@@ -56,18 +56,35 @@ impl FromStr for Setting {
             ));
         };
         let key = key.trim();
-        let path: Vec<String> = key.split('.').map(|s| s.trim().to_string()).collect();
-        if path.iter().any(String::is_empty) {
-            return Err(format!(
-                "{key:?} is not a key; write a dotted path such as load.rate, service.env.MODE or chaos.0.every"
-            ));
-        }
+        let path = split_key(key).ok_or_else(|| {
+            format!(
+                "{key:?} is not a key; write a dotted path such as load.rate, service.env.MODE or \
+                 chaos.0.every, and quote a key that holds a dot: gates.tolerances.\"p99_ms.append\""
+            )
+        })?;
         Ok(Setting {
             path,
             value: value.trim().to_string(),
             origin: format!("--set {}", crate::secrets::mask_setting(key, value.trim())),
         })
     }
+}
+
+/// Splits a dotted key into its parts, as TOML does: a part in double quotes may
+/// hold dots (`gates.tolerances."p99_ms.append"`). None for an empty part or an
+/// unclosed quote.
+fn split_key(key: &str) -> Option<Vec<String>> {
+    let mut parts = vec![String::new()];
+    let mut quoted = false;
+    for c in key.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            '.' if !quoted => parts.push(String::new()),
+            c => parts.last_mut()?.push(c),
+        }
+    }
+    let parts: Vec<String> = parts.iter().map(|p| p.trim().to_string()).collect();
+    (!quoted && parts.iter().all(|p| !p.is_empty())).then_some(parts)
 }
 
 /// Parses the scenario in `source` with `settings` applied, in order.
@@ -303,6 +320,25 @@ mod tests {
             .unwrap_err()
             .contains("not a key"));
         assert!("=1".parse::<Setting>().is_err());
+        let s: Setting = r#"gates.tolerances."p99_ms.append"=5%"#.parse().unwrap();
+        assert_eq!(s.path, ["gates", "tolerances", "p99_ms.append"]);
+        assert!(r#"gates."p99=1"#.parse::<Setting>().is_err());
+    }
+
+    #[test]
+    fn a_bad_gate_override_is_named_by_its_setting() {
+        let problems = with(&[r#"gates.checks=["p99_ms.apend < 5"]"#]).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with(r#"--set gates.checks=["p99_ms.apend < 5"]: "#)
+                && problems[0].contains("unknown operation \"apend\""),
+            "{problems:?}"
+        );
+        let problems = with(&[r#"gates.tolerances."p99_ms.read"=lots"#]).unwrap_err();
+        assert!(
+            problems[0].starts_with(r#"--set gates.tolerances."p99_ms.read"=lots: "#),
+            "{problems:?}"
+        );
     }
 
     #[test]

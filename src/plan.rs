@@ -362,7 +362,7 @@ pub fn build(source: &Source, overrides: &Overrides) -> Result<Plan, Vec<Problem
             }
         }
     }
-    let gates = crate::gate::Gates::validate(&raw.gates, source)
+    let gates = crate::gate::Gates::validate(&raw.gates, source, &overrides.set)
         .map_err(|problems| v.problems.extend(problems))
         .unwrap_or_default();
 

@@ -391,6 +391,7 @@ fn summarize(plan: &Plan, run: &RunIdentity, started: &Started, mut found: Found
         sessions: found.sessions,
         operations: report::operations(&found.totals),
         served_by: std::mem::take(&mut found.totals.served_by),
+        errors_by: std::mem::take(&mut found.totals.errors_by),
         anomalies: AnomalySummary::of(found.anomalies),
         faults: FaultSummary::of(found.faults, found.halted),
         intervals: found.intervals,

@@ -46,7 +46,14 @@ fn help_lists_every_command_with_examples_and_exit_codes() {
 
 #[test]
 fn every_subcommand_has_help_with_examples() {
-    for command in ["run", "validate", "images", "cleanup", "completions"] {
+    for command in [
+        "run",
+        "validate",
+        "plan",
+        "images",
+        "cleanup",
+        "completions",
+    ] {
         let out = sessionstorm(&[command, "--help"]);
         assert!(out.status.success(), "{command} --help");
         let help = text(&out.stdout);
@@ -68,6 +75,47 @@ fn every_subcommand_has_help_with_examples() {
     ] {
         assert!(run.contains(flag), "run --help lacks {flag}");
     }
+}
+
+#[test]
+fn plan_and_validate_take_the_same_overrides_as_run() {
+    let storm = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/kill-storm.toml");
+    let storm = storm.to_str().unwrap();
+    for command in ["validate", "plan"] {
+        let help = text(&sessionstorm(&[command, "--help"]).stdout);
+        for flag in ["--seed", "--duration", "--rate", "--replicas", "--set"] {
+            assert!(help.contains(flag), "{command} --help lacks {flag}");
+        }
+    }
+    let out = sessionstorm(&[
+        "plan",
+        storm,
+        "--duration",
+        "10s",
+        "--replicas",
+        "6",
+        "--set",
+        "chaos.0.every=3s",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let plan = text(&out.stdout);
+    assert!(
+        plan.contains("6 replicas") && plan.contains("every 3s"),
+        "{plan}"
+    );
+    assert!(plan.contains("timeline (2 faults"), "{plan}");
+    let out = sessionstorm(&[
+        "plan",
+        storm,
+        "--set",
+        r#"gates.checks=["p99_ms.apend < 5"]"#,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(r#"--set gates.checks=["p99_ms.apend < 5"]: "#) && err.contains("apend"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -12,6 +12,11 @@ pub const CONFIG_FILE: &str = "haproxy.cfg";
 /// The port HAProxy listens on inside its container (published on 127.0.0.1).
 pub const LISTEN_PORT: u16 = 8080;
 
+/// The header HAProxy adds to every answer that went through a server, naming it by
+/// its alias (`replica-2`): an error HAProxy made itself (a 502 when the replica
+/// died mid-request) carries no `X-Served-By`, but this still says whose it was.
+pub const SERVER_HEADER: &str = "x-sessionstorm-server";
+
 /// What the configuration depends on.
 #[derive(Debug, Clone)]
 pub struct Config<'a> {
@@ -38,7 +43,7 @@ pub fn render(config: &Config<'_>) -> String {
             String::new()
         };
         servers.push_str(&format!(
-            "    server r{i} {alias}:{}{cookie}\n",
+            "    server {alias} {alias}:{}{cookie}\n",
             config.port
         ));
     }
@@ -83,12 +88,14 @@ frontend sessions
 
 backend replicas
     balance roundrobin
+    http-after-response set-header {server_header} %[srv_name] if {{ srv_name -m found }}
 {sticky}    option httpchk GET {health}
     http-check expect status 200
     default-server check inter 500ms fastinter 250ms downinter 250ms fall 2 rise 1 resolvers docker init-addr none resolve-prefer ipv4
 {servers}",
         listen = LISTEN_PORT,
         health = config.health_path,
+        server_header = SERVER_HEADER,
     )
 }
 
@@ -105,8 +112,11 @@ mod tests {
             health_path: "/health",
             sticky: false,
         });
-        assert!(cfg.contains("    server r0 replica-0:9000\n"));
-        assert!(cfg.contains("    server r1 replica-1:9000\n"));
+        assert!(cfg.contains("    server replica-0 replica-0:9000\n"));
+        assert!(cfg.contains("    server replica-1 replica-1:9000\n"));
+        assert!(
+            cfg.contains("set-header x-sessionstorm-server %[srv_name] if { srv_name -m found }")
+        );
         assert!(cfg.contains("option httpchk GET /health\n"));
         assert!(cfg.contains("nameserver dns 127.0.0.11:53"));
         assert!(cfg.contains("resolvers docker init-addr none"));
@@ -125,6 +135,6 @@ mod tests {
             sticky: true,
         });
         assert!(cfg.contains("    cookie SRV insert indirect nocache\n"));
-        assert!(cfg.contains("    server r1 replica-1:8080 cookie r1\n"));
+        assert!(cfg.contains("    server replica-1 replica-1:8080 cookie r1\n"));
     }
 }

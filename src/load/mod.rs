@@ -374,11 +374,11 @@ impl Driver {
             swept.unverified += u64::from(done.outcome == Outcome::Error);
             let took = done.finished - done.sent;
             swept.recorder.op(Op::Sweep, done.outcome, took, took);
-            for kind in done.errors {
-                swept.recorder.error(Op::Sweep, kind);
-            }
             for instance in &done.served_by {
                 swept.recorder.served(Some(instance));
+            }
+            for (kind, by) in &done.errors {
+                swept.recorder.error(Op::Sweep, *kind, by.as_deref());
             }
             swept.anomalies.extend(done.anomalies);
         }

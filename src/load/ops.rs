@@ -94,8 +94,9 @@ pub struct Done {
     pub intended: Instant,
     pub sent: Instant,
     pub finished: Instant,
-    /// Failed attempts, by kind.
-    pub errors: Vec<ErrorKind>,
+    /// Failed attempts, by kind, with the replica each was answered by or sent to
+    /// when the answer names one.
+    pub errors: Vec<(ErrorKind, Option<String>)>,
     /// `X-Served-By` of every answer.
     pub served_by: Vec<String>,
     pub anomalies: Vec<Anomaly>,
@@ -126,7 +127,9 @@ impl Done {
 enum Answer {
     State(State, Option<String>, Vec<String>),
     NotFound(Option<String>),
-    Failed(ErrorKind),
+    /// No usable answer; the replica named by the answer, if it came from one or
+    /// the balancer says which it sent the request to.
+    Failed(ErrorKind, Option<String>),
 }
 
 /// Pause after a failed attempt, multiplied by the attempt number.
@@ -179,12 +182,12 @@ impl Driver {
     async fn send(&self, request: RequestBuilder, done: &mut Done) -> Answer {
         Live::add(&self.live.ops, 1);
         let answer = match request.send().await {
-            Err(err) => Answer::Failed(ErrorKind::classify(&err)),
+            Err(err) => Answer::Failed(ErrorKind::classify(&err), None),
             Ok(response) => self.sort(response).await,
         };
         match &answer {
-            Answer::Failed(kind) => {
-                done.errors.push(*kind);
+            Answer::Failed(kind, by) => {
+                done.errors.push((*kind, by.clone()));
                 Live::add(&self.live.errors, 1);
                 self.failures.record(self.start.elapsed());
             }
@@ -212,9 +215,17 @@ impl Driver {
             StatusCode::NOT_FOUND => Answer::NotFound(served_by),
             status if status.is_success() => match response.json::<State>().await {
                 Ok(state) => Answer::State(state, served_by, cookies),
-                Err(err) => Answer::Failed(ErrorKind::classify(&err)),
+                Err(err) => Answer::Failed(ErrorKind::classify(&err), served_by),
             },
-            status => Answer::Failed(ErrorKind::from_status(status)),
+            status => {
+                let by = served_by.or_else(|| {
+                    let header = response
+                        .headers()
+                        .get(crate::cluster::haproxy::SERVER_HEADER);
+                    header.and_then(|v| v.to_str().ok()).map(str::to_string)
+                });
+                Answer::Failed(ErrorKind::from_status(status), by)
+            }
         }
     }
 
@@ -243,8 +254,8 @@ impl Driver {
                 done.outcome = Outcome::Ok;
                 done.session = Some(LiveSession::new(model, cookie));
             }
-            Answer::NotFound(_) => done.errors.push(ErrorKind::Status4xx),
-            Answer::Failed(_) => {}
+            Answer::NotFound(by) => done.errors.push((ErrorKind::Status4xx, by)),
+            Answer::Failed(..) => {}
         }
     }
 
@@ -275,7 +286,7 @@ impl Driver {
                     self.lost(session, Op::Append, served_by, done);
                     return;
                 }
-                Answer::Failed(_) => {}
+                Answer::Failed(..) => {}
             }
         }
     }
@@ -298,7 +309,7 @@ impl Driver {
                 self.lost(session, op, served_by, done);
                 true
             }
-            Answer::Failed(_) => false,
+            Answer::Failed(..) => false,
         }
     }
 

@@ -159,11 +159,11 @@ fn settle(
             done.finished - done.sent,
         );
     }
-    for kind in &done.errors {
-        recorder.error(done.step.op(), *kind);
-    }
     for instance in &done.served_by {
         recorder.served(Some(instance));
+    }
+    for (kind, by) in &done.errors {
+        recorder.error(done.step.op(), *kind, by.as_deref());
     }
     result.anomalies.extend(done.anomalies);
     match done.session {

@@ -335,38 +335,83 @@ pub fn error_rate(summary: &Summary) -> Result<String> {
     })
 }
 
-/// The quantiles of the spectrum on a "nines" axis (x = -log10(1 - q), so p90 is
-/// 1, p99 2, p99.9 3); p50 sits at 0 (instead of 0.3) and max one step past p99.9.
-const SPECTRUM: [(f64, &str); 5] = [
-    (0.0, "p50"),
-    (1.0, "p90"),
-    (2.0, "p99"),
-    (3.0, "p99.9"),
-    (4.0, "max"),
-];
+/// (percentile, ms) points of a latency distribution.
+type Points = Vec<[f64; 2]>;
 
-fn spectrum_points(p: &Percentiles) -> Vec<(f64, f64)> {
-    [p.p50, p.p90, p.p99, p.p999, p.max]
-        .into_iter()
-        .zip(SPECTRUM)
-        .map(|(v, (x, _))| (x, v.max(FLOOR_MS)))
-        .collect()
+/// The spectrum of one operation: (percentile, ms) points of the whole
+/// distribution, or, for a summary written before those were kept, its five
+/// percentiles.
+fn spectrum_of(points: &[[f64; 2]], p: &Percentiles) -> Points {
+    if points.is_empty() {
+        vec![
+            [50.0, p.p50],
+            [90.0, p.p90],
+            [99.0, p.p99],
+            [99.9, p.p999],
+            [100.0, p.max],
+        ]
+    } else {
+        points.to_vec()
+    }
 }
 
-/// The whole run's latency by percentile, corrected (solid) and uncorrected
-/// (dashed), both axes logarithmic.
+/// Where a percentile sits on the "nines" axis: x = -log10(1 - p/100), so 90% is
+/// 1, 99% is 2, 99.9% is 3; 100% (the max) has no finite place and is drawn at
+/// `max_at`, one step past the deepest percentile the data has.
+fn nines(percentile: f64, max_at: f64) -> f64 {
+    if percentile >= 100.0 {
+        max_at
+    } else {
+        -(1.0 - percentile / 100.0).log10()
+    }
+}
+
+/// The label of a whole step on the nines axis (0%, 90%, 99%, 99.9% … and max);
+/// nothing between steps.
+fn nines_label(x: f64, max_at: f64) -> String {
+    let step = x.round();
+    if (x - step).abs() > 0.01 || step < 0.0 {
+        String::new()
+    } else if (step - max_at).abs() < 0.01 {
+        "max".into()
+    } else {
+        match step as usize {
+            0 => "0%".into(),
+            1 => "90%".into(),
+            n => format!("99.{}%", "9".repeat(n - 2)).replace(".%", "%"),
+        }
+    }
+}
+
+/// The whole run's latency distribution by percentile, corrected (solid) and
+/// uncorrected (dashed), on a nines axis with the latency on a log axis, as
+/// HdrHistogram's plotter draws it.
 pub fn spectrum(summary: &Summary) -> Result<String> {
-    let ops: Vec<(Op, &Percentiles, &Percentiles)> = summary
+    let ops: Vec<(Op, Points, Points)> = summary
         .operations
         .iter()
         .filter(|(_, o)| o.latency_ms.count > 0)
-        .map(|(op, o)| (*op, &o.latency_ms, &o.latency_uncorrected_ms))
+        .map(|(op, o)| {
+            (
+                *op,
+                spectrum_of(&o.spectrum.corrected, &o.latency_ms),
+                spectrum_of(&o.spectrum.uncorrected, &o.latency_uncorrected_ms),
+            )
+        })
         .collect();
-    let values = ops
-        .iter()
-        .flat_map(|(_, c, u)| spectrum_points(c).into_iter().chain(spectrum_points(u)))
-        .map(|p| p.1);
-    let (lo, hi) = log_bounds(values);
+    let all = || ops.iter().flat_map(|(_, c, u)| c.iter().chain(u));
+    let deepest = all()
+        .filter(|p| p[0] < 100.0)
+        .map(|p| nines(p[0], 0.0))
+        .fold(3.0, f64::max);
+    let max_at = deepest.floor() + 1.0;
+    let (lo, hi) = log_bounds(all().map(|p| p[1].max(FLOOR_MS)));
+    let curve = |points: &[[f64; 2]]| -> Vec<(f64, f64)> {
+        points
+            .iter()
+            .map(|p| (nines(p[0], max_at), p[1].max(FLOOR_MS)))
+            .collect()
+    };
     svg(|root| {
         let (root, side) = root.split_horizontally(WIDTH - LEGEND_WIDTH);
         let mut chart = ChartBuilder::on(&root)
@@ -377,42 +422,27 @@ pub fn spectrum(summary: &Summary) -> Result<String> {
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(60)
-            .build_cartesian_2d(-0.1..4.2, (lo..hi).log_scale())
+            .build_cartesian_2d(-0.1..max_at + 0.2, (lo..hi).log_scale())
             .map_err(err)?;
         chart
             .configure_mesh()
             .x_desc("percentile (one step per nine)")
             .y_desc("ms (log)")
-            .x_labels(5)
-            .x_label_formatter(&|x| {
-                SPECTRUM
-                    .iter()
-                    .find(|(at, _)| (at - x).abs() < 0.2)
-                    .map_or_else(String::new, |(_, name)| (*name).to_string())
-            })
+            .x_labels(max_at as usize + 1)
+            .x_label_formatter(&|x| nines_label(*x, max_at))
             .light_line_style(BLACK.mix(0.05))
             .draw()
             .map_err(err)?;
         let mut entries = Vec::new();
-        for (op, corrected, uncorrected) in ops {
-            let color = op_color(op);
+        for (op, corrected, uncorrected) in &ops {
+            let color = op_color(*op);
             entries.push((op.name().to_string(), color));
             chart
-                .draw_series(LineSeries::new(
-                    spectrum_points(corrected),
-                    color.stroke_width(2),
-                ))
-                .map_err(err)?;
-            chart
-                .draw_series(
-                    spectrum_points(corrected)
-                        .into_iter()
-                        .map(|p| Circle::new(p, 3, color.filled())),
-                )
+                .draw_series(LineSeries::new(curve(corrected), color.stroke_width(2)))
                 .map_err(err)?;
             chart
                 .draw_series(DashedLineSeries::new(
-                    spectrum_points(uncorrected),
+                    curve(uncorrected),
                     5,
                     4,
                     color.stroke_width(1),
@@ -423,15 +453,24 @@ pub fn spectrum(summary: &Summary) -> Result<String> {
     })
 }
 
-/// Answers per replica instance.
+/// Answers per replica instance, with the failed requests put down to each.
 pub fn replicas(summary: &Summary) -> Result<String> {
-    let bars: Vec<(&String, u64)> = summary.served_by.iter().map(|(k, v)| (k, *v)).collect();
+    let instances: std::collections::BTreeSet<&String> = summary
+        .served_by
+        .keys()
+        .chain(summary.errors_by.keys())
+        .collect();
+    let count = |map: &BTreeMap<String, u64>, k: &String| map.get(k).copied().unwrap_or(0);
+    let bars: Vec<(&String, u64)> = instances
+        .iter()
+        .map(|k| (*k, count(&summary.served_by, k)))
+        .collect();
     let n = bars.len().max(1);
     let top = bars.iter().map(|b| b.1).max().unwrap_or(1).max(1) as f64 * 1.15;
     svg(|root| {
         let mut chart = ChartBuilder::on(root)
             .caption(
-                "Load per replica instance: answers served (X-Served-By)",
+                "Load per replica instance: answers served (X-Served-By), failed requests in red",
                 (FONT, 18),
             )
             .margin(12)
@@ -473,6 +512,18 @@ pub fn replicas(summary: &Summary) -> Result<String> {
                 )
             }))
             .map_err(err)?;
+        chart
+            .draw_series(bars.iter().enumerate().filter_map(|(i, (k, v))| {
+                let errors = count(&summary.errors_by, k);
+                (errors > 0).then(|| {
+                    Text::new(
+                        format!("{errors} failed"),
+                        (i as f64 + 0.4, *v as f64 + top * 0.07),
+                        (FONT, 12).into_font().color(&FAULT),
+                    )
+                })
+            }))
+            .map_err(err)?;
         Ok(())
     })
 }
@@ -484,4 +535,22 @@ fn log_bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
         return (0.1, 100.0);
     }
     ((lo / 2.0).max(FLOOR_MS / 2.0), (hi * 3.0).max(lo * 10.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_nines_axis_puts_each_nine_one_step_further_and_max_last() {
+        assert!(nines(0.0, 5.0).abs() < 1e-9);
+        assert!((nines(90.0, 5.0) - 1.0).abs() < 1e-9);
+        assert!((nines(99.9, 5.0) - 3.0).abs() < 1e-9);
+        assert_eq!(nines(100.0, 5.0), 5.0);
+        let labels: Vec<String> = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 2.5]
+            .iter()
+            .map(|x| nines_label(*x, 5.0))
+            .collect();
+        assert_eq!(labels, ["0%", "90%", "99%", "99.9%", "99.99%", "max", ""]);
+    }
 }

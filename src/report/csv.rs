@@ -166,20 +166,39 @@ pub fn sessions(anomalies: &[Anomaly]) -> Result<Vec<u8>> {
     finish(w)
 }
 
-/// `replicas.csv`: answers per replica instance (`X-Served-By`) and their share.
-/// Requests that got no answer have no instance, so they are not here: they are
-/// the `errors` of latency.csv.
+/// `replicas.csv`: answers and failed requests per replica instance
+/// (`X-Served-By`, or the balancer's word for where a failed request went), and
+/// each instance's share of the answers. Failed requests no replica can be named
+/// for (refused, timed out before any answer) are the last row, `(no replica)`, so
+/// the `errors` column adds up to the operations' errors.
 pub fn replicas(summary: &Summary) -> Result<Vec<u8>> {
     let total: u64 = summary.served_by.values().sum();
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(["instance", "answers", "share"])?;
-    for (instance, n) in &summary.served_by {
+    w.write_record(["instance", "answers", "errors", "share"])?;
+    let instances: std::collections::BTreeSet<&String> = summary
+        .served_by
+        .keys()
+        .chain(summary.errors_by.keys())
+        .collect();
+    for instance in instances {
+        let answers = summary.served_by.get(instance).copied().unwrap_or(0);
+        let errors = summary.errors_by.get(instance).copied().unwrap_or(0);
         let share = if total == 0 {
             0.0
         } else {
-            *n as f64 / total as f64
+            answers as f64 / total as f64
         };
-        w.write_record([instance.clone(), n.to_string(), format!("{share:.4}")])?;
+        w.write_record([
+            instance.clone(),
+            answers.to_string(),
+            errors.to_string(),
+            format!("{share:.4}"),
+        ])?;
+    }
+    let all_errors: u64 = summary.operations.values().map(|o| o.errors).sum();
+    let unnamed = all_errors.saturating_sub(summary.errors_by.values().sum());
+    if unnamed > 0 {
+        w.write_record(["(no replica)", "0", &unnamed.to_string(), "0.0000"])?;
     }
     finish(w)
 }

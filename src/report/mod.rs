@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::chaos::FaultRecord;
 use crate::gate::{GateResult, Verdict};
 use crate::load::collector::IntervalRow;
-use crate::metrics::{ErrorKind, Outcome, Percentiles, Recorder};
+use crate::metrics::{spectrum, ErrorKind, Outcome, Percentiles, Recorder};
 use crate::session::{Anomaly, AnomalyKind, Op};
 
 /// Bumped whenever a field changes meaning or goes away.
@@ -55,6 +55,12 @@ pub struct Summary {
     pub faults: FaultSummary,
     /// Answers per `X-Served-By` instance.
     pub served_by: BTreeMap<String, u64>,
+    /// Failed requests per replica instance: answered by it with an error, or cut
+    /// off in it (the balancer names where it sent them). Failed requests that no
+    /// replica can be named for (refused by the balancer, timed out) are the rest
+    /// of the operations' `errors`.
+    #[serde(default)]
+    pub errors_by: BTreeMap<String, u64>,
     /// One row per second of load: counts, errors, corrected and uncorrected
     /// percentiles by operation, missed starts.
     pub intervals: Vec<IntervalRow>,
@@ -116,6 +122,18 @@ pub struct OpSummary {
     pub latency_ms: Percentiles,
     /// Latency from the actual send.
     pub latency_uncorrected_ms: Percentiles,
+    /// The whole distribution, for the percentile spectrum chart. Empty in
+    /// summaries written before it existed; the chart then draws the percentiles.
+    #[serde(default)]
+    pub spectrum: SpectrumSummary,
+}
+
+/// (percentile, ms) points of the whole latency distribution, from
+/// [`crate::metrics::spectrum`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SpectrumSummary {
+    pub corrected: Vec<[f64; 2]>,
+    pub uncorrected: Vec<[f64; 2]>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -219,18 +237,21 @@ pub fn operations(recorder: &Recorder) -> BTreeMap<Op, OpSummary> {
         .into_iter()
         .map(|op| {
             let ok = recorder.latency.get(&(op, Outcome::Ok));
-            let percentiles =
-                |pick: fn(&crate::metrics::Latency) -> &crate::metrics::LatencyHistogram| {
-                    ok.map_or_else(Percentiles::empty, |l| Percentiles::of(pick(l)))
-                };
+            let corrected = ok.map(|l| &l.corrected);
+            let uncorrected = ok.map(|l| &l.uncorrected);
             let errors_by_kind = recorder.errors_of(op);
             let summary = OpSummary {
                 ok: recorder.count(op, Outcome::Ok),
                 failed: recorder.count(op, Outcome::Error),
                 errors: errors_by_kind.values().sum(),
                 errors_by_kind,
-                latency_ms: percentiles(|l| &l.corrected),
-                latency_uncorrected_ms: percentiles(|l| &l.uncorrected),
+                latency_ms: corrected.map_or_else(Percentiles::empty, Percentiles::of),
+                latency_uncorrected_ms: uncorrected
+                    .map_or_else(Percentiles::empty, Percentiles::of),
+                spectrum: SpectrumSummary {
+                    corrected: corrected.map_or_else(Vec::new, spectrum),
+                    uncorrected: uncorrected.map_or_else(Vec::new, spectrum),
+                },
             };
             (op, summary)
         })
