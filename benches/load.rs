@@ -37,13 +37,40 @@ fn env_or(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// User + system CPU time of this process, or of its reaped children.
-fn cpu(who: i32) -> Duration {
+/// CPU time of this process, or of its reaped children, split as user and system
+/// time: on loopback the system share is mostly TCP delivery to the service,
+/// including waking its threads, which costs more the idler the service is.
+#[derive(Debug, Clone, Copy)]
+struct Cpu {
+    user: Duration,
+    system: Duration,
+}
+
+impl Cpu {
+    fn total(self) -> Duration {
+        self.user + self.system
+    }
+}
+
+impl std::ops::Sub for Cpu {
+    type Output = Cpu;
+    fn sub(self, earlier: Cpu) -> Cpu {
+        Cpu {
+            user: self.user - earlier.user,
+            system: self.system - earlier.system,
+        }
+    }
+}
+
+fn cpu(who: i32) -> Cpu {
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: getrusage writes into the struct we own and reads nothing else.
     unsafe { libc::getrusage(who, &mut usage) };
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
+    Cpu {
+        user: tv(usage.ru_utime),
+        system: tv(usage.ru_stime),
+    }
 }
 
 /// Peak resident set size of this process, in bytes.
@@ -144,7 +171,7 @@ fn plan(model: Model, appends: u32) -> LoadPlan {
 
 struct Driven {
     requests: u64,
-    cpu: Duration,
+    cpu: Cpu,
     wall: Duration,
     corrected_p99_ms: f64,
     uncorrected_p99_ms: f64,
@@ -198,9 +225,19 @@ fn per_100k(cpu: Duration, requests: u64) -> f64 {
     cpu.as_secs_f64() / requests.max(1) as f64 * 100_000.0
 }
 
+/// "T s per 100k requests (user U, system S)".
+fn cpu_line(cpu: Cpu, requests: u64) -> String {
+    format!(
+        "{:.2} s per 100k requests (user {:.2}, system {:.2})",
+        per_100k(cpu.total(), requests),
+        per_100k(cpu.user, requests),
+        per_100k(cpu.system, requests)
+    )
+}
+
 /// wrk against GET /session with a live session's cookie, closed loop; returns
 /// (requests, its CPU time).
-fn wrk(port: u16, cookie: &str, seconds: u64) -> Option<(u64, Duration)> {
+fn wrk(port: u16, cookie: &str, seconds: u64) -> Option<(u64, Cpu)> {
     let before = cpu(libc::RUSAGE_CHILDREN);
     let out = Command::new("wrk")
         .args([
@@ -225,9 +262,14 @@ fn wrk(port: u16, cookie: &str, seconds: u64) -> Option<(u64, Duration)> {
     Some((requests, used))
 }
 
+/// Workers hey runs: as many as wrk's and the closed model's connections. hey's
+/// own overhead grows with its workers (at 4000/s its p99 is about 0.3 ms with 4,
+/// 0.7 ms with 16 and 3.4 ms with 50 on two cores), and 4 no longer hold the rate.
+const HEY_WORKERS: u64 = 16;
+
 /// hey at `rate` requests per second against the same URL; returns its p99 in ms.
 fn hey(port: u16, cookie: &str, rate: u64, seconds: u64) -> Option<f64> {
-    let workers = 50;
+    let workers = HEY_WORKERS;
     let out = Command::new("hey")
         .args(["-z", &format!("{seconds}s"), "-c", &workers.to_string()])
         .args(["-q", &(rate / workers).max(1).to_string()])
@@ -341,12 +383,12 @@ fn main() {
     );
     println!("driver, open model at {rate} ops/s, session checking on:");
     println!(
-        "  {} requests in {:.1} s: {:.0} requests/s; {} anomalies; CPU {:.2} s per 100k requests",
+        "  {} requests in {:.1} s: {:.0} requests/s; {} anomalies; CPU {}",
         driven.requests,
         driven.wall.as_secs_f64(),
         driven.requests as f64 / driven.wall.as_secs_f64(),
         driven.anomalies,
-        per_100k(driven.cpu, driven.requests)
+        cpu_line(driven.cpu, driven.requests)
     );
     println!(
         "  p99 corrected {:.2} ms, uncorrected {:.2} ms",
@@ -362,29 +404,37 @@ fn main() {
         think: Think::Fixed(Duration::ZERO),
     };
     let flat = drive(&runtime, &url, plan(flat_out, 10), seconds);
-    let ours = per_100k(flat.cpu, flat.requests);
     println!(
-        "driver, closed model, 16 users flat out: {:.0} requests/s; CPU {ours:.2} s per 100k requests",
-        flat.requests as f64 / flat.wall.as_secs_f64()
+        "driver, closed model, 16 users flat out: {:.0} requests/s; CPU {}",
+        flat.requests as f64 / flat.wall.as_secs_f64(),
+        cpu_line(flat.cpu, flat.requests)
     );
 
     let cookie = create_session(endpoint.port, 5);
     match wrk(endpoint.port, &cookie, seconds) {
         Some((requests, used)) => {
-            let theirs = per_100k(used, requests);
             println!(
-                "wrk -t1 -c16 (one thread, 16 keep-alive connections), GET /session holding 5 items: {requests} requests, CPU {theirs:.2} s per 100k requests"
+                "wrk -t1 -c16 (one thread, 16 keep-alive connections), GET /session holding 5 items: {:.0} requests/s; CPU {}",
+                requests as f64 / seconds as f64,
+                cpu_line(used, requests)
             );
+            let ratio = |ours: Duration, theirs: Duration| {
+                per_100k(ours, flat.requests) / per_100k(theirs, requests)
+            };
             println!(
-                "  CPU per request, driver / wrk: {:.2}x (target: within 2x)",
-                ours / theirs
+                "  CPU per request, driver / wrk: {:.2}x (target: within 2x); user time alone {:.2}x",
+                ratio(flat.cpu.total(), used.total()),
+                ratio(flat.cpu.user, used.user)
             );
         }
         None => println!("wrk: not measured (install it: apt-get install wrk)"),
     }
     match hey(endpoint.port, &cookie, rate, seconds) {
         Some(p99) => {
-            println!("hey -c 50 -q {} (50 workers, {rate} requests/s in all), GET /session holding 5 items: p99 {p99:.2} ms", (rate / 50).max(1));
+            println!(
+                "hey -c {HEY_WORKERS} -q {} ({HEY_WORKERS} workers, {rate} requests/s in all), GET /session holding 5 items: p99 {p99:.2} ms",
+                (rate / HEY_WORKERS).max(1)
+            );
             println!(
                 "  driver corrected p99 / hey p99: {:.2} (target: within 10%)",
                 driven.corrected_p99_ms / p99
