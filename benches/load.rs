@@ -5,10 +5,11 @@
 //!
 //! 1. throughput and driver CPU seconds per 100k requests, with session checking
 //!    on, at a fixed open-model rate and flat out (16 closed-model users), and the
-//!    same figure for `wrk` against the same endpoint (16 connections, flat out),
-//!    with the ratio of the two flat-out figures;
-//! 2. the driver's corrected and uncorrected p99 at that rate, beside `hey`'s p99 at
-//!    the same rate against the same endpoint;
+//!    same figure for `wrk -t1 -c16` (one thread, 16 keep-alive connections, flat
+//!    out) reading a session of 5 items from the same service (the mean size of
+//!    the driver's reads), with the ratio of the two flat-out figures;
+//! 2. the driver's corrected and uncorrected p99 at that rate and its own lateness
+//!    (send − intended start), beside `hey`'s p99 at the same rate and endpoint;
 //! 3. peak RSS with 100 000 live sessions, and bytes per live and finished session;
 //! 4. the cost of recording one latency.
 //!
@@ -36,13 +37,40 @@ fn env_or(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// User + system CPU time of this process, or of its reaped children.
-fn cpu(who: i32) -> Duration {
+/// CPU time of this process, or of its reaped children, split as user and system
+/// time: on loopback the system share is mostly TCP delivery to the service,
+/// including waking its threads, which costs more the idler the service is.
+#[derive(Debug, Clone, Copy)]
+struct Cpu {
+    user: Duration,
+    system: Duration,
+}
+
+impl Cpu {
+    fn total(self) -> Duration {
+        self.user + self.system
+    }
+}
+
+impl std::ops::Sub for Cpu {
+    type Output = Cpu;
+    fn sub(self, earlier: Cpu) -> Cpu {
+        Cpu {
+            user: self.user - earlier.user,
+            system: self.system - earlier.system,
+        }
+    }
+}
+
+fn cpu(who: i32) -> Cpu {
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: getrusage writes into the struct we own and reads nothing else.
     unsafe { libc::getrusage(who, &mut usage) };
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
+    Cpu {
+        user: tv(usage.ru_utime),
+        system: tv(usage.ru_stime),
+    }
 }
 
 /// Peak resident set size of this process, in bytes.
@@ -143,10 +171,12 @@ fn plan(model: Model, appends: u32) -> LoadPlan {
 
 struct Driven {
     requests: u64,
-    cpu: Duration,
+    cpu: Cpu,
     wall: Duration,
     corrected_p99_ms: f64,
     uncorrected_p99_ms: f64,
+    /// Start lateness (send − intended start) p50, p99 and max, in ms.
+    lateness_ms: [f64; 3],
     live_sessions: usize,
     anomalies: usize,
 }
@@ -181,6 +211,10 @@ fn drive(runtime: &tokio::runtime::Runtime, url: &str, plan: LoadPlan, seconds: 
             wall,
             corrected_p99_ms: all.corrected.value_at_quantile(0.99) as f64 / 1000.0,
             uncorrected_p99_ms: all.uncorrected.value_at_quantile(0.99) as f64 / 1000.0,
+            lateness_ms: {
+                let late = &outcome.collected.totals.start_lateness;
+                [0.5, 0.99, 1.0].map(|q| late.value_at_quantile(q) as f64 / 1000.0)
+            },
             live_sessions: outcome.sessions.len(),
             anomalies: outcome.anomalies.len(),
         }
@@ -191,9 +225,19 @@ fn per_100k(cpu: Duration, requests: u64) -> f64 {
     cpu.as_secs_f64() / requests.max(1) as f64 * 100_000.0
 }
 
+/// "T s per 100k requests (user U, system S)".
+fn cpu_line(cpu: Cpu, requests: u64) -> String {
+    format!(
+        "{:.2} s per 100k requests (user {:.2}, system {:.2})",
+        per_100k(cpu.total(), requests),
+        per_100k(cpu.user, requests),
+        per_100k(cpu.system, requests)
+    )
+}
+
 /// wrk against GET /session with a live session's cookie, closed loop; returns
 /// (requests, its CPU time).
-fn wrk(port: u16, cookie: &str, seconds: u64) -> Option<(u64, Duration)> {
+fn wrk(port: u16, cookie: &str, seconds: u64) -> Option<(u64, Cpu)> {
     let before = cpu(libc::RUSAGE_CHILDREN);
     let out = Command::new("wrk")
         .args([
@@ -218,9 +262,14 @@ fn wrk(port: u16, cookie: &str, seconds: u64) -> Option<(u64, Duration)> {
     Some((requests, used))
 }
 
+/// Workers hey runs: as many as wrk's and the closed model's connections. hey's
+/// own overhead grows with its workers (at 4000/s its p99 is about 0.3 ms with 4,
+/// 0.7 ms with 16 and 3.4 ms with 50 on two cores), and 4 no longer hold the rate.
+const HEY_WORKERS: u64 = 16;
+
 /// hey at `rate` requests per second against the same URL; returns its p99 in ms.
 fn hey(port: u16, cookie: &str, rate: u64, seconds: u64) -> Option<f64> {
-    let workers = 50;
+    let workers = HEY_WORKERS;
     let out = Command::new("hey")
         .args(["-z", &format!("{seconds}s"), "-c", &workers.to_string()])
         .args(["-q", &(rate / workers).max(1).to_string()])
@@ -236,16 +285,25 @@ fn hey(port: u16, cookie: &str, rate: u64, seconds: u64) -> Option<f64> {
     Some(secs * 1000.0)
 }
 
-/// A session's cookie, made with a plain HTTP exchange.
-fn create_session(port: u16) -> String {
+/// One plain HTTP/1.1 exchange on a fresh connection; the whole answer.
+fn exchange(port: u16, request: &str) -> String {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .write_all(b"POST /session HTTP/1.1\r\nHost: bench\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
     answer
+}
+
+/// The cookie of a session holding `items` items, made with plain HTTP exchanges.
+/// wrk and hey read it, so their answers are as large as the driver's reads on
+/// average (sessions of 10 appends hold 5 items on average).
+fn create_session(port: u16, items: u32) -> String {
+    let answer = exchange(
+        port,
+        "POST /session HTTP/1.1\r\nHost: bench\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+    let cookie = answer
         .lines()
         .find_map(|l| {
             l.to_ascii_lowercase()
@@ -253,7 +311,27 @@ fn create_session(port: u16) -> String {
                 .map(str::to_string)
         })
         .and_then(|c| c.split(';').next().map(str::to_string))
-        .expect("the create answer sets a cookie")
+        .expect("the create answer sets a cookie");
+    for k in 0..items {
+        let body = format!(r#"{{"op":"0.{k}","item":"0.{k}"}}"#);
+        let answer = exchange(
+            port,
+            &format!(
+                "POST /session/items HTTP/1.1\r\nHost: bench\r\nCookie: {cookie}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            ),
+        );
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+    cookie
+}
+
+/// The load average over the last minute, to judge how noisy the figures are.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
 }
 
 /// Heap and inline bytes a session costs, measured while holding many.
@@ -290,7 +368,10 @@ fn main() {
     );
     let runtime = tokio::runtime::Runtime::new().unwrap();
 
-    println!("sessionstorm load engine benchmark (rate {rate} ops/s, {seconds} s per phase)\n");
+    println!(
+        "sessionstorm load engine benchmark (rate {rate} ops/s, {seconds} s per phase, load average {})\n",
+        load_average()
+    );
     let endpoint = endpoint();
     let url = format!("http://127.0.0.1:{}", endpoint.port);
 
@@ -302,16 +383,20 @@ fn main() {
     );
     println!("driver, open model at {rate} ops/s, session checking on:");
     println!(
-        "  {} requests in {:.1} s: {:.0} requests/s; {} anomalies; CPU {:.2} s per 100k requests",
+        "  {} requests in {:.1} s: {:.0} requests/s; {} anomalies; CPU {}",
         driven.requests,
         driven.wall.as_secs_f64(),
         driven.requests as f64 / driven.wall.as_secs_f64(),
         driven.anomalies,
-        per_100k(driven.cpu, driven.requests)
+        cpu_line(driven.cpu, driven.requests)
     );
     println!(
         "  p99 corrected {:.2} ms, uncorrected {:.2} ms",
         driven.corrected_p99_ms, driven.uncorrected_p99_ms
+    );
+    let [p50, p99, max] = driven.lateness_ms;
+    println!(
+        "  harness lateness (send − intended start): p50 {p50:.3} ms, p99 {p99:.3} ms, max {max:.3} ms"
     );
     // Flat out, like wrk: 16 users with no think time against wrk's 16 connections.
     let flat_out = Model::Closed {
@@ -319,29 +404,37 @@ fn main() {
         think: Think::Fixed(Duration::ZERO),
     };
     let flat = drive(&runtime, &url, plan(flat_out, 10), seconds);
-    let ours = per_100k(flat.cpu, flat.requests);
     println!(
-        "driver, closed model, 16 users flat out: {:.0} requests/s; CPU {ours:.2} s per 100k requests",
-        flat.requests as f64 / flat.wall.as_secs_f64()
+        "driver, closed model, 16 users flat out: {:.0} requests/s; CPU {}",
+        flat.requests as f64 / flat.wall.as_secs_f64(),
+        cpu_line(flat.cpu, flat.requests)
     );
 
-    let cookie = create_session(endpoint.port);
+    let cookie = create_session(endpoint.port, 5);
     match wrk(endpoint.port, &cookie, seconds) {
         Some((requests, used)) => {
-            let theirs = per_100k(used, requests);
             println!(
-                "wrk, same endpoint, closed loop: {requests} requests, CPU {theirs:.2} s per 100k requests"
+                "wrk -t1 -c16 (one thread, 16 keep-alive connections), GET /session holding 5 items: {:.0} requests/s; CPU {}",
+                requests as f64 / seconds as f64,
+                cpu_line(used, requests)
             );
+            let ratio = |ours: Duration, theirs: Duration| {
+                per_100k(ours, flat.requests) / per_100k(theirs, requests)
+            };
             println!(
-                "  CPU per request, driver / wrk: {:.2}x (target: within 2x)",
-                ours / theirs
+                "  CPU per request, driver / wrk: {:.2}x (target: within 2x); user time alone {:.2}x",
+                ratio(flat.cpu.total(), used.total()),
+                ratio(flat.cpu.user, used.user)
             );
         }
         None => println!("wrk: not measured (install it: apt-get install wrk)"),
     }
     match hey(endpoint.port, &cookie, rate, seconds) {
         Some(p99) => {
-            println!("hey at {rate} requests/s, same endpoint: p99 {p99:.2} ms");
+            println!(
+                "hey -c {HEY_WORKERS} -q {} ({HEY_WORKERS} workers, {rate} requests/s in all), GET /session holding 5 items: p99 {p99:.2} ms",
+                (rate / HEY_WORKERS).max(1)
+            );
             println!(
                 "  driver corrected p99 / hey p99: {:.2} (target: within 10%)",
                 driven.corrected_p99_ms / p99
@@ -359,7 +452,8 @@ fn main() {
         12,
     );
     println!(
-        "\n{} live sessions held: peak RSS {:.1} MiB (target: 100k in under 256 MiB)",
+        "\nload average {}\n{} live sessions held: peak RSS {:.1} MiB (target: 100k in under 256 MiB)",
+        load_average(),
         big.live_sessions,
         peak_rss() as f64 / (1024.0 * 1024.0)
     );

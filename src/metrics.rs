@@ -188,9 +188,13 @@ impl Default for Latency {
 
 /// Counts and histograms of some span of the run: one interval of one shard, one
 /// interval of the run, or the whole run.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Recorder {
     pub latency: BTreeMap<(Op, Outcome), Latency>,
+    /// How long after its intended start each operation was sent: the harness's own
+    /// lateness (the pacer's and the runtime's), plus the wait of missed starts. The
+    /// difference between corrected and uncorrected latency, one operation at a time.
+    pub start_lateness: LatencyHistogram,
     /// Failed requests by kind; an append retried three times can count three.
     pub errors: BTreeMap<(Op, ErrorKind), u64>,
     /// Operations the open model could not start on time.
@@ -203,6 +207,18 @@ pub struct Recorder {
     pub errors_by: BTreeMap<String, u64>,
 }
 
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder {
+            latency: BTreeMap::new(),
+            start_lateness: new_histogram(),
+            errors: BTreeMap::new(),
+            missed_starts: 0,
+            served_by: BTreeMap::new(),
+        }
+    }
+}
+
 impl Recorder {
     /// Records a finished operation: `corrected` runs from its intended start,
     /// `uncorrected` from its actual send.
@@ -210,6 +226,8 @@ impl Recorder {
         let latency = self.latency.entry((op, outcome)).or_default();
         latency.corrected.saturating_record(micros(corrected));
         latency.uncorrected.saturating_record(micros(uncorrected));
+        self.start_lateness
+            .saturating_record(micros(corrected.saturating_sub(uncorrected)));
     }
 
     /// A failed request of `op`; `by` is the replica instance that answered it or,
@@ -304,6 +322,9 @@ impl Recorder {
                 .add(&latency.uncorrected)
                 .expect("histograms share their bounds");
         }
+        self.start_lateness
+            .add(&other.start_lateness)
+            .expect("histograms share their bounds");
         for (key, n) in &other.errors {
             *self.errors.entry(*key).or_default() += n;
         }
@@ -324,6 +345,7 @@ impl Recorder {
             latency.corrected.reset();
             latency.uncorrected.reset();
         }
+        self.start_lateness.reset();
         self.errors.clear();
         self.missed_starts = 0;
         self.served_by.clear();
@@ -451,6 +473,9 @@ mod tests {
         let latency = &a.latency[&(Op::Append, Outcome::Ok)];
         assert!(latency.corrected.max() >= 39_000);
         assert!(latency.uncorrected.max() < 4_000);
+        // Started 1 and 37 ms after they were due.
+        assert_eq!(a.start_lateness.len(), 2);
+        assert!(a.start_lateness.equivalent(a.start_lateness.max(), 37_000));
         assert_eq!(a.errors_of(Op::Read).values().sum::<u64>(), 1);
         assert_eq!(a.missed_starts, 2);
         assert_eq!(a.served_by["r0"], 2);

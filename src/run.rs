@@ -23,7 +23,7 @@ use crate::gate::{self, Evidence, Verdict};
 use crate::images::{self, BuiltIn};
 use crate::load::collector::IntervalRow;
 use crate::load::Driver;
-use crate::metrics::{FailureTimeline, Live, Recorder};
+use crate::metrics::{FailureTimeline, Live, Percentiles, Recorder};
 use crate::plan::{Model, Plan};
 use crate::progress;
 use crate::report::hlog::HlogWriter;
@@ -381,6 +381,7 @@ fn summarize(plan: &Plan, run: &RunIdentity, started: &Started, mut found: Found
             ops_per_session: plan.load.ops_per_session(),
             warmup_s: plan.load.warmup.as_secs_f64(),
             missed_starts: found.totals.missed_starts,
+            start_lateness_ms: Percentiles::of(&found.totals.start_lateness),
         },
         cluster: ClusterSummary {
             replicas: plan.service.replicas,

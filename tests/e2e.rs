@@ -752,6 +752,8 @@ fn open_model_scenario_passes_with_both_latencies_and_an_interval_log() {
         serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["load"]["model"], "open");
     assert!(summary["load"]["missed_starts"].is_u64());
+    // How late the paced operations were really sent: the harness's own delay.
+    assert!(summary["load"]["start_lateness_ms"]["p99"].is_f64());
     let append = &summary["operations"]["append"];
     assert!(append["latency_ms"]["p99"].as_f64().unwrap() > 0.0);
     assert!(append["latency_uncorrected_ms"]["p99"].as_f64().unwrap() > 0.0);

@@ -6,7 +6,10 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+use reqwest::header::{HeaderValue, CONTENT_TYPE};
 use reqwest::{RequestBuilder, Response, StatusCode};
+use serde::Serialize;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -130,6 +133,19 @@ enum Answer {
     /// No usable answer; the replica named by the answer, if it came from one or
     /// the balancer says which it sent the request to.
     Failed(ErrorKind, Option<String>),
+}
+
+/// The body of an append of `item` (which is also its op id), serialised once for
+/// all its attempts rather than built as a JSON value on every one.
+fn append_body(item: &str) -> Bytes {
+    #[derive(Serialize)]
+    struct Append<'a> {
+        op: &'a str,
+        item: &'a str,
+    }
+    serde_json::to_vec(&Append { op: item, item })
+        .expect("two strings serialise")
+        .into()
 }
 
 /// Pause after a failed attempt, multiplied by the attempt number.
@@ -262,7 +278,7 @@ impl Driver {
     /// Appends item `k`, retrying with the same op id while the outcome is unknown;
     /// an item still unknown after every retry stays indeterminate for the sweep.
     async fn append(&self, session: &mut LiveSession, k: u32, done: &mut Done) {
-        let item = session.model.item(k);
+        let body = append_body(&session.model.item(k));
         for attempt in 0..=self.plan.retries {
             if attempt > 0 {
                 tokio::time::sleep(BACKOFF * attempt).await;
@@ -272,7 +288,8 @@ impl Driver {
                 .client
                 .post(self.urls.items.clone())
                 .header(reqwest::header::COOKIE, session.cookie())
-                .json(&serde_json::json!({ "op": item, "item": item }));
+                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+                .body(body.clone());
             match self.send(request, done).await {
                 Answer::State(state, served_by, _) => {
                     session.model.acknowledged(k);

@@ -6,8 +6,17 @@
 //! the schedule is a pure function of the profile: it does not drift when the
 //! harness falls behind, which is what makes the corrected latency honest (wrk2's
 //! constant-throughput clock, generalised to ramps).
+//!
+//! [`precise`] walks the schedule on a thread of its own. tokio's timer works in
+//! whole milliseconds and rounds every deadline up, so a paced operation started by
+//! it would start 0–1 ms late, and that lateness of the harness would show up in the
+//! corrected latency as if the service had been slow. A plain thread's sleep wakes
+//! within tens of microseconds of its deadline.
 
 use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 /// One stage: ramp linearly from the previous rate to `to` over `over`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -74,6 +83,42 @@ impl RateProfile {
         }
         (from > 0.0).then(|| Duration::from_secs_f64(begin + need / from))
     }
+}
+
+/// The longest the pacer sleeps before it looks whether anyone still listens, so it
+/// ends soon after the load does even when the next operation is far off.
+const LONGEST_NAP: Duration = Duration::from_millis(20);
+
+/// Sends the due time of every operation of `profile`, counted from `start`, when
+/// that time comes, from a thread of its own; stops when the schedule ends or the
+/// receiver is dropped. The due times sent are the schedule's, never the time they
+/// were sent at, so the pacer's own lateness cannot shift the schedule.
+pub fn precise(start: Instant, profile: RateProfile) -> mpsc::UnboundedReceiver<Instant> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let origin = start.into_std();
+    std::thread::Builder::new()
+        .name("sessionstorm-pacer".into())
+        .spawn(move || {
+            for i in 0.. {
+                let Some(offset) = profile.due(i) else { return };
+                let due = origin + offset;
+                loop {
+                    let now = std::time::Instant::now();
+                    if now >= due {
+                        break;
+                    }
+                    if tx.is_closed() {
+                        return;
+                    }
+                    std::thread::sleep((due - now).min(LONGEST_NAP));
+                }
+                if tx.send(start + offset).is_err() {
+                    return;
+                }
+            }
+        })
+        .expect("the operating system starts the pacer thread");
+    rx
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! shard drives its own virtual users: when a user's operation finishes, its next
 //! one is queued after the think time.
 
+use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,14 +47,20 @@ pub struct ShardResult {
 /// Pause before a closed-model user tries again after a failed create.
 const RETRY_CREATE_AFTER: Duration = Duration::from_millis(50);
 
-/// Runs one shard until its feed ends (open) or its users stop (closed).
-pub async fn run(
+/// Runs one shard until its feed ends (open) or its users stop (closed); `operate`
+/// runs each operation ([`Driver::run_job`] in a run, a stand-in in the pacing tests).
+pub async fn run<O, F>(
     driver: Arc<Driver>,
     source: usize,
     mut feed: Feed,
     collector: mpsc::UnboundedSender<Message>,
     stop: CancellationToken,
-) -> ShardResult {
+    operate: O,
+) -> ShardResult
+where
+    O: Fn(Job) -> F,
+    F: Future<Output = Done>,
+{
     let mut result = ShardResult::default();
     let mut recorder = Recorder::default();
     let mut ticks = super::interval_ticks(driver.start);
@@ -66,14 +73,11 @@ pub async fn run(
             if driver.may_start() {
                 let seed = driver.seed ^ (user as u64).wrapping_mul(0x2545_F491_4F6C_DD1D);
                 rngs.insert(user, StdRng::seed_from_u64(seed));
-                in_flight.push(driver.clone().run_job(
-                    Job {
-                        session: None,
-                        intended: Instant::now(),
-                        user: Some(user),
-                    },
-                    stop.clone(),
-                ));
+                in_flight.push(operate(Job {
+                    session: None,
+                    intended: Instant::now(),
+                    user: Some(user),
+                }));
             }
         }
     }
@@ -110,15 +114,14 @@ pub async fn run(
                         } else {
                             think_time(*think, rngs.get_mut(&user).expect("every user has an RNG"))
                         };
-                        in_flight.push(driver.clone().run_job(
+                        in_flight.push(operate(
                             Job { session: next, intended: Instant::now() + pause, user: Some(user) },
-                            stop.clone(),
                         ));
                     }
                 }
             }
             job = next_job(&mut feed), if feed_open => match job {
-                Some(job) => in_flight.push(driver.clone().run_job(job, stop.clone())),
+                Some(job) => in_flight.push(operate(job)),
                 None => feed_open = false,
             },
         }

@@ -90,6 +90,11 @@ pub struct LoadSummary {
     pub warmup_s: f64,
     /// Operations the open model could not start on time, after the warm-up.
     pub missed_starts: u64,
+    /// How long after its intended start each operation was sent, after the
+    /// warm-up: the harness's own lateness, plus the wait of missed starts. Absent
+    /// from summaries written before it was recorded.
+    #[serde(default = "Percentiles::empty")]
+    pub start_lateness_ms: Percentiles,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
