@@ -183,8 +183,8 @@ impl RunArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ImagesCommand {
-    /// Build sessionstorm/session-app, sessionstorm/redis and sessionstorm/haproxy
-    /// (skipped when their content is unchanged).
+    /// Build sessionstorm/session-app, sessionstorm/counter-app, sessionstorm/redis and
+    /// sessionstorm/haproxy (skipped when their content is unchanged).
     Build {
         /// Rebuild even when the content is unchanged.
         #[arg(long)]
