@@ -37,6 +37,7 @@ pub mod cli;
 pub mod cluster;
 pub mod compare;
 pub mod error;
+pub mod flow;
 #[doc(hidden)]
 pub mod fuzz_inputs;
 pub mod gate;
