@@ -423,7 +423,13 @@ impl Validator<'_> {
         self.problems.len()
     }
 
-    pub(crate) fn int_in(&mut self, value: &Spanned<i64>, key: &str, min: i64, max: i64) -> Option<i64> {
+    pub(crate) fn int_in(
+        &mut self,
+        value: &Spanned<i64>,
+        key: &str,
+        min: i64,
+        max: i64,
+    ) -> Option<i64> {
         let n = *value.get_ref();
         if (min..=max).contains(&n) {
             Some(n)

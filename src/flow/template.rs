@@ -244,7 +244,10 @@ mod tests {
     #[test]
     fn unknown_and_unclosed_holes_are_errors() {
         let err = Template::parse("/x/{{carts}}", &captures).unwrap_err();
-        assert!(err.0.contains("unknown template variable `{{carts}}`"), "{err}");
+        assert!(
+            err.0.contains("unknown template variable `{{carts}}`"),
+            "{err}"
+        );
         assert!(err.0.contains("uuid, vu, session.n"), "{err}");
         let err = Template::parse("/x/{{item", &captures).unwrap_err();
         assert!(err.0.contains("without a closing"), "{err}");

@@ -46,18 +46,16 @@ pub(crate) fn validate(v: &mut Validator<'_>, raw: &Spanned<raw::Flow>) -> Optio
             "`[flow]` needs at least one `[[flow.steps]]` entry: the round each session repeats",
         );
     }
-    let sweep = steps.iter().rposition(|s: &Step| s.read.is_some() && !s.writes);
+    let sweep = steps
+        .iter()
+        .rposition(|s: &Step| s.read.is_some() && !s.writes);
     if sweep.is_none() && !steps.is_empty() {
         v.problem(
             raw.span(),
             "the final sweep needs a `[[flow.steps]]` entry that reads without writing (a `read = { … }` on a step without `write`): it is repeated for every session at the end",
         );
     }
-    let lost_when: Vec<LostWhen> = table
-        .lost_when
-        .iter()
-        .filter_map(|l| lost(v, l))
-        .collect();
+    let lost_when: Vec<LostWhen> = table.lost_when.iter().filter_map(|l| lost(v, l)).collect();
     if v.problem_count() > before {
         return None;
     }
@@ -138,20 +136,22 @@ fn step(
     let before = v.problem_count();
     let method = match &raw.method {
         None => reqwest::Method::GET,
-        Some(m) => match m.get_ref().as_str() {
-            "GET" => reqwest::Method::GET,
-            "POST" => reqwest::Method::POST,
-            "PUT" => reqwest::Method::PUT,
-            "PATCH" => reqwest::Method::PATCH,
-            "DELETE" => reqwest::Method::DELETE,
-            other => {
-                v.problem(
+        Some(m) => {
+            match m.get_ref().as_str() {
+                "GET" => reqwest::Method::GET,
+                "POST" => reqwest::Method::POST,
+                "PUT" => reqwest::Method::PUT,
+                "PATCH" => reqwest::Method::PATCH,
+                "DELETE" => reqwest::Method::DELETE,
+                other => {
+                    v.problem(
                     m.span(),
                     format!("unknown method {other:?} in `{key}.method`; accepted values: {METHODS}"),
                 );
-                reqwest::Method::GET
+                    reqwest::Method::GET
+                }
             }
-        },
+        }
     };
     let path = template(v, &raw.path, &format!("{key}.path"), captures);
     if path.as_ref().is_some_and(|p| !p.prefix().starts_with('/')) {
@@ -201,9 +201,8 @@ fn step(
     };
     let mut expect = Vec::new();
     for status in raw.expect.iter().flat_map(|e| e.get_ref()) {
-        match v.int_in(status, &format!("{key}.expect"), 100, 599) {
-            Some(s) => expect.push(s as u16),
-            None => {}
+        if let Some(s) = v.int_in(status, &format!("{key}.expect"), 100, 599) {
+            expect.push(s as u16);
         }
     }
 
@@ -365,7 +364,11 @@ fn read(
     ];
     let n = kinds.iter().filter(|k| **k).count();
     if n != 1 {
-        let what = if n == 0 { "no kind" } else { "more than one kind" };
+        let what = if n == 0 {
+            "no kind"
+        } else {
+            "more than one kind"
+        };
         v.problem(
             raw.span(),
             format!("`{key}` has {what}; a read needs exactly one of {READ_KINDS}"),
@@ -442,7 +445,9 @@ fn lost(v: &mut Validator<'_>, raw: &Spanned<raw::LostWhen>) -> Option<LostWhen>
         _ => {
             v.problem(
                 raw.span(),
-                format!("each `flow.lost_when` entry needs exactly one non-empty sign: {LOST_KINDS}"),
+                format!(
+                    "each `flow.lost_when` entry needs exactly one non-empty sign: {LOST_KINDS}"
+                ),
             );
             return None;
         }

@@ -88,7 +88,10 @@ impl Driver {
             return;
         };
         let step = &flow.steps[session.next as usize % flow.steps.len()];
-        let state = session.flow.as_ref().expect("a flow session has flow state");
+        let state = session
+            .flow
+            .as_ref()
+            .expect("a flow session has flow state");
         done.step = if step.writes {
             OpStep::Append(state.writes)
         } else {
@@ -116,7 +119,9 @@ impl Driver {
             let Some(prepared) = self.prepare(step, &mut state, None, done) else {
                 return;
             };
-            let (_, reply) = self.exchange(flow, step, &prepared, &mut state, false, done).await;
+            let (_, reply) = self
+                .exchange(flow, step, &prepared, &mut state, false, done)
+                .await;
             let Reply::Answer(answer) = reply else { return };
             if !capture(step, &answer, &mut state) {
                 self.fail(ErrorKind::BadBody, done);
@@ -124,7 +129,10 @@ impl Driver {
             }
         }
         Live::add(&self.live.sessions, 1);
-        let id = state.jar.first().unwrap_or_else(|| format!("session {seq}"));
+        let id = state
+            .jar
+            .first()
+            .unwrap_or_else(|| format!("session {seq}"));
         let writes = self.plan.appends_per_session * flow.writes_per_round;
         let model = SessionModel::new(seq, id, writes);
         done.outcome = Outcome::Ok;
@@ -142,7 +150,9 @@ impl Driver {
         done: &mut Done,
     ) -> bool {
         let mut state = session.flow.take().expect("a flow session has flow state");
-        let answered = self.flow_step_with(flow, step, session, &mut state, op, done).await;
+        let answered = self
+            .flow_step_with(flow, step, session, &mut state, op, done)
+            .await;
         session.flow = Some(state);
         answered
     }
@@ -177,7 +187,9 @@ impl Driver {
             if let Some(k) = write {
                 session.model.sent(k);
             }
-            let (committed, reply) = self.exchange(flow, step, &prepared, state, true, done).await;
+            let (committed, reply) = self
+                .exchange(flow, step, &prepared, state, true, done)
+                .await;
             if let (true, Some(k)) = (committed, write) {
                 session.model.acknowledged(k);
             }
@@ -187,7 +199,9 @@ impl Driver {
                     let seen = self.seen(op, served_by.as_deref());
                     let usable = capture(step, &answer, state);
                     let checked = match &step.read {
-                        Some(read) => check_read(read, &flow.value, &mut session.model, &answer.body, seen),
+                        Some(read) => {
+                            check_read(read, &flow.value, &mut session.model, &answer.body, seen)
+                        }
                         None => Some(Vec::new()),
                     };
                     match checked {
@@ -380,7 +394,13 @@ impl Driver {
                     body = PreparedBody::None;
                 }
                 _ if expected(step, status) => {
-                    return (committed, Reply::Answer(Answer { headers, body: text }));
+                    return (
+                        committed,
+                        Reply::Answer(Answer {
+                            headers,
+                            body: text,
+                        }),
+                    );
                 }
                 _ => {
                     self.fail(ErrorKind::from_status(status), done);
