@@ -11,6 +11,12 @@
 //! session in its place (a fresh one, as session middleware makes for an unknown
 //! cookie). Our own session come back empty has lost its writes, not itself.
 //!
+//! Custom flows ([`crate::flow`]) use the same model: a write step's `{{item}}` is
+//! the same `"<seq>.<k>"`, and a read step's answer is checked as a list
+//! ([`SessionModel::check_items`]), as text in a page
+//! ([`SessionModel::check_occurrences`]) or as a counter
+//! ([`SessionModel::check_counter`]), with the same anomaly kinds.
+//!
 //! Checking one answer is linear in the number of items in it, and a session's
 //! memory is one byte per append plus its id, so a run keeps every session until the
 //! final sweep without growing beyond that.
@@ -532,5 +538,75 @@ mod tests {
                 AnomalyKind::LostWrite
             ]
         );
+    }
+
+    // Custom flows: the same model checks lists, texts and counters.
+
+    #[test]
+    fn a_list_out_of_the_order_sent_is_a_stale_read_only_when_order_matters() {
+        let mut m = model(3);
+        assert!(m
+            .check_items(["7.1", "7.0", "7.2"], false, seen())
+            .is_empty());
+        let found = m.check_items(["7.1", "7.0", "7.2"], true, seen());
+        assert_eq!(kinds(&found), [AnomalyKind::StaleRead]);
+        assert!(found[0].detail.contains("at 7.0"), "{}", found[0].detail);
+        assert!(model(3)
+            .check_items(["7.0", "7.1", "7.2"], true, seen())
+            .is_empty());
+    }
+
+    #[test]
+    fn occurrences_in_a_page_are_judged_like_a_list() {
+        let page = |text: &'static str| {
+            move |item: &str| text.matches(&format!("<li>{item}</li>")).count() as u32
+        };
+        assert!(model(2)
+            .check_occurrences(page("<li>7.0</li><li>7.1</li>"), seen())
+            .is_empty());
+        let found = model(2).check_occurrences(page("<li>7.0</li>"), seen());
+        assert_eq!(kinds(&found), [AnomalyKind::LostWrite]);
+        let found =
+            model(2).check_occurrences(page("<li>7.0</li><li>7.1</li><li>7.1</li>"), seen());
+        assert_eq!(kinds(&found), [AnomalyKind::Duplicate]);
+        // 7.3 was never sent: it cannot be on the page.
+        let found =
+            model(2).check_occurrences(page("<li>7.0</li><li>7.1</li><li>7.3</li>"), seen());
+        assert_eq!(kinds(&found), [AnomalyKind::Phantom]);
+    }
+
+    #[test]
+    fn a_counter_must_count_every_acknowledged_write_and_no_more_than_were_sent() {
+        let mut m = model(2);
+        m.sent(2); // indeterminate
+        assert!(m.check_counter(2, seen()).is_empty());
+        assert!(
+            m.check_counter(3, seen()).is_empty(),
+            "the unknown write happened"
+        );
+        // Seen at 3, it is durable now: 2 is a step back and a lost write.
+        assert_eq!(
+            kinds(&m.check_counter(2, seen())),
+            [AnomalyKind::StaleRead, AnomalyKind::LostWrite]
+        );
+
+        let found = model(2).check_counter(1, seen());
+        assert_eq!(kinds(&found), [AnomalyKind::LostWrite]);
+        assert!(found[0]
+            .detail
+            .contains("counter is 1, but 2 writes were acknowledged"));
+
+        let found = model(2).check_counter(3, seen());
+        assert_eq!(kinds(&found), [AnomalyKind::Duplicate]);
+    }
+
+    #[test]
+    fn a_counter_seen_high_then_lower_but_still_covering_the_acknowledged_is_stale() {
+        let mut m = model(1);
+        m.sent(1);
+        m.sent(2);
+        assert!(m.check_counter(2, seen()).is_empty());
+        let found = m.check_counter(1, seen());
+        assert_eq!(kinds(&found), [AnomalyKind::StaleRead]);
     }
 }

@@ -454,3 +454,193 @@ fn lost(v: &mut Validator<'_>, raw: &Spanned<raw::LostWhen>) -> Option<LostWhen>
     };
     Some(found)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use crate::plan::{build, Overrides};
+    use crate::scenario::{Problem, Source};
+
+    const HEAD: &str = r#"name = "f"
+seed = 1
+duration = "5s"
+[service]
+replicas = 2
+[load]
+users = 2
+appends_per_session = 3
+"#;
+
+    fn build_flow(flow: &str) -> Result<crate::plan::Plan, Vec<Problem>> {
+        let source = Source {
+            path: PathBuf::from("f.toml"),
+            text: format!("{HEAD}{flow}"),
+        };
+        build(&source, &Overrides::default())
+    }
+
+    /// Every problem of a broken flow, as `line:column: message`.
+    fn problems(flow: &str) -> Vec<String> {
+        build_flow(flow)
+            .expect_err("the flow is broken")
+            .iter()
+            .map(|p| format!("{}:{}: {}", p.line, p.column, p.message))
+            .collect()
+    }
+
+    const CART: &str = r#"
+[flow]
+lost_when = [{ status = 404 }, { redirect = "/login" }]
+[[flow.start]]
+method = "POST"
+path = "/cart"
+capture = { cart = { json = "/id" }, csrf = { header = "X-CSRF-Token" } }
+[[flow.steps]]
+method = "POST"
+path = "/cart/{{cart}}/items"
+headers = { X-CSRF-Token = "{{csrf}}" }
+json = { sku = "sku-{{item}}", qty = 1, tags = ["{{vu}}"] }
+write = { value = "sku-{{item}}" }
+[[flow.steps]]
+path = "/cart/{{cart}}"
+read = { list = "/items", field = "/sku", order = "sent" }
+"#;
+
+    #[test]
+    fn a_cart_flow_becomes_a_plan() {
+        let plan = build_flow(CART).unwrap();
+        let flow = plan.load.flow.as_deref().unwrap();
+        assert_eq!(flow.captures, ["cart", "csrf"]);
+        assert_eq!(flow.writes_per_round, 1);
+        assert_eq!(flow.sweep, 1);
+        assert_eq!(flow.value.before, "sku-");
+        assert_eq!(flow.steps[0].method, reqwest::Method::POST);
+        assert_eq!(flow.steps[1].method, reqwest::Method::GET);
+        assert_eq!(
+            flow.steps[1].read,
+            Some(super::Read::List {
+                pointer: "/items".into(),
+                field: Some("/sku".into()),
+                ordered: true
+            })
+        );
+        assert_eq!(flow.lost_when.len(), 2);
+        // The start, then 2 steps for each of 3 rounds.
+        assert_eq!(plan.load.ops_per_session(), 7);
+    }
+
+    #[test]
+    fn every_problem_of_a_flow_is_located_at_once() {
+        let found = problems(
+            r#"
+[flow]
+lost_when = [{ }]
+[[flow.start]]
+method = "FETCH"
+path = "/login/{{token}}"
+write = {}
+[[flow.steps]]
+path = "items"
+capture = { token = { json = "items" } }
+read = { }
+[[flow.steps]]
+path = "/x/{{item}}"
+read = { counter = "/n", order = "sent" }
+"#,
+        );
+        let expect = [
+            "13:10: unknown method \"FETCH\" in `flow.start.0.method`; accepted values: \"GET\", \"POST\"",
+            "14:8: `flow.start.0.path`: unknown template variable `{{token}}`",
+            "15:9: `flow.start.0.write`: a start step cannot write",
+            "17:8: `flow.steps.0.path` must start with '/'",
+            "19:8: `flow.steps.0.read` has no kind; a read needs exactly one of",
+            "18:30: `flow.steps.0.capture.token.json` = \"items\" is not a JSON pointer",
+            "21:8: `flow.steps.1` uses `{{item}}`, which is only known in a step that writes",
+            "22:34: `flow.steps.1.read.order` only goes with `list`",
+            "11:14: each `flow.lost_when` entry needs exactly one non-empty sign",
+        ];
+        for e in expect {
+            assert!(
+                found.iter().any(|f| f.starts_with(e)),
+                "missing {e:?} in {found:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_capture_used_before_the_step_that_makes_it_is_an_error() {
+        let found = problems(
+            r#"
+[flow]
+[[flow.steps]]
+path = "/a/{{later}}"
+read = { counter = "/n" }
+[[flow.steps]]
+path = "/b"
+capture = { later = { cookie = "sessionid" } }
+"#,
+        );
+        assert!(
+            found[0].contains("unknown template variable `{{later}}`")
+                && found[0].contains("only be used by a step after the one that makes it"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn the_sweep_needs_a_read_that_does_not_write() {
+        let found = problems(
+            r#"
+[flow]
+[[flow.steps]]
+method = "POST"
+path = "/increment"
+form = { op = "{{item}}" }
+write = {}
+read = { counter_after = "Count: " }
+"#,
+        );
+        assert!(found[0].contains("the final sweep needs"), "{found:?}");
+        let found = problems("[flow]\n");
+        assert!(
+            found[0].contains("at least one `[[flow.steps]]`"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn writes_must_share_one_value_shape_that_holds_the_item() {
+        let found = problems(
+            r#"
+[flow]
+[[flow.steps]]
+method = "POST"
+path = "/a"
+json = { v = "{{item}}" }
+write = { value = "a-{{item}}" }
+[[flow.steps]]
+method = "POST"
+path = "/b"
+json = { v = "{{item}}" }
+write = { value = "b-{{item}}" }
+[[flow.steps]]
+path = "/c"
+read = { contains = "{{uuid}}" }
+"#,
+        );
+        assert!(
+            found
+                .iter()
+                .any(|f| f.contains("differs from an earlier write's")),
+            "{found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|f| f
+                    .contains("`flow.steps.2.read.contains` must contain `{{item}}` exactly once")),
+            "{found:?}"
+        );
+    }
+}

@@ -575,3 +575,262 @@ fn uuid(rng: &mut StdRng) -> String {
         &hex[20..32]
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use reqwest::header::HeaderValue;
+
+    use super::*;
+    use crate::session::AnomalyKind;
+
+    fn seen() -> Seen<'static> {
+        Seen {
+            op: Op::Read,
+            served_by: Some("replica-0.1"),
+            at: Duration::from_secs(1),
+        }
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (n, v) in pairs {
+            h.append(*n, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    /// Session 7 with 3 writes, the first two acknowledged.
+    fn model() -> SessionModel {
+        let mut m = SessionModel::new(7, "sessionid=abc".into(), 3);
+        for k in 0..2 {
+            m.sent(k);
+            m.acknowledged(k);
+        }
+        m
+    }
+
+    fn plain() -> ItemPattern {
+        ItemPattern {
+            before: String::new(),
+            after: String::new(),
+        }
+    }
+
+    fn kinds(found: Option<Vec<Anomaly>>) -> Option<Vec<AnomalyKind>> {
+        found.map(|f| f.iter().map(|a| a.kind).collect())
+    }
+
+    #[test]
+    fn lost_signs_of_real_frameworks() {
+        let mut jar = Jar::default();
+        jar.set(&SetCookie::parse("sessionid=abc").unwrap());
+        let signs = [
+            LostWhen::Status(401),
+            LostWhen::Redirect("/accounts/login/".into()),
+            LostWhen::Contains("Please log in".into()),
+            LostWhen::NewCookie("sessionid".into()),
+        ];
+        let check = |status: u16, h: &HeaderMap, body: &str, set: &[SetCookie]| {
+            lost_sign(
+                &signs,
+                StatusCode::from_u16(status).unwrap(),
+                h,
+                body,
+                set,
+                &jar,
+            )
+        };
+        let none = HeaderMap::new();
+        assert_eq!(check(200, &none, "Count: 3", &[]), None);
+        assert!(check(401, &none, "", &[]).unwrap().contains("401"));
+        // Django's login_required, relative or absolute.
+        for location in [
+            "/accounts/login/?next=/",
+            "http://app:8080/accounts/login/?next=/",
+        ] {
+            let h = headers(&[("location", location)]);
+            assert!(check(302, &h, "", &[]).unwrap().contains(location));
+        }
+        assert_eq!(check(303, &headers(&[("location", "/")]), "", &[]), None);
+        assert!(check(200, &none, "<p>Please log in</p>", &[]).is_some());
+        // The same session cookie sent again is not a new session; another one is.
+        let same = SetCookie::parse("sessionid=abc; Path=/").unwrap();
+        assert_eq!(check(200, &none, "", &[same]), None);
+        let fresh = SetCookie::parse("sessionid=zzz; Path=/").unwrap();
+        assert!(check(200, &none, "", &[fresh])
+            .unwrap()
+            .contains("fresh session"));
+    }
+
+    #[test]
+    fn list_reads_strip_the_value_shape_and_follow_field_pointers() {
+        let read = Read::List {
+            pointer: "/cart/items".into(),
+            field: Some("/sku".into()),
+            ordered: true,
+        };
+        let sku = ItemPattern {
+            before: "sku-".into(),
+            after: String::new(),
+        };
+        let body = r#"{"cart":{"items":[{"sku":"sku-7.0"},{"sku":"sku-7.1"}]}}"#;
+        assert_eq!(
+            kinds(check_read(&read, &sku, &mut model(), body, seen())),
+            Some(vec![])
+        );
+        let body = r#"{"cart":{"items":[{"sku":"sku-7.0"},{"sku":"sku-9.9"}]}}"#;
+        assert_eq!(
+            kinds(check_read(&read, &sku, &mut model(), body, seen())),
+            Some(vec![AnomalyKind::Phantom, AnomalyKind::LostWrite])
+        );
+        // Not the shape the read expects: no verdict, an error.
+        assert_eq!(
+            kinds(check_read(&read, &sku, &mut model(), "<html>", seen())),
+            None
+        );
+        assert_eq!(
+            kinds(check_read(
+                &read,
+                &sku,
+                &mut model(),
+                r#"{"cart":{}}"#,
+                seen()
+            )),
+            None
+        );
+    }
+
+    #[test]
+    fn counters_come_from_json_or_from_the_text_of_a_page() {
+        let json = Read::Counter("/count".into());
+        assert_eq!(
+            kinds(check_read(
+                &json,
+                &plain(),
+                &mut model(),
+                r#"{"count":2}"#,
+                seen()
+            )),
+            Some(vec![])
+        );
+        assert_eq!(
+            kinds(check_read(
+                &json,
+                &plain(),
+                &mut model(),
+                r#"{"count":"2"}"#,
+                seen()
+            )),
+            Some(vec![])
+        );
+        assert_eq!(
+            kinds(check_read(
+                &json,
+                &plain(),
+                &mut model(),
+                r#"{"count":1}"#,
+                seen()
+            )),
+            Some(vec![AnomalyKind::LostWrite])
+        );
+        let page = Read::CounterAfter("<span id=\"count\">".into());
+        let body = "<p>Count: <span id=\"count\">4</span></p>";
+        assert_eq!(
+            kinds(check_read(&page, &plain(), &mut model(), body, seen())),
+            Some(vec![AnomalyKind::Duplicate])
+        );
+        assert_eq!(
+            kinds(check_read(
+                &page,
+                &plain(),
+                &mut model(),
+                "<p>login</p>",
+                seen()
+            )),
+            None
+        );
+    }
+
+    #[test]
+    fn contains_reads_count_each_value_in_its_pattern() {
+        let read = Read::Contains(ItemPattern {
+            before: "<li>".into(),
+            after: "</li>".into(),
+        });
+        // 7.1 inside 7.10 would be a false match without the pattern around it.
+        let body = "<ul><li>7.0</li><li>7.1</li><li>7.10</li></ul>";
+        assert_eq!(
+            kinds(check_read(&read, &plain(), &mut model(), body, seen())),
+            Some(vec![])
+        );
+        assert_eq!(
+            kinds(check_read(
+                &read,
+                &plain(),
+                &mut model(),
+                "<li>7.1</li>",
+                seen()
+            )),
+            Some(vec![AnomalyKind::LostWrite])
+        );
+    }
+
+    #[test]
+    fn captures_come_from_json_headers_and_the_jar() {
+        let step = Step {
+            method: Method::POST,
+            path: crate::flow::template::Template::literal("/cart"),
+            headers: Vec::new(),
+            body: Body::None,
+            expect: Vec::new(),
+            follow: false,
+            captures: vec![
+                (0, Capture::Json("/id".into())),
+                (1, Capture::Header("x-csrf-token".into())),
+                (2, Capture::Cookie("connect.sid".into())),
+            ],
+            writes: false,
+            read: None,
+        };
+        let mut state = FlowState {
+            jar: Jar::default(),
+            captures: vec![None; 3],
+            writes: 0,
+            vu: 0,
+            seq: 0,
+            rng: StdRng::seed_from_u64(1),
+            steps_per_round: 1,
+        };
+        state
+            .jar
+            .set(&SetCookie::parse("connect.sid=s%3Axyz; Path=/").unwrap());
+        let answer = Answer {
+            headers: headers(&[("x-csrf-token", "t1")]),
+            body: r#"{"id": 42}"#.into(),
+        };
+        assert!(capture(&step, &answer, &mut state));
+        assert_eq!(
+            state.captures,
+            [Some("42".into()), Some("t1".into()), Some("s%3Axyz".into())]
+        );
+        let empty = Answer {
+            headers: HeaderMap::new(),
+            body: "{}".into(),
+        };
+        assert!(
+            !capture(&step, &empty, &mut state),
+            "missing values are reported"
+        );
+    }
+
+    #[test]
+    fn uuids_are_v4_shaped_and_reproducible_from_the_seed() {
+        let a = uuid(&mut StdRng::seed_from_u64(5));
+        assert_eq!(a, uuid(&mut StdRng::seed_from_u64(5)));
+        assert_ne!(a, uuid(&mut StdRng::seed_from_u64(6)));
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "4");
+    }
+}
