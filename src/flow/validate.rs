@@ -46,10 +46,12 @@ pub(crate) fn validate(v: &mut Validator<'_>, raw: &Spanned<raw::Flow>) -> Optio
             "`[flow]` needs at least one `[[flow.steps]]` entry: the round each session repeats",
         );
     }
-    let sweep = steps
+    // Judged on the steps as written, so a broken read step is not also blamed here.
+    let sweep = table
+        .steps
         .iter()
-        .rposition(|s: &Step| s.read.is_some() && !s.writes);
-    if sweep.is_none() && !steps.is_empty() {
+        .rposition(|s| s.read.is_some() && s.write.is_none());
+    if sweep.is_none() && !table.steps.is_empty() {
         v.problem(
             raw.span(),
             "the final sweep needs a `[[flow.steps]]` entry that reads without writing (a `read = { … }` on a step without `write`): it is repeated for every session at the end",
