@@ -200,11 +200,19 @@ pub fn render_plan(plan: &plan::Plan) -> String {
             ""
         }
     );
+    let per_session = match &plan.load.flow {
+        Some(flow) => format!(
+            "a flow of {} start steps then {} rounds of {} steps per session",
+            flow.start.len(),
+            plan.load.appends_per_session,
+            flow.steps.len()
+        ),
+        None => format!("{} appends per session", plan.load.appends_per_session),
+    };
     let _ = writeln!(
         out,
-        "load     {}, {} appends per session, for {}",
+        "load     {}, {per_session}, for {}",
         plan.load.model.describe(),
-        plan.load.appends_per_session,
         humantime::format_duration(plan.duration)
     );
     let _ = writeln!(out, "chaos    min_alive {}", plan.min_alive);
