@@ -7,8 +7,9 @@
 //!   [`plan`] validates both into a [`plan::Plan`], the only input the engine sees.
 //! - [`images`] builds container images from host binaries (there is no registry).
 //! - [`cluster`] starts replicas, a session store and a balancer as Docker containers.
-//! - [`load`] drives session traffic; [`session`] checks every answer against what
-//!   was acknowledged; [`metrics`] records latency and outcomes.
+//! - [`load`] drives session traffic, through the session contract or a scenario's
+//!   custom [`flow`]; [`session`] checks every answer against what was acknowledged;
+//!   [`metrics`] records latency and outcomes.
 //! - [`chaos`] draws a seeded fault timeline and applies it.
 //! - [`gate`] turns the evidence into a verdict and an exit code; [`report`] writes it.
 //! - [`run`] strings these together for `sessionstorm run`.

@@ -147,6 +147,10 @@ read = { counter_after = "<span id=\"count\">" }
 
 /// Runs the flow against an app with `fault` for a second, then sweeps.
 async fn drive(fault: Fault) -> (LoadOutcome, u64) {
+    drive_with(fault, FLOW).await
+}
+
+async fn drive_with(fault: Fault, scenario: &str) -> (LoadOutcome, u64) {
     let app = Arc::new(App {
         fault,
         sessions: Mutex::default(),
@@ -165,7 +169,7 @@ async fn drive(fault: Fault) -> (LoadOutcome, u64) {
 
     let source = Source {
         path: PathBuf::from("flow.toml"),
-        text: FLOW.to_string(),
+        text: scenario.to_string(),
     };
     let plan = build(&source, &Overrides::default()).unwrap();
     let driver = Arc::new(Driver::new(
@@ -198,6 +202,16 @@ async fn a_correct_app_passes_and_every_session_is_checked() {
     let (outcome, checked) = drive(Fault::None).await;
     assert!(outcome.anomalies.is_empty(), "{:#?}", outcome.anomalies);
     assert!(checked >= 8, "{checked} sessions");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_open_model_runs_flows_too() {
+    let open = FLOW.replace("users = 8", "rate = 200\nsession_interval = \"100ms\"");
+    let (outcome, checked) = drive_with(Fault::None, &open).await;
+    assert!(outcome.anomalies.is_empty(), "{:#?}", outcome.anomalies);
+    assert!(checked >= 20, "{checked} sessions");
+    let (outcome, _) = drive_with(Fault::DropEveryThird, &open).await;
+    assert!(kinds(&outcome).contains(&AnomalyKind::LostWrite));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
