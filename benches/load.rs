@@ -166,6 +166,7 @@ fn plan(model: Model, appends: u32) -> LoadPlan {
         retries: 2,
         keep_alive: true,
         max_idle_connections: 1024,
+        flow: None,
     }
 }
 

@@ -7,8 +7,9 @@
 //!   [`plan`] validates both into a [`plan::Plan`], the only input the engine sees.
 //! - [`images`] builds container images from host binaries (there is no registry).
 //! - [`cluster`] starts replicas, a session store and a balancer as Docker containers.
-//! - [`load`] drives session traffic; [`session`] checks every answer against what
-//!   was acknowledged; [`metrics`] records latency and outcomes.
+//! - [`load`] drives session traffic, through the session contract or a scenario's
+//!   custom [`flow`]; [`session`] checks every answer against what was acknowledged;
+//!   [`metrics`] records latency and outcomes.
 //! - [`chaos`] draws a seeded fault timeline and applies it.
 //! - [`gate`] turns the evidence into a verdict and an exit code; [`report`] writes it.
 //! - [`run`] strings these together for `sessionstorm run`.
@@ -37,6 +38,7 @@ pub mod cli;
 pub mod cluster;
 pub mod compare;
 pub mod error;
+pub mod flow;
 #[doc(hidden)]
 pub mod fuzz_inputs;
 pub mod gate;
@@ -186,11 +188,19 @@ pub fn render_plan(plan: &plan::Plan) -> String {
             ""
         }
     );
+    let per_session = match &plan.load.flow {
+        Some(flow) => format!(
+            "a flow of {} start steps then {} rounds of {} steps per session",
+            flow.start.len(),
+            plan.load.appends_per_session,
+            flow.steps.len()
+        ),
+        None => format!("{} appends per session", plan.load.appends_per_session),
+    };
     let _ = writeln!(
         out,
-        "load     {}, {} appends per session, for {}",
+        "load     {}, {per_session}, for {}",
         plan.load.model.describe(),
-        plan.load.appends_per_session,
         humantime::format_duration(plan.duration)
     );
     let _ = writeln!(out, "chaos    min_alive {}", plan.min_alive);

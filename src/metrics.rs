@@ -215,6 +215,7 @@ impl Default for Recorder {
             errors: BTreeMap::new(),
             missed_starts: 0,
             served_by: BTreeMap::new(),
+            errors_by: BTreeMap::new(),
         }
     }
 }

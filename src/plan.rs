@@ -93,11 +93,17 @@ pub struct LoadPlan {
     pub keep_alive: bool,
     /// Idle connections kept in the pool.
     pub max_idle_connections: usize,
+    /// `[flow]`: sessions run as these HTTP steps instead of the session contract;
+    /// `appends_per_session` then counts rounds of `flow.steps`.
+    pub flow: Option<std::sync::Arc<crate::flow::Flow>>,
 }
 
 impl LoadPlan {
     pub fn ops_per_session(&self) -> u64 {
-        1 + 2 * u64::from(self.appends_per_session)
+        match &self.flow {
+            Some(flow) => flow.ops_per_session(self.appends_per_session),
+            None => 1 + 2 * u64::from(self.appends_per_session),
+        }
     }
 }
 
@@ -334,7 +340,13 @@ pub fn build(source: &Source, overrides: &Overrides) -> Result<Plan, Vec<Problem
             );
         }
     }
-    let load = v.load(&raw.load);
+    let mut load = v.load(&raw.load);
+    if let Some(raw_flow) = &raw.flow {
+        let flow = crate::flow::validate(&mut v, raw_flow).map(std::sync::Arc::new);
+        if let Some(load) = &mut load {
+            load.flow = flow;
+        }
+    }
     let replicas = service.as_ref().map_or(64, |s| s.replicas);
     let min_alive = match &raw.min_alive {
         Some(m) => v
@@ -393,7 +405,7 @@ pub fn build(source: &Source, overrides: &Overrides) -> Result<Plan, Vec<Problem
 }
 
 /// Collects problems while reading values; each reader returns `None` after recording one.
-struct Validator<'a> {
+pub(crate) struct Validator<'a> {
     source: &'a Source,
     /// Overrides whose values may be the ones found wrong.
     set: &'a [crate::overrides::Setting],
@@ -401,12 +413,23 @@ struct Validator<'a> {
 }
 
 impl Validator<'_> {
-    fn problem(&mut self, span: Range<usize>, message: impl Into<String>) {
+    pub(crate) fn problem(&mut self, span: Range<usize>, message: impl Into<String>) {
         let problem = crate::overrides::locate(self.source, self.set, span, message);
         self.problems.push(problem);
     }
 
-    fn int_in(&mut self, value: &Spanned<i64>, key: &str, min: i64, max: i64) -> Option<i64> {
+    /// Problems recorded so far, to tell whether a part added any.
+    pub(crate) fn problem_count(&self) -> usize {
+        self.problems.len()
+    }
+
+    pub(crate) fn int_in(
+        &mut self,
+        value: &Spanned<i64>,
+        key: &str,
+        min: i64,
+        max: i64,
+    ) -> Option<i64> {
         let n = *value.get_ref();
         if (min..=max).contains(&n) {
             Some(n)
@@ -546,6 +569,7 @@ impl Validator<'_> {
             retries: retries? as u32,
             keep_alive: raw.keep_alive.unwrap_or(true),
             max_idle_connections: max_idle? as usize,
+            flow: None,
         })
     }
 

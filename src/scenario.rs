@@ -34,6 +34,8 @@ pub struct Scenario {
     /// `[gates]`: thresholds the run must meet, and tolerances for `compare`.
     #[serde(default)]
     pub gates: crate::gate::RawGates,
+    /// `[flow]`: the session as HTTP steps, for services without the session contract.
+    pub flow: Option<Spanned<crate::flow::raw::Flow>>,
 }
 
 /// `[service]`: the replicas under test.

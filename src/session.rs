@@ -11,6 +11,12 @@
 //! session in its place (a fresh one, as session middleware makes for an unknown
 //! cookie). Our own session come back empty has lost its writes, not itself.
 //!
+//! Custom flows ([`crate::flow`]) use the same model: a write step's `{{item}}` is
+//! the same `"<seq>.<k>"`, and a read step's answer is checked as a list
+//! ([`SessionModel::check_items`]), as text in a page
+//! ([`SessionModel::check_occurrences`]) or as a counter
+//! ([`SessionModel::check_counter`]), with the same anomaly kinds.
+//!
 //! Checking one answer is linear in the number of items in it, and a session's
 //! memory is one byte per append plus its id, so a run keeps every session until the
 //! final sweep without growing beyond that.
@@ -201,7 +207,6 @@ impl SessionModel {
     /// returns the anomalies not reported before.
     pub fn check(&mut self, state: &State, seen: Seen<'_>) -> Vec<Anomaly> {
         let mut found = Vec::new();
-        let durable = self.items.iter().filter(|i| **i == Item::Durable).count();
         if state.session != self.id {
             // The service forgot the session and quietly started a fresh one, as
             // session middleware does with an unknown cookie.
@@ -209,30 +214,125 @@ impl SessionModel {
             found.extend(self.lost(seen, detail));
             return found;
         }
-        if state.version < self.max_version {
-            let detail = format!(
-                "version went back from {} to {}",
-                self.max_version, state.version
-            );
-            found.extend(self.report(AnomalyKind::StaleRead, seen, detail));
-        }
-        self.max_version = self.max_version.max(state.version);
+        found.extend(self.check_version(state.version, seen));
+        found.extend(self.check_items(state.items.iter().map(String::as_str), false, seen));
+        found
+    }
 
+    /// A version (or a counter) must never go back below one seen before.
+    fn check_version(&mut self, version: u64, seen: Seen<'_>) -> Option<Anomaly> {
+        let back = version < self.max_version;
+        let detail = format!("version went back from {} to {version}", self.max_version);
+        self.max_version = self.max_version.max(version);
+        back.then(|| self.report(AnomalyKind::StaleRead, seen, detail))
+            .flatten()
+    }
+
+    /// Checks a list of item names from an answer: each acknowledged item exactly once,
+    /// nothing never sent; with `ordered`, this session's items in the order they were
+    /// sent (out of order is reported as a stale read: the list is not the latest
+    /// history).
+    pub fn check_items<'s>(
+        &mut self,
+        items: impl IntoIterator<Item = &'s str>,
+        ordered: bool,
+        seen: Seen<'_>,
+    ) -> Vec<Anomaly> {
+        let mut found = Vec::new();
         let mut times_seen = vec![0u32; self.items.len()];
         let mut phantoms = Vec::new();
-        for item in &state.items {
+        let mut last = None;
+        let mut out_of_order = None;
+        for item in items {
             match self.index_of(item) {
-                Some(k) => times_seen[k] += 1,
-                None => phantoms.push(item.as_str()),
+                Some(k) => {
+                    times_seen[k] += 1;
+                    if ordered && last.is_some_and(|l| k < l) && out_of_order.is_none() {
+                        out_of_order = Some(item);
+                    }
+                    last = Some(k);
+                }
+                None => phantoms.push(item),
+            }
+        }
+        if let Some(item) = out_of_order {
+            let detail = format!("items out of the order they were sent in, at {item}");
+            found.extend(self.report(AnomalyKind::StaleRead, seen, detail));
+        }
+        if !phantoms.is_empty() {
+            let detail = format!("items never sent: {}", sample(&phantoms));
+            found.extend(self.report(AnomalyKind::Phantom, seen, detail));
+        }
+        found.extend(self.judge(&times_seen, seen));
+        found
+    }
+
+    /// Checks an answer in which `count(item)` says how often each item's text appears
+    /// (a page listing them). An item not sent yet that appears is a phantom.
+    pub fn check_occurrences(
+        &mut self,
+        count: impl Fn(&str) -> u32,
+        seen: Seen<'_>,
+    ) -> Vec<Anomaly> {
+        let mut found = Vec::new();
+        let mut times_seen = vec![0u32; self.items.len()];
+        let mut phantoms = Vec::new();
+        for (k, n) in times_seen.iter_mut().enumerate() {
+            let item = self.item(k as u32);
+            *n = count(&item);
+            if *n > 0 && self.items[k] == Item::Unsent {
+                phantoms.push(item);
+                *n = 0;
             }
         }
         if !phantoms.is_empty() {
             let detail = format!("items never sent: {}", sample(&phantoms));
             found.extend(self.report(AnomalyKind::Phantom, seen, detail));
         }
+        found.extend(self.judge(&times_seen, seen));
+        found
+    }
+
+    /// Checks a counter the service keeps of the writes: it may not go back (stale
+    /// read), must count every acknowledged write (lost write), and may count the
+    /// indeterminate ones but nothing more (duplicate: a write applied twice).
+    pub fn check_counter(&mut self, value: u64, seen: Seen<'_>) -> Vec<Anomaly> {
+        let mut found = Vec::new();
+        found.extend(self.check_version(value, seen));
+        let durable = self.count(Item::Durable) as u64;
+        let indeterminate = self.count(Item::Indeterminate) as u64;
+        if value < durable {
+            let detail = format!("counter is {value}, but {durable} writes were acknowledged");
+            found.extend(self.report(AnomalyKind::LostWrite, seen, detail));
+        } else if value > durable + indeterminate {
+            let detail = format!(
+                "counter is {value}, but only {} writes were sent ({durable} acknowledged)",
+                durable + indeterminate
+            );
+            found.extend(self.report(AnomalyKind::Duplicate, seen, detail));
+        } else if value == durable + indeterminate {
+            // Every write whose outcome was unknown did happen.
+            for item in &mut self.items {
+                if *item == Item::Indeterminate {
+                    *item = Item::Durable;
+                }
+            }
+        }
+        found
+    }
+
+    fn count(&self, state: Item) -> usize {
+        self.items.iter().filter(|i| **i == state).count()
+    }
+
+    /// Judges how often each item was seen: an acknowledged one missing is a lost
+    /// write, any seen twice a duplicate, an indeterminate one seen is durable now.
+    fn judge(&mut self, times_seen: &[u32], seen: Seen<'_>) -> Vec<Anomaly> {
+        let mut found = Vec::new();
+        let durable = self.count(Item::Durable);
         let mut duplicates = Vec::new();
         let mut missing = Vec::new();
-        for (k, (item, n)) in self.items.iter_mut().zip(&times_seen).enumerate() {
+        for (k, (item, n)) in self.items.iter_mut().zip(times_seen).enumerate() {
             if *n > 1 {
                 duplicates.push(format!("{}.{k} ×{n}", self.seq));
             }
@@ -438,5 +538,75 @@ mod tests {
                 AnomalyKind::LostWrite
             ]
         );
+    }
+
+    // Custom flows: the same model checks lists, texts and counters.
+
+    #[test]
+    fn a_list_out_of_the_order_sent_is_a_stale_read_only_when_order_matters() {
+        let mut m = model(3);
+        assert!(m
+            .check_items(["7.1", "7.0", "7.2"], false, seen())
+            .is_empty());
+        let found = m.check_items(["7.1", "7.0", "7.2"], true, seen());
+        assert_eq!(kinds(&found), [AnomalyKind::StaleRead]);
+        assert!(found[0].detail.contains("at 7.0"), "{}", found[0].detail);
+        assert!(model(3)
+            .check_items(["7.0", "7.1", "7.2"], true, seen())
+            .is_empty());
+    }
+
+    #[test]
+    fn occurrences_in_a_page_are_judged_like_a_list() {
+        let page = |text: &'static str| {
+            move |item: &str| text.matches(&format!("<li>{item}</li>")).count() as u32
+        };
+        assert!(model(2)
+            .check_occurrences(page("<li>7.0</li><li>7.1</li>"), seen())
+            .is_empty());
+        let found = model(2).check_occurrences(page("<li>7.0</li>"), seen());
+        assert_eq!(kinds(&found), [AnomalyKind::LostWrite]);
+        let found =
+            model(2).check_occurrences(page("<li>7.0</li><li>7.1</li><li>7.1</li>"), seen());
+        assert_eq!(kinds(&found), [AnomalyKind::Duplicate]);
+        // 7.3 was never sent: it cannot be on the page.
+        let found =
+            model(2).check_occurrences(page("<li>7.0</li><li>7.1</li><li>7.3</li>"), seen());
+        assert_eq!(kinds(&found), [AnomalyKind::Phantom]);
+    }
+
+    #[test]
+    fn a_counter_must_count_every_acknowledged_write_and_no_more_than_were_sent() {
+        let mut m = model(2);
+        m.sent(2); // indeterminate
+        assert!(m.check_counter(2, seen()).is_empty());
+        assert!(
+            m.check_counter(3, seen()).is_empty(),
+            "the unknown write happened"
+        );
+        // Seen at 3, it is durable now: 2 is a step back and a lost write.
+        assert_eq!(
+            kinds(&m.check_counter(2, seen())),
+            [AnomalyKind::StaleRead, AnomalyKind::LostWrite]
+        );
+
+        let found = model(2).check_counter(1, seen());
+        assert_eq!(kinds(&found), [AnomalyKind::LostWrite]);
+        assert!(found[0]
+            .detail
+            .contains("counter is 1, but 2 writes were acknowledged"));
+
+        let found = model(2).check_counter(3, seen());
+        assert_eq!(kinds(&found), [AnomalyKind::Duplicate]);
+    }
+
+    #[test]
+    fn a_counter_seen_high_then_lower_but_still_covering_the_acknowledged_is_stale() {
+        let mut m = model(1);
+        m.sent(1);
+        m.sent(2);
+        assert!(m.check_counter(2, seen()).is_empty());
+        let found = m.check_counter(1, seen());
+        assert_eq!(kinds(&found), [AnomalyKind::StaleRead]);
     }
 }

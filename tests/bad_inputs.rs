@@ -79,6 +79,26 @@ const CORPUS: &[(&str, &str)] = &[
         "11:1: unknown field `bogus`, expected one of `model`",
     ),
     ("unknown-key-top.toml", "1:1: unknown field `colour`"),
+    (
+        "flow-unknown-variable.toml",
+        "18:8: `flow.steps.0.path`: unknown template variable `{{cart}}`",
+    ),
+    (
+        "flow-bad-pointer.toml",
+        "21:17: `flow.steps.1.read.list` = \"items\" is not a JSON pointer",
+    ),
+    (
+        "flow-read-without-kind.toml",
+        "15:8: `flow.steps.0.read` has no kind; a read needs exactly one of `list",
+    ),
+    (
+        "flow-capture-before-made.toml",
+        "14:8: `flow.steps.0.path`: unknown template variable `{{csrf}}`",
+    ),
+    (
+        "flow-unknown-method.toml",
+        "14:10: unknown method \"FETCH\" in `flow.steps.0.method`; accepted values: \"GET\"",
+    ),
     ("unterminated-string.toml", "1:10: invalid basic string"),
     (
         "wrong-type-rate.toml",

@@ -1,7 +1,8 @@
 //! Container images built from binaries on the host, because no registry is reachable.
 //!
-//! sessionstorm knows three images ([`BuiltIn`]): the demo service (`session-app`, built by
-//! cargo in this workspace), Redis and HAProxy (both taken from the host's Debian packages),
+//! sessionstorm knows four images ([`BuiltIn`]): the two demo services (`session-app` and
+//! `counter-app`, built by cargo in this workspace), Redis and HAProxy (both taken from the
+//! host's Debian packages),
 //! plus a helper built only on demand: `nettools` (the host's `iptables`, for the
 //! `blackhole` fault).
 //! Each is a `FROM scratch` image holding the ELF binary, the shared libraries `ldd` says it
@@ -47,6 +48,8 @@ use rootfs::Recipe;
 /// Environment variable that points at the `session-app` binary to pack, instead of the one
 /// cargo built beside the running executable.
 pub const APP_BIN_ENV: &str = "SESSIONSTORM_APP_BIN";
+/// The same for the `counter-app` binary.
+pub const COUNTER_APP_BIN_ENV: &str = "SESSIONSTORM_COUNTER_APP_BIN";
 /// Label holding the image's name (`sessionstorm/redis`), so `list` can tell ours apart.
 pub const IMAGE_LABEL: &str = "sessionstorm.image";
 /// Label holding the content hash that decides whether a rebuild is needed.
@@ -59,6 +62,8 @@ pub const HAPROXY_CONFIG_PATH: &str = "/usr/local/etc/haproxy/haproxy.cfg";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BuiltIn {
     SessionApp,
+    /// The second demo service (`docker/counter-app`), driven through a custom flow.
+    CounterApp,
     Redis,
     Haproxy,
     /// A helper for the `blackhole` fault: `iptables` (nf_tables) from the host, run in
@@ -68,7 +73,12 @@ pub enum BuiltIn {
 }
 
 impl BuiltIn {
-    pub const ALL: [BuiltIn; 3] = [BuiltIn::SessionApp, BuiltIn::Redis, BuiltIn::Haproxy];
+    pub const ALL: [BuiltIn; 4] = [
+        BuiltIn::SessionApp,
+        BuiltIn::CounterApp,
+        BuiltIn::Redis,
+        BuiltIn::Haproxy,
+    ];
     /// Images built on demand only (not by `images build`).
     pub const HELPERS: [BuiltIn; 1] = [BuiltIn::Nettools];
 
@@ -76,9 +86,20 @@ impl BuiltIn {
     pub fn tag(self) -> &'static str {
         match self {
             BuiltIn::SessionApp => "sessionstorm/session-app:latest",
+            BuiltIn::CounterApp => "sessionstorm/counter-app:latest",
             BuiltIn::Redis => "sessionstorm/redis:latest",
             BuiltIn::Haproxy => "sessionstorm/haproxy:latest",
             BuiltIn::Nettools => "sessionstorm/nettools:latest",
+        }
+    }
+
+    /// For the demo services cargo builds in this workspace: the binary's name and the
+    /// environment variable that may point at it instead.
+    pub fn workspace_binary(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            BuiltIn::SessionApp => Some(("session-app", APP_BIN_ENV)),
+            BuiltIn::CounterApp => Some(("counter-app", COUNTER_APP_BIN_ENV)),
+            BuiltIn::Redis | BuiltIn::Haproxy | BuiltIn::Nettools => None,
         }
     }
 
@@ -145,20 +166,28 @@ pub struct ImageInfo {
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     #[error(
-        "the demo service binary `session-app` was not found (looked for {}); build it with \
-         `cargo build --workspace` (or `cargo build -p session-app`), or set {APP_BIN_ENV} \
+        "the demo service binary `{binary}` was not found (looked for {}); build it with \
+         `cargo build --workspace` (or `cargo build -p {binary}`), or set {env} \
          to its path",
         list_paths(searched)
     )]
-    AppBinaryNotFound { searched: Vec<PathBuf> },
+    AppBinaryNotFound {
+        binary: &'static str,
+        env: &'static str,
+        searched: Vec<PathBuf>,
+    },
 
     #[error(
-        "{APP_BIN_ENV} is set to `{}`, which is not an executable file; point it at the \
-         `session-app` binary (build it with `cargo build -p session-app`), or unset it to use \
+        "{env} is set to `{}`, which is not an executable file; point it at the \
+         `{binary}` binary (build it with `cargo build -p {binary}`), or unset it to use \
          the one cargo builds beside sessionstorm",
         path.display()
     )]
-    AppBinaryFromEnv { path: PathBuf },
+    AppBinaryFromEnv {
+        binary: &'static str,
+        env: &'static str,
+        path: PathBuf,
+    },
 
     #[error(
         "`{binary}` (needed for image `{image}`) was not found in PATH or the usual \

@@ -21,7 +21,7 @@ use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
-use super::{BuiltIn, ImageError, APP_BIN_ENV, CONTENT_HASH_LABEL, IMAGE_LABEL};
+use super::{BuiltIn, ImageError, CONTENT_HASH_LABEL, IMAGE_LABEL};
 
 /// Bumped whenever the image layout or the Dockerfile template changes, so images built by an
 /// older harness are rebuilt even when the binaries are the same.
@@ -165,10 +165,19 @@ impl Recipe {
         let (binary, image_path) = match image {
             BuiltIn::SessionApp => (
                 locate_app(
-                    std::env::var_os(APP_BIN_ENV).map(PathBuf::from),
+                    image,
+                    std::env::var_os(super::APP_BIN_ENV).map(PathBuf::from),
                     std::env::current_exe().ok().as_deref(),
                 )?,
                 "/session-app",
+            ),
+            BuiltIn::CounterApp => (
+                locate_app(
+                    image,
+                    std::env::var_os(super::COUNTER_APP_BIN_ENV).map(PathBuf::from),
+                    std::env::current_exe().ok().as_deref(),
+                )?,
+                "/counter-app",
             ),
             BuiltIn::Redis => (
                 locate_host_binary(
@@ -413,10 +422,11 @@ fn library_path_env(libraries: &[PathBuf]) -> Vec<(String, String)> {
     vec![("LD_LIBRARY_PATH".to_string(), joined)]
 }
 
-/// Where `session-app` may be, in order: beside the running executable, then one directory
-/// up (test binaries live in `target/<profile>/deps/`, the app in `target/<profile>/`).
-pub(crate) fn app_candidates(current_exe: &Path) -> Vec<PathBuf> {
-    let file = format!("session-app{}", std::env::consts::EXE_SUFFIX);
+/// Where a demo service binary (`session-app`) may be, in order: beside the running
+/// executable, then one directory up (test binaries live in `target/<profile>/deps/`, the
+/// app in `target/<profile>/`).
+pub(crate) fn app_candidates(binary: &str, current_exe: &Path) -> Vec<PathBuf> {
+    let file = format!("{binary}{}", std::env::consts::EXE_SUFFIX);
     let mut out = Vec::new();
     if let Some(dir) = current_exe.parent() {
         out.push(dir.join(&file));
@@ -427,25 +437,36 @@ pub(crate) fn app_candidates(current_exe: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Finds the demo service binary: `SESSIONSTORM_APP_BIN` when set (and then only there),
-/// else the first of [`app_candidates`] that is an executable file.
+/// Finds the binary of a demo service built in this workspace: the path in its environment
+/// variable (`SESSIONSTORM_APP_BIN`) when set, and then only there, else the first of
+/// [`app_candidates`] that is an executable file.
 pub(crate) fn locate_app(
+    image: BuiltIn,
     env_override: Option<PathBuf>,
     current_exe: Option<&Path>,
 ) -> Result<PathBuf, ImageError> {
+    let (binary, env) = image
+        .workspace_binary()
+        .expect("only images built from this workspace have an app binary");
     if let Some(path) = env_override {
         return if is_executable_file(&path) {
             Ok(path)
         } else {
-            Err(ImageError::AppBinaryFromEnv { path })
+            Err(ImageError::AppBinaryFromEnv { binary, env, path })
         };
     }
-    let searched = current_exe.map(app_candidates).unwrap_or_default();
+    let searched = current_exe
+        .map(|exe| app_candidates(binary, exe))
+        .unwrap_or_default();
     searched
         .iter()
         .find(|path| is_executable_file(path))
         .cloned()
-        .ok_or(ImageError::AppBinaryNotFound { searched })
+        .ok_or(ImageError::AppBinaryNotFound {
+            binary,
+            env,
+            searched,
+        })
 }
 
 /// Directories of `PATH` in order, then `fallbacks`, each joined with `name`, without repeats.
@@ -1015,7 +1036,7 @@ mod tests {
     fn app_is_looked_for_beside_the_executable_then_one_level_up() {
         let exe = Path::new("/w/target/debug/deps/images-0123abcd");
         assert_eq!(
-            app_candidates(exe),
+            app_candidates("session-app", exe),
             vec![
                 PathBuf::from("/w/target/debug/deps/session-app"),
                 PathBuf::from("/w/target/debug/session-app"),
@@ -1031,18 +1052,25 @@ mod tests {
         let exe = deps.join("images-0123");
         let app = dir.path().join("debug/session-app");
 
-        let err = locate_app(None, Some(&exe)).unwrap_err();
+        let err = locate_app(BuiltIn::SessionApp, None, Some(&exe)).unwrap_err();
         let message = err.to_string();
         assert!(message.contains("cargo build --workspace"), "{message}");
         assert!(message.contains("cargo build -p session-app"), "{message}");
         assert!(message.contains(&app.display().to_string()), "{message}");
 
         executable(&app);
-        assert_eq!(locate_app(None, Some(&exe)).unwrap(), app);
+        assert_eq!(
+            locate_app(BuiltIn::SessionApp, None, Some(&exe)).unwrap(),
+            app
+        );
 
         let beside = deps.join("session-app");
         executable(&beside);
-        assert_eq!(locate_app(None, Some(&exe)).unwrap(), beside, "beside wins");
+        assert_eq!(
+            locate_app(BuiltIn::SessionApp, None, Some(&exe)).unwrap(),
+            beside,
+            "beside wins"
+        );
     }
 
     #[test]
@@ -1052,14 +1080,14 @@ mod tests {
         let exe = dir.path().join("sessionstorm");
         executable(&dir.path().join("session-app")); // would be found without the override
 
-        let err = locate_app(Some(custom.clone()), Some(&exe)).unwrap_err();
+        let err = locate_app(BuiltIn::SessionApp, Some(custom.clone()), Some(&exe)).unwrap_err();
         let message = err.to_string();
-        assert!(message.contains(APP_BIN_ENV), "{message}");
+        assert!(message.contains(super::super::APP_BIN_ENV), "{message}");
         assert!(message.contains(&custom.display().to_string()), "{message}");
 
         executable(&custom);
         assert_eq!(
-            locate_app(Some(custom.clone()), Some(&exe)).unwrap(),
+            locate_app(BuiltIn::SessionApp, Some(custom.clone()), Some(&exe)).unwrap(),
             custom
         );
     }

@@ -1,7 +1,8 @@
 //! Session-bearing load: the open and closed models, and the final sweep.
 //!
 //! - [`pacing`] says when each open-model operation is due.
-//! - [`ops`] runs one operation of one session and checks its answer.
+//! - [`ops`] runs one operation of one session and checks its answer; [`flow`] does
+//!   the same for sessions described by a scenario's `[flow]`.
 //! - [`shard`] runs many operations at once and records them lock-free.
 //! - [`collector`] merges the shards' records per second and for the run.
 //!
@@ -14,6 +15,7 @@
 //! the closed model each shard drives its share of the virtual users itself.
 
 pub mod collector;
+pub mod flow;
 pub mod ops;
 pub mod pacing;
 pub mod shard;
@@ -110,7 +112,10 @@ impl Driver {
             .timeout(plan.request_timeout)
             .pool_max_idle_per_host(plan.max_idle_connections)
             .tcp_nodelay(true)
-            .http1_only();
+            .http1_only()
+            // A redirect is an answer to judge (a 303 to /login means a lost session),
+            // never something to follow behind the checker's back.
+            .redirect(reqwest::redirect::Policy::none());
         if !plan.keep_alive {
             client = client.pool_max_idle_per_host(0);
         }
@@ -532,6 +537,7 @@ mod tests {
             retries: 0,
             keep_alive: true,
             max_idle_connections: 8,
+            flow: None,
         };
         let start = Instant::now();
         let driver = Arc::new(Driver::new(

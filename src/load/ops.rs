@@ -24,9 +24,12 @@ pub struct LiveSession {
     /// The `Cookie` header the session sends: every cookie its create answer set,
     /// so a sticky balancer's cookie travels with the service's own.
     cookie: String,
-    /// Steps done after the create: append 0, read, append 1, read, …
-    next: u32,
-    lost: bool,
+    /// Steps done after the create: append 0, read, append 1, read, … (or the steps
+    /// of a flow's rounds).
+    pub(super) next: u32,
+    pub(super) lost: bool,
+    /// A custom flow's session: cookie jar, captures, writes (see [`super::flow`]).
+    pub(super) flow: Option<Box<super::flow::FlowState>>,
 }
 
 impl LiveSession {
@@ -37,12 +40,19 @@ impl LiveSession {
             cookie,
             next: 0,
             lost: false,
+            flow: None,
         }
+    }
+
+    pub(super) fn with_flow(mut self, state: super::flow::FlowState) -> Self {
+        self.flow = Some(Box::new(state));
+        self
     }
 
     /// No step is left, or the session was lost: only the sweep will look at it again.
     pub fn finished(&self, appends: u32) -> bool {
-        self.lost || self.next >= 2 * appends
+        let per_round = self.flow.as_ref().map_or(2, |f| f.steps_per_round());
+        self.lost || self.next >= per_round * appends
     }
 
     pub fn cookie(&self) -> &str {
@@ -149,7 +159,7 @@ fn append_body(item: &str) -> Bytes {
 }
 
 /// Pause after a failed attempt, multiplied by the attempt number.
-const BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
+pub(super) const BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
 
 impl Driver {
     /// Runs `job` once its intended time has come, unless the run stops first.
@@ -167,6 +177,11 @@ impl Driver {
             }
         }
         done.sent = Instant::now();
+        if let Some(flow) = self.plan.flow.clone() {
+            self.flow_job(&flow, job.session, job.user, &mut done).await;
+            done.finished = Instant::now();
+            return done;
+        }
         match job.session {
             None => self.create(&mut done).await,
             Some(mut session) => {
@@ -185,7 +200,7 @@ impl Driver {
         done
     }
 
-    fn seen<'a>(&self, op: Op, served_by: Option<&'a str>) -> Seen<'a> {
+    pub(super) fn seen<'a>(&self, op: Op, served_by: Option<&'a str>) -> Seen<'a> {
         Seen {
             op,
             served_by,
@@ -216,11 +231,7 @@ impl Driver {
     }
 
     async fn sort(&self, response: Response) -> Answer {
-        let served_by = response
-            .headers()
-            .get("x-served-by")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let served_by = header(response.headers(), "x-served-by");
         let cookies: Vec<String> = response
             .headers()
             .get_all(reqwest::header::SET_COOKIE)
@@ -234,18 +245,13 @@ impl Driver {
                 Err(err) => Answer::Failed(ErrorKind::classify(&err), served_by),
             },
             status => {
-                let by = served_by.or_else(|| {
-                    let header = response
-                        .headers()
-                        .get(crate::cluster::haproxy::SERVER_HEADER);
-                    header.and_then(|v| v.to_str().ok()).map(str::to_string)
-                });
+                let by = served_by.or_else(|| failed_in(response.headers()));
                 Answer::Failed(ErrorKind::from_status(status), by)
             }
         }
     }
 
-    fn record(&self, done: &mut Done, anomalies: impl IntoIterator<Item = Anomaly>) {
+    pub(super) fn record(&self, done: &mut Done, anomalies: impl IntoIterator<Item = Anomaly>) {
         for anomaly in anomalies {
             Live::add(&self.live.anomalies, 1);
             done.anomalies.push(anomaly);
@@ -345,6 +351,9 @@ impl Driver {
     /// Reads `session` once for the final sweep, retrying failed attempts; returns
     /// whether it got an answer at all.
     pub(super) async fn sweep_one(&self, session: &mut LiveSession, done: &mut Done) -> bool {
+        if let Some(flow) = self.plan.flow.clone() {
+            return self.flow_sweep(&flow, session, done).await;
+        }
         for attempt in 0..super::SWEEP_ATTEMPTS {
             if attempt > 0 {
                 tokio::time::sleep(BACKOFF * attempt).await;
@@ -355,4 +364,19 @@ impl Driver {
         }
         false
     }
+}
+
+/// A header's value as text, if it has one.
+pub(super) fn header(headers: &reqwest::header::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// The replica a failed answer names: the one that answered (`X-Served-By`), or
+/// the one the balancer had sent the request to when it made the error itself.
+pub(super) fn failed_in(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    header(headers, "x-served-by")
+        .or_else(|| header(headers, crate::cluster::haproxy::SERVER_HEADER))
 }

@@ -1,0 +1,165 @@
+//! Custom session flows: a session described as HTTP steps, for services that do not
+//! speak the session contract (a Spring Session, express-session, Django,
+//! tower-sessions or actix-session app behind Redis).
+//!
+//! A flow has `start` steps (run once when a session begins: log in, open a cart),
+//! `steps` (one round, repeated `load.appends_per_session` times) and `lost_when`
+//! signs (a 401, a redirect to the login page, a fresh session cookie). A step that
+//! **writes** makes one value durable when answered: the harness generates it per
+//! write as `{{item}}` = `"<seq>.<k>"`, so it stays attributable exactly like the
+//! contract's items. A step that **reads** says where the durable values appear (a
+//! JSON list, a counter, or text in the page), and [`crate::session::SessionModel`]
+//! checks it with the same anomaly kinds as the contract.
+//!
+//! - [`raw`]: the `[flow]` table as written; [`validate`] turns it into a [`Flow`],
+//!   reporting problems through the scenario's validator (file:line:column).
+//! - [`template`]: `{{…}}` templates, item patterns and JSON pointers.
+//! - [`cookies`]: the per-session cookie jar.
+//!
+//! The runner is `crate::load::flow`.
+
+pub mod cookies;
+pub mod raw;
+pub mod template;
+mod validate;
+
+pub(crate) use validate::validate;
+
+use template::{ItemPattern, Template};
+
+/// A validated flow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Flow {
+    pub start: Vec<Step>,
+    /// One round; never empty.
+    pub steps: Vec<Step>,
+    pub lost_when: Vec<LostWhen>,
+    /// Names of the captured values; a template refers to one by its index here.
+    pub captures: Vec<String>,
+    /// How written values appear in a `list` read (every write declares the same).
+    pub value: ItemPattern,
+    /// Writes per round.
+    pub writes_per_round: u32,
+    /// The step of `steps` the final sweep repeats: the last one that reads and does
+    /// not write.
+    pub sweep: usize,
+}
+
+/// One HTTP exchange of a flow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub method: reqwest::Method,
+    pub path: Template,
+    pub headers: Vec<(String, Template)>,
+    pub body: Body,
+    /// Statuses the (last) answer may have; empty: any 2xx.
+    pub expect: Vec<u16>,
+    /// Follow a 3xx answer (GET its `Location`, up to [`MAX_REDIRECTS`] times).
+    pub follow: bool,
+    /// Values taken from the answer, by slot.
+    pub captures: Vec<(usize, Capture)>,
+    pub writes: bool,
+    pub read: Option<Read>,
+}
+
+/// Redirects a step with `follow = true` follows before it gives up.
+pub const MAX_REDIRECTS: usize = 5;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body {
+    None,
+    Json(JsonTemplate),
+    /// `application/x-www-form-urlencoded` fields.
+    Form(Vec<(String, Template)>),
+}
+
+/// A JSON body whose strings are templates.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JsonTemplate {
+    Bool(bool),
+    Integer(i64),
+    Float(f64),
+    String(Template),
+    Array(Vec<JsonTemplate>),
+    Object(Vec<(String, JsonTemplate)>),
+}
+
+impl JsonTemplate {
+    pub fn render(&self, values: &mut template::Values<'_>) -> serde_json::Value {
+        use serde_json::Value;
+        match self {
+            JsonTemplate::Bool(b) => Value::Bool(*b),
+            JsonTemplate::Integer(n) => Value::from(*n),
+            JsonTemplate::Float(f) => Value::from(*f),
+            JsonTemplate::String(t) => Value::String(t.render(values)),
+            JsonTemplate::Array(items) => {
+                Value::Array(items.iter().map(|i| i.render(values)).collect())
+            }
+            JsonTemplate::Object(fields) => Value::Object(
+                fields
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.render(values)))
+                    .collect(),
+            ),
+        }
+    }
+
+    fn templates(&self) -> Vec<&Template> {
+        match self {
+            JsonTemplate::String(t) => vec![t],
+            JsonTemplate::Array(items) => items.iter().flat_map(Self::templates).collect(),
+            JsonTemplate::Object(fields) => {
+                fields.iter().flat_map(|(_, v)| v.templates()).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Where a captured value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Capture {
+    /// A JSON pointer into the answer's body (a string, or a number as its text).
+    Json(String),
+    Header(String),
+    /// A cookie in the session's jar after the answer.
+    Cookie(String),
+}
+
+/// Where a read step finds the durable values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Read {
+    /// A JSON pointer to a list of written values (`field`: a pointer into each
+    /// element); with `ordered`, they must appear in the order they were written.
+    List {
+        pointer: String,
+        field: Option<String>,
+        ordered: bool,
+    },
+    /// A counter (JSON pointer) that must equal the number of acknowledged writes.
+    Counter(String),
+    /// A counter in text: the integer right after this text (an HTML page).
+    CounterAfter(String),
+    /// Each written value, in this pattern, must appear in the body exactly once.
+    Contains(ItemPattern),
+}
+
+/// A sign that the service forgot the session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LostWhen {
+    Status(u16),
+    /// A redirect whose `Location` path starts with this (`/accounts/login/`).
+    Redirect(String),
+    /// The body contains this text.
+    Contains(String),
+    /// The answer sets this cookie to a value other than the session's: the service
+    /// started a fresh session in place of ours.
+    NewCookie(String),
+}
+
+impl Flow {
+    /// Requests per session: the start, then every step of every round.
+    pub fn ops_per_session(&self, rounds: u32) -> u64 {
+        1 + u64::from(rounds) * self.steps.len() as u64
+    }
+}
