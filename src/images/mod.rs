@@ -2,8 +2,8 @@
 //!
 //! sessionstorm knows three images ([`BuiltIn`]): the demo service (`session-app`, built by
 //! cargo in this workspace), Redis and HAProxy (both taken from the host's Debian packages),
-//! plus a helper built only on demand: `nettools` (the host's `iptables`, for the
-//! `blackhole` fault).
+//! plus images built only on demand: `nettools` (the host's `iptables`, for the
+//! `blackhole` fault) and `memcached` (the host's `memcached`, as a session store).
 //! Each is a `FROM scratch` image holding the ELF binary, the shared libraries `ldd` says it
 //! links (at the paths `ldd` printed, symlinks resolved to plain files), its ELF interpreter,
 //! and a small skeleton (`/etc/passwd`, `/etc/group`, `/etc/nsswitch.conf`, `/tmp`, `/run`).
@@ -65,12 +65,16 @@ pub enum BuiltIn {
     /// the network namespace of the container it cuts off. Built only when a scenario
     /// uses it, so hosts without iptables can run every other scenario.
     Nettools,
+    /// Memcached as a session store (the host's `memcached`), for services that keep
+    /// their sessions there. Built only when a scenario uses it, like `nettools`.
+    /// It runs as root in the image, so its entry point carries `-u root`.
+    Memcached,
 }
 
 impl BuiltIn {
     pub const ALL: [BuiltIn; 3] = [BuiltIn::SessionApp, BuiltIn::Redis, BuiltIn::Haproxy];
     /// Images built on demand only (not by `images build`).
-    pub const HELPERS: [BuiltIn; 1] = [BuiltIn::Nettools];
+    pub const HELPERS: [BuiltIn; 2] = [BuiltIn::Nettools, BuiltIn::Memcached];
 
     /// The full tag, e.g. `sessionstorm/session-app:latest`.
     pub fn tag(self) -> &'static str {
@@ -79,6 +83,7 @@ impl BuiltIn {
             BuiltIn::Redis => "sessionstorm/redis:latest",
             BuiltIn::Haproxy => "sessionstorm/haproxy:latest",
             BuiltIn::Nettools => "sessionstorm/nettools:latest",
+            BuiltIn::Memcached => "sessionstorm/memcached:latest",
         }
     }
 

@@ -4,6 +4,7 @@
 //! - [`ops`] runs one operation of one session and checks its answer.
 //! - [`shard`] runs many operations at once and records them lock-free.
 //! - [`collector`] merges the shards' records per second and for the run.
+//! - [`targets`] says where each request goes (the balancer, or a replica).
 //!
 //! In the open model one dispatcher task walks the schedule: every
 //! `ops_per_session`-th operation starts a new session, the others take the session
@@ -16,6 +17,7 @@ pub mod collector;
 pub mod ops;
 pub mod pacing;
 pub mod shard;
+pub mod targets;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -49,7 +51,7 @@ const BACKLOG_RETRY: Duration = Duration::from_millis(1);
 #[derive(Debug)]
 pub struct Driver {
     client: reqwest::Client,
-    urls: Urls,
+    targets: Arc<targets::Targets>,
     plan: LoadPlan,
     /// Seeds the closed model's think times.
     seed: u64,
@@ -93,8 +95,9 @@ fn interval_ticks(start: Instant) -> Interval {
 }
 
 impl Driver {
+    /// A driver sending its requests to `targets` (the balancer, or the replicas).
     pub fn new(
-        base: &str,
+        targets: Arc<targets::Targets>,
         plan: &LoadPlan,
         seed: u64,
         start: Instant,
@@ -111,7 +114,7 @@ impl Driver {
         }
         Driver {
             client: client.build().expect("a plain HTTP client builds"),
-            urls: Urls::new(base),
+            targets,
             plan: plan.clone(),
             seed,
             start,
@@ -383,27 +386,6 @@ impl Driver {
             swept.anomalies.extend(done.anomalies);
         }
         swept
-    }
-}
-
-/// The contract's two paths, parsed once rather than on every request.
-#[derive(Debug)]
-struct Urls {
-    session: reqwest::Url,
-    items: reqwest::Url,
-}
-
-impl Urls {
-    fn new(base: &str) -> Self {
-        let base = base.trim_end_matches('/');
-        let parse = |path: &str| {
-            reqwest::Url::parse(&format!("{base}{path}"))
-                .unwrap_or_else(|e| panic!("the balancer URL {base:?} is not a URL: {e}"))
-        };
-        Urls {
-            session: parse("/session"),
-            items: parse("/session/items"),
-        }
     }
 }
 

@@ -10,6 +10,7 @@ use reqwest::{RequestBuilder, Response, StatusCode};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::targets::Urls;
 use super::Driver;
 use crate::metrics::{ErrorKind, Live, Outcome};
 use crate::session::{Anomaly, Op, Seen, SessionModel, State};
@@ -24,6 +25,8 @@ pub struct LiveSession {
     /// Steps done after the create: append 0, read, append 1, read, …
     next: u32,
     lost: bool,
+    /// The replica it sticks to, when the load spreads requests itself with `sticky`.
+    home: Option<usize>,
 }
 
 impl LiveSession {
@@ -34,6 +37,7 @@ impl LiveSession {
             cookie,
             next: 0,
             lost: false,
+            home: None,
         }
     }
 
@@ -174,16 +178,24 @@ impl Driver {
         }
     }
 
-    /// Sends one request and sorts its answer; counts it for the progress line and
-    /// a failure for the fault windows.
-    async fn send(&self, request: RequestBuilder, done: &mut Done) -> Answer {
+    /// Sends one request, built for the target chosen for a session whose replica
+    /// is `home`, and sorts its answer; counts it for the progress line and a
+    /// failure for the fault windows (and for the choice of later targets).
+    async fn send(
+        &self,
+        home: &mut Option<usize>,
+        request: impl FnOnce(&Urls) -> RequestBuilder,
+        done: &mut Done,
+    ) -> Answer {
         Live::add(&self.live.ops, 1);
-        let answer = match request.send().await {
+        let target = self.targets.pick(home);
+        let answer = match request(&target.urls).send().await {
             Err(err) => Answer::Failed(ErrorKind::classify(&err)),
             Ok(response) => self.sort(response).await,
         };
         match &answer {
             Answer::Failed(kind) => {
+                self.targets.failed(&target, *kind, home);
                 done.errors.push(*kind);
                 Live::add(&self.live.errors, 1);
                 self.failures.record(self.start.elapsed());
@@ -226,8 +238,9 @@ impl Driver {
     }
 
     async fn create(&self, done: &mut Done) {
-        let request = self.client.post(self.urls.session.clone());
-        match self.send(request, done).await {
+        let mut home = None;
+        let request = |urls: &Urls| self.client.post(urls.session.clone());
+        match self.send(&mut home, request, done).await {
             Answer::State(state, served_by, cookies) => {
                 Live::add(&self.live.sessions, 1);
                 let seq = self.next_seq();
@@ -241,7 +254,9 @@ impl Driver {
                 let anomalies = model.check(&state, self.seen(Op::Create, served_by.as_deref()));
                 self.record(done, anomalies);
                 done.outcome = Outcome::Ok;
-                done.session = Some(LiveSession::new(model, cookie));
+                let mut session = LiveSession::new(model, cookie);
+                session.home = home;
+                done.session = Some(session);
             }
             Answer::NotFound(_) => done.errors.push(ErrorKind::Status4xx),
             Answer::Failed(_) => {}
@@ -257,12 +272,14 @@ impl Driver {
                 tokio::time::sleep(BACKOFF * attempt).await;
             }
             session.model.sent(k);
-            let request = self
-                .client
-                .post(self.urls.items.clone())
-                .header(reqwest::header::COOKIE, session.cookie())
-                .json(&serde_json::json!({ "op": item, "item": item }));
-            match self.send(request, done).await {
+            let cookie = &session.cookie;
+            let request = |urls: &Urls| {
+                self.client
+                    .post(urls.items.clone())
+                    .header(reqwest::header::COOKIE, cookie)
+                    .json(&serde_json::json!({ "op": item, "item": item }))
+            };
+            match self.send(&mut session.home, request, done).await {
                 Answer::State(state, served_by, _) => {
                     session.model.acknowledged(k);
                     let seen = self.seen(Op::Append, served_by.as_deref());
@@ -282,11 +299,13 @@ impl Driver {
 
     /// Reads the session back and checks it; returns whether an answer came.
     async fn read(&self, session: &mut LiveSession, op: Op, done: &mut Done) -> bool {
-        let request = self
-            .client
-            .get(self.urls.session.clone())
-            .header(reqwest::header::COOKIE, session.cookie());
-        match self.send(request, done).await {
+        let cookie = &session.cookie;
+        let request = |urls: &Urls| {
+            self.client
+                .get(urls.session.clone())
+                .header(reqwest::header::COOKIE, cookie)
+        };
+        match self.send(&mut session.home, request, done).await {
             Answer::State(state, served_by, _) => {
                 let seen = self.seen(op, served_by.as_deref());
                 let anomalies = session.model.check(&state, seen);
