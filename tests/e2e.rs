@@ -8,54 +8,14 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{bin, docker_turn, labelled, repo, start_run, unique, RunGuard};
+use common::{
+    bin, describe, docker_turn, labelled, repo, run_scenario, start_run, unique, Run, RunGuard,
+};
 
 use serde_json::Value;
-
-struct Run {
-    output: Output,
-    summary: Option<Value>,
-    stdout: String,
-}
-
-/// Runs a scenario under a fresh run id; returns its output and summary.json.
-fn run_scenario(scenario: &str, run_id: &str, extra: &[&str]) -> Run {
-    let out = tempfile::tempdir().unwrap();
-    let _guard = RunGuard(run_id.to_string());
-    let output = bin()
-        .args([
-            "run",
-            repo(scenario).to_str().unwrap(),
-            "--run-id",
-            run_id,
-            "--out",
-        ])
-        .arg(out.path())
-        .args(extra)
-        .output()
-        .expect("sessionstorm runs");
-    let summary = std::fs::read(out.path().join(run_id).join("summary.json"))
-        .ok()
-        .map(|bytes| serde_json::from_slice(&bytes).expect("summary.json is JSON"));
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    Run {
-        output,
-        summary,
-        stdout,
-    }
-}
-
-fn describe(run: &Run) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        run.output.status.code(),
-        run.stdout,
-        String::from_utf8_lossy(&run.output.stderr)
-    )
-}
 
 #[test]
 fn smoke_passes_with_kills_and_no_anomaly_and_leaves_nothing() {

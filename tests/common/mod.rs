@@ -7,8 +7,10 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
+
+use serde_json::Value;
 
 /// Runs against Docker one at a time: two clusters at once on a two-core machine
 /// would measure the machine, not the service.
@@ -94,4 +96,47 @@ pub fn start_run(scenario: &Path, id: &str, out: &Path) -> (Child, Lines, Vec<St
         "{seen:#?}"
     );
     (child, stdout, seen)
+}
+
+pub struct Run {
+    pub output: Output,
+    pub summary: Option<Value>,
+    pub stdout: String,
+}
+
+/// Runs a scenario (a path in the repository, or an absolute one) under `run_id`;
+/// returns its output and summary.json. Whatever the run leaves is removed.
+pub fn run_scenario(scenario: &str, run_id: &str, extra: &[&str]) -> Run {
+    let out = tempfile::tempdir().unwrap();
+    let _guard = RunGuard(run_id.to_string());
+    let output = bin()
+        .args([
+            "run",
+            repo(scenario).to_str().unwrap(),
+            "--run-id",
+            run_id,
+            "--out",
+        ])
+        .arg(out.path())
+        .args(extra)
+        .output()
+        .expect("sessionstorm runs");
+    let summary = std::fs::read(out.path().join(run_id).join("summary.json"))
+        .ok()
+        .map(|bytes| serde_json::from_slice(&bytes).expect("summary.json is JSON"));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    Run {
+        output,
+        summary,
+        stdout,
+    }
+}
+
+pub fn describe(run: &Run) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        run.output.status.code(),
+        run.stdout,
+        String::from_utf8_lossy(&run.output.stderr)
+    )
 }
