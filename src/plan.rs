@@ -556,7 +556,15 @@ impl Validator<'_> {
         match Template::parse(raw.get_ref(), allowed) {
             Ok(template) => Some(template),
             Err(why) => {
-                self.problem(raw.span(), format!("`{key}`: {why}"));
+                // Placeholders are refused only for these reasons: say which.
+                let reason = match key.split('.').next() {
+                    _ if !why.contains("cannot be used here") => "",
+                    Some("store") => {
+                        " ({replica} and {instance} name a replica; the store is not one)"
+                    }
+                    _ => " (there is no store: `store.kind = \"none\"`)",
+                };
+                self.problem(raw.span(), format!("`{key}`: {why}{reason}"));
                 None
             }
         }
@@ -1473,5 +1481,93 @@ every = "5s"
         let plan = plan(&text).unwrap();
         assert_eq!(plan.store.persistence, Persistence::Aof);
         assert!(plan.balancer.sticky);
+    }
+    fn replica_values(port: u16) -> crate::cluster::template::Values<'static> {
+        crate::cluster::template::Values {
+            store: "store",
+            store_port: port,
+            replica: Some((1, "replica-1.0")),
+        }
+    }
+
+    #[test]
+    fn the_demo_finds_its_store_without_configuration() {
+        let plan = plan(GOOD).unwrap();
+        assert_eq!(plan.store.kind, StoreKind::Redis);
+        assert_eq!(plan.store.port, 6379);
+        assert_eq!(plan.balancer.kind, BalancerKind::Haproxy);
+        let url = plan.service.env["SESSION_STORE"].render(&replica_values(6379));
+        assert_eq!(url, "redis://store:6379");
+        assert!(plan.service.command.is_empty() && plan.store.command.is_empty());
+    }
+
+    #[test]
+    fn any_image_any_store_and_a_direct_balancer() {
+        let text = GOOD.replace(
+            "env = { MODE = \"redis\" }\n",
+            "env = { MODE = \"redis\", SESSION_STORE = \"redis://{store}:{store_port}/{replica}\" }\n\
+             command = [\"--name\", \"{instance}\"]\n\
+             [store]\nimage = \"sessionstorm/memcached\"\nport = 11211\ncommand = [\"-p\", \"{store_port}\"]\n\
+             [balancer]\nkind = \"direct\"\nsticky = true\n",
+        );
+        let given = plan(&text).unwrap();
+        assert_eq!(
+            given.store.kind,
+            StoreKind::Tcp,
+            "another image is a tcp store"
+        );
+        assert_eq!(given.store.port, 11211);
+        let values = replica_values(11211);
+        assert_eq!(
+            given.service.env["SESSION_STORE"].render(&values),
+            "redis://store:11211/1"
+        );
+        assert_eq!(given.service.command[1].render(&values), "replica-1.0");
+        assert_eq!(given.store.command[1].render(&values), "11211");
+        assert_eq!(given.balancer.kind, BalancerKind::Direct);
+        assert_eq!(given.balancer.describe(), "direct (sticky)");
+        assert_eq!(
+            given.store.describe(),
+            "sessionstorm/memcached (port 11211)"
+        );
+
+        let none = GOOD.replace("[load]", "[store]\nkind = \"none\"\n[load]");
+        let without = plan(&none).unwrap();
+        assert_eq!(without.store.kind, StoreKind::None);
+        assert!(!without.service.env.contains_key("SESSION_STORE"));
+    }
+
+    #[test]
+    fn template_and_store_mistakes_are_all_reported_with_their_place() {
+        let text = GOOD.replace(
+            "[load]",
+            "[store]\nkind = \"tcp\"\npersistence = \"aof\"\ncommand = [\"--name\", \"{instance}\"]\n\
+             env = { X = \"{nope}\" }\n[load]",
+        );
+        let problems = plan(&text).unwrap_err();
+        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(problems.len(), 3, "{text:#?}");
+        assert!(text.iter().all(|t| t.starts_with("s.toml:1")), "{text:#?}");
+        let all = text.join("\n");
+        assert!(all.contains("`store.command`: placeholder {instance} cannot be used here; accepted placeholders: {store}, {store_port} ({replica} and {instance} name a replica"), "{all}");
+        assert!(
+            all.contains("`store.env.X`: unknown placeholder {nope}"),
+            "{all}"
+        );
+        assert!(
+            all.contains("`store.persistence` is a Redis setting"),
+            "{all}"
+        );
+        let store_chaos = GOOD
+            .replace("[load]", "[store]\nkind = \"none\"\n[load]")
+            .replace(
+                "fault = \"kill\"\n",
+                "fault = \"kill\"\ntarget = \"store\"\n",
+            );
+        let problems = plan(&store_chaos).unwrap_err();
+        assert!(
+            problems[0].message.contains("there is no store"),
+            "{problems:?}"
+        );
     }
 }
