@@ -587,8 +587,12 @@ impl Cluster for DockerCluster {
                     .await?
             }
         }
-        if let (Victim::Replica(slot), Action::Replace | Action::Restart(_) | Action::StartAgain) =
-            (victim, action)
+        // Docker publishes a container that starts again, or comes back on the
+        // network, on a port it picks anew.
+        if let (
+            Victim::Replica(slot),
+            Action::Replace | Action::Restart(_) | Action::StartAgain | Action::Reconnect,
+        ) = (victim, action)
         {
             self.retarget(slot).await?;
         }
