@@ -5,15 +5,7 @@
 
 mod common;
 
-use common::{describe, docker_turn, labelled, run_scenario, unique, Run};
-
-/// Writes `text` as a scenario file in a fresh directory (kept alive by the caller).
-fn scenario_file(text: &str) -> (tempfile::TempDir, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("scenario.toml");
-    std::fs::write(&path, text).unwrap();
-    (dir, path.to_str().unwrap().to_string())
-}
+use common::{describe, docker_turn, labelled, run_scenario, temp_scenario, unique, Run};
 
 fn summary(run: &Run) -> &serde_json::Value {
     run.summary
@@ -131,7 +123,7 @@ appends_per_session = 3
 fn memcached_store_starts_and_is_ready_on_its_port() {
     let _docker = docker_turn();
     let id = unique("e2e-memcached");
-    let (_dir, path) = scenario_file(MEMCACHED);
+    let (_dir, path) = temp_scenario(MEMCACHED);
     let run = run_scenario(&path, &id, &[]);
     assert_eq!(run.output.status.code(), Some(0), "{}", describe(&run));
     assert!(
@@ -153,7 +145,7 @@ fn a_store_that_never_listens_on_its_port_is_an_infrastructure_error() {
         .replace("port = 11211", "port = 11299")
         .replace("[\"-p\", \"{store_port}\"]", "[\"-p\", \"11211\"]")
         .replace("ready_timeout = \"10s\"", "ready_timeout = \"3s\"");
-    let (_dir, path) = scenario_file(&text);
+    let (_dir, path) = temp_scenario(&text);
     let run = run_scenario(&path, &id, &[]);
     assert_eq!(run.output.status.code(), Some(3), "{}", describe(&run));
     let stderr = String::from_utf8_lossy(&run.output.stderr);
@@ -169,7 +161,7 @@ fn a_store_that_never_listens_on_its_port_is_an_infrastructure_error() {
 fn a_store_image_that_is_not_there_is_named() {
     let id = unique("e2e-no-image");
     let text = MEMCACHED.replace("sessionstorm/memcached", "acme/no-such-store:1.0");
-    let (_dir, path) = scenario_file(&text);
+    let (_dir, path) = temp_scenario(&text);
     let run = run_scenario(&path, &id, &[]);
     assert_eq!(run.output.status.code(), Some(3), "{}", describe(&run));
     let stderr = String::from_utf8_lossy(&run.output.stderr);

@@ -140,3 +140,12 @@ pub fn describe(run: &Run) -> String {
         String::from_utf8_lossy(&run.output.stderr)
     )
 }
+
+/// Writes a scenario into a temporary folder; returns the folder (keep it alive).
+pub fn temp_scenario(text: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scenario.toml");
+    std::fs::write(&path, text).unwrap();
+    let path = path.to_str().unwrap().to_string();
+    (dir, path)
+}
