@@ -86,14 +86,14 @@ impl Template {
                 continue;
             }
             if tail.starts_with('}') {
-                return Err(format!(
-                    "a lone '}}' in {text:?}; write '}}}}' for a literal brace"
-                ));
+                // The value itself is not repeated: it may be a secret.
+                return Err("a lone '}' in the value; write '}}' for a literal brace".into());
             }
             let Some(end) = tail.find('}') else {
-                return Err(format!(
-                    "an unclosed '{{' in {text:?}; placeholders look like {{store}}, and '{{{{' is a literal brace"
-                ));
+                return Err(
+                    "an unclosed '{' in the value; placeholders look like {store}, and '{{' is a literal brace"
+                        .into(),
+                );
             };
             let name = &tail[1..end];
             let Some(hole) = Placeholder::ALL.into_iter().find(|p| p.name() == name) else {
