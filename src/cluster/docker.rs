@@ -113,7 +113,10 @@ impl DockerCluster {
             .create_network(&self.network, self.labels("network"))
             .await?;
         if self.plan.store.kind != StoreKind::None {
+            // Ready before the replicas start: many services give up at once when
+            // their store does not answer.
             self.create_store().await?;
+            self.wait_store(deadline).await?;
         }
         for slot in 0..self.plan.service.replicas {
             self.create_replica(slot, 0).await?;
@@ -122,9 +125,6 @@ impl DockerCluster {
             BalancerKind::Haproxy => Some(self.start_balancer().await?),
             BalancerKind::Direct => None,
         };
-        if self.plan.store.kind != StoreKind::None {
-            self.wait_store(deadline).await?;
-        }
         for slot in 0..self.plan.service.replicas {
             self.wait_replica(slot, 0, deadline).await?;
         }
