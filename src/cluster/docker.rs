@@ -269,15 +269,16 @@ impl DockerCluster {
             store_port: self.plan.store.port,
             replica: Some((slot, &instance)),
         };
-        let mut env = vec![
-            format!("PORT={}", service.port),
-            format!("INSTANCE_ID={instance}"),
-        ];
-        env.retain(|e| {
-            let key = e.split('=').next().unwrap_or_default();
-            !service.env.contains_key(key)
-        });
-        env.extend(render_env(&service.env, &values));
+        let mut env = render_env(&service.env, &values);
+        // What the harness sets, unless the scenario sets it itself.
+        for (key, value) in [
+            ("PORT", service.port.to_string()),
+            ("INSTANCE_ID", instance.clone()),
+        ] {
+            if !service.env.contains_key(key) {
+                env.push(format!("{key}={value}"));
+            }
+        }
         let name = self.name(&instance);
         let mut labels = self.labels("replica");
         labels.insert("sessionstorm.slot".into(), slot.to_string());
