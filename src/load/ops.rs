@@ -46,10 +46,6 @@ impl LiveSession {
         self.lost || self.next >= 2 * appends
     }
 
-    pub fn cookie(&self) -> &str {
-        &self.cookie
-    }
-
     fn step(&self) -> Step {
         if self.next % 2 == 0 {
             Step::Append(self.next / 2)
