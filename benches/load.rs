@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use sessionstorm::load::ops::LiveSession;
 use sessionstorm::load::pacing::RateProfile;
+use sessionstorm::load::targets::Targets;
 use sessionstorm::load::Driver;
 use sessionstorm::metrics::{new_histogram, FailureTimeline, Live, Outcome};
 use sessionstorm::plan::{LoadPlan, Model, Think};
@@ -186,7 +187,7 @@ fn drive(runtime: &tokio::runtime::Runtime, url: &str, plan: LoadPlan, seconds: 
     runtime.block_on(async {
         let live = Arc::new(Live::default());
         let driver = Arc::new(Driver::new(
-            url,
+            Arc::new(Targets::one(url)),
             &plan,
             1,
             tokio::time::Instant::now(),

@@ -171,22 +171,14 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> Result<ExitCode> {
 pub fn render_plan(plan: &plan::Plan) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
-    let store = match plan.store.persistence {
-        plan::Persistence::None => "no persistence",
-        plan::Persistence::Aof => "AOF, fsync always, on a volume",
-    };
     let _ = writeln!(out, "scenario {} · seed {}", plan.name, plan.seed);
     let _ = writeln!(
         out,
-        "cluster  {} replicas of {} · store {} ({store}) · balancer haproxy{}",
+        "cluster  {} replicas of {} · store {} · balancer {}",
         plan.service.replicas,
         plan.service.image,
-        plan.store.image,
-        if plan.balancer.sticky {
-            " (sticky cookie)"
-        } else {
-            ""
-        }
+        plan.store.describe(),
+        plan.balancer.describe()
     );
     let per_session = match &plan.load.flow {
         Some(flow) => format!(

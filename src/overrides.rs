@@ -355,7 +355,7 @@ mod tests {
         .unwrap();
         assert_eq!(plan.load.model.describe(), "open, 300 ops/s");
         assert_eq!(plan.service.replicas, 5);
-        assert_eq!(plan.service.env["MODE"], "memory");
+        assert_eq!(plan.service.env["MODE"].to_string(), "memory");
         assert_eq!(plan.chaos.len(), 2);
         assert_eq!(
             plan.chaos[0].schedule,

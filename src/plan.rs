@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use crate::cluster::template::{Placeholder, Template};
 use crate::images::BuiltIn;
 use crate::load::pacing::{RateProfile, Stage};
 use crate::scenario::{self, Problem, Source};
@@ -49,14 +50,55 @@ pub struct ServicePlan {
     pub health_path: String,
     /// How long a replica may take to become healthy before the run gives up.
     pub ready_timeout: Duration,
-    /// Extra environment for every replica, on top of what the harness sets.
-    pub env: BTreeMap<String, String>,
+    /// Arguments for the image's entry point; empty keeps the image's own.
+    pub command: Vec<Template>,
+    /// Replaces the image's entry point when not empty.
+    pub entrypoint: Vec<Template>,
+    /// Environment of every replica: what the harness sets, then the scenario's, which
+    /// wins.
+    pub env: BTreeMap<String, Template>,
 }
 
 #[derive(Debug, Clone)]
 pub struct StorePlan {
+    pub kind: StoreKind,
     pub image: String,
+    /// Arguments for the image's entry point; for Redis, the harness's defaults when
+    /// empty (plus the persistence flags in any case).
+    pub command: Vec<Template>,
+    pub entrypoint: Vec<Template>,
+    pub env: BTreeMap<String, Template>,
+    /// The port the store listens on inside its container.
+    pub port: u16,
     pub persistence: Persistence,
+}
+
+impl StorePlan {
+    /// One line for people: "sessionstorm/redis:latest (redis, port 6379, no persistence)".
+    pub fn describe(&self) -> String {
+        let persistence = match self.persistence {
+            Persistence::None => "no persistence",
+            Persistence::Aof => "AOF, fsync always, on a volume",
+        };
+        match self.kind {
+            StoreKind::None => "none".to_string(),
+            StoreKind::Redis => {
+                format!("{} (redis, port {}, {persistence})", self.image, self.port)
+            }
+            StoreKind::Tcp => format!("{} (port {})", self.image, self.port),
+        }
+    }
+}
+
+/// What the store is, as far as the harness needs to know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// Ready when it answers PING; may have AOF persistence.
+    Redis,
+    /// Any other store: ready when its port accepts TCP connections.
+    Tcp,
+    /// No store container (a service with cookie-only sessions, say).
+    None,
 }
 
 /// How the session store keeps its data across a restart.
@@ -70,8 +112,37 @@ pub enum Persistence {
 
 #[derive(Debug, Clone, Default)]
 pub struct BalancerPlan {
-    /// Pin each session to the replica that created it with an HAProxy cookie.
+    pub kind: BalancerKind,
+    /// HAProxy: pin each session to the replica that created it with a cookie.
+    /// Direct: a session stays on its replica until a request to it fails.
     pub sticky: bool,
+}
+
+impl BalancerPlan {
+    /// One line for people: "haproxy (sticky cookie)".
+    pub fn describe(&self) -> String {
+        let kind = match self.kind {
+            BalancerKind::Haproxy => "haproxy",
+            BalancerKind::Direct => "direct",
+        };
+        let sticky = match (self.sticky, self.kind) {
+            (false, _) => "",
+            (true, BalancerKind::Haproxy) => " (sticky cookie)",
+            (true, BalancerKind::Direct) => " (sticky)",
+        };
+        format!("{kind}{sticky}")
+    }
+}
+
+/// What spreads the load over the replicas.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BalancerKind {
+    /// An HAProxy container, the only published port.
+    #[default]
+    Haproxy,
+    /// No balancer: every replica publishes its port on 127.0.0.1 and the load
+    /// spreads requests over them itself, so failure windows show raw.
+    Direct,
 }
 
 /// The session traffic.
@@ -267,7 +338,8 @@ const SCHEDULE_KEYS: &str =
     "`every = \"5s\"`, `mean_interval = \"3s\"`, `at = [\"10s\", \"25s\"]` or `schedule = \"rolling\"`";
 const MODELS: &str = "\"open\", \"closed\"";
 const THINK_DISTRIBUTIONS: &str = "\"fixed\", \"exponential\"";
-const BALANCERS: &str = "\"haproxy\"";
+const BALANCERS: &str = "\"haproxy\", \"direct\"";
+const STORE_KINDS: &str = "\"redis\", \"tcp\", \"none\"";
 /// More faults than this from one chaos entry is a mistake (`every = "1ms"`), and
 /// drawing its timeline would take the machine's memory.
 pub const MAX_FAULTS_PER_ENTRY: usize = 10_000;
@@ -303,43 +375,10 @@ pub fn build(source: &Source, overrides: &Overrides) -> Result<Plan, Vec<Problem
     };
     let duration = v.positive_duration(&raw.duration, "duration");
 
-    let service = v.service(&raw.service);
-    let persistence = match raw.store.persistence.as_ref() {
-        None => Some(Persistence::None),
-        Some(p) => match p.get_ref().as_str() {
-            "none" => Some(Persistence::None),
-            "aof" => Some(Persistence::Aof),
-            other => {
-                v.problem(
-                    p.span(),
-                    format!("unknown store persistence {other:?}; accepted values: {PERSISTENCE}"),
-                );
-                None
-            }
-        },
-    };
-    let store = StorePlan {
-        image: raw
-            .store
-            .image
-            .as_ref()
-            .map_or(BuiltIn::Redis.tag().to_string(), |s| s.get_ref().clone()),
-        persistence: persistence.unwrap_or(Persistence::None),
-    };
-    let balancer = BalancerPlan {
-        sticky: raw.balancer.sticky.unwrap_or(false),
-    };
-    if let Some(kind) = &raw.balancer.kind {
-        if kind.get_ref() != "haproxy" {
-            v.problem(
-                kind.span(),
-                format!(
-                    "unknown balancer kind {:?}; accepted values: {BALANCERS}",
-                    kind.get_ref()
-                ),
-            );
-        }
-    }
+    let store = v.store(&raw.store);
+    let has_store = store.kind != StoreKind::None;
+    let service = v.service(&raw.service, has_store);
+    let balancer = v.balancer(&raw.balancer);
     let mut load = v.load(&raw.load);
     if let Some(raw_flow) = &raw.flow {
         let flow = crate::flow::validate(&mut v, raw_flow).map(std::sync::Arc::new);
@@ -355,6 +394,27 @@ pub fn build(source: &Source, overrides: &Overrides) -> Result<Plan, Vec<Problem
         None => Some(1.min(replicas)),
     };
     let chaos: Vec<_> = raw.chaos.iter().map(|c| v.chaos(c, replicas)).collect();
+    for (raw_entry, entry) in raw.chaos.iter().zip(&chaos) {
+        let Some(entry) = entry else { continue };
+        let span = || {
+            raw_entry
+                .target
+                .as_ref()
+                .map_or(raw_entry.fault.span(), |t| t.span())
+        };
+        if entry.target == Target::Balancer && balancer.kind == BalancerKind::Direct {
+            v.problem(
+                span(),
+                "chaos target \"balancer\": with `balancer.kind = \"direct\"` there is no balancer; target replicas, or use kind \"haproxy\"",
+            );
+        }
+        if entry.target == Target::Store && !has_store {
+            v.problem(
+                span(),
+                "chaos target \"store\": with `store.kind = \"none\"` there is no store; target replicas, or configure a store",
+            );
+        }
+    }
     if let Some(total) = overrides.duration.or(duration) {
         for (raw_entry, entry) in raw.chaos.iter().zip(&chaos) {
             let Some(entry) = entry else { continue };
@@ -492,7 +552,81 @@ impl Validator<'_> {
             .map_or(Some(default), |v| self.positive_duration(v, key))
     }
 
-    fn service(&mut self, raw: &scenario::Service) -> Option<ServicePlan> {
+    /// Parses each element of a list of templates; `None` after recording a problem.
+    fn templates(
+        &mut self,
+        raw: &Option<Spanned<Vec<Spanned<String>>>>,
+        key: &str,
+        allowed: &[Placeholder],
+    ) -> Option<Vec<Template>> {
+        let Some(list) = raw else {
+            return Some(Vec::new());
+        };
+        let parsed: Vec<Option<Template>> = list
+            .get_ref()
+            .iter()
+            .map(|item| self.template(item, key, allowed))
+            .collect();
+        parsed.into_iter().collect()
+    }
+
+    fn template(
+        &mut self,
+        raw: &Spanned<String>,
+        key: &str,
+        allowed: &[Placeholder],
+    ) -> Option<Template> {
+        match Template::parse(raw.get_ref(), allowed) {
+            Ok(template) => Some(template),
+            Err(why) => {
+                // Placeholders are refused only for these reasons: say which.
+                let reason = match key.split('.').next() {
+                    _ if !why.contains("cannot be used here") => "",
+                    Some("store") => {
+                        " ({replica} and {instance} name a replica; the store is not one)"
+                    }
+                    _ => " (there is no store: `store.kind = \"none\"`)",
+                };
+                self.problem(raw.span(), format!("`{key}`: {why}{reason}"));
+                None
+            }
+        }
+    }
+
+    fn env(
+        &mut self,
+        raw: &BTreeMap<String, Spanned<String>>,
+        table: &str,
+        allowed: &[Placeholder],
+    ) -> Option<BTreeMap<String, Template>> {
+        let parsed: Vec<Option<(String, Template)>> = raw
+            .iter()
+            .map(|(key, value)| {
+                let template = self.template(value, &format!("{table}.{key}"), allowed)?;
+                Some((key.clone(), template))
+            })
+            .collect();
+        parsed.into_iter().collect()
+    }
+
+    fn service(&mut self, raw: &scenario::Service, has_store: bool) -> Option<ServicePlan> {
+        // Without a store, the store's placeholders would point at nothing.
+        let allowed: &[Placeholder] = if has_store {
+            &Placeholder::ALL
+        } else {
+            &[Placeholder::Replica, Placeholder::Instance]
+        };
+        let command = self.templates(&raw.command, "service.command", allowed);
+        let entrypoint = self.templates(&raw.entrypoint, "service.entrypoint", allowed);
+        let env = self.env(&raw.env, "service.env", allowed).map(|mut env| {
+            if has_store && !env.contains_key("SESSION_STORE") {
+                // The demo service's way to its store, so it needs no configuration.
+                let url = Template::parse("redis://{store}:{store_port}", &Placeholder::ALL)
+                    .expect("the default store URL is a valid template");
+                env.insert("SESSION_STORE".into(), url);
+            }
+            env
+        });
         let replicas = self.int_in(&raw.replicas, "service.replicas", 1, 64);
         let port = match &raw.port {
             Some(p) => self.int_in(p, "service.port", 1, 65535),
@@ -525,8 +659,113 @@ impl Validator<'_> {
             port: port? as u16,
             health_path,
             ready_timeout: ready_timeout?,
-            env: raw.env.clone(),
+            command: command?,
+            entrypoint: entrypoint?,
+            env: env?,
         })
+    }
+
+    /// `[store]`. Without `kind`, the built-in Redis (or no `image`) is `redis` and
+    /// any other image is `tcp`. A bad kind still yields a plan (Redis) so the other
+    /// keys are checked too.
+    fn store(&mut self, raw: &scenario::Store) -> StorePlan {
+        let image = raw
+            .image
+            .as_ref()
+            .map_or(BuiltIn::Redis.tag().to_string(), |s| s.get_ref().clone());
+        let kind = match raw.kind.as_ref().map(|k| (k.get_ref().as_str(), k.span())) {
+            None if BuiltIn::from_tag(&image) == Some(BuiltIn::Redis) => StoreKind::Redis,
+            None => StoreKind::Tcp,
+            Some(("redis", _)) => StoreKind::Redis,
+            Some(("tcp", _)) => StoreKind::Tcp,
+            Some(("none", _)) => StoreKind::None,
+            Some((other, span)) => {
+                self.problem(
+                    span,
+                    format!("unknown store kind {other:?}; accepted values: {STORE_KINDS}"),
+                );
+                StoreKind::Redis
+            }
+        };
+        if kind == StoreKind::None {
+            // Everything else in `[store]` would configure a store that does not exist.
+            let given = [
+                ("image", raw.image.as_ref().map(Spanned::span)),
+                ("command", raw.command.as_ref().map(Spanned::span)),
+                ("entrypoint", raw.entrypoint.as_ref().map(Spanned::span)),
+                ("port", raw.port.as_ref().map(Spanned::span)),
+                ("persistence", raw.persistence.as_ref().map(Spanned::span)),
+                ("env", raw.env.values().next().map(Spanned::span)),
+            ];
+            for (key, span) in given {
+                if let Some(span) = span {
+                    self.problem(
+                        span,
+                        format!("`store.{key}` configures a store, but `store.kind = \"none\"`: remove one of them"),
+                    );
+                }
+            }
+        }
+        let allowed = [Placeholder::Store, Placeholder::StorePort];
+        let command = self.templates(&raw.command, "store.command", &allowed);
+        let entrypoint = self.templates(&raw.entrypoint, "store.entrypoint", &allowed);
+        let env = self.env(&raw.env, "store.env", &allowed);
+        let port = match &raw.port {
+            Some(p) => self.int_in(p, "store.port", 1, 65535).map(|p| p as u16),
+            None => Some(6379),
+        };
+        let persistence = match raw.persistence.as_ref() {
+            None => Persistence::None,
+            Some(p) if kind != StoreKind::Redis && kind != StoreKind::None => {
+                self.problem(
+                    p.span(),
+                    format!(
+                        "`store.persistence` is a Redis setting (append-only file), but this store's kind is \"tcp\" (image {image:?}); remove it, or set `store.kind = \"redis\"` if the image is a Redis"
+                    ),
+                );
+                Persistence::None
+            }
+            Some(p) => {
+                match p.get_ref().as_str() {
+                    "none" => Persistence::None,
+                    "aof" => Persistence::Aof,
+                    other => {
+                        self.problem(
+                        p.span(),
+                        format!("unknown store persistence {other:?}; accepted values: {PERSISTENCE}"),
+                    );
+                        Persistence::None
+                    }
+                }
+            }
+        };
+        StorePlan {
+            kind,
+            image,
+            command: command.unwrap_or_default(),
+            entrypoint: entrypoint.unwrap_or_default(),
+            env: env.unwrap_or_default(),
+            port: port.unwrap_or(6379),
+            persistence,
+        }
+    }
+
+    fn balancer(&mut self, raw: &scenario::Balancer) -> BalancerPlan {
+        let kind = match raw.kind.as_ref().map(|k| (k.get_ref().as_str(), k.span())) {
+            None | Some(("haproxy", _)) => BalancerKind::Haproxy,
+            Some(("direct", _)) => BalancerKind::Direct,
+            Some((other, span)) => {
+                self.problem(
+                    span,
+                    format!("unknown balancer kind {other:?}; accepted values: {BALANCERS}"),
+                );
+                BalancerKind::Haproxy
+            }
+        };
+        BalancerPlan {
+            kind,
+            sticky: raw.sticky.unwrap_or(false),
+        }
     }
 
     fn load(&mut self, raw: &scenario::Load) -> Option<LoadPlan> {
@@ -1266,5 +1505,93 @@ every = "5s"
         let plan = plan(&text).unwrap();
         assert_eq!(plan.store.persistence, Persistence::Aof);
         assert!(plan.balancer.sticky);
+    }
+    fn replica_values(port: u16) -> crate::cluster::template::Values<'static> {
+        crate::cluster::template::Values {
+            store: "store",
+            store_port: port,
+            replica: Some((1, "replica-1.0")),
+        }
+    }
+
+    #[test]
+    fn the_demo_finds_its_store_without_configuration() {
+        let plan = plan(GOOD).unwrap();
+        assert_eq!(plan.store.kind, StoreKind::Redis);
+        assert_eq!(plan.store.port, 6379);
+        assert_eq!(plan.balancer.kind, BalancerKind::Haproxy);
+        let url = plan.service.env["SESSION_STORE"].render(&replica_values(6379));
+        assert_eq!(url, "redis://store:6379");
+        assert!(plan.service.command.is_empty() && plan.store.command.is_empty());
+    }
+
+    #[test]
+    fn any_image_any_store_and_a_direct_balancer() {
+        let text = GOOD.replace(
+            "env = { MODE = \"redis\" }\n",
+            "env = { MODE = \"redis\", SESSION_STORE = \"redis://{store}:{store_port}/{replica}\" }\n\
+             command = [\"--name\", \"{instance}\"]\n\
+             [store]\nimage = \"sessionstorm/memcached\"\nport = 11211\ncommand = [\"-p\", \"{store_port}\"]\n\
+             [balancer]\nkind = \"direct\"\nsticky = true\n",
+        );
+        let given = plan(&text).unwrap();
+        assert_eq!(
+            given.store.kind,
+            StoreKind::Tcp,
+            "another image is a tcp store"
+        );
+        assert_eq!(given.store.port, 11211);
+        let values = replica_values(11211);
+        assert_eq!(
+            given.service.env["SESSION_STORE"].render(&values),
+            "redis://store:11211/1"
+        );
+        assert_eq!(given.service.command[1].render(&values), "replica-1.0");
+        assert_eq!(given.store.command[1].render(&values), "11211");
+        assert_eq!(given.balancer.kind, BalancerKind::Direct);
+        assert_eq!(given.balancer.describe(), "direct (sticky)");
+        assert_eq!(
+            given.store.describe(),
+            "sessionstorm/memcached (port 11211)"
+        );
+
+        let none = GOOD.replace("[load]", "[store]\nkind = \"none\"\n[load]");
+        let without = plan(&none).unwrap();
+        assert_eq!(without.store.kind, StoreKind::None);
+        assert!(!without.service.env.contains_key("SESSION_STORE"));
+    }
+
+    #[test]
+    fn template_and_store_mistakes_are_all_reported_with_their_place() {
+        let text = GOOD.replace(
+            "[load]",
+            "[store]\nkind = \"tcp\"\npersistence = \"aof\"\ncommand = [\"--name\", \"{instance}\"]\n\
+             env = { X = \"{nope}\" }\n[load]",
+        );
+        let problems = plan(&text).unwrap_err();
+        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(problems.len(), 3, "{text:#?}");
+        assert!(text.iter().all(|t| t.starts_with("s.toml:1")), "{text:#?}");
+        let all = text.join("\n");
+        assert!(all.contains("`store.command`: placeholder {instance} cannot be used here; accepted placeholders: {store}, {store_port} ({replica} and {instance} name a replica"), "{all}");
+        assert!(
+            all.contains("`store.env.X`: unknown placeholder {nope}"),
+            "{all}"
+        );
+        assert!(
+            all.contains("`store.persistence` is a Redis setting"),
+            "{all}"
+        );
+        let store_chaos = GOOD
+            .replace("[load]", "[store]\nkind = \"none\"\n[load]")
+            .replace(
+                "fault = \"kill\"\n",
+                "fault = \"kill\"\ntarget = \"store\"\n",
+            );
+        let problems = plan(&store_chaos).unwrap_err();
+        assert!(
+            problems[0].message.contains("there is no store"),
+            "{problems:?}"
+        );
     }
 }

@@ -76,11 +76,13 @@ pub async fn execute(
 
     let engine = Engine::connect().await.map_err(Error::infra)?;
     tracing::info!(run = %run_id, dir = %dir.display(), "connected to the Docker engine");
-    let mut tags = vec![
-        plan.service.image.clone(),
-        plan.store.image.clone(),
-        BuiltIn::Haproxy.tag().to_string(),
-    ];
+    let mut tags = vec![plan.service.image.clone()];
+    if plan.store.kind != crate::plan::StoreKind::None {
+        tags.push(plan.store.image.clone());
+    }
+    if plan.balancer.kind == crate::plan::BalancerKind::Haproxy {
+        tags.push(BuiltIn::Haproxy.tag().to_string());
+    }
     if plan
         .chaos
         .iter()
@@ -168,7 +170,7 @@ async fn drive(
         started.ready_after.as_secs_f64(),
         plan.service.replicas,
         plan.service.image,
-        plan.store.image,
+        plan.store.describe(),
         started.url
     );
     // Written now and replaced at the end, so a run that dies still leaves a
@@ -192,7 +194,7 @@ async fn drive(
         plan.duration * 2 + Duration::from_secs(600),
     ));
     let driver = Arc::new(Driver::new(
-        &started.url,
+        Arc::clone(&started.targets),
         &plan.load,
         plan.seed,
         start,

@@ -47,15 +47,29 @@ pub struct Service {
     pub port: Option<Spanned<i64>>,
     pub health_path: Option<Spanned<String>>,
     pub ready_timeout: Option<Spanned<String>>,
+    /// Arguments for the image's entry point (Docker's CMD), placeholders allowed.
+    pub command: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Replaces the image's entry point, placeholders allowed.
+    pub entrypoint: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Values may hold placeholders such as `{store}`; spans locate a bad one.
     #[serde(default)]
-    pub env: BTreeMap<String, String>,
+    pub env: BTreeMap<String, Spanned<String>>,
 }
 
 /// `[store]`: the session store beside the replicas.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Store {
+    /// `redis`, `tcp` (any other store, ready when its port accepts connections) or
+    /// `none` (no store container).
+    pub kind: Option<Spanned<String>>,
     pub image: Option<Spanned<String>>,
+    pub command: Option<Spanned<Vec<Spanned<String>>>>,
+    pub entrypoint: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    pub env: BTreeMap<String, Spanned<String>>,
+    /// The port the store listens on inside its container.
+    pub port: Option<Spanned<i64>>,
     /// `none` (default) or `aof`: append-only file, fsync on every write, on a volume.
     pub persistence: Option<Spanned<String>>,
 }

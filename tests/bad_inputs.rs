@@ -110,6 +110,42 @@ const CORPUS: &[(&str, &str)] = &[
     ),
     ("zero-duration.toml", "`duration` must be longer than zero"),
     (
+        "env-unknown-placeholder.toml",
+        "5:25: `service.env.SESSION_STORE`: unknown placeholder {stor}; accepted placeholders: {store}, {store_port}, {replica}, {instance}",
+    ),
+    (
+        "command-not-a-list.toml",
+        "6:11: invalid type: string \"redis-server --port 7000\", expected a sequence",
+    ),
+    (
+        "store-persistence-not-redis.toml",
+        "8:15: `store.persistence` is a Redis setting",
+    ),
+    (
+        "store-kind-unknown.toml",
+        "6:8: unknown store kind \"postgres\"; accepted values: \"redis\", \"tcp\", \"none\"",
+    ),
+    (
+        "store-port-zero.toml",
+        "6:8: `store.port` is 0; it must be between 1 and 65535",
+    ),
+    (
+        "store-none-but-placeholder.toml",
+        "5:23: `service.command`: placeholder {store} cannot be used here; accepted placeholders: {replica}, {instance} (there is no store",
+    ),
+    (
+        "store-none-with-image.toml",
+        "7:9: `store.image` configures a store, but `store.kind = \"none\"`",
+    ),
+    (
+        "balancer-kind-unknown.toml",
+        "6:8: unknown balancer kind \"nginx\"; accepted values: \"haproxy\", \"direct\"",
+    ),
+    (
+        "balancer-direct-chaos-on-balancer.toml",
+        "12:10: chaos target \"balancer\": with `balancer.kind = \"direct\"` there is no balancer",
+    ),
+    (
         "zero-replicas.toml",
         "6:12: `service.replicas` is 0; it must be between 1 and 64",
     ),

@@ -12,7 +12,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{
-    bin, describe, docker_turn, labelled, repo, run_scenario, start_run, unique, Run, RunGuard,
+    bin, describe, docker_turn, labelled, repo, run_scenario, start_run, temp_scenario, unique,
+    Run, RunGuard,
 };
 
 use serde_json::Value;
@@ -288,15 +289,6 @@ fn assert_clean_after_chaos(run: &Run, id: &str) {
 
 fn events(summary: &Value) -> &Vec<Value> {
     summary["faults"]["events"].as_array().unwrap()
-}
-
-/// Writes a scenario into a temporary folder; returns the folder (keep it alive).
-fn temp_scenario(text: &str) -> (tempfile::TempDir, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("scenario.toml");
-    std::fs::write(&path, text).unwrap();
-    let path = path.to_str().unwrap().to_string();
-    (dir, path)
 }
 
 #[test]

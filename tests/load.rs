@@ -15,6 +15,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use sessionstorm::load::pacing::RateProfile;
+use sessionstorm::load::targets::Targets;
 use sessionstorm::load::{Driver, LoadOutcome};
 use sessionstorm::metrics::{FailureTimeline, LatencyHistogram, Live, Outcome};
 use sessionstorm::plan::{LoadPlan, Model, Think};
@@ -155,7 +156,7 @@ async fn drive(svc: Arc<Service>, plan: LoadPlan, duration: Duration) -> (LoadOu
     let addr = serve(svc).await;
     let live = Arc::new(Live::default());
     let driver = Arc::new(Driver::new(
-        &format!("http://{addr}"),
+        Arc::new(Targets::one(&format!("http://{addr}"))),
         &plan,
         1,
         Instant::now(),

@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
+use sessionstorm::load::targets::Targets;
 use sessionstorm::load::{Driver, LoadOutcome};
 use sessionstorm::metrics::{ErrorKind, FailureTimeline, Live, Outcome};
 use sessionstorm::plan::{build, Overrides};
@@ -173,7 +174,7 @@ async fn drive_with(fault: Fault, scenario: &str) -> (LoadOutcome, u64) {
     };
     let plan = build(&source, &Overrides::default()).unwrap();
     let driver = Arc::new(Driver::new(
-        &format!("http://{addr}"),
+        Arc::new(Targets::one(&format!("http://{addr}"))),
         &plan.load,
         plan.seed,
         Instant::now(),

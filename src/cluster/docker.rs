@@ -1,5 +1,10 @@
 //! The cluster as Docker containers: a network, a store, N replicas and HAProxy.
 //!
+//! The store may be any image (`kind = "redis"` or `"tcp"`) or absent (`"none"`), and
+//! the balancer may be absent too (`balancer.kind = "direct"`): then every replica
+//! publishes its port on 127.0.0.1 and the load's [`Targets`] learn the new port of
+//! every replica this module replaces or restarts.
+//!
 //! Names follow one pattern so a person reading `docker ps` sees what is what:
 //! `sessionstorm-<run>-store`, `sessionstorm-<run>-balancer` and
 //! `sessionstorm-<run>-replica-<slot>.<generation>`, where the generation counts the
@@ -8,19 +13,21 @@
 //! so an anomaly names the very container that served it.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
 use super::engine::{ContainerSpec, Engine, EngineError, Removed};
+use super::template::{Template, Values};
 use super::{haproxy, Acted, Action, Cluster, KillOutcome, Victim, ROLE_LABEL, RUN_LABEL};
-use crate::plan::{Persistence, Plan};
+use crate::load::targets::Targets;
+use crate::plan::{BalancerKind, Persistence, Plan, StoreKind};
 
 /// How often readiness is polled.
 const POLL: Duration = Duration::from_millis(100);
-/// Port of the session store inside its container.
-const STORE_PORT: u16 = 6379;
+/// The store's host name on the run's network, what `{store}` stands for.
+const STORE_HOST: &str = "store";
 
 /// A running cluster (or one being started or torn down) for one run.
 #[derive(Debug)]
@@ -41,14 +48,20 @@ pub struct DockerCluster {
     addresses: Mutex<HashMap<String, String>>,
     /// Numbers the short-lived helper containers of `blackhole`.
     helpers: std::sync::atomic::AtomicU32,
+    /// Where the load sends requests, known once started; updated when a replica
+    /// gets a new published port (direct balancing).
+    targets: OnceLock<Arc<Targets>>,
 }
 
 /// What [`DockerCluster::start`] reports.
 #[derive(Debug, Clone)]
 pub struct Started {
-    /// Where the load goes: the balancer's published port on 127.0.0.1.
+    /// Where the load goes, for people: the balancer's published port on
+    /// 127.0.0.1, or (direct) every replica's.
     pub url: String,
     pub ready_after: Duration,
+    /// Where the load goes, for the load: kept up to date as chaos replaces replicas.
+    pub targets: Arc<Targets>,
 }
 
 impl DockerCluster {
@@ -68,6 +81,7 @@ impl DockerCluster {
             balancer_health: Mutex::new(String::new()),
             addresses: Mutex::new(HashMap::new()),
             helpers: Default::default(),
+            targets: OnceLock::new(),
         }
     }
 
@@ -91,59 +105,115 @@ impl DockerCluster {
     }
 
     /// Creates the network, the store, the replicas and the balancer, and waits until
-    /// every replica and the balancer answer their health check.
+    /// the store, every replica and the balancer are ready.
     pub async fn start(&self) -> Result<Started, EngineError> {
         let began = Instant::now();
+        let deadline = began + self.plan.service.ready_timeout;
         self.engine
             .create_network(&self.network, self.labels("network"))
             .await?;
-
-        let store = self.name("store");
-        let mut cmd: Vec<String> = ["--bind", "0.0.0.0", "--protected-mode", "no", "--save", ""]
-            .map(String::from)
-            .to_vec();
-        let mut binds = Vec::new();
-        match self.plan.store.persistence {
-            Persistence::None => cmd.extend(["--appendonly".into(), "no".into()]),
-            Persistence::Aof => {
-                // Every acknowledged write is on disk before Redis answers, on a
-                // volume of the run that outlives a restart of the container.
-                let volume = self.name("store-data");
-                self.engine
-                    .create_volume(&volume, self.labels("store-data"))
+        if self.plan.store.kind != StoreKind::None {
+            // Ready before the replicas start: many services give up at once when
+            // their store does not answer.
+            self.create_store().await?;
+            self.wait_store(deadline).await?;
+        }
+        for slot in 0..self.plan.service.replicas {
+            self.create_replica(slot, 0).await?;
+        }
+        let balancer = match self.plan.balancer.kind {
+            BalancerKind::Haproxy => Some(self.start_balancer().await?),
+            BalancerKind::Direct => None,
+        };
+        for slot in 0..self.plan.service.replicas {
+            self.wait_replica(slot, 0, deadline).await?;
+        }
+        let (url, targets) = match balancer {
+            Some(url) => {
+                let health = format!("{url}{}", self.plan.service.health_path);
+                *self.balancer_health.lock().expect("balancer lock") = health.clone();
+                self.wait_url(&self.name("balancer"), &health, deadline)
                     .await?;
-                binds.push(format!("{volume}:/data"));
-                cmd.extend(
-                    [
-                        "--appendonly",
-                        "yes",
-                        "--appendfsync",
-                        "always",
-                        "--dir",
-                        "/data",
-                    ]
-                    .map(String::from),
-                );
+                (url.clone(), Targets::one(&url))
+            }
+            None => {
+                let mut bases = Vec::new();
+                for slot in 0..self.plan.service.replicas {
+                    bases.push(self.replica_base(slot).await?);
+                }
+                let targets = Targets::direct(&bases, self.plan.balancer.sticky);
+                (format!("none (direct to {})", targets.describe()), targets)
+            }
+        };
+        let targets = Arc::clone(self.targets.get_or_init(|| Arc::new(targets)));
+        Ok(Started {
+            url,
+            ready_after: began.elapsed(),
+            targets,
+        })
+    }
+
+    /// Creates and starts the store, with the harness's Redis flags for a Redis.
+    async fn create_store(&self) -> Result<(), EngineError> {
+        let store = &self.plan.store;
+        let values = Values {
+            store: STORE_HOST,
+            store_port: store.port,
+            replica: None,
+        };
+        let mut cmd = render(&store.command, &values);
+        let mut binds = Vec::new();
+        if store.kind == StoreKind::Redis {
+            if cmd.is_empty() {
+                cmd = ["--bind", "0.0.0.0", "--protected-mode", "no", "--save", ""]
+                    .map(String::from)
+                    .to_vec();
+                cmd.extend(["--port".to_string(), store.port.to_string()]);
+            }
+            match store.persistence {
+                Persistence::None => cmd.extend(["--appendonly".into(), "no".into()]),
+                Persistence::Aof => {
+                    // Every acknowledged write is on disk before Redis answers, on a
+                    // volume of the run that outlives a restart of the container.
+                    let volume = self.name("store-data");
+                    self.engine
+                        .create_volume(&volume, self.labels("store-data"))
+                        .await?;
+                    binds.push(format!("{volume}:/data"));
+                    cmd.extend(
+                        [
+                            "--appendonly",
+                            "yes",
+                            "--appendfsync",
+                            "always",
+                            "--dir",
+                            "/data",
+                        ]
+                        .map(String::from),
+                    );
+                }
             }
         }
+        let name = self.name("store");
         self.engine
             .create(&ContainerSpec {
-                name: store.clone(),
-                image: self.plan.store.image.clone(),
+                name: name.clone(),
+                image: store.image.clone(),
                 cmd,
+                entrypoint: render(&store.entrypoint, &values),
+                env: render_env(&store.env, &values),
                 labels: self.labels("store"),
                 network: self.network.clone(),
-                alias: "store".into(),
+                alias: STORE_HOST.into(),
                 binds,
                 ..Default::default()
             })
             .await?;
-        self.engine.start(&store).await?;
+        self.engine.start(&name).await
+    }
 
-        for slot in 0..self.plan.service.replicas {
-            self.create_replica(slot, 0).await?;
-        }
-
+    /// Creates and starts HAProxy in front of the replicas; returns its URL.
+    async fn start_balancer(&self) -> Result<String, EngineError> {
         let balancer = self.name("balancer");
         let aliases: Vec<String> = (0..self.plan.service.replicas)
             .map(|slot| format!("replica-{slot}"))
@@ -188,44 +258,69 @@ impl DockerCluster {
             .engine
             .published_port(&balancer, haproxy::LISTEN_PORT)
             .await?;
-        let url = format!("http://127.0.0.1:{port}");
-
-        let deadline = began + self.plan.service.ready_timeout;
-        for slot in 0..self.plan.service.replicas {
-            self.wait_replica(slot, 0, deadline).await?;
-        }
-        let health = format!("{url}{}", self.plan.service.health_path);
-        *self.balancer_health.lock().expect("balancer lock") = health.clone();
-        self.wait_url(&balancer, &health, deadline).await?;
-        Ok(Started {
-            url,
-            ready_after: began.elapsed(),
-        })
+        Ok(format!("http://127.0.0.1:{port}"))
     }
 
     async fn create_replica(&self, slot: usize, generation: u32) -> Result<(), EngineError> {
         let service = &self.plan.service;
-        let mut env = vec![
-            format!("SESSION_STORE=redis://store:{STORE_PORT}"),
-            format!("PORT={}", service.port),
-            format!("INSTANCE_ID={}", Self::instance(slot, generation)),
-        ];
-        env.extend(service.env.iter().map(|(k, v)| format!("{k}={v}")));
-        let name = self.name(&Self::instance(slot, generation));
+        let instance = Self::instance(slot, generation);
+        let values = Values {
+            store: STORE_HOST,
+            store_port: self.plan.store.port,
+            replica: Some((slot, &instance)),
+        };
+        let mut env = render_env(&service.env, &values);
+        // What the harness sets, unless the scenario sets it itself.
+        for (key, value) in [
+            ("PORT", service.port.to_string()),
+            ("INSTANCE_ID", instance.clone()),
+        ] {
+            if !service.env.contains_key(key) {
+                env.push(format!("{key}={value}"));
+            }
+        }
+        let name = self.name(&instance);
         let mut labels = self.labels("replica");
         labels.insert("sessionstorm.slot".into(), slot.to_string());
         self.engine
             .create(&ContainerSpec {
                 name: name.clone(),
                 image: service.image.clone(),
+                cmd: render(&service.command, &values),
+                entrypoint: render(&service.entrypoint, &values),
                 env,
                 labels,
                 network: self.network.clone(),
                 alias: format!("replica-{slot}"),
+                // Direct balancing: the load reaches each replica on 127.0.0.1.
+                publish: (self.plan.balancer.kind == BalancerKind::Direct).then_some(service.port),
                 ..Default::default()
             })
             .await?;
         self.engine.start(&name).await
+    }
+
+    /// The replica's published base URL on 127.0.0.1 (direct balancing).
+    async fn replica_base(&self, slot: usize) -> Result<String, EngineError> {
+        let name = self.name(&Self::instance(slot, self.generation(slot)));
+        let port = self
+            .engine
+            .published_port(&name, self.plan.service.port)
+            .await?;
+        Ok(format!("http://127.0.0.1:{port}"))
+    }
+
+    /// Tells the load where a replica answers now: a replacement, or a restarted
+    /// container, is published on a new port.
+    async fn retarget(&self, slot: usize) -> Result<(), EngineError> {
+        if self.plan.balancer.kind != BalancerKind::Direct {
+            return Ok(());
+        }
+        let base = self.replica_base(slot).await?;
+        if let Some(targets) = self.targets.get() {
+            targets.set(slot, &base);
+        }
+        Ok(())
     }
 
     /// Waits until the replica answers its health check on its own address.
@@ -336,13 +431,25 @@ impl DockerCluster {
         }
     }
 
-    /// Polls the store with PING until it answers PONG (a Redis loading its
-    /// append-only file answers LOADING instead).
+    /// Polls the store on its address in the run's network, the way the replicas
+    /// reach it: a Redis until it answers PING with PONG (one loading its
+    /// append-only file answers LOADING instead), any other store until its port
+    /// accepts a connection.
     async fn wait_store(&self, deadline: Instant) -> Result<(), EngineError> {
         let name = self.name("store");
+        let port = self.plan.store.port;
         loop {
+            if !self.engine.is_running(&name).await? {
+                let logs = self.engine.logs_tail(&name, 20).await;
+                return Err(EngineError::State(format!(
+                    "the store {name} exited before it was ready; its last log lines:\n{logs}"
+                )));
+            }
             let last = match self.engine.ip(&name, &self.network).await {
-                Ok(ip) => redis_ping(&format!("{ip}:{STORE_PORT}")).await,
+                Ok(ip) if self.plan.store.kind == StoreKind::Redis => {
+                    redis_ping(&format!("{ip}:{port}")).await
+                }
+                Ok(ip) => tcp_connect(&format!("{ip}:{port}")).await,
                 Err(err) => Err(err.to_string()),
             };
             match last {
@@ -352,7 +459,8 @@ impl DockerCluster {
                 }
                 Err(last) => {
                     return Err(EngineError::State(format!(
-                        "the store {name} did not answer PING in time: {last}"
+                        "the store {name} was not ready in time on port {port}: {last}. \
+                         Check `store.port` and `store.command`, or raise `service.ready_timeout`"
                     )))
                 }
             }
@@ -480,6 +588,15 @@ impl Cluster for DockerCluster {
                     .await?
             }
         }
+        // Docker publishes a container that starts again, or comes back on the
+        // network, on a port it picks anew.
+        if let (
+            Victim::Replica(slot),
+            Action::Replace | Action::Restart(_) | Action::StartAgain | Action::Reconnect,
+        ) = (victim, action)
+        {
+            self.retarget(slot).await?;
+        }
         Ok(acted)
     }
 
@@ -504,6 +621,28 @@ async fn redis_ping(addr: &str) -> Result<(), String> {
         Ok(Err(err)) => Err(err.to_string()),
         Err(_) => Err("no answer within 1s".into()),
     }
+}
+
+/// Connects to `addr` over TCP, within a second: a store that accepts connections is
+/// taken as ready when the harness knows no better question to ask it.
+async fn tcp_connect(addr: &str) -> Result<(), String> {
+    match tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(addr)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(err)) => Err(err.to_string()),
+        Err(_) => Err("no connection within 1s".into()),
+    }
+}
+
+/// Fills in the placeholders of a command line.
+fn render(args: &[Template], values: &Values) -> Vec<String> {
+    args.iter().map(|arg| arg.render(values)).collect()
+}
+
+/// Fills in the placeholders of an environment, as `KEY=value` entries.
+fn render_env(env: &std::collections::BTreeMap<String, Template>, values: &Values) -> Vec<String> {
+    env.iter()
+        .map(|(key, value)| format!("{key}={}", value.render(values)))
+        .collect()
 }
 
 /// A TCP port on 127.0.0.1 that is free now.

@@ -66,6 +66,8 @@ pub struct ContainerSpec {
     pub name: String,
     pub image: String,
     pub cmd: Vec<String>,
+    /// Replaces the image's entry point when not empty.
+    pub entrypoint: Vec<String>,
     pub env: Vec<String>,
     pub labels: HashMap<String, String>,
     pub network: String,
@@ -211,6 +213,7 @@ impl Engine {
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             cmd: (!spec.cmd.is_empty()).then(|| spec.cmd.clone()),
+            entrypoint: (!spec.entrypoint.is_empty()).then(|| spec.entrypoint.clone()),
             env: Some(spec.env.clone()),
             labels: Some(spec.labels.clone()),
             exposed_ports: spec.publish.map(|p| vec![port_key(p)]),

@@ -8,6 +8,7 @@
 pub mod docker;
 pub mod engine;
 pub mod haproxy;
+pub mod template;
 
 use std::future::Future;
 use std::time::Duration;

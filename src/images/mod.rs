@@ -2,9 +2,9 @@
 //!
 //! sessionstorm knows four images ([`BuiltIn`]): the two demo services (`session-app` and
 //! `counter-app`, built by cargo in this workspace), Redis and HAProxy (both taken from the
-//! host's Debian packages),
-//! plus a helper built only on demand: `nettools` (the host's `iptables`, for the
-//! `blackhole` fault).
+//! host's Debian packages), plus images built only on demand: `nettools` (the host's
+//! `iptables`, for the `blackhole` fault) and `memcached` (the host's `memcached`, as a
+//! session store).
 //! Each is a `FROM scratch` image holding the ELF binary, the shared libraries `ldd` says it
 //! links (at the paths `ldd` printed, symlinks resolved to plain files), its ELF interpreter,
 //! and a small skeleton (`/etc/passwd`, `/etc/group`, `/etc/nsswitch.conf`, `/tmp`, `/run`).
@@ -70,6 +70,10 @@ pub enum BuiltIn {
     /// the network namespace of the container it cuts off. Built only when a scenario
     /// uses it, so hosts without iptables can run every other scenario.
     Nettools,
+    /// Memcached as a session store (the host's `memcached`), for services that keep
+    /// their sessions there. Built only when a scenario uses it, like `nettools`.
+    /// It runs as root in the image, so its entry point carries `-u root`.
+    Memcached,
 }
 
 impl BuiltIn {
@@ -80,7 +84,7 @@ impl BuiltIn {
         BuiltIn::Haproxy,
     ];
     /// Images built on demand only (not by `images build`).
-    pub const HELPERS: [BuiltIn; 1] = [BuiltIn::Nettools];
+    pub const HELPERS: [BuiltIn; 2] = [BuiltIn::Nettools, BuiltIn::Memcached];
 
     /// The full tag, e.g. `sessionstorm/session-app:latest`.
     pub fn tag(self) -> &'static str {
@@ -90,6 +94,7 @@ impl BuiltIn {
             BuiltIn::Redis => "sessionstorm/redis:latest",
             BuiltIn::Haproxy => "sessionstorm/haproxy:latest",
             BuiltIn::Nettools => "sessionstorm/nettools:latest",
+            BuiltIn::Memcached => "sessionstorm/memcached:latest",
         }
     }
 
@@ -99,7 +104,7 @@ impl BuiltIn {
         match self {
             BuiltIn::SessionApp => Some(("session-app", APP_BIN_ENV)),
             BuiltIn::CounterApp => Some(("counter-app", COUNTER_APP_BIN_ENV)),
-            BuiltIn::Redis | BuiltIn::Haproxy | BuiltIn::Nettools => None,
+            BuiltIn::Redis | BuiltIn::Haproxy | BuiltIn::Nettools | BuiltIn::Memcached => None,
         }
     }
 

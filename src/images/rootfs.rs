@@ -201,6 +201,10 @@ impl Recipe {
                 )?,
                 "/usr/sbin/xtables-nft-multi",
             ),
+            BuiltIn::Memcached => (
+                locate_host_binary(image, "memcached", "memcached", &["/usr/bin"])?,
+                "/usr/bin/memcached",
+            ),
         };
         let mut rootfs = Rootfs::skeleton();
         if image == BuiltIn::Haproxy {
@@ -214,7 +218,12 @@ impl Recipe {
         Ok(Recipe {
             image,
             rootfs,
-            entrypoint: vec![image_path.to_string()],
+            entrypoint: match image {
+                // memcached refuses to run as root unless told to, and a scratch image
+                // has no other user.
+                BuiltIn::Memcached => vec![image_path.to_string(), "-u".into(), "root".into()],
+                _ => vec![image_path.to_string()],
+            },
             env,
         })
     }

@@ -279,7 +279,10 @@ impl Driver {
             uuid: &mut uuid,
         };
         let path = step.path.render(&mut values);
-        let Ok(url) = self.urls.session.join(&path) else {
+        // With `direct` balancing, each request of a flow goes to the next replica
+        // in turn (a flow session is not pinned to one).
+        let target = self.targets.pick(&mut None);
+        let Ok(url) = target.urls.session.join(&path) else {
             // A captured value made the path unusable: the service's answer was odd.
             self.fail(ErrorKind::BadBody, None, done);
             return None;

@@ -5,6 +5,7 @@
 //!   the same for sessions described by a scenario's `[flow]`.
 //! - [`shard`] runs many operations at once and records them lock-free.
 //! - [`collector`] merges the shards' records per second and for the run.
+//! - [`targets`] says where each request goes (the balancer, or a replica).
 //!
 //! In the open model a pacer thread ([`pacing::precise`]) walks the schedule and
 //! hands each due time to one dispatcher task: every
@@ -19,6 +20,7 @@ pub mod flow;
 pub mod ops;
 pub mod pacing;
 pub mod shard;
+pub mod targets;
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -56,7 +58,7 @@ const BACKLOG_RETRY: Duration = Duration::from_millis(1);
 #[derive(Debug)]
 pub struct Driver {
     client: reqwest::Client,
-    urls: Urls,
+    targets: Arc<targets::Targets>,
     plan: LoadPlan,
     /// Seeds the closed model's think times.
     seed: u64,
@@ -100,8 +102,9 @@ fn interval_ticks(start: Instant) -> Interval {
 }
 
 impl Driver {
+    /// A driver sending its requests to `targets` (the balancer, or the replicas).
     pub fn new(
-        base: &str,
+        targets: Arc<targets::Targets>,
         plan: &LoadPlan,
         seed: u64,
         start: Instant,
@@ -121,7 +124,7 @@ impl Driver {
         }
         Driver {
             client: client.build().expect("a plain HTTP client builds"),
-            urls: Urls::new(base),
+            targets,
             plan: plan.clone(),
             seed,
             start,
@@ -452,27 +455,6 @@ impl Driver {
     }
 }
 
-/// The contract's two paths, parsed once rather than on every request.
-#[derive(Debug)]
-struct Urls {
-    session: reqwest::Url,
-    items: reqwest::Url,
-}
-
-impl Urls {
-    fn new(base: &str) -> Self {
-        let base = base.trim_end_matches('/');
-        let parse = |path: &str| {
-            reqwest::Url::parse(&format!("{base}{path}"))
-                .unwrap_or_else(|e| panic!("the balancer URL {base:?} is not a URL: {e}"))
-        };
-        Urls {
-            session: parse("/session"),
-            items: parse("/session/items"),
-        }
-    }
-}
-
 /// The dispatcher's view of the open model's sessions and shards.
 struct Lanes {
     /// Sessions waiting for their next step, longest waiting first.
@@ -541,7 +523,7 @@ mod tests {
         };
         let start = Instant::now();
         let driver = Arc::new(Driver::new(
-            "http://127.0.0.1:9",
+            Arc::new(targets::Targets::one("http://127.0.0.1:9")),
             &plan,
             1,
             start,

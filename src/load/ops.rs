@@ -13,6 +13,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::targets::Urls;
 use super::Driver;
 use crate::metrics::{ErrorKind, Live, Outcome};
 use crate::session::{Anomaly, Op, Seen, SessionModel, State};
@@ -30,6 +31,8 @@ pub struct LiveSession {
     pub(super) lost: bool,
     /// A custom flow's session: cookie jar, captures, writes (see [`super::flow`]).
     pub(super) flow: Option<Box<super::flow::FlowState>>,
+    /// The replica it sticks to, when the load spreads requests itself with `sticky`.
+    pub(super) home: Option<usize>,
 }
 
 impl LiveSession {
@@ -41,6 +44,7 @@ impl LiveSession {
             next: 0,
             lost: false,
             flow: None,
+            home: None,
         }
     }
 
@@ -53,10 +57,6 @@ impl LiveSession {
     pub fn finished(&self, appends: u32) -> bool {
         let per_round = self.flow.as_ref().map_or(2, |f| f.steps_per_round());
         self.lost || self.next >= per_round * appends
-    }
-
-    pub fn cookie(&self) -> &str {
-        &self.cookie
     }
 
     fn step(&self) -> Step {
@@ -208,17 +208,26 @@ impl Driver {
         }
     }
 
-    /// Sends one request and sorts its answer; counts it for the progress line and
-    /// a failure for the fault windows.
-    async fn send(&self, request: RequestBuilder, done: &mut Done) -> Answer {
+    /// Sends one request, built for the target chosen for a session whose replica
+    /// is `home`, and sorts its answer; counts it for the progress line and a
+    /// failure for the fault windows (and for the choice of later targets).
+    async fn send(
+        &self,
+        home: &mut Option<usize>,
+        request: impl FnOnce(&Urls) -> RequestBuilder,
+        done: &mut Done,
+    ) -> Answer {
         Live::add(&self.live.ops, 1);
-        let answer = match request.send().await {
+        let target = self.targets.pick(home);
+        let answer = match request(&target.urls).send().await {
             Err(err) => Answer::Failed(ErrorKind::classify(&err), None),
             Ok(response) => self.sort(response).await,
         };
         match &answer {
             Answer::Failed(kind, by) => {
-                done.errors.push((*kind, by.clone()));
+                self.targets.failed(&target, *kind, home);
+                let by = by.clone().or_else(|| self.targets.replica_of(&target));
+                done.errors.push((*kind, by));
                 Live::add(&self.live.errors, 1);
                 self.failures.record(self.start.elapsed());
             }
@@ -259,8 +268,9 @@ impl Driver {
     }
 
     async fn create(&self, done: &mut Done) {
-        let request = self.client.post(self.urls.session.clone());
-        match self.send(request, done).await {
+        let mut home = None;
+        let request = |urls: &Urls| self.client.post(urls.session.clone());
+        match self.send(&mut home, request, done).await {
             Answer::State(state, served_by, cookies) => {
                 Live::add(&self.live.sessions, 1);
                 let seq = self.next_seq();
@@ -274,7 +284,9 @@ impl Driver {
                 let anomalies = model.check(&state, self.seen(Op::Create, served_by.as_deref()));
                 self.record(done, anomalies);
                 done.outcome = Outcome::Ok;
-                done.session = Some(LiveSession::new(model, cookie));
+                let mut session = LiveSession::new(model, cookie);
+                session.home = home;
+                done.session = Some(session);
             }
             Answer::NotFound(by) => done.errors.push((ErrorKind::Status4xx, by)),
             Answer::Failed(..) => {}
@@ -290,13 +302,15 @@ impl Driver {
                 tokio::time::sleep(BACKOFF * attempt).await;
             }
             session.model.sent(k);
-            let request = self
-                .client
-                .post(self.urls.items.clone())
-                .header(reqwest::header::COOKIE, session.cookie())
-                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-                .body(body.clone());
-            match self.send(request, done).await {
+            let cookie = &session.cookie;
+            let request = |urls: &Urls| {
+                self.client
+                    .post(urls.items.clone())
+                    .header(reqwest::header::COOKIE, cookie)
+                    .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+                    .body(body.clone())
+            };
+            match self.send(&mut session.home, request, done).await {
                 Answer::State(state, served_by, _) => {
                     session.model.acknowledged(k);
                     let seen = self.seen(Op::Append, served_by.as_deref());
@@ -316,11 +330,13 @@ impl Driver {
 
     /// Reads the session back and checks it; returns whether an answer came.
     async fn read(&self, session: &mut LiveSession, op: Op, done: &mut Done) -> bool {
-        let request = self
-            .client
-            .get(self.urls.session.clone())
-            .header(reqwest::header::COOKIE, session.cookie());
-        match self.send(request, done).await {
+        let cookie = &session.cookie;
+        let request = |urls: &Urls| {
+            self.client
+                .get(urls.session.clone())
+                .header(reqwest::header::COOKIE, cookie)
+        };
+        match self.send(&mut session.home, request, done).await {
             Answer::State(state, served_by, _) => {
                 let seen = self.seen(op, served_by.as_deref());
                 let anomalies = session.model.check(&state, seen);

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
 
+use serde_json::Value;
+
 /// Runs against Docker one at a time: two clusters at once on a two-core machine
 /// would measure the machine, not the service.
 static DOCKER: Mutex<()> = Mutex::new(());
@@ -99,11 +101,12 @@ pub fn start_run(scenario: &Path, id: &str, out: &Path) -> (Child, Lines, Vec<St
 /// A finished run: what it printed and its summary.json, if it wrote one.
 pub struct Run {
     pub output: Output,
-    pub summary: Option<serde_json::Value>,
+    pub summary: Option<Value>,
     pub stdout: String,
 }
 
-/// Runs a scenario under a fresh run id; returns its output and summary.json.
+/// Runs a scenario (a path in the repository, or an absolute one) under `run_id`;
+/// returns its output and summary.json. Whatever the run leaves is removed.
 pub fn run_scenario(scenario: &str, run_id: &str, extra: &[&str]) -> Run {
     let out = tempfile::tempdir().unwrap();
     let _guard = RunGuard(run_id.to_string());
@@ -138,4 +141,13 @@ pub fn describe(run: &Run) -> String {
         run.stdout,
         String::from_utf8_lossy(&run.output.stderr)
     )
+}
+
+/// Writes a scenario into a temporary folder; returns the folder (keep it alive).
+pub fn temp_scenario(text: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scenario.toml");
+    std::fs::write(&path, text).unwrap();
+    let path = path.to_str().unwrap().to_string();
+    (dir, path)
 }
