@@ -28,7 +28,8 @@ pub enum Message {
     Interval {
         source: usize,
         index: u64,
-        recorder: Recorder,
+        /// Boxed: a recorder is large next to `Done`.
+        recorder: Box<Recorder>,
     },
     /// `source` will send nothing more.
     Done { source: usize },
@@ -189,7 +190,7 @@ mod tests {
             tx.send(Message::Interval {
                 source,
                 index,
-                recorder: r,
+                recorder: Box::new(r),
             })
             .unwrap()
         };

@@ -337,7 +337,7 @@ impl Driver {
                 () = stop.cancelled() => break,
                 _ = ticks.tick() => {
                     Live::add(&self.live.missed_starts, recorder.missed_starts);
-                    let _ = collector.send(Message::Interval { source, index: next_interval, recorder: recorder.take() });
+                    let _ = collector.send(Message::Interval { source, index: next_interval, recorder: Box::new(recorder.take()) });
                     next_interval += 1;
                 }
                 Some(session) = idle_rx.recv() => lanes.idle.push_back(session),
@@ -381,7 +381,7 @@ impl Driver {
         let _ = collector.send(Message::Interval {
             source,
             index: next_interval,
-            recorder: recorder.take(),
+            recorder: Box::new(recorder.take()),
         });
         let _ = collector.send(Message::Done { source });
         idle.into()

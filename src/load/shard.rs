@@ -87,7 +87,7 @@ where
         tokio::select! {
             biased;
             _ = ticks.tick() => {
-                let _ = collector.send(Message::Interval { source, index: next_interval, recorder: recorder.take() });
+                let _ = collector.send(Message::Interval { source, index: next_interval, recorder: Box::new(recorder.take()) });
                 next_interval += 1;
             }
             Some(done) = in_flight.next(), if !in_flight.is_empty() => {
@@ -132,7 +132,7 @@ where
     let _ = collector.send(Message::Interval {
         source,
         index: next_interval,
-        recorder: recorder.take(),
+        recorder: Box::new(recorder.take()),
     });
     let _ = collector.send(Message::Done { source });
     result
