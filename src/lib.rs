@@ -32,6 +32,7 @@ macro_rules! say_always {
     }};
 }
 
+pub mod attach;
 pub mod chaos;
 pub mod cli;
 pub mod cluster;
@@ -80,11 +81,14 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> Result<ExitCode> {
                 ..Overrides::default()
             };
             let plan = load_plan(&scenario, &overrides)?;
+            let replicas = match &plan.attach {
+                Some(attach) => format!("attach to {}", attach.url),
+                None => format!("{} replicas", plan.service.replicas),
+            };
             say!(
-                "{}: valid scenario {:?} ({} replicas, {} load, {} chaos entries)",
+                "{}: valid scenario {:?} ({replicas}, {} load, {} chaos entries)",
                 scenario.display(),
                 plan.name,
-                plan.service.replicas,
                 plan.load.model.describe(),
                 plan.chaos.len()
             );
@@ -187,18 +191,27 @@ pub fn render_plan(plan: &plan::Plan) -> String {
         plan::Persistence::Aof => "AOF, fsync always, on a volume",
     };
     let _ = writeln!(out, "scenario {} · seed {}", plan.name, plan.seed);
-    let _ = writeln!(
-        out,
-        "cluster  {} replicas of {} · store {} ({store}) · balancer haproxy{}",
-        plan.service.replicas,
-        plan.service.image,
-        plan.store.image,
-        if plan.balancer.sticky {
-            " (sticky cookie)"
-        } else {
-            ""
-        }
-    );
+    if let Some(attach) = &plan.attach {
+        let _ = writeln!(
+            out,
+            "attach   to {} · replicas: the containers labelled {}",
+            attach.url,
+            attach.selector()
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "cluster  {} replicas of {} · store {} ({store}) · balancer haproxy{}",
+            plan.service.replicas,
+            plan.service.image,
+            plan.store.image,
+            if plan.balancer.sticky {
+                " (sticky cookie)"
+            } else {
+                ""
+            }
+        );
+    }
     let _ = writeln!(
         out,
         "load     {}, {} appends per session, for {}",
@@ -235,6 +248,14 @@ pub fn render_plan(plan: &plan::Plan) -> String {
             humantime::format_duration(entry.start_after)
         );
     }
+    if plan.attach.is_some() {
+        // Victims are drawn among the matched containers, counted when the run starts.
+        let _ = writeln!(
+            out,
+            "timeline drawn when the run has counted the matched containers (same seed, same timeline)"
+        );
+        return out;
+    }
     let timeline = chaos::schedule(plan);
     let _ = writeln!(
         out,
@@ -252,6 +273,7 @@ async fn run_scenario(args: RunArgs, shutdown: &Shutdown) -> Result<ExitCode> {
         seed: args.seed,
         duration: args.duration,
         set: args.settings(),
+        attach: args.attach.requested(),
     };
     let plan = load_plan(&args.scenario, &overrides)?;
     run::execute(&plan, &args.out, args.run_id, shutdown).await

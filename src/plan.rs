@@ -37,6 +37,10 @@ pub struct Plan {
     pub source: Source,
     /// The command-line overrides applied to it, as typed (secrets masked).
     pub overrides: Vec<String>,
+    /// Set when the run tests a stack that is already running: the harness starts
+    /// none of it, and `service.replicas` is 0 until the matched containers are
+    /// counted ([`crate::attach::fit`]).
+    pub attach: Option<crate::attach::AttachPlan>,
 }
 
 #[derive(Debug, Clone)]
@@ -250,6 +254,8 @@ pub struct Overrides {
     pub duration: Option<Duration>,
     /// `--set key=value` and its shortcuts, applied to the scenario before validation.
     pub set: Vec<crate::overrides::Setting>,
+    /// `--attach URL` with `--selector` or `--compose-project`.
+    pub attach: crate::attach::Requested,
 }
 
 const FAULTS: &str = "\"kill\", \"stop\", \"restart\", \"pause\", \"disconnect\", \"blackhole\"";
@@ -297,7 +303,11 @@ pub fn build(source: &Source, overrides: &Overrides) -> Result<Plan, Vec<Problem
     };
     let duration = v.positive_duration(&raw.duration, "duration");
 
-    let service = v.service(&raw.service);
+    let (attach, attach_problems) =
+        crate::attach::plan(source, &overrides.set, &overrides.attach, &raw);
+    v.problems.extend(attach_problems);
+    let attached = attach.is_some() || raw.attach.is_some() || overrides.attach.url.is_some();
+    let service = v.service(&raw.service, attached);
     let persistence = match raw.store.persistence.as_ref() {
         None => Some(Persistence::None),
         Some(p) => match p.get_ref().as_str() {
@@ -335,7 +345,11 @@ pub fn build(source: &Source, overrides: &Overrides) -> Result<Plan, Vec<Problem
         }
     }
     let load = v.load(&raw.load);
-    let replicas = service.as_ref().map_or(64, |s| s.replicas);
+    // Attached, the replicas are counted at the start of the run, and checked then.
+    let replicas = match &service {
+        Some(s) if !attached => s.replicas,
+        _ => 64,
+    };
     let min_alive = match &raw.min_alive {
         Some(m) => v
             .int_in(m, "min_alive", 0, replicas as i64)
@@ -389,6 +403,7 @@ pub fn build(source: &Source, overrides: &Overrides) -> Result<Plan, Vec<Problem
         gates,
         source: source.clone(),
         overrides: overrides.set.iter().map(|s| s.origin.clone()).collect(),
+        attach,
     })
 }
 
@@ -469,8 +484,19 @@ impl Validator<'_> {
             .map_or(Some(default), |v| self.positive_duration(v, key))
     }
 
-    fn service(&mut self, raw: &scenario::Service) -> Option<ServicePlan> {
-        let replicas = self.int_in(&raw.replicas, "service.replicas", 1, 64);
+    fn service(&mut self, raw: &scenario::Service, attached: bool) -> Option<ServicePlan> {
+        let replicas = match &raw.replicas {
+            _ if attached => Some(0),
+            Some(replicas) => self.int_in(replicas, "service.replicas", 1, 64),
+            None => {
+                self.problem(
+                    0..0,
+                    "`service.replicas` is missing: how many replicas to start (1 to 64); \
+                     or test a running stack with `--attach URL` (see `[attach]`)",
+                );
+                None
+            }
+        };
         let port = match &raw.port {
             Some(p) => self.int_in(p, "service.port", 1, 65535),
             None => Some(8080),
