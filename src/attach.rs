@@ -335,6 +335,70 @@ pub fn fit(plan: &Plan, matched: usize) -> Result<Plan, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::{build, Overrides};
+
+    const ATTACHED: &str = "name = \"a\"\nduration = \"10s\"\n[attach]\nurl = \"http://127.0.0.1:8080\"\ncompose_project = \"shop\"\nservice = \"app\"\n[load]\nusers = 2\nappends_per_session = 1\n[[chaos]]\nfault = \"kill\"\ntarget = \"replica-2\"\nevery = \"2s\"\n";
+
+    fn plan_of(text: &str, requested: Requested) -> Result<Plan, Vec<String>> {
+        let source = Source {
+            path: "a.toml".into(),
+            text: text.to_string(),
+        };
+        let overrides = Overrides {
+            attach: requested,
+            ..Overrides::default()
+        };
+        build(&source, &overrides).map_err(|p| p.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn the_file_alone_attaches_to_a_compose_service() {
+        let plan = plan_of(ATTACHED, Requested::default()).unwrap();
+        let attach = plan.attach.unwrap();
+        assert_eq!(attach.url, "http://127.0.0.1:8080");
+        assert_eq!(
+            attach.selector(),
+            "com.docker.compose.project=shop, com.docker.compose.service=app"
+        );
+        assert_eq!(plan.service.replicas, 0, "counted when the run starts");
+    }
+
+    #[test]
+    fn the_command_line_wins_and_replaces_the_whole_selection() {
+        let requested = Requested {
+            url: Some("http://127.0.0.1:9000/".into()),
+            selector: vec!["app.role=replica".into(), "tier=web".into()],
+            ..Requested::default()
+        };
+        let attach = plan_of(ATTACHED, requested).unwrap().attach.unwrap();
+        assert_eq!(attach.url, "http://127.0.0.1:9000");
+        assert_eq!(attach.selector(), "app.role=replica, tier=web");
+    }
+
+    #[test]
+    fn a_scenario_without_attach_still_needs_replicas() {
+        let text = ATTACHED.replace("[attach]\nurl = \"http://127.0.0.1:8080\"\ncompose_project = \"shop\"\nservice = \"app\"\n", "");
+        let problems = plan_of(&text, Requested::default()).unwrap_err();
+        assert!(
+            problems[0].contains("`service.replicas` is missing"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn fit_counts_the_matched_containers_and_checks_chaos_against_them() {
+        let plan = plan_of(ATTACHED, Requested::default()).unwrap();
+        assert_eq!(fit(&plan, 3).unwrap().service.replicas, 3);
+        let err = fit(&plan, 2).unwrap_err();
+        assert!(
+            err.contains("targets replica-2, but the selector matches 2 containers"),
+            "{err}"
+        );
+        let mut strict = plan.clone();
+        strict.min_alive = 3;
+        assert!(fit(&strict, 3).is_ok());
+        assert!(fit(&strict, 2).unwrap_err().contains("`min_alive` is 3"));
+    }
 
     #[test]
     fn labels_are_key_equals_value() {

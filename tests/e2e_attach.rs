@@ -10,6 +10,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::process::{Command, Output};
 
 use common::{bin, docker_turn, labelled, repo, unique, RunGuard};
@@ -187,20 +188,29 @@ impl Stack {
         names
     }
 
-    /// Runs scenarios/attach.toml against the stack with `extra` arguments.
+    /// Runs scenarios/attach.toml for 12 s against the stack with `extra` arguments.
     fn run(&self, run_id: &str, extra: &[&str]) -> (Output, Option<Value>) {
+        let mut args = vec!["--duration", "12s"];
+        args.extend(extra);
+        self.run_scenario(&repo("scenarios/attach.toml"), run_id, &args)
+    }
+
+    fn run_scenario(
+        &self,
+        scenario: &Path,
+        run_id: &str,
+        extra: &[&str],
+    ) -> (Output, Option<Value>) {
         let out = tempfile::tempdir().unwrap();
         let _guard = RunGuard(run_id.to_string());
         let output = bin()
             .args([
                 "run",
-                repo("scenarios/attach.toml").to_str().unwrap(),
+                scenario.to_str().unwrap(),
                 "--attach",
                 &self.url,
                 "--run-id",
                 run_id,
-                "--duration",
-                "12s",
                 "--out",
             ])
             .arg(out.path())
@@ -356,6 +366,108 @@ fn a_selector_that_matches_other_images_or_nothing_is_refused_before_any_fault()
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("no container matches"), "{stderr}");
     assert_eq!(lives(&stack), before, "a refused run touched the stack");
+}
+
+/// Networks and aliases of a container, as Docker reports them.
+fn networks(name: &str) -> BTreeMap<String, Vec<String>> {
+    let json = docker(&["inspect", "-f", "{{json .NetworkSettings.Networks}}", name]);
+    let networks: BTreeMap<String, Value> = serde_json::from_str(&json).unwrap();
+    (networks.into_iter())
+        .map(|(network, endpoint)| {
+            let mut aliases: Vec<String> = (endpoint["Aliases"].as_array().cloned())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|a| a.as_str().map(String::from))
+                .filter(|a| a.starts_with("app-"))
+                .collect();
+            aliases.sort();
+            (network, aliases)
+        })
+        .collect()
+}
+
+#[test]
+fn disconnect_stop_pause_and_blackhole_on_an_attached_stack_are_reverted_as_found() {
+    let _turn = docker_turn();
+    let stack = Stack::up("redis", "no");
+    let before = lives(&stack);
+    let nets: Vec<_> = stack.replicas.iter().map(|r| networks(r)).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("faults.toml");
+    std::fs::write(
+        &scenario,
+        r#"name = "attach-faults"
+seed = 3
+duration = "14s"
+[load]
+model = "closed"
+users = 4
+appends_per_session = 5
+[[chaos]]
+fault = "disconnect"
+target = "replica-0"
+at = ["2s"]
+duration = "2s"
+[[chaos]]
+fault = "stop"
+target = "replica-1"
+at = ["3s"]
+grace = "1s"
+after_kill = "restart"
+[[chaos]]
+fault = "pause"
+target = "replica-2"
+at = ["7s"]
+duration = "2s"
+[[chaos]]
+fault = "blackhole"
+target = "replica-0"
+at = ["10s"]
+duration = "2s"
+"#,
+    )
+    .unwrap();
+    let run_id = unique("attach-faults");
+    let (output, summary) =
+        stack.run_scenario(&scenario, &run_id, &["--selector", &stack.selector]);
+    let summary = summary.expect("summary.json written");
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let events = summary["faults"]["events"].as_array().unwrap();
+    let faults: Vec<(&str, &str, &str)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["fault"].as_str().unwrap(),
+                e["target"].as_str().unwrap(),
+                e["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let r = &stack.replicas;
+    assert_eq!(
+        faults,
+        [
+            ("disconnect", r[0].as_str(), "injected"),
+            ("stop", r[1].as_str(), "injected"),
+            ("pause", r[2].as_str(), "injected"),
+            ("blackhole", r[0].as_str(), "injected"),
+        ],
+        "{}",
+        describe(&output)
+    );
+    for event in events.iter().filter(|e| e["fault"] != "stop") {
+        assert!(event["reverted_ms"].is_u64(), "{event}");
+    }
+    // Back on its network under its alias, stopped one started again, none paused.
+    for (replica, net) in stack.replicas.iter().zip(&nets) {
+        assert_eq!(&networks(replica), net, "{replica}");
+    }
+    assert_ne!(
+        life(&r[1]),
+        before[&r[1]],
+        "the stopped replica was not started again"
+    );
+    assert_stack_intact(&stack, &before, &run_id);
 }
 
 /// Removes a Compose project when dropped.
