@@ -470,6 +470,80 @@ duration = "2s"
     assert_stack_intact(&stack, &before, &run_id);
 }
 
+#[test]
+fn two_interrupts_still_leave_the_stack_running_as_it_was_found() {
+    let _turn = docker_turn();
+    let stack = Stack::up("redis", "no");
+    let before = lives(&stack);
+    let nets: Vec<_> = stack.replicas.iter().map(|r| networks(r)).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("hold.toml");
+    // Faults far longer than the run gets: only teardown can undo them.
+    std::fs::write(
+        &scenario,
+        r#"name = "attach-hold"
+seed = 1
+duration = "60s"
+min_alive = 0
+[load]
+users = 2
+appends_per_session = 5
+request_timeout = "1s"
+[[chaos]]
+fault = "pause"
+target = "replica-0"
+at = ["1s"]
+duration = "10m"
+[[chaos]]
+fault = "disconnect"
+target = "replica-1"
+at = ["1s"]
+duration = "10m"
+[[chaos]]
+fault = "kill"
+target = "replica-2"
+at = ["1s"]
+after_kill = "none"
+"#,
+    )
+    .unwrap();
+    let run_id = unique("attach-hold");
+    let _guard = RunGuard(run_id.clone());
+    let out = tempfile::tempdir().unwrap();
+    let mut child = bin()
+        .args(["run", scenario.to_str().unwrap(), "--attach", &stack.url])
+        .args(["--selector", &stack.selector, "--run-id", &run_id, "--out"])
+        .arg(out.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = |name: &str| docker(&["inspect", "-f", "{{.State.Status}}", name]);
+    let held = || {
+        status(&stack.replicas[0]) == "paused"
+            && status(&stack.replicas[2]) == "exited"
+            && networks(&stack.replicas[1]).is_empty()
+    };
+    let mut waited = 0;
+    while !held() {
+        assert!(waited < 300, "the faults never took hold");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        waited += 1;
+    }
+    for _ in 0..2 {
+        Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    for (replica, net) in stack.replicas.iter().zip(&nets) {
+        assert_eq!(&networks(replica), net, "{replica}");
+    }
+    assert_stack_intact(&stack, &before, &run_id);
+}
+
 /// Removes a Compose project when dropped.
 struct ComposeGuard {
     project: String,
