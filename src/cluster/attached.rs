@@ -478,12 +478,17 @@ impl Cluster for AttachedCluster {
         match action {
             Action::Kill => {
                 let state = (self.engine.inspect(&member.id).await?.state).unwrap_or_default();
-                let crashed = match (member.restarted_by_docker(), state.pid) {
-                    (true, Some(pid)) if state.running == Some(true) => crash(pid, &member.id)
-                        .map_err(|why| {
-                            tracing::warn!(container = %member.name, %why, "killing through the API; the harness starts it again");
-                        })
-                        .is_ok(),
+                let running = state.running == Some(true);
+                let crashed = match state.pid {
+                    Some(pid) if running && member.restarted_by_docker() => {
+                        match crash(pid, &member.id) {
+                            Ok(()) => true,
+                            Err(why) => {
+                                tracing::warn!(container = %member.name, %why, "cannot crash it; killing it through the API");
+                                false
+                            }
+                        }
+                    }
                     _ => false,
                 };
                 down(crashed, state.started_at);
