@@ -113,7 +113,9 @@ pub async fn execute(
     let cluster =
         AttachedCluster::discover(engine, &run_id, plan, attach, shutdown.graceful.clone()).await?;
     let plan = crate::attach::fit(plan, cluster.replicas()).map_err(|problems| {
-        Error::Invalid(format!("{}: {problems}", plan.source.path.display()))
+        let path = plan.source.path.display();
+        let lines: Vec<String> = problems.lines().map(|p| format!("{path}: {p}")).collect();
+        Error::Invalid(lines.join("\n"))
     })?;
     let members: Vec<String> = (cluster.members().iter())
         .map(|m| format!("{} (restart policy {})", m.name, m.restart_policy))
