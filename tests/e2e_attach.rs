@@ -365,6 +365,18 @@ fn a_selector_that_matches_other_images_or_nothing_is_refused_before_any_fault()
     assert_eq!(output.status.code(), Some(3), "{}", describe(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("no container matches"), "{stderr}");
+    // More than the matched containers can give: bad input, found once they are counted.
+    let run_id = unique("attach-few");
+    let (output, _) = stack.run(
+        &run_id,
+        &["--selector", &stack.selector, "--set", "min_alive=4"],
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("attach.toml: `min_alive` is 4, but the selector matches 3 containers"),
+        "{stderr}"
+    );
     assert_eq!(lives(&stack), before, "a refused run touched the stack");
 }
 
