@@ -43,6 +43,8 @@ Examples:
   sessionstorm run scenarios/open-model.toml --set load.stages.0.to=800 --replicas 5
   sessionstorm run scenarios/smoke.toml --set service.env.MODE=memory --set chaos.0.every=2s
   sessionstorm run scenarios/smoke.toml --run-id ci-42 -q   # report in reports/ci-42/
+  sessionstorm run scenarios/attach.toml --attach http://127.0.0.1:8080 --selector app.role=replica
+  sessionstorm run scenarios/attach.toml --attach http://127.0.0.1:8080 --compose-project shop --service app
 
 --set takes any scenario key as a dotted path (list entries by index from 0); the
 value is read as TOML (300, true, [\"10s\", \"20s\"]) or else as a string (2s, memory).
@@ -168,6 +170,42 @@ pub struct ScenarioArgs {
     /// after --rate and --replicas.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<Setting>,
+    #[command(flatten)]
+    pub attach: AttachArgs,
+}
+
+/// `run --attach`: test a stack that is already running; see [`crate::attach`].
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Attach to a running stack")]
+pub struct AttachArgs {
+    /// Start no containers: drive the load at this URL of a running stack (its
+    /// proxy) and fault only the containers the selector matches. Wins over
+    /// `[attach] url`.
+    #[arg(long = "attach", value_name = "URL")]
+    pub url: Option<String>,
+    /// The replicas are the containers carrying this label (repeatable: all of
+    /// them). Wins over `[attach]`.
+    #[arg(long, value_name = "KEY=VALUE", conflicts_with = "compose_project")]
+    pub selector: Vec<String>,
+    /// The replicas are containers of this Compose project (label
+    /// com.docker.compose.project); name their service with --service.
+    #[arg(long, value_name = "NAME")]
+    pub compose_project: Option<String>,
+    /// Only containers of this Compose service (label com.docker.compose.service),
+    /// so the stack's store and proxy are never hit.
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
+}
+
+impl AttachArgs {
+    pub fn requested(&self) -> crate::attach::Requested {
+        crate::attach::Requested {
+            url: self.url.clone(),
+            selector: self.selector.clone(),
+            compose_project: self.compose_project.clone(),
+            service: self.service.clone(),
+        }
+    }
 }
 
 impl ScenarioArgs {
@@ -185,6 +223,7 @@ impl ScenarioArgs {
             seed: self.seed,
             duration: self.duration,
             set,
+            attach: self.attach.requested(),
         }
     }
 }

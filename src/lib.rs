@@ -33,6 +33,7 @@ macro_rules! say_always {
     }};
 }
 
+pub mod attach;
 pub mod chaos;
 pub mod cli;
 pub mod cluster;
@@ -78,11 +79,14 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> Result<ExitCode> {
         Command::Run(args) => run_scenario(args, &shutdown).await,
         Command::Validate(input) => {
             let plan = load_plan(&input.scenario, &input.overrides())?;
+            let replicas = match &plan.attach {
+                Some(attach) => format!("attach to {}", attach.url),
+                None => format!("{} replicas", plan.service.replicas),
+            };
             say!(
-                "{}: valid scenario {:?} ({} replicas, {} load, {} chaos entries)",
+                "{}: valid scenario {:?} ({replicas}, {} load, {} chaos entries)",
                 input.scenario.display(),
                 plan.name,
-                plan.service.replicas,
                 plan.load.model.describe(),
                 plan.chaos.len()
             );
@@ -172,14 +176,23 @@ pub fn render_plan(plan: &plan::Plan) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     let _ = writeln!(out, "scenario {} · seed {}", plan.name, plan.seed);
-    let _ = writeln!(
-        out,
-        "cluster  {} replicas of {} · store {} · balancer {}",
-        plan.service.replicas,
-        plan.service.image,
-        plan.store.describe(),
-        plan.balancer.describe()
-    );
+    if let Some(attach) = &plan.attach {
+        let _ = writeln!(
+            out,
+            "attach   to {} · replicas: the containers labelled {}",
+            attach.url,
+            attach.selector()
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "cluster  {} replicas of {} · store {} · balancer {}",
+            plan.service.replicas,
+            plan.service.image,
+            plan.store.describe(),
+            plan.balancer.describe()
+        );
+    }
     let per_session = match &plan.load.flow {
         Some(flow) => format!(
             "a flow of {} start steps then {} rounds of {} steps per session",
@@ -223,6 +236,14 @@ pub fn render_plan(plan: &plan::Plan) -> String {
             entry.target,
             humantime::format_duration(entry.start_after)
         );
+    }
+    if plan.attach.is_some() {
+        // Victims are drawn among the matched containers, counted when the run starts.
+        let _ = writeln!(
+            out,
+            "timeline drawn when the run has counted the matched containers (same seed, same timeline)"
+        );
+        return out;
     }
     let timeline = chaos::schedule(plan);
     let _ = writeln!(

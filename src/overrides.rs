@@ -89,6 +89,17 @@ fn split_key(key: &str) -> Option<Vec<String>> {
 
 /// Parses the scenario in `source` with `settings` applied, in order.
 pub fn parse<'a>(source: &'a Source, settings: &'a [Setting]) -> Result<Scenario, Problem> {
+    let root = document(source, settings)?;
+    Scenario::deserialize(toml::de::Deserializer::from(root))
+        .map_err(|err| toml_problem(source, settings, &err))
+}
+
+/// The scenario as a TOML document with `settings` applied, every key and value
+/// carrying its span: for checks about which keys were written at all.
+pub fn document<'a>(
+    source: &'a Source,
+    settings: &'a [Setting],
+) -> Result<Spanned<DeTable<'a>>, Problem> {
     let mut root =
         DeTable::parse(&source.text).map_err(|err| toml_problem(source, settings, &err))?;
     for (index, setting) in settings.iter().enumerate() {
@@ -98,8 +109,7 @@ pub fn parse<'a>(source: &'a Source, settings: &'a [Setting]) -> Result<Scenario
         set_in_table(root.get_mut(), &path, 0, value, &span)
             .map_err(|message| problem_of_setting(setting, message))?;
     }
-    Scenario::deserialize(toml::de::Deserializer::from(root))
-        .map_err(|err| toml_problem(source, settings, &err))
+    Ok(root)
 }
 
 /// A problem at `span`: in the file, or about the setting whose value sits there.

@@ -38,6 +38,10 @@ pub struct Plan {
     pub source: Source,
     /// The command-line overrides applied to it, as typed (secrets masked).
     pub overrides: Vec<String>,
+    /// Set when the run tests a stack that is already running: the harness starts
+    /// none of it, and `service.replicas` is 0 until the matched containers are
+    /// counted ([`crate::attach::fit`]).
+    pub attach: Option<crate::attach::AttachPlan>,
 }
 
 #[derive(Debug, Clone)]
@@ -327,6 +331,8 @@ pub struct Overrides {
     pub duration: Option<Duration>,
     /// `--set key=value` and its shortcuts, applied to the scenario before validation.
     pub set: Vec<crate::overrides::Setting>,
+    /// `--attach URL` with `--selector` or `--compose-project`.
+    pub attach: crate::attach::Requested,
 }
 
 const FAULTS: &str = "\"kill\", \"stop\", \"restart\", \"pause\", \"disconnect\", \"blackhole\"";
@@ -375,9 +381,13 @@ pub fn build(source: &Source, overrides: &Overrides) -> Result<Plan, Vec<Problem
     };
     let duration = v.positive_duration(&raw.duration, "duration");
 
+    let (attach, attach_problems) =
+        crate::attach::plan(source, &overrides.set, &overrides.attach, &raw);
+    v.problems.extend(attach_problems);
+    let attached = attach.is_some() || raw.attach.is_some() || overrides.attach.url.is_some();
     let store = v.store(&raw.store);
     let has_store = store.kind != StoreKind::None;
-    let service = v.service(&raw.service, has_store);
+    let service = v.service(&raw.service, has_store, attached);
     let balancer = v.balancer(&raw.balancer);
     let mut load = v.load(&raw.load);
     if let Some(raw_flow) = &raw.flow {
@@ -386,7 +396,11 @@ pub fn build(source: &Source, overrides: &Overrides) -> Result<Plan, Vec<Problem
             load.flow = flow;
         }
     }
-    let replicas = service.as_ref().map_or(64, |s| s.replicas);
+    // Attached, the replicas are counted at the start of the run, and checked then.
+    let replicas = match &service {
+        Some(s) if !attached => s.replicas,
+        _ => 64,
+    };
     let min_alive = match &raw.min_alive {
         Some(m) => v
             .int_in(m, "min_alive", 0, replicas as i64)
@@ -461,6 +475,7 @@ pub fn build(source: &Source, overrides: &Overrides) -> Result<Plan, Vec<Problem
         gates,
         source: source.clone(),
         overrides: overrides.set.iter().map(|s| s.origin.clone()).collect(),
+        attach,
     })
 }
 
@@ -609,7 +624,12 @@ impl Validator<'_> {
         parsed.into_iter().collect()
     }
 
-    fn service(&mut self, raw: &scenario::Service, has_store: bool) -> Option<ServicePlan> {
+    fn service(
+        &mut self,
+        raw: &scenario::Service,
+        has_store: bool,
+        attached: bool,
+    ) -> Option<ServicePlan> {
         // Without a store, the store's placeholders would point at nothing.
         let allowed: &[Placeholder] = if has_store {
             &Placeholder::ALL
@@ -627,7 +647,18 @@ impl Validator<'_> {
             }
             env
         });
-        let replicas = self.int_in(&raw.replicas, "service.replicas", 1, 64);
+        let replicas = match &raw.replicas {
+            _ if attached => Some(0),
+            Some(replicas) => self.int_in(replicas, "service.replicas", 1, 64),
+            None => {
+                self.problem(
+                    0..0,
+                    "`service.replicas` is missing: how many replicas to start (1 to 64); \
+                     or test a running stack with `--attach URL` (see `[attach]`)",
+                );
+                None
+            }
+        };
         let port = match &raw.port {
             Some(p) => self.int_in(p, "service.port", 1, 65535),
             None => Some(8080),

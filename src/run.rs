@@ -16,8 +16,10 @@ use futures_util::FutureExt;
 use tokio::time::Instant;
 
 use crate::chaos::{self, FaultRecord};
+use crate::cluster::attached::AttachedCluster;
 use crate::cluster::docker::{DockerCluster, Started};
 use crate::cluster::engine::Engine;
+use crate::cluster::{Cluster, Lifecycle};
 use crate::error::{Error, ExitCode, Result};
 use crate::gate::{self, Evidence, Verdict};
 use crate::images::{self, BuiltIn};
@@ -76,12 +78,16 @@ pub async fn execute(
 
     let engine = Engine::connect().await.map_err(Error::infra)?;
     tracing::info!(run = %run_id, dir = %dir.display(), "connected to the Docker engine");
-    let mut tags = vec![plan.service.image.clone()];
-    if plan.store.kind != crate::plan::StoreKind::None {
-        tags.push(plan.store.image.clone());
-    }
-    if plan.balancer.kind == crate::plan::BalancerKind::Haproxy {
-        tags.push(BuiltIn::Haproxy.tag().to_string());
+    // Attached, the stack runs already: only the harness's own helper may be needed.
+    let mut tags = Vec::new();
+    if plan.attach.is_none() {
+        tags.push(plan.service.image.clone());
+        if plan.store.kind != crate::plan::StoreKind::None {
+            tags.push(plan.store.image.clone());
+        }
+        if plan.balancer.kind == crate::plan::BalancerKind::Haproxy {
+            tags.push(BuiltIn::Haproxy.tag().to_string());
+        }
     }
     if plan
         .chaos
@@ -98,14 +104,45 @@ pub async fn execute(
         return Err(Error::Interrupted);
     }
 
-    let cluster = DockerCluster::new(engine, &run_id, plan, shutdown.graceful.clone());
     let identity = RunIdentity {
         id: run_id.clone(),
         started_at: started_at.to_rfc3339(),
     };
+    let Some(attach) = &plan.attach else {
+        let cluster = DockerCluster::new(engine, &run_id, plan, shutdown.graceful.clone());
+        return conclude(&cluster, plan, &dir, &identity, shutdown).await;
+    };
+    let cluster =
+        AttachedCluster::discover(engine, &run_id, plan, attach, shutdown.graceful.clone()).await?;
+    let plan = crate::attach::fit(plan, cluster.replicas()).map_err(|problems| {
+        let path = plan.source.path.display();
+        let lines: Vec<String> = problems.lines().map(|p| format!("{path}: {p}")).collect();
+        Error::Invalid(lines.join("\n"))
+    })?;
+    let members: Vec<String> = (cluster.members().iter())
+        .map(|m| format!("{} (restart policy {})", m.name, m.restart_policy))
+        .collect();
+    say!(
+        "attach: {} containers match {}: {}",
+        members.len(),
+        attach.selector(),
+        members.join(", ")
+    );
+    conclude(&cluster, &plan, &dir, &identity, shutdown).await
+}
+
+/// Drives the run on a cluster, tears down what the harness made and reports.
+async fn conclude<C: Lifecycle>(
+    cluster: &C,
+    plan: &Plan,
+    dir: &Path,
+    identity: &RunIdentity,
+    shutdown: &Shutdown,
+) -> Result<ExitCode> {
+    let run_id = &identity.id;
     // A panic must not skip the teardown: catch it, tear down, then let it go on.
     let outcome = tokio::select! {
-        outcome = AssertUnwindSafe(drive(&cluster, plan, &dir, &identity, shutdown)).catch_unwind() => outcome,
+        outcome = AssertUnwindSafe(drive(cluster, plan, dir, identity, shutdown)).catch_unwind() => outcome,
         () = shutdown.abort.cancelled() => Ok(Err(Error::Interrupted)),
     };
     match cluster.teardown().await {
@@ -123,7 +160,7 @@ pub async fn execute(
         outcome.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
     summary.gates = gate::evaluate(&plan.gates.checks, &summary);
     gate::apply(&mut summary.verdict, &summary.gates.clone());
-    let (path, warnings) = report::write_folder(&mut summary, &anomalies, &dir).map_err(|e| {
+    let (path, warnings) = report::write_folder(&mut summary, &anomalies, dir).map_err(|e| {
         Error::infra(anyhow::anyhow!(
             "cannot write the report in {}: {e}",
             dir.display()
@@ -148,9 +185,9 @@ pub async fn execute(
     })
 }
 
-/// Everything between an empty engine and a verdict.
-async fn drive(
-    cluster: &DockerCluster,
+/// Everything between an empty engine (or a stack found running) and a verdict.
+async fn drive<C: Lifecycle>(
+    cluster: &C,
     plan: &Plan,
     dir: &Path,
     run: &RunIdentity,
@@ -165,14 +202,22 @@ async fn drive(
             ))
         }
     };
-    say!(
-        "cluster ready in {:.1}s: {} replicas of {}, store {}, balancer {}",
-        started.ready_after.as_secs_f64(),
-        plan.service.replicas,
-        plan.service.image,
-        plan.store.describe(),
-        started.url
-    );
+    match &plan.attach {
+        Some(_) => say!(
+            "stack ready in {:.1}s: {} replicas, load at {}",
+            started.ready_after.as_secs_f64(),
+            plan.service.replicas,
+            started.url
+        ),
+        None => say!(
+            "cluster ready in {:.1}s: {} replicas of {}, store {}, balancer {}",
+            started.ready_after.as_secs_f64(),
+            plan.service.replicas,
+            plan.service.image,
+            plan.store.describe(),
+            started.url
+        ),
+    }
     // Written now and replaced at the end, so a run that dies still leaves a
     // summary (marked running) beside its scenario and latency log.
     if let Err(err) = summarize(plan, run, &started, Found::nothing_yet()).write_json(dir) {

@@ -21,6 +21,8 @@ pub struct Scenario {
     pub description: Option<String>,
     pub seed: Option<Spanned<i64>>,
     pub duration: Spanned<String>,
+    /// Required unless the run attaches to a running stack (`[attach]`).
+    #[serde(default)]
     pub service: Service,
     #[serde(default)]
     pub store: Store,
@@ -36,14 +38,31 @@ pub struct Scenario {
     pub gates: crate::gate::RawGates,
     /// `[flow]`: the session as HTTP steps, for services without the session contract.
     pub flow: Option<Spanned<crate::flow::raw::Flow>>,
+    /// `[attach]`: test a stack that is already running instead of starting one.
+    pub attach: Option<Attach>,
+}
+
+/// `[attach]`: where the running stack answers and which of its containers are the
+/// replicas faults may hit (see [`crate::attach`]).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attach {
+    pub url: Option<Spanned<String>>,
+    /// Labels, `KEY=VALUE`, that every replica carries.
+    pub selector: Option<Vec<Spanned<String>>>,
+    /// A Compose project: its containers carry `com.docker.compose.project=NAME`.
+    pub compose_project: Option<Spanned<String>>,
+    /// The Compose service of the replicas, so the stack's store and proxy are never hit.
+    pub service: Option<Spanned<String>>,
 }
 
 /// `[service]`: the replicas under test.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Service {
     pub image: Option<Spanned<String>>,
-    pub replicas: Spanned<i64>,
+    /// Required unless the run attaches (then the matched containers are the replicas).
+    pub replicas: Option<Spanned<i64>>,
     pub port: Option<Spanned<i64>>,
     pub health_path: Option<Spanned<String>>,
     pub ready_timeout: Option<Spanned<String>>,

@@ -253,3 +253,82 @@ fn a_docker_engine_that_never_answers_is_exit_3_within_seconds() {
     );
     drop(listener);
 }
+
+#[test]
+fn attach_bad_inputs_are_exit_2_with_the_problem_named_before_docker_is_asked() {
+    let scenario = |name: &str| {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("scenarios")
+            .join(name)
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+    let (smoke, attach) = (scenario("smoke.toml"), scenario("attach.toml"));
+    let url = "http://127.0.0.1:9";
+    let bad_file = tempfile::tempdir().unwrap();
+    let both = bad_file.path().join("both.toml");
+    std::fs::write(
+        &both,
+        "name = \"b\"\nduration = \"5s\"\n[attach]\nurl = \"http://127.0.0.1:9\"\nselector = [\"a=b\"]\ncompose_project = \"shop\"\n[load]\nusers = 1\nappends_per_session = 1\n",
+    )
+    .unwrap();
+    let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
+        // A scenario describing containers to start: every such key is named.
+        (
+            vec![&smoke, "--attach", url, "--selector", "a=b"],
+            vec![
+                "smoke.toml:11:1: `service.replicas` is not used in attach mode",
+                "smoke.toml:10:1: `service.image` is not used in attach mode",
+                "smoke.toml:16:1: `store.image` is not used in attach mode",
+                "smoke.toml:19:1: `balancer.kind` is not used in attach mode",
+            ],
+        ),
+        (
+            vec![&attach, "--selector", "a=b", "--compose-project", "shop"],
+            vec!["cannot be used with"],
+        ),
+        (
+            vec![&attach, "--selector", "app.role"],
+            vec!["--selector app.role: selector \"app.role\" has no '='"],
+        ),
+        (
+            vec![&attach, "--attach", "127.0.0.1:8080"],
+            vec!["--attach 127.0.0.1:8080: ", "e.g. http://127.0.0.1:8080"],
+        ),
+        (
+            vec![&attach, "--compose-project", "Shop"],
+            vec!["--compose-project Shop: compose project \"Shop\""],
+        ),
+        (
+            vec![&attach, "--replicas", "3"],
+            vec!["--replicas 3: `service.replicas` is not used in attach mode"],
+        ),
+        (
+            vec![&attach, "--set", "chaos.0.target=store"],
+            vec!["--set chaos.0.target=store: chaos target \"store\": in attach mode faults hit only"],
+        ),
+        (
+            vec![both.to_str().unwrap()],
+            vec!["both.toml:6:19: `attach.selector` and `attach.compose_project` both choose the replicas; keep one"],
+        ),
+        (
+            vec![&smoke, "--selector", "a=b", "--set", "service.replicas=2"],
+            vec!["attach mode needs the URL the stack answers at"],
+        ),
+    ];
+    for (args, expected) in cases {
+        let mut full = vec!["run"];
+        full.extend(&args);
+        let out = sessionstorm(&full);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        for want in expected {
+            assert!(
+                stderr.contains(want),
+                "{args:?}: wanted {want:?} in:\n{stderr}"
+            );
+        }
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}

@@ -20,7 +20,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::engine::{ContainerSpec, Engine, EngineError, Removed};
 use super::template::{Template, Values};
-use super::{haproxy, Acted, Action, Cluster, KillOutcome, Victim, ROLE_LABEL, RUN_LABEL};
+use super::{
+    haproxy, Acted, Action, Cluster, KillOutcome, Lifecycle, Victim, ROLE_LABEL, RUN_LABEL,
+};
 use crate::load::targets::Targets;
 use crate::plan::{BalancerKind, Persistence, Plan, StoreKind};
 
@@ -467,47 +469,14 @@ impl DockerCluster {
         }
     }
 
-    /// Inserts (`-I`) or deletes (`-D`) DROP rules for all traffic in and out of
-    /// `container`, from a helper container sharing its network namespace. A kernel
-    /// without nf_tables (or an engine that refuses NET_ADMIN) makes the helper fail:
-    /// that is reported as such, never taken for a blackhole.
+    /// Drops (`-I`) or lets through again (`-D`) all traffic of `container`.
     async fn iptables(&self, container: &str, op: &str) -> Result<(), EngineError> {
         let n = self
             .helpers
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let helper = self.name(&format!("blackhole-{n}"));
-        let rules = format!("*filter\n{op} INPUT -j DROP\n{op} OUTPUT -j DROP\nCOMMIT\n");
-        self.engine
-            .create(&ContainerSpec {
-                name: helper.clone(),
-                image: crate::images::BuiltIn::Nettools.tag().to_string(),
-                cmd: ["iptables-restore", "--noflush", "/etc/blackhole.rules"]
-                    .map(String::from)
-                    .to_vec(),
-                labels: self.labels("helper"),
-                network: format!("container:{container}"),
-                cap_add: vec!["NET_ADMIN".into()],
-                ..Default::default()
-            })
-            .await?;
-        let uploaded = self
-            .engine
-            .upload(&helper, "/etc", tar_of("blackhole.rules", &rules))
-            .await;
-        if let Err(err) = uploaded {
-            let _ = self.engine.remove(&helper).await;
-            return Err(err);
-        }
-        let (code, logs) = self.engine.run_to_end(&helper).await?;
-        if code != 0 {
-            return Err(EngineError::State(format!(
-                "blackhole: iptables {op} in the network namespace of {container} failed \
-                 (exit {code}): {}. This kernel may lack nf_tables/netfilter support for \
-                 containers; nothing was blackholed",
-                logs.trim()
-            )));
-        }
-        Ok(())
+        super::blackhole::iptables(&self.engine, &helper, self.labels("helper"), container, op)
+            .await
     }
 
     /// Puts a fresh replica in `slot` and waits until it is healthy.
@@ -524,6 +493,24 @@ impl DockerCluster {
         self.wait_replica(slot, generation, began + self.plan.service.ready_timeout)
             .await?;
         Ok(Self::instance(slot, generation))
+    }
+}
+
+impl Lifecycle for DockerCluster {
+    async fn start(&self) -> Result<Started, EngineError> {
+        DockerCluster::start(self).await
+    }
+
+    async fn wait_healthy(
+        &self,
+        timeout: Duration,
+        left_down: &[usize],
+    ) -> Result<Duration, EngineError> {
+        DockerCluster::wait_healthy(self, timeout, left_down).await
+    }
+
+    async fn teardown(&self) -> Result<Removed, EngineError> {
+        DockerCluster::teardown(self).await
     }
 }
 
@@ -584,7 +571,12 @@ impl Cluster for DockerCluster {
                     .get(&container)
                     .cloned();
                 self.engine
-                    .connect_network(&self.network, &container, &alias, ip.as_deref())
+                    .connect_network(
+                        &self.network,
+                        &container,
+                        std::slice::from_ref(&alias),
+                        ip.as_deref(),
+                    )
                     .await?
             }
         }
@@ -653,7 +645,7 @@ fn free_port() -> std::io::Result<u16> {
 }
 
 /// A tar archive holding one file, as Docker's upload API wants it.
-fn tar_of(name: &str, content: &str) -> Vec<u8> {
+pub(super) fn tar_of(name: &str, content: &str) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
     let mut header = tar::Header::new_gnu();
     header.set_size(content.len() as u64);

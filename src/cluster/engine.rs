@@ -371,19 +371,19 @@ impl Engine {
             })
     }
 
-    /// Puts the container back on `network` under `alias`, at `ip` when given and
+    /// Puts the container back on `network` under `aliases`, at `ip` when given and
     /// the network allows it; one already connected is fine.
     pub async fn connect_network(
         &self,
         network: &str,
         name: &str,
-        alias: &str,
+        aliases: &[String],
         ip: Option<&str>,
     ) -> Result<(), EngineError> {
         let request = |ip: Option<&str>| NetworkConnectRequest {
             container: name.to_string(),
             endpoint_config: Some(EndpointSettings {
-                aliases: Some(vec![alias.to_string()]),
+                aliases: (!aliases.is_empty()).then(|| aliases.to_vec()),
                 ipam_config: ip.map(|ip| EndpointIpamConfig {
                     ipv4_address: Some(ip.to_string()),
                     ..Default::default()
@@ -489,7 +489,7 @@ impl Engine {
         }
     }
 
-    async fn inspect(
+    pub async fn inspect(
         &self,
         name: &str,
     ) -> Result<bollard::models::ContainerInspectResponse, EngineError> {
@@ -566,6 +566,27 @@ impl Engine {
             text.push_str(&chunk.to_string());
         }
         text
+    }
+
+    /// Every container, running or not, carrying all of `labels` (`key=value`).
+    pub async fn containers_labelled(
+        &self,
+        labels: &[String],
+    ) -> Result<Vec<bollard::models::ContainerSummary>, EngineError> {
+        let filters = HashMap::from([("label", labels.to_vec())]);
+        self.docker
+            .list_containers(Some(
+                ListContainersOptionsBuilder::default()
+                    .all(true)
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(|source| EngineError::Call {
+                action: "list containers labelled",
+                object: labels.join(", "),
+                source,
+            })
     }
 
     /// Removes every container, network and volume whose labels match `label` (`key` or

@@ -5,6 +5,8 @@
 //! private network created for the run, every object labelled with the run id so
 //! the harness never touches anything it did not create.
 
+pub mod attached;
+mod blackhole;
 pub mod docker;
 pub mod engine;
 pub mod haproxy;
@@ -88,4 +90,21 @@ pub trait Cluster: Sync {
 
     /// Whether the engine still answers: chaos stops when it does not (dead man's switch).
     fn ping(&self) -> impl Future<Output = Result<(), EngineError>> + Send;
+}
+
+/// What a run needs from a cluster besides chaos: have it up (started, or found
+/// running), wait until it has healed after chaos, and remove what the harness made.
+pub trait Lifecycle: Cluster {
+    fn start(&self) -> impl Future<Output = Result<docker::Started, EngineError>> + Send;
+
+    /// Waits until every replica serves again, except the slots chaos left down on
+    /// purpose (`after_kill = "none"`); says how long it took.
+    fn wait_healthy(
+        &self,
+        timeout: Duration,
+        left_down: &[usize],
+    ) -> impl Future<Output = Result<Duration, EngineError>> + Send;
+
+    /// Removes every object labelled with the run, whatever state it is in.
+    fn teardown(&self) -> impl Future<Output = Result<engine::Removed, EngineError>> + Send;
 }

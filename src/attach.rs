@@ -1,0 +1,431 @@
+//! Attach mode: test a stack that is already running (a team's `docker compose up`)
+//! instead of starting one.
+//!
+//! The user says where the stack answers (a URL) and which of its containers are the
+//! replicas (labels, or a Compose project and service). The harness then creates no
+//! container of the stack and removes none: faults hit only the containers the
+//! selector matches, and the only objects it creates are its short-lived helpers
+//! (blackhole), labelled with the run. This module turns the `[attach]` table and
+//! the command line into an [`AttachPlan`]; [`crate::cluster::attached`] acts on the
+//! containers.
+//!
+//! `[service]`, `[store]` and `[balancer]` describe containers the harness would
+//! start. When attached, a key there would be silently meaningless, so it is an
+//! error, except `service.health_path` and `service.ready_timeout`, which still say
+//! how to tell that the stack serves again after a fault.
+
+use std::ops::Range;
+
+use crate::plan::{Plan, Target};
+use crate::scenario::{Problem, Scenario, Source};
+
+/// The labels Docker Compose (v1 and v2 alike) puts on every container of a project.
+pub const COMPOSE_PROJECT: &str = "com.docker.compose.project";
+pub const COMPOSE_SERVICE: &str = "com.docker.compose.service";
+/// Set on the containers of `docker compose run`: one-off commands, never replicas.
+pub const COMPOSE_ONEOFF: &str = "com.docker.compose.oneoff";
+
+/// What the command line asked for; each value given wins over the scenario's.
+#[derive(Debug, Clone, Default)]
+pub struct Requested {
+    /// `--attach URL`.
+    pub url: Option<String>,
+    /// `--selector KEY=VALUE`, repeatable.
+    pub selector: Vec<String>,
+    /// `--compose-project NAME`.
+    pub compose_project: Option<String>,
+    /// `--service NAME`: the Compose service of the replicas.
+    pub service: Option<String>,
+}
+
+impl Requested {
+    fn any(&self) -> bool {
+        self.url.is_some()
+            || !self.selector.is_empty()
+            || self.compose_project.is_some()
+            || self.service.is_some()
+    }
+}
+
+/// A running stack to test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachPlan {
+    /// Where the load goes: the stack's entry point (its proxy, usually).
+    pub url: String,
+    /// Labels a container must carry, all of them, to count as a replica.
+    pub labels: Vec<(String, String)>,
+}
+
+impl AttachPlan {
+    /// The selector in words, `app.role=replica, com.docker.compose.service=app`.
+    pub fn selector(&self) -> String {
+        let labels: Vec<String> = self
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        labels.join(", ")
+    }
+}
+
+/// Keys of `[service]` that still mean something when attached.
+const SERVICE_KEYS_KEPT: [&str; 2] = ["health_path", "ready_timeout"];
+const URL_EXAMPLE: &str = "http://127.0.0.1:8080";
+
+/// Reads attach mode from the command line and the scenario: `None` when neither asks
+/// for it. Every problem found is returned, located like the rest of the scenario's.
+pub fn plan(
+    source: &Source,
+    settings: &[crate::overrides::Setting],
+    requested: &Requested,
+    raw: &Scenario,
+) -> (Option<AttachPlan>, Vec<Problem>) {
+    let file = raw.attach.as_ref();
+    if file.is_none() && !requested.any() {
+        return (None, Vec::new());
+    }
+    let mut problems = Vec::new();
+    let at = |span: Range<usize>, message: String| {
+        crate::overrides::locate(source, settings, span, message)
+    };
+    let flag = |name: &str, value: &str, message: String| Problem {
+        path: format!("--{name} {value}").into(),
+        line: 0,
+        column: 0,
+        message,
+    };
+    let unplaced = |message: String| Problem {
+        path: source.path.clone(),
+        line: 0,
+        column: 0,
+        message,
+    };
+
+    let url = match (&requested.url, file.and_then(|f| f.url.as_ref())) {
+        (Some(url), _) => check_url(url).map_err(|m| flag("attach", url, m)),
+        (None, Some(url)) => check_url(url.get_ref()).map_err(|m| at(url.span(), m)),
+        (None, None) => Err(unplaced(format!(
+            "attach mode needs the URL the stack answers at: `--attach {URL_EXAMPLE}` or `url` in `[attach]`"
+        ))),
+    };
+
+    let mut labels = Vec::new();
+    // The selection is one thing: a selector or project given on the command line
+    // replaces the file's, `service` included.
+    let from_cli = requested.compose_project.is_some() || !requested.selector.is_empty();
+    if let Some(project) = &requested.compose_project {
+        match check_compose_project(project) {
+            Ok(()) => labels.push((COMPOSE_PROJECT.to_string(), project.clone())),
+            Err(m) => problems.push(flag("compose-project", project, m)),
+        }
+    } else if !requested.selector.is_empty() {
+        for text in &requested.selector {
+            match parse_label(text) {
+                Ok(label) => labels.push(label),
+                Err(m) => problems.push(flag("selector", text, m)),
+            }
+        }
+    } else {
+        let selector = file.and_then(|f| f.selector.as_ref());
+        let project = file.and_then(|f| f.compose_project.as_ref());
+        match (selector, project) {
+            (Some(_), Some(project)) => problems.push(at(
+                project.span(),
+                "`attach.selector` and `attach.compose_project` both choose the replicas; keep one"
+                    .into(),
+            )),
+            (Some(list), None) if list.is_empty() => problems.push(unplaced(
+                "`attach.selector` is empty; give at least one label, e.g. [\"app.role=replica\"]"
+                    .into(),
+            )),
+            (Some(list), None) => {
+                for text in list {
+                    match parse_label(text.get_ref()) {
+                        Ok(label) => labels.push(label),
+                        Err(m) => problems.push(at(text.span(), m)),
+                    }
+                }
+            }
+            (None, Some(project)) => match check_compose_project(project.get_ref()) {
+                Ok(()) => labels.push((COMPOSE_PROJECT.to_string(), project.get_ref().clone())),
+                Err(m) => problems.push(at(project.span(), m)),
+            },
+            (None, None) => problems.push(unplaced(
+                "attach mode needs to know which containers are the replicas: \
+                 `--selector KEY=VALUE` (repeatable) or `--compose-project NAME`, \
+                 or `selector` / `compose_project` in `[attach]`"
+                    .into(),
+            )),
+        }
+    }
+    let file_service = file.and_then(|f| f.service.as_ref()).filter(|_| !from_cli);
+    let service = match (&requested.service, file_service) {
+        (Some(name), _) => check_service(name)
+            .map(|()| Some(name.clone()))
+            .map_err(|m| flag("service", name, m)),
+        (None, Some(name)) => check_service(name.get_ref())
+            .map(|()| Some(name.get_ref().clone()))
+            .map_err(|m| at(name.span(), m)),
+        (None, None) => Ok(None),
+    };
+    match service {
+        Ok(Some(name)) => labels.push((COMPOSE_SERVICE.to_string(), name)),
+        Ok(None) => {}
+        Err(problem) => problems.push(problem),
+    }
+
+    problems.extend(keys_of_started_containers(source, settings));
+    for chaos in &raw.chaos {
+        if let Some(target) = &chaos.target {
+            if matches!(target.get_ref().as_str(), "store" | "balancer") {
+                problems.push(at(
+                    target.span(),
+                    format!(
+                        "chaos target {:?}: in attach mode faults hit only the containers the selector matches; \
+                         accepted targets: \"random-replica\", \"replica-<slot>\", a share like \"25%\"",
+                        target.get_ref()
+                    ),
+                ));
+            }
+        }
+    }
+    match url {
+        Ok(url) if problems.is_empty() => (Some(AttachPlan { url, labels }), problems),
+        Ok(_) => (None, problems),
+        Err(problem) => {
+            problems.insert(0, problem);
+            (None, problems)
+        }
+    }
+}
+
+/// Every key of `[service]`, `[store]` and `[balancer]` that describes a container the
+/// harness would start, as a problem: attached, it would mean nothing.
+fn keys_of_started_containers(
+    source: &Source,
+    settings: &[crate::overrides::Setting],
+) -> Vec<Problem> {
+    // The scenario parsed already, so the document does too.
+    let Ok(root) = crate::overrides::document(source, settings) else {
+        return Vec::new();
+    };
+    let mut problems = Vec::new();
+    for table in ["service", "store", "balancer"] {
+        let Some(toml::de::DeValue::Table(keys)) = root.get_ref().get(table).map(|v| v.get_ref())
+        else {
+            continue;
+        };
+        for (key, _) in keys.iter() {
+            let name = key.get_ref().as_ref();
+            if table == "service" && SERVICE_KEYS_KEPT.contains(&name) {
+                continue;
+            }
+            let why = match (table, name) {
+                ("service", "replicas") => {
+                    "the replicas are the containers the selector matches, however many".to_string()
+                }
+                ("service", _) => "the harness starts no replicas: they are already running; \
+                                   `[service]` takes only `health_path` and `ready_timeout` there"
+                    .into(),
+                (_, _) => format!("the harness starts no {table}: the stack has its own"),
+            };
+            problems.push(crate::overrides::locate(
+                source,
+                settings,
+                key.span(),
+                format!(
+                    "`{table}.{name}` is not used in attach mode ({why}); remove it, or run without attaching"
+                ),
+            ));
+        }
+    }
+    problems
+}
+
+fn check_url(text: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(text)
+        .map_err(|e| format!("{text:?} is not a URL ({e}); write e.g. {URL_EXAMPLE}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(format!(
+            "{text:?} is not an http:// or https:// URL with a host; write e.g. {URL_EXAMPLE}"
+        ));
+    }
+    Ok(text.trim_end_matches('/').to_string())
+}
+
+/// A selector label, `KEY=VALUE`, as Docker's label filter takes it.
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    let Some((key, value)) = text.split_once('=') else {
+        return Err(format!(
+            "selector {text:?} has no '='; write KEY=VALUE, e.g. app.role=replica"
+        ));
+    };
+    let key_ok = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c));
+    if !key_ok || value.is_empty() || value.chars().any(char::is_whitespace) {
+        return Err(format!(
+            "selector {text:?}: write KEY=VALUE with a label key of letters, digits, '.', '_', '-' or '/' \
+             and a value without spaces, e.g. app.role=replica"
+        ));
+    }
+    Ok((key.to_string(), value.to_string()))
+}
+
+/// Compose project names: lower-case letters, digits, '-' and '_', starting with a
+/// letter or digit (both Compose v1 and v2 normalise to this).
+fn check_compose_project(name: &str) -> Result<(), String> {
+    let ok = name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "compose project {name:?}: project names use lower-case letters, digits, '-' and '_' \
+             (`docker-compose ps` / `docker compose ls` show it)"
+        ))
+    }
+}
+
+fn check_service(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "compose service {name:?}: service names use letters, digits, '.', '_' and '-'"
+        ))
+    }
+}
+
+/// The plan for the containers found: as many replicas as matched. Chaos settings that
+/// need more replicas than that are bad input, said the way the scenario says them.
+pub fn fit(plan: &Plan, matched: usize) -> Result<Plan, String> {
+    let mut problems = Vec::new();
+    if plan.min_alive > matched {
+        problems.push(format!(
+            "`min_alive` is {}, but the selector matches {matched} containers; lower it or match more",
+            plan.min_alive
+        ));
+    }
+    for (i, chaos) in plan.chaos.iter().enumerate() {
+        if let Target::Replica(slot) = chaos.target {
+            if slot >= matched {
+                problems.push(format!(
+                    "chaos entry #{i} targets replica-{slot}, but the selector matches {matched} containers: replica-0 to replica-{} (sorted by name)",
+                    matched.saturating_sub(1)
+                ));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems.join("\n"));
+    }
+    let mut fitted = plan.clone();
+    fitted.service.replicas = matched;
+    Ok(fitted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{build, Overrides};
+
+    const ATTACHED: &str = "name = \"a\"\nduration = \"10s\"\n[attach]\nurl = \"http://127.0.0.1:8080\"\ncompose_project = \"shop\"\nservice = \"app\"\n[load]\nusers = 2\nappends_per_session = 1\n[[chaos]]\nfault = \"kill\"\ntarget = \"replica-2\"\nevery = \"2s\"\n";
+
+    fn plan_of(text: &str, requested: Requested) -> Result<Plan, Vec<String>> {
+        let source = Source {
+            path: "a.toml".into(),
+            text: text.to_string(),
+        };
+        let overrides = Overrides {
+            attach: requested,
+            ..Overrides::default()
+        };
+        build(&source, &overrides).map_err(|p| p.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn the_file_alone_attaches_to_a_compose_service() {
+        let plan = plan_of(ATTACHED, Requested::default()).unwrap();
+        let attach = plan.attach.unwrap();
+        assert_eq!(attach.url, "http://127.0.0.1:8080");
+        assert_eq!(
+            attach.selector(),
+            "com.docker.compose.project=shop, com.docker.compose.service=app"
+        );
+        assert_eq!(plan.service.replicas, 0, "counted when the run starts");
+    }
+
+    #[test]
+    fn the_command_line_wins_and_replaces_the_whole_selection() {
+        let requested = Requested {
+            url: Some("http://127.0.0.1:9000/".into()),
+            selector: vec!["app.role=replica".into(), "tier=web".into()],
+            ..Requested::default()
+        };
+        let attach = plan_of(ATTACHED, requested).unwrap().attach.unwrap();
+        assert_eq!(attach.url, "http://127.0.0.1:9000");
+        assert_eq!(attach.selector(), "app.role=replica, tier=web");
+    }
+
+    #[test]
+    fn a_scenario_without_attach_still_needs_replicas() {
+        let text = ATTACHED.replace("[attach]\nurl = \"http://127.0.0.1:8080\"\ncompose_project = \"shop\"\nservice = \"app\"\n", "");
+        let problems = plan_of(&text, Requested::default()).unwrap_err();
+        assert!(
+            problems[0].contains("`service.replicas` is missing"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn fit_counts_the_matched_containers_and_checks_chaos_against_them() {
+        let plan = plan_of(ATTACHED, Requested::default()).unwrap();
+        assert_eq!(fit(&plan, 3).unwrap().service.replicas, 3);
+        let err = fit(&plan, 2).unwrap_err();
+        assert!(
+            err.contains("targets replica-2, but the selector matches 2 containers"),
+            "{err}"
+        );
+        let mut strict = plan.clone();
+        strict.min_alive = 3;
+        assert!(fit(&strict, 3).is_ok());
+        assert!(fit(&strict, 2).unwrap_err().contains("`min_alive` is 3"));
+    }
+
+    #[test]
+    fn labels_are_key_equals_value() {
+        assert_eq!(
+            parse_label("app.role=replica"),
+            Ok(("app.role".into(), "replica".into()))
+        );
+        for bad in ["app.role", "=x", "a=", "a b=c", "a=b c"] {
+            assert!(parse_label(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn urls_must_be_http_with_a_host() {
+        assert_eq!(
+            check_url("http://127.0.0.1:8080/"),
+            Ok("http://127.0.0.1:8080".into())
+        );
+        for bad in ["127.0.0.1:8080", "ftp://x", "http://", "nonsense"] {
+            assert!(check_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn compose_projects_are_lower_case() {
+        assert!(check_compose_project("shop_1-a").is_ok());
+        assert!(check_compose_project("Shop").is_err());
+        assert!(check_compose_project("").is_err());
+    }
+}

@@ -1,0 +1,551 @@
+//! A cluster someone else started (`sessionstorm run --attach`): the containers a
+//! label selector matches are the replicas, and nothing else is ever acted on.
+//!
+//! The harness creates, renames and removes none of the user's containers. A killed
+//! or stopped replica comes back as the same container. Docker counts a kill or stop
+//! through its API as a manual stop and then ignores the restart policy, so a
+//! replica whose policy restarts it (`always`, `unless-stopped`, `on-failure`) is
+//! killed the way a crash kills it: SIGKILL to its main process from the host, and
+//! Docker restarts it by its policy. Any other replica is killed through the API and
+//! started again by the harness (`docker start`), as is every stopped one. It is ready again when it runs, is `healthy` if
+//! it has a Docker healthcheck, and the target URL answers its health path. The
+//! only objects the harness makes are its `blackhole` helpers, labelled with the run
+//! and removed at teardown.
+//!
+//! Slots are the matched containers sorted by name (`replica-0` is the first), and
+//! every action resolves its victim through [`AttachedCluster::member`], the one
+//! door to the matched set.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bollard::models::{HealthStatusEnum, RestartPolicyNameEnum};
+use tokio_util::sync::CancellationToken;
+
+use super::docker::Started;
+use super::engine::{Engine, EngineError, Removed};
+use super::{Acted, Action, Cluster, KillOutcome, Lifecycle, Victim, ROLE_LABEL, RUN_LABEL};
+use crate::attach::{AttachPlan, COMPOSE_ONEOFF, COMPOSE_SERVICE};
+use crate::error::Error;
+use crate::load::targets::Targets;
+use crate::plan::Plan;
+
+/// How often readiness is polled.
+const POLL: Duration = Duration::from_millis(100);
+
+/// One matched container.
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// Actions address the container by id, so a container made later under the
+    /// same name is never hit.
+    pub id: String,
+    pub name: String,
+    /// Its restart policy, as Docker names it (`no` when it has none).
+    pub restart_policy: String,
+}
+
+impl Member {
+    /// Whether Docker itself starts the container again after a SIGKILL.
+    fn restarted_by_docker(&self) -> bool {
+        matches!(
+            self.restart_policy.as_str(),
+            "always" | "unless-stopped" | "on-failure"
+        )
+    }
+}
+
+/// A network a container was on, to put it back as it was.
+#[derive(Debug, Clone)]
+struct Endpoint {
+    network: String,
+    aliases: Vec<String>,
+    ip: Option<String>,
+}
+
+/// The matched containers of a running stack, and the run acting on them.
+#[derive(Debug)]
+pub struct AttachedCluster {
+    engine: Engine,
+    run_id: String,
+    members: Vec<Member>,
+    url: String,
+    /// The target URL's health path: answers 200 when the stack serves.
+    health_url: String,
+    ready_timeout: Duration,
+    /// Client for readiness checks, separate from the load's.
+    http: reqwest::Client,
+    /// Cuts readiness waits short when the user interrupts the run.
+    cancel: CancellationToken,
+    /// Per slot killed or stopped: when the container had started before (to tell
+    /// its restart from the old process) and whether Docker restarts it by itself.
+    downed: Mutex<HashMap<usize, (Option<String>, bool)>>,
+    /// Per slot taken off its networks: those networks, to come back on.
+    detached: Mutex<HashMap<usize, Vec<Endpoint>>>,
+    /// Slots whose traffic is dropped now, to let it through at teardown at the latest.
+    blackholed: Mutex<BTreeSet<usize>>,
+    /// Numbers the short-lived helper containers of `blackhole`.
+    helpers: AtomicU32,
+}
+
+impl AttachedCluster {
+    /// Finds the containers `attach` selects and checks that they look like the
+    /// replicas of one running service. Nothing matching, or a match that is not
+    /// running, is an infrastructure error (the stack is not up as described); a
+    /// selector that also matches other services is bad input.
+    pub async fn discover(
+        engine: Engine,
+        run_id: &str,
+        plan: &Plan,
+        attach: &AttachPlan,
+        cancel: CancellationToken,
+    ) -> Result<AttachedCluster, Error> {
+        let labels: Vec<String> = attach
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let found = engine
+            .containers_labelled(&labels)
+            .await
+            .map_err(Error::infra)?;
+        let mut members = Vec::new();
+        let mut images = Vec::new();
+        let mut services = Vec::new();
+        for summary in found {
+            let Some(id) = summary.id else { continue };
+            let info = engine.inspect(&id).await.map_err(Error::infra)?;
+            let config = info.config.unwrap_or_default();
+            let container_labels = config.labels.unwrap_or_default();
+            if container_labels.get(COMPOSE_ONEOFF).map(String::as_str) == Some("True") {
+                continue;
+            }
+            let name = info
+                .name
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string();
+            if container_labels.get(RUN_LABEL).map(String::as_str) == Some(run_id) {
+                return Err(Error::Invalid(format!(
+                    "container {name} carries this run's own label {RUN_LABEL}={run_id}, so teardown would remove it; choose another --run-id"
+                )));
+            }
+            let state = info.state.unwrap_or_default();
+            if state.running != Some(true) || state.paused == Some(true) {
+                let status = state
+                    .status
+                    .map_or_else(|| "unknown".into(), |s| s.to_string());
+                return Err(Error::infra(anyhow::anyhow!(
+                    "container {name} matches {} but is not running (status {status}); start the stack first \
+                     (`docker start {name}`, or `docker-compose up -d`)",
+                    attach.selector()
+                )));
+            }
+            let restart_policy = info
+                .host_config
+                .and_then(|h| h.restart_policy)
+                .and_then(|p| p.name)
+                .filter(|n| *n != RestartPolicyNameEnum::EMPTY)
+                .map_or_else(|| "no".to_string(), |n| n.to_string());
+            images.push((name.clone(), config.image.unwrap_or_default()));
+            if let Some(service) = container_labels.get(COMPOSE_SERVICE) {
+                services.push(service.clone());
+            }
+            members.push(Member {
+                id,
+                name,
+                restart_policy,
+            });
+        }
+        if members.is_empty() {
+            return Err(Error::infra(anyhow::anyhow!(
+                "no container matches {}: is the stack up? `docker ps -a --filter label={}` lists what matches",
+                attach.selector(),
+                labels.join(" --filter label=")
+            )));
+        }
+        services.sort();
+        services.dedup();
+        if services.len() > 1 {
+            return Err(Error::Invalid(format!(
+                "{} matches containers of {} Compose services ({}): faults would hit the stack's store or proxy too; \
+                 name the replicas' service with --service NAME (or `service` in [attach])",
+                attach.selector(),
+                services.len(),
+                services.join(", ")
+            )));
+        }
+        let first_image = &images[0].1;
+        if images.iter().any(|(_, image)| image != first_image) {
+            let list: Vec<String> = images.iter().map(|(n, i)| format!("{n} ({i})")).collect();
+            return Err(Error::Invalid(format!(
+                "{} matches containers of different images: {}; replicas are copies of one service, so narrow the selector",
+                attach.selector(),
+                list.join(", ")
+            )));
+        }
+        members.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(AttachedCluster {
+            engine,
+            run_id: run_id.to_string(),
+            members,
+            url: attach.url.clone(),
+            health_url: format!("{}{}", attach.url, plan.service.health_path),
+            ready_timeout: plan.service.ready_timeout,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(1))
+                .build()
+                .expect("a plain HTTP client builds"),
+            cancel,
+            downed: Mutex::default(),
+            detached: Mutex::default(),
+            blackholed: Mutex::default(),
+            helpers: AtomicU32::new(0),
+        })
+    }
+
+    /// The matched containers, in slot order.
+    pub fn members(&self) -> &[Member] {
+        &self.members
+    }
+
+    /// The container a victim names: only ever one of the matched set. The store and
+    /// the balancer of an attached stack are not the harness's to hit.
+    fn member(&self, victim: Victim) -> Result<(usize, &Member), EngineError> {
+        match victim {
+            Victim::Replica(slot) if slot < self.members.len() => Ok((slot, &self.members[slot])),
+            other => Err(EngineError::State(format!(
+                "attached, faults hit only the {} containers the selector matched; {other} is not one of them",
+                self.members.len()
+            ))),
+        }
+    }
+
+    /// When the container last started, as Docker says.
+    async fn started_at(&self, member: &Member) -> Result<Option<String>, EngineError> {
+        let info = self.engine.inspect(&member.id).await?;
+        Ok(info.state.and_then(|s| s.started_at))
+    }
+
+    /// Waits until `member` runs (a process started after `before`, when given), is
+    /// healthy if it has a healthcheck, and the target URL answers its health path.
+    async fn wait_ready(
+        &self,
+        member: &Member,
+        before: Option<&str>,
+        deadline: Instant,
+    ) -> Result<(), EngineError> {
+        loop {
+            let state = self
+                .engine
+                .inspect(&member.id)
+                .await?
+                .state
+                .unwrap_or_default();
+            let health = state.health.and_then(|h| h.status);
+            let last = if state.running != Some(true) {
+                "it is not running".to_string()
+            } else if before.is_some() && state.started_at.as_deref() == before {
+                "it has not been restarted".to_string()
+            } else if matches!(
+                health,
+                Some(HealthStatusEnum::STARTING | HealthStatusEnum::UNHEALTHY)
+            ) {
+                format!("its healthcheck says {}", health.expect("matched"))
+            } else {
+                match self.http.get(&self.health_url).send().await {
+                    Ok(answer) if answer.status() == 200 => return Ok(()),
+                    Ok(answer) => format!("{} answered {}", self.health_url, answer.status()),
+                    Err(err) => format!("{} did not answer: {err}", self.health_url),
+                }
+            };
+            if self.cancel.is_cancelled() {
+                return Err(EngineError::State(format!(
+                    "stopped waiting for {}: interrupted",
+                    member.name
+                )));
+            }
+            if Instant::now() >= deadline {
+                return Err(EngineError::State(format!(
+                    "{} was not ready in time (restart policy {}): {last}. \
+                     Raise `service.ready_timeout` if the service is slow to start.",
+                    member.name, member.restart_policy
+                )));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// After a kill or stop: lets Docker restart the container when its restart
+    /// policy does (after a crash only), or starts it again; then waits until ready.
+    async fn bring_back(
+        &self,
+        slot: usize,
+        member: &Member,
+        deadline: Instant,
+    ) -> Result<(), EngineError> {
+        let (before, docker_restarts) = self
+            .downed
+            .lock()
+            .expect("downed lock")
+            .remove(&slot)
+            .unwrap_or((None, false));
+        if !docker_restarts && !self.engine.is_running(&member.id).await? {
+            self.engine.start(&member.id).await?;
+        }
+        self.wait_ready(member, before.as_deref(), deadline).await
+    }
+
+    /// Takes the container off every network it is on, remembering each with its
+    /// aliases and address.
+    async fn detach(&self, slot: usize, member: &Member) -> Result<(), EngineError> {
+        let info = self.engine.inspect(&member.id).await?;
+        let short_id: String = member.id.chars().take(12).collect();
+        let endpoints: Vec<Endpoint> = info
+            .network_settings
+            .and_then(|n| n.networks)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(network, settings)| Endpoint {
+                // The default bridge takes no aliases; Docker adds the short id itself.
+                aliases: match network.as_str() {
+                    "bridge" => Vec::new(),
+                    _ => (settings.aliases.unwrap_or_default().into_iter())
+                        .filter(|a| *a != short_id)
+                        .collect(),
+                },
+                ip: settings.ip_address.filter(|ip| !ip.is_empty()),
+                network,
+            })
+            .collect();
+        if endpoints.is_empty() {
+            return Err(EngineError::State(format!(
+                "{} is on no network it can be taken off",
+                member.name
+            )));
+        }
+        self.detached
+            .lock()
+            .expect("detached lock")
+            .insert(slot, endpoints.clone());
+        for endpoint in &endpoints {
+            self.engine
+                .disconnect(&endpoint.network, &member.id)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Puts the container back on the networks [`detach`](Self::detach) took it off.
+    async fn reattach(&self, slot: usize, member: &Member) -> Result<(), EngineError> {
+        let endpoints = self
+            .detached
+            .lock()
+            .expect("detached lock")
+            .get(&slot)
+            .cloned()
+            .unwrap_or_default();
+        for endpoint in &endpoints {
+            self.engine
+                .connect_network(
+                    &endpoint.network,
+                    &member.id,
+                    &endpoint.aliases,
+                    endpoint.ip.as_deref(),
+                )
+                .await?;
+        }
+        self.detached.lock().expect("detached lock").remove(&slot);
+        Ok(())
+    }
+
+    /// Drops (`on`) or lets through again all traffic of the container.
+    async fn blackhole(&self, slot: usize, member: &Member, on: bool) -> Result<(), EngineError> {
+        let n = self.helpers.fetch_add(1, Ordering::Relaxed);
+        let helper = format!("sessionstorm-{}-blackhole-{n}", self.run_id);
+        let labels = HashMap::from([
+            (RUN_LABEL.to_string(), self.run_id.clone()),
+            (ROLE_LABEL.to_string(), "helper".to_string()),
+        ]);
+        let op = if on { "-I" } else { "-D" };
+        super::blackhole::iptables(&self.engine, &helper, labels, &member.id, op).await?;
+        let mut blackholed = self.blackholed.lock().expect("blackhole lock");
+        if on {
+            blackholed.insert(slot);
+        } else {
+            blackholed.remove(&slot);
+        }
+        Ok(())
+    }
+
+    /// Undoes whatever fault still holds the container. Chaos reverts its faults
+    /// itself; this is for a run cut short (second Ctrl-C) and for replicas left down
+    /// by `after_kill = "none"`: the user's stack is left running as it was found.
+    async fn restore(&self, slot: usize, member: &Member) -> Result<(), EngineError> {
+        if self.engine.is_paused(&member.id).await? {
+            self.engine.unpause(&member.id).await?;
+        }
+        let detached = self
+            .detached
+            .lock()
+            .expect("detached lock")
+            .contains_key(&slot);
+        if detached {
+            self.reattach(slot, member).await?;
+        }
+        let blackholed = self
+            .blackholed
+            .lock()
+            .expect("blackhole lock")
+            .contains(&slot);
+        if blackholed {
+            self.blackhole(slot, member, false).await?;
+        }
+        let downed = self.downed.lock().expect("downed lock").remove(&slot);
+        if downed.is_some() && !self.engine.is_running(&member.id).await? {
+            self.engine.start(&member.id).await?;
+        }
+        Ok(())
+    }
+}
+
+impl Lifecycle for AttachedCluster {
+    /// Nothing to start: waits until every matched container is ready and the URL answers.
+    async fn start(&self) -> Result<Started, EngineError> {
+        let began = Instant::now();
+        for member in &self.members {
+            self.wait_ready(member, None, began + self.ready_timeout)
+                .await?;
+        }
+        Ok(Started {
+            url: self.url.clone(),
+            ready_after: began.elapsed(),
+            targets: Arc::new(Targets::one(&self.url)),
+        })
+    }
+
+    async fn wait_healthy(
+        &self,
+        timeout: Duration,
+        left_down: &[usize],
+    ) -> Result<Duration, EngineError> {
+        let began = Instant::now();
+        for (slot, member) in self.members.iter().enumerate() {
+            if !left_down.contains(&slot) {
+                self.wait_ready(member, None, began + timeout).await?;
+            }
+        }
+        Ok(began.elapsed())
+    }
+
+    /// Undoes any fault still holding a matched container, then removes the run's
+    /// helpers only: the matched containers never carry the run's label (checked in
+    /// [`AttachedCluster::discover`]).
+    async fn teardown(&self) -> Result<Removed, EngineError> {
+        for (slot, member) in self.members.iter().enumerate() {
+            if let Err(err) = self.restore(slot, member).await {
+                eprintln!(
+                    "warning: could not put {} back as it was found: {err}",
+                    member.name
+                );
+            }
+        }
+        self.engine
+            .remove_labelled(&format!("{RUN_LABEL}={}", self.run_id), false)
+            .await
+    }
+}
+
+impl Cluster for AttachedCluster {
+    fn replicas(&self) -> usize {
+        self.members.len()
+    }
+
+    async fn act(&self, action: Action, victim: Victim) -> Result<Acted, EngineError> {
+        let began = Instant::now();
+        let deadline = began + self.ready_timeout;
+        let (slot, member) = self.member(victim)?;
+        let mut acted = Acted {
+            instance: member.name.clone(),
+            outcome: KillOutcome::Killed,
+            ready_after: None,
+        };
+        let down = |docker_restarts: bool, before: Option<String>| {
+            self.downed
+                .lock()
+                .expect("downed lock")
+                .insert(slot, (before, docker_restarts));
+        };
+        match action {
+            Action::Kill => {
+                let state = (self.engine.inspect(&member.id).await?.state).unwrap_or_default();
+                let running = state.running == Some(true);
+                let crashed = match state.pid {
+                    Some(pid) if running && member.restarted_by_docker() => {
+                        match crash(pid, &member.id) {
+                            Ok(()) => true,
+                            Err(why) => {
+                                tracing::warn!(container = %member.name, %why, "cannot crash it; killing it through the API");
+                                false
+                            }
+                        }
+                    }
+                    _ => false,
+                };
+                down(crashed, state.started_at);
+                if !crashed {
+                    acted.outcome = self.engine.kill(&member.id).await?;
+                }
+            }
+            Action::Stop(grace) => {
+                down(false, self.started_at(member).await?);
+                acted.outcome = self.engine.stop(&member.id, grace).await?;
+            }
+            Action::Restart(grace) => {
+                let before = self.started_at(member).await?;
+                self.engine.restart(&member.id, grace).await?;
+                self.wait_ready(member, before.as_deref(), deadline).await?;
+                acted.ready_after = Some(began.elapsed());
+            }
+            // No replacement containers when attached: the same one comes back.
+            Action::StartAgain | Action::Replace => {
+                self.bring_back(slot, member, deadline).await?;
+                acted.ready_after = Some(began.elapsed());
+            }
+            Action::Pause => self.engine.pause(&member.id).await?,
+            Action::Unpause => self.engine.unpause(&member.id).await?,
+            Action::Disconnect => self.detach(slot, member).await?,
+            Action::Reconnect => self.reattach(slot, member).await?,
+            Action::BlackholeOn => self.blackhole(slot, member, true).await?,
+            Action::BlackholeOff => self.blackhole(slot, member, false).await?,
+        }
+        Ok(acted)
+    }
+
+    async fn ping(&self) -> Result<(), EngineError> {
+        self.engine.ping().await
+    }
+}
+
+/// SIGKILLs a container's main process from the host, as a crash or the OOM killer
+/// would, so that Docker's restart policy applies (it does not after a kill through
+/// its API). The process is first shown to be the container's (its cgroup names the
+/// container id), so nothing else is ever signalled; where that cannot be shown (an
+/// engine on another machine, a harness in another PID namespace) this fails.
+fn crash(pid: i64, id: &str) -> Result<(), String> {
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .map_err(|e| format!("cannot read the cgroup of process {pid}: {e}"))?;
+    if pid <= 1 || !cgroup.contains(id) {
+        return Err(format!("process {pid} is not this container's"));
+    }
+    let pid = libc::pid_t::try_from(pid).map_err(|e| e.to_string())?;
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    if unsafe { libc::kill(pid, libc::SIGKILL) } != 0 {
+        return Err(format!(
+            "SIGKILL to process {pid}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}

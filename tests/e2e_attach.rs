@@ -1,0 +1,669 @@
+//! Attach mode end to end: each test starts a stack itself (network, Redis, replicas
+//! carrying a selector label, HAProxy in front, and one bystander container that the
+//! selector does not match), then runs the real binary with `--attach` against it.
+//!
+//! Every object of the stack carries `sessionstorm.run=<stack id>`, and a guard
+//! removes them when the test ends, pass or fail. The harness's own run gets another
+//! id, so its teardown could not remove the stack even if it tried: the tests check
+//! that the stack is still there, untouched where it was not matched.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{bin, docker_turn, labelled, repo, unique, RunGuard};
+use serde_json::Value;
+
+use sessionstorm::cluster::haproxy;
+
+const REPLICAS: usize = 3;
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("the docker CLI runs");
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `StartedAt RestartCount Status` of a container: what a fault would change.
+fn life(name: &str) -> String {
+    docker(&[
+        "inspect",
+        "-f",
+        "{{.State.StartedAt}} {{.RestartCount}} {{.State.Status}}",
+        name,
+    ])
+}
+
+fn restart_count(name: &str) -> u32 {
+    docker(&["inspect", "-f", "{{.RestartCount}}", name])
+        .parse()
+        .unwrap()
+}
+
+/// A stack started the way a team might: none of it made by the harness.
+struct Stack {
+    id: String,
+    replicas: Vec<String>,
+    bystander: String,
+    proxy: String,
+    store: String,
+    url: String,
+    selector: String,
+    _guard: RunGuard,
+}
+
+impl Stack {
+    /// Starts the stack; `mode` is the demo service's MODE, `restart` a Docker
+    /// restart policy for the replicas (`no` for none).
+    fn up(mode: &str, restart: &str) -> Stack {
+        assert!(bin()
+            .args(["images", "build"])
+            .output()
+            .unwrap()
+            .status
+            .success());
+        let id = unique("stack");
+        let guard = RunGuard(id.clone());
+        let label = format!("sessionstorm.run={id}");
+        let selector = format!("app.role=replica-{id}");
+        let network = format!("{id}-net");
+        docker(&["network", "create", "--label", &label, &network]);
+        let store = format!("{id}-store");
+        docker(&[
+            "run",
+            "-d",
+            "--name",
+            &store,
+            "--label",
+            &label,
+            "--network",
+            &network,
+            "--network-alias",
+            "store",
+            "sessionstorm/redis",
+            "--bind",
+            "0.0.0.0",
+            "--protected-mode",
+            "no",
+            "--save",
+            "",
+        ]);
+        let app = |name: &str, alias: &str, extra: &[&str]| {
+            let mut args = vec![
+                "run",
+                "-d",
+                "--name",
+                name,
+                "--label",
+                &label,
+                "--network",
+                &network,
+                "--network-alias",
+                alias,
+                "-e",
+                "SESSION_STORE=redis://store:6379",
+                "-e",
+                "PORT=8080",
+            ];
+            args.extend(extra);
+            let mode = format!("MODE={mode}");
+            let instance = format!("INSTANCE_ID={name}");
+            args.extend(["-e", &mode, "-e", &instance, "sessionstorm/session-app"]);
+            docker(&args);
+        };
+        let mut replicas = Vec::new();
+        let mut aliases = Vec::new();
+        for i in 0..REPLICAS {
+            let name = format!("{id}-app-{i}");
+            let alias = format!("app-{i}");
+            app(&name, &alias, &["--label", &selector, "--restart", restart]);
+            replicas.push(name);
+            aliases.push(alias);
+        }
+        // Same image, same network, same store: only the selector label is missing.
+        let bystander = format!("{id}-bystander");
+        app(&bystander, "bystander", &[]);
+
+        let proxy = format!("{id}-proxy");
+        let config = haproxy::render(&haproxy::Config {
+            replicas: &aliases,
+            port: 8080,
+            health_path: "/healthz",
+            sticky: false,
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(haproxy::CONFIG_FILE);
+        std::fs::write(&file, config).unwrap();
+        let config_path = format!("{}/{}", haproxy::CONFIG_DIR, haproxy::CONFIG_FILE);
+        docker(&[
+            "create",
+            "--name",
+            &proxy,
+            "--label",
+            &label,
+            "--network",
+            &network,
+            "-p",
+            "127.0.0.1::8080",
+            "sessionstorm/haproxy",
+            "-db",
+            "-f",
+            &config_path,
+        ]);
+        docker(&[
+            "cp",
+            file.to_str().unwrap(),
+            &format!("{proxy}:{config_path}"),
+        ]);
+        docker(&["start", &proxy]);
+        let port = docker(&["port", &proxy, "8080"]);
+        let url = format!("http://{}", port.lines().next().unwrap());
+        Stack {
+            id,
+            replicas,
+            bystander,
+            proxy,
+            store,
+            url,
+            selector,
+            _guard: guard,
+        }
+    }
+
+    fn containers(&self) -> Vec<String> {
+        let mut names: Vec<String> = labelled(&self.id)
+            .into_iter()
+            .filter(|n| !n.ends_with("-net"))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Runs scenarios/attach.toml for 12 s against the stack with `extra` arguments.
+    fn run(&self, run_id: &str, extra: &[&str]) -> (Output, Option<Value>) {
+        let mut args = vec!["--duration", "12s"];
+        args.extend(extra);
+        self.run_scenario(&repo("scenarios/attach.toml"), run_id, &args)
+    }
+
+    fn run_scenario(
+        &self,
+        scenario: &Path,
+        run_id: &str,
+        extra: &[&str],
+    ) -> (Output, Option<Value>) {
+        let out = tempfile::tempdir().unwrap();
+        let _guard = RunGuard(run_id.to_string());
+        let output = bin()
+            .args([
+                "run",
+                scenario.to_str().unwrap(),
+                "--attach",
+                &self.url,
+                "--run-id",
+                run_id,
+                "--out",
+            ])
+            .arg(out.path())
+            .args(extra)
+            .output()
+            .expect("sessionstorm runs");
+        let summary = std::fs::read(out.path().join(run_id).join("summary.json"))
+            .ok()
+            .map(|bytes| serde_json::from_slice(&bytes).expect("summary.json is JSON"));
+        (output, summary)
+    }
+}
+
+fn describe(output: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// The kills the run made: their targets, each injected.
+fn killed(summary: &Value) -> Vec<String> {
+    let events = summary["faults"]["events"].as_array().unwrap();
+    for event in events {
+        assert_eq!(event["outcome"], "injected", "{event}");
+    }
+    events
+        .iter()
+        .map(|e| e["target"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// What must hold after any attached run: every container of the stack is still
+/// there and running, the bystander, store and proxy were not touched, and nothing
+/// of the harness's run is left.
+fn assert_stack_intact(stack: &Stack, before: &BTreeMap<String, String>, run_id: &str) {
+    let mut expected: Vec<String> = before.keys().cloned().collect();
+    expected.sort();
+    assert_eq!(
+        stack.containers(),
+        expected,
+        "the stack's containers changed"
+    );
+    for name in &expected {
+        assert!(life(name).ends_with(" running"), "{name}: {}", life(name));
+    }
+    for name in [&stack.bystander, &stack.store, &stack.proxy] {
+        assert_eq!(life(name), before[name], "{name} was touched");
+    }
+    assert!(labelled(run_id).is_empty(), "left: {:?}", labelled(run_id));
+}
+
+fn lives(stack: &Stack) -> BTreeMap<String, String> {
+    (stack.containers().into_iter())
+        .map(|name| {
+            let life = life(&name);
+            (name, life)
+        })
+        .collect()
+}
+
+#[test]
+fn attached_redis_stack_passes_kills_brought_back_by_docker_start() {
+    let _turn = docker_turn();
+    let stack = Stack::up("redis", "no");
+    let before = lives(&stack);
+    let run_id = unique("attach-start");
+    let (output, summary) = stack.run(&run_id, &["--selector", &stack.selector]);
+    let summary = summary.expect("summary.json written");
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert_eq!(summary["anomalies"]["total"], 0, "{}", describe(&output));
+    assert_eq!(summary["cluster"]["replicas"], REPLICAS);
+
+    let victims = killed(&summary);
+    assert!(victims.len() >= 2, "{victims:?}");
+    for victim in &victims {
+        assert!(stack.replicas.contains(victim), "{victim} is not a replica");
+        // Started again by the harness: a new process, no restart by Docker.
+        assert_ne!(life(victim), before[victim], "{victim} was not killed");
+        assert_eq!(restart_count(victim), 0, "{victim}");
+    }
+    assert_stack_intact(&stack, &before, &run_id);
+}
+
+#[test]
+fn attached_stack_with_a_restart_policy_is_restarted_by_docker() {
+    let _turn = docker_turn();
+    let stack = Stack::up("redis", "unless-stopped");
+    let before = lives(&stack);
+    let run_id = unique("attach-policy");
+    let (output, summary) = stack.run(&run_id, &["--selector", &stack.selector]);
+    let summary = summary.expect("summary.json written");
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert_eq!(summary["anomalies"]["total"], 0);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("restart policy unless-stopped"), "{stdout}");
+
+    let victims = killed(&summary);
+    assert!(victims.len() >= 2, "{victims:?}");
+    let mut restarts = BTreeMap::new();
+    for victim in &victims {
+        assert!(stack.replicas.contains(victim), "{victim} is not a replica");
+        *restarts.entry(victim.clone()).or_insert(0) += 1;
+    }
+    // Docker itself restarted each victim, once per kill.
+    for (victim, kills) in restarts {
+        assert_eq!(restart_count(&victim), kills, "{victim}");
+    }
+    assert_stack_intact(&stack, &before, &run_id);
+}
+
+#[test]
+fn attached_memory_stack_fails_with_lost_sessions() {
+    let _turn = docker_turn();
+    let stack = Stack::up("memory", "no");
+    let before = lives(&stack);
+    let run_id = unique("attach-memory");
+    let (output, summary) = stack.run(&run_id, &["--selector", &stack.selector]);
+    let summary = summary.expect("summary.json written");
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    assert!(
+        summary["anomalies"]["by_kind"]["lost_session"].as_u64() > Some(0),
+        "{}",
+        summary["anomalies"]
+    );
+    for victim in killed(&summary) {
+        assert!(
+            stack.replicas.contains(&victim),
+            "{victim} is not a replica"
+        );
+    }
+    assert_stack_intact(&stack, &before, &run_id);
+}
+
+#[test]
+fn a_selector_that_matches_other_images_or_nothing_is_refused_before_any_fault() {
+    let _turn = docker_turn();
+    let stack = Stack::up("redis", "no");
+    let before = lives(&stack);
+    // The stack's own label matches the store and the proxy too.
+    let run_id = unique("attach-broad");
+    let broad = format!("sessionstorm.run={}", stack.id);
+    let (output, _) = stack.run(&run_id, &["--selector", &broad]);
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("different images"), "{stderr}");
+
+    let run_id = unique("attach-none");
+    let (output, _) = stack.run(&run_id, &["--selector", "app.role=nobody-has-this"]);
+    assert_eq!(output.status.code(), Some(3), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no container matches"), "{stderr}");
+    // More than the matched containers can give: bad input, found once they are counted.
+    let run_id = unique("attach-few");
+    let (output, _) = stack.run(
+        &run_id,
+        &["--selector", &stack.selector, "--set", "min_alive=4"],
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("attach.toml: `min_alive` is 4, but the selector matches 3 containers"),
+        "{stderr}"
+    );
+    assert_eq!(lives(&stack), before, "a refused run touched the stack");
+}
+
+/// Networks and aliases of a container, as Docker reports them.
+fn networks(name: &str) -> BTreeMap<String, Vec<String>> {
+    let json = docker(&["inspect", "-f", "{{json .NetworkSettings.Networks}}", name]);
+    let networks: BTreeMap<String, Value> = serde_json::from_str(&json).unwrap();
+    (networks.into_iter())
+        .map(|(network, endpoint)| {
+            let mut aliases: Vec<String> = (endpoint["Aliases"].as_array().cloned())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|a| a.as_str().map(String::from))
+                .filter(|a| a.starts_with("app-"))
+                .collect();
+            aliases.sort();
+            (network, aliases)
+        })
+        .collect()
+}
+
+#[test]
+fn disconnect_stop_pause_and_blackhole_on_an_attached_stack_are_reverted_as_found() {
+    let _turn = docker_turn();
+    let stack = Stack::up("redis", "no");
+    let before = lives(&stack);
+    let nets: Vec<_> = stack.replicas.iter().map(|r| networks(r)).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("faults.toml");
+    std::fs::write(
+        &scenario,
+        r#"name = "attach-faults"
+seed = 3
+duration = "14s"
+[load]
+model = "closed"
+users = 4
+appends_per_session = 5
+[[chaos]]
+fault = "disconnect"
+target = "replica-0"
+at = ["2s"]
+duration = "2s"
+[[chaos]]
+fault = "stop"
+target = "replica-1"
+at = ["3s"]
+grace = "1s"
+after_kill = "restart"
+[[chaos]]
+fault = "pause"
+target = "replica-2"
+at = ["7s"]
+duration = "2s"
+[[chaos]]
+fault = "blackhole"
+target = "replica-0"
+at = ["10s"]
+duration = "2s"
+"#,
+    )
+    .unwrap();
+    let run_id = unique("attach-faults");
+    let (output, summary) =
+        stack.run_scenario(&scenario, &run_id, &["--selector", &stack.selector]);
+    let summary = summary.expect("summary.json written");
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let events = summary["faults"]["events"].as_array().unwrap();
+    let faults: Vec<(&str, &str, &str)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["fault"].as_str().unwrap(),
+                e["target"].as_str().unwrap(),
+                e["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let r = &stack.replicas;
+    assert_eq!(
+        faults,
+        [
+            ("disconnect", r[0].as_str(), "injected"),
+            ("stop", r[1].as_str(), "injected"),
+            ("pause", r[2].as_str(), "injected"),
+            ("blackhole", r[0].as_str(), "injected"),
+        ],
+        "{}",
+        describe(&output)
+    );
+    for event in events.iter().filter(|e| e["fault"] != "stop") {
+        assert!(event["reverted_ms"].is_u64(), "{event}");
+    }
+    // Back on its network under its alias, stopped one started again, none paused.
+    for (replica, net) in stack.replicas.iter().zip(&nets) {
+        assert_eq!(&networks(replica), net, "{replica}");
+    }
+    assert_ne!(
+        life(&r[1]),
+        before[&r[1]],
+        "the stopped replica was not started again"
+    );
+    assert_stack_intact(&stack, &before, &run_id);
+}
+
+#[test]
+fn two_interrupts_still_leave_the_stack_running_as_it_was_found() {
+    let _turn = docker_turn();
+    let stack = Stack::up("redis", "no");
+    let before = lives(&stack);
+    let nets: Vec<_> = stack.replicas.iter().map(|r| networks(r)).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("hold.toml");
+    // Faults far longer than the run gets: only teardown can undo them.
+    std::fs::write(
+        &scenario,
+        r#"name = "attach-hold"
+seed = 1
+duration = "60s"
+min_alive = 0
+[load]
+users = 2
+appends_per_session = 5
+request_timeout = "1s"
+[[chaos]]
+fault = "pause"
+target = "replica-0"
+at = ["1s"]
+duration = "10m"
+[[chaos]]
+fault = "disconnect"
+target = "replica-1"
+at = ["1s"]
+duration = "10m"
+[[chaos]]
+fault = "kill"
+target = "replica-2"
+at = ["1s"]
+after_kill = "none"
+"#,
+    )
+    .unwrap();
+    let run_id = unique("attach-hold");
+    let _guard = RunGuard(run_id.clone());
+    let out = tempfile::tempdir().unwrap();
+    let mut child = bin()
+        .args(["run", scenario.to_str().unwrap(), "--attach", &stack.url])
+        .args(["--selector", &stack.selector, "--run-id", &run_id, "--out"])
+        .arg(out.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = |name: &str| docker(&["inspect", "-f", "{{.State.Status}}", name]);
+    let held = || {
+        status(&stack.replicas[0]) == "paused"
+            && status(&stack.replicas[2]) == "exited"
+            && networks(&stack.replicas[1]).is_empty()
+    };
+    let mut waited = 0;
+    while !held() {
+        assert!(waited < 300, "the faults never took hold");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        waited += 1;
+    }
+    for _ in 0..2 {
+        Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    for (replica, net) in stack.replicas.iter().zip(&nets) {
+        assert_eq!(&networks(replica), net, "{replica}");
+    }
+    assert_stack_intact(&stack, &before, &run_id);
+}
+
+/// Removes a Compose project when dropped.
+struct ComposeGuard {
+    project: String,
+    port: String,
+}
+
+impl ComposeGuard {
+    fn compose(&self, args: &[&str]) -> Output {
+        Command::new("docker-compose")
+            .args(["-p", &self.project, "-f"])
+            .arg(repo("docker/compose/docker-compose.yml"))
+            .args(args)
+            .env("SESSIONSTORM_DEMO_PORT", &self.port)
+            .output()
+            .expect("docker-compose runs")
+    }
+}
+
+impl Drop for ComposeGuard {
+    fn drop(&mut self) {
+        let _ = self.compose(&["down", "-v", "--remove-orphans"]);
+    }
+}
+
+#[test]
+fn compose_project_and_service_select_the_replicas_of_the_demo_compose_stack() {
+    if Command::new("docker-compose")
+        .arg("version")
+        .output()
+        .is_err()
+    {
+        eprintln!("docker-compose is not installed: skipping the Compose example");
+        return;
+    }
+    let _turn = docker_turn();
+    assert!(bin()
+        .args(["images", "build"])
+        .output()
+        .unwrap()
+        .status
+        .success());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let compose = ComposeGuard {
+        project: unique("ssattach").to_lowercase().replace('-', ""),
+        port,
+    };
+    let up = compose.compose(&["up", "-d"]);
+    assert!(up.status.success(), "{}", describe(&up));
+    let project = format!("label=com.docker.compose.project={}", compose.project);
+    let names = docker(&["ps", "-a", "--filter", &project, "--format", "{{.Names}}"]);
+    let before: BTreeMap<String, String> =
+        names.lines().map(|n| (n.to_string(), life(n))).collect();
+    assert_eq!(before.len(), 5, "{before:?}");
+    let url = format!("http://127.0.0.1:{}", compose.port);
+
+    let attach = |run_id: &str, extra: &[&str]| {
+        let out = tempfile::tempdir().unwrap();
+        let _guard = RunGuard(run_id.to_string());
+        let mut args = vec![
+            "run",
+            "--attach",
+            &url,
+            "--compose-project",
+            &compose.project,
+            "--duration",
+            "10s",
+            "--run-id",
+            run_id,
+        ];
+        args.extend(extra);
+        let output = bin()
+            .args(args)
+            .arg(repo("scenarios/attach.toml"))
+            .arg("--out")
+            .arg(out.path())
+            .output()
+            .unwrap();
+        let summary: Option<Value> = std::fs::read(out.path().join(run_id).join("summary.json"))
+            .ok()
+            .map(|b| serde_json::from_slice(&b).unwrap());
+        (output, summary)
+    };
+    // Without --service the project's store and proxy would be hit too: refused.
+    let (output, _) = attach(&unique("compose-all"), &[]);
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("(app, proxy, store)"));
+
+    let run_id = unique("compose-app");
+    let (output, summary) = attach(&run_id, &["--service", "app"]);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let summary = summary.unwrap();
+    assert_eq!(summary["cluster"]["replicas"], 3);
+    let victims = killed(&summary);
+    assert!(!victims.is_empty());
+    for victim in &victims {
+        assert!(victim.contains("app"), "{victim} is not an app replica");
+    }
+    let after: BTreeMap<String, String> = names.lines().map(|n| (n.to_string(), life(n))).collect();
+    for (name, life_before) in &before {
+        if name.contains("proxy") || name.contains("store") {
+            assert_eq!(&after[name], life_before, "{name} was touched");
+        }
+        assert!(after[name].ends_with(" running"), "{name}: {}", after[name]);
+    }
+    assert!(labelled(&run_id).is_empty());
+}
