@@ -120,6 +120,9 @@ pub struct BalancerPlan {
     /// HAProxy: pin each session to the replica that created it with a cookie.
     /// Direct: a session stays on its replica until a request to it fails.
     pub sticky: bool,
+    /// HAProxy: the port on 127.0.0.1 it is published on, when the scenario fixes
+    /// one (to open the service in a browser during the run); else a free one.
+    pub port: Option<u16>,
 }
 
 impl BalancerPlan {
@@ -793,9 +796,21 @@ impl Validator<'_> {
                 BalancerKind::Haproxy
             }
         };
+        let port = raw.port.as_ref().and_then(|p| {
+            if kind == BalancerKind::Direct {
+                self.problem(
+                    p.span(),
+                    "`balancer.port` is HAProxy's published port; with kind = \"direct\" \
+                     there is no balancer (each replica is published on a free port)",
+                );
+                return None;
+            }
+            self.int_in(p, "balancer.port", 1, 65535).map(|p| p as u16)
+        });
         BalancerPlan {
             kind,
             sticky: raw.sticky.unwrap_or(false),
+            port,
         }
     }
 
@@ -1590,6 +1605,22 @@ every = "5s"
         let without = plan(&none).unwrap();
         assert_eq!(without.store.kind, StoreKind::None);
         assert!(!without.service.env.contains_key("SESSION_STORE"));
+    }
+
+    #[test]
+    fn a_fixed_balancer_port_is_for_haproxy_only() {
+        let fixed = GOOD.replace("[load]", "[balancer]\nport = 18080\n[load]");
+        assert_eq!(plan(&fixed).unwrap().balancer.port, Some(18080));
+        let zero = GOOD.replace("[load]", "[balancer]\nport = 0\n[load]");
+        assert!(plan(&zero).unwrap_err()[0]
+            .message
+            .contains("`balancer.port` is 0"));
+        let direct = GOOD.replace(
+            "[load]",
+            "[balancer]\nkind = \"direct\"\nport = 18080\n[load]",
+        );
+        let problems = plan(&direct).unwrap_err();
+        assert!(problems[0].message.contains("no balancer"), "{problems:?}");
     }
 
     #[test]

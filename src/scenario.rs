@@ -100,6 +100,8 @@ pub struct Balancer {
     pub kind: Option<Spanned<String>>,
     /// Cookie-based stickiness (HAProxy `cookie SRV insert`).
     pub sticky: Option<bool>,
+    /// The port on 127.0.0.1 HAProxy is published on; a free one when absent.
+    pub port: Option<Spanned<i64>>,
 }
 
 /// `[load]`: the session traffic.

@@ -209,3 +209,21 @@ fn a_full_disk_for_the_report_is_a_clear_error_before_anything_starts() {
         labelled(&id)
     );
 }
+
+#[test]
+fn a_balancer_port_in_use_is_exit_3_naming_it_and_nothing_is_left() {
+    let _docker = docker_turn();
+    let id = unique("e2e-port");
+    let _guard = RunGuard(id.clone());
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let setting = format!("balancer.port={port}");
+    let (output, _, stderr) = run(&id, &["--set", &setting, "--duration", "5s"]);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains(&format!("port {port} on 127.0.0.1")) && stderr.contains("in use"),
+        "{stderr}"
+    );
+    assert!(labelled(&id).is_empty(), "{:?}", labelled(&id));
+    drop(taken);
+}

@@ -109,6 +109,12 @@ impl DockerCluster {
     /// Creates the network, the store, the replicas and the balancer, and waits until
     /// the store, every replica and the balancer are ready.
     pub async fn start(&self) -> Result<Started, EngineError> {
+        if let Some(port) = self.plan.balancer.port {
+            // Before anything is created: a taken port is the user's to fix.
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+                return Err(port_in_use(port));
+            }
+        }
         let began = Instant::now();
         let deadline = began + self.plan.service.ready_timeout;
         self.engine
@@ -228,9 +234,12 @@ impl DockerCluster {
         });
         // A port chosen here rather than by Docker, so a balancer restarted by a
         // fault keeps its address and the load finds it again.
-        let host_port = free_port().map_err(|e| {
-            EngineError::State(format!("cannot find a free port on 127.0.0.1: {e}"))
-        })?;
+        let host_port = match self.plan.balancer.port {
+            Some(port) => port,
+            None => free_port().map_err(|e| {
+                EngineError::State(format!("cannot find a free port on 127.0.0.1: {e}"))
+            })?,
+        };
         self.engine
             .create(&ContainerSpec {
                 name: balancer.clone(),
@@ -255,7 +264,15 @@ impl DockerCluster {
                 tar_of(haproxy::CONFIG_FILE, &config),
             )
             .await?;
-        self.engine.start(&balancer).await?;
+        self.engine.start(&balancer).await.map_err(|e| {
+            // Taken between our check and Docker's bind.
+            let text = e.to_string();
+            if text.contains("already allocated") || text.contains("address already in use") {
+                port_in_use(host_port)
+            } else {
+                e
+            }
+        })?;
         let port = self
             .engine
             .published_port(&balancer, haproxy::LISTEN_PORT)
@@ -635,6 +652,14 @@ fn render_env(env: &std::collections::BTreeMap<String, Template>, values: &Value
     env.iter()
         .map(|(key, value)| format!("{key}={}", value.render(values)))
         .collect()
+}
+
+fn port_in_use(port: u16) -> EngineError {
+    EngineError::State(format!(
+        "port {port} on 127.0.0.1 (`balancer.port`) is in use by another program; \
+         stop it (`ss -ltnp 'sport = :{port}'` shows which), choose another port, or \
+         leave `balancer.port` out and a free one is picked"
+    ))
 }
 
 /// A TCP port on 127.0.0.1 that is free now.
