@@ -201,26 +201,10 @@ impl Stack {
         run_id: &str,
         extra: &[&str],
     ) -> (Output, Option<Value>) {
-        let out = tempfile::tempdir().unwrap();
-        let _guard = RunGuard(run_id.to_string());
-        let output = bin()
-            .args([
-                "run",
-                scenario.to_str().unwrap(),
-                "--attach",
-                &self.url,
-                "--run-id",
-                run_id,
-                "--out",
-            ])
-            .arg(out.path())
-            .args(extra)
-            .output()
-            .expect("sessionstorm runs");
-        let summary = std::fs::read(out.path().join(run_id).join("summary.json"))
-            .ok()
-            .map(|bytes| serde_json::from_slice(&bytes).expect("summary.json is JSON"));
-        (output, summary)
+        let mut args = vec!["--attach", self.url.as_str()];
+        args.extend_from_slice(extra);
+        let run = common::run_scenario(scenario.to_str().unwrap(), run_id, &args);
+        (run.output, run.summary)
     }
 }
 

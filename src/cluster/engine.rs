@@ -596,21 +596,8 @@ impl Engine {
         label: &str,
         dry_run: bool,
     ) -> Result<Removed, EngineError> {
+        let containers = self.containers_labelled(&[label.to_string()]).await?;
         let filters = HashMap::from([("label", vec![label])]);
-        let containers = self
-            .docker
-            .list_containers(Some(
-                ListContainersOptionsBuilder::default()
-                    .all(true)
-                    .filters(&filters)
-                    .build(),
-            ))
-            .await
-            .map_err(|source| EngineError::Call {
-                action: "list containers labelled",
-                object: label.to_string(),
-                source,
-            })?;
         let networks = self
             .docker
             .list_networks(Some(
