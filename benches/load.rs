@@ -1,20 +1,27 @@
 //! `cargo bench --bench load`: what the load engine costs, in figures.
 //!
 //! The endpoint is the demo service in memory mode, a separate process on a
-//! loopback port, so the CPU this process uses is the driver's alone. Printed:
+//! loopback port, so the CPU this process uses is the driver's alone. In each of
+//! `BENCH_ROUNDS` rounds, printed:
 //!
-//! 1. throughput and driver CPU seconds per 100k requests, with session checking
-//!    on, at a fixed open-model rate and flat out (16 closed-model users), and the
-//!    same figure for `wrk -t1 -c16` (one thread, 16 keep-alive connections, flat
-//!    out) reading a session of 5 items from the same service (the mean size of
-//!    the driver's reads), with the ratio of the two flat-out figures;
-//! 2. the driver's corrected and uncorrected p99 at that rate and its own lateness
-//!    (send − intended start), beside `hey`'s p99 at the same rate and endpoint;
-//! 3. peak RSS with 100 000 live sessions, and bytes per live and finished session;
-//! 4. the cost of recording one latency.
+//! 1. the driver at a fixed open-model rate, session checking on: its corrected
+//!    and uncorrected p99 and its own lateness (send − intended start), beside
+//!    oha's p99 at the same rate against the same endpoint, corrected for
+//!    coordinated omission as the driver's is, reading a session of 5 items (the
+//!    mean size of the driver's reads); twice, with the service running freely and
+//!    with it stopped for 50 ms once a second ([`Stalls`]);
+//! 2. the driver flat out (16 closed-model users): throughput, CPU seconds per
+//!    100k requests and allocations per request, beside `wrk -t1 -c16` (one thread,
+//!    16 keep-alive connections, flat out) reading the same session, and the ratio
+//!    of CPU per request.
+//!
+//! Then the medians of the two ratios over the rounds, peak RSS with 100 000 live
+//! sessions, bytes per live and finished session, and the cost of recording one
+//! latency.
 //!
 //! Figures, not assertions: the machine is shared and noisy. Tune with
-//! `BENCH_RATE` (default 4000 ops/s) and `BENCH_SECONDS` (default 10).
+//! `BENCH_RATE` (default 4000 ops/s), `BENCH_SECONDS` (default 10 per phase) and
+//! `BENCH_ROUNDS` (default 3).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::process::{Child, Command, Stdio};
@@ -87,11 +94,14 @@ fn peak_rss() -> u64 {
 struct Counting;
 
 static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
+/// Allocations made so far (reallocations included), for allocations per request.
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
 
 // SAFETY: every call is forwarded to the system allocator unchanged.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         ALLOCATED.fetch_add(layout.size(), Ordering::Relaxed);
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
@@ -101,6 +111,7 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         ALLOCATED.fetch_add(new_size, Ordering::Relaxed);
         ALLOCATED.fetch_sub(layout.size(), Ordering::Relaxed);
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -118,6 +129,53 @@ impl Drop for Endpoint {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Stalls of the endpoint: SIGSTOP for `STALL` once every `STALL_EVERY`, then
+/// SIGCONT, for as long as this lives. At sub-millisecond latencies two load tools
+/// compare their own overheads; with the service stalling, the p99 is the stalls'
+/// (the requests due while it is stopped wait for it), and two tools that both
+/// correct for coordinated omission must agree on it.
+struct Stalls {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    pid: i32,
+}
+
+const STALL: Duration = Duration::from_millis(50);
+const STALL_EVERY: Duration = Duration::from_secs(1);
+
+impl Stalls {
+    fn start(endpoint: &Endpoint) -> Stalls {
+        let pid = endpoint.child.id() as i32;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            while !stopped.load(Ordering::Relaxed) {
+                std::thread::sleep(STALL_EVERY - STALL);
+                // SAFETY: signals to the endpoint this benchmark started and owns.
+                unsafe { libc::kill(pid, libc::SIGSTOP) };
+                std::thread::sleep(STALL);
+                unsafe { libc::kill(pid, libc::SIGCONT) };
+            }
+        });
+        Stalls {
+            stop,
+            thread: Some(thread),
+            pid,
+        }
+    }
+}
+
+impl Drop for Stalls {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        // SAFETY: as above; the endpoint must run on whatever happened.
+        unsafe { libc::kill(self.pid, libc::SIGCONT) };
     }
 }
 
@@ -173,9 +231,14 @@ fn plan(model: Model, appends: u32) -> LoadPlan {
 
 struct Driven {
     requests: u64,
+    /// Heap allocations per request, the whole process counted (the load and the
+    /// final tally of sessions).
+    allocations_per_request: f64,
     cpu: Cpu,
     wall: Duration,
     corrected_p99_ms: f64,
+    /// Reads alone: GET /session, the request oha sends.
+    read_corrected_p99_ms: f64,
     uncorrected_p99_ms: f64,
     /// Start lateness (send − intended start) p50, p99 and max, in ms.
     lateness_ms: [f64; 3],
@@ -201,17 +264,26 @@ fn drive(runtime: &tokio::runtime::Runtime, url: &str, plan: LoadPlan, seconds: 
             stopper.cancel();
         });
         let (cpu_before, wall) = (cpu(libc::RUSAGE_SELF), Instant::now());
+        let allocations = ALLOCATIONS.load(Ordering::Relaxed);
         let outcome = driver.run(&stop, None).await;
         let (cpu, wall) = (cpu(libc::RUSAGE_SELF) - cpu_before, wall.elapsed());
+        let allocations = ALLOCATIONS.load(Ordering::Relaxed) - allocations;
         let all = outcome
             .collected
             .totals
             .latency_of(&[Op::Create, Op::Append, Op::Read], Outcome::Ok);
+        let reads = outcome
+            .collected
+            .totals
+            .latency_of(&[Op::Read], Outcome::Ok);
+        let requests = Live::get(&live.ops);
         Driven {
-            requests: Live::get(&live.ops),
+            requests,
+            allocations_per_request: allocations as f64 / requests.max(1) as f64,
             cpu,
             wall,
             corrected_p99_ms: all.corrected.value_at_quantile(0.99) as f64 / 1000.0,
+            read_corrected_p99_ms: reads.corrected.value_at_quantile(0.99) as f64 / 1000.0,
             uncorrected_p99_ms: all.uncorrected.value_at_quantile(0.99) as f64 / 1000.0,
             lateness_ms: {
                 let late = &outcome.collected.totals.start_lateness;
@@ -264,27 +336,38 @@ fn wrk(port: u16, cookie: &str, seconds: u64) -> Option<(u64, Cpu)> {
     Some((requests, used))
 }
 
-/// Workers hey runs: as many as wrk's and the closed model's connections. hey's
-/// own overhead grows with its workers (at 4000/s its p99 is about 0.3 ms with 4,
-/// 0.7 ms with 16 and 3.4 ms with 50 on two cores), and 4 no longer hold the rate.
-const HEY_WORKERS: u64 = 16;
-
-/// hey at `rate` requests per second against the same URL; returns its p99 in ms.
-fn hey(port: u16, cookie: &str, rate: u64, seconds: u64) -> Option<f64> {
-    let workers = HEY_WORKERS;
-    let out = Command::new("hey")
-        .args(["-z", &format!("{seconds}s"), "-c", &workers.to_string()])
-        .args(["-q", &(rate / workers).max(1).to_string()])
+/// oha (`cargo install oha`) at `rate` requests per second in all against the same
+/// URL, 16 connections like wrk's, its latency corrected for coordinated omission
+/// the way the driver's is (from each request's scheduled time); returns its p99 in ms.
+fn oha(port: u16, cookie: &str, rate: u64, seconds: u64) -> Option<f64> {
+    let out = Command::new("oha")
+        .args([
+            "--no-tui",
+            "--output-format",
+            "json",
+            "--latency-correction",
+        ])
+        .args([
+            "-z",
+            &format!("{seconds}s"),
+            "-c",
+            "16",
+            "-q",
+            &rate.to_string(),
+        ])
         .args(["-H", &format!("Cookie: {cookie}")])
         .arg(format!("http://127.0.0.1:{port}/session"))
         .output()
         .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text
-        .lines()
-        .find(|l| l.trim_start().starts_with("99% in"))?;
-    let secs: f64 = line.split_whitespace().nth(2)?.parse().ok()?;
-    Some(secs * 1000.0)
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    let p99 = report.pointer("/latencyPercentiles/p99")?.as_f64()?;
+    Some(p99 * 1000.0)
+}
+
+/// The median of `values`, if there are any.
+fn median(values: &mut [f64]) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied()
 }
 
 /// One plain HTTP/1.1 exchange on a fresh connection; the whole answer.
@@ -298,7 +381,7 @@ fn exchange(port: u16, request: &str) -> String {
 }
 
 /// The cookie of a session holding `items` items, made with plain HTTP exchanges.
-/// wrk and hey read it, so their answers are as large as the driver's reads on
+/// wrk and oha read it, so their answers are as large as the driver's reads on
 /// average (sessions of 10 appends hold 5 items on average).
 fn create_session(port: u16, items: u32) -> String {
     let answer = exchange(
@@ -349,7 +432,8 @@ fn bytes_per_session(n: usize, appends: u32, finished: bool) -> f64 {
                     model.acknowledged(k);
                 }
             }
-            LiveSession::new(model, format!("sid={id}"))
+            let cookie = http::HeaderValue::try_from(format!("sid={id}")).unwrap();
+            LiveSession::new(model, cookie)
         })
         .collect();
     let grown = ALLOCATED.load(Ordering::Relaxed).saturating_sub(before);
@@ -361,6 +445,7 @@ fn main() {
     // `cargo bench` passes --bench; nothing else is taken.
     let rate = env_or("BENCH_RATE", 4000);
     let seconds = env_or("BENCH_SECONDS", 10);
+    let rounds = env_or("BENCH_ROUNDS", 3);
     // Measured first, while nothing else allocates, so the count is exact.
     let n = 100_000;
     println!(
@@ -371,78 +456,103 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
 
     println!(
-        "sessionstorm load engine benchmark (rate {rate} ops/s, {seconds} s per phase, load average {})\n",
+        "sessionstorm load engine benchmark (rate {rate} ops/s, {seconds} s per phase, {rounds} rounds, load average {})\n",
         load_average()
     );
     let endpoint = endpoint();
     let url = format!("http://127.0.0.1:{}", endpoint.port);
 
-    let driven = drive(
-        &runtime,
-        &url,
-        plan(open(rate as f64, Duration::from_secs(1)), 10),
-        seconds,
-    );
-    println!("driver, open model at {rate} ops/s, session checking on:");
-    println!(
-        "  {} requests in {:.1} s: {:.0} requests/s; {} anomalies; CPU {}",
-        driven.requests,
-        driven.wall.as_secs_f64(),
-        driven.requests as f64 / driven.wall.as_secs_f64(),
-        driven.anomalies,
-        cpu_line(driven.cpu, driven.requests)
-    );
-    println!(
-        "  p99 corrected {:.2} ms, uncorrected {:.2} ms",
-        driven.corrected_p99_ms, driven.uncorrected_p99_ms
-    );
-    let [p50, p99, max] = driven.lateness_ms;
-    println!(
-        "  harness lateness (send − intended start): p50 {p50:.3} ms, p99 {p99:.3} ms, max {max:.3} ms"
-    );
+    let cookie = create_session(endpoint.port, 5);
     // Flat out, like wrk: 16 users with no think time against wrk's 16 connections.
     let flat_out = Model::Closed {
         users: 16,
         think: Think::Fixed(Duration::ZERO),
     };
-    let flat = drive(&runtime, &url, plan(flat_out, 10), seconds);
-    println!(
-        "driver, closed model, 16 users flat out: {:.0} requests/s; CPU {}",
-        flat.requests as f64 / flat.wall.as_secs_f64(),
-        cpu_line(flat.cpu, flat.requests)
-    );
-
-    let cookie = create_session(endpoint.port, 5);
-    match wrk(endpoint.port, &cookie, seconds) {
-        Some((requests, used)) => {
-            println!(
-                "wrk -t1 -c16 (one thread, 16 keep-alive connections), GET /session holding 5 items: {:.0} requests/s; CPU {}",
-                requests as f64 / seconds as f64,
-                cpu_line(used, requests)
-            );
-            let ratio = |ours: Duration, theirs: Duration| {
-                per_100k(ours, flat.requests) / per_100k(theirs, requests)
+    // The driver and the independent tools take turns, round after round, so a
+    // burst of noise on this shared machine lands in one round, not on one side;
+    // the medians of the per-round ratios are the figures.
+    let (mut cpu_ratios, mut p99_ratios) = (Vec::new(), [Vec::new(), Vec::new()]);
+    for round in 1..=rounds {
+        println!(
+            "round {round} of {rounds} (load average {})",
+            load_average()
+        );
+        for stalled in [false, true] {
+            let stalls = stalled.then(|| Stalls::start(&endpoint));
+            let what = if stalled {
+                format!(
+                    "endpoint stopped for {} ms every {} s",
+                    STALL.as_millis(),
+                    STALL_EVERY.as_secs()
+                )
+            } else {
+                "endpoint running freely".to_string()
             };
-            println!(
-                "  CPU per request, driver / wrk: {:.2}x (target: within 2x); user time alone {:.2}x",
-                ratio(flat.cpu.total(), used.total()),
-                ratio(flat.cpu.user, used.user)
+            let paced = drive(
+                &runtime,
+                &url,
+                plan(open(rate as f64, Duration::from_secs(1)), 10),
+                seconds,
             );
+            let theirs = oha(endpoint.port, &cookie, rate, seconds);
+            drop(stalls);
+            println!(
+                "  {what}; driver, open model at {rate} ops/s, session checking on: {:.0} requests/s; {} anomalies; CPU {}",
+                paced.requests as f64 / paced.wall.as_secs_f64(),
+                paced.anomalies,
+                cpu_line(paced.cpu, paced.requests)
+            );
+            let [p50, p99, max] = paced.lateness_ms;
+            println!(
+                "    p99 corrected {:.3} ms (reads alone {:.3} ms), uncorrected {:.3} ms; harness lateness p50 {p50:.3} ms, p99 {p99:.3} ms, max {max:.3} ms",
+                paced.corrected_p99_ms, paced.read_corrected_p99_ms, paced.uncorrected_p99_ms
+            );
+            match theirs {
+                Some(theirs) => {
+                    let ratio = paced.read_corrected_p99_ms / theirs;
+                    println!(
+                        "    oha -c 16 -q {rate} --latency-correction, GET /session holding 5 items: p99 {theirs:.3} ms; driver's corrected read p99 / oha's: {ratio:.2}"
+                    );
+                    p99_ratios[usize::from(stalled)].push(ratio);
+                }
+                None => println!("    oha: not measured (install it: cargo install oha --locked)"),
+            }
         }
-        None => println!("wrk: not measured (install it: apt-get install wrk)"),
+        let flat = drive(&runtime, &url, plan(flat_out.clone(), 10), seconds);
+        println!(
+            "  driver, closed model, 16 users flat out: {:.0} requests/s; CPU {}; {:.1} allocations per request",
+            flat.requests as f64 / flat.wall.as_secs_f64(),
+            cpu_line(flat.cpu, flat.requests),
+            flat.allocations_per_request
+        );
+        match wrk(endpoint.port, &cookie, seconds) {
+            Some((requests, used)) => {
+                let ratio =
+                    per_100k(flat.cpu.total(), flat.requests) / per_100k(used.total(), requests);
+                println!(
+                    "  wrk -t1 -c16, GET /session holding 5 items: {:.0} requests/s; CPU {}; driver / wrk: {ratio:.2}x",
+                    requests as f64 / seconds as f64,
+                    cpu_line(used, requests)
+                );
+                cpu_ratios.push(ratio);
+            }
+            None => println!("  wrk: not measured (install it: apt-get install wrk)"),
+        }
     }
-    match hey(endpoint.port, &cookie, rate, seconds) {
-        Some(p99) => {
-            println!(
-                "hey -c {HEY_WORKERS} -q {} ({HEY_WORKERS} workers, {rate} requests/s in all), GET /session holding 5 items: p99 {p99:.2} ms",
-                (rate / HEY_WORKERS).max(1)
-            );
-            println!(
-                "  driver corrected p99 / hey p99: {:.2} (target: within 10%)",
-                driven.corrected_p99_ms / p99
-            );
-        }
-        None => println!("hey: not measured (install it: apt-get install hey)"),
+    if let Some(ratio) = median(&mut cpu_ratios) {
+        println!(
+            "\nCPU per request, driver / wrk, median of {} rounds: {ratio:.2}x (target: within 2x)",
+            cpu_ratios.len()
+        );
+    }
+    let [free, stalled] = &mut p99_ratios;
+    if let (Some(free), Some(stalled)) = (median(free), median(stalled)) {
+        println!(
+            "corrected p99, driver / oha, median of {} rounds: {stalled:.2} with the endpoint stalling \
+             (target: within 10%, 0.90 to 1.10); {free:.2} with it running freely, where the p99 is \
+             mostly each tool's own overhead",
+            p99_ratios[1].len()
+        );
     }
 
     // 100k live sessions: keep rate × interval = 100k sessions alive; the first

@@ -243,11 +243,14 @@ fn keys_of_started_containers(
 }
 
 fn check_url(text: &str) -> Result<String, String> {
-    let url = reqwest::Url::parse(text)
+    let url = url::Url::parse(text)
         .map_err(|e| format!("{text:?} is not a URL ({e}); write e.g. {URL_EXAMPLE}"))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+    // The load speaks plain HTTP/1.1 (crate::load::http): TLS would measure the
+    // handshake, not the service, and a balancer's plain port reaches the same replicas.
+    if url.scheme() != "http" || url.host().is_none() {
         return Err(format!(
-            "{text:?} is not an http:// or https:// URL with a host; write e.g. {URL_EXAMPLE}"
+            "{text:?} is not an http:// URL with a host (the load speaks plain HTTP/1.1; \
+             use the balancer's plain HTTP port); write e.g. {URL_EXAMPLE}"
         ));
     }
     Ok(text.trim_end_matches('/').to_string())
@@ -420,6 +423,8 @@ mod tests {
         for bad in ["127.0.0.1:8080", "ftp://x", "http://", "nonsense"] {
             assert!(check_url(bad).is_err(), "{bad}");
         }
+        let tls = check_url("https://shop.local").unwrap_err();
+        assert!(tls.contains("plain HTTP/1.1"), "{tls}");
     }
 
     #[test]

@@ -64,3 +64,16 @@ pub fn parsers(data: &[u8]) {
     let _ = text.parse::<Setting>();
     let _ = crate::secrets::mask_scenario(text);
 }
+
+/// Bytes as a service's answers on one connection: the load's HTTP reader must
+/// sort them into answers or a failure, never panic, never read a body larger
+/// than what came.
+pub fn answers(data: &[u8]) {
+    for (_, body) in crate::load::http::read_answers(data).into_iter().flatten() {
+        assert!(
+            body <= data.len(),
+            "a body of {body} bytes from {} bytes",
+            data.len()
+        );
+    }
+}

@@ -48,19 +48,7 @@ impl ErrorKind {
         ErrorKind::BadBody,
     ];
 
-    pub fn classify(err: &reqwest::Error) -> ErrorKind {
-        if err.is_timeout() {
-            ErrorKind::Timeout
-        } else if err.is_connect() {
-            ErrorKind::Connect
-        } else if err.is_decode() {
-            ErrorKind::BadBody
-        } else {
-            ErrorKind::Reset
-        }
-    }
-
-    pub fn from_status(status: reqwest::StatusCode) -> ErrorKind {
+    pub fn from_status(status: http::StatusCode) -> ErrorKind {
         if status.is_server_error() {
             ErrorKind::Status5xx
         } else {

@@ -221,10 +221,11 @@ impl SessionModel {
 
     /// A version (or a counter) must never go back below one seen before.
     fn check_version(&mut self, version: u64, seen: Seen<'_>) -> Option<Anomaly> {
-        let back = version < self.max_version;
-        let detail = format!("version went back from {} to {version}", self.max_version);
-        self.max_version = self.max_version.max(version);
-        back.then(|| self.report(AnomalyKind::StaleRead, seen, detail))
+        let before = self.max_version;
+        self.max_version = before.max(version);
+        let detail = || format!("version went back from {before} to {version}");
+        (version < before)
+            .then(|| self.report(AnomalyKind::StaleRead, seen, detail()))
             .flatten()
     }
 

@@ -1,8 +1,9 @@
 //! A bounded, seeded fuzz run over the input side, as a plain `cargo test`: the
 //! shipped scenarios and the bad-input corpus, mutated a few thousand times (byte
 //! flips, cuts, splices, TOML tokens, `--set` overrides), must never panic the
-//! parser, the validator or the plan printer. The same entry points are cargo-fuzz
-//! targets in `fuzz/` for longer, coverage-guided runs.
+//! parser, the validator or the plan printer; the HTTP answers in `tests/answers/`,
+//! mutated the same way, must never panic the load's answer reader. The same entry
+//! points are cargo-fuzz targets in `fuzz/` for longer, coverage-guided runs.
 //!
 //! `SESSIONSTORM_FUZZ_CASES` sets the number of cases (default 3000) and
 //! `SESSIONSTORM_FUZZ_SEED` the seed (default fixed, so a failure replays).
@@ -214,6 +215,44 @@ fn mutated_scenarios_and_overrides_never_panic() {
             }
         }
         check("parsers", &piece, fuzz_inputs::parsers);
+    }
+    std::panic::set_hook(hook);
+}
+
+/// The HTTP answers in `tests/answers/` (also the fuzz corpus of `answers`).
+fn answer_seeds() -> Vec<Vec<u8>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/answers");
+    let mut seeds: Vec<Vec<u8>> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .collect();
+    seeds.sort();
+    seeds
+}
+
+#[test]
+fn the_answer_seeds_read_whole_and_mutated_answers_never_panic() {
+    let seeds = answer_seeds();
+    assert!(seeds.len() >= 4);
+    for seed in &seeds {
+        let answers = sessionstorm::load::http::read_answers(seed);
+        assert!(
+            !answers.is_empty() && answers.iter().all(Result::is_ok),
+            "{answers:?} from {}",
+            String::from_utf8_lossy(seed)
+        );
+    }
+    let texts: Vec<String> = seeds
+        .iter()
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect();
+    let mut rng = StdRng::seed_from_u64(0xa115_3e25);
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    for _ in 0..3000 {
+        let base = seeds[rng.random_range(0..seeds.len())].clone();
+        let data = mutate(&mut rng, base, &texts);
+        check("answers", &data, fuzz_inputs::answers);
     }
     std::panic::set_hook(hook);
 }

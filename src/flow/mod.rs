@@ -48,7 +48,7 @@ pub struct Flow {
 /// One HTTP exchange of a flow.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Step {
-    pub method: reqwest::Method,
+    pub method: http::Method,
     pub path: Template,
     pub headers: Vec<(String, Template)>,
     pub body: Body,

@@ -117,7 +117,7 @@ fn pointer(v: &mut Validator<'_>, p: &Spanned<String>, key: &str) -> Option<Stri
 }
 
 fn header_name(v: &mut Validator<'_>, name: &str, span: Range<usize>, key: &str) -> bool {
-    let ok = reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_ok();
+    let ok = http::HeaderName::from_bytes(name.as_bytes()).is_ok();
     if !ok {
         v.problem(
             span,
@@ -137,20 +137,20 @@ fn step(
 ) -> Option<Step> {
     let before = v.problem_count();
     let method = match &raw.method {
-        None => reqwest::Method::GET,
+        None => http::Method::GET,
         Some(m) => {
             match m.get_ref().as_str() {
-                "GET" => reqwest::Method::GET,
-                "POST" => reqwest::Method::POST,
-                "PUT" => reqwest::Method::PUT,
-                "PATCH" => reqwest::Method::PATCH,
-                "DELETE" => reqwest::Method::DELETE,
+                "GET" => http::Method::GET,
+                "POST" => http::Method::POST,
+                "PUT" => http::Method::PUT,
+                "PATCH" => http::Method::PATCH,
+                "DELETE" => http::Method::DELETE,
                 other => {
                     v.problem(
                     m.span(),
                     format!("unknown method {other:?} in `{key}.method`; accepted values: {METHODS}"),
                 );
-                    reqwest::Method::GET
+                    http::Method::GET
                 }
             }
         }
@@ -517,8 +517,8 @@ read = { list = "/items", field = "/sku", order = "sent" }
         assert_eq!(flow.writes_per_round, 1);
         assert_eq!(flow.sweep, 1);
         assert_eq!(flow.value.before, "sku-");
-        assert_eq!(flow.steps[0].method, reqwest::Method::POST);
-        assert_eq!(flow.steps[1].method, reqwest::Method::GET);
+        assert_eq!(flow.steps[0].method, http::Method::POST);
+        assert_eq!(flow.steps[1].method, http::Method::GET);
         assert_eq!(
             flow.steps[1].read,
             Some(super::Read::List {

@@ -10,12 +10,17 @@
 //! unknown is resent, byte for byte the same, up to `load.retries` times, exactly like
 //! the contract's appends, and stays indeterminate for the checker otherwise.
 
+use bytes::Bytes;
+use http::header::{
+    HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE,
+};
+use http::{Method, StatusCode};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use reqwest::header::{HeaderMap, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
-use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
+use url::Url;
 
+use super::http::{path_of, request, Origin};
 use super::ops::{Done, LiveSession, Step as OpStep, BACKOFF};
 use super::Driver;
 use crate::flow::cookies::{Jar, SetCookie};
@@ -44,15 +49,10 @@ pub struct FlowState {
 struct Prepared {
     method: Method,
     url: Url,
-    headers: Vec<(String, String)>,
-    body: PreparedBody,
-}
-
-#[derive(Clone)]
-enum PreparedBody {
-    None,
-    Json(Vec<u8>),
-    Form(Vec<(String, String)>),
+    headers: Vec<(HeaderName, HeaderValue)>,
+    body: Bytes,
+    /// The body's `Content-Type`, when there is a body.
+    content_type: Option<HeaderValue>,
 }
 
 /// An answer read in full.
@@ -136,7 +136,8 @@ impl Driver {
         let writes = self.plan.appends_per_session * flow.writes_per_round;
         let model = SessionModel::new(seq, id, writes);
         done.outcome = Outcome::Ok;
-        done.session = Some(LiveSession::new(model, String::new()).with_flow(state));
+        let cookie = HeaderValue::from_static(""); // the jar makes each request's
+        done.session = Some(LiveSession::new(model, cookie).with_flow(state));
     }
 
     /// Runs `step` for `session` and checks what it reads; returns whether an answer
@@ -282,31 +283,43 @@ impl Driver {
         // With `direct` balancing, each request of a flow goes to the next replica
         // in turn (a flow session is not pinned to one).
         let target = self.targets.pick(&mut None);
-        let Ok(url) = target.urls.session.join(&path) else {
-            // A captured value made the path unusable: the service's answer was odd.
-            self.fail(ErrorKind::BadBody, None, done);
-            return None;
-        };
-        let headers = step
+        let url = target.urls.url.join(&path).ok();
+        let headers: Option<Vec<_>> = step
             .headers
             .iter()
-            .map(|(name, t)| (name.clone(), t.render(&mut values)))
+            .map(|(name, t)| {
+                let value = HeaderValue::try_from(t.render(&mut values)).ok()?;
+                Some((HeaderName::try_from(name.as_str()).ok()?, value))
+            })
             .collect();
-        let body = match &step.body {
-            Body::None => PreparedBody::None,
-            Body::Json(j) => PreparedBody::Json(j.render(&mut values).to_string().into_bytes()),
-            Body::Form(fields) => PreparedBody::Form(
-                fields
+        let (body, content_type) = match &step.body {
+            Body::None => (Bytes::new(), None),
+            Body::Json(j) => (
+                j.render(&mut values).to_string().into(),
+                Some(HeaderValue::from_static("application/json")),
+            ),
+            Body::Form(fields) => {
+                let fields: Vec<_> = fields
                     .iter()
                     .map(|(n, t)| (n.clone(), t.render(&mut values)))
-                    .collect(),
-            ),
+                    .collect();
+                let form = serde_urlencoded::to_string(fields).expect("pairs of strings encode");
+                let kind = HeaderValue::from_static("application/x-www-form-urlencoded");
+                (form.into(), Some(kind))
+            }
+        };
+        let (Some(url), Some(headers)) = (url, headers) else {
+            // A captured value made the path or a header unusable: the service's
+            // answer was odd.
+            self.fail(ErrorKind::BadBody, None, done);
+            return None;
         };
         Some(Prepared {
             method: step.method.clone(),
             url,
             headers,
             body,
+            content_type,
         })
     }
 
@@ -324,40 +337,39 @@ impl Driver {
     ) -> (bool, Reply) {
         let mut method = prepared.method.clone();
         let mut url = prepared.url.clone();
-        let mut body = prepared.body.clone();
+        let (mut body, mut content_type) = (prepared.body.clone(), prepared.content_type.clone());
         let mut committed = false;
         for hop in 0..=MAX_REDIRECTS {
-            let mut request = self.client.request(method.clone(), url.clone());
+            let (Some(origin), Some(path)) = (Origin::of(&url), path_of(&url)) else {
+                // Only a redirect can lead here: to a place plain HTTP cannot go.
+                self.fail(ErrorKind::BadBody, None, done);
+                return (committed, Reply::Failed);
+            };
+            let mut request = request(method.clone(), path, body.clone());
+            let headers = request.headers_mut();
             for (name, value) in &prepared.headers {
-                request = request.header(name, value);
+                headers.append(name, value.clone());
             }
-            if let Some(cookie) = state.jar.header() {
-                request = request.header(COOKIE, cookie);
+            if let Some(cookie) = state
+                .jar
+                .header()
+                .and_then(|c| HeaderValue::try_from(c).ok())
+            {
+                headers.insert(COOKIE, cookie);
             }
-            request = match &body {
-                PreparedBody::None => request,
-                PreparedBody::Json(bytes) => request
-                    .header(CONTENT_TYPE, "application/json")
-                    .body(bytes.clone()),
-                PreparedBody::Form(fields) => request.form(fields),
-            };
+            if let Some(kind) = &content_type {
+                headers.insert(CONTENT_TYPE, kind.clone());
+            }
             Live::add(&self.live.ops, 1);
-            let response = match request.send().await {
+            let response = match self.http.send(&origin, &request).await {
                 Ok(response) => response,
-                Err(err) => {
-                    self.fail(ErrorKind::classify(&err), None, done);
+                Err(kind) => {
+                    self.fail(kind, None, done);
                     return (committed, Reply::Failed);
                 }
             };
-            let status = response.status();
-            let headers = response.headers().clone();
-            let text = match response.text().await {
-                Ok(text) => text,
-                Err(err) => {
-                    self.fail(ErrorKind::classify(&err), None, done);
-                    return (committed, Reply::Failed);
-                }
-            };
+            let (status, headers) = (response.status, response.headers);
+            let text = String::from_utf8_lossy(&response.body).into_owned();
             let served = served_by(&headers);
             done.served_by.extend(served.clone());
             let set: Vec<SetCookie> = headers
@@ -394,7 +406,7 @@ impl Driver {
                 Some(location) if hop < MAX_REDIRECTS => {
                     url = location;
                     method = Method::GET;
-                    body = PreparedBody::None;
+                    (body, content_type) = (Bytes::new(), None);
                 }
                 _ if expected(step, status) => {
                     return (
@@ -580,8 +592,6 @@ fn uuid(rng: &mut StdRng) -> String {
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
-
-    use reqwest::header::HeaderValue;
 
     use super::*;
     use crate::session::AnomalyKind;

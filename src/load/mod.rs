@@ -5,7 +5,8 @@
 //!   the same for sessions described by a scenario's `[flow]`.
 //! - [`shard`] runs many operations at once and records them lock-free.
 //! - [`collector`] merges the shards' records per second and for the run.
-//! - [`targets`] says where each request goes (the balancer, or a replica).
+//! - [`targets`] says where each request goes (the balancer, or a replica), and
+//!   [`http`] sends it.
 //!
 //! In the open model a pacer thread ([`pacing::precise`]) walks the schedule and
 //! hands each due time to one dispatcher task: every
@@ -17,6 +18,7 @@
 
 pub mod collector;
 pub mod flow;
+pub mod http;
 pub mod ops;
 pub mod pacing;
 pub mod shard;
@@ -57,7 +59,7 @@ const BACKLOG_RETRY: Duration = Duration::from_millis(1);
 /// What the load sends its requests to, and how.
 #[derive(Debug)]
 pub struct Driver {
-    client: reqwest::Client,
+    http: http::Http,
     targets: Arc<targets::Targets>,
     plan: LoadPlan,
     /// Seeds the closed model's think times.
@@ -111,19 +113,12 @@ impl Driver {
         live: Arc<Live>,
         failures: Arc<FailureTimeline>,
     ) -> Self {
-        let mut client = reqwest::Client::builder()
-            .timeout(plan.request_timeout)
-            .pool_max_idle_per_host(plan.max_idle_connections)
-            .tcp_nodelay(true)
-            .http1_only()
-            // A redirect is an answer to judge (a 303 to /login means a lost session),
-            // never something to follow behind the checker's back.
-            .redirect(reqwest::redirect::Policy::none());
-        if !plan.keep_alive {
-            client = client.pool_max_idle_per_host(0);
-        }
         Driver {
-            client: client.build().expect("a plain HTTP client builds"),
+            http: http::Http::new(
+                plan.request_timeout,
+                plan.keep_alive,
+                plan.max_idle_connections,
+            ),
             targets,
             plan: plan.clone(),
             seed,
@@ -542,7 +537,10 @@ mod tests {
                 });
                 tokio::time::sleep(took).await;
                 let session = job.session.unwrap_or_else(|| {
-                    LiveSession::new(SessionModel::new(0, "s".into(), 1000), "sid=s".into())
+                    LiveSession::new(
+                        SessionModel::new(0, "s".into(), 1000),
+                        ::http::HeaderValue::from_static("sid=s"),
+                    )
                 });
                 let mut done = Done::new(Step::Read, job.intended, None);
                 done.session = Some(session);

@@ -7,12 +7,13 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use reqwest::header::{HeaderValue, CONTENT_TYPE};
-use reqwest::{RequestBuilder, Response, StatusCode};
+use http::header::{HeaderMap, HeaderValue, CONTENT_TYPE, COOKIE, SET_COOKIE};
+use http::{Method, Request, StatusCode};
 use serde::Serialize;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::http::{request, Reply};
 use super::targets::Urls;
 use super::Driver;
 use crate::metrics::{ErrorKind, Live, Outcome};
@@ -23,8 +24,9 @@ use crate::session::{Anomaly, Op, Seen, SessionModel, State};
 pub struct LiveSession {
     pub model: SessionModel,
     /// The `Cookie` header the session sends: every cookie its create answer set,
-    /// so a sticky balancer's cookie travels with the service's own.
-    cookie: String,
+    /// so a sticky balancer's cookie travels with the service's own. Kept as a
+    /// header value, checked once, since every request sends it.
+    cookie: HeaderValue,
     /// Steps done after the create: append 0, read, append 1, read, … (or the steps
     /// of a flow's rounds).
     pub(super) next: u32,
@@ -37,7 +39,7 @@ pub struct LiveSession {
 
 impl LiveSession {
     /// A session the service just created, identified by `cookie` from now on.
-    pub fn new(model: SessionModel, cookie: String) -> Self {
+    pub fn new(model: SessionModel, cookie: HeaderValue) -> Self {
         LiveSession {
             model,
             cookie,
@@ -178,7 +180,9 @@ impl Driver {
         }
         done.sent = Instant::now();
         if let Some(flow) = self.plan.flow.clone() {
-            self.flow_job(&flow, job.session, job.user, &mut done).await;
+            // Boxed: a flow's future is large, and every operation's future would be
+            // as large (and moved whole into the shard) if it were inline.
+            Box::pin(self.flow_job(&flow, job.session, job.user, &mut done)).await;
             done.finished = Instant::now();
             return done;
         }
@@ -214,14 +218,18 @@ impl Driver {
     async fn send(
         &self,
         home: &mut Option<usize>,
-        request: impl FnOnce(&Urls) -> RequestBuilder,
+        request: impl FnOnce(&Urls) -> Request<Bytes>,
         done: &mut Done,
     ) -> Answer {
         Live::add(&self.live.ops, 1);
         let target = self.targets.pick(home);
-        let answer = match request(&target.urls).send().await {
-            Err(err) => Answer::Failed(ErrorKind::classify(&err), None),
-            Ok(response) => self.sort(response).await,
+        let answer = match self
+            .http
+            .send(&target.urls.origin, &request(&target.urls))
+            .await
+        {
+            Err(kind) => Answer::Failed(kind, None),
+            Ok(reply) => sort(reply),
         };
         match &answer {
             Answer::Failed(kind, by) => {
@@ -239,27 +247,6 @@ impl Driver {
         answer
     }
 
-    async fn sort(&self, response: Response) -> Answer {
-        let served_by = header(response.headers(), "x-served-by");
-        let cookies: Vec<String> = response
-            .headers()
-            .get_all(reqwest::header::SET_COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_string))
-            .collect();
-        match response.status() {
-            StatusCode::NOT_FOUND => Answer::NotFound(served_by),
-            status if status.is_success() => match response.json::<State>().await {
-                Ok(state) => Answer::State(state, served_by, cookies),
-                Err(err) => Answer::Failed(ErrorKind::classify(&err), served_by),
-            },
-            status => {
-                let by = served_by.or_else(|| failed_in(response.headers()));
-                Answer::Failed(ErrorKind::from_status(status), by)
-            }
-        }
-    }
-
     pub(super) fn record(&self, done: &mut Done, anomalies: impl IntoIterator<Item = Anomaly>) {
         for anomaly in anomalies {
             Live::add(&self.live.anomalies, 1);
@@ -269,16 +256,21 @@ impl Driver {
 
     async fn create(&self, done: &mut Done) {
         let mut home = None;
-        let request = |urls: &Urls| self.client.post(urls.session.clone());
+        let request = |urls: &Urls| request(Method::POST, urls.session.clone(), Bytes::new());
         match self.send(&mut home, request, done).await {
             Answer::State(state, served_by, cookies) => {
-                Live::add(&self.live.sessions, 1);
-                let seq = self.next_seq();
                 let cookie = if cookies.is_empty() {
                     format!("sid={}", state.session)
                 } else {
                     cookies.join("; ")
                 };
+                let Ok(cookie) = HeaderValue::try_from(cookie) else {
+                    // A session id no Cookie header can carry: the answer is unusable.
+                    done.errors.push((ErrorKind::BadBody, served_by));
+                    return;
+                };
+                Live::add(&self.live.sessions, 1);
+                let seq = self.next_seq();
                 let mut model =
                     SessionModel::new(seq, state.session.clone(), self.plan.appends_per_session);
                 let anomalies = model.check(&state, self.seen(Op::Create, served_by.as_deref()));
@@ -304,11 +296,11 @@ impl Driver {
             session.model.sent(k);
             let cookie = &session.cookie;
             let request = |urls: &Urls| {
-                self.client
-                    .post(urls.items.clone())
-                    .header(reqwest::header::COOKIE, cookie)
-                    .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-                    .body(body.clone())
+                let mut post = request(Method::POST, urls.items.clone(), body.clone());
+                let headers = post.headers_mut();
+                headers.insert(COOKIE, cookie.clone());
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                post
             };
             match self.send(&mut session.home, request, done).await {
                 Answer::State(state, served_by, _) => {
@@ -332,9 +324,9 @@ impl Driver {
     async fn read(&self, session: &mut LiveSession, op: Op, done: &mut Done) -> bool {
         let cookie = &session.cookie;
         let request = |urls: &Urls| {
-            self.client
-                .get(urls.session.clone())
-                .header(reqwest::header::COOKIE, cookie)
+            let mut get = request(Method::GET, urls.session.clone(), Bytes::new());
+            get.headers_mut().insert(COOKIE, cookie.clone());
+            get
         };
         match self.send(&mut session.home, request, done).await {
             Answer::State(state, served_by, _) => {
@@ -368,7 +360,7 @@ impl Driver {
     /// whether it got an answer at all.
     pub(super) async fn sweep_one(&self, session: &mut LiveSession, done: &mut Done) -> bool {
         if let Some(flow) = self.plan.flow.clone() {
-            return self.flow_sweep(&flow, session, done).await;
+            return Box::pin(self.flow_sweep(&flow, session, done)).await;
         }
         for attempt in 0..super::SWEEP_ATTEMPTS {
             if attempt > 0 {
@@ -382,8 +374,32 @@ impl Driver {
     }
 }
 
+/// Sorts an answer the way the checker needs it.
+fn sort(reply: Reply) -> Answer {
+    let served_by = header(&reply.headers, "x-served-by");
+    match reply.status {
+        StatusCode::NOT_FOUND => Answer::NotFound(served_by),
+        status if status.is_success() => match serde_json::from_slice::<State>(&reply.body) {
+            Ok(state) => {
+                let cookies = reply
+                    .headers
+                    .get_all(SET_COOKIE)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_string))
+                    .collect();
+                Answer::State(state, served_by, cookies)
+            }
+            Err(_) => Answer::Failed(ErrorKind::BadBody, served_by),
+        },
+        status => {
+            let by = served_by.or_else(|| failed_in(&reply.headers));
+            Answer::Failed(ErrorKind::from_status(status), by)
+        }
+    }
+}
+
 /// A header's value as text, if it has one.
-pub(super) fn header(headers: &reqwest::header::HeaderMap, name: &str) -> Option<String> {
+pub(super) fn header(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -392,7 +408,7 @@ pub(super) fn header(headers: &reqwest::header::HeaderMap, name: &str) -> Option
 
 /// The replica a failed answer names: the one that answered (`X-Served-By`), or
 /// the one the balancer had sent the request to when it made the error itself.
-pub(super) fn failed_in(headers: &reqwest::header::HeaderMap) -> Option<String> {
+pub(super) fn failed_in(headers: &HeaderMap) -> Option<String> {
     header(headers, "x-served-by")
         .or_else(|| header(headers, crate::cluster::haproxy::SERVER_HEADER))
 }

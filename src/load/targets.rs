@@ -17,28 +17,41 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use http::Uri;
+
+use super::http::Origin;
 use crate::metrics::ErrorKind;
 
 /// How long a replica that refused or reset a connection is left out of the round.
 pub const DOWN_FOR: Duration = Duration::from_secs(1);
 
-/// The contract's two paths at one base URL, parsed once rather than on every request.
+/// A target's origin and the contract's two paths there, worked out once rather
+/// than on every request.
 #[derive(Debug)]
 pub struct Urls {
-    pub session: reqwest::Url,
-    pub items: reqwest::Url,
+    /// The session URL in full, which a flow's paths are resolved against.
+    pub url: url::Url,
+    pub origin: Origin,
+    /// Request targets: `/session` and `/session/items` under the base's path.
+    pub session: Uri,
+    pub items: Uri,
 }
 
 impl Urls {
     fn new(base: &str) -> Self {
         let base = base.trim_end_matches('/');
-        let parse = |path: &str| {
-            reqwest::Url::parse(&format!("{base}{path}"))
-                .unwrap_or_else(|e| panic!("the target URL {base:?} is not a URL: {e}"))
+        let bad = |e: &dyn std::fmt::Display| -> ! {
+            panic!("the target URL {base:?} is not a plain http:// URL: {e}")
         };
+        let parse =
+            |path: &str| url::Url::parse(&format!("{base}{path}")).unwrap_or_else(|e| bad(&e));
+        let (url, items) = (parse("/session"), parse("/session/items"));
+        let path = |url: &url::Url| super::http::path_of(url).unwrap_or_else(|| bad(&"no path"));
         Urls {
-            session: parse("/session"),
-            items: parse("/session/items"),
+            origin: Origin::of(&url).unwrap_or_else(|| bad(&"no host, or not http")),
+            session: path(&url),
+            items: path(&items),
+            url,
         }
     }
 }
@@ -171,8 +184,8 @@ impl Targets {
     pub fn describe(&self) -> String {
         (0..self.slots.len())
             .map(|s| {
-                let url = self.urls(s).session.clone();
-                url.as_str().trim_end_matches("/session").to_string()
+                let urls = self.urls(s);
+                urls.url.as_str().trim_end_matches("/session").to_string()
             })
             .collect::<Vec<_>>()
             .join(", ")
@@ -189,7 +202,7 @@ mod tests {
     }
 
     fn port(pick: &Pick) -> u16 {
-        pick.urls.session.port().unwrap()
+        pick.urls.url.port().unwrap()
     }
 
     #[test]
@@ -197,8 +210,11 @@ mod tests {
         let targets = Targets::one("http://127.0.0.1:9/");
         let mut home = None;
         let pick = targets.pick(&mut home);
-        assert_eq!(pick.urls.session.as_str(), "http://127.0.0.1:9/session");
-        assert_eq!(pick.urls.items.as_str(), "http://127.0.0.1:9/session/items");
+        assert_eq!(pick.urls.url.as_str(), "http://127.0.0.1:9/session");
+        assert_eq!(pick.urls.session, "/session");
+        assert_eq!(pick.urls.items, "/session/items");
+        let prefixed = Targets::one("http://127.0.0.1:9/shop/");
+        assert_eq!(prefixed.pick(&mut None).urls.items, "/shop/session/items");
         targets.failed(&pick, ErrorKind::Connect, &mut home);
         assert_eq!(targets.pick(&mut home).slot, 0);
         assert_eq!(home, None);

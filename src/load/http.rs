@@ -1,0 +1,675 @@
+//! The load's HTTP/1.1 client: keep-alive connections per origin, each exchange
+//! written and read by the operation's own task.
+//!
+//! The load used reqwest (and then hyper's connection API) until profiling the
+//! benchmark showed where a request's CPU went. With reqwest, a quarter of the
+//! driver's time was spent around the exchange: parsing the URL again (IDNA
+//! included) on every request, cloning the client's service stack, hashing the pool
+//! key, spawning a task per request to return the connection. With hyper alone, a
+//! request still crossed two tasks and four channels (request queue, response
+//! oneshot, body channel, readiness signal), about 25 allocations and several
+//! wake-ups per request, and the driver stayed near twice wrk's CPU per request.
+//! Like wrk, this client writes the request and parses the answer in place, with
+//! httparse (hyper's own parser), on the task that waits for it.
+//!
+//! What it speaks: requests with a `Content-Length` body; answers framed by
+//! `Content-Length`, `Transfer-Encoding: chunked` or the end of the connection;
+//! informational (1xx) answers skipped; `Connection: close` and HTTP/1.0 honoured
+//! by not reusing the connection. Redirects are never followed: a 303 to a login
+//! page is an answer for the checker to judge.
+
+use std::io;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::{HeaderMap, Method, Request, StatusCode, Uri};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::metrics::ErrorKind;
+
+/// Where requests go: a host and port, and the `Host` header that names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    host: String,
+    port: u16,
+    host_header: String,
+}
+
+impl Origin {
+    /// The origin of an `http://` URL; `None` for any other URL or one with no host.
+    pub fn of(url: &url::Url) -> Option<Origin> {
+        if url.scheme() != "http" {
+            return None;
+        }
+        let port = url.port_or_known_default()?;
+        let host = match url.host()? {
+            url::Host::Domain(name) => name.to_string(),
+            url::Host::Ipv4(ip) => ip.to_string(),
+            url::Host::Ipv6(ip) => ip.to_string(),
+        };
+        let host_header = match url.port() {
+            Some(port) => format!("{}:{port}", url.host_str()?),
+            None => url.host_str()?.to_string(),
+        };
+        Some(Origin {
+            host,
+            port,
+            host_header,
+        })
+    }
+}
+
+/// The request line's target of `url`: its path and query.
+pub fn path_of(url: &url::Url) -> Option<Uri> {
+    url[url::Position::BeforePath..url::Position::AfterQuery]
+        .parse()
+        .ok()
+}
+
+/// A request for `path` with `body`; headers are added by the caller.
+pub fn request(method: Method, path: Uri, body: Bytes) -> Request<Bytes> {
+    let mut request = Request::new(body);
+    *request.method_mut() = method;
+    *request.uri_mut() = path;
+    request
+}
+
+/// An answer read in full.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// Headers an answer may have at most; more is not an answer the load can judge.
+const MAX_HEADERS: usize = 64;
+/// The longest answer head, and the largest body, read before giving up on it.
+const MAX_HEAD: usize = 64 * 1024;
+const MAX_BODY: usize = 64 * 1024 * 1024;
+/// Bytes asked of the socket at a time.
+const READ_SIZE: usize = 16 * 1024;
+
+/// One keep-alive connection and what was read on it past the last answer.
+struct Conn {
+    stream: TcpStream,
+    read: BytesMut,
+    /// The request being written, reused from one request to the next.
+    write: Vec<u8>,
+}
+
+/// Idle connections to one origin, the most recently used last.
+struct Idle {
+    origin: Origin,
+    conns: Vec<Conn>,
+}
+
+/// The client: idle keep-alive connections by origin, shared by every operation.
+pub struct Http {
+    idle: Mutex<Vec<Idle>>,
+    timeout: Duration,
+    keep_alive: bool,
+    max_idle: usize,
+}
+
+impl std::fmt::Debug for Http {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Http")
+            .field("timeout", &self.timeout)
+            .field("keep_alive", &self.keep_alive)
+            .field("max_idle", &self.max_idle)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why an exchange failed, and whether the request surely never reached the server.
+struct Failed {
+    kind: ErrorKind,
+    unsent: bool,
+}
+
+impl Failed {
+    fn reset(unsent: bool) -> Failed {
+        Failed {
+            kind: ErrorKind::Reset,
+            unsent,
+        }
+    }
+}
+
+impl Http {
+    /// A client giving each exchange `timeout` in all (connecting included), keeping
+    /// up to `max_idle` idle connections per origin when `keep_alive`.
+    pub fn new(timeout: Duration, keep_alive: bool, max_idle: usize) -> Http {
+        Http {
+            idle: Mutex::new(Vec::new()),
+            timeout,
+            keep_alive,
+            max_idle,
+        }
+    }
+
+    /// Sends `request` to `origin` and reads the whole answer, within the timeout.
+    /// Failures are sorted as the reports count them: a refused or failed connect,
+    /// a timeout, a reset (the connection broke before a whole answer came), or a
+    /// bad body (an answer that is not HTTP/1.x, or too large).
+    pub async fn send(
+        &self,
+        origin: &Origin,
+        request: &Request<Bytes>,
+    ) -> Result<Reply, ErrorKind> {
+        tokio::time::timeout(self.timeout, self.exchange(origin, request))
+            .await
+            .unwrap_or(Err(ErrorKind::Timeout))
+    }
+
+    async fn exchange(
+        &self,
+        origin: &Origin,
+        request: &Request<Bytes>,
+    ) -> Result<Reply, ErrorKind> {
+        // A pooled connection the server closed since is found out when the
+        // request cannot be written on it; the request is then written on a new one,
+        // as it never reached the server.
+        if let Some(mut conn) = self.idle_conn(origin) {
+            match self.exchange_on(&mut conn, origin, request).await {
+                Err(Failed { unsent: true, .. }) => {}
+                result => return self.settle(origin, conn, result),
+            }
+        }
+        let mut conn = connect(origin).await?;
+        let result = self.exchange_on(&mut conn, origin, request).await;
+        self.settle(origin, conn, result)
+    }
+
+    /// Keeps the connection for the next request when its answer allows it.
+    fn settle(
+        &self,
+        origin: &Origin,
+        conn: Conn,
+        result: Result<(Reply, bool), Failed>,
+    ) -> Result<Reply, ErrorKind> {
+        let (reply, reusable) = result.map_err(|f| f.kind)?;
+        if reusable && self.keep_alive {
+            self.release(origin, conn);
+        }
+        Ok(reply)
+    }
+
+    async fn exchange_on(
+        &self,
+        conn: &mut Conn,
+        origin: &Origin,
+        request: &Request<Bytes>,
+    ) -> Result<(Reply, bool), Failed> {
+        encode(request, origin, self.keep_alive, &mut conn.write);
+        conn.stream
+            .write_all(&conn.write)
+            .await
+            .map_err(|_| Failed::reset(true))?;
+        let head_only = request.method() == Method::HEAD;
+        read_reply(&mut conn.stream, &mut conn.read, head_only)
+            .await
+            .map_err(|kind| Failed {
+                kind,
+                unsent: false,
+            })
+    }
+
+    /// An idle connection to `origin` the server has not closed, as far as can be
+    /// told without writing to it.
+    fn idle_conn(&self, origin: &Origin) -> Option<Conn> {
+        loop {
+            let conn = {
+                let mut idle = self.idle.lock().expect("pool lock");
+                idle.iter_mut().find(|i| i.origin == *origin)?.conns.pop()?
+            };
+            let mut probe = [0u8; 1];
+            match conn.stream.try_read(&mut probe) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some(conn),
+                // Closed, reset, or talking out of turn: not a connection to reuse.
+                _ => {}
+            }
+        }
+    }
+
+    fn release(&self, origin: &Origin, conn: Conn) {
+        let mut idle = self.idle.lock().expect("pool lock");
+        match idle.iter_mut().find(|i| i.origin == *origin) {
+            Some(i) if i.conns.len() < self.max_idle => i.conns.push(conn),
+            Some(_) => {}
+            None => idle.push(Idle {
+                origin: origin.clone(),
+                conns: vec![conn],
+            }),
+        }
+    }
+}
+
+/// A new connection to `origin`.
+async fn connect(origin: &Origin) -> Result<Conn, ErrorKind> {
+    let stream = TcpStream::connect((origin.host.as_str(), origin.port))
+        .await
+        .map_err(|_| ErrorKind::Connect)?;
+    // Requests are written whole: never wait to fill a segment.
+    let _ = stream.set_nodelay(true);
+    Ok(Conn {
+        stream,
+        read: BytesMut::with_capacity(READ_SIZE),
+        write: Vec::with_capacity(1024),
+    })
+}
+
+/// Writes `request` as HTTP/1.1 into `out`, replacing what was there.
+fn encode(request: &Request<Bytes>, origin: &Origin, keep_alive: bool, out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(request.method().as_str().as_bytes());
+    out.push(b' ');
+    let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
+    out.extend_from_slice(path.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    out.extend_from_slice(origin.host_header.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in request.headers() {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    let body = request.body();
+    let has_body = !body.is_empty()
+        || matches!(
+            *request.method(),
+            Method::POST | Method::PUT | Method::PATCH
+        );
+    if has_body {
+        out.extend_from_slice(b"content-length: ");
+        out.extend_from_slice(body.len().to_string().as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !keep_alive {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+}
+
+/// Reads more of the answer into `buf`; the end of the connection is `Ok(false)`.
+async fn fill<R: AsyncRead + Unpin>(io: &mut R, buf: &mut BytesMut) -> Result<bool, ErrorKind> {
+    buf.reserve(READ_SIZE);
+    match io.read_buf(buf).await {
+        Ok(0) => Ok(false),
+        Ok(_) => Ok(true),
+        Err(_) => Err(ErrorKind::Reset),
+    }
+}
+
+/// An answer's head, parsed.
+struct Head {
+    /// Its length in bytes, the blank line included.
+    len: usize,
+    status: StatusCode,
+    headers: HeaderMap,
+    http10: bool,
+}
+
+/// The answer head at the start of `buf`, if all of it is there. Kept out of the
+/// async reader so the parser's header slots live on the stack for the parse
+/// alone, not in every operation's future.
+fn parse_head(buf: &[u8]) -> Result<Option<Head>, ErrorKind> {
+    let mut slots = [const { std::mem::MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
+    let mut parsed = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut parsed,
+        buf,
+        &mut slots,
+    ) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err(ErrorKind::BadBody),
+    };
+    let status = parsed
+        .code
+        .and_then(|c| StatusCode::from_u16(c).ok())
+        .ok_or(ErrorKind::BadBody)?;
+    let mut headers = HeaderMap::with_capacity(parsed.headers.len());
+    for h in parsed.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| ErrorKind::BadBody)?;
+        let value = HeaderValue::from_bytes(h.value).map_err(|_| ErrorKind::BadBody)?;
+        headers.append(name, value);
+    }
+    Ok(Some(Head {
+        len,
+        status,
+        headers,
+        http10: parsed.version == Some(0),
+    }))
+}
+
+/// How an answer's body is framed.
+enum Framing {
+    Length(usize),
+    Chunked,
+    UntilClose,
+}
+
+/// Reads one whole answer from `io`, starting with what `buf` holds; leaves in
+/// `buf` what came after it. Returns the answer and whether the connection may
+/// carry another request.
+async fn read_reply<R: AsyncRead + Unpin>(
+    io: &mut R,
+    buf: &mut BytesMut,
+    head_only: bool,
+) -> Result<(Reply, bool), ErrorKind> {
+    loop {
+        let Head {
+            len: head_len,
+            status,
+            headers,
+            http10,
+        } = loop {
+            if let Some(head) = parse_head(buf)? {
+                break head;
+            }
+            if buf.len() >= MAX_HEAD {
+                return Err(ErrorKind::BadBody);
+            }
+            if !fill(io, buf).await? {
+                return Err(ErrorKind::Reset);
+            }
+        };
+        buf.advance(head_len);
+        if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
+            continue;
+        }
+        let closes = http10
+            || headers
+                .get_all(CONNECTION)
+                .iter()
+                .any(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+        let framing = if head_only
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED
+        {
+            Framing::Length(0)
+        } else if headers
+            .get_all(TRANSFER_ENCODING)
+            .iter()
+            .any(|v| v.as_bytes().to_ascii_lowercase().ends_with(b"chunked"))
+        {
+            Framing::Chunked
+        } else if let Some(length) = headers.get(CONTENT_LENGTH) {
+            let length = std::str::from_utf8(length.as_bytes())
+                .ok()
+                .and_then(|l| l.trim().parse().ok())
+                .filter(|&l| l <= MAX_BODY)
+                .ok_or(ErrorKind::BadBody)?;
+            Framing::Length(length)
+        } else {
+            Framing::UntilClose
+        };
+        let (body, reusable) = match framing {
+            Framing::Length(n) => {
+                while buf.len() < n {
+                    if !fill(io, buf).await? {
+                        return Err(ErrorKind::Reset);
+                    }
+                }
+                (buf.split_to(n).freeze(), !closes)
+            }
+            Framing::Chunked => (read_chunked(io, buf).await?, !closes),
+            Framing::UntilClose => {
+                while fill(io, buf).await? {
+                    if buf.len() > MAX_BODY {
+                        return Err(ErrorKind::BadBody);
+                    }
+                }
+                (buf.split().freeze(), false)
+            }
+        };
+        let reply = Reply {
+            status,
+            headers,
+            body,
+        };
+        return Ok((reply, reusable));
+    }
+}
+
+/// The position just past the next CRLF in `buf`, reading more until there is one.
+async fn line<R: AsyncRead + Unpin>(io: &mut R, buf: &mut BytesMut) -> Result<usize, ErrorKind> {
+    let mut searched = 0;
+    loop {
+        if let Some(at) = buf[searched..].windows(2).position(|w| w == b"\r\n") {
+            return Ok(searched + at + 2);
+        }
+        if buf.len() > MAX_HEAD {
+            return Err(ErrorKind::BadBody);
+        }
+        searched = buf.len().saturating_sub(1);
+        if !fill(io, buf).await? {
+            return Err(ErrorKind::Reset);
+        }
+    }
+}
+
+/// Reads a chunked body from where `buf` starts, trailers included.
+async fn read_chunked<R: AsyncRead + Unpin>(
+    io: &mut R,
+    buf: &mut BytesMut,
+) -> Result<Bytes, ErrorKind> {
+    let mut body = BytesMut::new();
+    loop {
+        let end = line(io, buf).await?;
+        let size_text = std::str::from_utf8(&buf[..end - 2]).map_err(|_| ErrorKind::BadBody)?;
+        let size_text = size_text.split(';').next().unwrap_or("").trim();
+        let size = usize::from_str_radix(size_text, 16).map_err(|_| ErrorKind::BadBody)?;
+        buf.advance(end);
+        if size == 0 {
+            // Trailers, up to an empty line.
+            loop {
+                let end = line(io, buf).await?;
+                buf.advance(end);
+                if end == 2 {
+                    return Ok(body.freeze());
+                }
+            }
+        }
+        if body.len() + size > MAX_BODY {
+            return Err(ErrorKind::BadBody);
+        }
+        while buf.len() < size + 2 {
+            if !fill(io, buf).await? {
+                return Err(ErrorKind::Reset);
+            }
+        }
+        body.extend_from_slice(&buf[..size]);
+        if &buf[size..size + 2] != b"\r\n" {
+            return Err(ErrorKind::BadBody);
+        }
+        buf.advance(size + 2);
+    }
+}
+
+/// Reads answers from `data` as a service would send them before closing the
+/// connection, until one fails or nothing is left; (status, body length) of each.
+/// The entry point for fuzzing the reader ([`crate::fuzz_inputs::answers`]).
+pub fn read_answers(data: &[u8]) -> Vec<Result<(StatusCode, usize), ErrorKind>> {
+    use futures_util::FutureExt;
+    let (mut io, mut buf) = (data, BytesMut::new());
+    let mut answers = Vec::new();
+    while !(io.is_empty() && buf.is_empty()) {
+        // A slice never makes a read wait, so the reader finishes in one poll.
+        let read = read_reply(&mut io, &mut buf, false)
+            .now_or_never()
+            .expect("reading from memory never waits");
+        let failed = read.is_err();
+        answers.push(read.map(|(reply, _)| (reply.status, reply.body.len())));
+        if failed {
+            break;
+        }
+    }
+    answers
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+
+    fn origin(url: &str) -> Origin {
+        Origin::of(&url::Url::parse(url).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn origin_names_host_and_port_as_the_url_does() {
+        let o = origin("http://127.0.0.1:8080/session");
+        assert_eq!((o.host.as_str(), o.port), ("127.0.0.1", 8080));
+        assert_eq!(o.host_header, "127.0.0.1:8080");
+        let o = origin("http://app.local/x");
+        assert_eq!((o.host.as_str(), o.port), ("app.local", 80));
+        assert_eq!(o.host_header, "app.local");
+        let o = origin("http://[::1]:9/");
+        assert_eq!((o.host.as_str(), o.port), ("::1", 9));
+        assert_eq!(o.host_header, "[::1]:9");
+        assert!(Origin::of(&url::Url::parse("https://example.com/").unwrap()).is_none());
+    }
+
+    #[test]
+    fn path_keeps_the_query() {
+        let url = url::Url::parse("http://h:1/a/b?next=/c#frag").unwrap();
+        assert_eq!(path_of(&url).unwrap(), "/a/b?next=/c");
+    }
+
+    #[test]
+    fn requests_carry_host_length_and_headers() {
+        let mut post = request(Method::POST, "/session/items".parse().unwrap(), "{}".into());
+        post.headers_mut()
+            .insert(http::header::COOKIE, HeaderValue::from_static("sid=a"));
+        let mut out = Vec::new();
+        encode(&post, &origin("http://127.0.0.1:80"), true, &mut out);
+        assert_eq!(
+            String::from_utf8(out.clone()).unwrap(),
+            "POST /session/items HTTP/1.1\r\nhost: 127.0.0.1\r\ncookie: sid=a\r\ncontent-length: 2\r\n\r\n{}"
+        );
+        let empty_post = request(Method::POST, "/session".parse().unwrap(), Bytes::new());
+        encode(&empty_post, &origin("http://h:1"), false, &mut out);
+        assert_eq!(
+            String::from_utf8(out.clone()).unwrap(),
+            "POST /session HTTP/1.1\r\nhost: h:1\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        );
+        let get = request(Method::GET, "/session".parse().unwrap(), Bytes::new());
+        encode(&get, &origin("http://h:1"), true, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "GET /session HTTP/1.1\r\nhost: h:1\r\n\r\n"
+        );
+    }
+
+    /// Reads up to `n` answers from `wire`, delivered `piece` bytes at a time and
+    /// then closed, stopping at the first that fails: (status, body, reusable).
+    async fn read_n(
+        wire: &str,
+        piece: usize,
+        head_only: bool,
+        n: usize,
+    ) -> Vec<Result<(u16, String, bool), ErrorKind>> {
+        let (mut server, mut client) = tokio::io::duplex(64);
+        let bytes = wire.as_bytes().to_vec();
+        let writer = tokio::spawn(async move {
+            for chunk in bytes.chunks(piece) {
+                server.write_all(chunk).await.unwrap();
+            }
+        });
+        let mut buf = BytesMut::new();
+        let mut answers = Vec::new();
+        while answers.len() < n {
+            let result = read_reply(&mut client, &mut buf, head_only)
+                .await
+                .map(|(r, reuse)| {
+                    (
+                        r.status.as_u16(),
+                        String::from_utf8(r.body.to_vec()).unwrap(),
+                        reuse,
+                    )
+                });
+            let failed = result.is_err();
+            answers.push(result);
+            if failed {
+                break;
+            }
+        }
+        writer.await.unwrap();
+        answers
+    }
+
+    #[tokio::test]
+    async fn answers_framed_every_way_read_the_same_in_any_pieces() {
+        let wire = concat!(
+            "HTTP/1.1 100 Continue\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Served-By: a\r\n\r\nhello",
+            "HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "3;ext=1\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nTrailer: x\r\n\r\n",
+            "HTTP/1.1 204 No Content\r\n\r\n",
+            "HTTP/1.1 303 See Other\r\nLocation: /login\r\nContent-Length: 0\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end",
+        );
+        for piece in [1, 2, 3, 7, 64, wire.len()] {
+            let answers = read_n(wire, piece, false, 5).await;
+            assert_eq!(
+                answers,
+                vec![
+                    Ok((200, "hello".into(), true)),
+                    Ok((201, "abc0123456789abcdef".into(), true)),
+                    Ok((204, String::new(), true)),
+                    Ok((303, String::new(), true)),
+                    Ok((200, "until the end".into(), false)),
+                ],
+                "pieces of {piece}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_closed_or_broken_answer_is_a_reset_or_a_bad_body() {
+        use ErrorKind::{BadBody, Reset};
+        type Expected = Result<(u16, &'static str, bool), ErrorKind>;
+        let cases: [(&str, bool, Expected); 6] = [
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+                false,
+                Err(Reset),
+            ),
+            ("HTTP/1.1 200 OK\r\nContent-Le", false, Err(Reset)),
+            ("SSH-2.0-OpenSSH\r\n\r\n", false, Err(BadBody)),
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                false,
+                Err(BadBody),
+            ),
+            // HTTP/1.0 closes after the answer; a HEAD answer has no body.
+            (
+                "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok",
+                false,
+                Ok((200, "ok", false)),
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n",
+                true,
+                Ok((200, "", true)),
+            ),
+        ];
+        for (wire, head_only, expected) in cases {
+            let expected = expected.map(|(status, body, reuse)| (status, body.to_string(), reuse));
+            assert_eq!(
+                read_n(wire, 4, head_only, 1).await,
+                vec![expected],
+                "{wire:?}"
+            );
+        }
+    }
+}
