@@ -227,11 +227,8 @@ impl Http {
                 let mut idle = self.idle.lock().expect("pool lock");
                 idle.iter_mut().find(|i| i.origin == *origin)?.conns.pop()?
             };
-            let mut probe = [0u8; 1];
-            match conn.stream.try_read(&mut probe) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some(conn),
-                // Closed, reset, or talking out of turn: not a connection to reuse.
-                _ => {}
+            if conn.open() {
+                return Some(conn);
             }
         }
     }
@@ -241,11 +238,30 @@ impl Http {
         match idle.iter_mut().find(|i| i.origin == *origin) {
             Some(i) if i.conns.len() < self.max_idle => i.conns.push(conn),
             Some(_) => {}
-            None => idle.push(Idle {
-                origin: origin.clone(),
-                conns: vec![conn],
-            }),
+            None => {
+                // A new origin: without a balancer, a replaced replica answers on a
+                // new port, and the connections to the old one are closed. Let them
+                // go rather than hold their sockets for the rest of the run.
+                for i in idle.iter_mut() {
+                    i.conns.retain(Conn::open);
+                }
+                idle.retain(|i| !i.conns.is_empty());
+                idle.push(Idle {
+                    origin: origin.clone(),
+                    conns: vec![conn],
+                });
+            }
         }
+    }
+}
+
+impl Conn {
+    /// Whether the server has not closed this idle connection, as far as can be told
+    /// without writing to it: nothing to read yet. Closed, reset, or talking out of
+    /// turn, it is not a connection to reuse.
+    fn open(&self) -> bool {
+        let mut probe = [0u8; 1];
+        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 }
 
@@ -517,7 +533,7 @@ pub fn read_answers(data: &[u8]) -> Vec<Result<(StatusCode, usize), ErrorKind>> 
 
 #[cfg(test)]
 mod tests {
-    use tokio::io::AsyncWriteExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
 
@@ -671,5 +687,107 @@ mod tests {
                 "{wire:?}"
             );
         }
+    }
+
+    /// A server on a loopback port answering every request "ok", closing each
+    /// connection after `answers_per_connection` answers; counts connections.
+    async fn server(
+        answers_per_connection: usize,
+    ) -> (Origin, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+        let counter = std::sync::Arc::clone(&accepted);
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut seen = Vec::new();
+                    for _ in 0..answers_per_connection {
+                        while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                            let mut chunk = [0u8; 1024];
+                            match socket.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => seen.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        seen.clear();
+                        let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                        socket.write_all(answer).await.unwrap();
+                    }
+                });
+            }
+        });
+        (origin(&format!("http://127.0.0.1:{port}")), accepted)
+    }
+
+    #[tokio::test]
+    async fn connections_are_kept_alive_and_one_the_server_closed_is_replaced() {
+        use std::sync::atomic::Ordering;
+        let get = || request(Method::GET, "/".parse().unwrap(), Bytes::new());
+        let http = Http::new(Duration::from_secs(5), true, 8);
+        let (kept, accepted) = server(usize::MAX).await;
+        for _ in 0..5 {
+            assert_eq!(http.send(&kept, &get()).await.unwrap().body, "ok");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1, "one connection, reused");
+
+        let (closing, accepted) = server(1).await;
+        for _ in 0..3 {
+            assert_eq!(http.send(&closing, &get()).await.unwrap().body, "ok");
+            // The server's close reaches the idle connection before the next request.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            3,
+            "a closed connection is never reused"
+        );
+        let pooled = |o: &Origin| {
+            let idle = http.idle.lock().unwrap();
+            idle.iter()
+                .find(|i| i.origin == *o)
+                .map_or(0, |i| i.conns.len())
+        };
+        assert_eq!(pooled(&kept), 1);
+        // The closing server's last connection, closed since, went when a new
+        // origin came.
+        let (other, _) = server(usize::MAX).await;
+        http.send(&other, &get()).await.unwrap();
+        assert_eq!((pooled(&closing), pooled(&other), pooled(&kept)), (0, 1, 1));
+
+        let once = Http::new(Duration::from_secs(5), false, 8);
+        let (fresh, accepted) = server(usize::MAX).await;
+        for _ in 0..3 {
+            once.send(&fresh, &get()).await.unwrap();
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 3, "keep_alive = false");
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_and_a_silent_server_are_told_apart() {
+        let get = request(Method::GET, "/".parse().unwrap(), Bytes::new());
+        let http = Http::new(Duration::from_millis(200), true, 8);
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let refused = origin(&format!("http://{}", free.local_addr().unwrap()));
+        drop(free);
+        assert_eq!(
+            http.send(&refused, &get).await.unwrap_err(),
+            ErrorKind::Connect
+        );
+        let (silent, _) = server(0).await;
+        let silent_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let quiet = origin(&format!("http://{}", silent_listener.local_addr().unwrap()));
+        assert_eq!(
+            http.send(&quiet, &get).await.unwrap_err(),
+            ErrorKind::Timeout
+        );
+        // A server that takes the connection and closes it without a word.
+        assert_eq!(
+            http.send(&silent, &get).await.unwrap_err(),
+            ErrorKind::Reset
+        );
     }
 }
