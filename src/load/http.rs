@@ -193,7 +193,8 @@ impl Http {
         result: Result<(Reply, bool), Failed>,
     ) -> Result<Reply, ErrorKind> {
         let (reply, reusable) = result.map_err(|f| f.kind)?;
-        if reusable && self.keep_alive {
+        // Bytes past the answer would be an answer to no request: out of step.
+        if reusable && self.keep_alive && conn.read.is_empty() {
             self.release(origin, conn);
         }
         Ok(reply)
@@ -302,9 +303,8 @@ fn encode(request: &Request<Bytes>, origin: &Origin, keep_alive: bool, out: &mut
             Method::POST | Method::PUT | Method::PATCH
         );
     if has_body {
-        out.extend_from_slice(b"content-length: ");
-        out.extend_from_slice(body.len().to_string().as_bytes());
-        out.extend_from_slice(b"\r\n");
+        use std::io::Write;
+        let _ = write!(out, "content-length: {}\r\n", body.len());
     }
     if !keep_alive {
         out.extend_from_slice(b"connection: close\r\n");
