@@ -25,7 +25,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -138,7 +138,7 @@ impl Drop for Endpoint {
 /// (the requests due while it is stopped wait for it), and two tools that both
 /// correct for coordinated omission must agree on it.
 struct Stalls {
-    stop: Arc<std::sync::atomic::AtomicBool>,
+    stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
     pid: i32,
 }
@@ -149,7 +149,7 @@ const STALL_EVERY: Duration = Duration::from_secs(1);
 impl Stalls {
     fn start(endpoint: &Endpoint) -> Stalls {
         let pid = endpoint.child.id() as i32;
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
         let stopped = Arc::clone(&stop);
         let thread = std::thread::spawn(move || {
             while !stopped.load(Ordering::Relaxed) {

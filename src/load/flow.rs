@@ -136,8 +136,9 @@ impl Driver {
         let writes = self.plan.appends_per_session * flow.writes_per_round;
         let model = SessionModel::new(seq, id, writes);
         done.outcome = Outcome::Ok;
-        let cookie = HeaderValue::from_static(""); // the jar makes each request's
-        done.session = Some(LiveSession::new(model, cookie).with_flow(state));
+        // A flow's requests carry its cookie jar, not a fixed Cookie header.
+        let unused = HeaderValue::from_static("");
+        done.session = Some(LiveSession::new(model, unused).with_flow(state));
     }
 
     /// Runs `step` for `session` and checks what it reads; returns whether an answer

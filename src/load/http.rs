@@ -131,15 +131,6 @@ struct Failed {
     unsent: bool,
 }
 
-impl Failed {
-    fn reset(unsent: bool) -> Failed {
-        Failed {
-            kind: ErrorKind::Reset,
-            unsent,
-        }
-    }
-}
-
 impl Http {
     /// A client giving each exchange `timeout` in all (connecting included), keeping
     /// up to `max_idle` idle connections per origin when `keep_alive`.
@@ -171,9 +162,9 @@ impl Http {
         origin: &Origin,
         request: &Request<Bytes>,
     ) -> Result<Reply, ErrorKind> {
-        // A pooled connection the server closed since is found out when the
-        // request cannot be written on it; the request is then written on a new one,
-        // as it never reached the server.
+        // A pooled connection the server closed since is mostly found out before
+        // use (`Conn::open`); one that closed in between fails the write, and the
+        // request, which never reached the server, goes out on a new connection.
         if let Some(mut conn) = self.idle_conn(origin) {
             match self.exchange_on(&mut conn, origin, request).await {
                 Err(Failed { unsent: true, .. }) => {}
@@ -210,7 +201,10 @@ impl Http {
         conn.stream
             .write_all(&conn.write)
             .await
-            .map_err(|_| Failed::reset(true))?;
+            .map_err(|_| Failed {
+                kind: ErrorKind::Reset,
+                unsent: true,
+            })?;
         let head_only = request.method() == Method::HEAD;
         read_reply(&mut conn.stream, &mut conn.read, head_only)
             .await

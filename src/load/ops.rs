@@ -140,7 +140,9 @@ impl Done {
 
 /// One answer, sorted the way the checker needs it.
 enum Answer {
-    State(State, Option<String>, Vec<String>),
+    /// The session's state, who served it, and the answer's headers (a create
+    /// takes the session's cookies from them).
+    State(State, Option<String>, HeaderMap),
     NotFound(Option<String>),
     /// No usable answer; the replica named by the answer, if it came from one or
     /// the balancer says which it sent the request to.
@@ -258,13 +260,8 @@ impl Driver {
         let mut home = None;
         let request = |urls: &Urls| request(Method::POST, urls.session.clone(), Bytes::new());
         match self.send(&mut home, request, done).await {
-            Answer::State(state, served_by, cookies) => {
-                let cookie = if cookies.is_empty() {
-                    format!("sid={}", state.session)
-                } else {
-                    cookies.join("; ")
-                };
-                let Ok(cookie) = HeaderValue::try_from(cookie) else {
+            Answer::State(state, served_by, headers) => {
+                let Some(cookie) = session_cookie(&headers, &state.session) else {
                     // A session id no Cookie header can carry: the answer is unusable.
                     done.errors.push((ErrorKind::BadBody, served_by));
                     return;
@@ -380,15 +377,7 @@ fn sort(reply: Reply) -> Answer {
     match reply.status {
         StatusCode::NOT_FOUND => Answer::NotFound(served_by),
         status if status.is_success() => match serde_json::from_slice::<State>(&reply.body) {
-            Ok(state) => {
-                let cookies = reply
-                    .headers
-                    .get_all(SET_COOKIE)
-                    .iter()
-                    .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_string))
-                    .collect();
-                Answer::State(state, served_by, cookies)
-            }
+            Ok(state) => Answer::State(state, served_by, reply.headers),
             Err(_) => Answer::Failed(ErrorKind::BadBody, served_by),
         },
         status => {
@@ -396,6 +385,23 @@ fn sort(reply: Reply) -> Answer {
             Answer::Failed(ErrorKind::from_status(status), by)
         }
     }
+}
+
+/// The `Cookie` header a new session sends from now on: every cookie its create
+/// answer set (a sticky balancer's too), else `sid=<id>`; `None` when no header can
+/// carry it.
+fn session_cookie(headers: &HeaderMap, id: &str) -> Option<HeaderValue> {
+    let set: Vec<&str> = headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next())
+        .collect();
+    let cookie = if set.is_empty() {
+        format!("sid={id}")
+    } else {
+        set.join("; ")
+    };
+    HeaderValue::try_from(cookie).ok()
 }
 
 /// A header's value as text, if it has one.
