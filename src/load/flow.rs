@@ -25,9 +25,9 @@ use super::ops::{Done, LiveSession, Step as OpStep, BACKOFF};
 use super::Driver;
 use crate::flow::cookies::{Jar, SetCookie};
 use crate::flow::template::{ItemPattern, Values};
-use crate::flow::{Body, Capture, Flow, LostWhen, Read, Step, MAX_REDIRECTS};
+use crate::flow::{Body, Capture, Flow, LostWhen, Read, Shows, Step, MAX_REDIRECTS};
 use crate::metrics::{ErrorKind, Live, Outcome};
-use crate::session::{Anomaly, Op, Seen, SessionModel};
+use crate::session::{Anomaly, AnomalyKind, Op, Seen, SessionModel};
 
 /// What a flow session carries besides its [`SessionModel`].
 #[derive(Debug)]
@@ -43,6 +43,9 @@ pub struct FlowState {
     rng: StdRng,
     /// Operations per round, for [`LiveSession::finished`].
     pub(super) steps_per_round: u32,
+    /// A cookie the last exchange set to a new value: evidence, not a verdict (signed
+    /// and encrypted cookies change on every save), named in a lost session's detail.
+    renewed: Option<String>,
 }
 
 /// A request with its templates filled in, so a retry resends exactly the same.
@@ -114,6 +117,7 @@ impl Driver {
             seq,
             rng: StdRng::seed_from_u64(self.seed ^ seq.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
             steps_per_round: flow.steps.len() as u32,
+            renewed: None,
         };
         for step in &flow.start {
             let Some(prepared) = self.prepare(step, &mut state, None, done) else {
@@ -133,8 +137,14 @@ impl Driver {
             .jar
             .first()
             .unwrap_or_else(|| format!("session {seq}"));
-        let writes = self.plan.appends_per_session * flow.writes_per_round;
-        let model = SessionModel::new(seq, id, writes);
+        // A sweep step that writes takes a write of its own on every attempt.
+        let sweep_writes = if flow.steps[flow.sweep].writes {
+            super::SWEEP_ATTEMPTS
+        } else {
+            0
+        };
+        let writes = self.plan.appends_per_session * flow.writes_per_round + sweep_writes;
+        let model = SessionModel::new(seq, id, writes).judged_by_content();
         done.outcome = Outcome::Ok;
         // A flow's requests carry its cookie jar, not a fixed Cookie header.
         let unused = HeaderValue::from_static("");
@@ -168,8 +178,7 @@ impl Driver {
         op: Op,
         done: &mut Done,
     ) -> bool {
-        // A sweep repeats a read; only a step of the round writes.
-        let write = (step.writes && op != Op::Sweep).then(|| {
+        let write = step.writes.then(|| {
             state.writes += 1;
             state.writes - 1
         });
@@ -182,59 +191,107 @@ impl Driver {
         } else {
             1
         };
+        // A page that shows the state from before its own write is checked before the
+        // model learns of that write; one that shows it after, with the write known.
+        let (early, shown) = match (write, step.shows) {
+            (Some(k), Shows::After) => (Some(k), Some(k)),
+            (Some(_), Shows::Before) | (None, _) => (None, None),
+        };
+        let late = write.filter(|_| early.is_none());
         for attempt in 0..attempts {
             if attempt > 0 {
                 tokio::time::sleep(BACKOFF * attempt).await;
             }
-            if let Some(k) = write {
+            if let Some(k) = early {
                 session.model.sent(k);
             }
             let (committed, reply) = self
                 .exchange(flow, step, &prepared, state, true, done)
                 .await;
-            if let (true, Some(k)) = (committed, write) {
+            if let (true, Some(k)) = (committed, early) {
                 session.model.acknowledged(k);
             }
-            match reply {
-                Reply::Answer(answer) => {
-                    let served_by = served_by(&answer.headers);
-                    let seen = self.seen(op, served_by.as_deref());
-                    let usable = capture(step, &answer, state);
-                    let checked = match &step.read {
-                        Some(read) => {
-                            check_read(read, &flow.value, &mut session.model, &answer.body, seen)
-                        }
-                        None => Some(Vec::new()),
-                    };
-                    match checked {
-                        Some(anomalies) if usable => {
-                            self.record(done, anomalies);
-                            done.outcome = Outcome::Ok;
-                        }
-                        Some(anomalies) => {
-                            self.record(done, anomalies);
-                            self.fail(ErrorKind::BadBody, None, done);
-                        }
-                        None => self.fail(ErrorKind::BadBody, None, done),
-                    }
-                    return true;
+            let answered = self.judge(flow, step, session, state, op, shown, reply, done);
+            if let Some(k) = late {
+                session.model.sent(k);
+                if committed {
+                    session.model.acknowledged(k);
                 }
-                Reply::Lost { detail, served_by } => {
-                    session.lost = true;
-                    let anomaly = session
-                        .model
-                        .lost(self.seen(op, served_by.as_deref()), detail);
-                    self.record(done, anomaly);
-                    // The sign of loss is the answer, not an error.
-                    done.outcome = Outcome::Ok;
-                    return true;
-                }
+            }
+            match answered {
+                Some(answered) => return answered,
                 // The write was taken; what followed the redirect did not answer.
-                Reply::Failed if committed => return false,
-                Reply::Failed => {}
+                None if committed => return false,
+                None => {}
             }
         }
         false
+    }
+
+    /// Checks one reply of a step: what it reads, or its sign of loss. Returns whether
+    /// an answer came, `None` when there was none to judge.
+    #[allow(clippy::too_many_arguments)]
+    fn judge(
+        &self,
+        flow: &Flow,
+        step: &Step,
+        session: &mut LiveSession,
+        state: &mut FlowState,
+        op: Op,
+        shown: Option<u32>,
+        reply: Reply,
+        done: &mut Done,
+    ) -> Option<bool> {
+        let anomalies = match reply {
+            Reply::Answer(answer) => {
+                let served_by = served_by(&answer.headers);
+                let seen = Seen {
+                    write: shown,
+                    ..self.seen(op, served_by.as_deref())
+                };
+                let usable = capture(step, &answer, state);
+                let checked = match &step.read {
+                    Some(read) => {
+                        check_read(read, &flow.value, &mut session.model, &answer.body, seen)
+                    }
+                    None => Some(Vec::new()),
+                };
+                match checked {
+                    Some(mut anomalies) => {
+                        if let Some(lost) = anomalies
+                            .iter_mut()
+                            .find(|a| a.kind == AnomalyKind::LostSession)
+                        {
+                            session.lost = true;
+                            lost.detail.push_str(&match &state.renewed {
+                                Some(name) => format!(", with a new `{name}` cookie"),
+                                None => ", under the same cookie".to_string(),
+                            });
+                        }
+                        if usable {
+                            done.outcome = Outcome::Ok;
+                        } else {
+                            self.fail(ErrorKind::BadBody, None, done);
+                        }
+                        anomalies
+                    }
+                    None => {
+                        self.fail(ErrorKind::BadBody, None, done);
+                        Vec::new()
+                    }
+                }
+            }
+            Reply::Lost { detail, served_by } => {
+                session.lost = true;
+                // The sign of loss is the answer, not an error.
+                done.outcome = Outcome::Ok;
+                let seen = self.seen(op, served_by.as_deref());
+                session.model.lost(seen, detail).into_iter().collect()
+            }
+            Reply::Failed => return None,
+        };
+        self.record(done, anomalies);
+        Some(true)
     }
 
     /// Reads `session` once for the final sweep with the flow's sweep step, retrying
@@ -391,7 +448,14 @@ impl Driver {
                     );
                 }
             }
+            if hop == 0 {
+                state.renewed = None;
+            }
             for cookie in &set {
+                let known = state.jar.get(&cookie.name);
+                if known.is_some_and(|v| v != cookie.value) && !cookie.removes {
+                    state.renewed = Some(cookie.name.clone());
+                }
                 state.jar.set(cookie);
             }
             let next = step
@@ -502,6 +566,7 @@ fn capture(step: &Step, answer: &Answer, state: &mut FlowState) -> bool {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string),
             Capture::Cookie(name) => state.jar.get(name).map(str::to_string),
+            Capture::Regex(pattern) => pattern.find(&answer.body).map(str::to_string),
         };
         match value {
             Some(v) => state.captures[*slot] = Some(v),
@@ -602,6 +667,7 @@ mod tests {
             op: Op::Read,
             served_by: Some("replica-0.1"),
             at: Duration::from_secs(1),
+            write: None,
         }
     }
 
@@ -805,6 +871,7 @@ mod tests {
             ],
             writes: false,
             read: None,
+            shows: Shows::After,
         };
         let mut state = FlowState {
             jar: Jar::default(),
@@ -814,6 +881,7 @@ mod tests {
             seq: 0,
             rng: StdRng::seed_from_u64(1),
             steps_per_round: 1,
+            renewed: None,
         };
         state
             .jar

@@ -211,6 +211,7 @@ impl Driver {
             op,
             served_by,
             at: self.start.elapsed(),
+            write: None,
         }
     }
 
