@@ -372,8 +372,8 @@ fn body_pattern(v: &mut Validator<'_>, text: &Spanned<String>, key: &str) -> Opt
             None
         }
         Err(err) => {
-            let text = err.to_string();
-            let last = text.lines().last().unwrap_or_default();
+            let message = err.to_string();
+            let last = message.lines().last().unwrap_or_default();
             let reason = last.strip_prefix("error: ").unwrap_or(last).to_string();
             v.problem(
                 text.span(),
