@@ -550,7 +550,11 @@ impl Validator<'_> {
         }
     }
 
-    pub(crate) fn positive_duration(&mut self, value: &Spanned<String>, key: &str) -> Option<Duration> {
+    pub(crate) fn positive_duration(
+        &mut self,
+        value: &Spanned<String>,
+        key: &str,
+    ) -> Option<Duration> {
         let d = self.duration(value, key)?;
         if d.is_zero() {
             self.problem(value.span(), format!("`{key}` must be longer than zero"));

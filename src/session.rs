@@ -379,9 +379,9 @@ impl SessionModel {
             found.extend(self.report(AnomalyKind::Duplicate, seen, detail));
         }
         let prior = self.prior_durable(seen);
-        let own_missing = seen
-            .write
-            .is_some_and(|k| self.items[k as usize] == Item::Durable && times_seen[k as usize] == 0);
+        let own_missing = seen.write.is_some_and(|k| {
+            self.items[k as usize] == Item::Durable && times_seen[k as usize] == 0
+        });
         if self.by_content && prior > 0 && missing.len() - usize::from(own_missing) == prior {
             let detail = format!(
                 "came back empty: none of the {prior} items acknowledged before ({})",
@@ -417,7 +417,9 @@ impl SessionModel {
     }
 
     fn report(&mut self, kind: AnomalyKind, seen: Seen<'_>, detail: String) -> Option<Anomaly> {
-        if self.has(kind) {
+        // A lost session explains everything later answers show: they are of
+        // another session, or of none.
+        if self.has(kind) || self.has(AnomalyKind::LostSession) {
             return None;
         }
         self.reported |= kind.bit();
@@ -576,6 +578,88 @@ mod tests {
         assert!(m.has(AnomalyKind::LostWrite));
         assert!(m.lost(seen(), "404").is_some());
         assert!(m.lost(seen(), "404").is_none());
+    }
+
+    #[test]
+    fn nothing_is_reported_after_a_lost_session() {
+        let mut m = model(2);
+        assert!(m.lost(seen(), "404").is_some());
+        assert!(m.check(&state(0, &["9.9"]), seen()).is_empty());
+        assert!(m.check_counter(0, seen()).is_empty());
+    }
+
+    // Sessions judged by what they hold (custom flows).
+
+    fn by_content(acked: u32) -> SessionModel {
+        let mut m = SessionModel::new(7, "session 7".into(), 4).judged_by_content();
+        for k in 0..acked {
+            m.sent(k);
+            m.acknowledged(k);
+        }
+        m
+    }
+
+    /// The answer to write `k`, which it shows.
+    fn own(k: u32) -> Seen<'static> {
+        Seen {
+            write: Some(k),
+            ..seen()
+        }
+    }
+
+    #[test]
+    fn a_session_come_back_holding_none_of_its_writes_is_lost() {
+        // Empty list, empty page, counter back to zero.
+        let found = by_content(2).check_items([], false, seen());
+        assert_eq!(kinds(&found), [AnomalyKind::LostSession]);
+        assert!(found[0]
+            .detail
+            .starts_with("came back empty: none of the 2"));
+        let found = by_content(2).check_occurrences(|_| 0, seen());
+        assert_eq!(kinds(&found), [AnomalyKind::LostSession]);
+        let found = by_content(2).check_counter(0, seen());
+        assert_eq!(kinds(&found), [AnomalyKind::LostSession]);
+        assert!(found[0].detail.starts_with("came back reset: counter is 0"));
+        // A partial loss is still lost writes.
+        assert_eq!(
+            kinds(&by_content(2).check_items(["7.1"], false, seen())),
+            [AnomalyKind::LostWrite]
+        );
+        assert_eq!(
+            kinds(&by_content(2).check_counter(1, seen())),
+            [AnomalyKind::LostWrite]
+        );
+        // Under the contract, whose answers name the session, empty is lost writes.
+        assert_eq!(
+            kinds(&model(2).check_items([], false, seen())),
+            [AnomalyKind::LostWrite]
+        );
+    }
+
+    #[test]
+    fn a_reset_session_holding_only_the_write_it_answers_is_lost() {
+        // Shown after the write: a fresh session holds that write alone.
+        let mut m = by_content(3);
+        let found = m.check_items(["7.2"], false, own(2));
+        assert_eq!(kinds(&found), [AnomalyKind::LostSession]);
+        assert_eq!(
+            kinds(&by_content(3).check_counter(1, own(2))),
+            [AnomalyKind::LostSession]
+        );
+        // The first write of a session has nothing before it to lose.
+        assert!(by_content(1).check_counter(1, own(0)).is_empty());
+        assert!(by_content(1).check_items(["7.0"], false, own(0)).is_empty());
+        // A write whose answer was lost may be all a reset counter holds, but one
+        // acknowledged before still counts: 2 of 2 is no loss.
+        let mut m = by_content(2);
+        m.sent(2);
+        assert!(m.check_counter(2, seen()).is_empty());
+        let mut m = by_content(2);
+        m.sent(2);
+        assert_eq!(
+            kinds(&m.check_counter(1, seen())),
+            [AnomalyKind::LostSession]
+        );
     }
 
     #[test]

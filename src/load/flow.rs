@@ -10,6 +10,8 @@
 //! unknown is resent, byte for byte the same, up to `load.retries` times, exactly like
 //! the contract's appends, and stays indeterminate for the checker otherwise.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use http::header::{
     HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE,
@@ -46,6 +48,9 @@ pub struct FlowState {
     /// A cookie the last exchange set to a new value: evidence, not a verdict (signed
     /// and encrypted cookies change on every save), named in a lost session's detail.
     renewed: Option<String>,
+    /// When the session's last request was sent, since the start of the load: the
+    /// pause before the next one is what an idle timeout measures.
+    last_sent: Duration,
 }
 
 /// A request with its templates filled in, so a retry resends exactly the same.
@@ -118,6 +123,7 @@ impl Driver {
             rng: StdRng::seed_from_u64(self.seed ^ seq.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
             steps_per_round: flow.steps.len() as u32,
             renewed: None,
+            last_sent: self.start.elapsed(),
         };
         for step in &flow.start {
             let Some(prepared) = self.prepare(step, &mut state, None, done) else {
@@ -211,7 +217,11 @@ impl Driver {
             if let (true, Some(k)) = (committed, early) {
                 session.model.acknowledged(k);
             }
-            let answered = self.judge(flow, step, session, state, op, shown, reply, done);
+            let idle = self.start.elapsed().saturating_sub(state.last_sent);
+            state.last_sent = self.start.elapsed();
+            let answered = self
+                .judge(flow, step, session, state, op, shown, reply, done)
+                .map(|anomalies| self.settle(flow, session, idle, anomalies, done));
             if let Some(k) = late {
                 session.model.sent(k);
                 if committed {
@@ -219,7 +229,7 @@ impl Driver {
                 }
             }
             match answered {
-                Some(answered) => return answered,
+                Some(()) => return true,
                 // The write was taken; what followed the redirect did not answer.
                 None if committed => return false,
                 None => {}
@@ -228,8 +238,8 @@ impl Driver {
         false
     }
 
-    /// Checks one reply of a step: what it reads, or its sign of loss. Returns whether
-    /// an answer came, `None` when there was none to judge.
+    /// Checks one reply of a step: what it reads, or its sign of loss. Returns what it
+    /// found, `None` when no answer came.
     #[allow(clippy::too_many_arguments)]
     fn judge(
         &self,
@@ -241,8 +251,8 @@ impl Driver {
         shown: Option<u32>,
         reply: Reply,
         done: &mut Done,
-    ) -> Option<bool> {
-        let anomalies = match reply {
+    ) -> Option<Vec<Anomaly>> {
+        Some(match reply {
             Reply::Answer(answer) => {
                 let served_by = served_by(&answer.headers);
                 let seen = Seen {
@@ -289,9 +299,25 @@ impl Driver {
                 session.model.lost(seen, detail).into_iter().collect()
             }
             Reply::Failed => return None,
-        };
-        self.record(done, anomalies);
-        Some(true)
+        })
+    }
+
+    /// Records what an answer showed, unless the session was lost after a pause
+    /// longer than the app's idle timeout: that is expiry by design, counted apart.
+    fn settle(
+        &self,
+        flow: &Flow,
+        session: &LiveSession,
+        idle: Duration,
+        anomalies: Vec<Anomaly>,
+        done: &mut Done,
+    ) {
+        let expired = session.lost && flow.idle_timeout.is_some_and(|timeout| idle > timeout);
+        if expired {
+            done.expired += 1;
+        } else {
+            self.record(done, anomalies);
+        }
     }
 
     /// Reads `session` once for the final sweep with the flow's sweep step, retrying
@@ -882,6 +908,7 @@ mod tests {
             rng: StdRng::seed_from_u64(1),
             steps_per_round: 1,
             renewed: None,
+            last_sent: Duration::ZERO,
         };
         state
             .jar

@@ -83,6 +83,8 @@ pub struct Driver {
 pub struct LoadOutcome {
     pub collected: Collected,
     pub anomalies: Vec<Anomaly>,
+    /// Sessions that expired by design (see [`crate::flow::Flow::idle_timeout`]).
+    pub expired: u64,
     /// Every session created, for the sweep.
     pub sessions: Vec<LiveSession>,
 }
@@ -92,6 +94,8 @@ pub struct LoadOutcome {
 pub struct Swept {
     pub recorder: Recorder,
     pub anomalies: Vec<Anomaly>,
+    /// Sessions the sweep found expired by design, after their idle timeout.
+    pub expired: u64,
     pub checked: u64,
     /// Sessions that never gave a usable answer: nothing can be said about them.
     pub unverified: u64,
@@ -280,6 +284,7 @@ impl Driver {
         while let Some(result) = tasks.join_next().await {
             let result = result.expect("a load shard never panics");
             outcome.anomalies.extend(result.anomalies);
+            outcome.expired += result.expired;
             outcome.sessions.extend(result.sessions);
         }
         outcome.collected = collector.await.expect("the collector never panics");
@@ -445,6 +450,7 @@ impl Driver {
                 swept.recorder.error(Op::Sweep, *kind, by.as_deref());
             }
             swept.anomalies.extend(done.anomalies);
+            swept.expired += done.expired;
         }
         swept
     }

@@ -115,6 +115,9 @@ pub struct Done {
     /// `X-Served-By` of every answer.
     pub served_by: Vec<String>,
     pub anomalies: Vec<Anomaly>,
+    /// Sessions found lost after a pause longer than the app's idle timeout: expiry
+    /// by design, not an anomaly.
+    pub expired: u64,
     /// The run stopped before the operation's time came: nothing was sent.
     pub skipped: bool,
 }
@@ -131,6 +134,7 @@ impl Done {
             sent: intended,
             finished: intended,
             errors: Vec::new(),
+            expired: 0,
             served_by: Vec::new(),
             anomalies: Vec::new(),
             skipped: false,

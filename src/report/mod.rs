@@ -112,6 +112,14 @@ pub struct SessionCounts {
     pub created: u64,
     pub checked: u64,
     pub unverified: u64,
+    /// Found lost after a pause longer than the flow's `idle_timeout`: expired by
+    /// design, so not anomalies.
+    #[serde(default)]
+    pub expired: u64,
+    /// From the end of the load to the start of the final sweep (the cluster healing
+    /// in between): with a short idle timeout, sessions may expire in this gap.
+    #[serde(default)]
+    pub sweep_after_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -406,6 +414,14 @@ impl Summary {
             "\nsessions {} created, {} checked in the final sweep, {} unverified",
             self.sessions.created, self.sessions.checked, self.sessions.unverified
         );
+        if self.sessions.expired > 0 {
+            let _ = writeln!(
+                out,
+                "sessions {} expired by design (lost after a pause longer than the flow's idle_timeout; the sweep began {:.1}s after the load)",
+                self.sessions.expired,
+                self.sessions.sweep_after_ms as f64 / 1000.0
+            );
+        }
         let f = &self.faults;
         let _ = writeln!(
             out,
