@@ -542,8 +542,10 @@ fn expected(step: &Step, status: StatusCode) -> bool {
     }
 }
 
+/// The replica that answered: as the app says, or as the balancer says for apps that
+/// do not (a Django or PHP app sets no `X-Served-By`).
 fn served_by(headers: &HeaderMap) -> Option<String> {
-    super::ops::header(headers, "x-served-by")
+    super::ops::failed_in(headers)
 }
 
 /// The first `lost_when` sign the answer shows, in words.

@@ -378,7 +378,8 @@ impl Driver {
 
 /// Sorts an answer the way the checker needs it.
 fn sort(reply: Reply) -> Answer {
-    let served_by = header(&reply.headers, "x-served-by");
+    // The balancer names the replica for an app that does not name itself.
+    let served_by = failed_in(&reply.headers);
     match reply.status {
         StatusCode::NOT_FOUND => Answer::NotFound(served_by),
         status if status.is_success() => match serde_json::from_slice::<State>(&reply.body) {
@@ -386,8 +387,7 @@ fn sort(reply: Reply) -> Answer {
             Err(_) => Answer::Failed(ErrorKind::BadBody, served_by),
         },
         status => {
-            let by = served_by.or_else(|| failed_in(&reply.headers));
-            Answer::Failed(ErrorKind::from_status(status), by)
+            Answer::Failed(ErrorKind::from_status(status), served_by)
         }
     }
 }
