@@ -33,7 +33,6 @@ macro_rules! say_always {
     }};
 }
 
-pub mod attach;
 pub mod chaos;
 pub mod cli;
 pub mod cluster;
@@ -46,7 +45,6 @@ pub mod gate;
 pub mod images;
 pub mod load;
 pub mod metrics;
-pub mod overrides;
 pub mod plan;
 pub mod progress;
 pub mod report;
@@ -54,13 +52,14 @@ pub mod run;
 pub mod scenario;
 pub mod secrets;
 pub mod session;
+pub mod validate;
 
 use tokio_util::sync::CancellationToken;
 
 use cli::{Cli, Command, ImagesCommand, RunArgs};
 use cluster::engine::Engine;
 use error::{Error, ExitCode, Result};
-use plan::Overrides;
+use scenario::overrides::Overrides;
 use scenario::Source;
 
 /// The two ways a user stops a run, fed by signals in `main` and by tests directly.
@@ -266,7 +265,7 @@ async fn run_scenario(args: RunArgs, shutdown: &Shutdown) -> Result<ExitCode> {
 fn load_plan(path: &std::path::Path, overrides: &Overrides) -> Result<plan::Plan> {
     let source = Source::read(path).map_err(|p| Error::Invalid(p.to_string()))?;
     tracing::debug!(path = %path.display(), settings = overrides.set.len(), "validating the scenario");
-    plan::build(&source, overrides).map_err(|problems| {
+    validate::build(&source, overrides).map_err(|problems| {
         let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
         Error::Invalid(format!(
             "{} problem{} in the scenario:\n{}",
