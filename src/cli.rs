@@ -173,7 +173,7 @@ pub struct ScenarioArgs {
     pub attach: AttachArgs,
 }
 
-/// `run --attach`: test a stack that is already running; see [`crate::attach`].
+/// `run --attach`: test a stack that is already running; see [`crate::validate::attach`].
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Attach to a running stack")]
 pub struct AttachArgs {
