@@ -562,8 +562,9 @@ pub fn measure_recovery(records: &mut [FaultRecord], failures: &FailureTimeline,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{build, Overrides};
+    use crate::scenario::overrides::Overrides;
     use crate::scenario::Source;
+    use crate::validate::build;
     use std::sync::atomic::{AtomicBool, Ordering};
 
     fn plan_with(seed: u64, duration: &str, chaos: &str) -> Plan {

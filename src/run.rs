@@ -114,7 +114,7 @@ pub async fn execute(
     };
     let cluster =
         AttachedCluster::discover(engine, &run_id, plan, attach, shutdown.graceful.clone()).await?;
-    let plan = crate::attach::fit(plan, cluster.replicas()).map_err(|problems| {
+    let plan = crate::validate::attach::fit(plan, cluster.replicas()).map_err(|problems| {
         let path = plan.source.path.display();
         let lines: Vec<String> = problems.lines().map(|p| format!("{path}: {p}")).collect();
         Error::Invalid(lines.join("\n"))

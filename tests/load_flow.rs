@@ -17,9 +17,10 @@ use axum::{Form, Router};
 use sessionstorm::load::targets::Targets;
 use sessionstorm::load::{Driver, LoadOutcome};
 use sessionstorm::metrics::{ErrorKind, FailureTimeline, Live, Outcome};
-use sessionstorm::plan::{build, Overrides};
+use sessionstorm::scenario::overrides::Overrides;
 use sessionstorm::scenario::Source;
 use sessionstorm::session::{AnomalyKind, Op};
+use sessionstorm::validate::build;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 

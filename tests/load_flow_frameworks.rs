@@ -20,9 +20,10 @@ use axum::{Form, Router};
 use sessionstorm::load::targets::Targets;
 use sessionstorm::load::Driver;
 use sessionstorm::metrics::{FailureTimeline, Live};
-use sessionstorm::plan::{build, Overrides};
+use sessionstorm::scenario::overrides::Overrides;
 use sessionstorm::scenario::Source;
 use sessionstorm::session::{Anomaly, AnomalyKind};
+use sessionstorm::validate::build;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 

@@ -27,9 +27,9 @@ use tokio_util::sync::CancellationToken;
 use super::docker::Started;
 use super::engine::{Engine, EngineError, Removed};
 use super::{Acted, Action, Cluster, KillOutcome, Lifecycle, Victim, ROLE_LABEL, RUN_LABEL};
-use crate::attach::{AttachPlan, COMPOSE_ONEOFF, COMPOSE_SERVICE};
 use crate::error::Error;
 use crate::load::targets::Targets;
+use crate::plan::attach::{AttachPlan, COMPOSE_ONEOFF, COMPOSE_SERVICE};
 use crate::plan::Plan;
 
 /// How often readiness is polled.

@@ -19,11 +19,11 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::engine::{ContainerSpec, Engine, EngineError, Removed};
-use super::template::{Template, Values};
 use super::{
     haproxy, Acted, Action, Cluster, KillOutcome, Lifecycle, Victim, ROLE_LABEL, RUN_LABEL,
 };
 use crate::load::targets::Targets;
+use crate::plan::template::{Template, Values};
 use crate::plan::{BalancerKind, Persistence, Plan, StoreKind};
 
 /// How often readiness is polled.

@@ -10,7 +10,6 @@ mod blackhole;
 pub mod docker;
 pub mod engine;
 pub mod haproxy;
-pub mod template;
 
 use std::future::Future;
 use std::time::Duration;

@@ -11,19 +11,15 @@
 //! JSON list, a counter, or text in the page), and [`crate::session::SessionModel`]
 //! checks it with the same anomaly kinds as the contract.
 //!
-//! - [`raw`]: the `[flow]` table as written; [`validate`] turns it into a [`Flow`],
-//!   reporting problems through the scenario's validator (file:line:column).
+//! - `crate::scenario::flow`: the `[flow]` table as written; `crate::validate::flow`
+//!   turns it into a [`Flow`], reporting problems with the rest of the scenario's.
 //! - [`template`]: `{{…}}` templates, item patterns and JSON pointers.
 //! - [`cookies`]: the per-session cookie jar.
 //!
 //! The runner is `crate::load::flow`.
 
 pub mod cookies;
-pub mod raw;
 pub mod template;
-mod validate;
-
-pub(crate) use validate::validate;
 
 use template::{ItemPattern, Template};
 
@@ -123,7 +119,7 @@ impl JsonTemplate {
         }
     }
 
-    fn templates(&self) -> Vec<&Template> {
+    pub(crate) fn templates(&self) -> Vec<&Template> {
         match self {
             JsonTemplate::String(t) => vec![t],
             JsonTemplate::Array(items) => items.iter().flat_map(Self::templates).collect(),

@@ -454,8 +454,7 @@ pub(crate) fn locate_app(
     env_override: Option<PathBuf>,
     current_exe: Option<&Path>,
 ) -> Result<PathBuf, ImageError> {
-    let (binary, env) = image
-        .workspace_binary()
+    let (binary, env) = super::workspace_binary(image)
         .expect("only images built from this workspace have an app binary");
     if let Some(path) = env_override {
         return if is_executable_file(&path) {

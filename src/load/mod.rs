@@ -36,12 +36,11 @@ use tokio::time::{Instant, Interval};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{FailureTimeline, Live, Outcome, Recorder};
-use crate::plan::{LoadPlan, Model};
+use crate::plan::{LoadPlan, Model, RateProfile};
 use crate::report::hlog::HlogWriter;
 use crate::session::{Anomaly, Op};
 use collector::{Collected, Message, INTERVAL};
 use ops::{Done, Job, LiveSession, Step};
-use pacing::RateProfile;
 
 /// How many times the sweep asks for a session before giving up on it.
 const SWEEP_ATTEMPTS: u32 = 5;
@@ -472,8 +471,8 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
+    use crate::plan::Stage;
     use crate::session::SessionModel;
-    use pacing::Stage;
 
     /// Due times from tokio's clock, which these tests pause: each one is sent at its
     /// due time (whole milliseconds here), and a run of seconds takes no time.

@@ -386,9 +386,7 @@ fn sort(reply: Reply) -> Answer {
             Ok(state) => Answer::State(state, served_by, reply.headers),
             Err(_) => Answer::Failed(ErrorKind::BadBody, served_by),
         },
-        status => {
-            Answer::Failed(ErrorKind::from_status(status), served_by)
-        }
+        status => Answer::Failed(ErrorKind::from_status(status), served_by),
     }
 }
 

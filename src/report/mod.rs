@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::chaos::FaultRecord;
-use crate::gate::{GateResult, Verdict};
+use crate::gate::{Counts, Figures, GateResult, Verdict};
 use crate::load::collector::IntervalRow;
 use crate::metrics::{spectrum, ErrorKind, Outcome, Percentiles, Recorder};
 use crate::session::{Anomaly, AnomalyKind, Op};
@@ -517,6 +517,63 @@ impl Summary {
         };
         let _ = writeln!(out, "\nverdict {verdict}");
         out
+    }
+}
+
+/// Gates and `compare` read a run's metrics from its summary, also one read back
+/// from disk.
+impl Figures for Summary {
+    fn latency_ms(&self, op: Op, uncorrected: bool) -> Option<&Percentiles> {
+        let o = self.operations.get(&op)?;
+        Some(if uncorrected {
+            &o.latency_uncorrected_ms
+        } else {
+            &o.latency_ms
+        })
+    }
+
+    fn counts(&self) -> Vec<Counts> {
+        self.operations
+            .values()
+            .map(|o| Counts {
+                ok: o.ok,
+                errors: o.errors,
+                failed: o.failed,
+            })
+            .collect()
+    }
+
+    fn anomalies(&self, kind: Option<AnomalyKind>) -> u64 {
+        match kind {
+            None => self.anomalies.total,
+            Some(kind) => self
+                .anomalies
+                .by_kind
+                .get(&kind)
+                .copied()
+                .unwrap_or_default(),
+        }
+    }
+
+    fn missed_starts(&self) -> u64 {
+        self.load.missed_starts
+    }
+
+    fn unverified(&self) -> u64 {
+        self.sessions.unverified
+    }
+
+    fn worst_recovery_ms(&self) -> u64 {
+        self.faults.recovery_ms
+    }
+
+    fn recoveries_ms(&self) -> Vec<u64> {
+        self.faults
+            .events
+            .iter()
+            .filter_map(|e| e.recovery.as_ref())
+            .map(|r| r.recovery_ms)
+            .collect()
     }
 }
 

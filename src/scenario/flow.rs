@@ -1,5 +1,5 @@
 //! `[flow]` as written in the scenario file (see [`crate::scenario`] for why values are
-//! [`Spanned`]). [`super::validate`] turns it into a [`super::Flow`].
+//! [`Spanned`]). [`crate::validate::flow`] turns it into a [`crate::flow::Flow`].
 
 use std::collections::BTreeMap;
 

@@ -6,10 +6,10 @@ use std::ops::Range;
 
 use toml::Spanned;
 
-use super::raw;
-use super::template::{valid_pointer, ItemPattern, Template, Var};
-use super::{Body, BodyPattern, Capture, Flow, JsonTemplate, LostWhen, Read, Shows, Step};
-use crate::plan::Validator;
+use super::Validator;
+use crate::flow::template::{valid_pointer, ItemPattern, Template, Var};
+use crate::flow::{Body, BodyPattern, Capture, Flow, JsonTemplate, LostWhen, Read, Shows, Step};
+use crate::scenario::flow as raw;
 
 const METHODS: &str = "\"GET\", \"POST\", \"PUT\", \"PATCH\", \"DELETE\"";
 const READ_KINDS: &str = "`list = \"/items\"`, `counter = \"/count\"`, `counter_after = \"Count: \"` or `contains = \"<li>{{item}}</li>\"`";
@@ -531,8 +531,9 @@ fn lost(v: &mut Validator<'_>, raw: &Spanned<raw::LostWhen>) -> Option<LostWhen>
 mod tests {
     use std::path::PathBuf;
 
-    use crate::plan::{build, Overrides};
+    use crate::scenario::overrides::Overrides;
     use crate::scenario::{Problem, Source};
+    use crate::validate::build;
 
     const HEAD: &str = r#"name = "f"
 seed = 1

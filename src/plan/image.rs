@@ -1,0 +1,67 @@
+//! The images the harness builds itself, by identity: scenarios default to them, and
+//! [`crate::images`] builds them.
+
+use std::fmt;
+
+/// One of the images the harness knows how to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BuiltIn {
+    SessionApp,
+    /// The second demo service (`docker/counter-app`), driven through a custom flow.
+    CounterApp,
+    Redis,
+    Haproxy,
+    /// A helper for the `blackhole` fault: `iptables` (nf_tables) from the host, run in
+    /// the network namespace of the container it cuts off. Built only when a scenario
+    /// uses it, so hosts without iptables can run every other scenario.
+    Nettools,
+    /// Memcached as a session store (the host's `memcached`), for services that keep
+    /// their sessions there. Built only when a scenario uses it, like `nettools`.
+    /// It runs as root in the image, so its entry point carries `-u root`.
+    Memcached,
+}
+
+impl BuiltIn {
+    pub const ALL: [BuiltIn; 4] = [
+        BuiltIn::SessionApp,
+        BuiltIn::CounterApp,
+        BuiltIn::Redis,
+        BuiltIn::Haproxy,
+    ];
+    /// Images built on demand only (not by `images build`).
+    pub const HELPERS: [BuiltIn; 2] = [BuiltIn::Nettools, BuiltIn::Memcached];
+
+    /// The full tag, e.g. `sessionstorm/session-app:latest`.
+    pub fn tag(self) -> &'static str {
+        match self {
+            BuiltIn::SessionApp => "sessionstorm/session-app:latest",
+            BuiltIn::CounterApp => "sessionstorm/counter-app:latest",
+            BuiltIn::Redis => "sessionstorm/redis:latest",
+            BuiltIn::Haproxy => "sessionstorm/haproxy:latest",
+            BuiltIn::Nettools => "sessionstorm/nettools:latest",
+            BuiltIn::Memcached => "sessionstorm/memcached:latest",
+        }
+    }
+
+    /// The repository name without tag, e.g. `sessionstorm/redis`.
+    pub fn name(self) -> &'static str {
+        let tag = self.tag();
+        &tag[..tag.len() - ":latest".len()]
+    }
+
+    /// Recognises our images by name, with or without `:latest` (and `docker.io/`).
+    pub fn from_tag(tag: &str) -> Option<BuiltIn> {
+        let tag = tag.strip_prefix("docker.io/").unwrap_or(tag);
+        let name = tag.strip_suffix(":latest").unwrap_or(tag);
+        BuiltIn::ALL
+            .into_iter()
+            .chain(BuiltIn::HELPERS)
+            .find(|image| image.name() == name)
+    }
+}
+
+impl fmt::Display for BuiltIn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.tag())
+    }
+}
