@@ -1,7 +1,7 @@
 //! Container images built from binaries on the host, because no registry is reachable.
 //!
-//! sessionstorm knows four images ([`BuiltIn`]): the two demo services (`session-app` and
-//! `counter-app`, built by cargo in this workspace), Redis and HAProxy (both taken from the
+//! sessionstorm knows five images ([`BuiltIn`]): the three demo services (`session-app`,
+//! `counter-app` and `actix-app`, built by cargo in this workspace), Redis and HAProxy (both taken from the
 //! host's Debian packages), plus images built only on demand: `nettools` (the host's
 //! `iptables`, for the `blackhole` fault) and `memcached` (the host's `memcached`, as a
 //! session store).
@@ -50,6 +50,8 @@ use rootfs::Recipe;
 pub const APP_BIN_ENV: &str = "SESSIONSTORM_APP_BIN";
 /// The same for the `counter-app` binary.
 pub const COUNTER_APP_BIN_ENV: &str = "SESSIONSTORM_COUNTER_APP_BIN";
+/// The same for the `actix-app` binary.
+pub const ACTIX_APP_BIN_ENV: &str = "SESSIONSTORM_ACTIX_APP_BIN";
 /// Label holding the image's name (`sessionstorm/redis`), so `list` can tell ours apart.
 pub const IMAGE_LABEL: &str = "sessionstorm.image";
 /// Label holding the content hash that decides whether a rebuild is needed.
@@ -64,6 +66,8 @@ pub enum BuiltIn {
     SessionApp,
     /// The second demo service (`docker/counter-app`), driven through a custom flow.
     CounterApp,
+    /// A demo service on a real session library (`docker/actix-app`, actix-session).
+    ActixApp,
     Redis,
     Haproxy,
     /// A helper for the `blackhole` fault: `iptables` (nf_tables) from the host, run in
@@ -77,9 +81,10 @@ pub enum BuiltIn {
 }
 
 impl BuiltIn {
-    pub const ALL: [BuiltIn; 4] = [
+    pub const ALL: [BuiltIn; 5] = [
         BuiltIn::SessionApp,
         BuiltIn::CounterApp,
+        BuiltIn::ActixApp,
         BuiltIn::Redis,
         BuiltIn::Haproxy,
     ];
@@ -91,6 +96,7 @@ impl BuiltIn {
         match self {
             BuiltIn::SessionApp => "sessionstorm/session-app:latest",
             BuiltIn::CounterApp => "sessionstorm/counter-app:latest",
+            BuiltIn::ActixApp => "sessionstorm/actix-app:latest",
             BuiltIn::Redis => "sessionstorm/redis:latest",
             BuiltIn::Haproxy => "sessionstorm/haproxy:latest",
             BuiltIn::Nettools => "sessionstorm/nettools:latest",
@@ -104,6 +110,7 @@ impl BuiltIn {
         match self {
             BuiltIn::SessionApp => Some(("session-app", APP_BIN_ENV)),
             BuiltIn::CounterApp => Some(("counter-app", COUNTER_APP_BIN_ENV)),
+            BuiltIn::ActixApp => Some(("actix-app", ACTIX_APP_BIN_ENV)),
             BuiltIn::Redis | BuiltIn::Haproxy | BuiltIn::Nettools | BuiltIn::Memcached => None,
         }
     }

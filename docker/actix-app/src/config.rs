@@ -56,11 +56,7 @@ impl Config {
         let (key_source, key) = match var("KEY").as_deref() {
             None | Some("shared") => (KeySource::Shared, shared_key(var("SESSION_KEY"))?),
             Some("generate") => (KeySource::Generate, Key::generate()),
-            Some(other) => {
-                return Err(format!(
-                    "KEY={other:?}; accepted values: shared, generate"
-                ))
-            }
+            Some(other) => return Err(format!("KEY={other:?}; accepted values: shared, generate")),
         };
         let port = match var("PORT") {
             None => 8080,
@@ -147,8 +143,10 @@ mod tests {
             err(&[("STORE", "cookie"), ("SESSION_KEY", "short")]),
             "SESSION_KEY has 5 bytes; at least 64 are needed"
         );
-        assert!(err(&[("SESSION_STORE", "http://x"), ("SESSION_KEY", SECRET)])
-            .starts_with("SESSION_STORE=\"http://x\" is not a Redis URL"));
+        assert!(
+            err(&[("SESSION_STORE", "http://x"), ("SESSION_KEY", SECRET)])
+                .starts_with("SESSION_STORE=\"http://x\" is not a Redis URL")
+        );
         assert_eq!(
             err(&[("KEY", "generate"), ("PORT", "80000")]),
             "PORT=\"80000\" must be a port number (1-65535)"

@@ -94,7 +94,10 @@ where
     .bind((Ipv4Addr::UNSPECIFIED, port))
     .map_err(|e| format!("cannot listen on 0.0.0.0:{port}: {e}"))?;
     eprintln!("actix-app: listening on 0.0.0.0:{port}");
-    server.run().await.map_err(|e| format!("server failed: {e}"))
+    server
+        .run()
+        .await
+        .map_err(|e| format!("server failed: {e}"))
 }
 
 /// The session store and a connection for the health check. Retried for a while: a

@@ -56,7 +56,14 @@ fn start(env: &[(&str, &str)]) -> (Process, u16) {
 fn redis() -> (Process, u16) {
     let port = free_port();
     let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--save", "", "--bind", "127.0.0.1"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--bind",
+            "127.0.0.1",
+        ])
         .stdout(Stdio::null())
         .spawn()
         .expect("redis-server is installed (the sessionstorm/redis image is built from it)");
@@ -75,7 +82,9 @@ struct Answer {
 
 fn get(port: u16, path: &str, cookie: Option<&str>) -> Answer {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let cookie = cookie.map(|c| format!("Cookie: {c}\r\n")).unwrap_or_default();
+    let cookie = cookie
+        .map(|c| format!("Cookie: {c}\r\n"))
+        .unwrap_or_default();
     let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{cookie}\r\n");
     stream.write_all(request.as_bytes()).unwrap();
     let mut raw = String::new();
@@ -160,7 +169,13 @@ fn a_cookie_only_session_moves_between_processes_only_with_a_shared_key() {
 fn a_redis_session_moves_between_processes_only_with_a_shared_key() {
     let (_redis, redis_port) = redis();
     let url = format!("redis://127.0.0.1:{redis_port}");
-    let env = |key| [("STORE", "redis"), ("SESSION_STORE", url.as_str()), ("KEY", key)];
+    let env = |key| {
+        [
+            ("STORE", "redis"),
+            ("SESSION_STORE", url.as_str()),
+            ("KEY", key),
+        ]
+    };
     let (a, a_port) = start(&env("shared"));
     let (_b, b_port) = start(&env("shared"));
     assert_eq!(get(a_port, "/healthz", None).status, 200);
