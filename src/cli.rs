@@ -229,8 +229,8 @@ impl ScenarioArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ImagesCommand {
-    /// Build sessionstorm/session-app, sessionstorm/counter-app, sessionstorm/redis and
-    /// sessionstorm/haproxy (skipped when their content is unchanged).
+    /// Build sessionstorm/session-app, sessionstorm/counter-app, sessionstorm/actix-app,
+    /// sessionstorm/redis and sessionstorm/haproxy (skipped when their content is unchanged).
     Build {
         /// Rebuild even when the content is unchanged.
         #[arg(long)]

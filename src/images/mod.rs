@@ -1,7 +1,7 @@
 //! Container images built from binaries on the host, because no registry is reachable.
 //!
-//! sessionstorm knows four images ([`BuiltIn`]): the two demo services (`session-app` and
-//! `counter-app`, built by cargo in this workspace), Redis and HAProxy (both taken from the
+//! sessionstorm knows five images ([`BuiltIn`]): the three demo services (`session-app`,
+//! `counter-app` and `actix-app`, built by cargo in this workspace), Redis and HAProxy (both taken from the
 //! host's Debian packages), plus images built only on demand: `nettools` (the host's
 //! `iptables`, for the `blackhole` fault) and `memcached` (the host's `memcached`, as a
 //! session store).
@@ -53,6 +53,8 @@ pub use crate::plan::BuiltIn;
 pub const APP_BIN_ENV: &str = "SESSIONSTORM_APP_BIN";
 /// The same for the `counter-app` binary.
 pub const COUNTER_APP_BIN_ENV: &str = "SESSIONSTORM_COUNTER_APP_BIN";
+/// The same for the `actix-app` binary.
+pub const ACTIX_APP_BIN_ENV: &str = "SESSIONSTORM_ACTIX_APP_BIN";
 /// Label holding the image's name (`sessionstorm/redis`), so `list` can tell ours apart.
 pub const IMAGE_LABEL: &str = "sessionstorm.image";
 /// Label holding the content hash that decides whether a rebuild is needed.
@@ -67,6 +69,7 @@ pub fn workspace_binary(image: BuiltIn) -> Option<(&'static str, &'static str)> 
     match image {
         BuiltIn::SessionApp => Some(("session-app", APP_BIN_ENV)),
         BuiltIn::CounterApp => Some(("counter-app", COUNTER_APP_BIN_ENV)),
+        BuiltIn::ActixApp => Some(("actix-app", ACTIX_APP_BIN_ENV)),
         BuiltIn::Redis | BuiltIn::Haproxy | BuiltIn::Nettools | BuiltIn::Memcached => None,
     }
 }

@@ -179,6 +179,14 @@ impl Recipe {
                 )?,
                 "/counter-app",
             ),
+            BuiltIn::ActixApp => (
+                locate_app(
+                    image,
+                    std::env::var_os(super::ACTIX_APP_BIN_ENV).map(PathBuf::from),
+                    std::env::current_exe().ok().as_deref(),
+                )?,
+                "/actix-app",
+            ),
             BuiltIn::Redis => (
                 locate_host_binary(
                     image,

@@ -9,6 +9,8 @@ pub enum BuiltIn {
     SessionApp,
     /// The second demo service (`docker/counter-app`), driven through a custom flow.
     CounterApp,
+    /// A demo service on a real session library (`docker/actix-app`, actix-session).
+    ActixApp,
     Redis,
     Haproxy,
     /// A helper for the `blackhole` fault: `iptables` (nf_tables) from the host, run in
@@ -22,9 +24,10 @@ pub enum BuiltIn {
 }
 
 impl BuiltIn {
-    pub const ALL: [BuiltIn; 4] = [
+    pub const ALL: [BuiltIn; 5] = [
         BuiltIn::SessionApp,
         BuiltIn::CounterApp,
+        BuiltIn::ActixApp,
         BuiltIn::Redis,
         BuiltIn::Haproxy,
     ];
@@ -36,6 +39,7 @@ impl BuiltIn {
         match self {
             BuiltIn::SessionApp => "sessionstorm/session-app:latest",
             BuiltIn::CounterApp => "sessionstorm/counter-app:latest",
+            BuiltIn::ActixApp => "sessionstorm/actix-app:latest",
             BuiltIn::Redis => "sessionstorm/redis:latest",
             BuiltIn::Haproxy => "sessionstorm/haproxy:latest",
             BuiltIn::Nettools => "sessionstorm/nettools:latest",
