@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::docker::tar_of;
+use super::upload::tar_of;
 use super::engine::{ContainerSpec, Engine, EngineError};
 
 /// Inserts (`-I`) or deletes (`-D`) DROP rules for all traffic in and out of

@@ -11,6 +11,7 @@ pub mod docker;
 pub mod engine;
 pub mod haproxy;
 pub mod template;
+mod upload;
 
 use std::future::Future;
 use std::time::Duration;
