@@ -20,30 +20,15 @@ use rand::{Rng, SeedableRng};
 use serde_json::Value;
 use url::Url;
 
+use super::exchange::{Done, BACKOFF};
 use super::http::{path_of, request, Origin};
-use super::ops::{Done, LiveSession, Step as OpStep, BACKOFF};
+use super::session::{FlowState, LiveSession, Step as OpStep};
 use super::Driver;
 use crate::flow::cookies::{Jar, SetCookie};
 use crate::flow::template::{ItemPattern, Values};
 use crate::flow::{Body, Capture, Flow, LostWhen, Read, Step, MAX_REDIRECTS};
 use crate::metrics::{ErrorKind, Live, Outcome};
 use crate::session::{Anomaly, Op, Seen, SessionModel};
-
-/// What a flow session carries besides its [`SessionModel`].
-#[derive(Debug)]
-pub struct FlowState {
-    jar: Jar,
-    /// Captured values, by slot ([`Flow::captures`]).
-    captures: Vec<Option<String>>,
-    /// Writes sent so far: the next write's `k`.
-    writes: u32,
-    vu: u64,
-    seq: u64,
-    /// Draws `{{uuid}}`s, seeded from the run's seed and the session.
-    rng: StdRng,
-    /// Operations per round, for [`LiveSession::finished`].
-    pub(super) steps_per_round: u32,
-}
 
 /// A request with its templates filled in, so a retry resends exactly the same.
 struct Prepared {
@@ -419,7 +404,7 @@ impl Driver {
                     );
                 }
                 _ => {
-                    let by = super::ops::failed_in(&headers);
+                    let by = super::exchange::failed_in(&headers);
                     self.fail(ErrorKind::from_status(status), by, done);
                     return (committed, Reply::Failed);
                 }
@@ -437,13 +422,6 @@ impl Driver {
     }
 }
 
-impl FlowState {
-    /// Operations per round (the steps of `flow.steps`).
-    pub fn steps_per_round(&self) -> u32 {
-        self.steps_per_round
-    }
-}
-
 fn expected(step: &Step, status: StatusCode) -> bool {
     if step.expect.is_empty() {
         status.is_success()
@@ -453,7 +431,7 @@ fn expected(step: &Step, status: StatusCode) -> bool {
 }
 
 fn served_by(headers: &HeaderMap) -> Option<String> {
-    super::ops::header(headers, "x-served-by")
+    super::exchange::header(headers, "x-served-by")
 }
 
 /// The first `lost_when` sign the answer shows, in words.

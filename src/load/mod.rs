@@ -2,7 +2,9 @@
 //!
 //! - [`pacing`] says when each open-model operation is due.
 //! - [`ops`] runs one operation of one session and checks its answer; [`flow`] does
-//!   the same for sessions described by a scenario's `[flow]`.
+//!   the same for sessions described by a scenario's `[flow]`. Both take a
+//!   [`session::LiveSession`] and hand it back in an [`exchange::Done`]: those types
+//!   live in [`session`] and [`exchange`], so neither runner imports the other.
 //! - [`shard`] runs many operations at once and records them lock-free.
 //! - [`collector`] merges the shards' records per second and for the run.
 //! - [`targets`] says where each request goes (the balancer, or a replica), and
@@ -17,10 +19,12 @@
 //! the closed model each shard drives its share of the virtual users itself.
 
 pub mod collector;
+pub mod exchange;
 pub mod flow;
 pub mod http;
 pub mod ops;
 pub mod pacing;
+pub mod session;
 pub mod shard;
 pub mod targets;
 
@@ -40,8 +44,9 @@ use crate::plan::{LoadPlan, Model};
 use crate::report::hlog::HlogWriter;
 use crate::session::{Anomaly, Op};
 use collector::{Collected, Message, INTERVAL};
-use ops::{Done, Job, LiveSession, Step};
+use exchange::{Done, Job};
 use pacing::RateProfile;
+use session::{LiveSession, Step};
 
 /// How many times the sweep asks for a session before giving up on it.
 const SWEEP_ATTEMPTS: u32 = 5;
