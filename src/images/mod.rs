@@ -28,7 +28,7 @@
 //! `errorDetail` messages we can surface, and `--change` on import cannot express everything a
 //! Dockerfile can on every engine version.
 
-mod rootfs;
+mod recipe;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -43,7 +43,7 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures_util::StreamExt;
 
-use rootfs::Recipe;
+use recipe::Recipe;
 
 /// Environment variable that points at the `session-app` binary to pack, instead of the one
 /// cargo built beside the running executable.
