@@ -567,6 +567,24 @@ mod tests {
         (outcome, starts)
     }
 
+    /// [`paced`] at a constant `rate`, every duration in milliseconds.
+    async fn paced_constant(
+        rate: f64,
+        max_in_flight: usize,
+        session_interval_ms: f64,
+        took_ms: f64,
+        run_for_ms: f64,
+    ) -> (LoadOutcome, Vec<Start>) {
+        let profile = RateProfile::constant(rate);
+        let (interval, took, run_for) = (ms(session_interval_ms), ms(took_ms), ms(run_for_ms));
+        paced(profile, max_in_flight, interval, took, run_for).await
+    }
+
+    /// How many operations started at their due time.
+    fn on_time(starts: &[Start]) -> u64 {
+        starts.iter().filter(|s| same(s.sent, s.due)).count() as u64
+    }
+
     fn ms(ms: f64) -> Duration {
         Duration::from_secs_f64(ms / 1000.0)
     }
@@ -583,14 +601,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn constant_rate_starts_every_operation_at_its_due_time() {
         // 200/s until just before 2 s: operations 0..400, due every 5 ms.
-        let (outcome, starts) = paced(
-            RateProfile::constant(200.0),
-            1000,
-            ms(100.0),
-            ms(10.0),
-            ms(1997.5),
-        )
-        .await;
+        let (outcome, starts) = paced_constant(200.0, 1000, 100.0, 10.0, 1997.5).await;
         assert_eq!(starts.len(), 400);
         for (i, start) in starts.iter().enumerate() {
             assert!(same(start.due, ms(5.0 * i as f64)), "{i}: {start:?}");
@@ -612,19 +623,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_full_in_flight_limit_counts_missed_starts_and_the_schedule_keeps_going() {
         // 100/s for 2 s, 4 operations of 200 ms at once: 20/s can start on time.
-        let (outcome, starts) = paced(
-            RateProfile::constant(100.0),
-            4,
-            ms(1000.0),
-            ms(200.0),
-            ms(1995.0),
-        )
-        .await;
+        let (outcome, starts) = paced_constant(100.0, 4, 1000.0, 200.0, 1995.0).await;
         let totals = &outcome.collected.totals;
-        let on_time = starts.iter().filter(|s| same(s.sent, s.due)).count() as u64;
         // The first four start on time; from then on every due operation finds the
         // limit full or a backlog before it, and is counted the moment it is due.
-        assert_eq!(on_time, 4);
+        assert_eq!(on_time(&starts), 4);
         assert_eq!(totals.missed_starts, 200 - 4);
         let missed_per_second: Vec<u64> = outcome
             .collected
@@ -648,16 +651,8 @@ mod tests {
     async fn slow_operations_on_too_few_sessions_are_missed_starts() {
         // rate × session_interval = 1 live session, each operation 50 ms: the session
         // is busy when the next four are due.
-        let (outcome, starts) = paced(
-            RateProfile::constant(100.0),
-            1000,
-            ms(10.0),
-            ms(50.0),
-            ms(995.0),
-        )
-        .await;
-        let on_time = starts.iter().filter(|s| same(s.sent, s.due)).count() as u64;
-        assert_eq!(on_time, 1);
+        let (outcome, starts) = paced_constant(100.0, 1000, 10.0, 50.0, 995.0).await;
+        assert_eq!(on_time(&starts), 1);
         assert_eq!(outcome.collected.totals.missed_starts, 100 - 1);
         // One session, one operation at a time, back to back from the backlog.
         for pair in starts.windows(2) {
