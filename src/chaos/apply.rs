@@ -34,20 +34,13 @@ pub(super) async fn apply<C: Cluster>(
 ) -> FaultRecord {
     let injected = start.elapsed();
     let names: Vec<String> = fault.victims.iter().map(ToString::to_string).collect();
-    let mut record = FaultRecord {
-        entry: fault.entry,
-        fault: fault.fault.name(),
-        target: names.join(", "),
-        planned_ms: fault.at.as_millis() as u64,
-        injected_ms: injected.as_millis() as u64,
-        outcome: "injected",
-        reason: None,
-        replacement: None,
-        ready_after_ms: None,
-        reverted_ms: None,
-        error: None,
-        recovery: None,
-    };
+    let mut record = FaultRecord::injected(
+        fault.entry,
+        fault.fault.name(),
+        names.join(", "),
+        fault.at.as_millis() as u64,
+        injected.as_millis() as u64,
+    );
     let reserved = guard.lock().expect("guard lock").reserve(&fault.victims);
     if let Err(reason) = reserved {
         record.outcome = "skipped";

@@ -48,6 +48,33 @@ pub struct FaultRecord {
     pub recovery: Option<Recovery>,
 }
 
+impl FaultRecord {
+    /// A fault injected at `injected_ms` as planned, nothing else known yet: the record
+    /// applying a fault starts from and fills in.
+    pub fn injected(
+        entry: usize,
+        fault: &'static str,
+        target: String,
+        planned_ms: u64,
+        injected_ms: u64,
+    ) -> Self {
+        FaultRecord {
+            entry,
+            fault,
+            target,
+            planned_ms,
+            injected_ms,
+            outcome: "injected",
+            reason: None,
+            replacement: None,
+            ready_after_ms: None,
+            reverted_ms: None,
+            error: None,
+            recovery: None,
+        }
+    }
+}
+
 /// What chaos did over a run.
 #[derive(Debug, Clone, Default)]
 pub struct Outcome {

@@ -56,18 +56,8 @@ mod tests {
             failures.record(Duration::from_millis(ms));
         }
         let record = |injected_ms, outcome| FaultRecord {
-            entry: 0,
-            fault: "kill",
-            target: "replica-0.0".into(),
-            planned_ms: injected_ms,
-            injected_ms,
             outcome,
-            reason: None,
-            replacement: None,
-            ready_after_ms: None,
-            reverted_ms: None,
-            error: None,
-            recovery: None,
+            ..FaultRecord::injected(0, "kill", "replica-0.0".into(), injected_ms, injected_ms)
         };
         let mut records = vec![
             record(1_000, "injected"),
