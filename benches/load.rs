@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sessionstorm::load::ops::LiveSession;
+use sessionstorm::load::session::LiveSession;
 use sessionstorm::load::targets::Targets;
 use sessionstorm::load::Driver;
 use sessionstorm::metrics::{new_histogram, FailureTimeline, Live, Outcome};

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::engine::{ContainerSpec, Engine, EngineError, Removed};
+use super::upload::tar_of;
 use super::{
     haproxy, Acted, Action, Cluster, KillOutcome, Lifecycle, Victim, ROLE_LABEL, RUN_LABEL,
 };
@@ -667,17 +668,4 @@ fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
-}
-
-/// A tar archive holding one file, as Docker's upload API wants it.
-pub(super) fn tar_of(name: &str, content: &str) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    let mut header = tar::Header::new_gnu();
-    header.set_size(content.len() as u64);
-    header.set_mode(0o644);
-    header.set_cksum();
-    builder
-        .append_data(&mut header, name, content.as_bytes())
-        .expect("writing to memory cannot fail");
-    builder.into_inner().expect("writing to memory cannot fail")
 }

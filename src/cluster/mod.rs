@@ -10,6 +10,7 @@ mod blackhole;
 pub mod docker;
 pub mod engine;
 pub mod haproxy;
+mod upload;
 
 use std::future::Future;
 use std::time::Duration;

@@ -12,8 +12,13 @@
 //! Layout:
 //! - this file: the public API ([`build`], [`ensure`], [`list`]), the Docker calls and the
 //!   error type;
-//! - [`rootfs`]: finding binaries, parsing `ldd`, assembling the file tree, hashing it and
-//!   packing the build context. No Docker there, so it is unit-tested with fake files.
+//! - [`recipe`]: what one image holds and how it starts, its content hash and its build
+//!   context, put together from
+//!   - [`locate`]: where the binaries are found (cargo's output, or the host's `PATH`),
+//!   - [`linkage`]: the shared libraries `ldd` reports and the ELF interpreter,
+//!   - [`rootfs`]: the file tree and the skeleton every image gets.
+//!
+//!   No Docker in those, so they are unit-tested with fake files.
 //!
 //! Every image carries the label `sessionstorm.content-hash`: a sha256 over its files, entry
 //! point and a format version. Building first computes the hash from the host files (cheap:
@@ -28,6 +33,9 @@
 //! `errorDetail` messages we can surface, and `--change` on import cannot express everything a
 //! Dockerfile can on every engine version.
 
+mod linkage;
+mod locate;
+mod recipe;
 mod rootfs;
 
 use std::collections::{HashMap, HashSet};
@@ -42,7 +50,7 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures_util::StreamExt;
 
-use rootfs::Recipe;
+use recipe::Recipe;
 
 /// Which images these are is plan data (a scenario names them); building them is this
 /// module's job.

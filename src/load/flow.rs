@@ -22,36 +22,15 @@ use rand::{Rng, SeedableRng};
 use serde_json::Value;
 use url::Url;
 
+use super::exchange::{Done, BACKOFF};
 use super::http::{path_of, request, Origin};
-use super::ops::{Done, LiveSession, Step as OpStep, BACKOFF};
+use super::session::{FlowState, LiveSession, Step as OpStep};
 use super::Driver;
 use crate::flow::cookies::{Jar, SetCookie};
 use crate::flow::template::{ItemPattern, Values};
 use crate::flow::{Body, Capture, Flow, LostWhen, Read, Shows, Step, MAX_REDIRECTS};
 use crate::metrics::{ErrorKind, Live, Outcome};
 use crate::session::{Anomaly, AnomalyKind, Op, Seen, SessionModel};
-
-/// What a flow session carries besides its [`SessionModel`].
-#[derive(Debug)]
-pub struct FlowState {
-    jar: Jar,
-    /// Captured values, by slot ([`Flow::captures`]).
-    captures: Vec<Option<String>>,
-    /// Writes sent so far: the next write's `k`.
-    writes: u32,
-    vu: u64,
-    seq: u64,
-    /// Draws `{{uuid}}`s, seeded from the run's seed and the session.
-    rng: StdRng,
-    /// Operations per round, for [`LiveSession::finished`].
-    pub(super) steps_per_round: u32,
-    /// A cookie the last exchange set to a new value: evidence, not a verdict (signed
-    /// and encrypted cookies change on every save), named in a lost session's detail.
-    renewed: Option<String>,
-    /// When the session's last request was sent, since the start of the load: the
-    /// pause before the next one is what an idle timeout measures.
-    last_sent: Duration,
-}
 
 /// A request with its templates filled in, so a retry resends exactly the same.
 struct Prepared {
@@ -509,7 +488,7 @@ impl Driver {
                     );
                 }
                 _ => {
-                    let by = super::ops::failed_in(&headers);
+                    let by = super::exchange::failed_in(&headers);
                     self.fail(ErrorKind::from_status(status), by, done);
                     return (committed, Reply::Failed);
                 }
@@ -527,13 +506,6 @@ impl Driver {
     }
 }
 
-impl FlowState {
-    /// Operations per round (the steps of `flow.steps`).
-    pub fn steps_per_round(&self) -> u32 {
-        self.steps_per_round
-    }
-}
-
 fn expected(step: &Step, status: StatusCode) -> bool {
     if step.expect.is_empty() {
         status.is_success()
@@ -545,7 +517,7 @@ fn expected(step: &Step, status: StatusCode) -> bool {
 /// The replica that answered: as the app says, or as the balancer says for apps that
 /// do not (a Django or PHP app sets no `X-Served-By`).
 fn served_by(headers: &HeaderMap) -> Option<String> {
-    super::ops::failed_in(headers)
+    super::exchange::failed_in(headers)
 }
 
 /// The first `lost_when` sign the answer shows, in words.

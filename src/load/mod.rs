@@ -2,7 +2,9 @@
 //!
 //! - [`pacing`] says when each open-model operation is due.
 //! - [`ops`] runs one operation of one session and checks its answer; [`flow`] does
-//!   the same for sessions described by a scenario's `[flow]`.
+//!   the same for sessions described by a scenario's `[flow]`. Both take a
+//!   [`session::LiveSession`] and hand it back in an [`exchange::Done`]: those types
+//!   live in [`session`] and [`exchange`], so neither runner imports the other.
 //! - [`shard`] runs many operations at once and records them lock-free.
 //! - [`collector`] merges the shards' records per second and for the run.
 //! - [`targets`] says where each request goes (the balancer, or a replica), and
@@ -17,10 +19,12 @@
 //! the closed model each shard drives its share of the virtual users itself.
 
 pub mod collector;
+pub mod exchange;
 pub mod flow;
 pub mod http;
 pub mod ops;
 pub mod pacing;
+pub mod session;
 pub mod shard;
 pub mod targets;
 
@@ -40,7 +44,8 @@ use crate::plan::{LoadPlan, Model, RateProfile};
 use crate::report::hlog::HlogWriter;
 use crate::session::{Anomaly, Op};
 use collector::{Collected, Message, INTERVAL};
-use ops::{Done, Job, LiveSession, Step};
+use exchange::{Done, Job};
+use session::{LiveSession, Step};
 
 /// How many times the sweep asks for a session before giving up on it.
 const SWEEP_ATTEMPTS: u32 = 5;
@@ -567,6 +572,24 @@ mod tests {
         (outcome, starts)
     }
 
+    /// [`paced`] at a constant `rate`, every duration in milliseconds.
+    async fn paced_constant(
+        rate: f64,
+        max_in_flight: usize,
+        session_interval_ms: f64,
+        took_ms: f64,
+        run_for_ms: f64,
+    ) -> (LoadOutcome, Vec<Start>) {
+        let profile = RateProfile::constant(rate);
+        let (interval, took, run_for) = (ms(session_interval_ms), ms(took_ms), ms(run_for_ms));
+        paced(profile, max_in_flight, interval, took, run_for).await
+    }
+
+    /// How many operations started at their due time.
+    fn on_time(starts: &[Start]) -> u64 {
+        starts.iter().filter(|s| same(s.sent, s.due)).count() as u64
+    }
+
     fn ms(ms: f64) -> Duration {
         Duration::from_secs_f64(ms / 1000.0)
     }
@@ -583,14 +606,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn constant_rate_starts_every_operation_at_its_due_time() {
         // 200/s until just before 2 s: operations 0..400, due every 5 ms.
-        let (outcome, starts) = paced(
-            RateProfile::constant(200.0),
-            1000,
-            ms(100.0),
-            ms(10.0),
-            ms(1997.5),
-        )
-        .await;
+        let (outcome, starts) = paced_constant(200.0, 1000, 100.0, 10.0, 1997.5).await;
         assert_eq!(starts.len(), 400);
         for (i, start) in starts.iter().enumerate() {
             assert!(same(start.due, ms(5.0 * i as f64)), "{i}: {start:?}");
@@ -612,19 +628,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_full_in_flight_limit_counts_missed_starts_and_the_schedule_keeps_going() {
         // 100/s for 2 s, 4 operations of 200 ms at once: 20/s can start on time.
-        let (outcome, starts) = paced(
-            RateProfile::constant(100.0),
-            4,
-            ms(1000.0),
-            ms(200.0),
-            ms(1995.0),
-        )
-        .await;
+        let (outcome, starts) = paced_constant(100.0, 4, 1000.0, 200.0, 1995.0).await;
         let totals = &outcome.collected.totals;
-        let on_time = starts.iter().filter(|s| same(s.sent, s.due)).count() as u64;
         // The first four start on time; from then on every due operation finds the
         // limit full or a backlog before it, and is counted the moment it is due.
-        assert_eq!(on_time, 4);
+        assert_eq!(on_time(&starts), 4);
         assert_eq!(totals.missed_starts, 200 - 4);
         let missed_per_second: Vec<u64> = outcome
             .collected
@@ -648,16 +656,8 @@ mod tests {
     async fn slow_operations_on_too_few_sessions_are_missed_starts() {
         // rate × session_interval = 1 live session, each operation 50 ms: the session
         // is busy when the next four are due.
-        let (outcome, starts) = paced(
-            RateProfile::constant(100.0),
-            1000,
-            ms(10.0),
-            ms(50.0),
-            ms(995.0),
-        )
-        .await;
-        let on_time = starts.iter().filter(|s| same(s.sent, s.due)).count() as u64;
-        assert_eq!(on_time, 1);
+        let (outcome, starts) = paced_constant(100.0, 1000, 10.0, 50.0, 995.0).await;
+        assert_eq!(on_time(&starts), 1);
         assert_eq!(outcome.collected.totals.missed_starts, 100 - 1);
         // One session, one operation at a time, back to back from the backlog.
         for pair in starts.windows(2) {

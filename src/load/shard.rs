@@ -20,7 +20,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::collector::Message;
-use super::ops::{Done, Job, LiveSession, Step};
+use super::exchange::{Done, Job};
+use super::session::{LiveSession, Step};
 use super::Driver;
 use crate::metrics::Recorder;
 use crate::plan::Think;
