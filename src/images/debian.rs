@@ -114,7 +114,11 @@ pub(crate) struct DebianRecipe {
 impl DebianRecipe {
     /// The recipe of `image`; only `sessionstorm/lib-apps` is made this way.
     pub(crate) fn for_image(image: BuiltIn) -> DebianRecipe {
-        assert_eq!(image, BuiltIn::LibApps, "{image} is not a Debian-based image");
+        assert_eq!(
+            image,
+            BuiltIn::LibApps,
+            "{image} is not a Debian-based image"
+        );
         let mut rootfs = Rootfs::default();
         for (path, data, mode) in LIB_APPS_FILES {
             rootfs.add_file(path, data.to_vec(), *mode);
@@ -200,7 +204,11 @@ impl DebianRecipe {
         std::fs::create_dir_all(&root).map_err(cache_err(&root))?;
         // Unique per process: two harnesses building at once each make their own, and the
         // first to finish wins the rename.
-        let partial = root.join(format!("{}.partial-{}", self.tree_key(), std::process::id()));
+        let partial = root.join(format!(
+            "{}.partial-{}",
+            self.tree_key(),
+            std::process::id()
+        ));
         remove_tree(&partial).map_err(cache_err(&partial))?;
         tracing::info!(%image, packages = self.packages.join(","), tree = %partial.display(),
             "running debootstrap (a few minutes)");
@@ -302,7 +310,9 @@ fn remove_other_trees(root: &Path, keep: &Path) {
         if path != keep && !partial {
             match remove_tree(&path) {
                 Ok(()) => tracing::debug!(tree = %path.display(), "removed an old Debian tree"),
-                Err(err) => tracing::warn!(tree = %path.display(), %err, "could not remove an old Debian tree"),
+                Err(err) => {
+                    tracing::warn!(tree = %path.display(), %err, "could not remove an old Debian tree")
+                }
             }
         }
     }
@@ -310,11 +320,284 @@ fn remove_other_trees(root: &Path, keep: &Path) {
 
 /// The last [`LOG_LINES`] lines of debootstrap's output (it logs to both streams).
 fn log_tail(stdout: &[u8], stderr: &[u8]) -> String {
-    let text = format!(
-        "{}{}",
+    let (stdout, stderr) = (
         String::from_utf8_lossy(stdout),
-        String::from_utf8_lossy(stderr)
+        String::from_utf8_lossy(stderr),
     );
-    let lines: Vec<&str> = text.lines().filter(|line| !line.trim().is_empty()).collect();
+    let lines: Vec<&str> = stdout
+        .lines()
+        .chain(stderr.lines())
+        .filter(|line| !line.trim().is_empty())
+        .collect();
     lines[lines.len().saturating_sub(LOG_LINES)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn recipe() -> DebianRecipe {
+        DebianRecipe::for_image(BuiltIn::LibApps)
+    }
+
+    #[test]
+    fn lib_apps_carries_both_apps_and_an_executable_entrypoint() {
+        let recipe = recipe();
+        let paths: Vec<&str> = recipe.overlay.rootfs.entries().map(|(p, _)| p).collect();
+        for path in [
+            "/usr/local/bin/lib-apps",
+            "/srv/lib-apps/django/libapp/settings.py",
+            "/srv/lib-apps/django/libapp/views.py",
+            "/srv/lib-apps/php/router.php",
+        ] {
+            assert!(paths.contains(&path), "{path} missing from {paths:?}");
+        }
+        let (_, entry) = recipe
+            .overlay
+            .rootfs
+            .entries()
+            .find(|(p, _)| *p == "/usr/local/bin/lib-apps")
+            .unwrap();
+        assert!(
+            matches!(entry, super::super::rootfs::Entry::File { mode: 0o755, data } if data.starts_with(b"#!/bin/sh")),
+            "{entry:?}"
+        );
+        let dockerfile = recipe.overlay.dockerfile("abc");
+        assert!(
+            dockerfile.starts_with("FROM scratch\nCOPY rootfs/ /\n"),
+            "{dockerfile}"
+        );
+        assert!(
+            dockerfile.contains("sessionstorm.image=\"sessionstorm/lib-apps\""),
+            "{dockerfile}"
+        );
+        assert!(
+            dockerfile.ends_with("ENTRYPOINT [\"/usr/local/bin/lib-apps\"]\n"),
+            "{dockerfile}"
+        );
+    }
+
+    #[test]
+    fn content_hash_follows_packages_suite_and_app_files_but_the_tree_key_only_packages() {
+        let base = recipe();
+        let (hash, key) = (base.content_hash(), base.tree_key());
+        assert_eq!(hash.len(), 64);
+        assert_eq!(recipe().content_hash(), hash, "same recipe, same hash");
+        assert_eq!(recipe().tree_key(), key);
+        assert!(key.starts_with("bookworm-"), "{key}");
+
+        let mut changed = recipe();
+        changed.packages = &["python3-django"];
+        assert_ne!(changed.content_hash(), hash, "packages");
+        assert_ne!(changed.tree_key(), key, "packages");
+
+        let mut changed = recipe();
+        changed.suite = "trixie";
+        assert_ne!(changed.content_hash(), hash, "suite");
+        assert_ne!(changed.tree_key(), key, "suite");
+
+        let mut changed = recipe();
+        changed
+            .overlay
+            .rootfs
+            .add_file("/srv/lib-apps/php/router.php", b"<?php".to_vec(), 0o644);
+        assert_ne!(changed.content_hash(), hash, "an app file");
+        assert_eq!(changed.tree_key(), key, "app files do not need a new tree");
+
+        let mut changed = recipe();
+        changed.overlay.env.clear();
+        assert_ne!(changed.content_hash(), hash, "environment");
+
+        // A package list split differently is another list.
+        let mut a = recipe();
+        a.packages = &["ab", "c"];
+        let mut b = recipe();
+        b.packages = &["a", "bc"];
+        assert_ne!(a.content_hash(), b.content_hash());
+        assert_ne!(a.tree_key(), b.tree_key());
+    }
+
+    /// (path, kind, mode, link target or data) of every tar entry, in order.
+    fn tar_entries(bytes: &[u8]) -> Vec<(String, tar::EntryType, u32, Vec<u8>)> {
+        let mut archive = tar::Archive::new(bytes);
+        archive
+            .entries()
+            .unwrap()
+            .map(|entry| {
+                let mut entry = entry.unwrap();
+                let path = entry.path().unwrap().to_string_lossy().into_owned();
+                let kind = entry.header().entry_type();
+                let mode = entry.header().mode().unwrap();
+                let mut data = Vec::new();
+                if kind.is_symlink() {
+                    data = entry.link_name_bytes().unwrap().into_owned();
+                } else {
+                    io::Read::read_to_end(&mut entry, &mut data).unwrap();
+                }
+                (path.trim_end_matches('/').to_string(), kind, mode, data)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn context_holds_the_tree_as_it_is_with_the_apps_laid_over_it() {
+        let tree = tempfile::tempdir().unwrap();
+        let root = tree.path();
+        std::fs::create_dir_all(root.join("usr/bin")).unwrap();
+        std::fs::write(root.join("usr/bin/python3"), b"interpreter").unwrap();
+        std::fs::set_permissions(
+            root.join("usr/bin/python3"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("usr/bin", root.join("bin")).unwrap();
+        std::fs::create_dir(root.join("tmp")).unwrap();
+        std::fs::set_permissions(root.join("tmp"), std::fs::Permissions::from_mode(0o1777))
+            .unwrap();
+        std::fs::create_dir_all(root.join("srv/lib-apps/php")).unwrap();
+        std::fs::write(root.join("srv/lib-apps/php/router.php"), b"old").unwrap();
+
+        let recipe = recipe();
+        let bytes = recipe.context_tar("abc", root).unwrap();
+        let entries = tar_entries(&bytes);
+        assert_eq!(entries[0].0, "Dockerfile");
+        assert_eq!(entries[0].3, recipe.overlay.dockerfile("abc").into_bytes());
+        let find = |path: &str| {
+            entries
+                .iter()
+                .rposition(|e| e.0 == path)
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{path} not in {:?}",
+                        entries.iter().map(|e| &e.0).collect::<Vec<_>>()
+                    )
+                })
+        };
+        let python = &entries[find("rootfs/usr/bin/python3")];
+        assert_eq!(
+            (python.2 & 0o7777, python.3.as_slice()),
+            (0o755, &b"interpreter"[..])
+        );
+        let bin = &entries[find("rootfs/bin")];
+        assert!(bin.1.is_symlink(), "symlinks are kept as symlinks");
+        assert_eq!(bin.3, b"usr/bin");
+        assert_eq!(
+            entries[find("rootfs/tmp")].2 & 0o7777,
+            0o1777,
+            "sticky bit kept"
+        );
+        // The app file is in the tree too (an old copy): the overlay's comes later and wins.
+        let last = find("rootfs/srv/lib-apps/php/router.php");
+        assert_eq!(
+            entries[last].3,
+            include_bytes!("../../docker/lib-apps/php/router.php").to_vec()
+        );
+        assert!(last > find("rootfs/usr/bin/python3"));
+        let entrypoint = &entries[find("rootfs/usr/local/bin/lib-apps")];
+        assert_eq!(entrypoint.2, 0o755);
+    }
+
+    #[test]
+    fn prune_empties_caches_docs_and_dev_and_drops_host_files() {
+        let tree = tempfile::tempdir().unwrap();
+        let root = tree.path();
+        for dir in [
+            "var/cache/apt/archives/partial",
+            "usr/share/doc/php",
+            "dev/pts",
+            "usr/lib",
+        ] {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+        }
+        for file in [
+            "var/cache/apt/archives/php_1_all.deb",
+            "var/cache/apt/archives/lock",
+            "usr/share/doc/php/copyright",
+            "usr/lib/libphp.so",
+            "etc/resolv.conf",
+            "etc/hostname",
+            "etc/passwd",
+        ] {
+            std::fs::create_dir_all(root.join(file).parent().unwrap()).unwrap();
+            std::fs::write(root.join(file), b"x").unwrap();
+        }
+        std::os::unix::fs::symlink("/proc/self/fd", root.join("dev/fd")).unwrap();
+
+        prune(root).unwrap();
+        let exists = |path: &str| std::fs::symlink_metadata(root.join(path)).is_ok();
+        for gone in [
+            "var/cache/apt/archives/php_1_all.deb",
+            "usr/share/doc/php",
+            "dev/pts",
+            "dev/fd",
+            "etc/resolv.conf",
+            "etc/hostname",
+        ] {
+            assert!(!exists(gone), "{gone} should be pruned");
+        }
+        for kept in [
+            "var/cache/apt/archives/partial",
+            "var/cache/apt/archives/lock",
+            "usr/share/doc",
+            "dev",
+            "usr/lib/libphp.so",
+            "etc/passwd",
+        ] {
+            assert!(exists(kept), "{kept} should be kept");
+        }
+        prune(root).unwrap(); // again: nothing left to remove is fine
+    }
+
+    #[test]
+    fn old_trees_are_removed_but_not_trees_being_made() {
+        let cache = tempfile::tempdir().unwrap();
+        let root = cache.path();
+        for dir in ["bookworm-new", "bookworm-old", "bookworm-new.partial-42"] {
+            std::fs::create_dir_all(root.join(dir).join("usr")).unwrap();
+        }
+        remove_other_trees(root, &root.join("bookworm-new"));
+        let mut left: Vec<String> = std::fs::read_dir(root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["bookworm-new", "bookworm-new.partial-42"]);
+    }
+
+    #[test]
+    fn debootstrap_errors_say_what_to_do() {
+        let long: Vec<String> = (1..=40).map(|n| format!("I: line {n}")).collect();
+        let tail = log_tail(
+            long.join("\n").as_bytes(),
+            b"E: Couldn't download packages\n",
+        );
+        assert_eq!(tail.lines().count(), LOG_LINES);
+        assert!(
+            tail.ends_with("I: line 40\nE: Couldn't download packages"),
+            "{tail}"
+        );
+
+        let message = ImageError::Debootstrap {
+            image: BuiltIn::LibApps,
+            status: "exit status: 1".into(),
+            log: tail,
+        }
+        .to_string();
+        assert!(message.contains("sessionstorm/lib-apps"), "{message}");
+        assert!(message.contains("as root"), "{message}");
+        assert!(message.contains("deb.debian.org"), "{message}");
+        assert!(
+            message.ends_with("E: Couldn't download packages"),
+            "{message}"
+        );
+
+        let message = ImageError::HostBinaryNotFound {
+            image: BuiltIn::LibApps,
+            binary: "debootstrap",
+            package: "debootstrap",
+        }
+        .to_string();
+        assert!(message.contains("apt-get install debootstrap"), "{message}");
+    }
 }
