@@ -3,7 +3,7 @@
 #   APP=django  Django sessions (cache backend) under gunicorn
 #   APP=php     PHP native sessions under PHP's built-in server
 # SESSION_MODE picks the session store (see each app), PORT the port (default 8080).
-# The server is exec'ed so that it is PID 1 and receives the signals Docker sends.
+# gunicorn is exec'ed so that it is PID 1 and receives the signals Docker sends.
 set -eu
 PORT="${PORT:-8080}"
 case "${APP:-}" in
@@ -16,7 +16,18 @@ django)
     ;;
 php)
     export PHP_CLI_SERVER_WORKERS="${PHP_CLI_SERVER_WORKERS:-4}"
-    exec php -S "0.0.0.0:$PORT" -t /srv/lib-apps/php /srv/lib-apps/php/router.php
+    # PHP's built-in server sets no SIGTERM handler, and the kernel drops a signal without
+    # a handler sent to PID 1: exec'ed, `docker stop` would wait its full timeout. So this
+    # shell stays PID 1 and passes SIGTERM/SIGINT on (the workers go with their parent).
+    php -S "0.0.0.0:$PORT" -t /srv/lib-apps/php /srv/lib-apps/php/router.php &
+    server=$!
+    trap 'kill -TERM "$server"' TERM INT
+    status=0
+    # A trapped signal ends `wait` early: wait again until the server is gone.
+    while kill -0 "$server" 2>/dev/null; do
+        wait "$server" || status=$?
+    done
+    exit "$status"
     ;;
 *)
     echo "lib-apps: set APP to django or php (APP is '${APP:-}')" >&2
