@@ -81,6 +81,7 @@ impl Recipe {
                 locate_host_binary(image, "memcached", "memcached", &["/usr/bin"])?,
                 "/usr/bin/memcached".to_string(),
             ),
+            BuiltIn::LibApps => unreachable!("{image} is made from Debian packages (debian.rs)"),
         };
         let mut rootfs = Rootfs::skeleton();
         if image == BuiltIn::Haproxy {
@@ -165,6 +166,16 @@ impl Recipe {
     /// The build context: `Dockerfile` plus `rootfs/...`, owned by root, with a fixed mtime
     /// so the same content gives the same bytes.
     pub(crate) fn context_tar(&self, content_hash: &str) -> io::Result<Vec<u8>> {
+        self.context_tar_over(content_hash, |_| Ok(()))
+    }
+
+    /// The build context with `base` appending files under `rootfs/` first (a Debian tree)
+    /// and this recipe's entries laid over them.
+    pub(crate) fn context_tar_over(
+        &self,
+        content_hash: &str,
+        base: impl FnOnce(&mut tar::Builder<Vec<u8>>) -> io::Result<()>,
+    ) -> io::Result<Vec<u8>> {
         let mut tar = tar::Builder::new(Vec::with_capacity(
             self.rootfs.file_bytes() as usize + 64 * 1024,
         ));
@@ -177,6 +188,7 @@ impl Recipe {
             dockerfile.as_bytes(),
         )?;
         append(&mut tar, "rootfs/", tar::EntryType::Directory, 0o755, &[])?;
+        base(&mut tar)?;
         for (path, entry) in self.rootfs.entries() {
             match entry {
                 Entry::Dir { mode } => append(

@@ -21,6 +21,10 @@ pub enum BuiltIn {
     /// their sessions there. Built only when a scenario uses it, like `nettools`.
     /// It runs as root in the image, so its entry point carries `-u root`.
     Memcached,
+    /// Demo apps on real session libraries (Django, PHP native sessions), chosen with
+    /// `APP`; made from Debian packages with `debootstrap`, not host binaries. Built
+    /// only when a scenario uses it: the first build downloads packages for minutes.
+    LibApps,
 }
 
 impl BuiltIn {
@@ -32,7 +36,7 @@ impl BuiltIn {
         BuiltIn::Haproxy,
     ];
     /// Images built on demand only (not by `images build`).
-    pub const HELPERS: [BuiltIn; 2] = [BuiltIn::Nettools, BuiltIn::Memcached];
+    pub const HELPERS: [BuiltIn; 3] = [BuiltIn::Nettools, BuiltIn::Memcached, BuiltIn::LibApps];
 
     /// The full tag, e.g. `sessionstorm/session-app:latest`.
     pub fn tag(self) -> &'static str {
@@ -44,6 +48,7 @@ impl BuiltIn {
             BuiltIn::Haproxy => "sessionstorm/haproxy:latest",
             BuiltIn::Nettools => "sessionstorm/nettools:latest",
             BuiltIn::Memcached => "sessionstorm/memcached:latest",
+            BuiltIn::LibApps => "sessionstorm/lib-apps:latest",
         }
     }
 
