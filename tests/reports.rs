@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use sessionstorm::report::{self, csv, html, junit, Summary};
+use sessionstorm::report::{self, csv, html, junit, AnomalySummary, Summary};
 
 const FIXTURE: &str = include_str!("fixtures/summary.json");
 const SCHEMA: &str = include_str!("../reports/summary.schema.json");
@@ -109,10 +109,20 @@ fn a_summary_of_another_schema_version_is_refused_with_a_reason() {
 
 #[test]
 fn html_holds_verdict_charts_faults_anomalies_and_the_scenario_escaped() {
-    let page = html::render(&fixture()).unwrap();
+    let mut summary = fixture();
+    // The fixture predates the anomaly groups and bins: made from its samples here.
+    summary.anomalies = AnomalySummary::of(summary.anomalies.samples.clone());
+    let page = html::render(&summary).unwrap();
     assert!(page.contains(r#"<div class="banner failed" id="verdict">"#));
     assert!(page.contains("gate anomalies == 0 missed"));
-    assert_eq!(page.matches("<svg").count(), 5, "five charts");
+    assert_eq!(page.matches("<svg").count(), 6, "six charts");
+    assert!(page.contains(r#"id="chart-anomalies""#));
+    let groups = &page[page.find(r#"id="anomaly-groups""#).expect("the groups table")..];
+    let first = &summary.anomalies.groups[0];
+    assert!(
+        groups.contains(&format!("<td>{}</td>", first.count)),
+        "the largest group is listed"
+    );
     // Both kills are drawn on the time charts (three of them) and listed.
     assert!(
         page.matches("kill replica-1.0").count() >= 3,

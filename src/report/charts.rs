@@ -13,7 +13,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::metrics::Percentiles;
-use crate::session::Op;
+use crate::session::{AnomalyKind, Op};
 
 use super::Summary;
 
@@ -35,6 +35,16 @@ fn op_color(op: Op) -> RGBColor {
         Op::Append => RGBColor(44, 160, 44),
         Op::Read => RGBColor(255, 127, 14),
         Op::Sweep => RGBColor(148, 103, 189),
+    }
+}
+
+fn kind_color(kind: AnomalyKind) -> RGBColor {
+    match kind {
+        AnomalyKind::LostSession => RGBColor(140, 20, 20),
+        AnomalyKind::LostWrite => RGBColor(255, 127, 14),
+        AnomalyKind::StaleRead => RGBColor(31, 119, 180),
+        AnomalyKind::Duplicate => RGBColor(148, 103, 189),
+        AnomalyKind::Phantom => RGBColor(127, 127, 127),
     }
 }
 
@@ -258,6 +268,46 @@ pub fn throughput(summary: &Summary) -> Result<String> {
                 .draw_series(LineSeries::new(failed, BLACK.stroke_width(1)))
                 .map_err(err)?;
             entries.push(("failed (no answer)".to_string(), BLACK));
+            Ok(entries)
+        },
+    )
+}
+
+/// Anomalies per second, by kind, against the faults: which fault each burst of
+/// loss followed.
+pub fn anomalies(summary: &Summary) -> Result<String> {
+    let per_second = &summary.anomalies.per_second;
+    let top = per_second
+        .iter()
+        .flat_map(|s| s.by_kind.values())
+        .fold(1, |top, n| top.max(*n)) as f64
+        * 1.25;
+    let caption = "Anomalies per second, by kind, against the faults";
+    time_chart(
+        summary,
+        caption,
+        "anomalies / s",
+        (0.0..top, (0.0, top)),
+        |chart| {
+            let mut entries = Vec::new();
+            for kind in AnomalyKind::ALL {
+                let points: Vec<(f64, f64)> = per_second
+                    .iter()
+                    .filter_map(|s| Some((s.t as f64 + 0.5, *s.by_kind.get(&kind)? as f64)))
+                    .collect();
+                if points.is_empty() {
+                    continue;
+                }
+                let color = kind_color(kind);
+                entries.push((kind.name().to_string(), color));
+                chart
+                    .draw_series(
+                        points
+                            .into_iter()
+                            .map(|p| Circle::new(p, 3, color.filled())),
+                    )
+                    .map_err(err)?;
+            }
             Ok(entries)
         },
     )

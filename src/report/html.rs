@@ -22,6 +22,7 @@ fn render_inner(summary: &Summary) -> Result<String, String> {
         error_rate => chart(charts::error_rate)?,
         spectrum => chart(charts::spectrum)?,
         replicas => chart(charts::replicas)?,
+        anomalies => chart(charts::anomalies)?,
     };
     let requests: u64 = summary.operations.values().map(|o| o.ok + o.errors).sum();
     let errors: u64 = summary.operations.values().map(|o| o.errors).sum();

@@ -31,6 +31,8 @@ use crate::session::{Anomaly, AnomalyKind, Op};
 pub const SCHEMA_VERSION: u32 = 1;
 /// How many anomalies are listed one by one; all are counted.
 const ANOMALY_SAMPLES: usize = 200;
+/// Groups of anomalies kept in the summary: beyond this, `sessions.csv` has them.
+const ANOMALY_GROUPS: usize = 100;
 
 /// `&'static str` fields borrow from the text read: see [`Summary::read`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -149,12 +151,69 @@ pub struct SpectrumSummary {
     pub uncorrected: Vec<[f64; 2]>,
 }
 
+impl AnomalyGroup {
+    /// Groups `anomalies` (in time order) by kind, replica and fault window, largest
+    /// group first, at most [`ANOMALY_GROUPS`] of them.
+    fn of(anomalies: &[Anomaly]) -> Vec<AnomalyGroup> {
+        type Key<'a> = (AnomalyKind, Option<&'a str>, Option<&'a str>);
+        let mut groups: BTreeMap<Key<'_>, AnomalyGroup> = BTreeMap::new();
+        for a in anomalies {
+            let at = a.at.as_millis() as u64;
+            let key = (a.kind, a.served_by.as_deref(), a.nearest_fault.as_deref());
+            let group = groups.entry(key).or_insert_with(|| AnomalyGroup {
+                kind: a.kind,
+                served_by: a.served_by.clone(),
+                nearest_fault: a.nearest_fault.clone(),
+                count: 0,
+                first_ms: at,
+                last_ms: at,
+            });
+            group.count += 1;
+            group.last_ms = at;
+        }
+        let mut groups: Vec<AnomalyGroup> = groups.into_values().collect();
+        groups.sort_by(|a, b| b.count.cmp(&a.count).then(a.first_ms.cmp(&b.first_ms)));
+        groups.truncate(ANOMALY_GROUPS);
+        groups
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct AnomalySummary {
     pub total: u64,
     pub by_kind: BTreeMap<AnomalyKind, u64>,
     /// The first anomalies in time order, each with the session, operation, instance and time.
     pub samples: Vec<Anomaly>,
+    /// Anomalies of one kind, shown by one replica, after one fault: a failing run of
+    /// thousands of anomalies reads as a few lines of cause. Largest first.
+    #[serde(default)]
+    pub groups: Vec<AnomalyGroup>,
+    /// Anomalies per second of the run, by kind, for the chart against the faults;
+    /// only the seconds that had any.
+    #[serde(default)]
+    pub per_second: Vec<AnomalySecond>,
+}
+
+/// A group of anomalies sharing a kind, a replica and a fault window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnomalyGroup {
+    pub kind: AnomalyKind,
+    /// The replica that answered (as the app or the balancer named it), if known.
+    pub served_by: Option<String>,
+    /// The last fault before them (see [`Anomaly::nearest_fault`]); none before the
+    /// first fault.
+    pub nearest_fault: Option<String>,
+    pub count: u64,
+    pub first_ms: u64,
+    pub last_ms: u64,
+}
+
+/// The anomalies of one second of the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnomalySecond {
+    /// Seconds since the load started.
+    pub t: u64,
+    pub by_kind: BTreeMap<AnomalyKind, u64>,
 }
 
 impl AnomalySummary {
@@ -166,11 +225,26 @@ impl AnomalySummary {
             *by_kind.entry(a.kind).or_default() += 1;
         }
         let total = anomalies.len() as u64;
+        let groups = AnomalyGroup::of(&anomalies);
+        let mut seconds: BTreeMap<u64, BTreeMap<AnomalyKind, u64>> = BTreeMap::new();
+        for a in &anomalies {
+            *seconds
+                .entry(a.at.as_secs())
+                .or_default()
+                .entry(a.kind)
+                .or_default() += 1;
+        }
+        let per_second = seconds
+            .into_iter()
+            .map(|(t, by_kind)| AnomalySecond { t, by_kind })
+            .collect();
         anomalies.truncate(ANOMALY_SAMPLES);
         AnomalySummary {
             total,
             by_kind,
             samples: anomalies,
+            groups,
+            per_second,
         }
     }
 }
@@ -601,6 +675,41 @@ mod tests {
         assert_eq!(s.by_kind[&AnomalyKind::LostWrite], 1);
         assert_eq!(s.by_kind[&AnomalyKind::Phantom], 0);
         assert_eq!(s.samples[0].at, Duration::from_millis(10));
+    }
+
+    #[test]
+    fn anomalies_are_grouped_by_kind_replica_and_fault_and_binned_by_second() {
+        let anomaly = |kind, by: &str, fault: Option<&str>, ms| Anomaly {
+            kind,
+            session: "s".into(),
+            op: Op::Read,
+            served_by: Some(by.into()),
+            at: Duration::from_millis(ms),
+            detail: String::new(),
+            nearest_fault: fault.map(str::to_string),
+        };
+        let kill = Some("kill replica-1 at 2.0s");
+        let s = AnomalySummary::of(vec![
+            anomaly(AnomalyKind::LostSession, "replica-0", kill, 2500),
+            anomaly(AnomalyKind::LostSession, "replica-0", kill, 2100),
+            anomaly(AnomalyKind::LostSession, "replica-2", kill, 3900),
+            anomaly(AnomalyKind::LostWrite, "replica-0", kill, 2200),
+            anomaly(AnomalyKind::LostSession, "replica-0", None, 900),
+        ]);
+        let largest = &s.groups[0];
+        assert_eq!(
+            (largest.kind, largest.served_by.as_deref(), largest.count),
+            (AnomalyKind::LostSession, Some("replica-0"), 2)
+        );
+        assert_eq!((largest.first_ms, largest.last_ms), (2100, 2500));
+        assert_eq!(largest.nearest_fault.as_deref(), kill);
+        assert_eq!(s.groups.len(), 4);
+        let seconds: Vec<(u64, u64)> = s
+            .per_second
+            .iter()
+            .map(|b| (b.t, b.by_kind.values().sum()))
+            .collect();
+        assert_eq!(seconds, [(0, 1), (2, 3), (3, 1)]);
     }
 
     #[test]
