@@ -117,7 +117,9 @@ fn html_holds_verdict_charts_faults_anomalies_and_the_scenario_escaped() {
     assert!(page.contains("gate anomalies == 0 missed"));
     assert_eq!(page.matches("<svg").count(), 6, "six charts");
     assert!(page.contains(r#"id="chart-anomalies""#));
-    let groups = &page[page.find(r#"id="anomaly-groups""#).expect("the groups table")..];
+    let groups = &page[page
+        .find(r#"id="anomaly-groups""#)
+        .expect("the groups table")..];
     let first = &summary.anomalies.groups[0];
     assert!(
         groups.contains(&format!("<td>{}</td>", first.count)),

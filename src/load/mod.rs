@@ -5,6 +5,8 @@
 //!   the same for sessions described by a scenario's `[flow]`. Both take a
 //!   [`session::LiveSession`] and hand it back in an [`exchange::Done`]: those types
 //!   live in [`session`] and [`exchange`], so neither runner imports the other.
+//!   What a flow's answer says (signs of loss, captures, reads checked against the
+//!   session model) is `answers`, pure functions of one answer.
 //! - [`shard`] runs many operations at once and records them lock-free.
 //! - [`collector`] merges the shards' records per second and for the run.
 //! - [`targets`] says where each request goes (the balancer, or a replica), and
@@ -18,6 +20,7 @@
 //! so the schedule (and the corrected latency measured against it) stays honest. In
 //! the closed model each shard drives its share of the virtual users itself.
 
+mod answers;
 pub mod collector;
 pub mod exchange;
 pub mod flow;

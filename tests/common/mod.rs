@@ -151,3 +151,58 @@ pub fn temp_scenario(text: &str) -> (tempfile::TempDir, String) {
     let path = path.to_str().unwrap().to_string();
     (dir, path)
 }
+
+/// The run's summary.json, which every finished run writes.
+pub fn summary(run: &Run) -> &Value {
+    run.summary.as_ref().expect("summary.json written")
+}
+
+/// Asserts a passing run that really went through kills and really wrote: exit 0, no
+/// anomaly, at least two faults, at least `sessions` sessions, every one checked by the
+/// sweep, more than `appends` writes acknowledged, nothing labelled left behind.
+/// Returns the summary for the test's own checks.
+pub fn assert_passed_under_kills<'r>(
+    run: &'r Run,
+    id: &str,
+    sessions: u64,
+    appends: u64,
+) -> &'r Value {
+    assert_eq!(run.output.status.code(), Some(0), "{}", describe(run));
+    let s = summary(run);
+    assert_eq!(s["anomalies"]["total"], 0, "{}", describe(run));
+    assert!(
+        s["faults"]["injected"].as_u64().unwrap() >= 2,
+        "{}",
+        s["faults"]
+    );
+    let created = s["sessions"]["created"].as_u64().unwrap();
+    assert!(created >= sessions, "{}", s["sessions"]);
+    assert_eq!(s["sessions"]["checked"].as_u64(), Some(created));
+    assert_eq!(s["sessions"]["unverified"], 0);
+    assert!(
+        s["operations"]["append"]["ok"].as_u64().unwrap() > appends,
+        "{}",
+        s["operations"]
+    );
+    assert!(labelled(id).is_empty(), "left behind: {:?}", labelled(id));
+    s
+}
+
+/// Asserts a run that failed with at least `lost` lost sessions and left nothing
+/// labelled behind; returns its anomaly samples.
+pub fn assert_lost_sessions<'r>(run: &'r Run, id: &str, lost: u64) -> &'r [Value] {
+    assert_eq!(run.output.status.code(), Some(1), "{}", describe(run));
+    assert!(run.stdout.contains("verdict FAILED"), "{}", describe(run));
+    let s = summary(run);
+    let found = s["anomalies"]["by_kind"]["lost_session"].as_u64().unwrap();
+    assert!(found >= lost, "{}", s["anomalies"]);
+    assert!(labelled(id).is_empty(), "left behind: {:?}", labelled(id));
+    s["anomalies"]["samples"].as_array().unwrap()
+}
+
+/// Whether an anomaly in `samples` says `text` in its detail.
+pub fn any_detail(samples: &[Value], text: &str) -> bool {
+    samples
+        .iter()
+        .any(|a| a["detail"].as_str().unwrap().contains(text))
+}
