@@ -54,6 +54,7 @@ pub mod run;
 pub mod scenario;
 pub mod secrets;
 pub mod session;
+pub mod tls;
 
 use tokio_util::sync::CancellationToken;
 

@@ -171,6 +171,8 @@ pub struct LoadPlan {
     pub keep_alive: bool,
     /// Idle connections kept in the pool.
     pub max_idle_connections: usize,
+    /// Whom the load trusts on `https://` URLs (`[load.tls]`).
+    pub tls: crate::tls::TlsPlan,
     /// `[flow]`: sessions run as these HTTP steps instead of the session contract;
     /// `appends_per_session` then counts rounds of `flow.steps`.
     pub flow: Option<std::sync::Arc<crate::flow::Flow>>,
@@ -393,6 +395,12 @@ pub fn build(source: &Source, overrides: &Overrides) -> Result<Plan, Vec<Problem
     let service = v.service(&raw.service, has_store, attached);
     let balancer = v.balancer(&raw.balancer);
     let mut load = v.load(&raw.load);
+    let tls = crate::tls::validate(source, &overrides.set, raw.load.tls.as_ref())
+        .map_err(|problems| v.problems.extend(problems))
+        .unwrap_or_default();
+    if let Some(load) = &mut load {
+        load.tls = tls;
+    }
     if let Some(raw_flow) = &raw.flow {
         let flow = crate::flow::validate(&mut v, raw_flow).map(std::sync::Arc::new);
         if let Some(load) = &mut load {
@@ -854,6 +862,7 @@ impl Validator<'_> {
             retries: retries? as u32,
             keep_alive: raw.keep_alive.unwrap_or(true),
             max_idle_connections: max_idle? as usize,
+            tls: crate::tls::TlsPlan::default(),
             flow: None,
         })
     }

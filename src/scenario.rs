@@ -124,6 +124,8 @@ pub struct Load {
     pub retries: Option<Spanned<i64>>,
     pub keep_alive: Option<bool>,
     pub max_idle_connections: Option<Spanned<i64>>,
+    /// `[load.tls]`: whom to trust on `https://` URLs.
+    pub tls: Option<crate::tls::RawTls>,
 }
 
 /// One `[[load.stages]]` entry: ramp to `to` operations per second over `over`.

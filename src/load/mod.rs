@@ -118,6 +118,7 @@ impl Driver {
                 plan.request_timeout,
                 plan.keep_alive,
                 plan.max_idle_connections,
+                plan.tls.clone(),
             ),
             targets,
             plan: plan.clone(),
@@ -130,6 +131,11 @@ impl Driver {
             in_flight: AtomicUsize::new(0),
             live_sessions: AtomicUsize::new(0),
         }
+    }
+
+    /// Why TLS handshakes failed so far, with how often: for the report.
+    pub fn tls_failures(&self) -> std::collections::BTreeMap<String, u64> {
+        self.http.tls_failures()
     }
 
     fn next_seq(&self) -> u64 {
@@ -514,6 +520,7 @@ mod tests {
             retries: 0,
             keep_alive: true,
             max_idle_connections: 8,
+            tls: Default::default(),
             flow: None,
         };
         let start = Instant::now();
