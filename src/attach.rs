@@ -423,7 +423,13 @@ mod tests {
             check_url("https://shop.local:8443/"),
             Ok("https://shop.local:8443".into())
         );
-        for bad in ["127.0.0.1:8080", "ftp://x", "http://", "https://", "nonsense"] {
+        for bad in [
+            "127.0.0.1:8080",
+            "ftp://x",
+            "http://",
+            "https://",
+            "nonsense",
+        ] {
             assert!(check_url(bad).is_err(), "{bad}");
         }
         let ftp = check_url("ftp://x").unwrap_err();

@@ -250,3 +250,135 @@ impl Reasons {
         self.0.lock().expect("reasons lock").clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::overrides::Setting;
+
+    /// Validates `[load.tls]` of a scenario in `dir`, with `settings` applied.
+    fn validate_in(dir: &Path, toml: &str, settings: &[Setting]) -> Result<TlsPlan, String> {
+        let source = Source {
+            path: dir.join("s.toml"),
+            text: format!(
+                "name = \"t\"\nduration = \"1s\"\n[load]\nappends_per_session = 1\n[load.tls]\n{toml}"
+            ),
+        };
+        let raw = crate::overrides::parse(&source, settings).map_err(|p| p.to_string())?;
+        validate(&source, settings, raw.load.tls.as_ref()).map_err(|p| p[0].to_string())
+    }
+
+    #[test]
+    fn the_ca_file_is_read_relative_to_the_scenario_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = testing::pki();
+        std::fs::write(dir.path().join("ca.pem"), &pki.ca_pem).unwrap();
+        std::fs::write(dir.path().join("empty.pem"), "no certificate here\n").unwrap();
+        std::fs::write(
+            dir.path().join("broken.pem"),
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+
+        let plan = validate_in(dir.path(), "ca_file = \"ca.pem\"", &[]).unwrap();
+        assert_eq!(plan.roots, vec![pki.ca]);
+        assert_eq!(plan.ca_file, Some(dir.path().join("ca.pem")));
+        assert!(!plan.insecure);
+        let plan = validate_in(dir.path(), "insecure = true", &[]).unwrap();
+        assert!(plan.insecure && plan.roots.is_empty());
+
+        let missing = validate_in(dir.path(), "ca_file = \"nope.pem\"", &[]).unwrap_err();
+        assert!(
+            missing.contains("s.toml:6:11: `load.tls.ca_file` = \"nope.pem\": cannot read"),
+            "{missing}"
+        );
+        assert!(missing.contains("nope.pem"), "{missing}");
+        let empty = validate_in(dir.path(), "ca_file = \"empty.pem\"", &[]).unwrap_err();
+        assert!(empty.contains("holds no PEM certificate"), "{empty}");
+        let broken = validate_in(dir.path(), "ca_file = \"broken.pem\"", &[]).unwrap_err();
+        assert!(broken.contains("certificate #1 of"), "{broken}");
+        let both =
+            validate_in(dir.path(), "ca_file = \"ca.pem\"\ninsecure = true", &[]).unwrap_err();
+        assert!(both.contains("both say whom to trust"), "{both}");
+    }
+
+    #[test]
+    fn a_ca_file_from_the_command_line_is_named_by_its_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let flag = Setting {
+            path: vec!["load".into(), "tls".into(), "ca_file".into()],
+            value: "\"/nonexistent/ca.pem\"".into(),
+            origin: "--tls-ca /nonexistent/ca.pem".into(),
+        };
+        let problem = validate_in(dir.path(), "", &[flag]).unwrap_err();
+        assert!(
+            problem.starts_with("--tls-ca /nonexistent/ca.pem: `load.tls.ca_file`"),
+            "{problem}"
+        );
+        assert!(
+            problem.contains("cannot read /nonexistent/ca.pem"),
+            "{problem}"
+        );
+    }
+
+    #[test]
+    fn reasons_are_counted_and_bounded() {
+        let reasons = Reasons::default();
+        for i in 0..40 {
+            reasons.add(format!("tls: reason {}", i % 20));
+        }
+        reasons.add("tls: reason 0".into());
+        let seen = reasons.snapshot();
+        assert_eq!(seen.len(), MAX_REASONS);
+        assert_eq!(seen["tls: reason 0"], 3);
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::sync::Arc;
+
+    use rustls::crypto::ring;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+    /// A test CA, made at test time, and a server configuration whose certificate
+    /// it signed for `localhost` and 127.0.0.1.
+    pub struct TestPki {
+        pub ca_pem: String,
+        pub ca: CertificateDer<'static>,
+        pub server: Arc<rustls::ServerConfig>,
+    }
+
+    pub fn pki() -> TestPki {
+        // Each CA its own name, so one is never mistaken for another's issuer.
+        static MADE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.distinguished_name.push(
+            rcgen::DnType::CommonName,
+            format!("sessionstorm test CA {n}"),
+        );
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params =
+            rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        let mut server =
+            rustls::ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(vec![cert.der().clone()], key)
+                .unwrap();
+        server.alpn_protocols = vec![b"http/1.1".to_vec()];
+        TestPki {
+            ca_pem: ca.pem(),
+            ca: ca.der().clone(),
+            server: Arc::new(server),
+        }
+    }
+}

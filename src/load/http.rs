@@ -648,6 +648,8 @@ pub fn read_answers(data: &[u8]) -> Vec<Result<(StatusCode, usize), ErrorKind>> 
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
@@ -667,7 +669,16 @@ mod tests {
         let o = origin("http://[::1]:9/");
         assert_eq!((o.host.as_str(), o.port), ("::1", 9));
         assert_eq!(o.host_header, "[::1]:9");
-        assert!(Origin::of(&url::Url::parse("https://example.com/").unwrap()).is_none());
+        assert_eq!(o.tls, None);
+        let o = origin("https://shop.local/x");
+        assert_eq!((o.host.as_str(), o.port), ("shop.local", 443));
+        assert_eq!(o.tls, Some(ServerName::try_from("shop.local").unwrap()));
+        let o = origin("https://127.0.0.1:8443/");
+        assert_eq!(
+            o.tls,
+            Some(ServerName::from(std::net::IpAddr::from([127, 0, 0, 1])))
+        );
+        assert!(Origin::of(&url::Url::parse("ftp://example.com/").unwrap()).is_none());
     }
 
     #[test]
@@ -806,41 +817,64 @@ mod tests {
 
     /// A server on a loopback port answering every request "ok", closing each
     /// connection after `answers_per_connection` answers; counts connections.
-    async fn server(
+    async fn server(answers_per_connection: usize) -> (Origin, Arc<AtomicUsize>) {
+        serve(answers_per_connection, None, "127.0.0.1").await
+    }
+
+    /// [`server`], speaking TLS with `config` when given, at `https://HOST:PORT`.
+    async fn serve(
         answers_per_connection: usize,
-    ) -> (Origin, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-        use std::sync::atomic::{AtomicUsize, Ordering};
+        config: Option<Arc<rustls::ServerConfig>>,
+        host: &str,
+    ) -> (Origin, Arc<AtomicUsize>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let accepted = std::sync::Arc::new(AtomicUsize::new(0));
-        let counter = std::sync::Arc::clone(&accepted);
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&accepted);
+        let scheme = if config.is_some() { "https" } else { "http" };
+        let acceptor = config.map(tokio_rustls::TlsAcceptor::from);
         tokio::spawn(async move {
             loop {
-                let (mut socket, _) = listener.accept().await.unwrap();
+                let (socket, _) = listener.accept().await.unwrap();
                 counter.fetch_add(1, Ordering::SeqCst);
+                let acceptor = acceptor.clone();
                 tokio::spawn(async move {
-                    let mut seen = Vec::new();
-                    for _ in 0..answers_per_connection {
-                        while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
-                            let mut chunk = [0u8; 1024];
-                            match socket.read(&mut chunk).await {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => seen.extend_from_slice(&chunk[..n]),
+                    match acceptor {
+                        None => answer(socket, answers_per_connection).await,
+                        // A client that refuses the certificate ends here.
+                        Some(acceptor) => {
+                            if let Ok(tls) = acceptor.accept(socket).await {
+                                answer(tls, answers_per_connection).await;
                             }
                         }
-                        seen.clear();
-                        let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-                        socket.write_all(answer).await.unwrap();
                     }
                 });
             }
         });
-        (origin(&format!("http://127.0.0.1:{port}")), accepted)
+        (origin(&format!("{scheme}://{host}:{port}")), accepted)
+    }
+
+    /// Answers `n` requests on `socket`, then closes it.
+    async fn answer<S: AsyncRead + AsyncWrite + Unpin>(mut socket: S, n: usize) {
+        let mut seen = Vec::new();
+        for _ in 0..n {
+            while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                let mut chunk = [0u8; 1024];
+                match socket.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => seen.extend_from_slice(&chunk[..n]),
+                }
+            }
+            seen.clear();
+            let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+            if socket.write_all(answer).await.is_err() || socket.flush().await.is_err() {
+                return;
+            }
+        }
     }
 
     #[tokio::test]
     async fn connections_are_kept_alive_and_one_the_server_closed_is_replaced() {
-        use std::sync::atomic::Ordering;
         let get = || request(Method::GET, "/".parse().unwrap(), Bytes::new());
         let http = Http::new(Duration::from_secs(5), true, 8, TlsPlan::default());
         let (kept, accepted) = server(usize::MAX).await;
@@ -904,5 +938,72 @@ mod tests {
             http.send(&silent, &get).await.unwrap_err(),
             ErrorKind::Reset
         );
+    }
+
+    #[tokio::test]
+    async fn https_with_the_stacks_ca_keeps_its_connection_alive() {
+        let pki = crate::tls::testing::pki();
+        let trusting = TlsPlan {
+            ca_file: Some("ca.pem".into()),
+            roots: vec![pki.ca.clone()],
+            insecure: false,
+        };
+        let http = Http::new(Duration::from_secs(5), true, 8, trusting);
+        let get = request(Method::GET, "/".parse().unwrap(), Bytes::new());
+        // By name (SNI and the certificate's DNS name) and by address (its IP name).
+        for host in ["localhost", "127.0.0.1"] {
+            let (tls, accepted) = serve(usize::MAX, Some(Arc::clone(&pki.server)), host).await;
+            for _ in 0..5 {
+                assert_eq!(http.send(&tls, &get).await.unwrap().body, "ok", "{host}");
+            }
+            assert_eq!(
+                accepted.load(Ordering::SeqCst),
+                1,
+                "{host}: one connection, reused"
+            );
+        }
+        assert!(http.tls_failures().is_empty());
+
+        // A server that closes after each answer: its TLS close is seen before reuse.
+        let (closing, accepted) = serve(1, Some(Arc::clone(&pki.server)), "127.0.0.1").await;
+        for _ in 0..3 {
+            assert_eq!(http.send(&closing, &get).await.unwrap().body, "ok");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn an_untrusted_certificate_is_a_tls_error_with_its_reason_unless_insecure() {
+        let pki = crate::tls::testing::pki();
+        let get = request(Method::GET, "/".parse().unwrap(), Bytes::new());
+        let (tls, _) = serve(usize::MAX, Some(Arc::clone(&pki.server)), "localhost").await;
+
+        // The platform's roots do not know the test CA; nor does another CA.
+        let other = crate::tls::testing::pki();
+        for plan in [
+            TlsPlan::default(),
+            TlsPlan {
+                ca_file: Some("other.pem".into()),
+                roots: vec![other.ca],
+                insecure: false,
+            },
+        ] {
+            let http = Http::new(Duration::from_secs(5), true, 8, plan);
+            assert_eq!(http.send(&tls, &get).await.unwrap_err(), ErrorKind::Tls);
+            assert_eq!(http.send(&tls, &get).await.unwrap_err(), ErrorKind::Tls);
+            let failures = http.tls_failures();
+            assert_eq!(failures.len(), 1, "{failures:?}");
+            let (reason, count) = failures.into_iter().next().unwrap();
+            assert!(reason.contains("UnknownIssuer"), "{reason}");
+            assert_eq!(count, 2);
+        }
+
+        let insecure = TlsPlan {
+            insecure: true,
+            ..TlsPlan::default()
+        };
+        let http = Http::new(Duration::from_secs(5), true, 8, insecure);
+        assert_eq!(http.send(&tls, &get).await.unwrap().body, "ok");
     }
 }
