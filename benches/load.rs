@@ -29,11 +29,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sessionstorm::load::ops::LiveSession;
-use sessionstorm::load::pacing::RateProfile;
+use sessionstorm::load::session::LiveSession;
 use sessionstorm::load::targets::Targets;
 use sessionstorm::load::Driver;
 use sessionstorm::metrics::{new_histogram, FailureTimeline, Live, Outcome};
+use sessionstorm::plan::RateProfile;
 use sessionstorm::plan::{LoadPlan, Model, Think};
 use sessionstorm::session::{Op, SessionModel};
 use tokio_util::sync::CancellationToken;

@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::overrides::Setting;
-use crate::plan::Overrides;
+use crate::scenario::overrides::{Overrides, Requested, Setting};
 
 /// Chaos and load testing for stateless clusters: can any replica die at any moment
 /// without a single user losing their session?
@@ -175,7 +174,7 @@ pub struct ScenarioArgs {
     pub attach: AttachArgs,
 }
 
-/// `run --attach`: test a stack that is already running; see [`crate::attach`].
+/// `run --attach`: test a stack that is already running; see [`crate::validate::attach`].
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Attach to a running stack")]
 pub struct AttachArgs {
@@ -230,8 +229,8 @@ impl AttachArgs {
         set
     }
 
-    pub fn requested(&self) -> crate::attach::Requested {
-        crate::attach::Requested {
+    pub fn requested(&self) -> Requested {
+        Requested {
             url: self.url.clone(),
             selector: self.selector.clone(),
             compose_project: self.compose_project.clone(),
@@ -263,8 +262,8 @@ impl ScenarioArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ImagesCommand {
-    /// Build sessionstorm/session-app, sessionstorm/counter-app, sessionstorm/redis and
-    /// sessionstorm/haproxy (skipped when their content is unchanged).
+    /// Build sessionstorm/session-app, sessionstorm/counter-app, sessionstorm/actix-app,
+    /// sessionstorm/redis and sessionstorm/haproxy (skipped when their content is unchanged).
     Build {
         /// Rebuild even when the content is unchanged.
         #[arg(long)]

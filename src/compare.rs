@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::gate::{Metric, Quantile, Tolerance};
+use crate::gate::Measure;
+use crate::plan::{Metric, Quantile, Tolerance};
 use crate::report::Summary;
 
 /// How the table is printed.

@@ -4,9 +4,10 @@
 
 use std::path::PathBuf;
 
-use crate::overrides::Setting;
-use crate::plan::{self, Overrides};
+use crate::plan;
+use crate::scenario::overrides::{Overrides, Setting};
 use crate::scenario::Source;
+use crate::validate;
 
 /// Reads `data` as a scenario, validates it, and if it is valid draws its plan and
 /// fault timeline the way `sessionstorm plan` does.
@@ -37,7 +38,7 @@ fn scenario_with(text: &str, settings: &[Setting]) {
         set: settings.to_vec(),
         ..Overrides::default()
     };
-    match plan::build(&source, &overrides) {
+    match validate::build(&source, &overrides) {
         Ok(plan) => {
             let _ = crate::render_plan(&plan);
         }

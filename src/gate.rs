@@ -7,20 +7,19 @@
 //! On top of that, a scenario's `[gates]` hold thresholds on the run's metrics
 //! (`p99_ms.append < 50`): each is a [`Check`], read once when the scenario is
 //! validated (an unknown metric or operation is an error there, never a silent
-//! pass), evaluated against the [`Summary`] at the end, and a missed one fails the
-//! run like an anomaly does. [`Metric`] is also what `sessionstorm compare` compares.
-
-use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
+//! pass), evaluated against the run's [`Figures`] at the end, and a missed one fails
+//! the run like an anomaly does. [`Metric`] is also what `sessionstorm compare`
+//! compares.
+//!
+//! The gate reads the run through [`Figures`], never through a report: the report is
+//! built from the verdict, so it sits above this module (it implements [`Figures`]
+//! for its summary).
 
 use serde::{Deserialize, Serialize};
-use toml::Spanned;
 
 use crate::error::ExitCode;
-use crate::overrides::Setting;
-use crate::report::Summary;
-use crate::scenario::{Problem, Source};
+use crate::metrics::Percentiles;
+use crate::plan::{Check, Metric, Quantile};
 use crate::session::{AnomalyKind, Op};
 
 /// What the verdict rests on.
@@ -76,128 +75,81 @@ pub fn judge(evidence: Evidence) -> Verdict {
     }
 }
 
-/// A metric of a finished run, by the name gates and `compare` use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Metric {
-    /// A latency percentile of one operation, in milliseconds: corrected for
-    /// coordinated omission unless `uncorrected`.
-    Latency {
-        quantile: Quantile,
-        op: Op,
-        uncorrected: bool,
-    },
-    /// Failed requests / requests (a retried append counts each attempt).
-    ErrorRate,
-    /// 1 - operations without an answer / operations.
-    Availability,
+/// The figures of a finished run that metrics are read from.
+pub trait Figures {
+    /// Latency percentiles of `op` in milliseconds, corrected for coordinated
+    /// omission unless `uncorrected`; `None` when the operation never ran.
+    fn latency_ms(&self, op: Op, uncorrected: bool) -> Option<&Percentiles>;
+    /// Of every operation that ran: answers, failed requests (a retried append counts
+    /// each attempt) and operations without an answer.
+    fn counts(&self) -> Vec<Counts>;
     /// All anomalies, or those of one kind.
-    Anomalies(Option<AnomalyKind>),
-    MissedStarts,
+    fn anomalies(&self, kind: Option<AnomalyKind>) -> u64;
+    fn missed_starts(&self) -> u64;
     /// Sessions the final sweep could not read.
-    Unverified,
+    fn unverified(&self) -> u64;
     /// The longest time from a fault until users stopped seeing errors.
-    RecoveryMax,
-    /// That time summed over every fault.
-    RecoveryTotal,
+    fn worst_recovery_ms(&self) -> u64;
+    /// That time for every fault that has one.
+    fn recoveries_ms(&self) -> Vec<u64>;
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Quantile {
-    P50,
-    P90,
-    P99,
-    P999,
-    Max,
+/// The outcome counts of one operation, as [`Figures::counts`] gives them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counts {
+    pub ok: u64,
+    pub errors: u64,
+    pub failed: u64,
 }
 
-impl Quantile {
-    const ALL: [(Quantile, &'static str); 5] = [
-        (Quantile::P50, "p50"),
-        (Quantile::P90, "p90"),
-        (Quantile::P99, "p99"),
-        (Quantile::P999, "p999"),
-        (Quantile::Max, "max"),
-    ];
-
-    fn name(self) -> &'static str {
-        Quantile::ALL
-            .iter()
-            .find(|(q, _)| *q == self)
-            .map_or("?", |(_, n)| n)
-    }
-
-    fn of(self, p: &crate::metrics::Percentiles) -> f64 {
-        match self {
-            Quantile::P50 => p.p50,
-            Quantile::P90 => p.p90,
-            Quantile::P99 => p.p99,
-            Quantile::P999 => p.p999,
-            Quantile::Max => p.max,
-        }
-    }
+/// Measuring a metric on a run. A trait rather than a method of [`Metric`] because
+/// the metric is plan data, which knows nothing of a run's results.
+pub trait Measure {
+    /// Its value in `run`; `None` when the run has no such figure (an operation that
+    /// never ran, a summary without recovery data).
+    fn value(self, run: &impl Figures) -> Option<f64>;
 }
 
-/// What `Metric::from_str` accepts, for error messages.
-pub const METRICS: &str = "p50_ms.<op>, p90_ms.<op>, p99_ms.<op>, p999_ms.<op>, max_ms.<op> (corrected; prefix `uncorrected_` for the uncorrected figure), error_rate, availability, anomalies, anomalies.<kind>, missed_starts, unverified, recovery_ms.max, recovery_ms.total";
-/// The operations a latency metric may name.
-pub const OPS: &str = "create, append, read, sweep";
-
-impl Metric {
-    /// Larger is better for this metric (only availability).
-    pub fn higher_is_better(self) -> bool {
-        self == Metric::Availability
-    }
-
-    /// Its value in `summary`; `None` when the run has no such figure (an operation
-    /// that never ran, a summary without recovery data).
-    pub fn value(self, summary: &Summary) -> Option<f64> {
-        let ops = summary.operations.values();
+impl Measure for Metric {
+    fn value(self, run: &impl Figures) -> Option<f64> {
+        let counts = run.counts();
         match self {
             Metric::Latency {
                 quantile,
                 op,
                 uncorrected,
             } => {
-                let o = summary.operations.get(&op)?;
-                let p = if uncorrected {
-                    &o.latency_uncorrected_ms
-                } else {
-                    &o.latency_ms
-                };
-                (p.count > 0).then(|| quantile.of(p))
+                let p = run.latency_ms(op, uncorrected)?;
+                (p.count > 0).then(|| quantile_of(quantile, p))
             }
             Metric::ErrorRate => {
-                let errors: u64 = ops.clone().map(|o| o.errors).sum();
-                let requests: u64 = ops.map(|o| o.ok + o.errors).sum();
+                let errors: u64 = counts.iter().map(|o| o.errors).sum();
+                let requests: u64 = counts.iter().map(|o| o.ok + o.errors).sum();
                 Some(ratio(errors, requests))
             }
             Metric::Availability => {
-                let failed: u64 = ops.clone().map(|o| o.failed).sum();
-                let all: u64 = ops.map(|o| o.ok + o.failed).sum();
+                let failed: u64 = counts.iter().map(|o| o.failed).sum();
+                let all: u64 = counts.iter().map(|o| o.ok + o.failed).sum();
                 Some(1.0 - ratio(failed, all))
             }
-            Metric::Anomalies(None) => Some(summary.anomalies.total as f64),
-            Metric::Anomalies(Some(kind)) => Some(
-                summary
-                    .anomalies
-                    .by_kind
-                    .get(&kind)
-                    .copied()
-                    .unwrap_or_default() as f64,
-            ),
-            Metric::MissedStarts => Some(summary.load.missed_starts as f64),
-            Metric::Unverified => Some(summary.sessions.unverified as f64),
-            Metric::RecoveryMax => Some(summary.faults.recovery_ms as f64),
-            Metric::RecoveryTotal => Some(
-                summary
-                    .faults
-                    .events
-                    .iter()
-                    .filter_map(|e| e.recovery.as_ref())
-                    .map(|r| r.recovery_ms as f64)
-                    .sum(),
-            ),
+            Metric::Anomalies(kind) => Some(run.anomalies(kind) as f64),
+            Metric::MissedStarts => Some(run.missed_starts() as f64),
+            Metric::Unverified => Some(run.unverified() as f64),
+            Metric::RecoveryMax => Some(run.worst_recovery_ms() as f64),
+            Metric::RecoveryTotal => {
+                Some(run.recoveries_ms().into_iter().map(|ms| ms as f64).sum())
+            }
         }
+    }
+}
+
+fn quantile_of(quantile: Quantile, p: &Percentiles) -> f64 {
+    match quantile {
+        Quantile::P50 => p.p50,
+        Quantile::P90 => p.p90,
+        Quantile::P99 => p.p99,
+        Quantile::P999 => p.p999,
+        Quantile::Max => p.max,
     }
 }
 
@@ -206,289 +158,6 @@ fn ratio(part: u64, whole: u64) -> f64 {
         0.0
     } else {
         part as f64 / whole as f64
-    }
-}
-
-impl fmt::Display for Metric {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Metric::Latency {
-                quantile,
-                op,
-                uncorrected,
-            } => {
-                let prefix = if *uncorrected { "uncorrected_" } else { "" };
-                write!(f, "{prefix}{}_ms.{}", quantile.name(), op.name())
-            }
-            Metric::ErrorRate => f.write_str("error_rate"),
-            Metric::Availability => f.write_str("availability"),
-            Metric::Anomalies(None) => f.write_str("anomalies"),
-            Metric::Anomalies(Some(kind)) => write!(f, "anomalies.{kind}"),
-            Metric::MissedStarts => f.write_str("missed_starts"),
-            Metric::Unverified => f.write_str("unverified"),
-            Metric::RecoveryMax => f.write_str("recovery_ms.max"),
-            Metric::RecoveryTotal => f.write_str("recovery_ms.total"),
-        }
-    }
-}
-
-impl FromStr for Metric {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Metric, String> {
-        let unknown = || format!("unknown metric {text:?}; accepted metrics: {METRICS}");
-        let (base, field) = match text.split_once('.') {
-            Some((b, f)) => (b, Some(f)),
-            None => (text, None),
-        };
-        let simple = match (base, field) {
-            ("error_rate", None) => Some(Metric::ErrorRate),
-            ("availability", None) => Some(Metric::Availability),
-            ("anomalies", None) => Some(Metric::Anomalies(None)),
-            ("missed_starts", None) => Some(Metric::MissedStarts),
-            ("unverified", None) => Some(Metric::Unverified),
-            ("recovery_ms", Some("max")) => Some(Metric::RecoveryMax),
-            ("recovery_ms", Some("total")) => Some(Metric::RecoveryTotal),
-            ("recovery_ms", _) => {
-                return Err(format!(
-                    "unknown metric {text:?}; recovery_ms takes .max or .total"
-                ))
-            }
-            ("anomalies", Some(kind)) => {
-                let kind = AnomalyKind::ALL
-                    .into_iter()
-                    .find(|k| k.name() == kind)
-                    .ok_or_else(|| {
-                        let kinds: Vec<&str> = AnomalyKind::ALL.iter().map(|k| k.name()).collect();
-                        format!(
-                            "unknown anomaly kind {kind:?} in {text:?}; accepted kinds: {}",
-                            kinds.join(", ")
-                        )
-                    })?;
-                Some(Metric::Anomalies(Some(kind)))
-            }
-            _ => None,
-        };
-        if let Some(metric) = simple {
-            return Ok(metric);
-        }
-        let (uncorrected, base) = match base.strip_prefix("uncorrected_") {
-            Some(rest) => (true, rest),
-            None => (false, base),
-        };
-        let quantile = base
-            .strip_suffix("_ms")
-            .and_then(|q| Quantile::ALL.iter().find(|(_, n)| *n == q))
-            .map(|(q, _)| *q)
-            .ok_or_else(unknown)?;
-        let Some(op) = field else {
-            return Err(format!(
-                "{text:?} needs an operation: {text}.<op> with <op> one of {OPS}"
-            ));
-        };
-        let op = Op::ALL
-            .into_iter()
-            .find(|o| o.name() == op)
-            .ok_or_else(|| {
-                format!("unknown operation {op:?} in {text:?}; accepted operations: {OPS}")
-            })?;
-        Ok(Metric::Latency {
-            quantile,
-            op,
-            uncorrected,
-        })
-    }
-}
-
-/// A comparison operator of a gate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cmp {
-    Lt,
-    Le,
-    Gt,
-    Ge,
-    Eq,
-    Ne,
-}
-
-impl Cmp {
-    /// Longest first, so `<=` is not read as `<`.
-    const ALL: [(Cmp, &'static str); 6] = [
-        (Cmp::Le, "<="),
-        (Cmp::Ge, ">="),
-        (Cmp::Eq, "=="),
-        (Cmp::Ne, "!="),
-        (Cmp::Lt, "<"),
-        (Cmp::Gt, ">"),
-    ];
-
-    fn symbol(self) -> &'static str {
-        Cmp::ALL
-            .iter()
-            .find(|(c, _)| *c == self)
-            .map_or("?", |(_, s)| s)
-    }
-
-    pub fn holds(self, value: f64, threshold: f64) -> bool {
-        match self {
-            Cmp::Lt => value < threshold,
-            Cmp::Le => value <= threshold,
-            Cmp::Gt => value > threshold,
-            Cmp::Ge => value >= threshold,
-            Cmp::Eq => value == threshold,
-            Cmp::Ne => value != threshold,
-        }
-    }
-}
-
-/// One gate: `<metric> <op> <number>`, e.g. `p99_ms.append < 50`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Check {
-    pub metric: Metric,
-    pub cmp: Cmp,
-    pub threshold: f64,
-}
-
-impl fmt::Display for Check {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} {} {}",
-            self.metric,
-            self.cmp.symbol(),
-            self.threshold
-        )
-    }
-}
-
-impl FromStr for Check {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Check, String> {
-        let shape = "write a gate as `<metric> <operator> <number>`, e.g. \"p99_ms.append < 50\", with an operator among < <= > >= == !=";
-        let (at, cmp, symbol) = Cmp::ALL
-            .iter()
-            .filter_map(|(cmp, symbol)| text.find(symbol).map(|at| (at, *cmp, *symbol)))
-            .min_by_key(|(at, _, symbol)| (*at, std::cmp::Reverse(symbol.len())))
-            .ok_or_else(|| format!("{text:?} has no comparison; {shape}"))?;
-        let metric = text[..at].trim();
-        let number = text[at + symbol.len()..].trim();
-        if metric.is_empty() {
-            return Err(format!("{text:?} has no metric; {shape}"));
-        }
-        let metric: Metric = metric.parse()?;
-        let threshold = number
-            .parse::<f64>()
-            .ok()
-            .filter(|n| n.is_finite())
-            .ok_or_else(|| format!("{number:?} in {text:?} is not a number; {shape}"))?;
-        Ok(Check {
-            metric,
-            cmp,
-            threshold,
-        })
-    }
-}
-
-/// How much worse a metric may get against a baseline before `compare` fails.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Tolerance {
-    /// A fraction of the baseline: `10%` is 0.10.
-    Relative(f64),
-    /// An amount in the metric's unit.
-    Absolute(f64),
-}
-
-impl FromStr for Tolerance {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Tolerance, String> {
-        let bad = || {
-            format!("{text:?} is not a tolerance; write a percentage of the baseline (\"10%\") or an amount in the metric's unit (\"0.001\", \"5\")")
-        };
-        let number = |t: &str| {
-            t.trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|n| n.is_finite() && *n >= 0.0)
-                .ok_or_else(bad)
-        };
-        match text.trim().strip_suffix('%') {
-            Some(pct) => Ok(Tolerance::Relative(number(pct)? / 100.0)),
-            None => Ok(Tolerance::Absolute(number(text)?)),
-        }
-    }
-}
-
-impl fmt::Display for Tolerance {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Tolerance::Relative(r) => write!(f, "{}%", r * 100.0),
-            Tolerance::Absolute(a) => write!(f, "{a}"),
-        }
-    }
-}
-
-/// `[gates]` as written in a scenario.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawGates {
-    /// Thresholds the run must meet.
-    #[serde(default)]
-    pub checks: Vec<Spanned<String>>,
-    /// Per-metric tolerances for `sessionstorm compare`, by metric name.
-    #[serde(default)]
-    pub tolerances: BTreeMap<String, Spanned<String>>,
-}
-
-/// `[gates]`, validated.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Gates {
-    pub checks: Vec<Check>,
-    pub tolerances: BTreeMap<String, Tolerance>,
-}
-
-impl Gates {
-    /// Reads `[gates]`; every bad entry is a problem at its place in the file, or
-    /// names the `--set` it came from.
-    pub fn validate(
-        raw: &RawGates,
-        source: &Source,
-        settings: &[Setting],
-    ) -> Result<Gates, Vec<Problem>> {
-        let problem = |span, message| crate::overrides::locate(source, settings, span, message);
-        let mut problems = Vec::new();
-        let mut gates = Gates::default();
-        for check in &raw.checks {
-            let mut span = check.span();
-            if span.end <= source.text.len() {
-                // Point at the text inside the quotes.
-                span.start += 1;
-            }
-            match check.get_ref().parse() {
-                Ok(c) => gates.checks.push(c),
-                Err(e) => problems.push(problem(span, format!("gates.checks: {e}"))),
-            }
-        }
-        for (name, tolerance) in &raw.tolerances {
-            let parsed = name
-                .parse::<Metric>()
-                .and_then(|_| tolerance.get_ref().parse::<Tolerance>());
-            match parsed {
-                Ok(t) => {
-                    gates.tolerances.insert(name.clone(), t);
-                }
-                Err(e) => problems.push(problem(
-                    tolerance.span(),
-                    format!("gates.tolerances.{name}: {e}"),
-                )),
-            }
-        }
-        if problems.is_empty() {
-            Ok(gates)
-        } else {
-            Err(problems)
-        }
     }
 }
 
@@ -503,11 +172,11 @@ pub struct GateResult {
 }
 
 /// Evaluates every check against the run.
-pub fn evaluate(checks: &[Check], summary: &Summary) -> Vec<GateResult> {
+pub fn evaluate(checks: &[Check], run: &impl Figures) -> Vec<GateResult> {
     checks
         .iter()
         .map(|check| {
-            let value = check.metric.value(summary);
+            let value = check.metric.value(run);
             GateResult {
                 expr: check.to_string(),
                 value,
@@ -537,6 +206,10 @@ pub fn apply(verdict: &mut Verdict, gates: &[GateResult]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::{Cmp, Tolerance};
+    use crate::report::Summary;
+    use crate::scenario::overrides::Overrides;
+    use crate::scenario::Source;
 
     #[test]
     fn clean_run_passes() {
@@ -660,7 +333,7 @@ mod tests {
             path: "t.toml".into(),
             text: text.into(),
         };
-        let problems = crate::plan::build(&source, &crate::plan::Overrides::default()).unwrap_err();
+        let problems = crate::validate::build(&source, &Overrides::default()).unwrap_err();
         let all: Vec<String> = problems.iter().map(ToString::to_string).collect();
         assert_eq!(problems.len(), 2, "{all:#?}");
         assert!(
@@ -675,12 +348,12 @@ mod tests {
         let good = text
             .replace("apend", "append")
             .replace("\"lots\"", "\"20%\"");
-        let plan = crate::plan::build(
+        let plan = crate::validate::build(
             &Source {
                 path: "t.toml".into(),
                 text: good,
             },
-            &crate::plan::Overrides::default(),
+            &Overrides::default(),
         )
         .unwrap();
         assert_eq!(plan.gates.checks.len(), 2);

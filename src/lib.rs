@@ -1,18 +1,33 @@
 //! sessionstorm: a chaos and load-testing harness for stateless clusters.
 //!
 //! It answers one question with evidence: can any replica die at any moment without a
-//! single user losing their session? The layout follows a run's life:
+//! single user losing their session? Data flows one way, and so do imports: each
+//! layer uses only the layers listed before it, never one after (no import circles
+//! between files; `ARCHITECTURE.md` has the code map).
 //!
-//! - [`cli`] reads the command line; [`scenario`] reads a scenario file;
-//!   [`plan`] validates both into a [`plan::Plan`], the only input the engine sees.
-//! - [`images`] builds container images from host binaries (there is no registry).
-//! - [`cluster`] starts replicas, a session store and a balancer as Docker containers.
-//! - [`load`] drives session traffic, through the session contract or a scenario's
-//!   custom [`flow`]; [`session`] checks every answer against what was acknowledged;
-//!   [`metrics`] records latency and outcomes.
-//! - [`chaos`] draws a seeded fault timeline and applies it.
-//! - [`gate`] turns the evidence into a verdict and an exit code; [`report`] writes it.
-//! - [`run`] strings these together for `sessionstorm run`.
+//! 1. **Input.** [`scenario`] is the scenario file as written (TOML model, spans for
+//!    error positions, the raw `[flow]` table, `--set` overrides). Imports no other
+//!    layer.
+//! 2. **Plan.** [`plan`] is the validated run plan: plain data, one file per part of a
+//!    run (service, load, chaos, gates, attach, templates, built-in images). Never
+//!    imports validation, the engine, gates or reports; it may name the scenario text
+//!    it keeps, the [`flow`] steps and the [`session`] vocabulary (operations,
+//!    anomaly kinds).
+//! 3. **Validation.** [`validate`] turns scenario + command line into a [`plan::Plan`]
+//!    with every problem at file:line:column. Imports input and plan only, so
+//!    checking a scenario never needs Docker.
+//! 4. **Engine.** [`images`] builds images from host binaries; [`cluster`] starts
+//!    replicas, store and balancer (or attaches to a running stack); [`load`] drives
+//!    session traffic; [`chaos`] draws a seeded fault timeline and applies it. They
+//!    read the plan, never the raw scenario or validation.
+//! 5. **Evidence.** [`session`] checks every answer against what was acknowledged;
+//!    [`metrics`] records latency and outcomes.
+//! 6. **Verdict.** [`gate`] turns the evidence and the run's figures
+//!    ([`gate::Figures`]) into a verdict and an exit code. Never imports [`report`].
+//! 7. **Output.** [`report`] writes the summary and its exporters from the verdict;
+//!    [`compare`] compares two summaries.
+//! 8. **Commands.** [`cli`] reads the command line; [`run`] strings the layers together
+//!    for `sessionstorm run`; this file dispatches the subcommands.
 
 /// Prints a line on stdout, ignoring a closed or full stdout: the report on disk and
 /// the exit code matter more than the terminal, and a panic on a broken pipe (say,
@@ -33,7 +48,6 @@ macro_rules! say_always {
     }};
 }
 
-pub mod attach;
 pub mod chaos;
 pub mod cli;
 pub mod cluster;
@@ -46,7 +60,6 @@ pub mod gate;
 pub mod images;
 pub mod load;
 pub mod metrics;
-pub mod overrides;
 pub mod plan;
 pub mod progress;
 pub mod report;
@@ -54,14 +67,14 @@ pub mod run;
 pub mod scenario;
 pub mod secrets;
 pub mod session;
-pub mod tls;
+pub mod validate;
 
 use tokio_util::sync::CancellationToken;
 
 use cli::{Cli, Command, ImagesCommand, RunArgs};
 use cluster::engine::Engine;
 use error::{Error, ExitCode, Result};
-use plan::Overrides;
+use scenario::overrides::Overrides;
 use scenario::Source;
 
 /// The two ways a user stops a run, fed by signals in `main` and by tests directly.
@@ -267,7 +280,7 @@ async fn run_scenario(args: RunArgs, shutdown: &Shutdown) -> Result<ExitCode> {
 fn load_plan(path: &std::path::Path, overrides: &Overrides) -> Result<plan::Plan> {
     let source = Source::read(path).map_err(|p| Error::Invalid(p.to_string()))?;
     tracing::debug!(path = %path.display(), settings = overrides.set.len(), "validating the scenario");
-    plan::build(&source, overrides).map_err(|problems| {
+    validate::build(&source, overrides).map_err(|problems| {
         let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
         Error::Invalid(format!(
             "{} problem{} in the scenario:\n{}",

@@ -114,7 +114,7 @@ pub async fn execute(
     };
     let cluster =
         AttachedCluster::discover(engine, &run_id, plan, attach, shutdown.graceful.clone()).await?;
-    let plan = crate::attach::fit(plan, cluster.replicas()).map_err(|problems| {
+    let plan = crate::validate::attach::fit(plan, cluster.replicas()).map_err(|problems| {
         let path = plan.source.path.display();
         let lines: Vec<String> = problems.lines().map(|p| format!("{path}: {p}")).collect();
         Error::Invalid(lines.join("\n"))
@@ -321,6 +321,7 @@ async fn drive<C: Lifecycle>(
         }
     };
     say!("final sweep of {} sessions", load.sessions.len());
+    let sweep_after = start.elapsed().saturating_sub(load_elapsed);
     let swept = driver.sweep(&mut load.sessions).await;
 
     let mut totals = load.collected.totals;
@@ -348,6 +349,8 @@ async fn drive<C: Lifecycle>(
                 created: load.sessions.len() as u64,
                 checked: swept.checked,
                 unverified: swept.unverified,
+                expired: load.expired + swept.expired,
+                sweep_after_ms: sweep_after.as_millis() as u64,
             },
             totals,
             anomalies,

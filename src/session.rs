@@ -9,7 +9,12 @@
 //!
 //! A session is lost when the service answers 404 for it, or answers with another
 //! session in its place (a fresh one, as session middleware makes for an unknown
-//! cookie). Our own session come back empty has lost its writes, not itself.
+//! cookie). Under the contract, whose answers name the session, our own session come
+//! back empty has lost its writes, not itself. A custom flow's session has no name in
+//! its answers, and its cookie proves nothing either way (signed and encrypted
+//! cookies change on every save; PHP adopts an unknown id and keeps the cookie), so
+//! such a session is judged by what it holds ([`SessionModel::judged_by_content`]):
+//! an answer holding none of its acknowledged writes is the session lost.
 //!
 //! Custom flows ([`crate::flow`]) use the same model: a write step's `{{item}}` is
 //! the same `"<seq>.<k>"`, and a read step's answer is checked as a list
@@ -146,6 +151,10 @@ pub struct Seen<'a> {
     pub op: Op,
     pub served_by: Option<&'a str>,
     pub at: Duration,
+    /// The write whose own answer this is, when the answer also reads: a session
+    /// reset just before it holds that write alone, so it does not count as a sign
+    /// that the session survived.
+    pub write: Option<u32>,
 }
 
 /// Everything the client knows about one session it created.
@@ -158,6 +167,9 @@ pub struct SessionModel {
     /// Kinds already reported for this session: a lost write stays lost on every later
     /// read, and counting it again would measure how often we looked, not what broke.
     reported: u8,
+    /// An answer holding none of the acknowledged writes is a lost session, not lost
+    /// writes: see the module docs.
+    by_content: bool,
 }
 
 impl SessionModel {
@@ -168,7 +180,14 @@ impl SessionModel {
             items: vec![Item::Unsent; appends as usize],
             max_version: 0,
             reported: 0,
+            by_content: false,
         }
+    }
+
+    /// Judges the session's identity by what it holds (custom flows).
+    pub fn judged_by_content(mut self) -> Self {
+        self.by_content = true;
+        self
     }
 
     pub fn id(&self) -> &str {
@@ -299,9 +318,21 @@ impl SessionModel {
     /// indeterminate ones but nothing more (duplicate: a write applied twice).
     pub fn check_counter(&mut self, value: u64, seen: Seen<'_>) -> Vec<Anomaly> {
         let mut found = Vec::new();
-        found.extend(self.check_version(value, seen));
         let durable = self.count(Item::Durable) as u64;
         let indeterminate = self.count(Item::Indeterminate) as u64;
+        let prior = self.prior_durable(seen) as u64;
+        // Short of the acknowledged writes, and so low that only the writes not known
+        // to be durable before this answer could have made it: none of the session's
+        // history is left.
+        let reset = value < durable && value <= durable + indeterminate - prior;
+        if self.by_content && prior > 0 && reset {
+            let detail = format!(
+                "came back reset: counter is {value}, holding none of the {prior} writes acknowledged before"
+            );
+            found.extend(self.report(AnomalyKind::LostSession, seen, detail));
+            return found;
+        }
+        found.extend(self.check_version(value, seen));
         if value < durable {
             let detail = format!("counter is {value}, but {durable} writes were acknowledged");
             found.extend(self.report(AnomalyKind::LostWrite, seen, detail));
@@ -347,7 +378,17 @@ impl SessionModel {
             let detail = format!("items applied more than once: {}", sample(&duplicates));
             found.extend(self.report(AnomalyKind::Duplicate, seen, detail));
         }
-        if !missing.is_empty() {
+        let prior = self.prior_durable(seen);
+        let own_missing = seen.write.is_some_and(|k| {
+            self.items[k as usize] == Item::Durable && times_seen[k as usize] == 0
+        });
+        if self.by_content && prior > 0 && missing.len() - usize::from(own_missing) == prior {
+            let detail = format!(
+                "came back empty: none of the {prior} items acknowledged before ({})",
+                sample(&missing)
+            );
+            found.extend(self.report(AnomalyKind::LostSession, seen, detail));
+        } else if !missing.is_empty() {
             let detail = format!(
                 "{} of {durable} acknowledged items missing: {}",
                 missing.len(),
@@ -356,6 +397,14 @@ impl SessionModel {
             found.extend(self.report(AnomalyKind::LostWrite, seen, detail));
         }
         found
+    }
+
+    /// Acknowledged writes other than the one this answer belongs to.
+    fn prior_durable(&self, seen: Seen<'_>) -> usize {
+        let own = seen
+            .write
+            .is_some_and(|k| self.items[k as usize] == Item::Durable);
+        self.count(Item::Durable) - usize::from(own)
     }
 
     /// Maps an item name back to its append index, if it is one this session sent.
@@ -368,7 +417,9 @@ impl SessionModel {
     }
 
     fn report(&mut self, kind: AnomalyKind, seen: Seen<'_>, detail: String) -> Option<Anomaly> {
-        if self.has(kind) {
+        // A lost session explains everything later answers show: they are of
+        // another session, or of none.
+        if self.has(kind) || self.has(AnomalyKind::LostSession) {
             return None;
         }
         self.reported |= kind.bit();
@@ -408,6 +459,7 @@ mod tests {
             op: Op::Read,
             served_by: Some("replica-1.0"),
             at: Duration::from_millis(1500),
+            write: None,
         }
     }
 
@@ -526,6 +578,88 @@ mod tests {
         assert!(m.has(AnomalyKind::LostWrite));
         assert!(m.lost(seen(), "404").is_some());
         assert!(m.lost(seen(), "404").is_none());
+    }
+
+    #[test]
+    fn nothing_is_reported_after_a_lost_session() {
+        let mut m = model(2);
+        assert!(m.lost(seen(), "404").is_some());
+        assert!(m.check(&state(0, &["9.9"]), seen()).is_empty());
+        assert!(m.check_counter(0, seen()).is_empty());
+    }
+
+    // Sessions judged by what they hold (custom flows).
+
+    fn by_content(acked: u32) -> SessionModel {
+        let mut m = SessionModel::new(7, "session 7".into(), 4).judged_by_content();
+        for k in 0..acked {
+            m.sent(k);
+            m.acknowledged(k);
+        }
+        m
+    }
+
+    /// The answer to write `k`, which it shows.
+    fn own(k: u32) -> Seen<'static> {
+        Seen {
+            write: Some(k),
+            ..seen()
+        }
+    }
+
+    #[test]
+    fn a_session_come_back_holding_none_of_its_writes_is_lost() {
+        // Empty list, empty page, counter back to zero.
+        let found = by_content(2).check_items([], false, seen());
+        assert_eq!(kinds(&found), [AnomalyKind::LostSession]);
+        assert!(found[0]
+            .detail
+            .starts_with("came back empty: none of the 2"));
+        let found = by_content(2).check_occurrences(|_| 0, seen());
+        assert_eq!(kinds(&found), [AnomalyKind::LostSession]);
+        let found = by_content(2).check_counter(0, seen());
+        assert_eq!(kinds(&found), [AnomalyKind::LostSession]);
+        assert!(found[0].detail.starts_with("came back reset: counter is 0"));
+        // A partial loss is still lost writes.
+        assert_eq!(
+            kinds(&by_content(2).check_items(["7.1"], false, seen())),
+            [AnomalyKind::LostWrite]
+        );
+        assert_eq!(
+            kinds(&by_content(2).check_counter(1, seen())),
+            [AnomalyKind::LostWrite]
+        );
+        // Under the contract, whose answers name the session, empty is lost writes.
+        assert_eq!(
+            kinds(&model(2).check_items([], false, seen())),
+            [AnomalyKind::LostWrite]
+        );
+    }
+
+    #[test]
+    fn a_reset_session_holding_only_the_write_it_answers_is_lost() {
+        // Shown after the write: a fresh session holds that write alone.
+        let mut m = by_content(3);
+        let found = m.check_items(["7.2"], false, own(2));
+        assert_eq!(kinds(&found), [AnomalyKind::LostSession]);
+        assert_eq!(
+            kinds(&by_content(3).check_counter(1, own(2))),
+            [AnomalyKind::LostSession]
+        );
+        // The first write of a session has nothing before it to lose.
+        assert!(by_content(1).check_counter(1, own(0)).is_empty());
+        assert!(by_content(1).check_items(["7.0"], false, own(0)).is_empty());
+        // A write whose answer was lost may be all a reset counter holds, but one
+        // acknowledged before still counts: 2 of 2 is no loss.
+        let mut m = by_content(2);
+        m.sent(2);
+        assert!(m.check_counter(2, seen()).is_empty());
+        let mut m = by_content(2);
+        m.sent(2);
+        assert_eq!(
+            kinds(&m.check_counter(1, seen())),
+            [AnomalyKind::LostSession]
+        );
     }
 
     #[test]

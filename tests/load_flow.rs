@@ -17,9 +17,10 @@ use axum::{Form, Router};
 use sessionstorm::load::targets::Targets;
 use sessionstorm::load::{Driver, LoadOutcome};
 use sessionstorm::metrics::{ErrorKind, FailureTimeline, Live, Outcome};
-use sessionstorm::plan::{build, Overrides};
+use sessionstorm::scenario::overrides::Overrides;
 use sessionstorm::scenario::Source;
 use sessionstorm::session::{AnomalyKind, Op};
+use sessionstorm::validate::build;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -27,7 +28,9 @@ use tokio_util::sync::CancellationToken;
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Fault {
     None,
-    /// Every third increment is acknowledged and not counted.
+    /// Every third increment of a session is acknowledged and not counted (a
+    /// session whose every increment is dropped would hold none of its writes: that
+    /// is a lost session, judged by content).
     DropEveryThird,
     /// Every increment counts twice.
     CountTwice,
@@ -107,7 +110,7 @@ async fn increment(
     let op = form.get("op").cloned().unwrap_or_default();
     if ops.insert(op) {
         *count += match app.fault {
-            Fault::DropEveryThird if n % 3 == 0 => 0,
+            Fault::DropEveryThird if ops.len() % 3 == 0 => 0,
             Fault::CountTwice => 2,
             _ => 1,
         };

@@ -27,9 +27,9 @@ use tokio_util::sync::CancellationToken;
 use super::docker::Started;
 use super::engine::{Engine, EngineError, Removed};
 use super::{Acted, Action, Cluster, KillOutcome, Lifecycle, Victim, ROLE_LABEL, RUN_LABEL};
-use crate::attach::{AttachPlan, COMPOSE_ONEOFF, COMPOSE_SERVICE};
 use crate::error::Error;
 use crate::load::targets::Targets;
+use crate::plan::attach::{AttachPlan, COMPOSE_ONEOFF, COMPOSE_SERVICE};
 use crate::plan::Plan;
 
 /// How often readiness is polled.
@@ -193,7 +193,7 @@ impl AttachedCluster {
             url: attach.url.clone(),
             health_url: format!("{}{}", attach.url, plan.service.health_path),
             ready_timeout: plan.service.ready_timeout,
-            http: plan.load.tls.probe_client(Duration::from_secs(1)),
+            http: crate::load::tls::probe_client(&plan.load.tls, Duration::from_secs(1)),
             cancel,
             downed: Mutex::default(),
             detached: Mutex::default(),

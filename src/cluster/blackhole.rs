@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 
-use super::docker::tar_of;
 use super::engine::{ContainerSpec, Engine, EngineError};
+use super::upload::tar_of;
 
 /// Inserts (`-I`) or deletes (`-D`) DROP rules for all traffic in and out of
 /// `container`, from a helper container named `helper` (labelled `labels`) sharing

@@ -19,11 +19,12 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::engine::{ContainerSpec, Engine, EngineError, Removed};
-use super::template::{Template, Values};
+use super::upload::tar_of;
 use super::{
     haproxy, Acted, Action, Cluster, KillOutcome, Lifecycle, Victim, ROLE_LABEL, RUN_LABEL,
 };
 use crate::load::targets::Targets;
+use crate::plan::template::{Template, Values};
 use crate::plan::{BalancerKind, Persistence, Plan, StoreKind};
 
 /// How often readiness is polled.
@@ -75,7 +76,7 @@ impl DockerCluster {
             network: format!("sessionstorm-{run_id}"),
             plan: plan.clone(),
             generations: Mutex::new(vec![0; plan.service.replicas]),
-            http: plan.load.tls.probe_client(Duration::from_secs(1)),
+            http: crate::load::tls::probe_client(&plan.load.tls, Duration::from_secs(1)),
             cancel,
             balancer_health: Mutex::new(String::new()),
             addresses: Mutex::new(HashMap::new()),
@@ -664,17 +665,4 @@ fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
-}
-
-/// A tar archive holding one file, as Docker's upload API wants it.
-pub(super) fn tar_of(name: &str, content: &str) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    let mut header = tar::Header::new_gnu();
-    header.set_size(content.len() as u64);
-    header.set_mode(0o644);
-    header.set_cksum();
-    builder
-        .append_data(&mut header, name, content.as_bytes())
-        .expect("writing to memory cannot fail");
-    builder.into_inner().expect("writing to memory cannot fail")
 }

@@ -10,7 +10,7 @@ mod blackhole;
 pub mod docker;
 pub mod engine;
 pub mod haproxy;
-pub mod template;
+mod upload;
 
 use std::future::Future;
 use std::time::Duration;

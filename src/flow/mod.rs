@@ -11,19 +11,15 @@
 //! JSON list, a counter, or text in the page), and [`crate::session::SessionModel`]
 //! checks it with the same anomaly kinds as the contract.
 //!
-//! - [`raw`]: the `[flow]` table as written; [`validate`] turns it into a [`Flow`],
-//!   reporting problems through the scenario's validator (file:line:column).
+//! - `crate::scenario::flow`: the `[flow]` table as written; `crate::validate::flow`
+//!   turns it into a [`Flow`], reporting problems with the rest of the scenario's.
 //! - [`template`]: `{{…}}` templates, item patterns and JSON pointers.
 //! - [`cookies`]: the per-session cookie jar.
 //!
 //! The runner is `crate::load::flow`.
 
 pub mod cookies;
-pub mod raw;
 pub mod template;
-mod validate;
-
-pub(crate) use validate::validate;
 
 use template::{ItemPattern, Template};
 
@@ -41,8 +37,12 @@ pub struct Flow {
     /// Writes per round.
     pub writes_per_round: u32,
     /// The step of `steps` the final sweep repeats: the last one that reads and does
-    /// not write.
+    /// not write or, when every request of the app writes (a counter page that counts
+    /// its own views), the last one that reads; its write then counts like any other.
     pub sweep: usize,
+    /// The app's idle timeout: a session found lost after a pause longer than this
+    /// expired by design, and is counted apart from the anomalies.
+    pub idle_timeout: Option<std::time::Duration>,
 }
 
 /// One HTTP exchange of a flow.
@@ -60,6 +60,21 @@ pub struct Step {
     pub captures: Vec<(usize, Capture)>,
     pub writes: bool,
     pub read: Option<Read>,
+    /// For a step that writes and reads: whether the answer shows the state before
+    /// or after this step's own write.
+    pub shows: Shows,
+}
+
+/// Where a step that writes and reads stands in its own answer. Frameworks differ:
+/// Django's and tower-sessions' counter examples render the value read before they
+/// increment it; express-session's view counter renders it after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Shows {
+    /// The answer includes this step's write (the default).
+    #[default]
+    After,
+    /// The answer shows the state as it was when the request came in.
+    Before,
 }
 
 /// Redirects a step with `follow = true` follows before it gives up.
@@ -104,7 +119,7 @@ impl JsonTemplate {
         }
     }
 
-    fn templates(&self) -> Vec<&Template> {
+    pub(crate) fn templates(&self) -> Vec<&Template> {
         match self {
             JsonTemplate::String(t) => vec![t],
             JsonTemplate::Array(items) => items.iter().flat_map(Self::templates).collect(),
@@ -124,7 +139,29 @@ pub enum Capture {
     Header(String),
     /// A cookie in the session's jar after the answer.
     Cookie(String),
+    /// The first group of the first match in the body: a value that lives only in
+    /// HTML, such as a CSRF token in a hidden form field.
+    Regex(BodyPattern),
 }
+
+/// A compiled regular expression with at least one group, compared by its text.
+#[derive(Debug, Clone)]
+pub struct BodyPattern(pub regex::Regex);
+
+impl BodyPattern {
+    /// The first group of the first match in `body`.
+    pub fn find<'b>(&self, body: &'b str) -> Option<&'b str> {
+        Some(self.0.captures(body)?.get(1)?.as_str())
+    }
+}
+
+impl PartialEq for BodyPattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+impl Eq for BodyPattern {}
 
 /// Where a read step finds the durable values.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,7 +190,9 @@ pub enum LostWhen {
     /// The body contains this text.
     Contains(String),
     /// The answer sets this cookie to a value other than the session's: the service
-    /// started a fresh session in place of ours.
+    /// started a fresh session in place of ours. Only for apps whose session cookie
+    /// keeps its value: signed or encrypted cookies and rotated ids change without
+    /// any loss, and such apps are judged by what the session holds instead.
     NewCookie(String),
 }
 

@@ -1,19 +1,26 @@
 //! Container images built from binaries on the host, because no registry is reachable.
 //!
-//! sessionstorm knows four images ([`BuiltIn`]): the two demo services (`session-app` and
-//! `counter-app`, built by cargo in this workspace), Redis and HAProxy (both taken from the
-//! host's Debian packages), plus images built only on demand: `nettools` (the host's
-//! `iptables`, for the `blackhole` fault) and `memcached` (the host's `memcached`, as a
-//! session store).
-//! Each is a `FROM scratch` image holding the ELF binary, the shared libraries `ldd` says it
+//! sessionstorm knows six images ([`BuiltIn`]): the three demo services (`session-app`,
+//! `counter-app` and `actix-app`, built by cargo in this workspace), Redis and HAProxy (both
+//! taken from the host's Debian packages), plus images built only on demand: `lib-apps`
+//! (demo apps on real session libraries), `nettools` (the host's `iptables`, for the
+//! `blackhole` fault) and `memcached` (the host's `memcached`, as a session store).
+//! `lib-apps` is a Debian tree made by `debootstrap` with the apps over it ([`debian`]);
+//! each of the others is a `FROM scratch` image holding the ELF binary, the shared libraries `ldd` says it
 //! links (at the paths `ldd` printed, symlinks resolved to plain files), its ELF interpreter,
 //! and a small skeleton (`/etc/passwd`, `/etc/group`, `/etc/nsswitch.conf`, `/tmp`, `/run`).
 //!
 //! Layout:
 //! - this file: the public API ([`build`], [`ensure`], [`list`]), the Docker calls and the
 //!   error type;
-//! - [`rootfs`]: finding binaries, parsing `ldd`, assembling the file tree, hashing it and
-//!   packing the build context. No Docker there, so it is unit-tested with fake files.
+//! - [`recipe`]: what one image holds and how it starts, its content hash and its build
+//!   context, put together from
+//!   - [`locate`]: where the binaries are found (cargo's output, or the host's `PATH`),
+//!   - [`linkage`]: the shared libraries `ldd` reports and the ELF interpreter,
+//!   - [`rootfs`]: the file tree and the skeleton every image gets.
+//!
+//!   No Docker in those, so they are unit-tested with fake files.
+//! - [`debian`]: the `debootstrap` tree of `lib-apps`, its cache and its build context.
 //!
 //! Every image carries the label `sessionstorm.content-hash`: a sha256 over its files, entry
 //! point and a format version. Building first computes the hash from the host files (cheap:
@@ -28,10 +35,13 @@
 //! `errorDetail` messages we can surface, and `--change` on import cannot express everything a
 //! Dockerfile can on every engine version.
 
+mod debian;
+mod linkage;
+mod locate;
+mod recipe;
 mod rootfs;
 
 use std::collections::{HashMap, HashSet};
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -43,13 +53,20 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures_util::StreamExt;
 
-use rootfs::Recipe;
+use debian::DebianRecipe;
+use recipe::Recipe;
+
+/// Which images these are is plan data (a scenario names them); building them is this
+/// module's job.
+pub use crate::plan::BuiltIn;
 
 /// Environment variable that points at the `session-app` binary to pack, instead of the one
 /// cargo built beside the running executable.
 pub const APP_BIN_ENV: &str = "SESSIONSTORM_APP_BIN";
 /// The same for the `counter-app` binary.
 pub const COUNTER_APP_BIN_ENV: &str = "SESSIONSTORM_COUNTER_APP_BIN";
+/// The same for the `actix-app` binary.
+pub const ACTIX_APP_BIN_ENV: &str = "SESSIONSTORM_ACTIX_APP_BIN";
 /// Label holding the image's name (`sessionstorm/redis`), so `list` can tell ours apart.
 pub const IMAGE_LABEL: &str = "sessionstorm.image";
 /// Label holding the content hash that decides whether a rebuild is needed.
@@ -58,76 +75,18 @@ pub const CONTENT_HASH_LABEL: &str = "sessionstorm.content-hash";
 /// (empty) in the `sessionstorm/haproxy` image.
 pub const HAPROXY_CONFIG_PATH: &str = "/usr/local/etc/haproxy/haproxy.cfg";
 
-/// One of the images the harness knows how to build.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum BuiltIn {
-    SessionApp,
-    /// The second demo service (`docker/counter-app`), driven through a custom flow.
-    CounterApp,
-    Redis,
-    Haproxy,
-    /// A helper for the `blackhole` fault: `iptables` (nf_tables) from the host, run in
-    /// the network namespace of the container it cuts off. Built only when a scenario
-    /// uses it, so hosts without iptables can run every other scenario.
-    Nettools,
-    /// Memcached as a session store (the host's `memcached`), for services that keep
-    /// their sessions there. Built only when a scenario uses it, like `nettools`.
-    /// It runs as root in the image, so its entry point carries `-u root`.
-    Memcached,
-}
-
-impl BuiltIn {
-    pub const ALL: [BuiltIn; 4] = [
-        BuiltIn::SessionApp,
-        BuiltIn::CounterApp,
-        BuiltIn::Redis,
-        BuiltIn::Haproxy,
-    ];
-    /// Images built on demand only (not by `images build`).
-    pub const HELPERS: [BuiltIn; 2] = [BuiltIn::Nettools, BuiltIn::Memcached];
-
-    /// The full tag, e.g. `sessionstorm/session-app:latest`.
-    pub fn tag(self) -> &'static str {
-        match self {
-            BuiltIn::SessionApp => "sessionstorm/session-app:latest",
-            BuiltIn::CounterApp => "sessionstorm/counter-app:latest",
-            BuiltIn::Redis => "sessionstorm/redis:latest",
-            BuiltIn::Haproxy => "sessionstorm/haproxy:latest",
-            BuiltIn::Nettools => "sessionstorm/nettools:latest",
-            BuiltIn::Memcached => "sessionstorm/memcached:latest",
-        }
-    }
-
-    /// For the demo services cargo builds in this workspace: the binary's name and the
-    /// environment variable that may point at it instead.
-    pub fn workspace_binary(self) -> Option<(&'static str, &'static str)> {
-        match self {
-            BuiltIn::SessionApp => Some(("session-app", APP_BIN_ENV)),
-            BuiltIn::CounterApp => Some(("counter-app", COUNTER_APP_BIN_ENV)),
-            BuiltIn::Redis | BuiltIn::Haproxy | BuiltIn::Nettools | BuiltIn::Memcached => None,
-        }
-    }
-
-    /// The repository name without tag, e.g. `sessionstorm/redis`.
-    pub fn name(self) -> &'static str {
-        let tag = self.tag();
-        &tag[..tag.len() - ":latest".len()]
-    }
-
-    /// Recognises our images by name, with or without `:latest` (and `docker.io/`).
-    pub fn from_tag(tag: &str) -> Option<BuiltIn> {
-        let tag = tag.strip_prefix("docker.io/").unwrap_or(tag);
-        let name = tag.strip_suffix(":latest").unwrap_or(tag);
-        BuiltIn::ALL
-            .into_iter()
-            .chain(BuiltIn::HELPERS)
-            .find(|image| image.name() == name)
-    }
-}
-
-impl fmt::Display for BuiltIn {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.tag())
+/// For the demo services cargo builds in this workspace: the binary's name and the
+/// environment variable that may point at it instead.
+pub fn workspace_binary(image: BuiltIn) -> Option<(&'static str, &'static str)> {
+    match image {
+        BuiltIn::SessionApp => Some(("session-app", APP_BIN_ENV)),
+        BuiltIn::CounterApp => Some(("counter-app", COUNTER_APP_BIN_ENV)),
+        BuiltIn::ActixApp => Some(("actix-app", ACTIX_APP_BIN_ENV)),
+        BuiltIn::Redis
+        | BuiltIn::Haproxy
+        | BuiltIn::Nettools
+        | BuiltIn::Memcached
+        | BuiltIn::LibApps => None,
     }
 }
 
@@ -147,7 +106,8 @@ pub struct Built {
     pub outcome: Outcome,
     /// The `sessionstorm.content-hash` label the image now carries (hex sha256).
     pub content_hash: String,
-    /// Total size of the files in the image (binary, libraries, skeleton), in bytes.
+    /// Total size of the files in the image (binary, libraries, skeleton), in bytes; for
+    /// an image made from Debian packages, the image's size as Docker reports it.
     pub bytes: u64,
 }
 
@@ -245,6 +205,30 @@ pub enum ImageError {
         path.display()
     )]
     Read {
+        image: BuiltIn,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error(
+        "debootstrap could not make the Debian tree of image `{image}` ({status}); it must run \
+         as root and reach the Debian mirror (deb.debian.org), and it needs about 500 MB of \
+         free disk{}",
+        if log.is_empty() { String::new() } else { format!("; its last output:\n{log}") }
+    )]
+    Debootstrap {
+        image: BuiltIn,
+        status: String,
+        log: String,
+    },
+
+    #[error(
+        "could not write the Debian tree cache of image `{image}` at `{}`; check the disk and \
+         the permissions there (set XDG_CACHE_HOME to use another folder)",
+        path.display()
+    )]
+    Cache {
         image: BuiltIn,
         path: PathBuf,
         #[source]
@@ -387,27 +371,70 @@ pub async fn list(docker: &Docker) -> Result<Vec<ImageInfo>, ImageError> {
     Ok(out)
 }
 
+/// How an image's files are gathered: host binaries with their libraries, or a Debian
+/// tree with app files over it.
+enum Source {
+    Binaries(Recipe),
+    Debian(DebianRecipe),
+}
+
+impl Source {
+    fn for_image(image: BuiltIn) -> Result<Source, ImageError> {
+        match image {
+            BuiltIn::LibApps => Ok(Source::Debian(DebianRecipe::for_image(image))),
+            _ => Recipe::for_image(image).map(Source::Binaries),
+        }
+    }
+
+    fn content_hash(&self) -> String {
+        match self {
+            Source::Binaries(recipe) => recipe.content_hash(),
+            Source::Debian(recipe) => recipe.content_hash(),
+        }
+    }
+
+    /// The size of the files, when known before building (not for a Debian tree).
+    fn file_bytes(&self) -> Option<u64> {
+        match self {
+            Source::Binaries(recipe) => Some(recipe.rootfs.file_bytes()),
+            Source::Debian(_) => None,
+        }
+    }
+
+    /// The build context; for a Debian image, makes the tree first unless it is cached.
+    fn context_tar(&self, image: BuiltIn, content_hash: &str) -> Result<Vec<u8>, ImageError> {
+        let pack_err = |source| ImageError::Pack { image, source };
+        match self {
+            Source::Binaries(recipe) => recipe.context_tar(content_hash).map_err(pack_err),
+            Source::Debian(recipe) => {
+                let tree = recipe.tree()?;
+                recipe.context_tar(content_hash, &tree).map_err(pack_err)
+            }
+        }
+    }
+}
+
 async fn build_one(docker: &Docker, image: BuiltIn, force: bool) -> Result<Built, ImageError> {
     let started = Instant::now();
-    let recipe = blocking(move || Recipe::for_image(image)).await?;
+    let recipe = blocking(move || Source::for_image(image)).await?;
     let content_hash = recipe.content_hash();
-    let bytes = recipe.rootfs.file_bytes();
+    let file_bytes = recipe.file_bytes();
     let existing = inspect(docker, image.tag()).await?;
-    let built = |outcome| Built {
+    let built = |outcome, inspected: Option<&ImageInspect>| Built {
         image,
         outcome,
         content_hash: content_hash.clone(),
-        bytes,
+        bytes: file_bytes
+            .or_else(|| u64::try_from(inspected?.size?).ok())
+            .unwrap_or(0),
     };
     if !force && existing.as_ref().and_then(hash_label) == Some(content_hash.as_str()) {
         tracing::info!(%image, elapsed = ?started.elapsed(), "image up to date, build skipped");
-        return Ok(built(Outcome::Skipped));
+        return Ok(built(Outcome::Skipped, existing.as_ref()));
     }
 
     let hash = content_hash.clone();
-    let context = blocking(move || recipe.context_tar(&hash))
-        .await
-        .map_err(|source| ImageError::Pack { image, source })?;
+    let context = blocking(move || recipe.context_tar(image, &hash)).await?;
     tracing::info!(%image, context_bytes = context.len(), force, "building image");
     run_build(docker, image, context, force).await?;
 
@@ -422,12 +449,12 @@ async fn build_one(docker: &Docker, image: BuiltIn, force: bool) -> Result<Built
         });
     }
     let old_id = existing.and_then(|old| old.id);
-    let new_id = new.and_then(|new| new.id);
+    let new_id = new.as_ref().and_then(|new| new.id.clone());
     if let Some(old_id) = old_id.filter(|old| Some(old) != new_id.as_ref()) {
         remove_stale(docker, image, &old_id).await;
     }
     tracing::info!(%image, elapsed = ?started.elapsed(), "image built");
-    Ok(built(Outcome::Built))
+    Ok(built(Outcome::Built, new.as_ref()))
 }
 
 /// Sends the context to `POST /build` and drains the progress stream. bollard turns an

@@ -10,6 +10,8 @@
 //! unknown is resent, byte for byte the same, up to `load.retries` times, exactly like
 //! the contract's appends, and stays indeterminate for the checker otherwise.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use http::header::{
     HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE,
@@ -20,30 +22,15 @@ use rand::{Rng, SeedableRng};
 use serde_json::Value;
 use url::Url;
 
+use super::exchange::{Done, BACKOFF};
 use super::http::{path_of, request, Origin};
-use super::ops::{Done, LiveSession, Step as OpStep, BACKOFF};
+use super::session::{FlowState, LiveSession, Step as OpStep};
 use super::Driver;
 use crate::flow::cookies::{Jar, SetCookie};
 use crate::flow::template::{ItemPattern, Values};
-use crate::flow::{Body, Capture, Flow, LostWhen, Read, Step, MAX_REDIRECTS};
+use crate::flow::{Body, Capture, Flow, LostWhen, Read, Shows, Step, MAX_REDIRECTS};
 use crate::metrics::{ErrorKind, Live, Outcome};
-use crate::session::{Anomaly, Op, Seen, SessionModel};
-
-/// What a flow session carries besides its [`SessionModel`].
-#[derive(Debug)]
-pub struct FlowState {
-    jar: Jar,
-    /// Captured values, by slot ([`Flow::captures`]).
-    captures: Vec<Option<String>>,
-    /// Writes sent so far: the next write's `k`.
-    writes: u32,
-    vu: u64,
-    seq: u64,
-    /// Draws `{{uuid}}`s, seeded from the run's seed and the session.
-    rng: StdRng,
-    /// Operations per round, for [`LiveSession::finished`].
-    pub(super) steps_per_round: u32,
-}
+use crate::session::{Anomaly, AnomalyKind, Op, Seen, SessionModel};
 
 /// A request with its templates filled in, so a retry resends exactly the same.
 struct Prepared {
@@ -114,6 +101,8 @@ impl Driver {
             seq,
             rng: StdRng::seed_from_u64(self.seed ^ seq.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
             steps_per_round: flow.steps.len() as u32,
+            renewed: None,
+            last_sent: self.start.elapsed(),
         };
         for step in &flow.start {
             let Some(prepared) = self.prepare(step, &mut state, None, done) else {
@@ -133,8 +122,14 @@ impl Driver {
             .jar
             .first()
             .unwrap_or_else(|| format!("session {seq}"));
-        let writes = self.plan.appends_per_session * flow.writes_per_round;
-        let model = SessionModel::new(seq, id, writes);
+        // A sweep step that writes takes a write of its own on every attempt.
+        let sweep_writes = if flow.steps[flow.sweep].writes {
+            super::SWEEP_ATTEMPTS
+        } else {
+            0
+        };
+        let writes = self.plan.appends_per_session * flow.writes_per_round + sweep_writes;
+        let model = SessionModel::new(seq, id, writes).judged_by_content();
         done.outcome = Outcome::Ok;
         // A flow's requests carry its cookie jar, not a fixed Cookie header.
         let unused = HeaderValue::from_static("");
@@ -168,8 +163,7 @@ impl Driver {
         op: Op,
         done: &mut Done,
     ) -> bool {
-        // A sweep repeats a read; only a step of the round writes.
-        let write = (step.writes && op != Op::Sweep).then(|| {
+        let write = step.writes.then(|| {
             state.writes += 1;
             state.writes - 1
         });
@@ -182,59 +176,127 @@ impl Driver {
         } else {
             1
         };
+        // A page that shows the state from before its own write is checked before the
+        // model learns of that write; one that shows it after, with the write known.
+        let (early, shown) = match (write, step.shows) {
+            (Some(k), Shows::After) => (Some(k), Some(k)),
+            (Some(_), Shows::Before) | (None, _) => (None, None),
+        };
+        let late = write.filter(|_| early.is_none());
         for attempt in 0..attempts {
             if attempt > 0 {
                 tokio::time::sleep(BACKOFF * attempt).await;
             }
-            if let Some(k) = write {
+            if let Some(k) = early {
                 session.model.sent(k);
             }
             let (committed, reply) = self
                 .exchange(flow, step, &prepared, state, true, done)
                 .await;
-            if let (true, Some(k)) = (committed, write) {
+            if let (true, Some(k)) = (committed, early) {
                 session.model.acknowledged(k);
             }
-            match reply {
-                Reply::Answer(answer) => {
-                    let served_by = served_by(&answer.headers);
-                    let seen = self.seen(op, served_by.as_deref());
-                    let usable = capture(step, &answer, state);
-                    let checked = match &step.read {
-                        Some(read) => {
-                            check_read(read, &flow.value, &mut session.model, &answer.body, seen)
-                        }
-                        None => Some(Vec::new()),
-                    };
-                    match checked {
-                        Some(anomalies) if usable => {
-                            self.record(done, anomalies);
-                            done.outcome = Outcome::Ok;
-                        }
-                        Some(anomalies) => {
-                            self.record(done, anomalies);
-                            self.fail(ErrorKind::BadBody, None, done);
-                        }
-                        None => self.fail(ErrorKind::BadBody, None, done),
-                    }
-                    return true;
+            let idle = self.start.elapsed().saturating_sub(state.last_sent);
+            state.last_sent = self.start.elapsed();
+            let answered = self
+                .judge(flow, step, session, state, op, shown, reply, done)
+                .map(|anomalies| self.settle(flow, session, idle, anomalies, done));
+            if let Some(k) = late {
+                session.model.sent(k);
+                if committed {
+                    session.model.acknowledged(k);
                 }
-                Reply::Lost { detail, served_by } => {
-                    session.lost = true;
-                    let anomaly = session
-                        .model
-                        .lost(self.seen(op, served_by.as_deref()), detail);
-                    self.record(done, anomaly);
-                    // The sign of loss is the answer, not an error.
-                    done.outcome = Outcome::Ok;
-                    return true;
-                }
+            }
+            match answered {
+                Some(()) => return true,
                 // The write was taken; what followed the redirect did not answer.
-                Reply::Failed if committed => return false,
-                Reply::Failed => {}
+                None if committed => return false,
+                None => {}
             }
         }
         false
+    }
+
+    /// Checks one reply of a step: what it reads, or its sign of loss. Returns what it
+    /// found, `None` when no answer came.
+    #[allow(clippy::too_many_arguments)]
+    fn judge(
+        &self,
+        flow: &Flow,
+        step: &Step,
+        session: &mut LiveSession,
+        state: &mut FlowState,
+        op: Op,
+        shown: Option<u32>,
+        reply: Reply,
+        done: &mut Done,
+    ) -> Option<Vec<Anomaly>> {
+        Some(match reply {
+            Reply::Answer(answer) => {
+                let served_by = served_by(&answer.headers);
+                let seen = Seen {
+                    write: shown,
+                    ..self.seen(op, served_by.as_deref())
+                };
+                let usable = capture(step, &answer, state);
+                let checked = match &step.read {
+                    Some(read) => {
+                        check_read(read, &flow.value, &mut session.model, &answer.body, seen)
+                    }
+                    None => Some(Vec::new()),
+                };
+                match checked {
+                    Some(mut anomalies) => {
+                        if let Some(lost) = anomalies
+                            .iter_mut()
+                            .find(|a| a.kind == AnomalyKind::LostSession)
+                        {
+                            session.lost = true;
+                            lost.detail.push_str(&match &state.renewed {
+                                Some(name) => format!(", with a new `{name}` cookie"),
+                                None => ", under the same cookie".to_string(),
+                            });
+                        }
+                        if usable {
+                            done.outcome = Outcome::Ok;
+                        } else {
+                            self.fail(ErrorKind::BadBody, None, done);
+                        }
+                        anomalies
+                    }
+                    None => {
+                        self.fail(ErrorKind::BadBody, None, done);
+                        Vec::new()
+                    }
+                }
+            }
+            Reply::Lost { detail, served_by } => {
+                session.lost = true;
+                // The sign of loss is the answer, not an error.
+                done.outcome = Outcome::Ok;
+                let seen = self.seen(op, served_by.as_deref());
+                session.model.lost(seen, detail).into_iter().collect()
+            }
+            Reply::Failed => return None,
+        })
+    }
+
+    /// Records what an answer showed, unless the session was lost after a pause
+    /// longer than the app's idle timeout: that is expiry by design, counted apart.
+    fn settle(
+        &self,
+        flow: &Flow,
+        session: &LiveSession,
+        idle: Duration,
+        anomalies: Vec<Anomaly>,
+        done: &mut Done,
+    ) {
+        let expired = session.lost && flow.idle_timeout.is_some_and(|timeout| idle > timeout);
+        if expired {
+            done.expired += 1;
+        } else {
+            self.record(done, anomalies);
+        }
     }
 
     /// Reads `session` once for the final sweep with the flow's sweep step, retrying
@@ -391,7 +453,14 @@ impl Driver {
                     );
                 }
             }
+            if hop == 0 {
+                state.renewed = None;
+            }
             for cookie in &set {
+                let known = state.jar.get(&cookie.name);
+                if known.is_some_and(|v| v != cookie.value) && !cookie.removes {
+                    state.renewed = Some(cookie.name.clone());
+                }
                 state.jar.set(cookie);
             }
             let next = step
@@ -419,7 +488,7 @@ impl Driver {
                     );
                 }
                 _ => {
-                    let by = super::ops::failed_in(&headers);
+                    let by = super::exchange::failed_in(&headers);
                     self.fail(ErrorKind::from_status(status), by, done);
                     return (committed, Reply::Failed);
                 }
@@ -437,13 +506,6 @@ impl Driver {
     }
 }
 
-impl FlowState {
-    /// Operations per round (the steps of `flow.steps`).
-    pub fn steps_per_round(&self) -> u32 {
-        self.steps_per_round
-    }
-}
-
 fn expected(step: &Step, status: StatusCode) -> bool {
     if step.expect.is_empty() {
         status.is_success()
@@ -452,8 +514,10 @@ fn expected(step: &Step, status: StatusCode) -> bool {
     }
 }
 
+/// The replica that answered: as the app says, or as the balancer says for apps that
+/// do not (a Django or PHP app sets no `X-Served-By`).
 fn served_by(headers: &HeaderMap) -> Option<String> {
-    super::ops::header(headers, "x-served-by")
+    super::exchange::failed_in(headers)
 }
 
 /// The first `lost_when` sign the answer shows, in words.
@@ -502,6 +566,7 @@ fn capture(step: &Step, answer: &Answer, state: &mut FlowState) -> bool {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string),
             Capture::Cookie(name) => state.jar.get(name).map(str::to_string),
+            Capture::Regex(pattern) => pattern.find(&answer.body).map(str::to_string),
         };
         match value {
             Some(v) => state.captures[*slot] = Some(v),
@@ -602,6 +667,7 @@ mod tests {
             op: Op::Read,
             served_by: Some("replica-0.1"),
             at: Duration::from_secs(1),
+            write: None,
         }
     }
 
@@ -805,6 +871,7 @@ mod tests {
             ],
             writes: false,
             read: None,
+            shows: Shows::After,
         };
         let mut state = FlowState {
             jar: Jar::default(),
@@ -814,6 +881,8 @@ mod tests {
             seq: 0,
             rng: StdRng::seed_from_u64(1),
             steps_per_round: 1,
+            renewed: None,
+            last_sent: Duration::ZERO,
         };
         state
             .jar

@@ -19,7 +19,7 @@
 //! page is an answer for the checker to judge.
 //!
 //! `https://` origins get a TLS connection (rustls, through tokio-rustls) with SNI
-//! from the URL's host and ALPN `http/1.1`, trusting whom [`crate::tls`] says; the
+//! from the URL's host and ALPN `http/1.1`, trusting whom [`super::tls`] says; the
 //! configuration is made once per client, when the first TLS connection needs it.
 //! A connection is an enum of the plain and the TLS stream, so a plain request
 //! pays one `match` per read or write, no allocation and no dynamic call; a TLS
@@ -41,8 +41,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
+use super::tls::Reasons;
 use crate::metrics::ErrorKind;
-use crate::tls::{Reasons, TlsPlan};
+use crate::plan::TlsPlan;
 
 /// Where requests go: a host and port, the `Host` header that names them, and for
 /// `https://` the name the server's certificate must carry.
@@ -360,14 +361,16 @@ impl Http {
         let stream = match &origin.tls {
             None => Stream::Plain(tcp),
             Some(name) => {
-                let config = self.tls_config.get_or_init(|| self.tls.client_config());
+                let config = self
+                    .tls_config
+                    .get_or_init(|| super::tls::client_config(&self.tls));
                 let connector = tokio_rustls::TlsConnector::from(Arc::clone(config));
                 match connector.connect(name.clone(), tcp).await {
                     Ok(tls) => Stream::Tls(Box::new(tls)),
                     Err(e) => {
                         // A replica killed mid-handshake is a broken connection,
                         // like any other; only what rustls refused is a TLS error.
-                        let Some(reason) = crate::tls::handshake_failure(&e) else {
+                        let Some(reason) = super::tls::handshake_failure(&e) else {
                             return Err(ErrorKind::Reset);
                         };
                         self.tls_failures.add(reason);
@@ -942,7 +945,7 @@ mod tests {
 
     #[tokio::test]
     async fn https_with_the_stacks_ca_keeps_its_connection_alive() {
-        let pki = crate::tls::testing::pki();
+        let pki = crate::load::tls::testing::pki();
         let trusting = TlsPlan {
             ca_file: Some("ca.pem".into()),
             roots: vec![pki.ca.clone()],
@@ -975,12 +978,12 @@ mod tests {
 
     #[tokio::test]
     async fn an_untrusted_certificate_is_a_tls_error_with_its_reason_unless_insecure() {
-        let pki = crate::tls::testing::pki();
+        let pki = crate::load::tls::testing::pki();
         let get = request(Method::GET, "/".parse().unwrap(), Bytes::new());
         let (tls, _) = serve(usize::MAX, Some(Arc::clone(&pki.server)), "localhost").await;
 
         // The platform's roots do not know the test CA; nor does another CA.
-        let other = crate::tls::testing::pki();
+        let other = crate::load::tls::testing::pki();
         for plan in [
             TlsPlan::default(),
             TlsPlan {

@@ -2,7 +2,9 @@
 //!
 //! - [`pacing`] says when each open-model operation is due.
 //! - [`ops`] runs one operation of one session and checks its answer; [`flow`] does
-//!   the same for sessions described by a scenario's `[flow]`.
+//!   the same for sessions described by a scenario's `[flow]`. Both take a
+//!   [`session::LiveSession`] and hand it back in an [`exchange::Done`]: those types
+//!   live in [`session`] and [`exchange`], so neither runner imports the other.
 //! - [`shard`] runs many operations at once and records them lock-free.
 //! - [`collector`] merges the shards' records per second and for the run.
 //! - [`targets`] says where each request goes (the balancer, or a replica), and
@@ -17,12 +19,15 @@
 //! the closed model each shard drives its share of the virtual users itself.
 
 pub mod collector;
+pub mod exchange;
 pub mod flow;
 pub mod http;
 pub mod ops;
 pub mod pacing;
+pub mod session;
 pub mod shard;
 pub mod targets;
+pub mod tls;
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -36,12 +41,12 @@ use tokio::time::{Instant, Interval};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{FailureTimeline, Live, Outcome, Recorder};
-use crate::plan::{LoadPlan, Model};
+use crate::plan::{LoadPlan, Model, RateProfile};
 use crate::report::hlog::HlogWriter;
 use crate::session::{Anomaly, Op};
 use collector::{Collected, Message, INTERVAL};
-use ops::{Done, Job, LiveSession, Step};
-use pacing::RateProfile;
+use exchange::{Done, Job};
+use session::{LiveSession, Step};
 
 /// How many times the sweep asks for a session before giving up on it.
 const SWEEP_ATTEMPTS: u32 = 5;
@@ -83,6 +88,8 @@ pub struct Driver {
 pub struct LoadOutcome {
     pub collected: Collected,
     pub anomalies: Vec<Anomaly>,
+    /// Sessions that expired by design (see [`crate::flow::Flow::idle_timeout`]).
+    pub expired: u64,
     /// Every session created, for the sweep.
     pub sessions: Vec<LiveSession>,
 }
@@ -92,6 +99,8 @@ pub struct LoadOutcome {
 pub struct Swept {
     pub recorder: Recorder,
     pub anomalies: Vec<Anomaly>,
+    /// Sessions the sweep found expired by design, after their idle timeout.
+    pub expired: u64,
     pub checked: u64,
     /// Sessions that never gave a usable answer: nothing can be said about them.
     pub unverified: u64,
@@ -286,6 +295,7 @@ impl Driver {
         while let Some(result) = tasks.join_next().await {
             let result = result.expect("a load shard never panics");
             outcome.anomalies.extend(result.anomalies);
+            outcome.expired += result.expired;
             outcome.sessions.extend(result.sessions);
         }
         outcome.collected = collector.await.expect("the collector never panics");
@@ -451,6 +461,7 @@ impl Driver {
                 swept.recorder.error(Op::Sweep, *kind, by.as_deref());
             }
             swept.anomalies.extend(done.anomalies);
+            swept.expired += done.expired;
         }
         swept
     }
@@ -472,8 +483,8 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
+    use crate::plan::Stage;
     use crate::session::SessionModel;
-    use pacing::Stage;
 
     /// Due times from tokio's clock, which these tests pause: each one is sent at its
     /// due time (whole milliseconds here), and a run of seconds takes no time.
@@ -569,6 +580,24 @@ mod tests {
         (outcome, starts)
     }
 
+    /// [`paced`] at a constant `rate`, every duration in milliseconds.
+    async fn paced_constant(
+        rate: f64,
+        max_in_flight: usize,
+        session_interval_ms: f64,
+        took_ms: f64,
+        run_for_ms: f64,
+    ) -> (LoadOutcome, Vec<Start>) {
+        let profile = RateProfile::constant(rate);
+        let (interval, took, run_for) = (ms(session_interval_ms), ms(took_ms), ms(run_for_ms));
+        paced(profile, max_in_flight, interval, took, run_for).await
+    }
+
+    /// How many operations started at their due time.
+    fn on_time(starts: &[Start]) -> u64 {
+        starts.iter().filter(|s| same(s.sent, s.due)).count() as u64
+    }
+
     fn ms(ms: f64) -> Duration {
         Duration::from_secs_f64(ms / 1000.0)
     }
@@ -585,14 +614,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn constant_rate_starts_every_operation_at_its_due_time() {
         // 200/s until just before 2 s: operations 0..400, due every 5 ms.
-        let (outcome, starts) = paced(
-            RateProfile::constant(200.0),
-            1000,
-            ms(100.0),
-            ms(10.0),
-            ms(1997.5),
-        )
-        .await;
+        let (outcome, starts) = paced_constant(200.0, 1000, 100.0, 10.0, 1997.5).await;
         assert_eq!(starts.len(), 400);
         for (i, start) in starts.iter().enumerate() {
             assert!(same(start.due, ms(5.0 * i as f64)), "{i}: {start:?}");
@@ -614,19 +636,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_full_in_flight_limit_counts_missed_starts_and_the_schedule_keeps_going() {
         // 100/s for 2 s, 4 operations of 200 ms at once: 20/s can start on time.
-        let (outcome, starts) = paced(
-            RateProfile::constant(100.0),
-            4,
-            ms(1000.0),
-            ms(200.0),
-            ms(1995.0),
-        )
-        .await;
+        let (outcome, starts) = paced_constant(100.0, 4, 1000.0, 200.0, 1995.0).await;
         let totals = &outcome.collected.totals;
-        let on_time = starts.iter().filter(|s| same(s.sent, s.due)).count() as u64;
         // The first four start on time; from then on every due operation finds the
         // limit full or a backlog before it, and is counted the moment it is due.
-        assert_eq!(on_time, 4);
+        assert_eq!(on_time(&starts), 4);
         assert_eq!(totals.missed_starts, 200 - 4);
         let missed_per_second: Vec<u64> = outcome
             .collected
@@ -650,16 +664,8 @@ mod tests {
     async fn slow_operations_on_too_few_sessions_are_missed_starts() {
         // rate × session_interval = 1 live session, each operation 50 ms: the session
         // is busy when the next four are due.
-        let (outcome, starts) = paced(
-            RateProfile::constant(100.0),
-            1000,
-            ms(10.0),
-            ms(50.0),
-            ms(995.0),
-        )
-        .await;
-        let on_time = starts.iter().filter(|s| same(s.sent, s.due)).count() as u64;
-        assert_eq!(on_time, 1);
+        let (outcome, starts) = paced_constant(100.0, 1000, 10.0, 50.0, 995.0).await;
+        assert_eq!(on_time(&starts), 1);
         assert_eq!(outcome.collected.totals.missed_starts, 100 - 1);
         // One session, one operation at a time, back to back from the backlog.
         for pair in starts.windows(2) {

@@ -13,130 +13,13 @@ use serde::Serialize;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::exchange::{failed_in, Done, Job, BACKOFF};
 use super::http::{request, Reply};
+use super::session::{LiveSession, Step};
 use super::targets::Urls;
 use super::Driver;
 use crate::metrics::{ErrorKind, Live, Outcome};
 use crate::session::{Anomaly, Op, Seen, SessionModel, State};
-
-/// A session the load is driving, and where it is in its life.
-#[derive(Debug)]
-pub struct LiveSession {
-    pub model: SessionModel,
-    /// The `Cookie` header the session sends: every cookie its create answer set,
-    /// so a sticky balancer's cookie travels with the service's own. Kept as a
-    /// header value, checked once, since every request sends it.
-    cookie: HeaderValue,
-    /// Steps done after the create: append 0, read, append 1, read, … (or the steps
-    /// of a flow's rounds).
-    pub(super) next: u32,
-    pub(super) lost: bool,
-    /// A custom flow's session: cookie jar, captures, writes (see [`super::flow`]).
-    pub(super) flow: Option<Box<super::flow::FlowState>>,
-    /// The replica it sticks to, when the load spreads requests itself with `sticky`.
-    pub(super) home: Option<usize>,
-}
-
-impl LiveSession {
-    /// A session the service just created, identified by `cookie` from now on.
-    pub fn new(model: SessionModel, cookie: HeaderValue) -> Self {
-        LiveSession {
-            model,
-            cookie,
-            next: 0,
-            lost: false,
-            flow: None,
-            home: None,
-        }
-    }
-
-    pub(super) fn with_flow(mut self, state: super::flow::FlowState) -> Self {
-        self.flow = Some(Box::new(state));
-        self
-    }
-
-    /// No step is left, or the session was lost: only the sweep will look at it again.
-    pub fn finished(&self, appends: u32) -> bool {
-        let per_round = self.flow.as_ref().map_or(2, |f| f.steps_per_round());
-        self.lost || self.next >= per_round * appends
-    }
-
-    fn step(&self) -> Step {
-        if self.next % 2 == 0 {
-            Step::Append(self.next / 2)
-        } else {
-            Step::Read
-        }
-    }
-}
-
-/// What an operation does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
-    Create,
-    Append(u32),
-    Read,
-}
-
-impl Step {
-    pub fn op(self) -> Op {
-        match self {
-            Step::Create => Op::Create,
-            Step::Append(_) => Op::Append,
-            Step::Read => Op::Read,
-        }
-    }
-}
-
-/// An operation to run: the next step of `session`, or a new session.
-#[derive(Debug)]
-pub struct Job {
-    pub session: Option<LiveSession>,
-    /// When the schedule meant it to start; latency is corrected from here.
-    pub intended: Instant,
-    /// The closed-model user it belongs to.
-    pub user: Option<usize>,
-}
-
-/// A finished operation and what it found.
-#[derive(Debug)]
-pub struct Done {
-    /// The session, handed back (None when a create failed).
-    pub session: Option<LiveSession>,
-    pub user: Option<usize>,
-    pub step: Step,
-    pub outcome: Outcome,
-    pub intended: Instant,
-    pub sent: Instant,
-    pub finished: Instant,
-    /// Failed attempts, by kind, with the replica each was answered by or sent to
-    /// when the answer names one.
-    pub errors: Vec<(ErrorKind, Option<String>)>,
-    /// `X-Served-By` of every answer.
-    pub served_by: Vec<String>,
-    pub anomalies: Vec<Anomaly>,
-    /// The run stopped before the operation's time came: nothing was sent.
-    pub skipped: bool,
-}
-
-impl Done {
-    /// An operation not yet run: failed until it succeeds.
-    pub fn new(step: Step, intended: Instant, user: Option<usize>) -> Self {
-        Done {
-            session: None,
-            user,
-            step,
-            outcome: Outcome::Error,
-            intended,
-            sent: intended,
-            finished: intended,
-            errors: Vec::new(),
-            served_by: Vec::new(),
-            anomalies: Vec::new(),
-            skipped: false,
-        }
-    }
-}
 
 /// One answer, sorted the way the checker needs it.
 enum Answer {
@@ -161,9 +44,6 @@ fn append_body(item: &str) -> Bytes {
         .expect("two strings serialise")
         .into()
 }
-
-/// Pause after a failed attempt, multiplied by the attempt number.
-pub(super) const BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
 
 impl Driver {
     /// Runs `job` once its intended time has come, unless the run stops first.
@@ -211,6 +91,7 @@ impl Driver {
             op,
             served_by,
             at: self.start.elapsed(),
+            write: None,
         }
     }
 
@@ -373,17 +254,15 @@ impl Driver {
 
 /// Sorts an answer the way the checker needs it.
 fn sort(reply: Reply) -> Answer {
-    let served_by = header(&reply.headers, "x-served-by");
+    // The balancer names the replica for an app that does not name itself.
+    let served_by = failed_in(&reply.headers);
     match reply.status {
         StatusCode::NOT_FOUND => Answer::NotFound(served_by),
         status if status.is_success() => match serde_json::from_slice::<State>(&reply.body) {
             Ok(state) => Answer::State(state, served_by, reply.headers),
             Err(_) => Answer::Failed(ErrorKind::BadBody, served_by),
         },
-        status => {
-            let by = served_by.or_else(|| failed_in(&reply.headers));
-            Answer::Failed(ErrorKind::from_status(status), by)
-        }
+        status => Answer::Failed(ErrorKind::from_status(status), served_by),
     }
 }
 
@@ -402,19 +281,4 @@ fn session_cookie(headers: &HeaderMap, id: &str) -> Option<HeaderValue> {
         set.join("; ")
     };
     HeaderValue::try_from(cookie).ok()
-}
-
-/// A header's value as text, if it has one.
-pub(super) fn header(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-}
-
-/// The replica a failed answer names: the one that answered (`X-Served-By`), or
-/// the one the balancer had sent the request to when it made the error itself.
-pub(super) fn failed_in(headers: &HeaderMap) -> Option<String> {
-    header(headers, "x-served-by")
-        .or_else(|| header(headers, crate::cluster::haproxy::SERVER_HEADER))
 }

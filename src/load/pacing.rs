@@ -18,72 +18,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-/// One stage: ramp linearly from the previous rate to `to` over `over`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Stage {
-    pub to: f64,
-    pub over: Duration,
-}
-
-/// Operations per second over time.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RateProfile {
-    pub start: f64,
-    pub stages: Vec<Stage>,
-}
-
-impl RateProfile {
-    /// A constant rate.
-    pub fn constant(rate: f64) -> Self {
-        RateProfile {
-            start: rate,
-            stages: Vec::new(),
-        }
-    }
-
-    /// The rate at `t`.
-    pub fn rate_at(&self, t: Duration) -> f64 {
-        let mut from = self.start;
-        let mut begin = Duration::ZERO;
-        for stage in &self.stages {
-            let end = begin + stage.over;
-            if t < end {
-                let f = (t - begin).as_secs_f64() / stage.over.as_secs_f64();
-                return from + (stage.to - from) * f;
-            }
-            from = stage.to;
-            begin = end;
-        }
-        from
-    }
-
-    /// When operation `i` (counting from 0) is due, measured from the start of the
-    /// load; `None` if the rate has dropped to zero for good before it.
-    pub fn due(&self, i: u64) -> Option<Duration> {
-        // Operation i is due when the cumulative count reaches i.
-        let mut need = i as f64;
-        let mut from = self.start;
-        let mut begin = 0.0_f64;
-        for stage in &self.stages {
-            let len = stage.over.as_secs_f64();
-            let slope = (stage.to - from) / len;
-            let count = (from + stage.to) / 2.0 * len;
-            if need < count {
-                // Solve from*t + slope*t²/2 = need for t in [0, len).
-                let t = if slope.abs() < 1e-12 {
-                    need / from
-                } else {
-                    (-from + (from * from + 2.0 * slope * need).max(0.0).sqrt()) / slope
-                };
-                return Some(Duration::from_secs_f64(begin + t.clamp(0.0, len)));
-            }
-            need -= count;
-            from = stage.to;
-            begin += len;
-        }
-        (from > 0.0).then(|| Duration::from_secs_f64(begin + need / from))
-    }
-}
+use crate::plan::RateProfile;
 
 /// The longest the pacer sleeps before it looks whether anyone still listens, so it
 /// ends soon after the load does even when the next operation is far off.
@@ -124,6 +59,7 @@ pub fn precise(start: Instant, profile: RateProfile) -> mpsc::UnboundedReceiver<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::Stage;
 
     fn secs(s: f64) -> Duration {
         Duration::from_secs_f64(s)

@@ -20,7 +20,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::collector::Message;
-use super::ops::{Done, Job, LiveSession, Step};
+use super::exchange::{Done, Job};
+use super::session::{LiveSession, Step};
 use super::Driver;
 use crate::metrics::Recorder;
 use crate::plan::Think;
@@ -41,6 +42,7 @@ pub enum Feed {
 #[derive(Debug, Default)]
 pub struct ShardResult {
     pub anomalies: Vec<Anomaly>,
+    pub expired: u64,
     pub sessions: Vec<LiveSession>,
 }
 
@@ -169,6 +171,7 @@ fn settle(
         recorder.error(done.step.op(), *kind, by.as_deref());
     }
     result.anomalies.extend(done.anomalies);
+    result.expired += done.expired;
     match done.session {
         Some(session) if done.skipped || session.finished(driver.plan.appends_per_session) => {
             driver.live_sessions.fetch_sub(1, Ordering::Relaxed);

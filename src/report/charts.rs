@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -178,6 +179,48 @@ fn legend(area: &DrawingArea<SVGBackend<'_>, Shift>, entries: &[(String, RGBColo
 /// Room right of the plot for the legend.
 const LEGEND_WIDTH: u32 = 200;
 
+/// The frame every chart over time shares: the plot left of its legend, `caption`
+/// above it, seconds since the load started on x and `y_desc` on `y` (whose ends are
+/// `y_span`), and the faults drawn across the whole height, first in the legend.
+/// `draw` adds the chart's own series and returns their legend entries.
+fn time_chart<Y>(
+    summary: &Summary,
+    caption: &str,
+    y_desc: &str,
+    (y, y_span): (Y, (f64, f64)),
+    draw: impl FnOnce(
+        &mut ChartContext<'_, SVGBackend<'_>, Cartesian2d<RangedCoordf64, Y::CoordDescType>>,
+    ) -> Result<Vec<(String, RGBColor)>>,
+) -> Result<String>
+where
+    Y: AsRangedCoord<Value = f64>,
+    Y::CoordDescType: ValueFormatter<f64>,
+{
+    let x = time_range(summary);
+    let faults = faults(summary);
+    svg(|root| {
+        let (root, side) = root.split_horizontally(WIDTH - LEGEND_WIDTH);
+        let mut chart = ChartBuilder::on(&root)
+            .caption(caption, (FONT, 18))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x, y)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("seconds since the load started")
+            .y_desc(y_desc)
+            .light_line_style(BLACK.mix(0.05))
+            .draw()
+            .map_err(err)?;
+        draw_faults(&mut chart, &faults, y_span)?;
+        let mut entries = vec![("fault (shaded: users saw errors)".to_string(), FAULT)];
+        entries.extend(draw(&mut chart)?);
+        legend(&side, &entries)
+    })
+}
+
 /// Completed operations per second, by operation, and failed operations.
 pub fn throughput(summary: &Summary) -> Result<String> {
     let ok = series(summary, |o| Some(o.ok as f64));
@@ -192,43 +235,32 @@ pub fn throughput(summary: &Summary) -> Result<String> {
         .chain(failed.values().copied())
         .fold(1.0, f64::max)
         * 1.25;
-    let x = time_range(summary);
-    let faults = faults(summary);
-    svg(|root| {
-        let (root, side) = root.split_horizontally(WIDTH - LEGEND_WIDTH);
-        let mut chart = ChartBuilder::on(&root)
-            .caption("Throughput: operations per second", (FONT, 18))
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(60)
-            .build_cartesian_2d(x, 0.0..top)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("seconds since the load started")
-            .y_desc("operations / s")
-            .light_line_style(BLACK.mix(0.05))
-            .draw()
-            .map_err(err)?;
-        draw_faults(&mut chart, &faults, (0.0, top))?;
-        let mut entries = vec![("fault (shaded: users saw errors)".to_string(), FAULT)];
-        for (op, points) in ok {
-            let color = op_color(op);
-            entries.push((format!("{} ok", op.name()), color));
+    let caption = "Throughput: operations per second";
+    time_chart(
+        summary,
+        caption,
+        "operations / s",
+        (0.0..top, (0.0, top)),
+        |chart| {
+            let mut entries = Vec::new();
+            for (op, points) in ok {
+                let color = op_color(op);
+                entries.push((format!("{} ok", op.name()), color));
+                chart
+                    .draw_series(LineSeries::new(points, color.stroke_width(2)))
+                    .map_err(err)?;
+            }
+            let failed: Vec<(f64, f64)> = failed
+                .into_iter()
+                .map(|(t, n)| (t as f64 + 0.5, n))
+                .collect();
             chart
-                .draw_series(LineSeries::new(points, color.stroke_width(2)))
+                .draw_series(LineSeries::new(failed, BLACK.stroke_width(1)))
                 .map_err(err)?;
-        }
-        let failed: Vec<(f64, f64)> = failed
-            .into_iter()
-            .map(|(t, n)| (t as f64 + 0.5, n))
-            .collect();
-        chart
-            .draw_series(LineSeries::new(failed, BLACK.stroke_width(1)))
-            .map_err(err)?;
-        entries.push(("failed (no answer)".to_string(), BLACK));
-        legend(&side, &entries)
-    })
+            entries.push(("failed (no answer)".to_string(), BLACK));
+            Ok(entries)
+        },
+    )
 }
 
 /// p50 (dashed) and p99 (solid) latency per second, corrected, on a log axis.
@@ -240,29 +272,10 @@ pub fn latency(summary: &Summary) -> Result<String> {
         (o.corrected_ms.count > 0).then_some(o.corrected_ms.p99.max(FLOOR_MS))
     });
     let (lo, hi) = log_bounds(p50.values().chain(p99.values()).flatten().map(|p| p.1));
-    let x = time_range(summary);
-    let faults = faults(summary);
-    svg(|root| {
-        let (root, side) = root.split_horizontally(WIDTH - LEGEND_WIDTH);
-        let mut chart = ChartBuilder::on(&root)
-            .caption(
-                "Latency per second (corrected for coordinated omission): p99 solid, p50 dashed",
-                (FONT, 18),
-            )
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(60)
-            .build_cartesian_2d(x, (lo..hi).log_scale())
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("seconds since the load started")
-            .y_desc("ms (log)")
-            .light_line_style(BLACK.mix(0.05))
-            .draw()
-            .map_err(err)?;
-        draw_faults(&mut chart, &faults, (lo, hi))?;
-        let mut entries = vec![("fault (shaded: users saw errors)".to_string(), FAULT)];
+    let caption = "Latency per second (corrected for coordinated omission): p99 solid, p50 dashed";
+    let y = ((lo..hi).log_scale(), (lo, hi));
+    time_chart(summary, caption, "ms (log)", y, |chart| {
+        let mut entries = Vec::new();
         for (op, points) in p99 {
             let color = op_color(op);
             entries.push((format!("{} p99 (p50 dashed)", op.name()), color));
@@ -276,7 +289,7 @@ pub fn latency(summary: &Summary) -> Result<String> {
                 .draw_series(DashedLineSeries::new(points, 4, 3, color.stroke_width(1)))
                 .map_err(err)?;
         }
-        legend(&side, &entries)
+        Ok(entries)
     })
 }
 
@@ -298,41 +311,22 @@ pub fn error_rate(summary: &Summary) -> Result<String> {
         })
         .collect();
     let top = (points.iter().map(|p| p.1).fold(0.0, f64::max) * 1.25).max(1.0);
-    let x = time_range(summary);
-    let faults = faults(summary);
-    svg(|root| {
-        let (root, side) = root.split_horizontally(WIDTH - LEGEND_WIDTH);
-        let mut chart = ChartBuilder::on(&root)
-            .caption(
-                "Error rate: failed requests per second, in % of requests",
-                (FONT, 18),
-            )
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(60)
-            .build_cartesian_2d(x, 0.0..top)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("seconds since the load started")
-            .y_desc("% of requests")
-            .light_line_style(BLACK.mix(0.05))
-            .draw()
-            .map_err(err)?;
-        draw_faults(&mut chart, &faults, (0.0, top))?;
-        chart
-            .draw_series(
-                AreaSeries::new(points, 0.0, FAULT.mix(0.35)).border_style(FAULT.stroke_width(2)),
-            )
-            .map_err(err)?;
-        legend(
-            &side,
-            &[
-                ("fault (shaded: users saw errors)".to_string(), FAULT),
-                ("error rate".to_string(), FAULT),
-            ],
-        )
-    })
+    let caption = "Error rate: failed requests per second, in % of requests";
+    time_chart(
+        summary,
+        caption,
+        "% of requests",
+        (0.0..top, (0.0, top)),
+        |chart| {
+            chart
+                .draw_series(
+                    AreaSeries::new(points, 0.0, FAULT.mix(0.35))
+                        .border_style(FAULT.stroke_width(2)),
+                )
+                .map_err(err)?;
+            Ok(vec![("error rate".to_string(), FAULT)])
+        },
+    )
 }
 
 /// (percentile, ms) points of a latency distribution.

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::chaos::FaultRecord;
-use crate::gate::{GateResult, Verdict};
+use crate::gate::{Counts, Figures, GateResult, Verdict};
 use crate::load::collector::IntervalRow;
 use crate::metrics::{spectrum, ErrorKind, Outcome, Percentiles, Recorder};
 use crate::session::{Anomaly, AnomalyKind, Op};
@@ -117,6 +117,14 @@ pub struct SessionCounts {
     pub created: u64,
     pub checked: u64,
     pub unverified: u64,
+    /// Found lost after a pause longer than the flow's `idle_timeout`: expired by
+    /// design, so not anomalies.
+    #[serde(default)]
+    pub expired: u64,
+    /// From the end of the load to the start of the final sweep (the cluster healing
+    /// in between): with a short idle timeout, sessions may expire in this gap.
+    #[serde(default)]
+    pub sweep_after_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -411,6 +419,14 @@ impl Summary {
             "\nsessions {} created, {} checked in the final sweep, {} unverified",
             self.sessions.created, self.sessions.checked, self.sessions.unverified
         );
+        if self.sessions.expired > 0 {
+            let _ = writeln!(
+                out,
+                "sessions {} expired by design (lost after a pause longer than the flow's idle_timeout; the sweep began {:.1}s after the load)",
+                self.sessions.expired,
+                self.sessions.sweep_after_ms as f64 / 1000.0
+            );
+        }
         let f = &self.faults;
         let _ = writeln!(
             out,
@@ -509,6 +525,63 @@ impl Summary {
         };
         let _ = writeln!(out, "\nverdict {verdict}");
         out
+    }
+}
+
+/// Gates and `compare` read a run's metrics from its summary, also one read back
+/// from disk.
+impl Figures for Summary {
+    fn latency_ms(&self, op: Op, uncorrected: bool) -> Option<&Percentiles> {
+        let o = self.operations.get(&op)?;
+        Some(if uncorrected {
+            &o.latency_uncorrected_ms
+        } else {
+            &o.latency_ms
+        })
+    }
+
+    fn counts(&self) -> Vec<Counts> {
+        self.operations
+            .values()
+            .map(|o| Counts {
+                ok: o.ok,
+                errors: o.errors,
+                failed: o.failed,
+            })
+            .collect()
+    }
+
+    fn anomalies(&self, kind: Option<AnomalyKind>) -> u64 {
+        match kind {
+            None => self.anomalies.total,
+            Some(kind) => self
+                .anomalies
+                .by_kind
+                .get(&kind)
+                .copied()
+                .unwrap_or_default(),
+        }
+    }
+
+    fn missed_starts(&self) -> u64 {
+        self.load.missed_starts
+    }
+
+    fn unverified(&self) -> u64 {
+        self.sessions.unverified
+    }
+
+    fn worst_recovery_ms(&self) -> u64 {
+        self.faults.recovery_ms
+    }
+
+    fn recoveries_ms(&self) -> Vec<u64> {
+        self.faults
+            .events
+            .iter()
+            .filter_map(|e| e.recovery.as_ref())
+            .map(|r| r.recovery_ms)
+            .collect()
     }
 }
 

@@ -16,57 +16,10 @@
 
 use std::ops::Range;
 
+use crate::plan::attach::{AttachPlan, COMPOSE_PROJECT, COMPOSE_SERVICE};
 use crate::plan::{Plan, Target};
+use crate::scenario::overrides::{self, Requested, Setting};
 use crate::scenario::{Problem, Scenario, Source};
-
-/// The labels Docker Compose (v1 and v2 alike) puts on every container of a project.
-pub const COMPOSE_PROJECT: &str = "com.docker.compose.project";
-pub const COMPOSE_SERVICE: &str = "com.docker.compose.service";
-/// Set on the containers of `docker compose run`: one-off commands, never replicas.
-pub const COMPOSE_ONEOFF: &str = "com.docker.compose.oneoff";
-
-/// What the command line asked for; each value given wins over the scenario's.
-#[derive(Debug, Clone, Default)]
-pub struct Requested {
-    /// `--attach URL`.
-    pub url: Option<String>,
-    /// `--selector KEY=VALUE`, repeatable.
-    pub selector: Vec<String>,
-    /// `--compose-project NAME`.
-    pub compose_project: Option<String>,
-    /// `--service NAME`: the Compose service of the replicas.
-    pub service: Option<String>,
-}
-
-impl Requested {
-    fn any(&self) -> bool {
-        self.url.is_some()
-            || !self.selector.is_empty()
-            || self.compose_project.is_some()
-            || self.service.is_some()
-    }
-}
-
-/// A running stack to test.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AttachPlan {
-    /// Where the load goes: the stack's entry point (its proxy, usually).
-    pub url: String,
-    /// Labels a container must carry, all of them, to count as a replica.
-    pub labels: Vec<(String, String)>,
-}
-
-impl AttachPlan {
-    /// The selector in words, `app.role=replica, com.docker.compose.service=app`.
-    pub fn selector(&self) -> String {
-        let labels: Vec<String> = self
-            .labels
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        labels.join(", ")
-    }
-}
 
 /// Keys of `[service]` that still mean something when attached.
 const SERVICE_KEYS_KEPT: [&str; 2] = ["health_path", "ready_timeout"];
@@ -76,7 +29,7 @@ const URL_EXAMPLE: &str = "http://127.0.0.1:8080";
 /// for it. Every problem found is returned, located like the rest of the scenario's.
 pub fn plan(
     source: &Source,
-    settings: &[crate::overrides::Setting],
+    settings: &[Setting],
     requested: &Requested,
     raw: &Scenario,
 ) -> (Option<AttachPlan>, Vec<Problem>) {
@@ -85,9 +38,8 @@ pub fn plan(
         return (None, Vec::new());
     }
     let mut problems = Vec::new();
-    let at = |span: Range<usize>, message: String| {
-        crate::overrides::locate(source, settings, span, message)
-    };
+    let at =
+        |span: Range<usize>, message: String| overrides::locate(source, settings, span, message);
     let flag = |name: &str, value: &str, message: String| Problem {
         path: format!("--{name} {value}").into(),
         line: 0,
@@ -201,12 +153,9 @@ pub fn plan(
 
 /// Every key of `[service]`, `[store]` and `[balancer]` that describes a container the
 /// harness would start, as a problem: attached, it would mean nothing.
-fn keys_of_started_containers(
-    source: &Source,
-    settings: &[crate::overrides::Setting],
-) -> Vec<Problem> {
+fn keys_of_started_containers(source: &Source, settings: &[Setting]) -> Vec<Problem> {
     // The scenario parsed already, so the document does too.
-    let Ok(root) = crate::overrides::document(source, settings) else {
+    let Ok(root) = overrides::document(source, settings) else {
         return Vec::new();
     };
     let mut problems = Vec::new();
@@ -229,7 +178,7 @@ fn keys_of_started_containers(
                     .into(),
                 (_, _) => format!("the harness starts no {table}: the stack has its own"),
             };
-            problems.push(crate::overrides::locate(
+            problems.push(overrides::locate(
                 source,
                 settings,
                 key.span(),
@@ -337,7 +286,8 @@ pub fn fit(plan: &Plan, matched: usize) -> Result<Plan, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{build, Overrides};
+    use crate::scenario::overrides::Overrides;
+    use crate::validate::build;
 
     const ATTACHED: &str = "name = \"a\"\nduration = \"10s\"\n[attach]\nurl = \"http://127.0.0.1:8080\"\ncompose_project = \"shop\"\nservice = \"app\"\n[load]\nusers = 2\nappends_per_session = 1\n[[chaos]]\nfault = \"kill\"\ntarget = \"replica-2\"\nevery = \"2s\"\n";
 

@@ -3,7 +3,7 @@
 //!
 //! A setting edits the parsed TOML document, not a typed field, so every key of the
 //! scenario works without code of its own, and the edited document goes through the
-//! same deserialisation and [`crate::plan`] checks as the file. A bad override is
+//! same deserialisation and [`crate::validate`] checks as the file. A bad override is
 //! therefore reported like a bad line of the file, but named by the setting instead
 //! of a line: "--set load.rate=0: `load.rate` is 0; …".
 //!
@@ -15,12 +15,13 @@ use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
 use std::str::FromStr;
+use std::time::Duration;
 
 use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use crate::scenario::{Problem, Scenario, Source};
+use super::{Problem, Scenario, Source};
 
 /// One `key=value` override, as the user typed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -291,10 +292,44 @@ fn respan<'a>(value: DeValue<'a>, span: &Range<usize>) -> Spanned<DeValue<'a>> {
     Spanned::new(span.clone(), value)
 }
 
+/// Values given on the command line; they win over the scenario file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub seed: Option<u64>,
+    pub duration: Option<Duration>,
+    /// `--set key=value` and its shortcuts, applied to the scenario before validation.
+    pub set: Vec<Setting>,
+    /// `--attach URL` with `--selector` or `--compose-project`.
+    pub attach: Requested,
+}
+
+/// What the command line asked for; each value given wins over the scenario's.
+#[derive(Debug, Clone, Default)]
+pub struct Requested {
+    /// `--attach URL`.
+    pub url: Option<String>,
+    /// `--selector KEY=VALUE`, repeatable.
+    pub selector: Vec<String>,
+    /// `--compose-project NAME`.
+    pub compose_project: Option<String>,
+    /// `--service NAME`: the Compose service of the replicas.
+    pub service: Option<String>,
+}
+
+impl Requested {
+    /// Whether the command line asks for attach mode at all.
+    pub fn any(&self) -> bool {
+        self.url.is_some()
+            || !self.selector.is_empty()
+            || self.compose_project.is_some()
+            || self.service.is_some()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{build, Overrides};
+    use crate::validate::build;
 
     const BASE: &str = "name = \"t\"\nduration = \"10s\"\n[service]\nreplicas = 3\n[load]\nrate = 10\nappends_per_session = 1\n[[chaos]]\nfault = \"kill\"\nevery = \"5s\"\n";
 

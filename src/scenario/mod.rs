@@ -1,8 +1,9 @@
 //! The scenario file as the user wrote it: a TOML model, and where each value sits.
 //!
 //! This module only reads. Turning what was read into something the engine can run
-//! (defaults, ranges, units) is [`crate::plan`]'s job, so the engine never sees raw
-//! TOML. Fields that validation may reject are kept [`Spanned`] so an error can name
+//! (defaults, ranges, units) is [`crate::validate`]'s job, so the engine never sees raw
+//! TOML. Beside the file's model sit the raw `[flow]` table ([`flow`]) and the command
+//! line's changes to a scenario ([`overrides`]): all of it input, none of it checked. Fields that validation may reject are kept [`Spanned`] so an error can name
 //! the line and column of the offending value, not just the key.
 
 use std::collections::BTreeMap;
@@ -12,6 +13,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use toml::Spanned;
+
+pub mod flow;
+pub mod overrides;
 
 /// A scenario file, read but not yet validated.
 #[derive(Debug, Deserialize)]
@@ -35,15 +39,15 @@ pub struct Scenario {
     pub chaos: Vec<Chaos>,
     /// `[gates]`: thresholds the run must meet, and tolerances for `compare`.
     #[serde(default)]
-    pub gates: crate::gate::RawGates,
+    pub gates: RawGates,
     /// `[flow]`: the session as HTTP steps, for services without the session contract.
-    pub flow: Option<Spanned<crate::flow::raw::Flow>>,
+    pub flow: Option<Spanned<flow::Flow>>,
     /// `[attach]`: test a stack that is already running instead of starting one.
     pub attach: Option<Attach>,
 }
 
 /// `[attach]`: where the running stack answers and which of its containers are the
-/// replicas faults may hit (see [`crate::attach`]).
+/// replicas faults may hit (see [`crate::validate::attach`]).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Attach {
@@ -125,7 +129,16 @@ pub struct Load {
     pub keep_alive: Option<bool>,
     pub max_idle_connections: Option<Spanned<i64>>,
     /// `[load.tls]`: whom to trust on `https://` URLs.
-    pub tls: Option<crate::tls::RawTls>,
+    pub tls: Option<RawTls>,
+}
+
+/// `[load.tls]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// A PEM file of CA certificates, relative to the scenario file.
+    pub ca_file: Option<Spanned<String>>,
+    pub insecure: Option<Spanned<bool>>,
 }
 
 /// One `[[load.stages]]` entry: ramp to `to` operations per second over `over`.
@@ -134,6 +147,18 @@ pub struct Load {
 pub struct Stage {
     pub to: Spanned<f64>,
     pub over: Spanned<String>,
+}
+
+/// `[gates]` as written in a scenario.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGates {
+    /// Thresholds the run must meet.
+    #[serde(default)]
+    pub checks: Vec<Spanned<String>>,
+    /// Per-metric tolerances for `sessionstorm compare`, by metric name.
+    #[serde(default)]
+    pub tolerances: BTreeMap<String, Spanned<String>>,
 }
 
 /// One `[[chaos]]` entry: a fault, whom it hits, and when.

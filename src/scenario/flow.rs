@@ -1,5 +1,5 @@
 //! `[flow]` as written in the scenario file (see [`crate::scenario`] for why values are
-//! [`Spanned`]). [`super::validate`] turns it into a [`super::Flow`].
+//! [`Spanned`]). [`crate::validate::flow`] turns it into a [`crate::flow::Flow`].
 
 use std::collections::BTreeMap;
 
@@ -19,6 +19,9 @@ pub struct Flow {
     /// Answers that mean the service forgot the session.
     #[serde(default)]
     pub lost_when: Vec<Spanned<LostWhen>>,
+    /// The app's session idle timeout (`"10s"`): losses after a longer pause are
+    /// expiry by design.
+    pub idle_timeout: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -38,13 +41,14 @@ pub struct Step {
     pub read: Option<Spanned<Read>>,
 }
 
-/// Where a captured value comes from: exactly one of the three.
+/// Where a captured value comes from: exactly one of the four.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Capture {
     pub json: Option<Spanned<String>>,
     pub header: Option<Spanned<String>>,
     pub cookie: Option<Spanned<String>>,
+    pub regex: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -66,6 +70,8 @@ pub struct Read {
     pub counter: Option<Spanned<String>>,
     pub counter_after: Option<Spanned<String>>,
     pub contains: Option<Spanned<String>>,
+    /// In a step that also writes: `"after"` (default) or `"before"` its own write.
+    pub shows: Option<Spanned<String>>,
 }
 
 /// One sign of a lost session: exactly one key.

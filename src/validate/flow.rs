@@ -6,15 +6,16 @@ use std::ops::Range;
 
 use toml::Spanned;
 
-use super::raw;
-use super::template::{valid_pointer, ItemPattern, Template, Var};
-use super::{Body, Capture, Flow, JsonTemplate, LostWhen, Read, Step};
-use crate::plan::Validator;
+use super::Validator;
+use crate::flow::template::{valid_pointer, ItemPattern, Template, Var};
+use crate::flow::{Body, BodyPattern, Capture, Flow, JsonTemplate, LostWhen, Read, Shows, Step};
+use crate::scenario::flow as raw;
 
 const METHODS: &str = "\"GET\", \"POST\", \"PUT\", \"PATCH\", \"DELETE\"";
 const READ_KINDS: &str = "`list = \"/items\"`, `counter = \"/count\"`, `counter_after = \"Count: \"` or `contains = \"<li>{{item}}</li>\"`";
 const LOST_KINDS: &str = "`status = 401`, `redirect = \"/login\"`, `contains = \"Please log in\"` or `new_cookie = \"sessionid\"`";
 const ORDERS: &str = "\"any\", \"sent\"";
+const SHOWS: &str = "\"after\" (the answer includes this step's write), \"before\"";
 const POINTER: &str = "a JSON pointer such as \"/items\" or \"/cart/0/sku\" (RFC 6901: \"\" or tokens after '/', '~' only as ~0 or ~1)";
 
 /// Whether a step is part of the start or of the repeated round.
@@ -47,16 +48,26 @@ pub(crate) fn validate(v: &mut Validator<'_>, raw: &Spanned<raw::Flow>) -> Optio
         );
     }
     // Judged on the steps as written, so a broken read step is not also blamed here.
-    let sweep = table
-        .steps
-        .iter()
-        .rposition(|s| s.read.is_some() && s.write.is_none());
+    // A read that does not write is best (the sweep then changes nothing); an app
+    // whose every request writes is swept with its last reading step, which counts
+    // its own write like any other.
+    let reads = |writing: bool| {
+        table
+            .steps
+            .iter()
+            .rposition(|s| s.read.is_some() && (writing || s.write.is_none()))
+    };
+    let sweep = reads(false).or_else(|| reads(true));
     if sweep.is_none() && !table.steps.is_empty() {
         v.problem(
             raw.span(),
-            "the final sweep needs a `[[flow.steps]]` entry that reads without writing (a `read = { … }` on a step without `write`): it is repeated for every session at the end",
+            "the final sweep needs a `[[flow.steps]]` entry that reads (`read = { … }`): it is repeated for every session at the end",
         );
     }
+    let idle_timeout = table
+        .idle_timeout
+        .as_ref()
+        .and_then(|t| v.positive_duration(t, "flow.idle_timeout"));
     let lost_when: Vec<LostWhen> = table.lost_when.iter().filter_map(|l| lost(v, l)).collect();
     if v.problem_count() > before {
         return None;
@@ -76,6 +87,7 @@ pub(crate) fn validate(v: &mut Validator<'_>, raw: &Spanned<raw::Flow>) -> Optio
         ),
         writes_per_round,
         sweep: sweep?,
+        idle_timeout,
     })
 }
 
@@ -254,6 +266,11 @@ fn step(
         }
         read(v, r, &format!("{key}.read"), captures)
     });
+    let shows = raw
+        .read
+        .as_ref()
+        .and_then(|r| shows(v, r.get_ref(), &format!("{key}.read"), writes))
+        .unwrap_or_default();
 
     let mut made = Vec::new();
     for (name, capture) in &raw.capture {
@@ -271,15 +288,20 @@ fn step(
             continue;
         }
         let c = capture.get_ref();
-        let source = match (&c.json, &c.header, &c.cookie) {
-            (Some(p), None, None) => pointer(v, p, &format!("{k}.json")).map(Capture::Json),
-            (None, Some(h), None) => header_name(v, h.get_ref(), h.span(), &format!("{k}.header"))
-                .then(|| Capture::Header(h.get_ref().to_ascii_lowercase())),
-            (None, None, Some(c)) => Some(Capture::Cookie(c.get_ref().clone())),
+        let source = match (&c.json, &c.header, &c.cookie, &c.regex) {
+            (Some(p), None, None, None) => pointer(v, p, &format!("{k}.json")).map(Capture::Json),
+            (None, Some(h), None, None) => {
+                header_name(v, h.get_ref(), h.span(), &format!("{k}.header"))
+                    .then(|| Capture::Header(h.get_ref().to_ascii_lowercase()))
+            }
+            (None, None, Some(c), None) => Some(Capture::Cookie(c.get_ref().clone())),
+            (None, None, None, Some(r)) => {
+                body_pattern(v, r, &format!("{k}.regex")).map(Capture::Regex)
+            }
             _ => {
                 v.problem(
                     capture.span(),
-                    format!("`{k}` needs exactly one of `json = \"/pointer\"`, `header = \"name\"` or `cookie = \"name\"`"),
+                    format!("`{k}` needs exactly one of `json = \"/pointer\"`, `header = \"name\"`, `cookie = \"name\"` or `regex = '…(value)…'`"),
                 );
                 None
             }
@@ -311,7 +333,55 @@ fn step(
         captures: captures_made,
         writes,
         read,
+        shows,
     })
+}
+
+/// The `shows` of a read: meaningful only where the step also writes.
+fn shows(v: &mut Validator<'_>, raw: &raw::Read, key: &str, writes: bool) -> Option<Shows> {
+    let text = raw.shows.as_ref()?;
+    if !writes {
+        v.problem(
+            text.span(),
+            format!("`{key}.shows` only goes with a step that also writes (`write = …`): it says whether the answer shows the state before or after that write"),
+        );
+        return None;
+    }
+    match text.get_ref().as_str() {
+        "after" => Some(Shows::After),
+        "before" => Some(Shows::Before),
+        other => {
+            v.problem(
+                text.span(),
+                format!("unknown value {other:?} in `{key}.shows`; accepted values: {SHOWS}"),
+            );
+            None
+        }
+    }
+}
+
+/// A `regex` capture: it must compile and have a group that holds the value.
+fn body_pattern(v: &mut Validator<'_>, text: &Spanned<String>, key: &str) -> Option<BodyPattern> {
+    match regex::Regex::new(text.get_ref()) {
+        Ok(re) if re.captures_len() > 1 => Some(BodyPattern(re)),
+        Ok(_) => {
+            v.problem(
+                text.span(),
+                format!("`{key}` has no group: put the value to capture in parentheses, for example 'name=\"csrfmiddlewaretoken\" value=\"([^\"]+)\"'"),
+            );
+            None
+        }
+        Err(err) => {
+            let message = err.to_string();
+            let last = message.lines().last().unwrap_or_default();
+            let reason = last.strip_prefix("error: ").unwrap_or(last).to_string();
+            v.problem(
+                text.span(),
+                format!("`{key}` is not a regular expression ({reason}); the syntax is Rust's `regex` crate's"),
+            );
+            None
+        }
+    }
 }
 
 fn json_template(
@@ -461,8 +531,9 @@ fn lost(v: &mut Validator<'_>, raw: &Spanned<raw::LostWhen>) -> Option<LostWhen>
 mod tests {
     use std::path::PathBuf;
 
-    use crate::plan::{build, Overrides};
+    use crate::scenario::overrides::Overrides;
     use crate::scenario::{Problem, Source};
+    use crate::validate::build;
 
     const HEAD: &str = r#"name = "f"
 seed = 1
@@ -590,8 +661,31 @@ capture = { later = { cookie = "sessionid" } }
         );
     }
 
+    /// tower-sessions' counter: every `GET /` increments and shows the count before.
+    const COUNTER_BEFORE: &str = r#"
+[flow]
+idle_timeout = "10s"
+[[flow.steps]]
+path = "/"
+write = {}
+read = { counter_after = "Current count: ", shows = "before" }
+"#;
+
     #[test]
-    fn the_sweep_needs_a_read_that_does_not_write() {
+    fn an_app_whose_every_request_writes_is_swept_with_its_last_reading_step() {
+        let plan = build_flow(COUNTER_BEFORE).unwrap();
+        let flow = plan.load.flow.as_deref().unwrap();
+        assert_eq!(flow.sweep, 0);
+        assert!(flow.steps[0].writes);
+        assert_eq!(flow.steps[0].shows, super::Shows::Before);
+        assert_eq!(flow.idle_timeout, Some(std::time::Duration::from_secs(10)));
+        // A read that does not write is still preferred for the sweep.
+        let both = format!("{COUNTER_BEFORE}[[flow.steps]]\npath = \"/count\"\nread = {{ counter = \"/n\" }}\n[[flow.steps]]\npath = \"/\"\nwrite = {{}}\nread = {{ counter = \"/n\" }}\n");
+        assert_eq!(build_flow(&both).unwrap().load.flow.unwrap().sweep, 1);
+    }
+
+    #[test]
+    fn the_sweep_needs_a_step_that_reads() {
         let found = problems(
             r#"
 [flow]
@@ -600,7 +694,6 @@ method = "POST"
 path = "/increment"
 form = { op = "{{item}}" }
 write = {}
-read = { counter_after = "Count: " }
 "#,
         );
         assert!(found[0].contains("the final sweep needs"), "{found:?}");
@@ -609,6 +702,40 @@ read = { counter_after = "Count: " }
             found[0].contains("at least one `[[flow.steps]]`"),
             "{found:?}"
         );
+    }
+
+    #[test]
+    fn shows_regex_captures_and_idle_timeout_are_checked_with_their_place() {
+        let found = problems(
+            r#"
+[flow]
+idle_timeout = "0s"
+[[flow.start]]
+path = "/login"
+capture = { a = { regex = 'csrf="[^"]+"' }, b = { regex = '(unclosed' }, c = { regex = 'x', cookie = "y" } }
+[[flow.steps]]
+path = "/"
+read = { counter = "/n", shows = "before" }
+[[flow.steps]]
+path = "/"
+write = {}
+read = { counter = "/n", shows = "during" }
+"#,
+        );
+        let expect = [
+            "11:16: `flow.idle_timeout` must be longer than zero",
+            "14:27: `flow.start.0.capture.a.regex` has no group",
+            "14:59: `flow.start.0.capture.b.regex` is not a regular expression (unclosed group)",
+            "14:78: `flow.start.0.capture.c` needs exactly one of",
+            "17:34: `flow.steps.0.read.shows` only goes with a step that also writes",
+            "21:34: unknown value \"during\" in `flow.steps.1.read.shows`; accepted values: \"after\"",
+        ];
+        for e in expect {
+            assert!(
+                found.iter().any(|f| f.starts_with(e)),
+                "missing {e:?} in {found:#?}"
+            );
+        }
     }
 
     #[test]

@@ -1,0 +1,86 @@
+//! What chaos did, as the reports show it: one [`FaultRecord`] per scheduled fault,
+//! and the [`Outcome`] of the whole chaos run.
+//!
+//! Plain data, apart from the code that fills it in ([`super::apply`],
+//! [`super::recovery`]) so that reports depend on these types and on nothing that
+//! touches a cluster.
+
+use serde::{Deserialize, Serialize};
+
+/// The error window one fault caused, from the user's side: failed requests between
+/// its injection and the next fault (or the end of the load), in 10 ms buckets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recovery {
+    /// Offsets from the start of the load of the first and last failed bucket.
+    pub first_failure_ms: u64,
+    pub last_failure_ms: u64,
+    /// `last - first + 10`: how long users saw errors.
+    pub window_ms: u64,
+    pub failed_requests: u64,
+    /// From injection until the end of the last failed bucket: how long until users
+    /// stopped seeing errors.
+    pub recovery_ms: u64,
+}
+
+/// What happened when a fault was applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultRecord {
+    /// Index of the `[[chaos]]` entry.
+    pub entry: usize,
+    pub fault: &'static str,
+    /// The instances hit (or, when skipped, the planned targets), comma-separated.
+    pub target: String,
+    /// When the schedule said, and when it happened, from the start of the load.
+    pub planned_ms: u64,
+    pub injected_ms: u64,
+    /// `injected`, `already_gone`, `skipped`, `failed` or `revert_failed`.
+    pub outcome: &'static str,
+    /// Why a fault was skipped.
+    pub reason: Option<String>,
+    /// The instance that took the slot over (kill or stop with `replace`).
+    pub replacement: Option<String>,
+    /// From injection until what was killed, stopped or restarted was healthy again.
+    pub ready_after_ms: Option<u64>,
+    /// When a temporary fault was reverted, from the start of the load.
+    pub reverted_ms: Option<u64>,
+    pub error: Option<String>,
+    /// Filled in after the load by [`measure_recovery`]; none when no request failed.
+    pub recovery: Option<Recovery>,
+}
+
+impl FaultRecord {
+    /// A fault injected at `injected_ms` as planned, nothing else known yet: the record
+    /// applying a fault starts from and fills in.
+    pub fn injected(
+        entry: usize,
+        fault: &'static str,
+        target: String,
+        planned_ms: u64,
+        injected_ms: u64,
+    ) -> Self {
+        FaultRecord {
+            entry,
+            fault,
+            target,
+            planned_ms,
+            injected_ms,
+            outcome: "injected",
+            reason: None,
+            replacement: None,
+            ready_after_ms: None,
+            reverted_ms: None,
+            error: None,
+            recovery: None,
+        }
+    }
+}
+
+/// What chaos did over a run.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub records: Vec<FaultRecord>,
+    /// Set when the dead man's switch stopped chaos early: why.
+    pub halted: Option<String>,
+    /// Replica slots left down on purpose (`after_kill = "none"`).
+    pub left_down: Vec<usize>,
+}

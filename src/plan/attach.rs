@@ -1,0 +1,29 @@
+//! Attach mode's plan: a stack that is already running, where it answers and which of
+//! its containers are the replicas.
+
+/// The labels Docker Compose (v1 and v2 alike) puts on every container of a project.
+pub const COMPOSE_PROJECT: &str = "com.docker.compose.project";
+pub const COMPOSE_SERVICE: &str = "com.docker.compose.service";
+/// Set on the containers of `docker compose run`: one-off commands, never replicas.
+pub const COMPOSE_ONEOFF: &str = "com.docker.compose.oneoff";
+
+/// A running stack to test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachPlan {
+    /// Where the load goes: the stack's entry point (its proxy, usually).
+    pub url: String,
+    /// Labels a container must carry, all of them, to count as a replica.
+    pub labels: Vec<(String, String)>,
+}
+
+impl AttachPlan {
+    /// The selector in words, `app.role=replica, com.docker.compose.service=app`.
+    pub fn selector(&self) -> String {
+        let labels: Vec<String> = self
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        labels.join(", ")
+    }
+}

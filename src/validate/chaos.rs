@@ -1,0 +1,272 @@
+//! `[[chaos]]`: each entry's fault, target and schedule, and whether the entries fit
+//! the rest of the run.
+
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::Validator;
+use crate::plan::{AfterKill, BalancerKind, ChaosPlan, Fault, Schedule, Target};
+use crate::scenario;
+
+const FAULTS: &str = "\"kill\", \"stop\", \"restart\", \"pause\", \"disconnect\", \"blackhole\"";
+const TARGETS: &str =
+    "\"random-replica\", \"replica-<slot>\" (from 0), a share like \"25%\", \"store\", \"balancer\"";
+const AFTER_KILL: &str = "\"replace\", \"restart\", \"none\"";
+const SCHEDULE_KEYS: &str =
+    "`every = \"5s\"`, `mean_interval = \"3s\"`, `at = [\"10s\", \"25s\"]` or `schedule = \"rolling\"`";
+/// More faults than this from one chaos entry is a mistake (`every = "1ms"`), and
+/// drawing its timeline would take the machine's memory.
+pub const MAX_FAULTS_PER_ENTRY: usize = 10_000;
+
+impl Validator<'_> {
+    pub(super) fn chaos(&mut self, raw: &scenario::Chaos, replicas: usize) -> Option<ChaosPlan> {
+        let fault = match raw.fault.get_ref().as_str() {
+            "kill" => Some(Fault::Kill),
+            "stop" => Some(Fault::Stop),
+            "restart" => Some(Fault::Restart),
+            "pause" => Some(Fault::Pause),
+            "disconnect" => Some(Fault::Disconnect),
+            "blackhole" => Some(Fault::Blackhole),
+            other => {
+                self.problem(
+                    raw.fault.span(),
+                    format!("unknown fault {other:?}; accepted values: {FAULTS}"),
+                );
+                None
+            }
+        };
+        let target = match &raw.target {
+            None => Some(Target::RandomReplica),
+            Some(t) => self.target(t, replicas),
+        };
+        let schedule = self.schedule(raw);
+        let start_after = match &raw.start_after {
+            Some(s) => self.duration(s, "chaos.start_after"),
+            None => Some(Duration::ZERO),
+        };
+        let temporary = fault.is_some_and(Fault::is_temporary);
+        let duration = match &raw.duration {
+            Some(d) if !temporary => {
+                if fault.is_some() {
+                    self.problem(
+                        d.span(),
+                        "`chaos.duration` applies only to temporary faults (\"pause\", \"disconnect\", \"blackhole\")",
+                    );
+                }
+                None
+            }
+            d => self.optional_duration(d, "chaos.duration", Duration::from_secs(3)),
+        };
+        let grace = self.optional_duration(&raw.grace, "chaos.grace", Duration::from_secs(2));
+        let after_kill = match &raw.after_kill {
+            None => Some(AfterKill::Replace),
+            Some(a) if !matches!(fault, Some(Fault::Kill | Fault::Stop) | None) => {
+                self.problem(
+                    a.span(),
+                    "`chaos.after_kill` applies only to \"kill\" and \"stop\"",
+                );
+                None
+            }
+            Some(a) => {
+                match a.get_ref().as_str() {
+                    "replace" => Some(AfterKill::Replace),
+                    "restart" => Some(AfterKill::Restart),
+                    "none" => Some(AfterKill::None),
+                    other => {
+                        self.problem(
+                        a.span(),
+                        format!("unknown `chaos.after_kill` {other:?}; accepted values: {AFTER_KILL}"),
+                    );
+                        None
+                    }
+                }
+            }
+        };
+        if let (Some(Schedule::Rolling(_)), Some(t)) = (&schedule, &target) {
+            if *t != Target::RandomReplica {
+                let span = raw.target.as_ref().map_or(0..0, |t| t.span());
+                self.problem(
+                    span,
+                    "a rolling schedule goes through every replica itself; leave `target` out",
+                );
+                return None;
+            }
+        }
+        Some(ChaosPlan {
+            fault: fault?,
+            target: target?,
+            schedule: schedule?,
+            start_after: start_after?,
+            duration: duration?,
+            grace: grace?,
+            after_kill: after_kill?,
+        })
+    }
+
+    fn target(&mut self, raw: &Spanned<String>, replicas: usize) -> Option<Target> {
+        let text = raw.get_ref().as_str();
+        let bad = |v: &mut Self, why: String| {
+            v.problem(raw.span(), why);
+            None
+        };
+        match text {
+            "random-replica" => Some(Target::RandomReplica),
+            "store" => Some(Target::Store),
+            "balancer" => Some(Target::Balancer),
+            _ => {
+                if let Some(slot) = text.strip_prefix("replica-") {
+                    match slot.parse::<usize>() {
+                        Ok(slot) if slot < replicas => Some(Target::Replica(slot)),
+                        _ => bad(
+                            self,
+                            format!(
+                                "chaos target {text:?} names no replica; there are {replicas}: replica-0 to replica-{}",
+                                replicas.saturating_sub(1)
+                            ),
+                        ),
+                    }
+                } else if let Some(pct) = text.strip_suffix('%') {
+                    match pct.trim().parse::<u8>() {
+                        Ok(p) if (1..=100).contains(&p) => Some(Target::Share(p)),
+                        _ => bad(
+                            self,
+                            format!("chaos target {text:?}: a share is 1% to 100%"),
+                        ),
+                    }
+                } else {
+                    bad(
+                        self,
+                        format!("unknown chaos target {text:?}; accepted values: {TARGETS}"),
+                    )
+                }
+            }
+        }
+    }
+
+    fn schedule(&mut self, raw: &scenario::Chaos) -> Option<Schedule> {
+        let rolling = match &raw.schedule {
+            None => false,
+            Some(s) if s.get_ref() == "rolling" => true,
+            Some(s) => {
+                self.problem(
+                    s.span(),
+                    format!(
+                        "unknown `chaos.schedule` {:?}; accepted values: \"rolling\" (or use {SCHEDULE_KEYS})",
+                        s.get_ref()
+                    ),
+                );
+                return None;
+            }
+        };
+        let given = [
+            raw.every.is_some() && !rolling,
+            raw.mean_interval.is_some(),
+            raw.at.is_some(),
+            rolling,
+        ];
+        let span = raw.fault.span();
+        match given.iter().filter(|g| **g).count() {
+            0 => {
+                self.problem(
+                    span,
+                    format!("this chaos entry has no schedule; add one of {SCHEDULE_KEYS}"),
+                );
+                return None;
+            }
+            1 => {}
+            _ => {
+                self.problem(
+                    span,
+                    format!(
+                        "this chaos entry has more than one schedule; keep one of {SCHEDULE_KEYS}"
+                    ),
+                );
+                return None;
+            }
+        }
+        if rolling {
+            let spacing =
+                self.optional_duration(&raw.every, "chaos.every", Duration::from_secs(5))?;
+            return Some(Schedule::Rolling(spacing));
+        }
+        if let Some(every) = &raw.every {
+            return self
+                .positive_duration(every, "chaos.every")
+                .map(Schedule::Every);
+        }
+        if let Some(mean) = &raw.mean_interval {
+            return self
+                .positive_duration(mean, "chaos.mean_interval")
+                .map(Schedule::Poisson);
+        }
+        let at = raw.at.as_ref()?;
+        if at.get_ref().is_empty() {
+            self.problem(
+                at.span(),
+                "`chaos.at` is empty; list offsets like [\"10s\", \"25s\"]",
+            );
+            return None;
+        }
+        let offsets: Vec<Option<Duration>> = at
+            .get_ref()
+            .iter()
+            .map(|o| self.duration(o, "chaos.at"))
+            .collect();
+        let mut offsets: Vec<Duration> = offsets.into_iter().collect::<Option<_>>()?;
+        offsets.sort();
+        Some(Schedule::At(offsets))
+    }
+
+    /// Checks the entries against the rest of the run: a target that exists, and a
+    /// schedule that does not draw an absurd number of faults in `duration`.
+    pub(super) fn chaos_fits_the_run(
+        &mut self,
+        raw: &[scenario::Chaos],
+        chaos: &[Option<ChaosPlan>],
+        balancer: BalancerKind,
+        has_store: bool,
+        duration: Option<Duration>,
+    ) {
+        for (raw_entry, entry) in raw.iter().zip(chaos) {
+            let Some(entry) = entry else { continue };
+            let span = || {
+                raw_entry
+                    .target
+                    .as_ref()
+                    .map_or(raw_entry.fault.span(), |t| t.span())
+            };
+            if entry.target == Target::Balancer && balancer == BalancerKind::Direct {
+                self.problem(
+                    span(),
+                    "chaos target \"balancer\": with `balancer.kind = \"direct\"` there is no balancer; target replicas, or use kind \"haproxy\"",
+                );
+            }
+            if entry.target == Target::Store && !has_store {
+                self.problem(
+                    span(),
+                    "chaos target \"store\": with `store.kind = \"none\"` there is no store; target replicas, or configure a store",
+                );
+            }
+        }
+        if let Some(total) = duration {
+            for (raw_entry, entry) in raw.iter().zip(chaos) {
+                let Some(entry) = entry else { continue };
+                let window = total.saturating_sub(entry.start_after).as_secs_f64();
+                let faults = match &entry.schedule {
+                    Schedule::Every(d) | Schedule::Poisson(d) => window / d.as_secs_f64().max(1e-9),
+                    Schedule::At(_) | Schedule::Rolling(_) => 0.0,
+                };
+                if faults > MAX_FAULTS_PER_ENTRY as f64 {
+                    self.problem(
+                        raw_entry.fault.span(),
+                        format!(
+                            "this chaos entry would inject about {faults:.0} faults in {}; at most {MAX_FAULTS_PER_ENTRY} per entry: space them further apart",
+                            humantime::format_duration(total)
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}

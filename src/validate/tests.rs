@@ -1,0 +1,424 @@
+//! Validation of whole scenarios: defaults, overrides, and every problem reported
+//! at once with its place.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::*;
+use crate::plan::*;
+
+const GOOD: &str = r#"
+name = "smoke"
+seed = 7
+duration = "30s"
+
+[service]
+replicas = 3
+env = { MODE = "redis" }
+
+[load]
+model = "closed"
+users = 8
+appends_per_session = 5
+
+[[chaos]]
+fault = "kill"
+every = "5s"
+"#;
+
+fn plan(text: &str) -> Result<Plan, Vec<Problem>> {
+    let source = Source {
+        path: PathBuf::from("s.toml"),
+        text: text.to_string(),
+    };
+    build(&source, &Overrides::default())
+}
+
+#[test]
+fn good_scenario_gets_defaults() {
+    let plan = plan(GOOD).unwrap();
+    assert_eq!(plan.seed, 7);
+    assert_eq!(plan.duration, Duration::from_secs(30));
+    assert_eq!(plan.service.replicas, 3);
+    assert_eq!(plan.service.port, 8080);
+    assert_eq!(plan.service.image, "sessionstorm/session-app:latest");
+    assert_eq!(plan.store.image, "sessionstorm/redis:latest");
+    assert_eq!(plan.load.retries, 3);
+    assert_eq!(
+        plan.load.model,
+        Model::Closed {
+            users: 8,
+            think: Think::Fixed(Duration::ZERO)
+        }
+    );
+    assert_eq!(plan.load.ops_per_session(), 11);
+    assert_eq!(
+        plan.chaos,
+        vec![ChaosPlan {
+            fault: Fault::Kill,
+            target: Target::RandomReplica,
+            schedule: Schedule::Every(Duration::from_secs(5)),
+            start_after: Duration::ZERO,
+            duration: Duration::from_secs(3),
+            grace: Duration::from_secs(2),
+            after_kill: AfterKill::Replace,
+        }]
+    );
+}
+
+#[test]
+fn overrides_win() {
+    let source = Source {
+        path: PathBuf::from("s.toml"),
+        text: GOOD.to_string(),
+    };
+    let overrides = Overrides {
+        seed: Some(99),
+        duration: Some(Duration::from_secs(3)),
+        ..Overrides::default()
+    };
+    let plan = build(&source, &overrides).unwrap();
+    assert_eq!((plan.seed, plan.duration), (99, Duration::from_secs(3)));
+}
+
+#[test]
+fn every_problem_is_reported_at_once_with_its_place() {
+    let bad = GOOD
+        .replace("replicas = 3", "replicas = 0")
+        .replace("users = 8", "users = -1")
+        .replace("\"kill\"", "\"explode\"")
+        .replace("\"30s\"", "\"5 parsecs\"");
+    let problems = plan(&bad).unwrap_err();
+    let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert_eq!(problems.len(), 4, "{text:#?}");
+    assert!(
+        text[0].starts_with("s.toml:4:12:") && text[0].contains("parsecs"),
+        "{text:#?}"
+    );
+    assert!(
+        text[1].contains("service.replicas") && text[1].contains("between 1 and 64"),
+        "{text:#?}"
+    );
+    assert!(text[2].contains("load.users"), "{text:#?}");
+    assert!(
+        text[3].contains("explode") && text[3].contains("\"kill\""),
+        "{text:#?}"
+    );
+}
+
+#[test]
+fn open_model_takes_a_rate_or_stages() {
+    let open = GOOD.replace(
+        "model = \"closed\"\nusers = 8",
+        "rate = 250\nwarmup = \"2s\"",
+    );
+    let plan = plan(&open).unwrap();
+    assert_eq!(
+        plan.load.model,
+        Model::Open {
+            profile: RateProfile::constant(250.0),
+            max_in_flight: 10_000,
+            session_interval: Duration::from_secs(1),
+        }
+    );
+    assert_eq!(plan.load.warmup, Duration::from_secs(2));
+    let staged = GOOD.replace(
+        "model = \"closed\"\nusers = 8",
+        "model = \"open\"\nstages = [{ to = 100, over = \"10s\" }, { to = 50, over = \"5s\" }]",
+    );
+    let Model::Open { profile, .. } = plan_model(&staged) else {
+        panic!("open model expected")
+    };
+    assert_eq!(profile.start, 0.0);
+    assert_eq!(profile.stages.len(), 2);
+    assert_eq!(profile.stages[1].to, 50.0);
+}
+
+#[test]
+fn users_alone_imply_the_closed_model() {
+    let implied = GOOD.replace("model = \"closed\"\n", "");
+    assert!(matches!(
+        plan_model(&implied),
+        Model::Closed { users: 8, .. }
+    ));
+}
+
+fn plan_model(text: &str) -> Model {
+    plan(text).unwrap().load.model
+}
+
+#[test]
+fn load_model_mistakes_are_named() {
+    let cases = [
+        (
+            "model = \"closed\"\nusers = 8",
+            "model = \"open\"",
+            "needs `load.rate`",
+        ),
+        (
+            "model = \"closed\"\nusers = 8",
+            "model = \"open\"\nrate = 0",
+            "`load.rate` is 0",
+        ),
+        (
+            "model = \"closed\"\nusers = 8",
+            "rate = 10\nusers = 8",
+            "`load.users` belongs to the closed model",
+        ),
+        (
+            "model = \"closed\"\nusers = 8",
+            "model = \"closed\"",
+            "needs `load.users`",
+        ),
+        (
+            "model = \"closed\"\nusers = 8",
+            "model = \"closed\"\nusers = 8\nrate = 5",
+            "`load.rate` belongs to the open model",
+        ),
+        (
+            "model = \"closed\"",
+            "model = \"poisson\"",
+            "accepted values: \"open\", \"closed\"",
+        ),
+        (
+            "users = 8",
+            "users = 8\nthink_time = \"1s\"\nthink_distribution = \"gauss\"",
+            "\"fixed\", \"exponential\"",
+        ),
+    ];
+    for (from, to, expected) in cases {
+        let problems = plan(&GOOD.replace(from, to)).unwrap_err();
+        assert!(
+            problems.iter().any(|p| p.message.contains(expected)),
+            "{to:?}: {problems:#?}"
+        );
+    }
+}
+
+#[test]
+fn zero_duration_is_rejected() {
+    let problems = plan(&GOOD.replace("\"30s\"", "\"0s\"")).unwrap_err();
+    assert!(problems[0].message.contains("longer than zero"));
+}
+
+fn chaos_problems(chaos: &str) -> Vec<String> {
+    let text = GOOD.replace("[[chaos]]\nfault = \"kill\"\nevery = \"5s\"\n", chaos);
+    plan(&text)
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+#[test]
+fn new_chaos_keys_parse() {
+    let text = GOOD.replace(
+        "[[chaos]]\nfault = \"kill\"\nevery = \"5s\"\n",
+        "min_alive = 2\n[[chaos]]\nfault = \"pause\"\ntarget = \"34%\"\nmean_interval = \"3s\"\nduration = \"1s\"\n\
+         [[chaos]]\nfault = \"stop\"\ntarget = \"replica-2\"\nat = [\"9s\", \"2s\"]\ngrace = \"1s\"\nafter_kill = \"none\"\n\
+         [[chaos]]\nfault = \"restart\"\nschedule = \"rolling\"\n",
+    );
+    // `min_alive` is a top-level key: put it before the first table.
+    let text = format!("min_alive = 2\n{}", text.replace("min_alive = 2\n", ""));
+    let plan = plan(&text).unwrap();
+    assert_eq!(plan.min_alive, 2);
+    assert_eq!(plan.chaos[0].target, Target::Share(34));
+    assert_eq!(
+        plan.chaos[0].schedule,
+        Schedule::Poisson(Duration::from_secs(3))
+    );
+    assert_eq!(plan.chaos[0].duration, Duration::from_secs(1));
+    assert_eq!(plan.chaos[1].target, Target::Replica(2));
+    assert_eq!(
+        plan.chaos[1].schedule,
+        Schedule::At(vec![Duration::from_secs(2), Duration::from_secs(9)])
+    );
+    assert_eq!(plan.chaos[1].after_kill, AfterKill::None);
+    assert_eq!(
+        plan.chaos[2].schedule,
+        Schedule::Rolling(Duration::from_secs(5))
+    );
+}
+
+#[test]
+fn each_new_chaos_key_is_checked_with_its_place_and_accepted_values() {
+    let cases = [
+        (
+            "[[chaos]]\nfault = \"kill\"\ntarget = \"replica-3\"\nevery = \"1s\"\n",
+            "replica-0 to replica-2",
+        ),
+        (
+            "[[chaos]]\nfault = \"kill\"\ntarget = \"150%\"\nevery = \"1s\"\n",
+            "1% to 100%",
+        ),
+        (
+            "[[chaos]]\nfault = \"kill\"\ntarget = \"db\"\nevery = \"1s\"\n",
+            "\"store\", \"balancer\"",
+        ),
+        ("[[chaos]]\nfault = \"kill\"\n", "has no schedule"),
+        (
+            "[[chaos]]\nfault = \"kill\"\nevery = \"1s\"\nat = [\"2s\"]\n",
+            "more than one schedule",
+        ),
+        (
+            "[[chaos]]\nfault = \"kill\"\nschedule = \"sometimes\"\n",
+            "\"rolling\"",
+        ),
+        (
+            "[[chaos]]\nfault = \"kill\"\nat = [\"2 fortnights\"]\n",
+            "chaos.at",
+        ),
+        (
+            "[[chaos]]\nfault = \"kill\"\nevery = \"1s\"\nduration = \"2s\"\n",
+            "only to temporary faults",
+        ),
+        (
+            "[[chaos]]\nfault = \"pause\"\nevery = \"1s\"\nafter_kill = \"none\"\n",
+            "only to \"kill\" and \"stop\"",
+        ),
+        (
+            "[[chaos]]\nfault = \"kill\"\nevery = \"1s\"\nafter_kill = \"resurrect\"\n",
+            "\"replace\", \"restart\", \"none\"",
+        ),
+        (
+            "[[chaos]]\nfault = \"fire\"\nevery = \"1s\"\n",
+            "\"blackhole\"",
+        ),
+        (
+            "[[chaos]]\nfault = \"restart\"\nschedule = \"rolling\"\ntarget = \"store\"\n",
+            "leave `target` out",
+        ),
+    ];
+    for (chaos, expected) in cases {
+        let problems = chaos_problems(chaos);
+        assert_eq!(problems.len(), 1, "{chaos}: {problems:#?}");
+        assert!(problems[0].starts_with("s.toml:1"), "{problems:#?}");
+        assert!(problems[0].contains(expected), "{chaos}: {problems:#?}");
+    }
+}
+
+#[test]
+fn min_alive_and_store_persistence_are_checked() {
+    let problems = plan(&format!("min_alive = 4\n{GOOD}")).unwrap_err();
+    assert!(
+        problems[0].message.contains("between 0 and 3"),
+        "{problems:?}"
+    );
+    let text = GOOD.replace("[load]", "[store]\npersistence = \"rdb\"\n[load]");
+    let problems = plan(&text).unwrap_err();
+    assert!(
+        problems[0].message.contains("\"none\", \"aof\""),
+        "{problems:?}"
+    );
+    let text = GOOD.replace(
+        "[load]",
+        "[store]\npersistence = \"aof\"\n[balancer]\nsticky = true\n[load]",
+    );
+    let plan = plan(&text).unwrap();
+    assert_eq!(plan.store.persistence, Persistence::Aof);
+    assert!(plan.balancer.sticky);
+}
+fn replica_values(port: u16) -> crate::plan::template::Values<'static> {
+    crate::plan::template::Values {
+        store: "store",
+        store_port: port,
+        replica: Some((1, "replica-1.0")),
+    }
+}
+
+#[test]
+fn the_demo_finds_its_store_without_configuration() {
+    let plan = plan(GOOD).unwrap();
+    assert_eq!(plan.store.kind, StoreKind::Redis);
+    assert_eq!(plan.store.port, 6379);
+    assert_eq!(plan.balancer.kind, BalancerKind::Haproxy);
+    let url = plan.service.env["SESSION_STORE"].render(&replica_values(6379));
+    assert_eq!(url, "redis://store:6379");
+    assert!(plan.service.command.is_empty() && plan.store.command.is_empty());
+}
+
+#[test]
+fn any_image_any_store_and_a_direct_balancer() {
+    let text = GOOD.replace(
+        "env = { MODE = \"redis\" }\n",
+        "env = { MODE = \"redis\", SESSION_STORE = \"redis://{store}:{store_port}/{replica}\" }\n\
+         command = [\"--name\", \"{instance}\"]\n\
+         [store]\nimage = \"sessionstorm/memcached\"\nport = 11211\ncommand = [\"-p\", \"{store_port}\"]\n\
+         [balancer]\nkind = \"direct\"\nsticky = true\n",
+    );
+    let given = plan(&text).unwrap();
+    assert_eq!(
+        given.store.kind,
+        StoreKind::Tcp,
+        "another image is a tcp store"
+    );
+    assert_eq!(given.store.port, 11211);
+    let values = replica_values(11211);
+    assert_eq!(
+        given.service.env["SESSION_STORE"].render(&values),
+        "redis://store:11211/1"
+    );
+    assert_eq!(given.service.command[1].render(&values), "replica-1.0");
+    assert_eq!(given.store.command[1].render(&values), "11211");
+    assert_eq!(given.balancer.kind, BalancerKind::Direct);
+    assert_eq!(given.balancer.describe(), "direct (sticky)");
+    assert_eq!(
+        given.store.describe(),
+        "sessionstorm/memcached (port 11211)"
+    );
+
+    let none = GOOD.replace("[load]", "[store]\nkind = \"none\"\n[load]");
+    let without = plan(&none).unwrap();
+    assert_eq!(without.store.kind, StoreKind::None);
+    assert!(!without.service.env.contains_key("SESSION_STORE"));
+}
+
+#[test]
+fn a_fixed_balancer_port_is_for_haproxy_only() {
+    let fixed = GOOD.replace("[load]", "[balancer]\nport = 18080\n[load]");
+    assert_eq!(plan(&fixed).unwrap().balancer.port, Some(18080));
+    let zero = GOOD.replace("[load]", "[balancer]\nport = 0\n[load]");
+    assert!(plan(&zero).unwrap_err()[0]
+        .message
+        .contains("`balancer.port` is 0"));
+    let direct = GOOD.replace(
+        "[load]",
+        "[balancer]\nkind = \"direct\"\nport = 18080\n[load]",
+    );
+    let problems = plan(&direct).unwrap_err();
+    assert!(problems[0].message.contains("no balancer"), "{problems:?}");
+}
+
+#[test]
+fn template_and_store_mistakes_are_all_reported_with_their_place() {
+    let text = GOOD.replace(
+        "[load]",
+        "[store]\nkind = \"tcp\"\npersistence = \"aof\"\ncommand = [\"--name\", \"{instance}\"]\n\
+         env = { X = \"{nope}\" }\n[load]",
+    );
+    let problems = plan(&text).unwrap_err();
+    let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert_eq!(problems.len(), 3, "{text:#?}");
+    assert!(text.iter().all(|t| t.starts_with("s.toml:1")), "{text:#?}");
+    let all = text.join("\n");
+    assert!(all.contains("`store.command`: placeholder {instance} cannot be used here; accepted placeholders: {store}, {store_port} ({replica} and {instance} name a replica"), "{all}");
+    assert!(
+        all.contains("`store.env.X`: unknown placeholder {nope}"),
+        "{all}"
+    );
+    assert!(
+        all.contains("`store.persistence` is a Redis setting"),
+        "{all}"
+    );
+    let store_chaos = GOOD
+        .replace("[load]", "[store]\nkind = \"none\"\n[load]")
+        .replace(
+            "fault = \"kill\"\n",
+            "fault = \"kill\"\ntarget = \"store\"\n",
+        );
+    let problems = plan(&store_chaos).unwrap_err();
+    assert!(
+        problems[0].message.contains("there is no store"),
+        "{problems:?}"
+    );
+}
