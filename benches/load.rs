@@ -225,6 +225,7 @@ fn plan(model: Model, appends: u32) -> LoadPlan {
         retries: 2,
         keep_alive: true,
         max_idle_connections: 1024,
+        tls: Default::default(),
         flow: None,
     }
 }

@@ -44,6 +44,7 @@ Examples:
   sessionstorm run scenarios/smoke.toml --run-id ci-42 -q   # report in reports/ci-42/
   sessionstorm run scenarios/attach.toml --attach http://127.0.0.1:8080 --selector app.role=replica
   sessionstorm run scenarios/attach.toml --attach http://127.0.0.1:8080 --compose-project shop --service app
+  sessionstorm run scenarios/attach.toml --attach https://127.0.0.1:8443 --tls-ca certs/ca.pem --selector app.role=replica
 
 --set takes any scenario key as a dotted path (list entries by index from 0); the
 value is read as TOML (300, true, [\"10s\", \"20s\"]) or else as a string (2s, memory).
@@ -166,7 +167,7 @@ pub struct ScenarioArgs {
     pub replicas: Option<u32>,
     /// Override any scenario key before validation, as a dotted path: load.rate=300,
     /// service.env.MODE=memory, chaos.0.every=2s. Repeatable; applied in order,
-    /// after --rate and --replicas.
+    /// after --rate, --replicas, --tls-ca and --tls-insecure.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<Setting>,
     #[command(flatten)]
@@ -194,9 +195,40 @@ pub struct AttachArgs {
     /// so the stack's store and proxy are never hit.
     #[arg(long, value_name = "NAME")]
     pub service: Option<String>,
+    /// Trust only the CA certificates of this PEM file on https:// URLs (relative
+    /// to where the command runs); same as --set load.tls.ca_file=FILE.
+    #[arg(long, value_name = "FILE", conflicts_with = "tls_insecure")]
+    pub tls_ca: Option<PathBuf>,
+    /// Accept any server certificate on https:// URLs: for self-signed test
+    /// stacks only; same as --set load.tls.insecure=true.
+    #[arg(long)]
+    pub tls_insecure: bool,
 }
 
 impl AttachArgs {
+    /// `--tls-ca` and `--tls-insecure` as settings of `[load.tls]`, so they are
+    /// checked like the file's keys and named in their errors.
+    fn tls_settings(&self) -> Vec<Setting> {
+        let mut set = Vec::new();
+        if let Some(file) = &self.tls_ca {
+            let shown = file.display().to_string();
+            set.push(Setting {
+                path: vec!["load".into(), "tls".into(), "ca_file".into()],
+                // A TOML string, so any path reads as one.
+                value: toml::Value::String(shown.clone()).to_string(),
+                origin: format!("--tls-ca {shown}"),
+            });
+        }
+        if self.tls_insecure {
+            set.push(Setting {
+                path: vec!["load".into(), "tls".into(), "insecure".into()],
+                value: "true".into(),
+                origin: "--tls-insecure".into(),
+            });
+        }
+        set
+    }
+
     pub fn requested(&self) -> Requested {
         Requested {
             url: self.url.clone(),
@@ -217,6 +249,7 @@ impl ScenarioArgs {
         if let Some(replicas) = self.replicas {
             set.push(Setting::shortcut("replicas", "service.replicas", replicas));
         }
+        set.extend(self.attach.tls_settings());
         set.extend(self.set.iter().cloned());
         Overrides {
             seed: self.seed,

@@ -9,7 +9,7 @@
 //!    error positions, the raw `[flow]` table, `--set` overrides). Imports no other
 //!    layer.
 //! 2. **Plan.** [`plan`] is the validated run plan: plain data, one file per part of a
-//!    run (service, load, chaos, gates, attach, templates, built-in images). Never
+//!    run (service, load, chaos, gates, attach, TLS, templates, built-in images). Never
 //!    imports validation, the engine, gates or reports; it may name the scenario text
 //!    it keeps, the [`flow`] steps and the [`session`] vocabulary (operations,
 //!    anomaly kinds).

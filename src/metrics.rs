@@ -36,16 +36,20 @@ pub enum ErrorKind {
     Status4xx,
     /// A 2xx whose body is not the contract's JSON.
     BadBody,
+    /// A TLS handshake the client or the server refused (an unknown issuer, a
+    /// plain HTTP port); the report's `error_messages` say why.
+    Tls,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 6] = [
+    pub const ALL: [ErrorKind; 7] = [
         ErrorKind::Connect,
         ErrorKind::Timeout,
         ErrorKind::Reset,
         ErrorKind::Status5xx,
         ErrorKind::Status4xx,
         ErrorKind::BadBody,
+        ErrorKind::Tls,
     ];
 
     pub fn from_status(status: http::StatusCode) -> ErrorKind {
@@ -64,6 +68,7 @@ impl ErrorKind {
             ErrorKind::Status5xx => "status_5xx",
             ErrorKind::Status4xx => "status_4xx",
             ErrorKind::BadBody => "bad_body",
+            ErrorKind::Tls => "tls",
         }
     }
 }

@@ -357,6 +357,7 @@ async fn drive<C: Lifecycle>(
             faults: faults.records,
             halted: faults.halted,
             intervals: load.collected.intervals,
+            error_messages: driver.tls_failures(),
         },
     );
     Ok((summary, all_anomalies))
@@ -379,6 +380,8 @@ struct Found {
     faults: Vec<FaultRecord>,
     halted: Option<String>,
     intervals: Vec<IntervalRow>,
+    /// Why requests failed, where the kind does not say ([`Summary::error_messages`]).
+    error_messages: BTreeMap<String, u64>,
 }
 
 impl Found {
@@ -401,6 +404,7 @@ impl Found {
             faults: Vec::new(),
             halted: None,
             intervals: Vec::new(),
+            error_messages: BTreeMap::new(),
         }
     }
 }
@@ -443,6 +447,7 @@ fn summarize(plan: &Plan, run: &RunIdentity, started: &Started, mut found: Found
         operations: report::operations(&found.totals),
         served_by: std::mem::take(&mut found.totals.served_by),
         errors_by: std::mem::take(&mut found.totals.errors_by),
+        error_messages: found.error_messages,
         anomalies: AnomalySummary::of(found.anomalies),
         faults: FaultSummary::of(found.faults, found.halted),
         intervals: found.intervals,

@@ -149,6 +149,10 @@ const CORPUS: &[(&str, &str)] = &[
         "zero-replicas.toml",
         "6:12: `service.replicas` is 0; it must be between 1 and 64",
     ),
+    (
+        "tls-ca-file-missing.toml",
+        "9:11: `load.tls.ca_file` = \"no-such-ca.pem\": cannot read",
+    ),
 ];
 
 fn corpus_dir() -> PathBuf {
@@ -320,6 +324,11 @@ fn bad_overrides_are_named_by_the_setting() {
             "--set load.rate=0: `load.rate` is 0",
         ),
         (&open, &["--rate", "0"], "--rate 0: `load.rate` is 0"),
+        (
+            &open,
+            &["--tls-ca", "/nonexistent/ca.pem"],
+            "--tls-ca /nonexistent/ca.pem: `load.tls.ca_file` = \"/nonexistent/ca.pem\": cannot read /nonexistent/ca.pem",
+        ),
         (
             &smoke,
             &["--replicas", "0"],

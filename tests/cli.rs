@@ -316,6 +316,14 @@ fn attach_bad_inputs_are_exit_2_with_the_problem_named_before_docker_is_asked() 
             vec![&smoke, "--selector", "a=b", "--set", "service.replicas=2"],
             vec!["attach mode needs the URL the stack answers at"],
         ),
+        (
+            vec![&attach, "--attach", "https://127.0.0.1:9", "--tls-ca", "/nonexistent/ca.pem"],
+            vec!["--tls-ca /nonexistent/ca.pem: `load.tls.ca_file` = \"/nonexistent/ca.pem\": cannot read /nonexistent/ca.pem"],
+        ),
+        (
+            vec![&attach, "--tls-ca", "ca.pem", "--tls-insecure"],
+            vec!["cannot be used with"],
+        ),
     ];
     for (args, expected) in cases {
         let mut full = vec!["run"];
@@ -331,4 +339,13 @@ fn attach_bad_inputs_are_exit_2_with_the_problem_named_before_docker_is_asked() 
         }
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
+    // https:// is an attach URL like http://.
+    let out = sessionstorm(&[
+        "validate",
+        &attach,
+        "--attach",
+        "https://127.0.0.1:9",
+        "--tls-insecure",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }

@@ -139,6 +139,7 @@ fn plan(model: Model) -> LoadPlan {
         retries: 2,
         keep_alive: true,
         max_idle_connections: 1024,
+        tls: Default::default(),
         flow: None,
     }
 }

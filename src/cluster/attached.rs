@@ -193,10 +193,7 @@ impl AttachedCluster {
             url: attach.url.clone(),
             health_url: format!("{}{}", attach.url, plan.service.health_path),
             ready_timeout: plan.service.ready_timeout,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(1))
-                .build()
-                .expect("a plain HTTP client builds"),
+            http: crate::load::tls::probe_client(&plan.load.tls, Duration::from_secs(1)),
             cancel,
             downed: Mutex::default(),
             detached: Mutex::default(),

@@ -76,10 +76,7 @@ impl DockerCluster {
             network: format!("sessionstorm-{run_id}"),
             plan: plan.clone(),
             generations: Mutex::new(vec![0; plan.service.replicas]),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(1))
-                .build()
-                .expect("a plain HTTP client builds"),
+            http: crate::load::tls::probe_client(&plan.load.tls, Duration::from_secs(1)),
             cancel,
             balancer_health: Mutex::new(String::new()),
             addresses: Mutex::new(HashMap::new()),

@@ -398,7 +398,7 @@ impl Driver {
         let mut committed = false;
         for hop in 0..=MAX_REDIRECTS {
             let (Some(origin), Some(path)) = (Origin::of(&url), path_of(&url)) else {
-                // Only a redirect can lead here: to a place plain HTTP cannot go.
+                // Only a redirect can lead here: to a place neither http:// nor https://.
                 self.fail(ErrorKind::BadBody, None, done);
                 return (committed, Reply::Failed);
             };

@@ -30,6 +30,7 @@ pub mod pacing;
 pub mod session;
 pub mod shard;
 pub mod targets;
+pub mod tls;
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -129,6 +130,7 @@ impl Driver {
                 plan.request_timeout,
                 plan.keep_alive,
                 plan.max_idle_connections,
+                plan.tls.clone(),
             ),
             targets,
             plan: plan.clone(),
@@ -141,6 +143,11 @@ impl Driver {
             in_flight: AtomicUsize::new(0),
             live_sessions: AtomicUsize::new(0),
         }
+    }
+
+    /// Why TLS handshakes failed so far, with how often: for the report.
+    pub fn tls_failures(&self) -> std::collections::BTreeMap<String, u64> {
+        self.http.tls_failures()
     }
 
     fn next_seq(&self) -> u64 {
@@ -527,6 +534,7 @@ mod tests {
             retries: 0,
             keep_alive: true,
             max_idle_connections: 8,
+            tls: Default::default(),
             flow: None,
         };
         let start = Instant::now();

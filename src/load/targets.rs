@@ -41,14 +41,14 @@ impl Urls {
     fn new(base: &str) -> Self {
         let base = base.trim_end_matches('/');
         let bad = |e: &dyn std::fmt::Display| -> ! {
-            panic!("the target URL {base:?} is not a plain http:// URL: {e}")
+            panic!("the target URL {base:?} is not an http:// or https:// URL: {e}")
         };
         let parse =
             |path: &str| url::Url::parse(&format!("{base}{path}")).unwrap_or_else(|e| bad(&e));
         let (url, items) = (parse("/session"), parse("/session/items"));
         let path = |url: &url::Url| super::http::path_of(url).unwrap_or_else(|| bad(&"no path"));
         Urls {
-            origin: Origin::of(&url).unwrap_or_else(|| bad(&"no host, or not http")),
+            origin: Origin::of(&url).unwrap_or_else(|| bad(&"no host, or not http(s)")),
             session: path(&url),
             items: path(&items),
             url,

@@ -22,6 +22,8 @@ pub struct LoadPlan {
     pub keep_alive: bool,
     /// Idle connections kept in the pool.
     pub max_idle_connections: usize,
+    /// Whom the load trusts on `https://` URLs (`[load.tls]`).
+    pub tls: super::TlsPlan,
     /// `[flow]`: sessions run as these HTTP steps instead of the session contract;
     /// `appends_per_session` then counts rounds of `flow.steps`.
     pub flow: Option<std::sync::Arc<crate::flow::Flow>>,

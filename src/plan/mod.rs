@@ -13,6 +13,7 @@
 //! - [`chaos`]: faults, targets and schedules;
 //! - [`gates`]: thresholds and `compare` tolerances, and the metrics they name;
 //! - [`attach`]: a running stack to test instead of starting one;
+//! - [`tls`]: whom the HTTP clients trust on `https://` URLs;
 //! - [`template`]: values with placeholders the engine fills in per container;
 //! - [`image`]: the images the harness builds itself.
 
@@ -27,6 +28,7 @@ pub mod image;
 pub mod load;
 pub mod service;
 pub mod template;
+pub mod tls;
 
 pub use attach::AttachPlan;
 pub use chaos::{AfterKill, ChaosPlan, Fault, Schedule, Target};
@@ -34,6 +36,7 @@ pub use gates::{Check, Cmp, Gates, Metric, Quantile, Tolerance};
 pub use image::BuiltIn;
 pub use load::{LoadPlan, Model, RateProfile, Stage, Think};
 pub use service::{BalancerKind, BalancerPlan, Persistence, ServicePlan, StoreKind, StorePlan};
+pub use tls::TlsPlan;
 
 /// Everything a run needs to know, already checked.
 #[derive(Debug, Clone)]

@@ -63,6 +63,11 @@ pub struct Summary {
     /// of the operations' `errors`.
     #[serde(default)]
     pub errors_by: BTreeMap<String, u64>,
+    /// Why failed requests failed where their kind alone does not tell the fix
+    /// (a TLS handshake's reason: "tls: invalid peer certificate: UnknownIssuer"),
+    /// with how often; at most 16 different ones.
+    #[serde(default)]
+    pub error_messages: BTreeMap<String, u64>,
     /// One row per second of load: counts, errors, corrected and uncorrected
     /// percentiles by operation, missed starts.
     pub intervals: Vec<IntervalRow>,
@@ -502,6 +507,9 @@ impl Summary {
             "operations {requests} ({errors} failed requests: availability, not loss) · {} load, {} missed starts · faults {} injected, {} skipped, {} failed",
             self.load.model, self.load.missed_starts, f.injected, f.skipped, f.failed
         );
+        for (message, n) in &self.error_messages {
+            let _ = writeln!(out, "  {n} failed: {message}");
+        }
         match &f.worst {
             Some(w) => {
                 let _ = writeln!(

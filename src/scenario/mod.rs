@@ -128,6 +128,17 @@ pub struct Load {
     pub retries: Option<Spanned<i64>>,
     pub keep_alive: Option<bool>,
     pub max_idle_connections: Option<Spanned<i64>>,
+    /// `[load.tls]`: whom to trust on `https://` URLs.
+    pub tls: Option<RawTls>,
+}
+
+/// `[load.tls]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// A PEM file of CA certificates, relative to the scenario file.
+    pub ca_file: Option<Spanned<String>>,
+    pub insecure: Option<Spanned<bool>>,
 }
 
 /// One `[[load.stages]]` entry: ramp to `to` operations per second over `over`.

@@ -194,12 +194,11 @@ fn keys_of_started_containers(source: &Source, settings: &[Setting]) -> Vec<Prob
 fn check_url(text: &str) -> Result<String, String> {
     let url = url::Url::parse(text)
         .map_err(|e| format!("{text:?} is not a URL ({e}); write e.g. {URL_EXAMPLE}"))?;
-    // The load speaks plain HTTP/1.1 (crate::load::http): TLS would measure the
-    // handshake, not the service, and a balancer's plain port reaches the same replicas.
-    if url.scheme() != "http" || url.host().is_none() {
+    // HTTP/1.1, plain or over TLS (crate::load::http); `[load.tls]` says whom to trust.
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err(format!(
-            "{text:?} is not an http:// URL with a host (the load speaks plain HTTP/1.1; \
-             use the balancer's plain HTTP port); write e.g. {URL_EXAMPLE}"
+            "{text:?} is not an http:// or https:// URL with a host; write e.g. {URL_EXAMPLE} \
+             or https://shop.local:8443"
         ));
     }
     Ok(text.trim_end_matches('/').to_string())
@@ -365,16 +364,26 @@ mod tests {
     }
 
     #[test]
-    fn urls_must_be_http_with_a_host() {
+    fn urls_must_be_http_or_https_with_a_host() {
         assert_eq!(
             check_url("http://127.0.0.1:8080/"),
             Ok("http://127.0.0.1:8080".into())
         );
-        for bad in ["127.0.0.1:8080", "ftp://x", "http://", "nonsense"] {
+        assert_eq!(
+            check_url("https://shop.local:8443/"),
+            Ok("https://shop.local:8443".into())
+        );
+        for bad in [
+            "127.0.0.1:8080",
+            "ftp://x",
+            "http://",
+            "https://",
+            "nonsense",
+        ] {
             assert!(check_url(bad).is_err(), "{bad}");
         }
-        let tls = check_url("https://shop.local").unwrap_err();
-        assert!(tls.contains("plain HTTP/1.1"), "{tls}");
+        let ftp = check_url("ftp://x").unwrap_err();
+        assert!(ftp.contains("not an http:// or https:// URL"), "{ftp}");
     }
 
     #[test]

@@ -54,6 +54,7 @@ impl Validator<'_> {
             retries: retries? as u32,
             keep_alive: raw.keep_alive.unwrap_or(true),
             max_idle_connections: max_idle? as usize,
+            tls: Default::default(),
             flow: None,
         })
     }

@@ -8,7 +8,7 @@
 //! The [`Validator`] carries what every check needs (the text for positions, the
 //! overrides a wrong value may come from, the problems so far); each section of the
 //! file has its own file of checks: [`service`] (with store and balancer),
-//! [`load`], [`chaos`], [`gates`], [`attach`] and [`flow`].
+//! [`load`] (with [`tls`]), [`chaos`], [`gates`], [`attach`] and [`flow`].
 //!
 //! This layer sits between the raw model and the plan: it imports both, and nothing
 //! that runs (cluster, load, chaos, gate, report), so checking a scenario never
@@ -31,6 +31,7 @@ mod load;
 mod service;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 const DURATION_FORMAT: &str =
     "a number with a unit: ms, s, m or h, for example \"30s\" or \"1m 30s\"";
@@ -69,6 +70,12 @@ pub fn build(source: &Source, overrides: &Overrides) -> Result<Plan, Vec<Problem
     let service = v.service(&raw.service, has_store, attached);
     let balancer = v.balancer(&raw.balancer);
     let mut load = v.load(&raw.load);
+    let tls = tls::validate(source, &overrides.set, raw.load.tls.as_ref())
+        .map_err(|problems| v.problems.extend(problems))
+        .unwrap_or_default();
+    if let Some(load) = &mut load {
+        load.tls = tls;
+    }
     if let Some(raw_flow) = &raw.flow {
         let flow = flow::validate(&mut v, raw_flow).map(std::sync::Arc::new);
         if let Some(load) = &mut load {
