@@ -156,6 +156,16 @@ pub struct SpectrumSummary {
     pub uncorrected: Vec<[f64; 2]>,
 }
 
+/// The fault an anomaly's `nearest_fault` names, without how long before it came
+/// (`"kill of replica-1.0 at 3.0s, 1.9s before"` → `"kill of replica-1.0 at 3.0s"`),
+/// so that every anomaly after one fault falls in one window.
+fn fault_window(nearest: &str) -> &str {
+    match nearest.rsplit_once(", ") {
+        Some((fault, ago)) if ago.ends_with("s before") => fault,
+        _ => nearest,
+    }
+}
+
 impl AnomalyGroup {
     /// Groups `anomalies` (in time order) by kind, replica and fault window, largest
     /// group first, at most [`ANOMALY_GROUPS`] of them.
@@ -164,11 +174,12 @@ impl AnomalyGroup {
         let mut groups: BTreeMap<Key<'_>, AnomalyGroup> = BTreeMap::new();
         for a in anomalies {
             let at = a.at.as_millis() as u64;
-            let key = (a.kind, a.served_by.as_deref(), a.nearest_fault.as_deref());
+            let window = a.nearest_fault.as_deref().map(fault_window);
+            let key = (a.kind, a.served_by.as_deref(), window);
             let group = groups.entry(key).or_insert_with(|| AnomalyGroup {
                 kind: a.kind,
                 served_by: a.served_by.clone(),
-                nearest_fault: a.nearest_fault.clone(),
+                nearest_fault: window.map(str::to_string),
                 count: 0,
                 first_ms: at,
                 last_ms: at,
@@ -205,8 +216,8 @@ pub struct AnomalyGroup {
     pub kind: AnomalyKind,
     /// The replica that answered (as the app or the balancer named it), if known.
     pub served_by: Option<String>,
-    /// The last fault before them (see [`Anomaly::nearest_fault`]); none before the
-    /// first fault.
+    /// The last fault before them (see [`Anomaly::nearest_fault`], without the
+    /// delay); none before the first fault.
     pub nearest_fault: Option<String>,
     pub count: u64,
     pub first_ms: u64,
@@ -696,12 +707,33 @@ mod tests {
             detail: String::new(),
             nearest_fault: fault.map(str::to_string),
         };
-        let kill = Some("kill replica-1 at 2.0s");
+        let kill = Some("kill of replica-1.0 at 2.0s");
+        let after = |ago: &str| Some(format!("kill of replica-1.0 at 2.0s, {ago} before"));
         let s = AnomalySummary::of(vec![
-            anomaly(AnomalyKind::LostSession, "replica-0", kill, 2500),
-            anomaly(AnomalyKind::LostSession, "replica-0", kill, 2100),
-            anomaly(AnomalyKind::LostSession, "replica-2", kill, 3900),
-            anomaly(AnomalyKind::LostWrite, "replica-0", kill, 2200),
+            anomaly(
+                AnomalyKind::LostSession,
+                "replica-0",
+                after("0.5s").as_deref(),
+                2500,
+            ),
+            anomaly(
+                AnomalyKind::LostSession,
+                "replica-0",
+                after("0.1s").as_deref(),
+                2100,
+            ),
+            anomaly(
+                AnomalyKind::LostSession,
+                "replica-2",
+                after("1.9s").as_deref(),
+                3900,
+            ),
+            anomaly(
+                AnomalyKind::LostWrite,
+                "replica-0",
+                after("0.2s").as_deref(),
+                2200,
+            ),
             anomaly(AnomalyKind::LostSession, "replica-0", None, 900),
         ]);
         let largest = &s.groups[0];
