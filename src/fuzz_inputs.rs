@@ -70,7 +70,7 @@ pub fn parsers(data: &[u8]) {
 /// sort them into answers or a failure, never panic, never read a body larger
 /// than what came.
 pub fn answers(data: &[u8]) {
-    for (_, body) in crate::load::http::read_answers(data).into_iter().flatten() {
+    for (_, body) in crate::load::wire::read_answers(data).into_iter().flatten() {
         assert!(
             body <= data.len(),
             "a body of {body} bytes from {} bytes",

@@ -235,7 +235,7 @@ fn the_answer_seeds_read_whole_and_mutated_answers_never_panic() {
     let seeds = answer_seeds();
     assert!(seeds.len() >= 4);
     for seed in &seeds {
-        let answers = sessionstorm::load::http::read_answers(seed);
+        let answers = sessionstorm::load::wire::read_answers(seed);
         assert!(
             !answers.is_empty() && answers.iter().all(Result::is_ok),
             "{answers:?} from {}",

@@ -31,6 +31,7 @@ pub mod session;
 pub mod shard;
 pub mod targets;
 pub mod tls;
+pub mod wire;
 
 use std::collections::VecDeque;
 use std::future::Future;

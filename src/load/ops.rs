@@ -14,9 +14,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::exchange::{failed_in, Done, Job, BACKOFF};
-use super::http::{request, Reply};
+use super::http::request;
 use super::session::{LiveSession, Step};
 use super::targets::Urls;
+use super::wire::Reply;
 use super::Driver;
 use crate::metrics::{ErrorKind, Live, Outcome};
 use crate::session::{Anomaly, Op, Seen, SessionModel, State};

@@ -1,0 +1,414 @@
+//! HTTP/1.1 on the wire, for the load's client ([`super::http`]): a request written
+//! into a buffer, and an answer read from any byte stream, framed by `Content-Length`,
+//! chunks or the end of the connection. Kept apart from the connections and the pool,
+//! so the reader is tested (and fuzzed, [`read_answers`]) on bytes alone.
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::{HeaderMap, Method, Request, StatusCode};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use crate::metrics::ErrorKind;
+
+/// An answer read in full.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// Headers an answer may have at most; more is not an answer the load can judge.
+const MAX_HEADERS: usize = 64;
+/// The longest answer head, and the largest body, read before giving up on it.
+const MAX_HEAD: usize = 64 * 1024;
+const MAX_BODY: usize = 64 * 1024 * 1024;
+/// Bytes asked of the socket at a time.
+pub(super) const READ_SIZE: usize = 16 * 1024;
+
+/// Writes `request` as HTTP/1.1 into `out`, replacing what was there.
+pub(super) fn encode(request: &Request<Bytes>, host: &str, keep_alive: bool, out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(request.method().as_str().as_bytes());
+    out.push(b' ');
+    let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
+    out.extend_from_slice(path.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    out.extend_from_slice(host.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in request.headers() {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    let body = request.body();
+    let has_body = !body.is_empty()
+        || matches!(
+            *request.method(),
+            Method::POST | Method::PUT | Method::PATCH
+        );
+    if has_body {
+        use std::io::Write;
+        let _ = write!(out, "content-length: {}\r\n", body.len());
+    }
+    if !keep_alive {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+}
+
+/// Reads more of the answer into `buf`; the end of the connection is `Ok(false)`.
+async fn fill<R: AsyncRead + Unpin>(io: &mut R, buf: &mut BytesMut) -> Result<bool, ErrorKind> {
+    buf.reserve(READ_SIZE);
+    match io.read_buf(buf).await {
+        Ok(0) => Ok(false),
+        Ok(_) => Ok(true),
+        Err(_) => Err(ErrorKind::Reset),
+    }
+}
+
+/// An answer's head, parsed.
+struct Head {
+    /// Its length in bytes, the blank line included.
+    len: usize,
+    status: StatusCode,
+    headers: HeaderMap,
+    http10: bool,
+}
+
+/// The answer head at the start of `buf`, if all of it is there. Kept out of the
+/// async reader so the parser's header slots live on the stack for the parse
+/// alone, not in every operation's future.
+fn parse_head(buf: &[u8]) -> Result<Option<Head>, ErrorKind> {
+    let mut slots = [const { std::mem::MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
+    let mut parsed = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut parsed,
+        buf,
+        &mut slots,
+    ) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err(ErrorKind::BadBody),
+    };
+    let status = parsed
+        .code
+        .and_then(|c| StatusCode::from_u16(c).ok())
+        .ok_or(ErrorKind::BadBody)?;
+    let mut headers = HeaderMap::with_capacity(parsed.headers.len());
+    for h in parsed.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| ErrorKind::BadBody)?;
+        let value = HeaderValue::from_bytes(h.value).map_err(|_| ErrorKind::BadBody)?;
+        headers.append(name, value);
+    }
+    Ok(Some(Head {
+        len,
+        status,
+        headers,
+        http10: parsed.version == Some(0),
+    }))
+}
+
+/// How an answer's body is framed.
+enum Framing {
+    Length(usize),
+    Chunked,
+    UntilClose,
+}
+
+/// Reads one whole answer from `io`, starting with what `buf` holds; leaves in
+/// `buf` what came after it. Returns the answer and whether the connection may
+/// carry another request.
+pub(super) async fn read_reply<R: AsyncRead + Unpin>(
+    io: &mut R,
+    buf: &mut BytesMut,
+    head_only: bool,
+) -> Result<(Reply, bool), ErrorKind> {
+    loop {
+        let Head {
+            len: head_len,
+            status,
+            headers,
+            http10,
+        } = loop {
+            if let Some(head) = parse_head(buf)? {
+                break head;
+            }
+            if buf.len() >= MAX_HEAD {
+                return Err(ErrorKind::BadBody);
+            }
+            if !fill(io, buf).await? {
+                return Err(ErrorKind::Reset);
+            }
+        };
+        buf.advance(head_len);
+        if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
+            continue;
+        }
+        let closes = http10
+            || headers
+                .get_all(CONNECTION)
+                .iter()
+                .any(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+        let framing = if head_only
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED
+        {
+            Framing::Length(0)
+        } else if headers
+            .get_all(TRANSFER_ENCODING)
+            .iter()
+            .any(|v| v.as_bytes().to_ascii_lowercase().ends_with(b"chunked"))
+        {
+            Framing::Chunked
+        } else if let Some(length) = headers.get(CONTENT_LENGTH) {
+            let length = std::str::from_utf8(length.as_bytes())
+                .ok()
+                .and_then(|l| l.trim().parse().ok())
+                .filter(|&l| l <= MAX_BODY)
+                .ok_or(ErrorKind::BadBody)?;
+            Framing::Length(length)
+        } else {
+            Framing::UntilClose
+        };
+        let (body, reusable) = match framing {
+            Framing::Length(n) => {
+                while buf.len() < n {
+                    if !fill(io, buf).await? {
+                        return Err(ErrorKind::Reset);
+                    }
+                }
+                (buf.split_to(n).freeze(), !closes)
+            }
+            Framing::Chunked => (read_chunked(io, buf).await?, !closes),
+            Framing::UntilClose => {
+                while fill(io, buf).await? {
+                    if buf.len() > MAX_BODY {
+                        return Err(ErrorKind::BadBody);
+                    }
+                }
+                (buf.split().freeze(), false)
+            }
+        };
+        let reply = Reply {
+            status,
+            headers,
+            body,
+        };
+        return Ok((reply, reusable));
+    }
+}
+
+/// The position just past the next CRLF in `buf`, reading more until there is one.
+async fn line<R: AsyncRead + Unpin>(io: &mut R, buf: &mut BytesMut) -> Result<usize, ErrorKind> {
+    let mut searched = 0;
+    loop {
+        if let Some(at) = buf[searched..].windows(2).position(|w| w == b"\r\n") {
+            return Ok(searched + at + 2);
+        }
+        if buf.len() > MAX_HEAD {
+            return Err(ErrorKind::BadBody);
+        }
+        searched = buf.len().saturating_sub(1);
+        if !fill(io, buf).await? {
+            return Err(ErrorKind::Reset);
+        }
+    }
+}
+
+/// Reads a chunked body from where `buf` starts, trailers included.
+async fn read_chunked<R: AsyncRead + Unpin>(
+    io: &mut R,
+    buf: &mut BytesMut,
+) -> Result<Bytes, ErrorKind> {
+    let mut body = BytesMut::new();
+    loop {
+        let end = line(io, buf).await?;
+        let size_text = std::str::from_utf8(&buf[..end - 2]).map_err(|_| ErrorKind::BadBody)?;
+        let size_text = size_text.split(';').next().unwrap_or("").trim();
+        let size = usize::from_str_radix(size_text, 16).map_err(|_| ErrorKind::BadBody)?;
+        buf.advance(end);
+        if size == 0 {
+            // Trailers, up to an empty line.
+            loop {
+                let end = line(io, buf).await?;
+                buf.advance(end);
+                if end == 2 {
+                    return Ok(body.freeze());
+                }
+            }
+        }
+        if body.len() + size > MAX_BODY {
+            return Err(ErrorKind::BadBody);
+        }
+        while buf.len() < size + 2 {
+            if !fill(io, buf).await? {
+                return Err(ErrorKind::Reset);
+            }
+        }
+        body.extend_from_slice(&buf[..size]);
+        if &buf[size..size + 2] != b"\r\n" {
+            return Err(ErrorKind::BadBody);
+        }
+        buf.advance(size + 2);
+    }
+}
+
+/// Reads answers from `data` as a service would send them before closing the
+/// connection, until one fails or nothing is left; (status, body length) of each.
+/// The entry point for fuzzing the reader ([`crate::fuzz_inputs::answers`]).
+pub fn read_answers(data: &[u8]) -> Vec<Result<(StatusCode, usize), ErrorKind>> {
+    use futures_util::FutureExt;
+    let (mut io, mut buf) = (data, BytesMut::new());
+    let mut answers = Vec::new();
+    while !(io.is_empty() && buf.is_empty()) {
+        // A slice never makes a read wait, so the reader finishes in one poll.
+        let read = read_reply(&mut io, &mut buf, false)
+            .now_or_never()
+            .expect("reading from memory never waits");
+        let failed = read.is_err();
+        answers.push(read.map(|(reply, _)| (reply.status, reply.body.len())));
+        if failed {
+            break;
+        }
+    }
+    answers
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncWriteExt;
+
+    use super::super::http::request;
+    use super::*;
+
+    #[test]
+    fn requests_carry_host_length_and_headers() {
+        let mut post = request(Method::POST, "/session/items".parse().unwrap(), "{}".into());
+        post.headers_mut()
+            .insert(http::header::COOKIE, HeaderValue::from_static("sid=a"));
+        let mut out = Vec::new();
+        encode(&post, "127.0.0.1", true, &mut out);
+        assert_eq!(
+            String::from_utf8(out.clone()).unwrap(),
+            "POST /session/items HTTP/1.1\r\nhost: 127.0.0.1\r\ncookie: sid=a\r\ncontent-length: 2\r\n\r\n{}"
+        );
+        let empty_post = request(Method::POST, "/session".parse().unwrap(), Bytes::new());
+        encode(&empty_post, "h:1", false, &mut out);
+        assert_eq!(
+            String::from_utf8(out.clone()).unwrap(),
+            "POST /session HTTP/1.1\r\nhost: h:1\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        );
+        let get = request(Method::GET, "/session".parse().unwrap(), Bytes::new());
+        encode(&get, "h:1", true, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "GET /session HTTP/1.1\r\nhost: h:1\r\n\r\n"
+        );
+    }
+
+    /// Reads up to `n` answers from `wire`, delivered `piece` bytes at a time and
+    /// then closed, stopping at the first that fails: (status, body, reusable).
+    async fn read_n(
+        wire: &str,
+        piece: usize,
+        head_only: bool,
+        n: usize,
+    ) -> Vec<Result<(u16, String, bool), ErrorKind>> {
+        let (mut server, mut client) = tokio::io::duplex(64);
+        let bytes = wire.as_bytes().to_vec();
+        let writer = tokio::spawn(async move {
+            for chunk in bytes.chunks(piece) {
+                server.write_all(chunk).await.unwrap();
+            }
+        });
+        let mut buf = BytesMut::new();
+        let mut answers = Vec::new();
+        while answers.len() < n {
+            let result = read_reply(&mut client, &mut buf, head_only)
+                .await
+                .map(|(r, reuse)| {
+                    (
+                        r.status.as_u16(),
+                        String::from_utf8(r.body.to_vec()).unwrap(),
+                        reuse,
+                    )
+                });
+            let failed = result.is_err();
+            answers.push(result);
+            if failed {
+                break;
+            }
+        }
+        writer.await.unwrap();
+        answers
+    }
+
+    #[tokio::test]
+    async fn answers_framed_every_way_read_the_same_in_any_pieces() {
+        let wire = concat!(
+            "HTTP/1.1 100 Continue\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Served-By: a\r\n\r\nhello",
+            "HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "3;ext=1\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nTrailer: x\r\n\r\n",
+            "HTTP/1.1 204 No Content\r\n\r\n",
+            "HTTP/1.1 303 See Other\r\nLocation: /login\r\nContent-Length: 0\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end",
+        );
+        for piece in [1, 2, 3, 7, 64, wire.len()] {
+            let answers = read_n(wire, piece, false, 5).await;
+            assert_eq!(
+                answers,
+                vec![
+                    Ok((200, "hello".into(), true)),
+                    Ok((201, "abc0123456789abcdef".into(), true)),
+                    Ok((204, String::new(), true)),
+                    Ok((303, String::new(), true)),
+                    Ok((200, "until the end".into(), false)),
+                ],
+                "pieces of {piece}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_closed_or_broken_answer_is_a_reset_or_a_bad_body() {
+        use ErrorKind::{BadBody, Reset};
+        type Expected = Result<(u16, &'static str, bool), ErrorKind>;
+        let cases: [(&str, bool, Expected); 6] = [
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+                false,
+                Err(Reset),
+            ),
+            ("HTTP/1.1 200 OK\r\nContent-Le", false, Err(Reset)),
+            ("SSH-2.0-OpenSSH\r\n\r\n", false, Err(BadBody)),
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                false,
+                Err(BadBody),
+            ),
+            // HTTP/1.0 closes after the answer; a HEAD answer has no body.
+            (
+                "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok",
+                false,
+                Ok((200, "ok", false)),
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n",
+                true,
+                Ok((200, "", true)),
+            ),
+        ];
+        for (wire, head_only, expected) in cases {
+            let expected = expected.map(|(status, body, reuse)| (status, body.to_string(), reuse));
+            assert_eq!(
+                read_n(wire, 4, head_only, 1).await,
+                vec![expected],
+                "{wire:?}"
+            );
+        }
+    }
+}
