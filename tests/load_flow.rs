@@ -4,7 +4,6 @@
 //! doubles or forgets what it acknowledged.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,15 +13,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use sessionstorm::load::targets::Targets;
-use sessionstorm::load::{Driver, LoadOutcome};
-use sessionstorm::metrics::{ErrorKind, FailureTimeline, Live, Outcome};
-use sessionstorm::scenario::overrides::Overrides;
-use sessionstorm::scenario::Source;
+use sessionstorm::load::LoadOutcome;
+use sessionstorm::metrics::{ErrorKind, Outcome};
 use sessionstorm::session::{AnomalyKind, Op};
-use sessionstorm::validate::build;
-use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
+
+#[path = "support/drive.rs"]
+mod support;
+use support::drive as serve_and_drive;
 
 /// How the app misbehaves.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -167,31 +164,7 @@ async fn drive_with(fault: Fault, scenario: &str) -> (LoadOutcome, u64) {
         .route("/", get(page))
         .route("/increment", post(increment))
         .with_state(app);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-
-    let source = Source {
-        path: PathBuf::from("flow.toml"),
-        text: scenario.to_string(),
-    };
-    let plan = build(&source, &Overrides::default()).unwrap();
-    let driver = Arc::new(Driver::new(
-        Arc::new(Targets::one(&format!("http://{addr}"))),
-        &plan.load,
-        plan.seed,
-        Instant::now(),
-        Arc::new(Live::default()),
-        Arc::new(FailureTimeline::new(Duration::from_secs(60))),
-    ));
-    let stop = CancellationToken::new();
-    let stopper = stop.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        stopper.cancel();
-    });
-    let mut outcome = driver.run(&stop, None).await;
-    let swept = driver.sweep(&mut outcome.sessions).await;
+    let (mut outcome, swept) = serve_and_drive(router, scenario, Duration::ZERO).await;
     outcome.anomalies.extend(swept.anomalies);
     assert_eq!(swept.unverified, 0);
     (outcome, swept.checked)

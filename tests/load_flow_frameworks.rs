@@ -7,7 +7,6 @@
 //! anomaly, the broken one must be caught as the kind of loss it is.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant as StdInstant};
@@ -17,15 +16,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Form, Router};
-use sessionstorm::load::targets::Targets;
-use sessionstorm::load::Driver;
-use sessionstorm::metrics::{FailureTimeline, Live};
-use sessionstorm::scenario::overrides::Overrides;
-use sessionstorm::scenario::Source;
 use sessionstorm::session::{Anomaly, AnomalyKind};
-use sessionstorm::validate::build;
-use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
+
+#[path = "support/drive.rs"]
+mod support;
 
 /// One server-side session: a counter, the items of a cart and their op ids.
 #[derive(Default, Clone)]
@@ -305,31 +299,7 @@ impl Found {
 
 /// Drives `flow` against `app` for a second, waits `pause`, then sweeps.
 async fn drive(app: Router, flow: &str, pause: Duration) -> Found {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let source = Source {
-        path: PathBuf::from("framework.toml"),
-        text: format!("{HEAD}{flow}"),
-    };
-    let plan = build(&source, &Overrides::default()).unwrap_or_else(|p| panic!("{p:#?}"));
-    let driver = Arc::new(Driver::new(
-        Arc::new(Targets::one(&format!("http://{addr}"))),
-        &plan.load,
-        plan.seed,
-        Instant::now(),
-        Arc::new(Live::default()),
-        Arc::new(FailureTimeline::new(Duration::from_secs(60))),
-    ));
-    let stop = CancellationToken::new();
-    let stopper = stop.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        stopper.cancel();
-    });
-    let mut outcome = driver.run(&stop, None).await;
-    tokio::time::sleep(pause).await;
-    let swept = driver.sweep(&mut outcome.sessions).await;
+    let (mut outcome, swept) = support::drive(app, &format!("{HEAD}{flow}"), pause).await;
     outcome.anomalies.extend(swept.anomalies);
     Found {
         anomalies: outcome.anomalies,
