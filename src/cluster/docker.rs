@@ -19,10 +19,10 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::engine::{ContainerSpec, Engine, EngineError, Removed};
+use super::limits::{self, Ended, Limits};
+use super::netns::{self, Shaping};
 use super::upload::tar_of;
-use super::{
-    haproxy, Acted, Action, Cluster, KillOutcome, Lifecycle, Victim, ROLE_LABEL, RUN_LABEL,
-};
+use super::{haproxy, Acted, Action, Cluster, Lifecycle, Victim, ROLE_LABEL, RUN_LABEL};
 use crate::load::targets::Targets;
 use crate::plan::template::{Template, Values};
 use crate::plan::{BalancerKind, Persistence, Plan, StoreKind};
@@ -49,8 +49,10 @@ pub struct DockerCluster {
     balancer_health: Mutex<String>,
     /// Addresses of containers taken off the network, to come back at.
     addresses: Mutex<HashMap<String, String>>,
-    /// Numbers the short-lived helper containers of `blackhole`.
+    /// Numbers the short-lived helper containers of `blackhole`, `loss` and `bandwidth`.
     helpers: std::sync::atomic::AtomicU32,
+    /// The limits of containers under a `cpu` or `oom` fault, as they were before.
+    kept: Mutex<HashMap<String, Limits>>,
     /// Where the load sends requests, known once started; updated when a replica
     /// gets a new published port (direct balancing).
     targets: OnceLock<Arc<Targets>>,
@@ -81,6 +83,7 @@ impl DockerCluster {
             balancer_health: Mutex::new(String::new()),
             addresses: Mutex::new(HashMap::new()),
             helpers: Default::default(),
+            kept: Mutex::new(HashMap::new()),
             targets: OnceLock::new(),
         }
     }
@@ -484,14 +487,35 @@ impl DockerCluster {
         }
     }
 
-    /// Drops (`-I`) or lets through again (`-D`) all traffic of `container`.
-    async fn iptables(&self, container: &str, op: &str) -> Result<(), EngineError> {
+    /// Starts (`on`) or undoes `shaping` of the traffic of `container`.
+    async fn shape(&self, container: &str, shaping: Shaping, on: bool) -> Result<(), EngineError> {
         let n = self
             .helpers
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let helper = self.name(&format!("blackhole-{n}"));
-        super::blackhole::iptables(&self.engine, &helper, self.labels("helper"), container, op)
-            .await
+        let helper = self.name(&format!("nettools-{n}"));
+        netns::shape(
+            &self.engine,
+            &helper,
+            self.labels("helper"),
+            container,
+            shaping,
+            on,
+        )
+        .await
+    }
+
+    /// Keeps the container's limits before a fault changes them (the first ones, if a
+    /// fault is already holding it), and returns them.
+    async fn keep_limits(&self, container: &str) -> Result<Limits, EngineError> {
+        if let Some(was) = self.kept.lock().expect("kept lock").get(container) {
+            return Ok(*was);
+        }
+        let was = limits::current(&self.engine, container).await?;
+        self.kept
+            .lock()
+            .expect("kept lock")
+            .insert(container.to_string(), was);
+        Ok(was)
     }
 
     /// Puts a fresh replica in `slot` and waits until it is healthy.
@@ -538,11 +562,7 @@ impl Cluster for DockerCluster {
         let began = Instant::now();
         let deadline = began + self.plan.service.ready_timeout;
         let (container, instance, alias) = self.container_of(victim);
-        let mut acted = Acted {
-            instance,
-            outcome: KillOutcome::Killed,
-            ready_after: None,
-        };
+        let mut acted = Acted::on(instance);
         match action {
             Action::Kill => acted.outcome = self.engine.kill(&container).await?,
             Action::Stop(grace) => acted.outcome = self.engine.stop(&container, grace).await?,
@@ -567,8 +587,31 @@ impl Cluster for DockerCluster {
             }
             Action::Pause => self.engine.pause(&container).await?,
             Action::Unpause => self.engine.unpause(&container).await?,
-            Action::BlackholeOn => self.iptables(&container, "-I").await?,
-            Action::BlackholeOff => self.iptables(&container, "-D").await?,
+            Action::BlackholeOn => self.shape(&container, Shaping::Blackhole, true).await?,
+            Action::BlackholeOff => self.shape(&container, Shaping::Blackhole, false).await?,
+            Action::ShapeOn(shaping) => self.shape(&container, shaping, true).await?,
+            Action::ShapeOff(shaping) => self.shape(&container, shaping, false).await?,
+            Action::Throttle(millicores) => {
+                let was = self.keep_limits(&container).await?;
+                limits::throttle(&self.engine, &container, was, millicores).await?
+            }
+            Action::LimitMemory(bytes) => {
+                self.keep_limits(&container).await?;
+                let limit = limits::limit_memory(&self.engine, &container, bytes).await?;
+                acted.detail = Some(format!("memory limit {:.1} MiB", limit as f64 / 1048576.0));
+            }
+            Action::Unthrottle | Action::UnlimitMemory => {
+                let was = self
+                    .kept
+                    .lock()
+                    .expect("kept lock")
+                    .get(&container)
+                    .copied();
+                if let Some(was) = was {
+                    limits::restore(&self.engine, &container, was).await?;
+                    self.kept.lock().expect("kept lock").remove(&container);
+                }
+            }
             Action::Disconnect => {
                 if let Ok(ip) = self.engine.ip(&container, &self.network).await {
                     self.addresses
@@ -605,6 +648,11 @@ impl Cluster for DockerCluster {
             self.retarget(slot).await?;
         }
         Ok(acted)
+    }
+
+    async fn ended(&self, victim: Victim) -> Result<Option<Ended>, EngineError> {
+        let (container, _, _) = self.container_of(victim);
+        limits::ended(&self.engine, &container).await
     }
 
     async fn ping(&self) -> Result<(), EngineError> {

@@ -224,9 +224,10 @@ impl Engine {
                 cap_add: (!spec.cap_add.is_empty()).then(|| spec.cap_add.clone()),
                 ..Default::default()
             }),
-            // `container:<name>` shares another container's network: no endpoint of its own.
-            networking_config: (!spec.network.starts_with("container:")).then(|| {
-                NetworkingConfig {
+            // `container:<name>` shares another container's network, `none` has none of
+            // its own: no endpoint.
+            networking_config: (!spec.network.starts_with("container:") && spec.network != "none")
+                .then(|| NetworkingConfig {
                     endpoints_config: Some(HashMap::from([(
                         spec.network.clone(),
                         EndpointSettings {
@@ -234,8 +235,7 @@ impl Engine {
                             ..Default::default()
                         },
                     )])),
-                }
-            }),
+                }),
             ..Default::default()
         };
         let options = CreateContainerOptionsBuilder::default()

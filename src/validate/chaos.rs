@@ -9,7 +9,9 @@ use super::Validator;
 use crate::plan::{AfterKill, BalancerKind, ChaosPlan, Fault, Schedule, Target};
 use crate::scenario;
 
-const FAULTS: &str = "\"kill\", \"stop\", \"restart\", \"pause\", \"disconnect\", \"blackhole\"";
+const FAULTS: &str = "\"kill\", \"stop\", \"restart\", \"pause\", \"disconnect\", \"blackhole\", \"cpu\", \"loss\", \"bandwidth\", \"oom\"";
+const TEMPORARY: &str =
+    "\"pause\", \"disconnect\", \"blackhole\", \"cpu\", \"loss\", \"bandwidth\", \"oom\"";
 const TARGETS: &str =
     "\"random-replica\", \"replica-<slot>\" (from 0), a share like \"25%\", \"store\", \"balancer\"";
 const AFTER_KILL: &str = "\"replace\", \"restart\", \"none\"";
@@ -21,20 +23,27 @@ pub const MAX_FAULTS_PER_ENTRY: usize = 10_000;
 
 impl Validator<'_> {
     pub(super) fn chaos(&mut self, raw: &scenario::Chaos, replicas: usize) -> Option<ChaosPlan> {
-        let fault = match raw.fault.get_ref().as_str() {
+        let name = raw.fault.get_ref().as_str();
+        self.grey_keys_fit(name, raw);
+        let fault = match name {
             "kill" => Some(Fault::Kill),
             "stop" => Some(Fault::Stop),
             "restart" => Some(Fault::Restart),
             "pause" => Some(Fault::Pause),
             "disconnect" => Some(Fault::Disconnect),
             "blackhole" => Some(Fault::Blackhole),
-            other => {
-                self.problem(
-                    raw.fault.span(),
-                    format!("unknown fault {other:?}; accepted values: {FAULTS}"),
-                );
-                None
-            }
+            other => match self.grey_fault(other, raw) {
+                Some(Some(fault)) => Some(fault),
+                Some(None) => {
+                    self.problem(
+                        raw.fault.span(),
+                        format!("unknown fault {other:?}; accepted values: {FAULTS}"),
+                    );
+                    None
+                }
+                // Known, with a problem in its setting (noted).
+                None => return None,
+            },
         };
         let target = match &raw.target {
             None => Some(Target::RandomReplica),
@@ -51,7 +60,7 @@ impl Validator<'_> {
                 if fault.is_some() {
                     self.problem(
                         d.span(),
-                        "`chaos.duration` applies only to temporary faults (\"pause\", \"disconnect\", \"blackhole\")",
+                        format!("`chaos.duration` applies only to temporary faults ({TEMPORARY})"),
                     );
                 }
                 None
@@ -61,10 +70,15 @@ impl Validator<'_> {
         let grace = self.optional_duration(&raw.grace, "chaos.grace", Duration::from_secs(2));
         let after_kill = match &raw.after_kill {
             None => Some(AfterKill::Replace),
-            Some(a) if !matches!(fault, Some(Fault::Kill | Fault::Stop) | None) => {
+            Some(a)
+                if !matches!(
+                    fault,
+                    Some(Fault::Kill | Fault::Stop | Fault::Oom { .. }) | None
+                ) =>
+            {
                 self.problem(
                     a.span(),
-                    "`chaos.after_kill` applies only to \"kill\" and \"stop\"",
+                    "`chaos.after_kill` applies only to \"kill\", \"stop\" and \"oom\"",
                 );
                 None
             }

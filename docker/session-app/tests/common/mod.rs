@@ -31,6 +31,7 @@ impl TestApp {
             instance_id: instance.to_owned(),
             ttl_secs: 60,
             flush_interval_ms: session_app::config::DEFAULT_FLUSH_INTERVAL_MS,
+            leak_kib_per_request: 0,
         })
         .await
     }
@@ -70,6 +71,7 @@ impl TestApp {
             instance_id: instance.to_owned(),
             ttl_secs: 60,
             flush_interval_ms: flush_ms,
+            leak_kib_per_request: 0,
         })
         .await
     }
@@ -165,6 +167,7 @@ impl RedisServer {
             instance_id: instance.to_owned(),
             ttl_secs: 60,
             flush_interval_ms: flush_ms,
+            leak_kib_per_request: 0,
         })
         .await
     }
