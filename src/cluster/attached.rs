@@ -400,10 +400,15 @@ impl AttachedCluster {
     }
 
     /// Puts back the limits kept for the slot, if a fault changed them.
-    async fn put_limits_back(&self, slot: usize, member: &Member) -> Result<(), EngineError> {
+    /// (`cpu`: the CPU limits, else the memory limit.)
+    async fn put_limits_back(&self, slot: usize, member: &Member, cpu: bool) -> Result<(), EngineError> {
         let was = self.kept.lock().expect("kept lock").get(&slot).copied();
         if let Some(was) = was {
-            limits::restore(&self.engine, &member.id, was).await?;
+            if cpu {
+                limits::restore_cpu(&self.engine, &member.id, was).await?;
+            } else {
+                limits::restore_memory(&self.engine, &member.id, was).await?;
+            }
             self.kept.lock().expect("kept lock").remove(&slot);
         }
         Ok(())
@@ -434,7 +439,12 @@ impl AttachedCluster {
         for shaping in shaped {
             self.shape(slot, member, shaping, false).await?;
         }
-        self.put_limits_back(slot, member).await?;
+        let kept = self.kept.lock().expect("kept lock").get(&slot).copied();
+        if let Some(was) = kept {
+            limits::restore_cpu(&self.engine, &member.id, was).await?;
+            limits::restore_memory(&self.engine, &member.id, was).await?;
+            self.kept.lock().expect("kept lock").remove(&slot);
+        }
         let downed = self.downed.lock().expect("downed lock").remove(&slot);
         if downed.is_some() && !self.engine.is_running(&member.id).await? {
             self.engine.start(&member.id).await?;
@@ -559,9 +569,8 @@ impl Cluster for AttachedCluster {
                 let limit = limits::limit_memory(&self.engine, &member.id, bytes).await?;
                 acted.detail = Some(format!("memory limit {:.1} MiB", limit as f64 / 1048576.0));
             }
-            Action::Unthrottle | Action::UnlimitMemory => {
-                self.put_limits_back(slot, member).await?
-            }
+            Action::Unthrottle => self.put_limits_back(slot, member, true).await?,
+            Action::UnlimitMemory => self.put_limits_back(slot, member, false).await?,
         }
         Ok(acted)
     }

@@ -608,7 +608,11 @@ impl Cluster for DockerCluster {
                     .get(&container)
                     .copied();
                 if let Some(was) = was {
-                    limits::restore(&self.engine, &container, was).await?;
+                    if action == Action::Unthrottle {
+                        limits::restore_cpu(&self.engine, &container, was).await?;
+                    } else {
+                        limits::restore_memory(&self.engine, &container, was).await?;
+                    }
                     self.kept.lock().expect("kept lock").remove(&container);
                 }
             }

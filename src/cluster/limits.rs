@@ -94,30 +94,38 @@ pub(super) async fn limit_memory(
     Ok(limit)
 }
 
-/// Puts back the limits a fault changed; what was unlimited becomes unlimited again
-/// (-1, since 0 means "leave as it is" to the update API).
-pub(super) async fn restore(
-    engine: &Engine,
-    container: &str,
-    was: Limits,
-) -> Result<(), EngineError> {
-    let unlimited = |v: i64| if v > 0 { v } else { -1 };
-    let mut body = ContainerUpdateBody {
-        memory: Some(unlimited(was.memory)),
-        memory_swap: Some(unlimited(was.memory_swap)),
+/// The largest limit, what the kernel itself reads as "no limit" (the page-aligned
+/// `i64::MAX` a cgroup v1 reports when unlimited). The update API refuses -1 and
+/// takes 0 as "leave as it is", so an unlimited container gets this back.
+pub const UNLIMITED: i64 = 0x7FFF_FFFF_FFFF_F000;
+
+/// Puts back the CPU limits a `cpu` fault changed; a quota that was none becomes
+/// none again (-1, which the update API takes for the CFS quota).
+pub(super) async fn restore_cpu(engine: &Engine, container: &str, was: Limits) -> Result<(), EngineError> {
+    let body = if was.nano_cpus > 0 {
+        ContainerUpdateBody {
+            nano_cpus: Some(was.nano_cpus),
+            ..Default::default()
+        }
+    } else {
+        ContainerUpdateBody {
+            cpu_quota: Some(if was.cpu_quota > 0 { was.cpu_quota } else { -1 }),
+            cpu_period: Some(if was.cpu_period > 0 { was.cpu_period } else { CPU_PERIOD }),
+            ..Default::default()
+        }
+    };
+    update(engine, container, "restore the CPU limits of", body).await
+}
+
+/// Puts back the memory limit an `oom` fault changed ([`UNLIMITED`] for none).
+pub(super) async fn restore_memory(engine: &Engine, container: &str, was: Limits) -> Result<(), EngineError> {
+    let or_unlimited = |v: i64| if v > 0 { v } else { UNLIMITED };
+    let body = ContainerUpdateBody {
+        memory: Some(or_unlimited(was.memory)),
+        memory_swap: Some(or_unlimited(was.memory_swap)),
         ..Default::default()
     };
-    if was.nano_cpus > 0 {
-        body.nano_cpus = Some(was.nano_cpus);
-    } else {
-        body.cpu_quota = Some(unlimited(was.cpu_quota));
-        body.cpu_period = Some(if was.cpu_period > 0 {
-            was.cpu_period
-        } else {
-            CPU_PERIOD
-        });
-    }
-    update(engine, container, "restore the limits of", body).await
+    update(engine, container, "restore the memory limit of", body).await
 }
 
 /// How the container ended, or `None` while it runs.
