@@ -401,7 +401,12 @@ impl AttachedCluster {
 
     /// Puts back the limits kept for the slot, if a fault changed them.
     /// (`cpu`: the CPU limits, else the memory limit.)
-    async fn put_limits_back(&self, slot: usize, member: &Member, cpu: bool) -> Result<(), EngineError> {
+    async fn put_limits_back(
+        &self,
+        slot: usize,
+        member: &Member,
+        cpu: bool,
+    ) -> Result<(), EngineError> {
         let was = self.kept.lock().expect("kept lock").get(&slot).copied();
         if let Some(was) = was {
             if cpu {

@@ -101,7 +101,11 @@ pub const UNLIMITED: i64 = 0x7FFF_FFFF_FFFF_F000;
 
 /// Puts back the CPU limits a `cpu` fault changed; a quota that was none becomes
 /// none again (-1, which the update API takes for the CFS quota).
-pub(super) async fn restore_cpu(engine: &Engine, container: &str, was: Limits) -> Result<(), EngineError> {
+pub(super) async fn restore_cpu(
+    engine: &Engine,
+    container: &str,
+    was: Limits,
+) -> Result<(), EngineError> {
     let body = if was.nano_cpus > 0 {
         ContainerUpdateBody {
             nano_cpus: Some(was.nano_cpus),
@@ -110,7 +114,11 @@ pub(super) async fn restore_cpu(engine: &Engine, container: &str, was: Limits) -
     } else {
         ContainerUpdateBody {
             cpu_quota: Some(if was.cpu_quota > 0 { was.cpu_quota } else { -1 }),
-            cpu_period: Some(if was.cpu_period > 0 { was.cpu_period } else { CPU_PERIOD }),
+            cpu_period: Some(if was.cpu_period > 0 {
+                was.cpu_period
+            } else {
+                CPU_PERIOD
+            }),
             ..Default::default()
         }
     };
@@ -118,7 +126,11 @@ pub(super) async fn restore_cpu(engine: &Engine, container: &str, was: Limits) -
 }
 
 /// Puts back the memory limit an `oom` fault changed ([`UNLIMITED`] for none).
-pub(super) async fn restore_memory(engine: &Engine, container: &str, was: Limits) -> Result<(), EngineError> {
+pub(super) async fn restore_memory(
+    engine: &Engine,
+    container: &str,
+    was: Limits,
+) -> Result<(), EngineError> {
     let or_unlimited = |v: i64| if v > 0 { v } else { UNLIMITED };
     let body = ContainerUpdateBody {
         memory: Some(or_unlimited(was.memory)),

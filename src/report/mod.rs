@@ -319,10 +319,12 @@ impl FaultSummary {
                 failed_requests: r.failed_requests,
             });
         FaultSummary {
-            injected: count(&|e| matches!(
-                e.outcome,
-                "injected" | "revert_failed" | "oom_killed" | "exited" | "survived"
-            )),
+            injected: count(&|e| {
+                matches!(
+                    e.outcome,
+                    "injected" | "revert_failed" | "oom_killed" | "exited" | "survived"
+                )
+            }),
             skipped: count(&|e| e.outcome == "skipped"),
             failed: count(&|e| e.error.is_some()),
             revert_failed: count(&|e| e.outcome == "revert_failed"),
