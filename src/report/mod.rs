@@ -777,6 +777,8 @@ mod tests {
             planned_ms: 1000,
             injected_ms: 1000,
             outcome,
+            params: None,
+            ended_ms: None,
             reason: None,
             replacement: None,
             ready_after_ms: None,
