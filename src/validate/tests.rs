@@ -274,7 +274,31 @@ fn each_new_chaos_key_is_checked_with_its_place_and_accepted_values() {
         ),
         (
             "[[chaos]]\nfault = \"pause\"\nevery = \"1s\"\nafter_kill = \"none\"\n",
-            "only to \"kill\" and \"stop\"",
+            "only to \"kill\", \"stop\" and \"oom\"",
+        ),
+        (
+            "[[chaos]]\nfault = \"cpu\"\nevery = \"1s\"\n",
+            "needs `cpus`",
+        ),
+        (
+            "[[chaos]]\nfault = \"cpu\"\ncpus = 0.001\nevery = \"1s\"\n",
+            "accepted values: 0.01 to 64",
+        ),
+        (
+            "[[chaos]]\nfault = \"loss\"\nloss = \"100%\"\nevery = \"1s\"\n",
+            "1% to 99%",
+        ),
+        (
+            "[[chaos]]\nfault = \"bandwidth\"\nrate = \"1 mb/s\"\nevery = \"1s\"\n",
+            "unknown unit",
+        ),
+        (
+            "[[chaos]]\nfault = \"oom\"\nmemory = \"2MiB\"\nevery = \"1s\"\n",
+            "at least 6MiB",
+        ),
+        (
+            "[[chaos]]\nfault = \"kill\"\ncpus = 0.5\nevery = \"1s\"\n",
+            "`chaos.cpus` applies only to fault \"cpu\"",
         ),
         (
             "[[chaos]]\nfault = \"kill\"\nevery = \"1s\"\nafter_kill = \"resurrect\"\n",
