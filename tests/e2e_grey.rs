@@ -3,6 +3,9 @@
 
 mod common;
 
+use std::path::Path;
+use std::process::Command;
+
 use common::{describe, docker_turn, labelled, run_scenario, unique};
 use serde_json::Value;
 
@@ -76,4 +79,136 @@ fn cpu_loss_and_bandwidth_are_applied_then_reverted_and_pass() {
         }
         assert!(labelled(&id).is_empty());
     }
+}
+
+/// What a helper in `container`'s network namespace sees there: `tc qdisc show` and
+/// `iptables -S`. The helper carries the run's label, so the run's cleanup takes it.
+fn netns_state(run_id: &str, container: &str) -> String {
+    let mut seen = String::new();
+    for (entrypoint, args) in [
+        ("/usr/sbin/tc", &["qdisc", "show", "dev", "eth0"][..]),
+        ("/usr/sbin/xtables-nft-multi", &["iptables", "-S"][..]),
+    ] {
+        let out = Command::new("docker")
+            .args([
+                "run",
+                "--rm",
+                "--label",
+                &format!("sessionstorm.run={run_id}"),
+            ])
+            .args([
+                "--network",
+                &format!("container:{container}"),
+                "--cap-add",
+                "NET_ADMIN",
+            ])
+            .args(["--entrypoint", entrypoint, "sessionstorm/nettools"])
+            .args(args)
+            .output()
+            .expect("the docker CLI runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        seen.push_str(&String::from_utf8_lossy(&out.stdout));
+    }
+    seen
+}
+
+fn inspect(container: &str, format: &str) -> String {
+    let out = Command::new("docker")
+        .args(["inspect", "-f", format, container])
+        .output()
+        .expect("the docker CLI runs");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Every grey fault, one after the other on the same replica, each undone before the
+/// next: once all four are reverted (the run still going), the replica has no CPU
+/// quota, no memory limit, no qdisc and no rule left, and the run passes.
+#[test]
+fn each_grey_fault_leaves_nothing_behind_once_reverted() {
+    let _docker = docker_turn();
+    let id = unique("e2e-grey-revert");
+    let (_dir, scenario) = common::temp_scenario(
+        r#"
+name = "grey-revert"
+seed = 1
+duration = "18s"
+min_alive = 1
+[service]
+replicas = 2
+env = { MODE = "redis" }
+[load]
+model = "open"
+rate = 40
+appends_per_session = 5
+[[chaos]]
+fault = "cpu"
+cpus = 0.1
+target = "replica-0"
+at = ["1s"]
+duration = "1s"
+[[chaos]]
+fault = "loss"
+loss = "20%"
+target = "replica-0"
+at = ["4s"]
+duration = "1s"
+[[chaos]]
+fault = "bandwidth"
+rate = "100kbit"
+target = "replica-0"
+at = ["7s"]
+duration = "1s"
+[[chaos]]
+fault = "oom"
+memory = "1GiB"
+target = "replica-0"
+at = ["10s"]
+duration = "1s"
+"#,
+    );
+    let out = tempfile::tempdir().unwrap();
+    let _guard = common::RunGuard(id.clone());
+    let (mut child, lines, _) = common::start_run(Path::new(&scenario), &id, out.path());
+    let container = format!("sessionstorm-{id}-replica-0.0");
+    let mut reverted = Vec::new();
+    let mut lines = lines;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if line.contains(" replica-0.0: ") && line.contains("reverted at") {
+            reverted.push(line);
+        }
+        if reverted.len() == 4 {
+            break;
+        }
+    }
+    assert_eq!(reverted.len(), 4, "{reverted:#?}");
+    assert!(
+        reverted[3].contains("oom replica-0.0: survived"),
+        "{reverted:#?}"
+    );
+    // The run goes on for a few seconds yet: look at the replica now.
+    let quota: i64 = inspect(&container, "{{.HostConfig.CpuQuota}}")
+        .parse()
+        .unwrap();
+    assert!(quota <= 0, "a CPU quota is left: {quota}");
+    let memory: i64 = inspect(&container, "{{.HostConfig.Memory}}")
+        .parse()
+        .unwrap();
+    assert!(
+        memory == 0 || memory >= 1 << 62,
+        "a memory limit is left: {memory}"
+    );
+    let netns = netns_state(&id, &container);
+    assert!(!netns.contains("tbf"), "a qdisc is left: {netns}");
+    assert!(!netns.contains("DROP"), "a rule is left: {netns}");
+    assert!(netns.contains("-P INPUT ACCEPT"), "{netns}");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{rest:#?}");
+    drop(_guard);
+    assert!(labelled(&id).is_empty());
 }
