@@ -58,7 +58,7 @@ fn cpu_loss_and_bandwidth_are_applied_then_reverted_and_pass() {
     let _docker = docker_turn();
     for (scenario, fault, params) in [
         ("scenarios/cpu-starve.toml", "cpu", "0.050 cpu"),
-        ("scenarios/loss.toml", "loss", "10% of packets dropped"),
+        ("scenarios/loss.toml", "loss", "30% of packets dropped"),
         ("scenarios/bandwidth.toml", "bandwidth", "64 kbit/s"),
     ] {
         let id = unique(&format!("e2e-{fault}"));
@@ -76,6 +76,11 @@ fn cpu_loss_and_bandwidth_are_applied_then_reverted_and_pass() {
             );
             assert!(e["error"].is_null(), "{e}");
             assert!(e["reverted_ms"].as_u64().unwrap() > e["injected_ms"].as_u64().unwrap());
+        }
+        if fault == "loss" {
+            // Dropped packets are felt: some requests failed (timed out) in the windows.
+            let failed = &run.summary.as_ref().unwrap()["faults"]["failed_requests"];
+            assert!(failed.as_u64().unwrap() > 0, "{}", describe(&run));
         }
         assert!(labelled(&id).is_empty());
     }

@@ -128,3 +128,41 @@ pub(super) async fn shape(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loss_drops_that_share_both_ways_and_its_undoing_deletes_the_same_rules() {
+        let (entry, args, rules) = Shaping::Loss(30).command(true, INTERFACE);
+        assert_eq!(entry, IPTABLES);
+        assert_eq!(args[0], "iptables-restore");
+        let rules = rules.unwrap();
+        assert!(
+            rules.contains("-I INPUT -m statistic --mode random --probability 0.30 -j DROP"),
+            "{rules}"
+        );
+        assert!(
+            rules.contains("-I OUTPUT -m statistic --mode random --probability 0.30 -j DROP"),
+            "{rules}"
+        );
+        let undo = Shaping::Loss(30).command(false, INTERFACE).2.unwrap();
+        assert_eq!(undo, rules.replace("-I ", "-D "));
+    }
+
+    #[test]
+    fn a_rate_is_a_tbf_on_the_interface_and_its_undoing_deletes_the_root_qdisc() {
+        let (entry, args, rules) = Shaping::Rate(1_000_000).command(true, "eth0");
+        assert_eq!((entry, rules), (TC, None));
+        assert_eq!(
+            args.join(" "),
+            "qdisc replace dev eth0 root tbf rate 1000000bit burst 3028 latency 200ms"
+        );
+        // 20 ms of a fast rate, above the two-frame floor.
+        let fast = Shaping::Rate(100_000_000).command(true, "eth0").1.join(" ");
+        assert!(fast.contains("burst 250000 "), "{fast}");
+        let undo = Shaping::Rate(1_000_000).command(false, "lo").1.join(" ");
+        assert_eq!(undo, "qdisc del dev lo root");
+    }
+}
