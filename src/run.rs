@@ -505,8 +505,13 @@ fn print_fault(record: &FaultRecord) {
         .as_deref()
         .map(|e| format!(" (error: {e})"))
         .unwrap_or_default();
+    let params = record
+        .params
+        .as_deref()
+        .map(|p| format!(" ({p})"))
+        .unwrap_or_default();
     say!(
-        "[{:>5.1}s] {} {}: {}{reason}{after}{error}",
+        "[{:>5.1}s] {} {}{params}: {}{reason}{after}{error}",
         record.injected_ms as f64 / 1000.0,
         record.fault,
         record.target,
