@@ -6,6 +6,7 @@
 //! the harness never touches anything it did not create.
 
 pub mod attached;
+pub mod delay;
 pub mod docker;
 pub mod engine;
 pub mod haproxy;
