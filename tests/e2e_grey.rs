@@ -218,3 +218,52 @@ duration = "1s"
     drop(_guard);
     assert!(labelled(&id).is_empty());
 }
+
+/// `slow_store`: the harness's proxy holds the store's answers back during the
+/// window only. Reads (one store round trip each) take at least the delay while it
+/// holds and are fast again after; the record carries the delay the proxy measured.
+#[test]
+fn a_slow_store_delays_every_store_answer_in_the_window_only_and_passes() {
+    let _docker = docker_turn();
+    let id = unique("e2e-slow-store");
+    let run = run_scenario("scenarios/slow-store.toml", &id, &[]);
+    assert_eq!(run.output.status.code(), Some(0), "{}", describe(&run));
+    let events = events(&run);
+    let e = &events[0];
+    assert_eq!(
+        (e["fault"].as_str(), e["outcome"].as_str()),
+        (Some("slow_store"), Some("injected"))
+    );
+    let params = e["params"].as_str().unwrap();
+    let mean: f64 = params
+        .split("held back, ")
+        .nth(1)
+        .and_then(|rest| rest.split(" ms").next())
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or_else(|| panic!("no measured delay in {params:?}"));
+    assert!((200.0..=250.5).contains(&mean), "{params}");
+    // Reads per one-second interval: 4-9 s is inside the window, 11 s and on after it.
+    let summary = run.summary.as_ref().unwrap();
+    let p50 = |t: u64| {
+        let interval = summary["intervals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["t"] == t)
+            .unwrap();
+        interval["ops"]["read"]["corrected_ms"]["p50"]
+            .as_f64()
+            .unwrap()
+    };
+    for t in 5..=7 {
+        assert!(p50(t) >= 200.0, "read p50 at {t}s: {}", p50(t));
+    }
+    for t in 11..=13 {
+        assert!(
+            p50(t) < 150.0,
+            "read p50 at {t}s, after the revert: {}",
+            p50(t)
+        );
+    }
+    assert!(labelled(&id).is_empty());
+}

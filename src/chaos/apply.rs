@@ -167,6 +167,13 @@ fn first_action(fault: &Scheduled) -> Action {
         Fault::Loss { percent } => Action::ShapeOn(Shaping::Loss(percent)),
         Fault::Bandwidth { bits_per_sec } => Action::ShapeOn(Shaping::Rate(bits_per_sec)),
         Fault::Oom { bytes } => Action::LimitMemory(bytes),
+        Fault::SlowStore {
+            delay_ms,
+            jitter_ms,
+        } => Action::Delay {
+            delay_ms,
+            jitter_ms,
+        },
     }
 }
 
@@ -181,6 +188,7 @@ pub fn revert_action(fault: Fault) -> Action {
         Fault::Loss { percent } => Action::ShapeOff(Shaping::Loss(percent)),
         Fault::Bandwidth { bits_per_sec } => Action::ShapeOff(Shaping::Rate(bits_per_sec)),
         Fault::Oom { .. } => Action::UnlimitMemory,
+        Fault::SlowStore { .. } => Action::Undelay,
         Fault::Kill | Fault::Stop | Fault::Restart => {
             unreachable!("{} is not temporary", fault.name())
         }
@@ -264,9 +272,20 @@ async fn revert_all<C: Cluster>(
     errors: &mut Vec<String>,
 ) {
     for victim in victims {
-        if let Err(err) = revert_with_retry(cluster, revert, *victim).await {
-            record.outcome = "revert_failed";
-            errors.push(err);
+        match revert_with_retry(cluster, revert, *victim).await {
+            // What the revert found (the delay a proxy measured) goes with the setting.
+            Ok(Acted {
+                detail: Some(found),
+                ..
+            }) => {
+                let params = record.params.take().unwrap_or_default();
+                record.params = Some(format!("{params}; {found}"));
+            }
+            Ok(_) => {}
+            Err(err) => {
+                record.outcome = "revert_failed";
+                errors.push(err);
+            }
         }
     }
 }

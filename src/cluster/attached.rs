@@ -576,6 +576,11 @@ impl Cluster for AttachedCluster {
             }
             Action::Unthrottle => self.put_limits_back(slot, member, true).await?,
             Action::UnlimitMemory => self.put_limits_back(slot, member, false).await?,
+            Action::Delay { .. } | Action::Undelay => {
+                return Err(EngineError::State(
+                    "slow_store needs the harness's own cluster: an attached stack's store is not on a path the harness controls".into(),
+                ))
+            }
         }
         Ok(acted)
     }

@@ -94,7 +94,11 @@ impl DelayProxy {
                 });
             }
         });
-        Ok(DelayProxy { addr, setting, stop })
+        Ok(DelayProxy {
+            addr,
+            setting,
+            stop,
+        })
     }
 
     /// Holds the store's answers back by `delay` plus up to `jitter` from now on.
@@ -103,8 +107,10 @@ impl DelayProxy {
         for counter in [&s.held, &s.added_us, &s.max_us] {
             counter.store(0, Ordering::Relaxed);
         }
-        s.jitter_us.store(jitter.as_micros() as u64, Ordering::Relaxed);
-        s.delay_us.store(delay.as_micros() as u64, Ordering::Relaxed);
+        s.jitter_us
+            .store(jitter.as_micros() as u64, Ordering::Relaxed);
+        s.delay_us
+            .store(delay.as_micros() as u64, Ordering::Relaxed);
     }
 
     /// Passes traffic through untouched again; what was measured meanwhile.
@@ -226,7 +232,10 @@ mod tests {
         assert!(slow >= Duration::from_millis(150), "{slow:?}");
         let measured = proxy.clear();
         assert_eq!(measured.held, 1);
-        assert!((150..=170).contains(&(measured.mean.as_millis() as u64)), "{measured}");
+        assert!(
+            (150..=170).contains(&(measured.mean.as_millis() as u64)),
+            "{measured}"
+        );
         // Reverted: nothing held back any more.
         round_trip(&mut stream).await;
         assert_eq!(proxy.clear().held, 0);

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use super::delay::DelayProxy;
 use super::engine::{ContainerSpec, Engine, EngineError, Removed};
 use super::limits::{self, Ended, Limits};
 use super::netns::{self, Shaping};
@@ -25,7 +26,7 @@ use super::upload::tar_of;
 use super::{haproxy, Acted, Action, Cluster, Lifecycle, Victim, ROLE_LABEL, RUN_LABEL};
 use crate::load::targets::Targets;
 use crate::plan::template::{Template, Values};
-use crate::plan::{BalancerKind, Persistence, Plan, StoreKind};
+use crate::plan::{BalancerKind, Fault, Persistence, Plan, StoreKind};
 
 /// How often readiness is polled.
 const POLL: Duration = Duration::from_millis(100);
@@ -53,6 +54,8 @@ pub struct DockerCluster {
     helpers: std::sync::atomic::AtomicU32,
     /// The limits of containers under a `cpu` or `oom` fault, as they were before.
     kept: Mutex<HashMap<String, Limits>>,
+    /// With a `slow_store` fault in the plan: the proxy replicas reach the store through.
+    store_proxy: OnceLock<DelayProxy>,
     /// Where the load sends requests, known once started; updated when a replica
     /// gets a new published port (direct balancing).
     targets: OnceLock<Arc<Targets>>,
@@ -84,6 +87,7 @@ impl DockerCluster {
             addresses: Mutex::new(HashMap::new()),
             helpers: Default::default(),
             kept: Mutex::new(HashMap::new()),
+            store_proxy: OnceLock::new(),
             targets: OnceLock::new(),
         }
     }
@@ -126,6 +130,14 @@ impl DockerCluster {
             // their store does not answer.
             self.create_store().await?;
             self.wait_store(deadline).await?;
+            let slow_store = self
+                .plan
+                .chaos
+                .iter()
+                .any(|c| matches!(c.fault, Fault::SlowStore { .. }));
+            if slow_store {
+                self.start_store_proxy().await?;
+            }
         }
         for slot in 0..self.plan.service.replicas {
             self.create_replica(slot, 0).await?;
@@ -281,12 +293,46 @@ impl DockerCluster {
         Ok(format!("http://127.0.0.1:{port}"))
     }
 
+    /// Starts the delaying proxy of `slow_store` on the run network's gateway, in
+    /// front of the store; replicas made from now on reach the store through it.
+    async fn start_store_proxy(&self) -> Result<(), EngineError> {
+        let gateway = self.engine.gateway(&self.network).await?;
+        let store = self.engine.ip(&self.name("store"), &self.network).await?;
+        let parse = |host: &str, port: u16| {
+            format!("{host}:{port}").parse().map_err(|e| {
+                EngineError::State(format!("cannot read the address {host}:{port}: {e}"))
+            })
+        };
+        let proxy = DelayProxy::start(
+            parse(&gateway, 0)?,
+            parse(&store, self.plan.store.port)?,
+            self.plan.seed,
+        )
+        .await
+        .map_err(|e| {
+            EngineError::State(format!(
+                "cannot start the slow_store proxy on the run network's gateway {gateway}: {e}"
+            ))
+        })?;
+        let _ = self.store_proxy.set(proxy);
+        Ok(())
+    }
+
     async fn create_replica(&self, slot: usize, generation: u32) -> Result<(), EngineError> {
         let service = &self.plan.service;
         let instance = Self::instance(slot, generation);
+        let proxied = self
+            .store_proxy
+            .get()
+            .map(|p| (p.addr.ip().to_string(), p.addr.port()));
+        let (store, store_port) = proxied
+            .as_ref()
+            .map_or((STORE_HOST, self.plan.store.port), |(ip, port)| {
+                (ip.as_str(), *port)
+            });
         let values = Values {
-            store: STORE_HOST,
-            store_port: self.plan.store.port,
+            store,
+            store_port,
             replica: Some((slot, &instance)),
         };
         let mut env = render_env(&service.env, &values);
@@ -504,6 +550,13 @@ impl DockerCluster {
         .await
     }
 
+    /// The `slow_store` proxy, started with the cluster when the plan has the fault.
+    fn store_proxy(&self) -> Result<&DelayProxy, EngineError> {
+        self.store_proxy.get().ok_or_else(|| {
+            EngineError::State("slow_store: no proxy in front of the store (no store?)".into())
+        })
+    }
+
     /// Keeps the container's limits before a fault changes them (the first ones, if a
     /// fault is already holding it), and returns them.
     async fn keep_limits(&self, container: &str) -> Result<Limits, EngineError> {
@@ -600,6 +653,14 @@ impl Cluster for DockerCluster {
                 let limit = limits::limit_memory(&self.engine, &container, bytes).await?;
                 acted.detail = Some(format!("memory limit {:.1} MiB", limit as f64 / 1048576.0));
             }
+            Action::Delay {
+                delay_ms,
+                jitter_ms,
+            } => {
+                let ms = |v: u32| Duration::from_millis(u64::from(v));
+                self.store_proxy()?.set(ms(delay_ms), ms(jitter_ms));
+            }
+            Action::Undelay => acted.detail = Some(self.store_proxy()?.clear().to_string()),
             Action::Unthrottle | Action::UnlimitMemory => {
                 let was = self
                     .kept

@@ -199,6 +199,24 @@ impl Engine {
             .map_err(failed)
     }
 
+    /// The gateway address of `network`: the host's side of its bridge.
+    pub async fn gateway(&self, network: &str) -> Result<String, EngineError> {
+        let info = self
+            .docker
+            .inspect_network(network, None)
+            .await
+            .map_err(|source| EngineError::Call {
+                action: "inspect network",
+                object: network.to_string(),
+                source,
+            })?;
+        info.ipam
+            .and_then(|i| i.config)
+            .and_then(|c| c.into_iter().find_map(|c| c.gateway))
+            .filter(|g| !g.is_empty())
+            .ok_or_else(|| EngineError::State(format!("network {network} has no gateway address")))
+    }
+
     pub async fn create(&self, spec: &ContainerSpec) -> Result<(), EngineError> {
         let port_key = |p: u16| format!("{p}/tcp");
         let port_bindings = spec.publish.map(|p| {

@@ -81,6 +81,14 @@ pub enum Action {
     LimitMemory(Option<u64>),
     /// Give it the memory limit it had before.
     UnlimitMemory,
+    /// Hold the store's answers back (the harness's delaying proxy): this many ms,
+    /// plus up to `jitter_ms`.
+    Delay {
+        delay_ms: u32,
+        jitter_ms: u32,
+    },
+    /// Pass the store's answers through at once again.
+    Undelay,
 }
 
 /// What an action did.

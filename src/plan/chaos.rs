@@ -51,6 +51,11 @@ pub enum Fault {
     /// it back is `after_kill`'s. A replica that outlives `duration` gets its old
     /// limit back.
     Oom { bytes: Option<u64> },
+    /// Hold the store's answers back by `delay_ms` plus up to `jitter_ms` (drawn from
+    /// the seed) for `duration`, so every store call of the replicas takes that much
+    /// longer while the balancer still sees them up. A userspace proxy in the harness
+    /// on the replicas' path to the store: needs nothing from the kernel.
+    SlowStore { delay_ms: u32, jitter_ms: u32 },
 }
 
 impl Fault {
@@ -66,6 +71,7 @@ impl Fault {
             Fault::Loss { .. } => "loss",
             Fault::Bandwidth { .. } => "bandwidth",
             Fault::Oom { .. } => "oom",
+            Fault::SlowStore { .. } => "slow_store",
         }
     }
 
@@ -80,6 +86,7 @@ impl Fault {
                 | Fault::Loss { .. }
                 | Fault::Bandwidth { .. }
                 | Fault::Oom { .. }
+                | Fault::SlowStore { .. }
         )
     }
 
@@ -92,6 +99,16 @@ impl Fault {
             Fault::Bandwidth { bits_per_sec } => Some(format!("{} kbit/s", bits_per_sec / 1000)),
             Fault::Oom { bytes: Some(b) } => Some(format!("memory limit {} MiB", b >> 20)),
             Fault::Oom { bytes: None } => Some("memory limit: usage at injection + 4 MiB".into()),
+            Fault::SlowStore {
+                delay_ms,
+                jitter_ms: 0,
+            } => Some(format!("store answers +{delay_ms} ms")),
+            Fault::SlowStore {
+                delay_ms,
+                jitter_ms,
+            } => Some(format!(
+                "store answers +{delay_ms} ms + up to {jitter_ms} ms jitter"
+            )),
             _ => None,
         }
     }

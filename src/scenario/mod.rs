@@ -190,6 +190,10 @@ pub struct Chaos {
     pub rate: Option<Spanned<String>>,
     /// `oom`: the memory limit, e.g. `"32MiB"`.
     pub memory: Option<Spanned<String>>,
+    /// `slow_store`: how long the store's answers are held back, e.g. `"300ms"`.
+    pub delay: Option<Spanned<String>>,
+    /// `slow_store`: up to this much more, drawn at random per answer, e.g. `"50ms"`.
+    pub jitter: Option<Spanned<String>>,
 }
 
 /// The text of a scenario and where it came from, kept for error positions and for the

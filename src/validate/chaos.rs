@@ -9,9 +9,9 @@ use super::Validator;
 use crate::plan::{AfterKill, BalancerKind, ChaosPlan, Fault, Schedule, Target};
 use crate::scenario;
 
-const FAULTS: &str = "\"kill\", \"stop\", \"restart\", \"pause\", \"disconnect\", \"blackhole\", \"cpu\", \"loss\", \"bandwidth\", \"oom\"";
+const FAULTS: &str = "\"kill\", \"stop\", \"restart\", \"pause\", \"disconnect\", \"blackhole\", \"cpu\", \"loss\", \"bandwidth\", \"oom\", \"slow_store\"";
 const TEMPORARY: &str =
-    "\"pause\", \"disconnect\", \"blackhole\", \"cpu\", \"loss\", \"bandwidth\", \"oom\"";
+    "\"pause\", \"disconnect\", \"blackhole\", \"cpu\", \"loss\", \"bandwidth\", \"oom\", \"slow_store\"";
 const TARGETS: &str =
     "\"random-replica\", \"replica-<slot>\" (from 0), a share like \"25%\", \"store\", \"balancer\"";
 const AFTER_KILL: &str = "\"replace\", \"restart\", \"none\"";
@@ -45,10 +45,17 @@ impl Validator<'_> {
                 None => return None,
             },
         };
+        let slow_store = matches!(fault, Some(Fault::SlowStore { .. }));
         let target = match &raw.target {
+            None if slow_store => Some(Target::Store),
             None => Some(Target::RandomReplica),
             Some(t) => self.target(t, replicas),
         };
+        if slow_store && target.is_some_and(|t| t != Target::Store) {
+            let span = raw.target.as_ref().map_or(0..0, |t| t.span());
+            self.problem(span, "fault \"slow_store\" slows the store only: leave `target` out or set it to \"store\"");
+            return None;
+        }
         let schedule = self.schedule(raw);
         let start_after = match &raw.start_after {
             Some(s) => self.duration(s, "chaos.start_after"),

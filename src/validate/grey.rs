@@ -4,6 +4,8 @@
 //! Apart from [`super::chaos`] because these are quantities with units (a share of a
 //! core, a percentage, a bit rate, a size), each with its own parser and range.
 
+use std::time::Duration;
+
 use toml::Spanned;
 
 use super::Validator;
@@ -19,12 +21,16 @@ const MEMORY_FORMAT: &str =
     "a number with a unit: KiB, MiB or GiB (or k, m, g), for example \"32MiB\"";
 
 /// Which key each grey fault takes, for the messages.
-const KEYS: [(&str, &str); 4] = [
+const KEYS: [(&str, &str); 6] = [
     ("cpus", "cpu"),
     ("loss", "loss"),
     ("rate", "bandwidth"),
     ("memory", "oom"),
+    ("delay", "slow_store"),
+    ("jitter", "slow_store"),
 ];
+/// More than this is an outage, not a slow store: use `pause` or `blackhole`.
+const MAX_DELAY: Duration = Duration::from_secs(60);
 
 impl Validator<'_> {
     /// The fault named `name`, with its setting from `raw`; `None` (and a problem
@@ -115,6 +121,25 @@ impl Validator<'_> {
                     }
                 },
             },
+            "slow_store" => {
+                let Some(delay) = &raw.delay else {
+                    self.problem(span, "fault \"slow_store\" needs `delay`, how long the store's answers are held back, e.g. `delay = \"300ms\"`");
+                    return None;
+                };
+                let delay = self.positive_duration(delay, "chaos.delay")?;
+                let jitter = match &raw.jitter {
+                    Some(j) => self.duration(j, "chaos.jitter")?,
+                    None => Duration::ZERO,
+                };
+                if delay + jitter > MAX_DELAY {
+                    self.problem(span, "`chaos.delay` + `chaos.jitter` must stay within 60s; to stop the store use fault \"pause\"");
+                    return None;
+                }
+                Fault::SlowStore {
+                    delay_ms: delay.as_millis() as u32,
+                    jitter_ms: jitter.as_millis() as u32,
+                }
+            }
             _ => return Some(None),
         };
         Some(Some(fault))
@@ -127,6 +152,8 @@ impl Validator<'_> {
             raw.loss.as_ref().map(Spanned::span),
             raw.rate.as_ref().map(Spanned::span),
             raw.memory.as_ref().map(Spanned::span),
+            raw.delay.as_ref().map(Spanned::span),
+            raw.jitter.as_ref().map(Spanned::span),
         ];
         for ((key, owner), span) in KEYS.iter().zip(given) {
             if let Some(span) = span {

@@ -175,7 +175,7 @@ impl Validator<'_> {
         self.int_in(value, key, min, i64::MAX)
     }
 
-    fn duration(&mut self, value: &Spanned<String>, key: &str) -> Option<Duration> {
+    pub(crate) fn duration(&mut self, value: &Spanned<String>, key: &str) -> Option<Duration> {
         match humantime::parse_duration(value.get_ref()) {
             Ok(d) if d > MAX_DURATION => {
                 self.problem(

@@ -297,6 +297,18 @@ fn each_new_chaos_key_is_checked_with_its_place_and_accepted_values() {
             "at least 6MiB",
         ),
         (
+            "[[chaos]]\nfault = \"slow_store\"\nevery = \"5s\"\n",
+            "needs `delay`",
+        ),
+        (
+            "[[chaos]]\nfault = \"slow_store\"\ndelay = \"1s\"\ntarget = \"replica-0\"\nevery = \"5s\"\n",
+            "slows the store only",
+        ),
+        (
+            "[[chaos]]\nfault = \"pause\"\njitter = \"1s\"\nevery = \"5s\"\n",
+            "`chaos.jitter` applies only to fault \"slow_store\"",
+        ),
+        (
             "[[chaos]]\nfault = \"kill\"\ncpus = 0.5\nevery = \"1s\"\n",
             "`chaos.cpus` applies only to fault \"cpu\"",
         ),
