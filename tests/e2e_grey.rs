@@ -219,51 +219,78 @@ duration = "1s"
     assert!(labelled(&id).is_empty());
 }
 
-/// `slow_store`: the harness's proxy holds the store's answers back during the
-/// window only. Reads (one store round trip each) take at least the delay while it
-/// holds and are fast again after; the record carries the delay the proxy measured.
-#[test]
-fn a_slow_store_delays_every_store_answer_in_the_window_only_and_passes() {
-    let _docker = docker_turn();
-    let id = unique("e2e-slow-store");
-    let run = run_scenario("scenarios/slow-store.toml", &id, &[]);
-    assert_eq!(run.output.status.code(), Some(0), "{}", describe(&run));
-    let events = events(&run);
-    let e = &events[0];
-    assert_eq!(
-        (e["fault"].as_str(), e["outcome"].as_str()),
-        (Some("slow_store"), Some("injected"))
-    );
+/// The delay the proxy measured, from a fault record's `params`.
+fn measured_mean_ms(e: &Value) -> f64 {
     let params = e["params"].as_str().unwrap();
-    let mean: f64 = params
+    params
         .split("held back, ")
         .nth(1)
         .and_then(|rest| rest.split(" ms").next())
         .and_then(|ms| ms.parse().ok())
-        .unwrap_or_else(|| panic!("no measured delay in {params:?}"));
-    assert!((200.0..=250.5).contains(&mean), "{params}");
-    // Reads per one-second interval: 4-9 s is inside the window, 11 s and on after it.
+        .unwrap_or_else(|| panic!("no measured delay in {params:?}"))
+}
+
+/// A percentile of reads in the one-second interval starting at `t` s.
+fn read_ms(run: &common::Run, t: u64, percentile: &str) -> f64 {
     let summary = run.summary.as_ref().unwrap();
-    let p50 = |t: u64| {
-        let interval = summary["intervals"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|i| i["t"] == t)
-            .unwrap();
-        interval["ops"]["read"]["corrected_ms"]["p50"]
-            .as_f64()
-            .unwrap()
-    };
+    let intervals = summary["intervals"].as_array().unwrap();
+    let interval = intervals.iter().find(|i| i["t"] == t).unwrap();
+    interval["ops"]["read"]["corrected_ms"][percentile]
+        .as_f64()
+        .unwrap()
+}
+
+/// Runs a scenario whose one fault holds answers back from 4 s to 9 s, and checks
+/// the record (the delay the proxy measured, within `delay..=delay + jitter`) and
+/// that reads' `percentile` carried the delay in the window and not after it.
+fn delayed_in_the_window_only(
+    scenario: &str,
+    fault: &str,
+    delay: f64,
+    jitter: f64,
+    percentile: &str,
+) {
+    let _docker = docker_turn();
+    let id = unique(&format!("e2e-{fault}"));
+    let run = run_scenario(scenario, &id, &[]);
+    assert_eq!(run.output.status.code(), Some(0), "{}", describe(&run));
+    let e = &events(&run)[0];
+    assert_eq!(
+        (e["fault"].as_str(), e["outcome"].as_str()),
+        (Some(fault), Some("injected"))
+    );
+    let mean = measured_mean_ms(e);
+    assert!((delay..=delay + jitter + 0.5).contains(&mean), "{e}");
     for t in 5..=7 {
-        assert!(p50(t) >= 200.0, "read p50 at {t}s: {}", p50(t));
+        let ms = read_ms(&run, t, percentile);
+        assert!(ms >= delay, "read {percentile} at {t}s: {ms}");
     }
     for t in 11..=13 {
+        let ms = read_ms(&run, t, percentile);
         assert!(
-            p50(t) < 150.0,
-            "read p50 at {t}s, after the revert: {}",
-            p50(t)
+            ms < delay * 0.75,
+            "read {percentile} at {t}s, after the revert: {ms}"
         );
     }
     assert!(labelled(&id).is_empty());
+}
+
+/// `slow_store`: the harness's proxy holds the store's answers back during the
+/// window only. Every read makes one store round trip: p50 takes the delay.
+#[test]
+fn a_slow_store_delays_every_store_answer_in_the_window_only_and_passes() {
+    delayed_in_the_window_only(
+        "scenarios/slow-store.toml",
+        "slow_store",
+        200.0,
+        50.0,
+        "p50",
+    );
+}
+
+/// `latency`: a replica's answers held back by the proxy between HAProxy and it.
+/// A third of the reads go to it: p90 takes the delay.
+#[test]
+fn latency_on_a_replica_delays_its_answers_in_the_window_only_and_passes() {
+    delayed_in_the_window_only("scenarios/latency.toml", "latency", 300.0, 50.0, "p90");
 }

@@ -170,6 +170,10 @@ fn first_action(fault: &Scheduled) -> Action {
         Fault::SlowStore {
             delay_ms,
             jitter_ms,
+        }
+        | Fault::Latency {
+            delay_ms,
+            jitter_ms,
         } => Action::Delay {
             delay_ms,
             jitter_ms,
@@ -188,7 +192,7 @@ pub fn revert_action(fault: Fault) -> Action {
         Fault::Loss { percent } => Action::ShapeOff(Shaping::Loss(percent)),
         Fault::Bandwidth { bits_per_sec } => Action::ShapeOff(Shaping::Rate(bits_per_sec)),
         Fault::Oom { .. } => Action::UnlimitMemory,
-        Fault::SlowStore { .. } => Action::Undelay,
+        Fault::SlowStore { .. } | Fault::Latency { .. } => Action::Undelay,
         Fault::Kill | Fault::Stop | Fault::Restart => {
             unreachable!("{} is not temporary", fault.name())
         }

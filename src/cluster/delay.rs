@@ -1,14 +1,15 @@
-//! The `slow_store` fault's mechanism: a TCP proxy in the harness process between
-//! the replicas and their store, which passes traffic through untouched until told
-//! to hold the store's answers back by a delay (fixed plus seeded jitter).
+//! The `slow_store` and `latency` faults' mechanism: a TCP proxy in the harness
+//! process on a path (replicas to their store; the balancer to a replica), which
+//! passes traffic through untouched until told to hold the answers back by a delay
+//! (fixed plus seeded jitter).
 //!
 //! The engine's kernel has no `netem` here, so delay is added in userspace. The
 //! proxy listens on the run network's gateway address (the host side of the bridge),
-//! and replicas are given that address for `{store}` from the start, so switching
-//! the delay on and off changes no container and leaves nothing to clean up: the
-//! revert is a number set back to zero. Only the store's answers are held back, so
-//! one round trip to the store takes `delay` longer; every held chunk's real added
-//! delay is measured, and the fault's record shows it.
+//! and replicas are given that address for `{store}` (the balancer: for each
+//! server) from the start, so switching the delay on and off changes no container
+//! and leaves nothing to clean up: the revert is a number set back to zero. Only
+//! the answers are held back, so one round trip takes `delay` longer; every held
+//! chunk's real added delay is measured, and the fault's record shows it.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,7 +46,7 @@ impl std::fmt::Display for Measured {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "measured: {} store answers held back, {:.1} ms on average, {:.1} ms at most",
+            "measured: {} answers held back, {:.1} ms on average, {:.1} ms at most",
             self.held,
             self.mean.as_secs_f64() * 1000.0,
             self.max.as_secs_f64() * 1000.0
@@ -56,8 +57,10 @@ impl std::fmt::Display for Measured {
 /// A running proxy; stops when dropped.
 #[derive(Debug)]
 pub struct DelayProxy {
-    /// Where replicas reach it.
+    /// Where it is reached.
     pub addr: SocketAddr,
+    /// Where it forwards to; a replaced replica's new address is set here.
+    upstream: Arc<Mutex<SocketAddr>>,
     setting: Arc<Setting>,
     stop: CancellationToken,
 }
@@ -77,7 +80,8 @@ impl DelayProxy {
         let setting = Arc::new(Setting::default());
         let stop = CancellationToken::new();
         let rng = Arc::new(Mutex::new(StdRng::seed_from_u64(seed)));
-        let (shared, halt) = (Arc::clone(&setting), stop.clone());
+        let upstream = Arc::new(Mutex::new(upstream));
+        let (shared, halt, target) = (Arc::clone(&setting), stop.clone(), Arc::clone(&upstream));
         tokio::spawn(async move {
             loop {
                 let accepted = tokio::select! {
@@ -86,6 +90,7 @@ impl DelayProxy {
                 };
                 let Ok((client, _)) = accepted else { continue };
                 let (shared, rng, halt) = (Arc::clone(&shared), Arc::clone(&rng), halt.clone());
+                let upstream = *target.lock().expect("upstream lock");
                 tokio::spawn(async move {
                     tokio::select! {
                         () = forward(client, upstream, shared, rng) => {}
@@ -96,9 +101,15 @@ impl DelayProxy {
         });
         Ok(DelayProxy {
             addr,
+            upstream,
             setting,
             stop,
         })
+    }
+
+    /// Forwards new connections to `upstream` from now on.
+    pub fn set_upstream(&self, upstream: SocketAddr) {
+        *self.upstream.lock().expect("upstream lock") = upstream;
     }
 
     /// Holds the store's answers back by `delay` plus up to `jitter` from now on.

@@ -26,7 +26,7 @@ use super::upload::tar_of;
 use super::{haproxy, Acted, Action, Cluster, Lifecycle, Victim, ROLE_LABEL, RUN_LABEL};
 use crate::load::targets::Targets;
 use crate::plan::template::{Template, Values};
-use crate::plan::{BalancerKind, Fault, Persistence, Plan, StoreKind};
+use crate::plan::{BalancerKind, Fault, Persistence, Plan, StoreKind, Target};
 
 /// How often readiness is polled.
 const POLL: Duration = Duration::from_millis(100);
@@ -56,6 +56,9 @@ pub struct DockerCluster {
     kept: Mutex<HashMap<String, Limits>>,
     /// With a `slow_store` fault in the plan: the proxy replicas reach the store through.
     store_proxy: OnceLock<DelayProxy>,
+    /// With a `latency` fault on replicas: per slot, the proxy the balancer reaches
+    /// the replica through.
+    replica_proxies: OnceLock<Vec<DelayProxy>>,
     /// Where the load sends requests, known once started; updated when a replica
     /// gets a new published port (direct balancing).
     targets: OnceLock<Arc<Targets>>,
@@ -88,6 +91,7 @@ impl DockerCluster {
             helpers: Default::default(),
             kept: Mutex::new(HashMap::new()),
             store_proxy: OnceLock::new(),
+            replica_proxies: OnceLock::new(),
             targets: OnceLock::new(),
         }
     }
@@ -130,17 +134,23 @@ impl DockerCluster {
             // their store does not answer.
             self.create_store().await?;
             self.wait_store(deadline).await?;
-            let slow_store = self
-                .plan
-                .chaos
-                .iter()
-                .any(|c| matches!(c.fault, Fault::SlowStore { .. }));
+            let slow_store = self.plan.chaos.iter().any(|c| {
+                matches!(c.fault, Fault::SlowStore { .. })
+                    || matches!(c.fault, Fault::Latency { .. }) && c.target == Target::Store
+            });
             if slow_store {
                 self.start_store_proxy().await?;
             }
         }
         for slot in 0..self.plan.service.replicas {
             self.create_replica(slot, 0).await?;
+        }
+        let slow_replicas = self.plan.chaos.iter().any(|c| {
+            matches!(c.fault, Fault::Latency { .. })
+                && !matches!(c.target, Target::Store | Target::Balancer)
+        });
+        if slow_replicas && self.plan.balancer.kind == BalancerKind::Haproxy {
+            self.start_replica_proxies().await?;
         }
         let balancer = match self.plan.balancer.kind {
             BalancerKind::Haproxy => Some(self.start_balancer().await?),
@@ -244,6 +254,16 @@ impl DockerCluster {
             port: self.plan.service.port,
             health_path: &self.plan.service.health_path,
             sticky: self.plan.balancer.sticky,
+            via: &self
+                .replica_proxies
+                .get()
+                .map(|proxies| {
+                    proxies
+                        .iter()
+                        .map(|p| p.addr.to_string())
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default(),
         });
         // A port chosen here rather than by Docker, so a balancer restarted by a
         // fault keeps its address and the load finds it again.
@@ -298,14 +318,9 @@ impl DockerCluster {
     async fn start_store_proxy(&self) -> Result<(), EngineError> {
         let gateway = self.engine.gateway(&self.network).await?;
         let store = self.engine.ip(&self.name("store"), &self.network).await?;
-        let parse = |host: &str, port: u16| {
-            format!("{host}:{port}").parse().map_err(|e| {
-                EngineError::State(format!("cannot read the address {host}:{port}: {e}"))
-            })
-        };
         let proxy = DelayProxy::start(
-            parse(&gateway, 0)?,
-            parse(&store, self.plan.store.port)?,
+            socket(&gateway, 0)?,
+            socket(&store, self.plan.store.port)?,
             self.plan.seed,
         )
         .await
@@ -316,6 +331,45 @@ impl DockerCluster {
         })?;
         let _ = self.store_proxy.set(proxy);
         Ok(())
+    }
+
+    /// Starts a delaying proxy per replica slot on the run network's gateway, in
+    /// front of the replica: the balancer reaches each replica through its proxy.
+    async fn start_replica_proxies(&self) -> Result<(), EngineError> {
+        let gateway = self.engine.gateway(&self.network).await?;
+        let mut proxies = Vec::new();
+        for slot in 0..self.plan.service.replicas {
+            let ip = self
+                .engine
+                .ip(&self.name(&Self::instance(slot, 0)), &self.network)
+                .await?;
+            let proxy = DelayProxy::start(
+                socket(&gateway, 0)?,
+                socket(&ip, self.plan.service.port)?,
+                self.plan.seed ^ slot as u64,
+            )
+            .await
+            .map_err(|e| {
+                EngineError::State(format!(
+                    "cannot start the latency proxy of replica-{slot} on {gateway}: {e}"
+                ))
+            })?;
+            proxies.push(proxy);
+        }
+        let _ = self.replica_proxies.set(proxies);
+        Ok(())
+    }
+
+    /// The delaying proxy in front of `victim`.
+    fn proxy_of(&self, victim: Victim) -> Result<&DelayProxy, EngineError> {
+        let proxy = match victim {
+            Victim::Store => self.store_proxy.get(),
+            Victim::Replica(slot) => self.replica_proxies.get().and_then(|p| p.get(slot)),
+            Victim::Balancer => None,
+        };
+        proxy.ok_or_else(|| {
+            EngineError::State(format!("no delaying proxy in front of the {victim}"))
+        })
     }
 
     async fn create_replica(&self, slot: usize, generation: u32) -> Result<(), EngineError> {
@@ -550,13 +604,6 @@ impl DockerCluster {
         .await
     }
 
-    /// The `slow_store` proxy, started with the cluster when the plan has the fault.
-    fn store_proxy(&self) -> Result<&DelayProxy, EngineError> {
-        self.store_proxy.get().ok_or_else(|| {
-            EngineError::State("slow_store: no proxy in front of the store (no store?)".into())
-        })
-    }
-
     /// Keeps the container's limits before a fault changes them (the first ones, if a
     /// fault is already holding it), and returns them.
     async fn keep_limits(&self, container: &str) -> Result<Limits, EngineError> {
@@ -658,9 +705,9 @@ impl Cluster for DockerCluster {
                 jitter_ms,
             } => {
                 let ms = |v: u32| Duration::from_millis(u64::from(v));
-                self.store_proxy()?.set(ms(delay_ms), ms(jitter_ms));
+                self.proxy_of(victim)?.set(ms(delay_ms), ms(jitter_ms));
             }
-            Action::Undelay => acted.detail = Some(self.store_proxy()?.clear().to_string()),
+            Action::Undelay => acted.detail = Some(self.proxy_of(victim)?.clear().to_string()),
             Action::Unthrottle | Action::UnlimitMemory => {
                 let was = self
                     .kept
@@ -711,6 +758,12 @@ impl Cluster for DockerCluster {
         ) = (victim, action)
         {
             self.retarget(slot).await?;
+            // The latency proxy follows the replica to its new address.
+            if let Some(proxy) = self.replica_proxies.get().and_then(|p| p.get(slot)) {
+                let name = self.name(&Self::instance(slot, self.generation(slot)));
+                let ip = self.engine.ip(&name, &self.network).await?;
+                proxy.set_upstream(socket(&ip, self.plan.service.port)?);
+            }
         }
         Ok(acted)
     }
@@ -763,6 +816,13 @@ fn render_env(env: &std::collections::BTreeMap<String, Template>, values: &Value
     env.iter()
         .map(|(key, value)| format!("{key}={}", value.render(values)))
         .collect()
+}
+
+/// `host:port` as a socket address.
+fn socket(host: &str, port: u16) -> Result<std::net::SocketAddr, EngineError> {
+    format!("{host}:{port}")
+        .parse()
+        .map_err(|e| EngineError::State(format!("cannot read the address {host}:{port}: {e}")))
 }
 
 fn port_in_use(port: u16) -> EngineError {

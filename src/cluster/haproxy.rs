@@ -26,6 +26,9 @@ pub struct Config<'a> {
     pub health_path: &'a str,
     /// Pin each client to a server with an inserted `SRV` cookie.
     pub sticky: bool,
+    /// Where each server is reached instead of `alias:port` (`host:port`, in slot
+    /// order): the `latency` fault's proxies. Empty: straight to the replicas.
+    pub via: &'a [String],
 }
 
 /// Renders `haproxy.cfg`.
@@ -42,10 +45,12 @@ pub fn render(config: &Config<'_>) -> String {
         } else {
             String::new()
         };
-        servers.push_str(&format!(
-            "    server {alias} {alias}:{}{cookie}\n",
-            config.port
-        ));
+        let address = config
+            .via
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| format!("{alias}:{}", config.port));
+        servers.push_str(&format!("    server {alias} {address}{cookie}\n"));
     }
     // `insert indirect nocache`: HAProxy sets SRV on the first answer, strips it
     // from requests before they reach the server, and keeps caches from sharing it.
@@ -111,6 +116,7 @@ mod tests {
             port: 9000,
             health_path: "/health",
             sticky: false,
+            via: &[],
         });
         assert!(cfg.contains("    server replica-0 replica-0:9000\n"));
         assert!(cfg.contains("    server replica-1 replica-1:9000\n"));
@@ -133,8 +139,24 @@ mod tests {
             port: 8080,
             health_path: "/healthz",
             sticky: true,
+            via: &[],
         });
         assert!(cfg.contains("    cookie SRV insert indirect nocache\n"));
         assert!(cfg.contains("    server replica-1 replica-1:8080 cookie r1\n"));
+    }
+
+    #[test]
+    fn servers_behind_latency_proxies_are_reached_through_them() {
+        let replicas = vec!["replica-0".to_string(), "replica-1".to_string()];
+        let via = vec!["10.0.0.1:4000".to_string(), "10.0.0.1:4001".to_string()];
+        let cfg = render(&Config {
+            replicas: &replicas,
+            port: 8080,
+            health_path: "/healthz",
+            sticky: false,
+            via: &via,
+        });
+        assert!(cfg.contains("    server replica-0 10.0.0.1:4000\n"));
+        assert!(cfg.contains("    server replica-1 10.0.0.1:4001\n"));
     }
 }

@@ -56,6 +56,9 @@ pub enum Fault {
     /// longer while the balancer still sees them up. A userspace proxy in the harness
     /// on the replicas' path to the store: needs nothing from the kernel.
     SlowStore { delay_ms: u32, jitter_ms: u32 },
+    /// Hold a replica's answers to the balancer (or the store's, to the replicas) back
+    /// by `delay_ms` plus up to `jitter_ms`, through the same kind of proxy.
+    Latency { delay_ms: u32, jitter_ms: u32 },
 }
 
 impl Fault {
@@ -72,6 +75,7 @@ impl Fault {
             Fault::Bandwidth { .. } => "bandwidth",
             Fault::Oom { .. } => "oom",
             Fault::SlowStore { .. } => "slow_store",
+            Fault::Latency { .. } => "latency",
         }
     }
 
@@ -87,6 +91,7 @@ impl Fault {
                 | Fault::Bandwidth { .. }
                 | Fault::Oom { .. }
                 | Fault::SlowStore { .. }
+                | Fault::Latency { .. }
         )
     }
 
@@ -101,14 +106,18 @@ impl Fault {
             Fault::Oom { bytes: None } => Some("memory limit: usage at injection + 4 MiB".into()),
             Fault::SlowStore {
                 delay_ms,
-                jitter_ms: 0,
-            } => Some(format!("store answers +{delay_ms} ms")),
-            Fault::SlowStore {
+                jitter_ms,
+            }
+            | Fault::Latency {
                 delay_ms,
                 jitter_ms,
-            } => Some(format!(
-                "store answers +{delay_ms} ms + up to {jitter_ms} ms jitter"
-            )),
+            } => {
+                let jitter = match jitter_ms {
+                    0 => String::new(),
+                    j => format!(" + up to {j} ms jitter"),
+                };
+                Some(format!("answers +{delay_ms} ms{jitter}"))
+            }
             _ => None,
         }
     }

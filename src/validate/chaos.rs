@@ -51,6 +51,11 @@ impl Validator<'_> {
             None => Some(Target::RandomReplica),
             Some(t) => self.target(t, replicas),
         };
+        if matches!(fault, Some(Fault::Latency { .. })) && target == Some(Target::Balancer) {
+            let span = raw.target.as_ref().map_or(0..0, |t| t.span());
+            self.problem(span, "fault \"latency\" on the balancer is not supported yet; target replicas or the store");
+            return None;
+        }
         if slow_store && target.is_some_and(|t| t != Target::Store) {
             let span = raw.target.as_ref().map_or(0..0, |t| t.span());
             self.problem(span, "fault \"slow_store\" slows the store only: leave `target` out or set it to \"store\"");
@@ -261,6 +266,16 @@ impl Validator<'_> {
                 self.problem(
                     span(),
                     "chaos target \"balancer\": with `balancer.kind = \"direct\"` there is no balancer; target replicas, or use kind \"haproxy\"",
+                );
+            }
+            let on_replicas = !matches!(entry.target, Target::Store | Target::Balancer);
+            if matches!(entry.fault, Fault::Latency { .. })
+                && on_replicas
+                && balancer == BalancerKind::Direct
+            {
+                self.problem(
+                    span(),
+                    "fault \"latency\" on replicas sits between the balancer and them: it needs `balancer.kind = \"haproxy\"`",
                 );
             }
             if entry.target == Target::Store && !has_store {

@@ -21,13 +21,13 @@ const MEMORY_FORMAT: &str =
     "a number with a unit: KiB, MiB or GiB (or k, m, g), for example \"32MiB\"";
 
 /// Which key each grey fault takes, for the messages.
-const KEYS: [(&str, &str); 6] = [
-    ("cpus", "cpu"),
-    ("loss", "loss"),
-    ("rate", "bandwidth"),
-    ("memory", "oom"),
-    ("delay", "slow_store"),
-    ("jitter", "slow_store"),
+const KEYS: [(&str, &[&str]); 6] = [
+    ("cpus", &["cpu"]),
+    ("loss", &["loss"]),
+    ("rate", &["bandwidth"]),
+    ("memory", &["oom"]),
+    ("delay", &["latency", "slow_store"]),
+    ("jitter", &["latency", "slow_store"]),
 ];
 /// More than this is an outage, not a slow store: use `pause` or `blackhole`.
 const MAX_DELAY: Duration = Duration::from_secs(60);
@@ -121,9 +121,9 @@ impl Validator<'_> {
                     }
                 },
             },
-            "slow_store" => {
+            "slow_store" | "latency" => {
                 let Some(delay) = &raw.delay else {
-                    self.problem(span, "fault \"slow_store\" needs `delay`, how long the store's answers are held back, e.g. `delay = \"300ms\"`");
+                    self.problem(span, format!("fault \"{name}\" needs `delay`, how long answers are held back, e.g. `delay = \"300ms\"`"));
                     return None;
                 };
                 let delay = self.positive_duration(delay, "chaos.delay")?;
@@ -135,9 +135,17 @@ impl Validator<'_> {
                     self.problem(span, "`chaos.delay` + `chaos.jitter` must stay within 60s; to stop the store use fault \"pause\"");
                     return None;
                 }
-                Fault::SlowStore {
-                    delay_ms: delay.as_millis() as u32,
-                    jitter_ms: jitter.as_millis() as u32,
+                let (delay_ms, jitter_ms) = (delay.as_millis() as u32, jitter.as_millis() as u32);
+                if name == "latency" {
+                    Fault::Latency {
+                        delay_ms,
+                        jitter_ms,
+                    }
+                } else {
+                    Fault::SlowStore {
+                        delay_ms,
+                        jitter_ms,
+                    }
                 }
             }
             _ => return Some(None),
@@ -155,12 +163,16 @@ impl Validator<'_> {
             raw.delay.as_ref().map(Spanned::span),
             raw.jitter.as_ref().map(Spanned::span),
         ];
-        for ((key, owner), span) in KEYS.iter().zip(given) {
+        for ((key, owners), span) in KEYS.iter().zip(given) {
             if let Some(span) = span {
-                if fault != *owner {
+                if !owners.contains(&fault) {
+                    let names: Vec<String> = owners.iter().map(|o| format!("\"{o}\"")).collect();
                     self.problem(
                         span,
-                        format!("`chaos.{key}` applies only to fault \"{owner}\""),
+                        format!(
+                            "`chaos.{key}` applies only to fault {}",
+                            names.join(" and ")
+                        ),
                     );
                 }
             }
