@@ -139,6 +139,7 @@ impl Stack {
             port: 8080,
             health_path: "/healthz",
             sticky: false,
+            via: &[],
         });
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join(haproxy::CONFIG_FILE);
