@@ -167,17 +167,13 @@ fn first_action(fault: &Scheduled) -> Action {
         Fault::Loss { percent } => Action::ShapeOn(Shaping::Loss(percent)),
         Fault::Bandwidth { bits_per_sec } => Action::ShapeOn(Shaping::Rate(bits_per_sec)),
         Fault::Oom { bytes } => Action::LimitMemory(bytes),
-        Fault::SlowStore {
-            delay_ms,
-            jitter_ms,
+        Fault::SlowStore { .. } | Fault::Latency { .. } => {
+            let (delay_ms, jitter_ms) = fault.fault.delay().expect("a delay fault has a delay");
+            Action::Delay {
+                delay_ms,
+                jitter_ms,
+            }
         }
-        | Fault::Latency {
-            delay_ms,
-            jitter_ms,
-        } => Action::Delay {
-            delay_ms,
-            jitter_ms,
-        },
     }
 }
 

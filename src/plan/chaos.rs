@@ -104,6 +104,22 @@ impl Fault {
             Fault::Bandwidth { bits_per_sec } => Some(format!("{} kbit/s", bits_per_sec / 1000)),
             Fault::Oom { bytes: Some(b) } => Some(format!("memory limit {} MiB", b >> 20)),
             Fault::Oom { bytes: None } => Some("memory limit: usage at injection + 4 MiB".into()),
+            Fault::SlowStore { .. } | Fault::Latency { .. } => {
+                let (delay_ms, jitter_ms) = self.delay()?;
+                let jitter = match jitter_ms {
+                    0 => String::new(),
+                    j => format!(" + up to {j} ms jitter"),
+                };
+                Some(format!("answers +{delay_ms} ms{jitter}"))
+            }
+            _ => None,
+        }
+    }
+
+    /// `latency` and `slow_store`: how long answers are held back, and up to how much
+    /// more, in ms.
+    pub fn delay(self) -> Option<(u32, u32)> {
+        match self {
             Fault::SlowStore {
                 delay_ms,
                 jitter_ms,
@@ -111,13 +127,7 @@ impl Fault {
             | Fault::Latency {
                 delay_ms,
                 jitter_ms,
-            } => {
-                let jitter = match jitter_ms {
-                    0 => String::new(),
-                    j => format!(" + up to {j} ms jitter"),
-                };
-                Some(format!("answers +{delay_ms} ms{jitter}"))
-            }
+            } => Some((delay_ms, jitter_ms)),
             _ => None,
         }
     }
