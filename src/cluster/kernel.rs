@@ -75,3 +75,48 @@ async fn try_shaping(engine: &Engine, run_id: &str, n: usize, shaping: Shaping) 
     let tried = netns::shape(engine, &helper, labels, "none", shaping, true).await;
     tried.err().map(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::overrides::Overrides;
+    use crate::scenario::Source;
+
+    #[test]
+    fn a_plan_needs_what_its_faults_need_and_nothing_for_userspace_ones() {
+        let text = r#"
+name = "t"
+duration = "10s"
+[service]
+replicas = 3
+[load]
+rate = 10
+appends_per_session = 1
+[[chaos]]
+fault = "loss"
+loss = "5%"
+at = ["1s"]
+[[chaos]]
+fault = "cpu"
+cpus = 0.5
+at = ["2s"]
+[[chaos]]
+fault = "slow_store"
+delay = "100ms"
+at = ["3s"]
+[[chaos]]
+fault = "kill"
+at = ["4s"]
+"#;
+        let source = Source {
+            path: "t.toml".into(),
+            text: text.into(),
+        };
+        let plan = crate::validate::build(&source, &Overrides::default()).unwrap();
+        let needs: Vec<KernelFeature> = needs(&plan).into_iter().collect();
+        assert_eq!(
+            needs,
+            [KernelFeature::IptablesStatistic, KernelFeature::CpuQuota]
+        );
+    }
+}
