@@ -252,6 +252,17 @@ pub fn render_plan(plan: &plan::Plan) -> String {
             humantime::format_duration(entry.start_after)
         );
     }
+    let needs = cluster::kernel::needs(plan);
+    if !needs.is_empty() {
+        // Checked on the engine when the run starts (exit 3 when missing).
+        let _ = writeln!(
+            out,
+            "needs from the engine's kernel (checked before the run starts):"
+        );
+        for need in needs {
+            let _ = writeln!(out, "  - {}", need.describe());
+        }
+    }
     if plan.attach.is_some() {
         // Victims are drawn among the matched containers, counted when the run starts.
         let _ = writeln!(

@@ -89,10 +89,11 @@ pub async fn execute(
             tags.push(BuiltIn::Haproxy.tag().to_string());
         }
     }
-    if plan
-        .chaos
+    let needs = crate::cluster::kernel::needs(plan);
+    use crate::plan::KernelFeature::{Iptables, IptablesStatistic, Tbf};
+    if [Iptables, IptablesStatistic, Tbf]
         .iter()
-        .any(|c| c.fault == crate::plan::Fault::Blackhole)
+        .any(|n| needs.contains(n))
     {
         tags.push(BuiltIn::Nettools.tag().to_string());
     }
@@ -100,6 +101,11 @@ pub async fn execute(
         images::ensure(engine.docker(), tag).await?;
         tracing::info!(image = %tag, "image present");
     }
+    // Before anything of the run starts: a fault the kernel cannot apply is an
+    // infrastructure error, never a silent no-op.
+    crate::cluster::kernel::check(&engine, &run_id, &needs)
+        .await
+        .map_err(Error::infra)?;
     if shutdown.graceful.is_cancelled() {
         return Err(Error::Interrupted);
     }
@@ -500,8 +506,13 @@ fn print_fault(record: &FaultRecord) {
         .as_deref()
         .map(|e| format!(" (error: {e})"))
         .unwrap_or_default();
+    let params = record
+        .params
+        .as_deref()
+        .map(|p| format!(" ({p})"))
+        .unwrap_or_default();
     say!(
-        "[{:>5.1}s] {} {}: {}{reason}{after}{error}",
+        "[{:>5.1}s] {} {}{params}: {}{reason}{after}{error}",
         record.injected_ms as f64 / 1000.0,
         record.fault,
         record.target,

@@ -140,6 +140,7 @@ impl Stack {
             health_path: "/healthz",
             sticky: false,
             tls: false,
+            via: &[],
         });
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join(haproxy::CONFIG_FILE);

@@ -3,9 +3,10 @@
 //! when it fails, since a container left paused or cut off falsifies what follows).
 //!
 //! Separate from [`super::run`], which only decides when a fault starts, so the
-//! meaning of each fault (kill, stop, restart, pause, disconnect, blackhole) reads in
-//! one place.
+//! meaning of each fault (kill, stop, restart, pause, disconnect, blackhole, and the
+//! grey ones: cpu, loss, bandwidth, oom) reads in one place.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::guard::Guard;
 use super::record::FaultRecord;
 use super::schedule::Scheduled;
-use crate::cluster::{Acted, Action, Cluster, EngineError, KillOutcome, Victim};
+use crate::cluster::{Acted, Action, Cluster, Ended, EngineError, KillOutcome, Shaping, Victim};
 use crate::plan::{AfterKill, Fault};
 
 /// Attempts for a revert before it is given up (and reported) as failed.
@@ -48,15 +49,8 @@ pub(super) async fn apply<C: Cluster>(
         return record;
     }
 
-    // The first action, on every victim at once.
-    let first = match fault.fault {
-        Fault::Kill => Action::Kill,
-        Fault::Stop => Action::Stop(fault.grace),
-        Fault::Restart => Action::Restart(fault.grace),
-        Fault::Pause => Action::Pause,
-        Fault::Disconnect => Action::Disconnect,
-        Fault::Blackhole => Action::BlackholeOn,
-    };
+    record.params = fault.fault.params();
+    let first = first_action(fault);
     let results =
         futures_util::future::join_all(fault.victims.iter().map(|v| cluster.act(first, *v))).await;
     let mut hit = Vec::new();
@@ -67,6 +61,9 @@ pub(super) async fn apply<C: Cluster>(
     for (victim, result) in fault.victims.iter().zip(results) {
         match result {
             Ok(acted) => {
+                if let Some(detail) = acted.detail {
+                    record.params = Some(detail);
+                }
                 instances.push(acted.instance);
                 all_gone &= acted.outcome == KillOutcome::AlreadyGone;
                 ready = max_ready(ready, acted.ready_after);
@@ -87,49 +84,62 @@ pub(super) async fn apply<C: Cluster>(
     let mut left_down = false;
     match fault.fault {
         Fault::Kill | Fault::Stop => {
-            let then = |v: &Victim| match (fault.after_kill, v) {
-                (AfterKill::None, _) => None,
-                (AfterKill::Replace, Victim::Replica(_)) => Some(Action::Replace),
-                _ => Some(Action::StartAgain),
-            };
             left_down = fault.after_kill == AfterKill::None;
-            let results = futures_util::future::join_all(
-                hit.iter()
-                    .filter_map(|v| then(v).map(|a| (a, *v)))
-                    .map(|(a, v)| cluster.act(a, v)),
-            )
-            .await;
-            let mut replacements = Vec::new();
-            for result in results {
-                match result {
-                    Ok(acted) => {
-                        ready = max_ready(ready, acted.ready_after);
-                        replacements.push(acted.instance);
-                    }
-                    Err(err) => errors.push(format!("coming back failed: {err}")),
-                }
-            }
-            if fault.after_kill == AfterKill::Replace && !replacements.is_empty() {
-                record.replacement = Some(replacements.join(", "));
-            }
+            bring_back(cluster, fault, &hit, &mut record, &mut ready, &mut errors).await;
         }
         Fault::Restart => {}
-        Fault::Pause | Fault::Disconnect | Fault::Blackhole => {
-            let revert = match fault.fault {
-                Fault::Pause => Action::Unpause,
-                Fault::Disconnect => Action::Reconnect,
-                _ => Action::BlackholeOff,
+        Fault::Oom { .. } => {
+            let until = fault.duration.unwrap_or_default();
+            let ended = watch_for_ends(cluster, &hit, until, halt).await;
+            let (dead, alive): (Vec<_>, Vec<_>) = hit.iter().partition(|v| ended.contains_key(v));
+            if let Some((at, _)) = ended.values().min_by_key(|(at, _)| *at) {
+                record.ended_ms = Some((*at - start).as_millis() as u64);
+            }
+            let all_oom = ended.values().all(|(_, e)| e.oom_killed);
+            record.outcome = match (dead.is_empty(), all_oom) {
+                _ if hit.is_empty() => record.outcome,
+                (true, _) => "survived",
+                (false, true) => "oom_killed",
+                (false, false) => "exited",
             };
+            for (victim, (_, end)) in ended.iter().filter(|(_, (_, e))| !e.oom_killed) {
+                errors.push(format!(
+                    "{victim} exited with code {} and was not OOM-killed",
+                    end.exit_code
+                ));
+            }
+            // A container started again keeps its limits: the old one first.
+            if fault.after_kill == AfterKill::Restart {
+                revert_all(
+                    cluster,
+                    Action::UnlimitMemory,
+                    &dead,
+                    &mut record,
+                    &mut errors,
+                )
+                .await;
+            }
+            left_down = fault.after_kill == AfterKill::None && !dead.is_empty();
+            bring_back(cluster, fault, &dead, &mut record, &mut ready, &mut errors).await;
+            if !alive.is_empty() {
+                revert_all(
+                    cluster,
+                    Action::UnlimitMemory,
+                    &alive,
+                    &mut record,
+                    &mut errors,
+                )
+                .await;
+                record.reverted_ms = Some(start.elapsed().as_millis() as u64);
+            }
+        }
+        _ => {
+            let revert = revert_action(fault.fault);
             tokio::select! {
                 () = tokio::time::sleep(fault.duration.unwrap_or_default()) => {}
                 () = halt.cancelled() => {}
             }
-            for victim in &hit {
-                if let Err(err) = revert_with_retry(cluster, revert, *victim).await {
-                    record.outcome = "revert_failed";
-                    errors.push(err);
-                }
-            }
+            revert_all(cluster, revert, &hit, &mut record, &mut errors).await;
             record.reverted_ms = Some(start.elapsed().as_millis() as u64);
         }
     }
@@ -142,6 +152,142 @@ pub(super) async fn apply<C: Cluster>(
         .expect("guard lock")
         .release(&fault.victims, left_down);
     record
+}
+
+/// The first action of a fault, on every victim at once.
+fn first_action(fault: &Scheduled) -> Action {
+    match fault.fault {
+        Fault::Kill => Action::Kill,
+        Fault::Stop => Action::Stop(fault.grace),
+        Fault::Restart => Action::Restart(fault.grace),
+        Fault::Pause => Action::Pause,
+        Fault::Disconnect => Action::Disconnect,
+        Fault::Blackhole => Action::BlackholeOn,
+        Fault::Cpu { millicores } => Action::Throttle(millicores),
+        Fault::Loss { percent } => Action::ShapeOn(Shaping::Loss(percent)),
+        Fault::Bandwidth { bits_per_sec } => Action::ShapeOn(Shaping::Rate(bits_per_sec)),
+        Fault::Oom { bytes } => Action::LimitMemory(bytes),
+        Fault::SlowStore { .. } | Fault::Latency { .. } => {
+            let (delay_ms, jitter_ms) = fault.fault.delay().expect("a delay fault has a delay");
+            Action::Delay {
+                delay_ms,
+                jitter_ms,
+            }
+        }
+    }
+}
+
+/// What undoes a temporary fault: plain data, so whoever cleans up after the
+/// harness can be told what to undo.
+pub fn revert_action(fault: Fault) -> Action {
+    match fault {
+        Fault::Pause => Action::Unpause,
+        Fault::Disconnect => Action::Reconnect,
+        Fault::Blackhole => Action::BlackholeOff,
+        Fault::Cpu { .. } => Action::Unthrottle,
+        Fault::Loss { percent } => Action::ShapeOff(Shaping::Loss(percent)),
+        Fault::Bandwidth { bits_per_sec } => Action::ShapeOff(Shaping::Rate(bits_per_sec)),
+        Fault::Oom { .. } => Action::UnlimitMemory,
+        Fault::SlowStore { .. } | Fault::Latency { .. } => Action::Undelay,
+        Fault::Kill | Fault::Stop | Fault::Restart => {
+            unreachable!("{} is not temporary", fault.name())
+        }
+    }
+}
+
+/// How often an `oom` fault looks whether its victims still run.
+const WATCH: Duration = Duration::from_millis(100);
+
+/// Watches `victims` until `until` has passed (or `halt`), or all of them ended;
+/// returns when and how each one that ended did.
+async fn watch_for_ends<C: Cluster>(
+    cluster: &C,
+    victims: &[Victim],
+    until: Duration,
+    halt: &CancellationToken,
+) -> BTreeMap<Victim, (Instant, Ended)> {
+    let deadline = Instant::now() + until;
+    let mut ended = BTreeMap::new();
+    while ended.len() < victims.len() && Instant::now() < deadline && !halt.is_cancelled() {
+        for victim in victims {
+            if ended.contains_key(victim) {
+                continue;
+            }
+            if let Ok(Some(end)) = cluster.ended(*victim).await {
+                ended.insert(*victim, (Instant::now(), end));
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(WATCH) => {}
+            () = halt.cancelled() => {}
+        }
+    }
+    ended
+}
+
+/// Brings back what a fault killed, per `after_kill`: a replacement in a replica's
+/// slot, or the same container started again; nothing for `none`.
+async fn bring_back<C: Cluster>(
+    cluster: &C,
+    fault: &Scheduled,
+    downed: &[Victim],
+    record: &mut FaultRecord,
+    ready: &mut Option<Duration>,
+    errors: &mut Vec<String>,
+) {
+    let then = |v: &Victim| match (fault.after_kill, v) {
+        (AfterKill::None, _) => None,
+        (AfterKill::Replace, Victim::Replica(_)) => Some(Action::Replace),
+        _ => Some(Action::StartAgain),
+    };
+    let results = futures_util::future::join_all(
+        downed
+            .iter()
+            .filter_map(|v| then(v).map(|a| (a, *v)))
+            .map(|(a, v)| cluster.act(a, v)),
+    )
+    .await;
+    let mut replacements = Vec::new();
+    for result in results {
+        match result {
+            Ok(acted) => {
+                *ready = max_ready(*ready, acted.ready_after);
+                replacements.push(acted.instance);
+            }
+            Err(err) => errors.push(format!("coming back failed: {err}")),
+        }
+    }
+    if fault.after_kill == AfterKill::Replace && !replacements.is_empty() {
+        record.replacement = Some(replacements.join(", "));
+    }
+}
+
+/// Reverts a temporary fault on each of `victims`; a revert that fails for good
+/// marks the record.
+async fn revert_all<C: Cluster>(
+    cluster: &C,
+    revert: Action,
+    victims: &[Victim],
+    record: &mut FaultRecord,
+    errors: &mut Vec<String>,
+) {
+    for victim in victims {
+        match revert_with_retry(cluster, revert, *victim).await {
+            // What the revert found (the delay a proxy measured) goes with the setting.
+            Ok(Acted {
+                detail: Some(found),
+                ..
+            }) => {
+                let params = record.params.take().unwrap_or_default();
+                record.params = Some(format!("{params}; {found}"));
+            }
+            Ok(_) => {}
+            Err(err) => {
+                record.outcome = "revert_failed";
+                errors.push(err);
+            }
+        }
+    }
 }
 
 fn max_ready(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {

@@ -28,6 +28,7 @@ mod recovery;
 mod run;
 mod schedule;
 
+pub use apply::revert_action;
 pub use guard::Guard;
 pub use record::{FaultRecord, Outcome, Recovery};
 pub use recovery::measure_recovery;

@@ -33,8 +33,16 @@ pub struct FaultRecord {
     /// When the schedule said, and when it happened, from the start of the load.
     pub planned_ms: u64,
     pub injected_ms: u64,
-    /// `injected`, `already_gone`, `skipped`, `failed` or `revert_failed`.
+    /// `injected`, `already_gone`, `skipped`, `failed` or `revert_failed`; for `oom`,
+    /// `oom_killed` (the kernel killed it: Docker's `State.OOMKilled`), `exited` (it
+    /// died otherwise) or `survived` (it outlived the fault; its limit was put back).
     pub outcome: &'static str,
+    /// The fault's setting as applied (`0.100 cpu`, `memory limit 12.0 MiB`).
+    #[serde(default)]
+    pub params: Option<String>,
+    /// `oom`: when the victim died during the fault, from the start of the load.
+    #[serde(default)]
+    pub ended_ms: Option<u64>,
     /// Why a fault was skipped.
     pub reason: Option<String>,
     /// The instance that took the slot over (kill or stop with `replace`).
@@ -65,6 +73,8 @@ impl FaultRecord {
             planned_ms,
             injected_ms,
             outcome: "injected",
+            params: None,
+            ended_ms: None,
             reason: None,
             replacement: None,
             ready_after_ms: None,

@@ -106,7 +106,7 @@ mod tests {
     use super::super::schedule;
     use super::super::test_plans::{plan, plan_with};
     use super::*;
-    use crate::cluster::{Acted, Action, EngineError, KillOutcome, Victim};
+    use crate::cluster::{Acted, Action, Ended, EngineError, Victim};
     use crate::plan::Plan;
     use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -116,6 +116,8 @@ mod tests {
         start: Instant,
         engine_dead: AtomicBool,
         reverts_fail: AtomicBool,
+        /// A victim given a memory limit dies of it this long after (`oom`).
+        oom_after: Option<Duration>,
     }
 
     impl Fake {
@@ -125,6 +127,7 @@ mod tests {
                 start,
                 engine_dead: AtomicBool::new(false),
                 reverts_fail: AtomicBool::new(false),
+                oom_after: None,
             }
         }
 
@@ -171,9 +174,23 @@ mod tests {
                 (_, other) => other.to_string(),
             };
             Ok(Acted {
-                instance,
-                outcome: KillOutcome::Killed,
                 ready_after: waits.then(|| Duration::from_millis(300)),
+                ..Acted::on(instance)
+            })
+        }
+        async fn ended(&self, victim: Victim) -> Result<Option<Ended>, EngineError> {
+            let Some(after) = self.oom_after else {
+                return Ok(None);
+            };
+            let limited = self.actions().into_iter().rev().find(|a| a.1 == victim);
+            Ok(match limited {
+                Some((Action::LimitMemory(_), _, at)) if self.start.elapsed() >= at + after => {
+                    Some(Ended {
+                        oom_killed: true,
+                        exit_code: 137,
+                    })
+                }
+                _ => None,
             })
         }
         async fn ping(&self) -> Result<(), EngineError> {
@@ -272,6 +289,61 @@ mod tests {
             ]
         );
         assert_eq!(outcome.records[0].reverted_ms, Some(5000));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cpu_fault_throttles_then_puts_the_limits_back() {
+        let chaos = "[[chaos]]\nfault = \"cpu\"\ncpus = 0.25\ntarget = \"replica-1\"\nat = [\"1s\"]\nduration = \"2s\"\n";
+        let fake = Fake::new(Instant::now());
+        let outcome = run_through(&fake, 1, &plan_with(1, "10s", chaos)).await;
+        let (one, at) = (Victim::Replica(1), Duration::from_secs);
+        assert_eq!(
+            fake.actions(),
+            [
+                (Action::Throttle(250), one, at(1)),
+                (Action::Unthrottle, one, at(3))
+            ]
+        );
+        let record = &outcome.records[0];
+        assert_eq!(record.params.as_deref(), Some("0.250 cpu"));
+        assert_eq!(
+            (record.outcome, record.reverted_ms),
+            ("injected", Some(3000))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_oom_kill_is_named_as_such_and_the_replica_replaced() {
+        let chaos = "[[chaos]]\nfault = \"oom\"\nmemory = \"16MiB\"\ntarget = \"replica-2\"\nat = [\"1s\"]\nduration = \"5s\"\n";
+        let fake = Fake {
+            oom_after: Some(Duration::from_millis(1500)),
+            ..Fake::new(Instant::now())
+        };
+        let outcome = run_through(&fake, 1, &plan_with(1, "10s", chaos)).await;
+        let kinds: Vec<Action> = fake.actions().iter().map(|a| a.0).collect();
+        // Killed by the kernel, not by the harness: no kill, no limit to put back.
+        assert_eq!(
+            kinds,
+            [Action::LimitMemory(Some(16 << 20)), Action::Replace]
+        );
+        let record = &outcome.records[0];
+        assert_eq!(record.outcome, "oom_killed");
+        let ended = record.ended_ms.expect("when it died");
+        assert!((2500..=2700).contains(&ended), "{ended}");
+        assert_eq!(record.replacement.as_deref(), Some("replica-2.1"));
+        assert_eq!(record.reverted_ms, None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_replica_that_outlives_an_oom_fault_gets_its_limit_back() {
+        let chaos = "[[chaos]]\nfault = \"oom\"\ntarget = \"replica-0\"\nat = [\"1s\"]\nduration = \"2s\"\n";
+        let fake = Fake::new(Instant::now());
+        let outcome = run_through(&fake, 1, &plan_with(1, "10s", chaos)).await;
+        let kinds: Vec<Action> = fake.actions().iter().map(|a| a.0).collect();
+        assert_eq!(kinds, [Action::LimitMemory(None), Action::UnlimitMemory]);
+        let record = &outcome.records[0];
+        assert_eq!(record.outcome, "survived");
+        assert!(record.reverted_ms.unwrap() >= 3000);
     }
 
     #[tokio::test(start_paused = true)]

@@ -40,24 +40,35 @@ impl fmt::Display for Scheduled {
             self.fault.name(),
             victims.join(", ")
         )?;
+        if let Some(params) = self.fault.params() {
+            write!(f, " ({params})")?;
+        }
         match self.fault {
-            Fault::Pause | Fault::Disconnect | Fault::Blackhole => {
+            fault if fault.is_temporary() => {
                 let d = self.duration.unwrap_or_default();
-                write!(f, " for {}", humantime::format_duration(d))
+                write!(f, " for {}", humantime::format_duration(d))?;
+                if let Fault::Oom { .. } = fault {
+                    write!(f, ", then {}", after_kill(self.after_kill))?;
+                }
+                Ok(())
             }
             Fault::Kill | Fault::Stop => {
                 if self.fault == Fault::Stop {
                     write!(f, " (grace {})", humantime::format_duration(self.grace))?;
                 }
-                let then = match self.after_kill {
-                    AfterKill::Replace => "replace",
-                    AfterKill::Restart => "restart",
-                    AfterKill::None => "leave down",
-                };
-                write!(f, ", then {then}")
+                write!(f, ", then {}", after_kill(self.after_kill))
             }
-            Fault::Restart => write!(f, " (grace {})", humantime::format_duration(self.grace)),
+            _ => write!(f, " (grace {})", humantime::format_duration(self.grace)),
         }
+    }
+}
+
+/// What `after_kill` does, in words.
+fn after_kill(after: AfterKill) -> &'static str {
+    match after {
+        AfterKill::Replace => "replace",
+        AfterKill::Restart => "restart",
+        AfterKill::None => "leave down",
     }
 }
 

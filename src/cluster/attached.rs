@@ -9,7 +9,8 @@
 //! Docker restarts it by its policy. Any other replica is killed through the API and
 //! started again by the harness (`docker start`), as is every stopped one. It is ready again when it runs, is `healthy` if
 //! it has a Docker healthcheck, and the target URL answers its health path. The
-//! only objects the harness makes are its `blackhole` helpers, labelled with the run
+//! only objects the harness makes are its network helpers (`blackhole`, `loss`,
+//! `bandwidth`), labelled with the run
 //! and removed at teardown.
 //!
 //! Slots are the matched containers sorted by name (`replica-0` is the first), and
@@ -26,7 +27,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::docker::Started;
 use super::engine::{Engine, EngineError, Removed};
-use super::{Acted, Action, Cluster, KillOutcome, Lifecycle, Victim, ROLE_LABEL, RUN_LABEL};
+use super::limits::{self, Ended, Limits};
+use super::netns::{self, Shaping};
+use super::{Acted, Action, Cluster, Lifecycle, Victim, ROLE_LABEL, RUN_LABEL};
 use crate::error::Error;
 use crate::load::targets::Targets;
 use crate::plan::attach::{AttachPlan, COMPOSE_ONEOFF, COMPOSE_SERVICE};
@@ -83,9 +86,11 @@ pub struct AttachedCluster {
     downed: Mutex<HashMap<usize, (Option<String>, bool)>>,
     /// Per slot taken off its networks: those networks, to come back on.
     detached: Mutex<HashMap<usize, Vec<Endpoint>>>,
-    /// Slots whose traffic is dropped now, to let it through at teardown at the latest.
-    blackholed: Mutex<BTreeSet<usize>>,
-    /// Numbers the short-lived helper containers of `blackhole`.
+    /// Per slot, the shaping of its traffic in force now, to undo at teardown at the latest.
+    shaped: Mutex<HashMap<usize, BTreeSet<Shaping>>>,
+    /// Per slot under a `cpu` or `oom` fault, its limits before, to put back.
+    kept: Mutex<HashMap<usize, Limits>>,
+    /// Numbers the short-lived helper containers of the network faults.
     helpers: AtomicU32,
 }
 
@@ -197,7 +202,8 @@ impl AttachedCluster {
             cancel,
             downed: Mutex::default(),
             detached: Mutex::default(),
-            blackholed: Mutex::default(),
+            shaped: Mutex::default(),
+            kept: Mutex::default(),
             helpers: AtomicU32::new(0),
         })
     }
@@ -357,21 +363,58 @@ impl AttachedCluster {
         Ok(())
     }
 
-    /// Drops (`on`) or lets through again all traffic of the container.
-    async fn blackhole(&self, slot: usize, member: &Member, on: bool) -> Result<(), EngineError> {
+    /// Starts (`on`) or undoes `shaping` of the container's traffic.
+    async fn shape(
+        &self,
+        slot: usize,
+        member: &Member,
+        shaping: Shaping,
+        on: bool,
+    ) -> Result<(), EngineError> {
         let n = self.helpers.fetch_add(1, Ordering::Relaxed);
-        let helper = format!("sessionstorm-{}-blackhole-{n}", self.run_id);
+        let helper = format!("sessionstorm-{}-nettools-{n}", self.run_id);
         let labels = HashMap::from([
             (RUN_LABEL.to_string(), self.run_id.clone()),
             (ROLE_LABEL.to_string(), "helper".to_string()),
         ]);
-        let op = if on { "-I" } else { "-D" };
-        super::blackhole::iptables(&self.engine, &helper, labels, &member.id, op).await?;
-        let mut blackholed = self.blackholed.lock().expect("blackhole lock");
+        netns::shape(&self.engine, &helper, labels, &member.id, shaping, on).await?;
+        let mut shaped = self.shaped.lock().expect("shaped lock");
+        let held = shaped.entry(slot).or_default();
         if on {
-            blackholed.insert(slot);
+            held.insert(shaping);
         } else {
-            blackholed.remove(&slot);
+            held.remove(&shaping);
+        }
+        Ok(())
+    }
+
+    /// Keeps the container's limits before a fault changes them (the first ones, if a
+    /// fault is already holding it), and returns them.
+    async fn keep_limits(&self, slot: usize, member: &Member) -> Result<Limits, EngineError> {
+        if let Some(was) = self.kept.lock().expect("kept lock").get(&slot) {
+            return Ok(*was);
+        }
+        let was = limits::current(&self.engine, &member.id).await?;
+        self.kept.lock().expect("kept lock").insert(slot, was);
+        Ok(was)
+    }
+
+    /// Puts back the limits kept for the slot, if a fault changed them.
+    /// (`cpu`: the CPU limits, else the memory limit.)
+    async fn put_limits_back(
+        &self,
+        slot: usize,
+        member: &Member,
+        cpu: bool,
+    ) -> Result<(), EngineError> {
+        let was = self.kept.lock().expect("kept lock").get(&slot).copied();
+        if let Some(was) = was {
+            if cpu {
+                limits::restore_cpu(&self.engine, &member.id, was).await?;
+            } else {
+                limits::restore_memory(&self.engine, &member.id, was).await?;
+            }
+            self.kept.lock().expect("kept lock").remove(&slot);
         }
         Ok(())
     }
@@ -391,13 +434,21 @@ impl AttachedCluster {
         if detached {
             self.reattach(slot, member).await?;
         }
-        let blackholed = self
-            .blackholed
+        let shaped = self
+            .shaped
             .lock()
-            .expect("blackhole lock")
-            .contains(&slot);
-        if blackholed {
-            self.blackhole(slot, member, false).await?;
+            .expect("shaped lock")
+            .get(&slot)
+            .cloned()
+            .unwrap_or_default();
+        for shaping in shaped {
+            self.shape(slot, member, shaping, false).await?;
+        }
+        let kept = self.kept.lock().expect("kept lock").get(&slot).copied();
+        if let Some(was) = kept {
+            limits::restore_cpu(&self.engine, &member.id, was).await?;
+            limits::restore_memory(&self.engine, &member.id, was).await?;
+            self.kept.lock().expect("kept lock").remove(&slot);
         }
         let downed = self.downed.lock().expect("downed lock").remove(&slot);
         if downed.is_some() && !self.engine.is_running(&member.id).await? {
@@ -463,11 +514,7 @@ impl Cluster for AttachedCluster {
         let began = Instant::now();
         let deadline = began + self.ready_timeout;
         let (slot, member) = self.member(victim)?;
-        let mut acted = Acted {
-            instance: member.name.clone(),
-            outcome: KillOutcome::Killed,
-            ready_after: None,
-        };
+        let mut acted = Acted::on(member.name.clone());
         let down = |docker_restarts: bool, before: Option<String>| {
             self.downed
                 .lock()
@@ -514,10 +561,33 @@ impl Cluster for AttachedCluster {
             Action::Unpause => self.engine.unpause(&member.id).await?,
             Action::Disconnect => self.detach(slot, member).await?,
             Action::Reconnect => self.reattach(slot, member).await?,
-            Action::BlackholeOn => self.blackhole(slot, member, true).await?,
-            Action::BlackholeOff => self.blackhole(slot, member, false).await?,
+            Action::BlackholeOn => self.shape(slot, member, Shaping::Blackhole, true).await?,
+            Action::BlackholeOff => self.shape(slot, member, Shaping::Blackhole, false).await?,
+            Action::ShapeOn(shaping) => self.shape(slot, member, shaping, true).await?,
+            Action::ShapeOff(shaping) => self.shape(slot, member, shaping, false).await?,
+            Action::Throttle(millicores) => {
+                let was = self.keep_limits(slot, member).await?;
+                limits::throttle(&self.engine, &member.id, was, millicores).await?
+            }
+            Action::LimitMemory(bytes) => {
+                self.keep_limits(slot, member).await?;
+                let limit = limits::limit_memory(&self.engine, &member.id, bytes).await?;
+                acted.detail = Some(format!("memory limit {:.1} MiB", limit as f64 / 1048576.0));
+            }
+            Action::Unthrottle => self.put_limits_back(slot, member, true).await?,
+            Action::UnlimitMemory => self.put_limits_back(slot, member, false).await?,
+            Action::Delay { .. } | Action::Undelay => {
+                return Err(EngineError::State(
+                    "slow_store needs the harness's own cluster: an attached stack's store is not on a path the harness controls".into(),
+                ))
+            }
         }
         Ok(acted)
+    }
+
+    async fn ended(&self, victim: Victim) -> Result<Option<Ended>, EngineError> {
+        let (_, member) = self.member(victim)?;
+        limits::ended(&self.engine, &member.id).await
     }
 
     async fn ping(&self) -> Result<(), EngineError> {

@@ -18,14 +18,15 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use super::delay::DelayProxy;
 use super::engine::{ContainerSpec, Engine, EngineError, Removed};
+use super::limits::{self, Ended, Limits};
+use super::netns::{self, Shaping};
 use super::upload::tar_of;
-use super::{
-    haproxy, Acted, Action, Cluster, KillOutcome, Lifecycle, Victim, ROLE_LABEL, RUN_LABEL,
-};
+use super::{haproxy, Acted, Action, Cluster, Lifecycle, Victim, ROLE_LABEL, RUN_LABEL};
 use crate::load::targets::Targets;
 use crate::plan::template::{Template, Values};
-use crate::plan::{BalancerKind, Persistence, Plan, Scheme, StoreKind, TlsPlan};
+use crate::plan::{BalancerKind, Fault, Persistence, Plan, Scheme, StoreKind, Target, TlsPlan};
 
 /// How often readiness is polled.
 const POLL: Duration = Duration::from_millis(100);
@@ -49,8 +50,15 @@ pub struct DockerCluster {
     balancer_health: Mutex<String>,
     /// Addresses of containers taken off the network, to come back at.
     addresses: Mutex<HashMap<String, String>>,
-    /// Numbers the short-lived helper containers of `blackhole`.
+    /// Numbers the short-lived helper containers of `blackhole`, `loss` and `bandwidth`.
     helpers: std::sync::atomic::AtomicU32,
+    /// The limits of containers under a `cpu` or `oom` fault, as they were before.
+    kept: Mutex<HashMap<String, Limits>>,
+    /// With a `slow_store` fault in the plan: the proxy replicas reach the store through.
+    store_proxy: OnceLock<DelayProxy>,
+    /// With a `latency` fault on replicas: per slot, the proxy the balancer reaches
+    /// the replica through.
+    replica_proxies: OnceLock<Vec<DelayProxy>>,
     /// Where the load sends requests, known once started; updated when a replica
     /// gets a new published port (direct balancing).
     targets: OnceLock<Arc<Targets>>,
@@ -88,6 +96,9 @@ impl DockerCluster {
             balancer_health: Mutex::new(String::new()),
             addresses: Mutex::new(HashMap::new()),
             helpers: Default::default(),
+            kept: Mutex::new(HashMap::new()),
+            store_proxy: OnceLock::new(),
+            replica_proxies: OnceLock::new(),
             targets: OnceLock::new(),
         }
     }
@@ -130,9 +141,23 @@ impl DockerCluster {
             // their store does not answer.
             self.create_store().await?;
             self.wait_store(deadline).await?;
+            let slow_store = self.plan.chaos.iter().any(|c| {
+                matches!(c.fault, Fault::SlowStore { .. })
+                    || matches!(c.fault, Fault::Latency { .. }) && c.target == Target::Store
+            });
+            if slow_store {
+                self.start_store_proxy().await?;
+            }
         }
         for slot in 0..self.plan.service.replicas {
             self.create_replica(slot, 0).await?;
+        }
+        let slow_replicas = self.plan.chaos.iter().any(|c| {
+            matches!(c.fault, Fault::Latency { .. })
+                && !matches!(c.target, Target::Store | Target::Balancer)
+        });
+        if slow_replicas && self.plan.balancer.kind == BalancerKind::Haproxy {
+            self.start_replica_proxies().await?;
         }
         let balancer = match self.plan.balancer.kind {
             BalancerKind::Haproxy => Some(self.start_balancer().await?),
@@ -237,6 +262,16 @@ impl DockerCluster {
             health_path: &self.plan.service.health_path,
             sticky: self.plan.balancer.sticky,
             tls: self.plan.service.scheme == Scheme::Https,
+            via: &self
+                .replica_proxies
+                .get()
+                .map(|proxies| {
+                    proxies
+                        .iter()
+                        .map(|p| p.addr.to_string())
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default(),
         });
         // A port chosen here rather than by Docker, so a balancer restarted by a
         // fault keeps its address and the load finds it again.
@@ -286,12 +321,80 @@ impl DockerCluster {
         Ok(format!("http://127.0.0.1:{port}"))
     }
 
+    /// Starts the delaying proxy of `slow_store` on the run network's gateway, in
+    /// front of the store; replicas made from now on reach the store through it.
+    async fn start_store_proxy(&self) -> Result<(), EngineError> {
+        let gateway = self.engine.gateway(&self.network).await?;
+        let store = self.engine.ip(&self.name("store"), &self.network).await?;
+        let proxy = DelayProxy::start(
+            socket(&gateway, 0)?,
+            socket(&store, self.plan.store.port)?,
+            self.plan.seed,
+        )
+        .await
+        .map_err(|e| {
+            EngineError::State(format!(
+                "cannot start the slow_store proxy on the run network's gateway {gateway}: {e}"
+            ))
+        })?;
+        let _ = self.store_proxy.set(proxy);
+        Ok(())
+    }
+
+    /// Starts a delaying proxy per replica slot on the run network's gateway, in
+    /// front of the replica: the balancer reaches each replica through its proxy.
+    async fn start_replica_proxies(&self) -> Result<(), EngineError> {
+        let gateway = self.engine.gateway(&self.network).await?;
+        let mut proxies = Vec::new();
+        for slot in 0..self.plan.service.replicas {
+            let ip = self
+                .engine
+                .ip(&self.name(&Self::instance(slot, 0)), &self.network)
+                .await?;
+            let proxy = DelayProxy::start(
+                socket(&gateway, 0)?,
+                socket(&ip, self.plan.service.port)?,
+                self.plan.seed ^ slot as u64,
+            )
+            .await
+            .map_err(|e| {
+                EngineError::State(format!(
+                    "cannot start the latency proxy of replica-{slot} on {gateway}: {e}"
+                ))
+            })?;
+            proxies.push(proxy);
+        }
+        let _ = self.replica_proxies.set(proxies);
+        Ok(())
+    }
+
+    /// The delaying proxy in front of `victim`.
+    fn proxy_of(&self, victim: Victim) -> Result<&DelayProxy, EngineError> {
+        let proxy = match victim {
+            Victim::Store => self.store_proxy.get(),
+            Victim::Replica(slot) => self.replica_proxies.get().and_then(|p| p.get(slot)),
+            Victim::Balancer => None,
+        };
+        proxy.ok_or_else(|| {
+            EngineError::State(format!("no delaying proxy in front of the {victim}"))
+        })
+    }
+
     async fn create_replica(&self, slot: usize, generation: u32) -> Result<(), EngineError> {
         let service = &self.plan.service;
         let instance = Self::instance(slot, generation);
+        let proxied = self
+            .store_proxy
+            .get()
+            .map(|p| (p.addr.ip().to_string(), p.addr.port()));
+        let (store, store_port) = proxied
+            .as_ref()
+            .map_or((STORE_HOST, self.plan.store.port), |(ip, port)| {
+                (ip.as_str(), *port)
+            });
         let values = Values {
-            store: STORE_HOST,
-            store_port: self.plan.store.port,
+            store,
+            store_port,
             replica: Some((slot, &instance)),
         };
         let mut env = render_env(&service.env, &values);
@@ -497,14 +600,35 @@ impl DockerCluster {
         }
     }
 
-    /// Drops (`-I`) or lets through again (`-D`) all traffic of `container`.
-    async fn iptables(&self, container: &str, op: &str) -> Result<(), EngineError> {
+    /// Starts (`on`) or undoes `shaping` of the traffic of `container`.
+    async fn shape(&self, container: &str, shaping: Shaping, on: bool) -> Result<(), EngineError> {
         let n = self
             .helpers
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let helper = self.name(&format!("blackhole-{n}"));
-        super::blackhole::iptables(&self.engine, &helper, self.labels("helper"), container, op)
-            .await
+        let helper = self.name(&format!("nettools-{n}"));
+        netns::shape(
+            &self.engine,
+            &helper,
+            self.labels("helper"),
+            container,
+            shaping,
+            on,
+        )
+        .await
+    }
+
+    /// Keeps the container's limits before a fault changes them (the first ones, if a
+    /// fault is already holding it), and returns them.
+    async fn keep_limits(&self, container: &str) -> Result<Limits, EngineError> {
+        if let Some(was) = self.kept.lock().expect("kept lock").get(container) {
+            return Ok(*was);
+        }
+        let was = limits::current(&self.engine, container).await?;
+        self.kept
+            .lock()
+            .expect("kept lock")
+            .insert(container.to_string(), was);
+        Ok(was)
     }
 
     /// Puts a fresh replica in `slot` and waits until it is healthy.
@@ -551,11 +675,7 @@ impl Cluster for DockerCluster {
         let began = Instant::now();
         let deadline = began + self.plan.service.ready_timeout;
         let (container, instance, alias) = self.container_of(victim);
-        let mut acted = Acted {
-            instance,
-            outcome: KillOutcome::Killed,
-            ready_after: None,
-        };
+        let mut acted = Acted::on(instance);
         match action {
             Action::Kill => acted.outcome = self.engine.kill(&container).await?,
             Action::Stop(grace) => acted.outcome = self.engine.stop(&container, grace).await?,
@@ -580,8 +700,43 @@ impl Cluster for DockerCluster {
             }
             Action::Pause => self.engine.pause(&container).await?,
             Action::Unpause => self.engine.unpause(&container).await?,
-            Action::BlackholeOn => self.iptables(&container, "-I").await?,
-            Action::BlackholeOff => self.iptables(&container, "-D").await?,
+            Action::BlackholeOn => self.shape(&container, Shaping::Blackhole, true).await?,
+            Action::BlackholeOff => self.shape(&container, Shaping::Blackhole, false).await?,
+            Action::ShapeOn(shaping) => self.shape(&container, shaping, true).await?,
+            Action::ShapeOff(shaping) => self.shape(&container, shaping, false).await?,
+            Action::Throttle(millicores) => {
+                let was = self.keep_limits(&container).await?;
+                limits::throttle(&self.engine, &container, was, millicores).await?
+            }
+            Action::LimitMemory(bytes) => {
+                self.keep_limits(&container).await?;
+                let limit = limits::limit_memory(&self.engine, &container, bytes).await?;
+                acted.detail = Some(format!("memory limit {:.1} MiB", limit as f64 / 1048576.0));
+            }
+            Action::Delay {
+                delay_ms,
+                jitter_ms,
+            } => {
+                let ms = |v: u32| Duration::from_millis(u64::from(v));
+                self.proxy_of(victim)?.set(ms(delay_ms), ms(jitter_ms));
+            }
+            Action::Undelay => acted.detail = Some(self.proxy_of(victim)?.clear().to_string()),
+            Action::Unthrottle | Action::UnlimitMemory => {
+                let was = self
+                    .kept
+                    .lock()
+                    .expect("kept lock")
+                    .get(&container)
+                    .copied();
+                if let Some(was) = was {
+                    if action == Action::Unthrottle {
+                        limits::restore_cpu(&self.engine, &container, was).await?;
+                    } else {
+                        limits::restore_memory(&self.engine, &container, was).await?;
+                    }
+                    self.kept.lock().expect("kept lock").remove(&container);
+                }
+            }
             Action::Disconnect => {
                 if let Ok(ip) = self.engine.ip(&container, &self.network).await {
                     self.addresses
@@ -616,8 +771,19 @@ impl Cluster for DockerCluster {
         ) = (victim, action)
         {
             self.retarget(slot).await?;
+            // The latency proxy follows the replica to its new address.
+            if let Some(proxy) = self.replica_proxies.get().and_then(|p| p.get(slot)) {
+                let name = self.name(&Self::instance(slot, self.generation(slot)));
+                let ip = self.engine.ip(&name, &self.network).await?;
+                proxy.set_upstream(socket(&ip, self.plan.service.port)?);
+            }
         }
         Ok(acted)
+    }
+
+    async fn ended(&self, victim: Victim) -> Result<Option<Ended>, EngineError> {
+        let (container, _, _) = self.container_of(victim);
+        limits::ended(&self.engine, &container).await
     }
 
     async fn ping(&self) -> Result<(), EngineError> {
@@ -663,6 +829,13 @@ fn render_env(env: &std::collections::BTreeMap<String, Template>, values: &Value
     env.iter()
         .map(|(key, value)| format!("{key}={}", value.render(values)))
         .collect()
+}
+
+/// `host:port` as a socket address.
+fn socket(host: &str, port: u16) -> Result<std::net::SocketAddr, EngineError> {
+    format!("{host}:{port}")
+        .parse()
+        .map_err(|e| EngineError::State(format!("cannot read the address {host}:{port}: {e}")))
 }
 
 fn port_in_use(port: u16) -> EngineError {

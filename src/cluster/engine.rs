@@ -199,6 +199,24 @@ impl Engine {
             .map_err(failed)
     }
 
+    /// The gateway address of `network`: the host's side of its bridge.
+    pub async fn gateway(&self, network: &str) -> Result<String, EngineError> {
+        let info = self
+            .docker
+            .inspect_network(network, None)
+            .await
+            .map_err(|source| EngineError::Call {
+                action: "inspect network",
+                object: network.to_string(),
+                source,
+            })?;
+        info.ipam
+            .and_then(|i| i.config)
+            .and_then(|c| c.into_iter().find_map(|c| c.gateway))
+            .filter(|g| !g.is_empty())
+            .ok_or_else(|| EngineError::State(format!("network {network} has no gateway address")))
+    }
+
     pub async fn create(&self, spec: &ContainerSpec) -> Result<(), EngineError> {
         let port_key = |p: u16| format!("{p}/tcp");
         let port_bindings = spec.publish.map(|p| {
@@ -224,9 +242,10 @@ impl Engine {
                 cap_add: (!spec.cap_add.is_empty()).then(|| spec.cap_add.clone()),
                 ..Default::default()
             }),
-            // `container:<name>` shares another container's network: no endpoint of its own.
-            networking_config: (!spec.network.starts_with("container:")).then(|| {
-                NetworkingConfig {
+            // `container:<name>` shares another container's network, `none` has none of
+            // its own: no endpoint.
+            networking_config: (!spec.network.starts_with("container:") && spec.network != "none")
+                .then(|| NetworkingConfig {
                     endpoints_config: Some(HashMap::from([(
                         spec.network.clone(),
                         EndpointSettings {
@@ -234,8 +253,7 @@ impl Engine {
                             ..Default::default()
                         },
                     )])),
-                }
-            }),
+                }),
             ..Default::default()
         };
         let options = CreateContainerOptionsBuilder::default()

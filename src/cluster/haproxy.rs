@@ -28,6 +28,9 @@ pub struct Config<'a> {
     pub sticky: bool,
     /// The replicas serve HTTPS: traffic and health checks to them go over TLS.
     pub tls: bool,
+    /// Where each server is reached instead of `alias:port` (`host:port`, in slot
+    /// order): the `latency` fault's proxies. Empty: straight to the replicas.
+    pub via: &'a [String],
 }
 
 /// Renders `haproxy.cfg`.
@@ -44,10 +47,12 @@ pub fn render(config: &Config<'_>) -> String {
         } else {
             String::new()
         };
-        servers.push_str(&format!(
-            "    server {alias} {alias}:{}{cookie}\n",
-            config.port
-        ));
+        let address = config
+            .via
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| format!("{alias}:{}", config.port));
+        servers.push_str(&format!("    server {alias} {address}{cookie}\n"));
     }
     // `insert indirect nocache`: HAProxy sets SRV on the first answer, strips it
     // from requests before they reach the server, and keeps caches from sharing it.
@@ -117,6 +122,7 @@ mod tests {
             health_path: "/health",
             sticky: false,
             tls: false,
+            via: &[],
         });
         assert!(cfg.contains("    server replica-0 replica-0:9000\n"));
         assert!(cfg.contains("    server replica-1 replica-1:9000\n"));
@@ -141,6 +147,7 @@ mod tests {
             health_path: "/healthz",
             sticky: true,
             tls: false,
+            via: &[],
         });
         assert!(cfg.contains("    cookie SRV insert indirect nocache\n"));
         assert!(cfg.contains("    server replica-1 replica-1:8080 cookie r1\n"));
@@ -155,6 +162,7 @@ mod tests {
             health_path: "/healthz",
             sticky: false,
             tls: true,
+            via: &[],
         });
         // On `default-server`, so every server and its health check inherit it.
         let defaults = cfg
@@ -165,5 +173,21 @@ mod tests {
         assert!(cfg.contains("    server replica-0 replica-0:8443\n"));
         // The balancer's own side stays plain HTTP for the load.
         assert!(cfg.contains("bind :8080\n"));
+    }
+
+    #[test]
+    fn servers_behind_latency_proxies_are_reached_through_them() {
+        let replicas = vec!["replica-0".to_string(), "replica-1".to_string()];
+        let via = vec!["10.0.0.1:4000".to_string(), "10.0.0.1:4001".to_string()];
+        let cfg = render(&Config {
+            replicas: &replicas,
+            port: 8080,
+            health_path: "/healthz",
+            sticky: false,
+            tls: false,
+            via: &via,
+        });
+        assert!(cfg.contains("    server replica-0 10.0.0.1:4000\n"));
+        assert!(cfg.contains("    server replica-1 10.0.0.1:4001\n"));
     }
 }

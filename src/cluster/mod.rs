@@ -6,16 +6,21 @@
 //! the harness never touches anything it did not create.
 
 pub mod attached;
-mod blackhole;
+pub mod delay;
 pub mod docker;
 pub mod engine;
 pub mod haproxy;
+pub mod kernel;
+pub mod limits;
+pub mod netns;
 mod upload;
 
 use std::future::Future;
 use std::time::Duration;
 
 pub use engine::{EngineError, KillOutcome};
+pub use limits::{Ended, Limits};
+pub use netns::Shaping;
 
 /// Label carrying the run id on every container and network the harness creates.
 pub const RUN_LABEL: &str = "sessionstorm.run";
@@ -64,6 +69,26 @@ pub enum Action {
     BlackholeOn,
     /// Remove those rules again.
     BlackholeOff,
+    /// Leave the container this many thousandths of one core (CFS quota).
+    Throttle(u32),
+    /// Give it the CPU limits it had before.
+    Unthrottle,
+    /// Start shaping its traffic (iptables or tc in its namespace).
+    ShapeOn(Shaping),
+    /// Undo that shaping.
+    ShapeOff(Shaping),
+    /// Give it a memory limit: these bytes, or its usage now plus a little.
+    LimitMemory(Option<u64>),
+    /// Give it the memory limit it had before.
+    UnlimitMemory,
+    /// Hold the store's answers back (the harness's delaying proxy): this many ms,
+    /// plus up to `jitter_ms`.
+    Delay {
+        delay_ms: u32,
+        jitter_ms: u32,
+    },
+    /// Pass the store's answers through at once again.
+    Undelay,
 }
 
 /// What an action did.
@@ -75,6 +100,20 @@ pub struct Acted {
     pub outcome: KillOutcome,
     /// For actions that wait for readiness: from the action until the health check passed.
     pub ready_after: Option<Duration>,
+    /// What the action set, when the fault did not say (`LimitMemory(None)`: the limit).
+    pub detail: Option<String>,
+}
+
+impl Acted {
+    /// `instance` acted on, nothing else to say.
+    pub fn on(instance: String) -> Self {
+        Acted {
+            instance,
+            outcome: KillOutcome::Killed,
+            ready_after: None,
+            detail: None,
+        }
+    }
 }
 
 /// What chaos needs from a cluster, and nothing more, so it can be tested against a fake.
@@ -87,6 +126,13 @@ pub trait Cluster: Sync {
         action: Action,
         victim: Victim,
     ) -> impl Future<Output = Result<Acted, EngineError>> + Send;
+
+    /// How the victim's container ended, or `None` while it runs: an `oom` fault
+    /// watches it to tell the kernel's kill from anything else.
+    fn ended(
+        &self,
+        victim: Victim,
+    ) -> impl Future<Output = Result<Option<Ended>, EngineError>> + Send;
 
     /// Whether the engine still answers: chaos stops when it does not (dead man's switch).
     fn ping(&self) -> impl Future<Output = Result<(), EngineError>> + Send;

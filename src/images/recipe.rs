@@ -87,11 +87,18 @@ impl Recipe {
         if image == BuiltIn::Haproxy {
             rootfs.add_dir(HAPROXY_CONFIG_DIR, 0o755);
         }
-        let libraries = add_binary(&mut rootfs, image, &binary, &image_path)?;
-        let mut env = library_path_env(&libraries);
+        let mut libraries = add_binary(&mut rootfs, image, &binary, &image_path)?;
+        let mut extra_env = Vec::new();
         if image == BuiltIn::Nettools {
-            env.push(add_xtables_targets(&mut rootfs, &libraries)?);
+            extra_env.push(add_xtables_targets(&mut rootfs, &libraries)?);
+            // tc, for the `bandwidth` fault's qdisc, beside iptables.
+            let tc = locate_host_binary(image, "tc", "iproute2", &["/usr/sbin", "/sbin"])?;
+            libraries.extend(add_binary(&mut rootfs, image, &tc, "/usr/sbin/tc")?);
+            libraries.sort();
+            libraries.dedup();
         }
+        let mut env = library_path_env(&libraries);
+        env.extend(extra_env);
         Ok(Recipe {
             image,
             rootfs,
@@ -295,11 +302,14 @@ fn add_xtables_targets(
             package: "iptables",
         })?;
     let dir_text = dir.to_string_lossy().to_string();
-    rootfs.add_host_file(
-        BuiltIn::Nettools,
-        &format!("{dir_text}/libxt_standard.so"),
-        &dir.join("libxt_standard.so"),
-    )?;
+    // DROP (standard) for every rule; statistic for `loss`'s random drops.
+    for target in ["libxt_standard.so", "libxt_statistic.so"] {
+        rootfs.add_host_file(
+            BuiltIn::Nettools,
+            &format!("{dir_text}/{target}"),
+            &dir.join(target),
+        )?;
+    }
     Ok(("XTABLES_LIBDIR".to_string(), dir_text))
 }
 

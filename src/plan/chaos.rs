@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+/// The smallest memory limit Docker accepts.
+pub const MIN_MEMORY: u64 = 6 << 20;
+
 /// One chaos entry: a fault applied to a target on a schedule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChaosPlan {
@@ -34,6 +37,28 @@ pub enum Fault {
     /// Drop every packet to and from the container for `duration` (iptables in its
     /// network namespace), without taking it off the network.
     Blackhole,
+    /// Throttle a replica to `millicores` thousandths of one core for `duration`
+    /// (the cgroup's CFS quota, through the engine's update API).
+    Cpu { millicores: u32 },
+    /// Drop this share of the packets in and out of the container, each drawn at
+    /// random (iptables `statistic --mode random` in its network namespace).
+    Loss { percent: u8 },
+    /// Limit what the container sends to this many bits per second (a `tbf` qdisc on
+    /// its interface).
+    Bandwidth { bits_per_sec: u64 },
+    /// Give a replica a memory limit (`bytes`, or its usage now plus a little when
+    /// `None`) so that it runs out and the kernel's OOM killer kills it; what brings
+    /// it back is `after_kill`'s. A replica that outlives `duration` gets its old
+    /// limit back.
+    Oom { bytes: Option<u64> },
+    /// Hold the store's answers back by `delay_ms` plus up to `jitter_ms` (drawn from
+    /// the seed) for `duration`, so every store call of the replicas takes that much
+    /// longer while the balancer still sees them up. A userspace proxy in the harness
+    /// on the replicas' path to the store: needs nothing from the kernel.
+    SlowStore { delay_ms: u32, jitter_ms: u32 },
+    /// Hold a replica's answers to the balancer (or the store's, to the replicas) back
+    /// by `delay_ms` plus up to `jitter_ms`, through the same kind of proxy.
+    Latency { delay_ms: u32, jitter_ms: u32 },
 }
 
 impl Fault {
@@ -45,12 +70,113 @@ impl Fault {
             Fault::Pause => "pause",
             Fault::Disconnect => "disconnect",
             Fault::Blackhole => "blackhole",
+            Fault::Cpu { .. } => "cpu",
+            Fault::Loss { .. } => "loss",
+            Fault::Bandwidth { .. } => "bandwidth",
+            Fault::Oom { .. } => "oom",
+            Fault::SlowStore { .. } => "slow_store",
+            Fault::Latency { .. } => "latency",
         }
     }
 
     /// Faults that last `duration` and are then reverted.
     pub fn is_temporary(self) -> bool {
-        matches!(self, Fault::Pause | Fault::Disconnect | Fault::Blackhole)
+        matches!(
+            self,
+            Fault::Pause
+                | Fault::Disconnect
+                | Fault::Blackhole
+                | Fault::Cpu { .. }
+                | Fault::Loss { .. }
+                | Fault::Bandwidth { .. }
+                | Fault::Oom { .. }
+                | Fault::SlowStore { .. }
+                | Fault::Latency { .. }
+        )
+    }
+
+    /// The fault's own setting in words (`0.25 cpu`, `5% loss`), for the plan and the
+    /// reports; `None` for faults that have none.
+    pub fn params(self) -> Option<String> {
+        match self {
+            Fault::Cpu { millicores } => Some(format!("{:.3} cpu", f64::from(millicores) / 1000.0)),
+            Fault::Loss { percent } => Some(format!("{percent}% of packets dropped")),
+            Fault::Bandwidth { bits_per_sec } => Some(format!("{} kbit/s", bits_per_sec / 1000)),
+            Fault::Oom { bytes: Some(b) } => Some(format!("memory limit {} MiB", b >> 20)),
+            Fault::Oom { bytes: None } => Some("memory limit: usage at injection + 4 MiB".into()),
+            Fault::SlowStore { .. } | Fault::Latency { .. } => {
+                let (delay_ms, jitter_ms) = self.delay()?;
+                let jitter = match jitter_ms {
+                    0 => String::new(),
+                    j => format!(" + up to {j} ms jitter"),
+                };
+                Some(format!("answers +{delay_ms} ms{jitter}"))
+            }
+            _ => None,
+        }
+    }
+
+    /// `latency` and `slow_store`: how long answers are held back, and up to how much
+    /// more, in ms.
+    pub fn delay(self) -> Option<(u32, u32)> {
+        match self {
+            Fault::SlowStore {
+                delay_ms,
+                jitter_ms,
+            }
+            | Fault::Latency {
+                delay_ms,
+                jitter_ms,
+            } => Some((delay_ms, jitter_ms)),
+            _ => None,
+        }
+    }
+
+    /// What the engine's kernel must offer for this fault (one entry per piece), so a
+    /// run that lacks it stops before anything starts; empty for faults that need only
+    /// the engine.
+    pub fn needs(self) -> &'static [KernelFeature] {
+        match self {
+            Fault::Blackhole => &[KernelFeature::Iptables],
+            Fault::Loss { .. } => &[KernelFeature::IptablesStatistic],
+            Fault::Bandwidth { .. } => &[KernelFeature::Tbf],
+            Fault::Cpu { .. } => &[KernelFeature::CpuQuota],
+            Fault::Oom { .. } => &[KernelFeature::MemoryLimit],
+            _ => &[],
+        }
+    }
+}
+
+/// A piece of the engine's kernel that a fault relies on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum KernelFeature {
+    /// netfilter in a container's network namespace (iptables through nf_tables).
+    Iptables,
+    /// iptables' `statistic` match (xt_statistic), for random drops.
+    IptablesStatistic,
+    /// The `tbf` queueing discipline (sch_tbf).
+    Tbf,
+    /// The CFS bandwidth controller (cgroup `cpu` quota).
+    CpuQuota,
+    /// The cgroup memory controller with limits.
+    MemoryLimit,
+}
+
+impl KernelFeature {
+    pub fn describe(self) -> &'static str {
+        match self {
+            KernelFeature::Iptables => {
+                "netfilter (iptables/nf_tables) in container network namespaces"
+            }
+            KernelFeature::IptablesStatistic => {
+                "iptables' statistic match (kernel module xt_statistic)"
+            }
+            KernelFeature::Tbf => "the tbf queueing discipline (kernel module sch_tbf)",
+            KernelFeature::CpuQuota => {
+                "CPU quotas (the CFS bandwidth controller of the cgroup cpu controller)"
+            }
+            KernelFeature::MemoryLimit => "memory limits (the cgroup memory controller)",
+        }
     }
 }
 

@@ -31,7 +31,7 @@ pub mod template;
 pub mod tls;
 
 pub use attach::AttachPlan;
-pub use chaos::{AfterKill, ChaosPlan, Fault, Schedule, Target};
+pub use chaos::{AfterKill, ChaosPlan, Fault, KernelFeature, Schedule, Target};
 pub use gates::{Check, Cmp, Gates, Metric, Quantile, Tolerance};
 pub use image::BuiltIn;
 pub use load::{LoadPlan, Model, RateProfile, Stage, Think};

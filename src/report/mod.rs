@@ -319,7 +319,12 @@ impl FaultSummary {
                 failed_requests: r.failed_requests,
             });
         FaultSummary {
-            injected: count(&|e| matches!(e.outcome, "injected" | "revert_failed")),
+            injected: count(&|e| {
+                matches!(
+                    e.outcome,
+                    "injected" | "revert_failed" | "oom_killed" | "exited" | "survived"
+                )
+            }),
             skipped: count(&|e| e.outcome == "skipped"),
             failed: count(&|e| e.error.is_some()),
             revert_failed: count(&|e| e.outcome == "revert_failed"),
@@ -772,6 +777,8 @@ mod tests {
             planned_ms: 1000,
             injected_ms: 1000,
             outcome,
+            params: None,
+            ended_ms: None,
             reason: None,
             replacement: None,
             ready_after_ms: None,

@@ -184,6 +184,18 @@ pub struct Chaos {
     pub grace: Option<Spanned<String>>,
     /// What happens to a killed or stopped container: `replace`, `restart` or `none`.
     pub after_kill: Option<Spanned<String>>,
+    /// `cpu`: the share of one core left to the replica, e.g. `0.1`.
+    pub cpus: Option<Spanned<f64>>,
+    /// `loss`: the share of packets dropped, e.g. `"5%"`.
+    pub loss: Option<Spanned<String>>,
+    /// `bandwidth`: the rate the container may send at, e.g. `"1mbit"`.
+    pub rate: Option<Spanned<String>>,
+    /// `oom`: the memory limit, e.g. `"32MiB"`.
+    pub memory: Option<Spanned<String>>,
+    /// `slow_store`: how long the store's answers are held back, e.g. `"300ms"`.
+    pub delay: Option<Spanned<String>>,
+    /// `slow_store`: up to this much more, drawn at random per answer, e.g. `"50ms"`.
+    pub jitter: Option<Spanned<String>>,
 }
 
 /// The text of a scenario and where it came from, kept for error positions and for the

@@ -9,7 +9,9 @@ use super::Validator;
 use crate::plan::{AfterKill, BalancerKind, ChaosPlan, Fault, Schedule, Target};
 use crate::scenario;
 
-const FAULTS: &str = "\"kill\", \"stop\", \"restart\", \"pause\", \"disconnect\", \"blackhole\"";
+const FAULTS: &str = "\"kill\", \"stop\", \"restart\", \"pause\", \"disconnect\", \"blackhole\", \"cpu\", \"loss\", \"bandwidth\", \"oom\", \"slow_store\"";
+const TEMPORARY: &str =
+    "\"pause\", \"disconnect\", \"blackhole\", \"cpu\", \"loss\", \"bandwidth\", \"oom\", \"slow_store\"";
 const TARGETS: &str =
     "\"random-replica\", \"replica-<slot>\" (from 0), a share like \"25%\", \"store\", \"balancer\"";
 const AFTER_KILL: &str = "\"replace\", \"restart\", \"none\"";
@@ -21,25 +23,44 @@ pub const MAX_FAULTS_PER_ENTRY: usize = 10_000;
 
 impl Validator<'_> {
     pub(super) fn chaos(&mut self, raw: &scenario::Chaos, replicas: usize) -> Option<ChaosPlan> {
-        let fault = match raw.fault.get_ref().as_str() {
+        let name = raw.fault.get_ref().as_str();
+        self.grey_keys_fit(name, raw);
+        let fault = match name {
             "kill" => Some(Fault::Kill),
             "stop" => Some(Fault::Stop),
             "restart" => Some(Fault::Restart),
             "pause" => Some(Fault::Pause),
             "disconnect" => Some(Fault::Disconnect),
             "blackhole" => Some(Fault::Blackhole),
-            other => {
-                self.problem(
-                    raw.fault.span(),
-                    format!("unknown fault {other:?}; accepted values: {FAULTS}"),
-                );
-                None
-            }
+            other => match self.grey_fault(other, raw) {
+                Some(Some(fault)) => Some(fault),
+                Some(None) => {
+                    self.problem(
+                        raw.fault.span(),
+                        format!("unknown fault {other:?}; accepted values: {FAULTS}"),
+                    );
+                    None
+                }
+                // Known, with a problem in its setting (noted).
+                None => return None,
+            },
         };
+        let slow_store = matches!(fault, Some(Fault::SlowStore { .. }));
         let target = match &raw.target {
+            None if slow_store => Some(Target::Store),
             None => Some(Target::RandomReplica),
             Some(t) => self.target(t, replicas),
         };
+        if matches!(fault, Some(Fault::Latency { .. })) && target == Some(Target::Balancer) {
+            let span = raw.target.as_ref().map_or(0..0, |t| t.span());
+            self.problem(span, "fault \"latency\" on the balancer is not supported yet; target replicas or the store");
+            return None;
+        }
+        if slow_store && target.is_some_and(|t| t != Target::Store) {
+            let span = raw.target.as_ref().map_or(0..0, |t| t.span());
+            self.problem(span, "fault \"slow_store\" slows the store only: leave `target` out or set it to \"store\"");
+            return None;
+        }
         let schedule = self.schedule(raw);
         let start_after = match &raw.start_after {
             Some(s) => self.duration(s, "chaos.start_after"),
@@ -51,7 +72,7 @@ impl Validator<'_> {
                 if fault.is_some() {
                     self.problem(
                         d.span(),
-                        "`chaos.duration` applies only to temporary faults (\"pause\", \"disconnect\", \"blackhole\")",
+                        format!("`chaos.duration` applies only to temporary faults ({TEMPORARY})"),
                     );
                 }
                 None
@@ -61,10 +82,15 @@ impl Validator<'_> {
         let grace = self.optional_duration(&raw.grace, "chaos.grace", Duration::from_secs(2));
         let after_kill = match &raw.after_kill {
             None => Some(AfterKill::Replace),
-            Some(a) if !matches!(fault, Some(Fault::Kill | Fault::Stop) | None) => {
+            Some(a)
+                if !matches!(
+                    fault,
+                    Some(Fault::Kill | Fault::Stop | Fault::Oom { .. }) | None
+                ) =>
+            {
                 self.problem(
                     a.span(),
-                    "`chaos.after_kill` applies only to \"kill\" and \"stop\"",
+                    "`chaos.after_kill` applies only to \"kill\", \"stop\" and \"oom\"",
                 );
                 None
             }
@@ -240,6 +266,16 @@ impl Validator<'_> {
                 self.problem(
                     span(),
                     "chaos target \"balancer\": with `balancer.kind = \"direct\"` there is no balancer; target replicas, or use kind \"haproxy\"",
+                );
+            }
+            let on_replicas = !matches!(entry.target, Target::Store | Target::Balancer);
+            if matches!(entry.fault, Fault::Latency { .. })
+                && on_replicas
+                && balancer == BalancerKind::Direct
+            {
+                self.problem(
+                    span(),
+                    "fault \"latency\" on replicas sits between the balancer and them: it needs `balancer.kind = \"haproxy\"`",
                 );
             }
             if entry.target == Target::Store && !has_store {

@@ -8,7 +8,7 @@
 //! The [`Validator`] carries what every check needs (the text for positions, the
 //! overrides a wrong value may come from, the problems so far); each section of the
 //! file has its own file of checks: [`service`] (with store and balancer),
-//! [`load`] (with [`tls`]), [`chaos`], [`gates`], [`attach`] and [`flow`].
+//! [`load`] (with [`tls`]), [`chaos`] (with [`grey`], the grey faults' settings), [`gates`], [`attach`] and [`flow`].
 //!
 //! This layer sits between the raw model and the plan: it imports both, and nothing
 //! that runs (cluster, load, chaos, gate, report), so checking a scenario never
@@ -27,6 +27,7 @@ pub mod attach;
 mod chaos;
 pub mod flow;
 mod gates;
+mod grey;
 mod load;
 mod service;
 #[cfg(test)]
@@ -181,7 +182,7 @@ impl Validator<'_> {
         self.int_in(value, key, min, i64::MAX)
     }
 
-    fn duration(&mut self, value: &Spanned<String>, key: &str) -> Option<Duration> {
+    pub(crate) fn duration(&mut self, value: &Spanned<String>, key: &str) -> Option<Duration> {
         match humantime::parse_duration(value.get_ref()) {
             Ok(d) if d > MAX_DURATION => {
                 self.problem(

@@ -274,7 +274,51 @@ fn each_new_chaos_key_is_checked_with_its_place_and_accepted_values() {
         ),
         (
             "[[chaos]]\nfault = \"pause\"\nevery = \"1s\"\nafter_kill = \"none\"\n",
-            "only to \"kill\" and \"stop\"",
+            "only to \"kill\", \"stop\" and \"oom\"",
+        ),
+        (
+            "[[chaos]]\nfault = \"cpu\"\nevery = \"1s\"\n",
+            "needs `cpus`",
+        ),
+        (
+            "[[chaos]]\nfault = \"cpu\"\ncpus = 0.001\nevery = \"1s\"\n",
+            "accepted values: 0.01 to 64",
+        ),
+        (
+            "[[chaos]]\nfault = \"loss\"\nloss = \"100%\"\nevery = \"1s\"\n",
+            "1% to 99%",
+        ),
+        (
+            "[[chaos]]\nfault = \"bandwidth\"\nrate = \"1 mb/s\"\nevery = \"1s\"\n",
+            "unknown unit",
+        ),
+        (
+            "[[chaos]]\nfault = \"oom\"\nmemory = \"2MiB\"\nevery = \"1s\"\n",
+            "at least 6MiB",
+        ),
+        (
+            "[[chaos]]\nfault = \"slow_store\"\nevery = \"5s\"\n",
+            "needs `delay`",
+        ),
+        (
+            "[[chaos]]\nfault = \"slow_store\"\ndelay = \"1s\"\ntarget = \"replica-0\"\nevery = \"5s\"\n",
+            "slows the store only",
+        ),
+        (
+            "[[chaos]]\nfault = \"pause\"\njitter = \"1s\"\nevery = \"5s\"\n",
+            "`chaos.jitter` applies only to fault \"latency\" and \"slow_store\"",
+        ),
+        (
+            "[[chaos]]\nfault = \"latency\"\ndelay = \"1s\"\ntarget = \"balancer\"\nevery = \"5s\"\n",
+            "on the balancer is not supported yet",
+        ),
+        (
+            "[[chaos]]\nfault = \"latency\"\ndelay = \"50s\"\njitter = \"20s\"\nevery = \"5s\"\n",
+            "within 60s",
+        ),
+        (
+            "[[chaos]]\nfault = \"kill\"\ncpus = 0.5\nevery = \"1s\"\n",
+            "`chaos.cpus` applies only to fault \"cpu\"",
         ),
         (
             "[[chaos]]\nfault = \"kill\"\nevery = \"1s\"\nafter_kill = \"resurrect\"\n",
@@ -440,5 +484,38 @@ fn template_and_store_mistakes_are_all_reported_with_their_place() {
     assert!(
         problems[0].message.contains("there is no store"),
         "{problems:?}"
+    );
+}
+
+#[test]
+fn latency_on_replicas_needs_a_balancer_to_sit_behind_and_slow_store_targets_the_store() {
+    let direct = GOOD
+        .replace("[load]", "[balancer]\nkind = \"direct\"\n[load]")
+        .replace(
+            "[[chaos]]\nfault = \"kill\"\nevery = \"5s\"\n",
+            "[[chaos]]\nfault = \"latency\"\ndelay = \"100ms\"\nat = [\"1s\"]\n",
+        );
+    let problems: Vec<String> = plan(&direct)
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert!(
+        problems[0].contains("needs `balancer.kind = \"haproxy\"`"),
+        "{problems:#?}"
+    );
+    let slow = GOOD.replace(
+        "[[chaos]]\nfault = \"kill\"\nevery = \"5s\"\n",
+        "[[chaos]]\nfault = \"slow_store\"\ndelay = \"250ms\"\njitter = \"20ms\"\nat = [\"1s\"]\n",
+    );
+    let plan = plan(&slow).unwrap();
+    assert_eq!(plan.chaos[0].target, Target::Store);
+    assert_eq!(
+        plan.chaos[0].fault,
+        Fault::SlowStore {
+            delay_ms: 250,
+            jitter_ms: 20
+        }
     );
 }

@@ -9,6 +9,7 @@
 //! | `SESSION_TTL_SECS` | Redis expiry of a session, refreshed on every append (memory mode never expires; write-behind refreshes it on every flush) | `3600` |
 //! | `FLUSH_INTERVAL_MS` | write-behind mode: how often acknowledged appends are written to Redis, 1 to 3600000 (ignored in other modes, but still validated) | `1000` |
 //! | `TLS` | `off` (plain HTTP) or `self-signed` (HTTPS only, with a certificate made at start; see [`crate::tls`]) | `off` |
+//! | `LEAK_KIB_PER_REQUEST` | a deliberate memory leak: every request keeps this many KiB (written, so they are resident) for good, 0 to 1024; lets the harness's `oom` fault watch a memory limit being exceeded | `0` |
 //!
 //! A variable set to the empty string counts as unset: `docker run -e MODE=` and compose files
 //! with blank values are common, and "empty means default" is the least surprising reading.
@@ -58,6 +59,8 @@ pub struct Config {
     pub flush_interval_ms: u64,
     /// Serve HTTPS only, with a self-signed certificate made at start.
     pub tls: bool,
+    /// KiB every request leaks (`LEAK_KIB_PER_REQUEST`), within `0..=MAX_LEAK_KIB`.
+    pub leak_kib_per_request: u64,
 }
 
 pub const DEFAULT_PORT: u16 = 8080;
@@ -65,6 +68,8 @@ pub const DEFAULT_TTL_SECS: u64 = 3600;
 pub const DEFAULT_FLUSH_INTERVAL_MS: u64 = 1000;
 /// One hour: "never during this test" without risking timer overflow on absurd values.
 pub const MAX_FLUSH_INTERVAL_MS: u64 = 3_600_000;
+/// A MiB per request outgrows any limit within seconds; more is a typo.
+pub const MAX_LEAK_KIB: u64 = 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError(String);
@@ -169,6 +174,18 @@ impl Config {
             },
         };
 
+        let leak_kib_per_request = match get("LEAK_KIB_PER_REQUEST") {
+            None => 0,
+            Some(k) => match k.parse::<u64>() {
+                Ok(n) if n <= MAX_LEAK_KIB => n,
+                _ => {
+                    return Err(ConfigError(format!(
+                        "LEAK_KIB_PER_REQUEST={k:?} must be a whole number of KiB from 0 to {MAX_LEAK_KIB}"
+                    )))
+                }
+            },
+        };
+
         Ok(Config {
             mode,
             store_url,
@@ -177,6 +194,7 @@ impl Config {
             ttl_secs,
             flush_interval_ms,
             tls,
+            leak_kib_per_request,
         })
     }
 }
@@ -268,6 +286,24 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(cfg.flush_interval_ms, MAX_FLUSH_INTERVAL_MS);
+    }
+
+    #[test]
+    fn a_leak_is_off_by_default_and_bounded() {
+        let cfg = parse(&[("SESSION_STORE", "redis://s:6379")]).unwrap();
+        assert_eq!(cfg.leak_kib_per_request, 0);
+        let cfg = parse(&[
+            ("SESSION_STORE", "redis://s:6379"),
+            ("LEAK_KIB_PER_REQUEST", "64"),
+        ])
+        .unwrap();
+        assert_eq!(cfg.leak_kib_per_request, 64);
+        let err = parse(&[
+            ("SESSION_STORE", "redis://s:6379"),
+            ("LEAK_KIB_PER_REQUEST", "4096"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("0 to 1024"), "{err}");
     }
 
     #[test]

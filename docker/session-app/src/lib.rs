@@ -94,7 +94,18 @@ async fn serve<S: Store>(
 ) -> io::Result<()> {
     let instance = HeaderValue::from_str(&config.instance_id)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    let app = http::router(store, instance);
+    let mut app = http::router(store, instance);
+    if config.leak_kib_per_request > 0 {
+        let bytes = (config.leak_kib_per_request * 1024) as usize;
+        app = app.layer(axum::middleware::map_request(
+            move |req: axum::extract::Request| async move {
+                // Written (not just reserved) so the pages are resident and count
+                // against the container's memory limit.
+                std::mem::forget(vec![1u8; bytes]);
+                req
+            },
+        ));
+    }
     if config.tls {
         let listener = tls::TlsListener::self_signed(listener, &config.instance_id)?;
         axum::serve(listener, app)

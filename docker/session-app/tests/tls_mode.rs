@@ -14,6 +14,7 @@ async fn tls_app(instance: &str) -> TestApp {
         ttl_secs: 60,
         flush_interval_ms: DEFAULT_FLUSH_INTERVAL_MS,
         tls: true,
+        leak_kib_per_request: 0,
     })
     .await
 }

@@ -32,6 +32,7 @@ impl TestApp {
             ttl_secs: 60,
             flush_interval_ms: session_app::config::DEFAULT_FLUSH_INTERVAL_MS,
             tls: false,
+            leak_kib_per_request: 0,
         })
         .await
     }
@@ -73,6 +74,7 @@ impl TestApp {
             ttl_secs: 60,
             flush_interval_ms: flush_ms,
             tls: false,
+            leak_kib_per_request: 0,
         })
         .await
     }

@@ -1,0 +1,168 @@
+//! What the harness runs inside a container's network namespace, for the faults
+//! that act on its traffic without taking it off the network: iptables rules
+//! (`blackhole`, `loss`) and a `tbf` qdisc (`bandwidth`). Each runs in a short-lived
+//! helper container from `sessionstorm/nettools` sharing the target's network
+//! namespace, with NET_ADMIN; the helper is removed when it is done. Shared by the
+//! harness-made and the attached cluster.
+//!
+//! Every change is a pair (on, off) computed from the fault's own setting, so what
+//! to undo is plain data: [`Shaping`].
+
+use std::collections::HashMap;
+
+use super::engine::{ContainerSpec, Engine, EngineError};
+use super::upload::tar_of;
+use crate::plan::KernelFeature;
+
+/// The interface a container's traffic leaves by on its (first) network.
+const INTERFACE: &str = "eth0";
+
+/// One change to a container's traffic, and (with `on = false`) its undoing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Shaping {
+    /// Drop every packet in and out.
+    Blackhole,
+    /// Drop this percentage of packets in and out, each drawn at random.
+    Loss(u8),
+    /// Send at most this many bits per second (egress of the interface).
+    Rate(u64),
+}
+
+impl Shaping {
+    /// The helper's entry point and arguments, and the file it reads (iptables).
+    fn command(self, on: bool, device: &str) -> (&'static str, Vec<String>, Option<String>) {
+        let op = if on { "-I" } else { "-D" };
+        let rules = |matcher: &str| {
+            format!("*filter\n{op} INPUT {matcher}-j DROP\n{op} OUTPUT {matcher}-j DROP\nCOMMIT\n")
+        };
+        let restore = ["iptables-restore", "--noflush", "/etc/sessionstorm.rules"]
+            .map(String::from)
+            .to_vec();
+        match self {
+            Shaping::Blackhole => (IPTABLES, restore, Some(rules(""))),
+            Shaping::Loss(percent) => {
+                let matcher = format!(
+                    "-m statistic --mode random --probability {:.2} ",
+                    f64::from(percent) / 100.0
+                );
+                (IPTABLES, restore, Some(rules(&matcher)))
+            }
+            Shaping::Rate(bits) if on => {
+                // A burst of 20 ms at the rate (at least two full frames), and a queue
+                // that holds 200 ms before dropping: a slow link, not a lossy one.
+                let burst = (bits / 8 / 50).max(3028);
+                let args = format!(
+                    "qdisc replace dev {device} root tbf rate {bits}bit burst {burst} latency 200ms"
+                );
+                (TC, args.split(' ').map(String::from).collect(), None)
+            }
+            Shaping::Rate(_) => {
+                let args = format!("qdisc del dev {device} root");
+                (TC, args.split(' ').map(String::from).collect(), None)
+            }
+        }
+    }
+
+    /// What the shaping needs from the kernel.
+    pub fn needs(self) -> KernelFeature {
+        match self {
+            Shaping::Blackhole => KernelFeature::Iptables,
+            Shaping::Loss(_) => KernelFeature::IptablesStatistic,
+            Shaping::Rate(_) => KernelFeature::Tbf,
+        }
+    }
+}
+
+const IPTABLES: &str = "/usr/sbin/xtables-nft-multi";
+const TC: &str = "/usr/sbin/tc";
+
+/// Applies (`on`) or undoes `shaping` on `container` (a name, an id, or `none` for a
+/// helper in a namespace of its own, as the kernel probe uses), from a helper named
+/// `helper` labelled `labels`. A kernel that lacks the mechanism makes the helper
+/// fail: that is reported as such, never taken for a fault in place.
+pub(super) async fn shape(
+    engine: &Engine,
+    helper: &str,
+    labels: HashMap<String, String>,
+    container: &str,
+    shaping: Shaping,
+    on: bool,
+) -> Result<(), EngineError> {
+    // A probe's namespace of its own has only the loopback interface.
+    let device = if container == "none" { "lo" } else { INTERFACE };
+    let (entrypoint, cmd, rules) = shaping.command(on, device);
+    engine
+        .create(&ContainerSpec {
+            name: helper.to_string(),
+            image: crate::images::BuiltIn::Nettools.tag().to_string(),
+            entrypoint: vec![entrypoint.to_string()],
+            cmd: cmd.clone(),
+            labels,
+            network: if container == "none" {
+                "none".into()
+            } else {
+                format!("container:{container}")
+            },
+            cap_add: vec!["NET_ADMIN".into()],
+            ..Default::default()
+        })
+        .await?;
+    if let Some(rules) = rules {
+        let uploaded = engine
+            .upload(helper, "/etc", tar_of("sessionstorm.rules", &rules))
+            .await;
+        if let Err(err) = uploaded {
+            let _ = engine.remove(helper).await;
+            return Err(err);
+        }
+    }
+    let (code, logs) = engine.run_to_end(helper).await?;
+    if code != 0 {
+        let what = cmd.join(" ");
+        return Err(EngineError::State(format!(
+            "`{what}` in the network namespace of {container} failed (exit {code}): {}. \
+             The engine's kernel may lack {}; nothing was changed",
+            logs.trim(),
+            shaping.needs().describe()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loss_drops_that_share_both_ways_and_its_undoing_deletes_the_same_rules() {
+        let (entry, args, rules) = Shaping::Loss(30).command(true, INTERFACE);
+        assert_eq!(entry, IPTABLES);
+        assert_eq!(args[0], "iptables-restore");
+        let rules = rules.unwrap();
+        assert!(
+            rules.contains("-I INPUT -m statistic --mode random --probability 0.30 -j DROP"),
+            "{rules}"
+        );
+        assert!(
+            rules.contains("-I OUTPUT -m statistic --mode random --probability 0.30 -j DROP"),
+            "{rules}"
+        );
+        let undo = Shaping::Loss(30).command(false, INTERFACE).2.unwrap();
+        assert_eq!(undo, rules.replace("-I ", "-D "));
+    }
+
+    #[test]
+    fn a_rate_is_a_tbf_on_the_interface_and_its_undoing_deletes_the_root_qdisc() {
+        let (entry, args, rules) = Shaping::Rate(1_000_000).command(true, "eth0");
+        assert_eq!((entry, rules), (TC, None));
+        assert_eq!(
+            args.join(" "),
+            "qdisc replace dev eth0 root tbf rate 1000000bit burst 3028 latency 200ms"
+        );
+        // 20 ms of a fast rate, above the two-frame floor.
+        let fast = Shaping::Rate(100_000_000).command(true, "eth0").1.join(" ");
+        assert!(fast.contains("burst 250000 "), "{fast}");
+        let undo = Shaping::Rate(1_000_000).command(false, "lo").1.join(" ");
+        assert_eq!(undo, "qdisc del dev lo root");
+    }
+}
