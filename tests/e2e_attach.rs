@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{bin, docker_turn, labelled, repo, unique, RunGuard};
+use common::{bin, blackholed, docker_turn, labelled, repo, sigkill, unique, wait_for, RunGuard};
 use serde_json::Value;
 
 use sessionstorm::cluster::haproxy;
@@ -536,6 +536,89 @@ after_kill = "none"
     assert_eq!(child.wait().unwrap().code(), Some(130));
     for (replica, net) in stack.replicas.iter().zip(&nets) {
         assert_eq!(&networks(replica), net, "{replica}");
+    }
+    assert_stack_intact(&stack, &before, &run_id);
+}
+
+/// A SIGKILLed harness with a pause, a disconnect and a blackhole under way: its
+/// reaper reverts them and removes the run's helpers within 10 s. The replicas are
+/// the same processes as before (same StartedAt), back on their networks under
+/// their aliases, with no DROP rule left.
+#[test]
+fn a_sigkilled_harness_leaves_the_stack_as_it_was_found() {
+    let _turn = docker_turn();
+    let stack = Stack::up("redis", "no");
+    let before = lives(&stack);
+    let nets: Vec<_> = stack.replicas.iter().map(|r| networks(r)).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("crash.toml");
+    std::fs::write(
+        &scenario,
+        r#"name = "attach-crash"
+seed = 1
+duration = "60s"
+min_alive = 0
+[load]
+users = 2
+appends_per_session = 5
+request_timeout = "1s"
+[[chaos]]
+fault = "pause"
+target = "replica-0"
+at = ["1s"]
+duration = "10m"
+[[chaos]]
+fault = "disconnect"
+target = "replica-1"
+at = ["1s"]
+duration = "10m"
+[[chaos]]
+fault = "blackhole"
+target = "replica-2"
+at = ["1s"]
+duration = "10m"
+"#,
+    )
+    .unwrap();
+    let run_id = unique("attach-crash");
+    let _guard = RunGuard(run_id.clone());
+    let out = tempfile::tempdir().unwrap();
+    let mut child = bin()
+        .args(["run", scenario.to_str().unwrap(), "--attach", &stack.url])
+        .args(["--selector", &stack.selector, "--run-id", &run_id, "--out"])
+        .arg(out.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = |name: &str| docker(&["inspect", "-f", "{{.State.Status}}", name]);
+    let r = &stack.replicas;
+    let held = wait_for(std::time::Duration::from_secs(60), || {
+        status(&r[0]) == "paused" && networks(&r[1]).is_empty() && blackholed(&r[2])
+    });
+    if held.is_none() {
+        let _ = child.kill();
+        panic!("the faults never took hold");
+    }
+    sigkill(&mut child);
+    let restored = wait_for(std::time::Duration::from_secs(10), || {
+        status(&r[0]) == "running"
+            && networks(&r[1]) == nets[1]
+            && !blackholed(&r[2])
+            && labelled(&run_id).is_empty()
+    });
+    assert!(
+        restored.is_some(),
+        "10 s after SIGKILL: {} / {:?} / blackholed {} / left {:?}",
+        status(&r[0]),
+        networks(&r[1]),
+        blackholed(&r[2]),
+        labelled(&run_id)
+    );
+    println!("stack restored {:?} after SIGKILL", restored.unwrap());
+    for (replica, net) in r.iter().zip(&nets) {
+        assert_eq!(&networks(replica), net, "{replica}");
+        assert_eq!(life(replica), before[replica], "{replica} was restarted");
     }
     assert_stack_intact(&stack, &before, &run_id);
 }

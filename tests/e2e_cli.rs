@@ -6,7 +6,9 @@ mod common;
 
 use std::process::{Command, Output};
 
-use common::{bin, docker_turn, labelled, repo, start_run, unique, RunGuard};
+use common::{
+    bin, blackholed, docker_turn, labelled, repo, sigkill, start_run, unique, wait_for, RunGuard,
+};
 
 fn run(run_id: &str, extra: &[&str]) -> (Output, String, String) {
     let out = tempfile::tempdir().unwrap();
@@ -121,8 +123,79 @@ fn sigterm_then_a_second_interrupt_tears_down_at_once() {
     assert!(labelled(&id).is_empty(), "left behind: {:?}", labelled(&id));
 }
 
-/// No container of the run mounts a host path, and every published port is on
-/// 127.0.0.1 only.
+/// A SIGKILLed harness, mid-run with a pause and a blackhole under way, leaves
+/// nothing: its reaper removes every object of the run within 10 s, and the run
+/// folder keeps a summary.json marked running and the latency log so far.
+#[test]
+fn a_sigkilled_harness_leaves_nothing_after_10s_and_a_running_summary() {
+    let _docker = docker_turn();
+    let id = unique("e2e-sigkill");
+    let _guard = RunGuard(id.clone());
+    let (_dir, scenario) = common::temp_scenario(
+        r#"name = "sigkill"
+seed = 1
+duration = "60s"
+min_alive = 1
+[service]
+image = "sessionstorm/session-app"
+replicas = 3
+env = { MODE = "redis" }
+[store]
+image = "sessionstorm/redis"
+[load]
+model = "closed"
+users = 4
+appends_per_session = 5
+request_timeout = "1s"
+[[chaos]]
+fault = "pause"
+target = "replica-0"
+at = ["1s"]
+duration = "10m"
+[[chaos]]
+fault = "blackhole"
+target = "replica-1"
+at = ["1s"]
+duration = "10m"
+"#,
+    );
+    let out = tempfile::tempdir().unwrap();
+    let (mut child, _stdout, _) = start_run(std::path::Path::new(&scenario), &id, out.path());
+    let replica = |slot: usize| format!("sessionstorm-{id}-replica-{slot}.0");
+    let status = |name: &str| {
+        let out = Command::new("docker")
+            .args(["inspect", "-f", "{{.State.Status}}", name])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let held = wait_for(std::time::Duration::from_secs(30), || {
+        status(&replica(0)) == "paused" && blackholed(&replica(1))
+    });
+    assert!(held.is_some(), "the faults never took hold");
+    sigkill(&mut child);
+    let gone = wait_for(std::time::Duration::from_secs(10), || {
+        labelled(&id).is_empty()
+    });
+    assert!(
+        gone.is_some(),
+        "left 10 s after SIGKILL: {:?}",
+        labelled(&id)
+    );
+    println!("nothing of the run left {:?} after SIGKILL", gone.unwrap());
+    let folder = out.path().join(&id);
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(folder.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["verdict"]["status"], "running", "{summary}");
+    assert_eq!(summary["run_id"], id.as_str());
+    let reasons = summary["verdict"]["reasons"].to_string();
+    assert!(reasons.contains("checkpoint"), "{reasons}");
+    let hlog = std::fs::read_to_string(folder.join("latency.hlog")).unwrap();
+    assert!(hlog.starts_with("#"), "{hlog}");
+}
+
+/// No container of the run mounts a host path but the reaper, which mounts the
+/// engine's socket and nothing else, and every published port is on 127.0.0.1 only.
 fn assert_contained(run_id: &str) {
     let out = Command::new("docker")
         .args([
@@ -146,8 +219,16 @@ fn assert_contained(run_id: &str) {
     let containers: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     for c in containers.as_array().unwrap() {
         let name = &c["Name"];
+        let reaper = c["Config"]["Labels"]["sessionstorm.role"] == "reaper";
         for mount in c["Mounts"].as_array().into_iter().flatten() {
-            assert_ne!(mount["Type"], "bind", "{name} mounts a host path: {mount}");
+            if reaper {
+                assert_eq!(
+                    mount["Destination"], "/var/run/docker.sock",
+                    "{name}: {mount}"
+                );
+            } else {
+                assert_ne!(mount["Type"], "bind", "{name} mounts a host path: {mount}");
+            }
         }
         let bindings = &c["HostConfig"]["PortBindings"];
         for (port, list) in bindings.as_object().into_iter().flatten() {

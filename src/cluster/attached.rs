@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::docker::Started;
 use super::engine::{Engine, EngineError, Removed};
+use super::hold::{Endpoint, Hold, Journal, Note};
 use super::{Acted, Action, Cluster, KillOutcome, Lifecycle, Victim, ROLE_LABEL, RUN_LABEL};
 use crate::error::Error;
 use crate::load::targets::Targets;
@@ -56,14 +57,6 @@ impl Member {
     }
 }
 
-/// A network a container was on, to put it back as it was.
-#[derive(Debug, Clone)]
-struct Endpoint {
-    network: String,
-    aliases: Vec<String>,
-    ip: Option<String>,
-}
-
 /// The matched containers of a running stack, and the run acting on them.
 #[derive(Debug)]
 pub struct AttachedCluster {
@@ -87,6 +80,9 @@ pub struct AttachedCluster {
     blackholed: Mutex<BTreeSet<usize>>,
     /// Numbers the short-lived helper containers of `blackhole`.
     helpers: AtomicU32,
+    /// Where every hold on a matched container is noted, for the reaper to undo
+    /// should the harness die.
+    journal: Journal,
 }
 
 impl AttachedCluster {
@@ -199,7 +195,24 @@ impl AttachedCluster {
             detached: Mutex::default(),
             blackholed: Mutex::default(),
             helpers: AtomicU32::new(0),
+            journal: Journal::default(),
         })
+    }
+
+    /// Notes every hold in `journal` from now on.
+    pub fn with_journal(mut self, journal: Journal) -> Self {
+        self.journal = journal;
+        self
+    }
+
+    /// Notes a hold on `member` before the fault is applied.
+    async fn hold(&self, hold: Hold) {
+        self.journal.note(&Note::Hold(hold)).await;
+    }
+
+    /// Notes a hold released after the fault was reverted.
+    async fn release(&self, hold: Hold) {
+        self.journal.note(&Note::Release(hold)).await;
     }
 
     /// The matched containers, in slot order.
@@ -291,6 +304,7 @@ impl AttachedCluster {
         if !docker_restarts && !self.engine.is_running(&member.id).await? {
             self.engine.start(&member.id).await?;
         }
+        self.release(down(member)).await;
         self.wait_ready(member, before.as_deref(), deadline).await
     }
 
@@ -326,6 +340,11 @@ impl AttachedCluster {
             .lock()
             .expect("detached lock")
             .insert(slot, endpoints.clone());
+        self.hold(Hold::Detached {
+            container: member.id.clone(),
+            endpoints: endpoints.clone(),
+        })
+        .await;
         for endpoint in &endpoints {
             self.engine
                 .disconnect(&endpoint.network, &member.id)
@@ -343,17 +362,13 @@ impl AttachedCluster {
             .get(&slot)
             .cloned()
             .unwrap_or_default();
-        for endpoint in &endpoints {
-            self.engine
-                .connect_network(
-                    &endpoint.network,
-                    &member.id,
-                    &endpoint.aliases,
-                    endpoint.ip.as_deref(),
-                )
-                .await?;
-        }
+        let hold = Hold::Detached {
+            container: member.id.clone(),
+            endpoints,
+        };
+        hold.undo(&self.engine, "", HashMap::new()).await?;
         self.detached.lock().expect("detached lock").remove(&slot);
+        self.release(hold).await;
         Ok(())
     }
 
@@ -365,15 +380,46 @@ impl AttachedCluster {
             (RUN_LABEL.to_string(), self.run_id.clone()),
             (ROLE_LABEL.to_string(), "helper".to_string()),
         ]);
-        let op = if on { "-I" } else { "-D" };
-        super::blackhole::iptables(&self.engine, &helper, labels, &member.id, op).await?;
-        let mut blackholed = self.blackholed.lock().expect("blackhole lock");
+        let hold = Hold::Blackholed {
+            container: member.id.clone(),
+        };
         if on {
-            blackholed.insert(slot);
+            self.hold(hold.clone()).await;
+            let applied =
+                super::blackhole::iptables(&self.engine, &helper, labels, &member.id, "-I").await;
+            if let Err(err) = applied {
+                self.release(hold).await;
+                return Err(err);
+            }
+            self.blackholed.lock().expect("blackhole lock").insert(slot);
         } else {
-            blackholed.remove(&slot);
+            hold.undo(&self.engine, &helper, labels).await?;
+            self.blackholed
+                .lock()
+                .expect("blackhole lock")
+                .remove(&slot);
+            self.release(hold).await;
         }
         Ok(())
+    }
+
+    /// Freezes (`on`) or thaws the container.
+    async fn pause(&self, member: &Member, on: bool) -> Result<(), EngineError> {
+        let hold = Hold::Paused {
+            container: member.id.clone(),
+        };
+        if on {
+            self.hold(hold.clone()).await;
+            let applied = self.engine.pause(&member.id).await;
+            if applied.is_err() {
+                self.release(hold).await;
+            }
+            applied
+        } else {
+            hold.undo(&self.engine, "", HashMap::new()).await?;
+            self.release(hold).await;
+            Ok(())
+        }
     }
 
     /// Undoes whatever fault still holds the container. Chaos reverts its faults
@@ -381,7 +427,7 @@ impl AttachedCluster {
     /// by `after_kill = "none"`: the user's stack is left running as it was found.
     async fn restore(&self, slot: usize, member: &Member) -> Result<(), EngineError> {
         if self.engine.is_paused(&member.id).await? {
-            self.engine.unpause(&member.id).await?;
+            self.pause(member, false).await?;
         }
         let detached = self
             .detached
@@ -400,8 +446,10 @@ impl AttachedCluster {
             self.blackhole(slot, member, false).await?;
         }
         let downed = self.downed.lock().expect("downed lock").remove(&slot);
-        if downed.is_some() && !self.engine.is_running(&member.id).await? {
-            self.engine.start(&member.id).await?;
+        if downed.is_some() {
+            let hold = down(member);
+            hold.undo(&self.engine, "", HashMap::new()).await?;
+            self.release(hold).await;
         }
         Ok(())
     }
@@ -448,9 +496,7 @@ impl Lifecycle for AttachedCluster {
                 );
             }
         }
-        self.engine
-            .remove_labelled(&format!("{RUN_LABEL}={}", self.run_id), false)
-            .await
+        self.engine.remove_run(&self.run_id).await
     }
 }
 
@@ -468,7 +514,7 @@ impl Cluster for AttachedCluster {
             outcome: KillOutcome::Killed,
             ready_after: None,
         };
-        let down = |docker_restarts: bool, before: Option<String>| {
+        let down_noted = |docker_restarts: bool, before: Option<String>| {
             self.downed
                 .lock()
                 .expect("downed lock")
@@ -476,6 +522,7 @@ impl Cluster for AttachedCluster {
         };
         match action {
             Action::Kill => {
+                self.hold(down(member)).await;
                 let state = (self.engine.inspect(&member.id).await?.state).unwrap_or_default();
                 let running = state.running == Some(true);
                 let crashed = match state.pid {
@@ -490,18 +537,21 @@ impl Cluster for AttachedCluster {
                     }
                     _ => false,
                 };
-                down(crashed, state.started_at);
+                down_noted(crashed, state.started_at);
                 if !crashed {
                     acted.outcome = self.engine.kill(&member.id).await?;
                 }
             }
             Action::Stop(grace) => {
-                down(false, self.started_at(member).await?);
+                self.hold(down(member)).await;
+                down_noted(false, self.started_at(member).await?);
                 acted.outcome = self.engine.stop(&member.id, grace).await?;
             }
             Action::Restart(grace) => {
                 let before = self.started_at(member).await?;
+                self.hold(down(member)).await;
                 self.engine.restart(&member.id, grace).await?;
+                self.release(down(member)).await;
                 self.wait_ready(member, before.as_deref(), deadline).await?;
                 acted.ready_after = Some(began.elapsed());
             }
@@ -510,8 +560,8 @@ impl Cluster for AttachedCluster {
                 self.bring_back(slot, member, deadline).await?;
                 acted.ready_after = Some(began.elapsed());
             }
-            Action::Pause => self.engine.pause(&member.id).await?,
-            Action::Unpause => self.engine.unpause(&member.id).await?,
+            Action::Pause => self.pause(member, true).await?,
+            Action::Unpause => self.pause(member, false).await?,
             Action::Disconnect => self.detach(slot, member).await?,
             Action::Reconnect => self.reattach(slot, member).await?,
             Action::BlackholeOn => self.blackhole(slot, member, true).await?,
@@ -522,6 +572,13 @@ impl Cluster for AttachedCluster {
 
     async fn ping(&self) -> Result<(), EngineError> {
         self.engine.ping().await
+    }
+}
+
+/// The hold of a killed or stopped member.
+fn down(member: &Member) -> Hold {
+    Hold::Down {
+        container: member.id.clone(),
     }
 }
 

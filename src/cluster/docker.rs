@@ -411,11 +411,10 @@ impl DockerCluster {
         Ok(began.elapsed())
     }
 
-    /// Removes everything labelled with this run, whatever state it is in.
+    /// Removes everything labelled with this run, whatever state it is in, but its
+    /// reaper, which goes last.
     pub async fn teardown(&self) -> Result<Removed, EngineError> {
-        self.engine
-            .remove_labelled(&format!("{RUN_LABEL}={}", self.run_id), false)
-            .await
+        self.engine.remove_run(&self.run_id).await
     }
 }
 

@@ -10,6 +10,7 @@ mod blackhole;
 pub mod docker;
 pub mod engine;
 pub mod haproxy;
+pub mod hold;
 mod upload;
 
 use std::future::Future;
@@ -19,8 +20,12 @@ pub use engine::{EngineError, KillOutcome};
 
 /// Label carrying the run id on every container and network the harness creates.
 pub const RUN_LABEL: &str = "sessionstorm.run";
-/// Label saying what a container is for: `replica`, `store` or `balancer`.
+/// Label saying what a container is for: `replica`, `store`, `balancer`, `helper`
+/// or [`REAPER_ROLE`].
 pub const ROLE_LABEL: &str = "sessionstorm.role";
+/// The role of the run's reaper (`crate::reaper`): a run's teardown leaves it, and
+/// it goes last.
+pub const REAPER_ROLE: &str = "reaper";
 
 /// What a fault hits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -105,6 +110,7 @@ pub trait Lifecycle: Cluster {
         left_down: &[usize],
     ) -> impl Future<Output = Result<Duration, EngineError>> + Send;
 
-    /// Removes every object labelled with the run, whatever state it is in.
+    /// Removes every object labelled with the run, whatever state it is in, but the
+    /// run's reaper (`crate::reaper`), which goes last.
     fn teardown(&self) -> impl Future<Output = Result<engine::Removed, EngineError>> + Send;
 }
