@@ -68,6 +68,11 @@ pub async fn find(engine: &Engine) -> Result<BTreeMap<String, DeadRun>, EngineEr
     for run in alive {
         runs.remove(&run);
     }
+    for dead in runs.values_mut() {
+        dead.containers.sort();
+        dead.networks.sort();
+        dead.volumes.sort();
+    }
     for (run, name) in reapers {
         if let Some(dead) = runs.get_mut(&run) {
             dead.reaper_log = Some(engine.logs_tail(&name, 30).await);

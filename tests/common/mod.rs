@@ -249,3 +249,18 @@ pub fn sigkill(child: &mut Child) {
     child.kill().expect("SIGKILL the harness");
     child.wait().expect("the harness is reaped");
 }
+
+/// `[[chaos]]` entries that hold far longer than a test's run: replica-0 paused and
+/// replica-1 disconnected from 1 s, for 10 minutes; only teardown or the reaper
+/// undoes them.
+pub const HELD_FAULTS: &str = r#"[[chaos]]
+fault = "pause"
+target = "replica-0"
+at = ["1s"]
+duration = "10m"
+[[chaos]]
+fault = "disconnect"
+target = "replica-1"
+at = ["1s"]
+duration = "10m"
+"#;
