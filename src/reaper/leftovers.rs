@@ -1,7 +1,7 @@
 //! What runs that died left behind, as the next run reports it before it starts.
 //!
-//! A run is alive while its reaper is (running, or created and about to start):
-//! the reaper outlives its harness only for the seconds it takes to clean up. So
+//! A run is alive while its reaper runs: the reaper outlives its harness only for
+//! the seconds it takes to clean up. So
 //! labelled objects of a run with no live reaper are leftovers: of a run whose
 //! reaper could not finish (its container stays, exited, and its log says why), of
 //! a harness too old to have one, or of an engine the reaper could not reach.
@@ -39,11 +39,8 @@ pub async fn find(engine: &Engine) -> Result<BTreeMap<String, DeadRun>, EngineEr
             continue;
         };
         if labels.get(ROLE_LABEL).map(String::as_str) == Some(REAPER_ROLE) {
-            let live = matches!(
-                container.state,
-                Some(ContainerSummaryStateEnum::RUNNING | ContainerSummaryStateEnum::CREATED)
-            );
-            if live {
+            // A reaper only created is of a harness that died starting it.
+            if container.state == Some(ContainerSummaryStateEnum::RUNNING) {
                 alive.push(run.clone());
             } else {
                 reapers.push((run.clone(), name.clone()));
