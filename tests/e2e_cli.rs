@@ -182,6 +182,8 @@ duration = "10m"
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(folder.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["verdict"]["status"], "running", "{summary}");
+    let problems = common::schema_problems(&summary);
+    assert!(problems.is_empty(), "{problems:#?}");
     assert_eq!(summary["run_id"], id.as_str());
     let reasons = summary["verdict"]["reasons"].to_string();
     assert!(reasons.contains("checkpoint"), "{reasons}");

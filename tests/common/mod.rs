@@ -264,3 +264,14 @@ target = "replica-1"
 at = ["1s"]
 duration = "10m"
 "#;
+
+/// What breaks the committed summary.json schema in `summary`, one line each.
+pub fn schema_problems(summary: &Value) -> Vec<String> {
+    let schema: Value =
+        serde_json::from_str(include_str!("../../reports/summary.schema.json")).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    validator
+        .iter_errors(summary)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect()
+}
