@@ -184,11 +184,14 @@ duration = "10m"
     assert_eq!(summary["verdict"]["status"], "running", "{summary}");
     let problems = common::schema_problems(&summary);
     assert!(problems.is_empty(), "{problems:#?}");
+    assert_eq!(summary["verdict"]["exit_code"], 3);
     assert_eq!(summary["run_id"], id.as_str());
+    assert_eq!(summary["cluster"]["replicas"], 3);
     let reasons = summary["verdict"]["reasons"].to_string();
     assert!(reasons.contains("checkpoint"), "{reasons}");
+    assert!(folder.join("scenario.toml").exists());
     let hlog = std::fs::read_to_string(folder.join("latency.hlog")).unwrap();
-    assert!(hlog.starts_with("#"), "{hlog}");
+    assert!(hlog.contains("Tag=append.ok.corrected,"), "{hlog}");
 }
 
 /// What a run leaves when it dies and its reaper cannot finish (here: a reaper that
