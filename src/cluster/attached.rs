@@ -10,7 +10,9 @@
 //! started again by the harness (`docker start`), as is every stopped one. It is ready again when it runs, is `healthy` if
 //! it has a Docker healthcheck, and the target URL answers its health path. The
 //! only objects the harness makes are its `blackhole` helpers, labelled with the run
-//! and removed at teardown.
+//! and removed at teardown. Every fault that holds a container is noted in the run's
+//! [`Journal`] before it is applied and after it is reverted ([`super::hold`]), so
+//! the run's reaper can undo it should the harness die.
 //!
 //! Slots are the matched containers sorted by name (`replica-0` is the first), and
 //! every action resolves its victim through [`AttachedCluster::member`], the one
@@ -205,7 +207,7 @@ impl AttachedCluster {
         self
     }
 
-    /// Notes a hold on `member` before the fault is applied.
+    /// Notes a hold before the fault is applied.
     async fn hold(&self, hold: Hold) {
         self.journal.note(&Note::Hold(hold)).await;
     }
