@@ -627,3 +627,44 @@ fn write_scenario(plan: &Plan, dir: &Path) -> Result<()> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_checkpoint_rewrites_the_summary_every_5s_until_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = Summary::parse(include_str!("../tests/fixtures/summary.json")).unwrap();
+        let live = Arc::new(Live::default());
+        let read = || Summary::read(dir.path()).unwrap();
+        let mut checkpoint = Checkpoint::spawn(
+            base,
+            dir.path(),
+            Arc::clone(&live),
+            Instant::now(),
+            Duration::from_secs(60),
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(read()
+            .verdict
+            .reasons
+            .last()
+            .unwrap()
+            .starts_with("checkpoint 0s after"));
+        Live::add(&live.ops, 42);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let summary = read();
+        let reason = summary.verdict.reasons.last().unwrap();
+        assert!(reason.starts_with("checkpoint 10s after"), "{reason}");
+        assert!(reason.contains("42 operations"), "{reason}");
+        assert_eq!(summary.load_elapsed_s, 10.0);
+        checkpoint.stop().await;
+        std::fs::remove_file(dir.path().join("summary.json")).unwrap();
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert!(
+            !dir.path().join("summary.json").exists(),
+            "rewritten after stop"
+        );
+    }
+}
