@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use super::docker::Started;
 use super::engine::{Engine, EngineError, Removed};
 use super::hold::{Endpoint, Hold, Journal, Note};
-use super::{Acted, Action, Cluster, KillOutcome, Lifecycle, Victim, ROLE_LABEL, RUN_LABEL};
+use super::{Acted, Action, Cluster, KillOutcome, Lifecycle, Victim, RUN_LABEL};
 use crate::error::Error;
 use crate::load::targets::Targets;
 use crate::plan::attach::{AttachPlan, COMPOSE_ONEOFF, COMPOSE_SERVICE};
@@ -368,7 +368,7 @@ impl AttachedCluster {
             container: member.id.clone(),
             endpoints,
         };
-        hold.undo(&self.engine, "", HashMap::new()).await?;
+        hold.undo(&self.engine, &self.run_id).await?;
         self.detached.lock().expect("detached lock").remove(&slot);
         self.release(hold).await;
         Ok(())
@@ -376,16 +376,13 @@ impl AttachedCluster {
 
     /// Drops (`on`) or lets through again all traffic of the container.
     async fn blackhole(&self, slot: usize, member: &Member, on: bool) -> Result<(), EngineError> {
-        let n = self.helpers.fetch_add(1, Ordering::Relaxed);
-        let helper = format!("sessionstorm-{}-blackhole-{n}", self.run_id);
-        let labels = HashMap::from([
-            (RUN_LABEL.to_string(), self.run_id.clone()),
-            (ROLE_LABEL.to_string(), "helper".to_string()),
-        ]);
         let hold = Hold::Blackholed {
             container: member.id.clone(),
         };
         if on {
+            let n = self.helpers.fetch_add(1, Ordering::Relaxed);
+            let helper = format!("sessionstorm-{}-blackhole-{n}", self.run_id);
+            let labels = super::run_labels(&self.run_id, "helper");
             self.hold(hold.clone()).await;
             let applied =
                 super::blackhole::iptables(&self.engine, &helper, labels, &member.id, "-I").await;
@@ -395,7 +392,7 @@ impl AttachedCluster {
             }
             self.blackholed.lock().expect("blackhole lock").insert(slot);
         } else {
-            hold.undo(&self.engine, &helper, labels).await?;
+            hold.undo(&self.engine, &self.run_id).await?;
             self.blackholed
                 .lock()
                 .expect("blackhole lock")
@@ -418,7 +415,7 @@ impl AttachedCluster {
             }
             applied
         } else {
-            hold.undo(&self.engine, "", HashMap::new()).await?;
+            hold.undo(&self.engine, &self.run_id).await?;
             self.release(hold).await;
             Ok(())
         }
@@ -450,7 +447,7 @@ impl AttachedCluster {
         let downed = self.downed.lock().expect("downed lock").remove(&slot);
         if downed.is_some() {
             let hold = down(member);
-            hold.undo(&self.engine, "", HashMap::new()).await?;
+            hold.undo(&self.engine, &self.run_id).await?;
             self.release(hold).await;
         }
         Ok(())

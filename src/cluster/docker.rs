@@ -20,9 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::engine::{ContainerSpec, Engine, EngineError, Removed};
 use super::upload::tar_of;
-use super::{
-    haproxy, Acted, Action, Cluster, KillOutcome, Lifecycle, Victim, ROLE_LABEL, RUN_LABEL,
-};
+use super::{haproxy, Acted, Action, Cluster, KillOutcome, Lifecycle, Victim};
 use crate::load::targets::Targets;
 use crate::plan::template::{Template, Values};
 use crate::plan::{BalancerKind, Persistence, Plan, StoreKind};
@@ -90,10 +88,7 @@ impl DockerCluster {
     }
 
     fn labels(&self, role: &str) -> HashMap<String, String> {
-        HashMap::from([
-            (RUN_LABEL.to_string(), self.run_id.clone()),
-            (ROLE_LABEL.to_string(), role.to_string()),
-        ])
+        super::run_labels(&self.run_id, role)
     }
 
     fn instance(slot: usize, generation: u32) -> String {

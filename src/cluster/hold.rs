@@ -8,7 +8,6 @@
 //! applying means a harness killed between the two leaves the reaper undoing a
 //! fault that never took hold, which every undo here takes as done.
 
-use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -60,14 +59,9 @@ impl Hold {
             && self.container() == other.container()
     }
 
-    /// Undoes the hold. A blackhole's revert runs a short-lived helper container,
-    /// named `helper` and labelled `labels` (the run's, so nothing unlabelled is made).
-    pub async fn undo(
-        &self,
-        engine: &Engine,
-        helper: &str,
-        labels: HashMap<String, String>,
-    ) -> Result<(), EngineError> {
+    /// Undoes the hold for run `run_id`. A blackhole's revert runs a short-lived
+    /// helper container labelled with the run (nothing unlabelled is ever made).
+    pub async fn undo(&self, engine: &Engine, run_id: &str) -> Result<(), EngineError> {
         match self {
             Hold::Paused { container } => engine.unpause(container).await,
             Hold::Detached {
@@ -87,7 +81,12 @@ impl Hold {
                 Ok(())
             }
             Hold::Blackholed { container } => {
-                super::blackhole::iptables(engine, helper, labels, container, "-D").await
+                let helper = format!(
+                    "sessionstorm-{run_id}-blackhole-off-{:08x}",
+                    rand::random::<u32>()
+                );
+                let labels = super::run_labels(run_id, "helper");
+                super::blackhole::iptables(engine, &helper, labels, container, "-D").await
             }
             Hold::Down { container } => {
                 if engine.is_running(container).await? {

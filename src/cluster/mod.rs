@@ -27,6 +27,14 @@ pub const ROLE_LABEL: &str = "sessionstorm.role";
 /// it goes last.
 pub const REAPER_ROLE: &str = "reaper";
 
+/// The labels of an object the harness makes for run `run_id`, for `role`.
+pub fn run_labels(run_id: &str, role: &str) -> std::collections::HashMap<String, String> {
+    std::collections::HashMap::from([
+        (RUN_LABEL.to_string(), run_id.to_string()),
+        (ROLE_LABEL.to_string(), role.to_string()),
+    ])
+}
+
 /// What a fault hits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Victim {

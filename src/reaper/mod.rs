@@ -24,12 +24,11 @@
 pub mod leftovers;
 pub mod watch;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::cluster::engine::{ContainerSpec, Engine, EngineError};
 use crate::cluster::hold::{Journal, Note};
-use crate::cluster::{REAPER_ROLE, ROLE_LABEL, RUN_LABEL};
+use crate::cluster::{run_labels, REAPER_ROLE};
 use crate::error::{Error, Result};
 use crate::images::{self, BuiltIn};
 
@@ -44,14 +43,6 @@ const SOCKET_IN_CONTAINER: &str = "/var/run/docker.sock";
 /// The reaper's container name for run `run_id`.
 pub fn container_name(run_id: &str) -> String {
     format!("sessionstorm-{run_id}-reaper")
-}
-
-/// The labels of the reaper's container and of any helper it starts.
-fn labels(run_id: &str, role: &str) -> HashMap<String, String> {
-    HashMap::from([
-        (RUN_LABEL.to_string(), run_id.to_string()),
-        (ROLE_LABEL.to_string(), role.to_string()),
-    ])
 }
 
 /// The engine's socket on this host, when the engine is reached through one: the
@@ -90,7 +81,7 @@ impl Reaper {
             name: name.clone(),
             image: BuiltIn::Reaper.tag().to_string(),
             cmd: vec!["--run".into(), run_id.to_string()],
-            labels: labels(run_id, REAPER_ROLE),
+            labels: run_labels(run_id, REAPER_ROLE),
             network: "none".into(),
             binds: vec![format!("{socket}:{SOCKET_IN_CONTAINER}")],
             stdin_once: true,

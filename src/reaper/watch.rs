@@ -5,7 +5,7 @@
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
-use super::{container_name, labels, GRACE};
+use super::{container_name, GRACE};
 use crate::cluster::engine::{Engine, Removed};
 use crate::cluster::hold::{Hold, Note};
 use crate::error::{Error, ExitCode, Result};
@@ -75,9 +75,8 @@ pub async fn run(run_id: &str) -> Result<ExitCode> {
     ));
     tokio::time::sleep(GRACE).await;
     let mut failed = 0;
-    for (n, hold) in ending.open.iter().rev().enumerate() {
-        let helper = format!("{own}-undo-{n}");
-        match hold.undo(&engine, &helper, labels(run_id, "helper")).await {
+    for hold in ending.open.iter().rev() {
+        match hold.undo(&engine, run_id).await {
             Ok(()) => log(&format!("reverted {hold:?}")),
             Err(err) => {
                 failed += 1;
