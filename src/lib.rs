@@ -203,9 +203,10 @@ pub fn render_plan(plan: &plan::Plan) -> String {
     } else {
         let _ = writeln!(
             out,
-            "cluster  {} replicas of {} · store {} · balancer {}",
+            "cluster  {} replicas of {} ({}) · store {} · balancer {}",
             plan.service.replicas,
             plan.service.image,
+            plan.service.scheme.as_str(),
             plan.store.describe(),
             plan.balancer.describe()
         );

@@ -234,10 +234,11 @@ async fn drive<C: Lifecycle>(
             started.url
         ),
         None => say!(
-            "cluster ready in {:.1}s: {} replicas of {}, store {}, balancer {}",
+            "cluster ready in {:.1}s: {} replicas of {} ({}), store {}, balancer {}",
             started.ready_after.as_secs_f64(),
             plan.service.replicas,
             plan.service.image,
+            plan.service.scheme.as_str(),
             plan.store.describe(),
             started.url
         ),

@@ -141,6 +141,7 @@ impl Stack {
             port: 8080,
             health_path: "/healthz",
             sticky: false,
+            tls: false,
         });
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join(haproxy::CONFIG_FILE);

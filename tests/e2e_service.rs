@@ -172,3 +172,57 @@ fn a_store_image_that_is_not_there_is_named() {
     );
     assert!(labelled(&id).is_empty());
 }
+
+/// Replicas that serve HTTPS only, behind HAProxy (which re-encrypts, health checks
+/// included) and reached directly by the load: both pass under kills. The same
+/// replicas declared `http` never become ready, which shows they really speak TLS
+/// only and that the scheme is what made the difference.
+#[test]
+fn https_replicas_pass_under_kills_behind_haproxy_and_direct() {
+    let _docker = docker_turn();
+    let id = unique("e2e-tls");
+    let run = run_scenario("scenarios/tls-replicas.toml", &id, &[]);
+    common::assert_passed_under_kills(&run, &id, 20, 100);
+    assert!(
+        run.stdout
+            .contains("replicas of sessionstorm/session-app:latest (https)"),
+        "{}",
+        describe(&run)
+    );
+
+    let id = unique("e2e-tls-direct");
+    let run = run_scenario(
+        "scenarios/tls-replicas.toml",
+        &id,
+        &["--set", "balancer.kind=direct"],
+    );
+    let s = common::assert_passed_under_kills(&run, &id, 20, 100);
+    assert!(
+        s["cluster"]["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("none (direct to https://127.0.0.1:"),
+        "{}",
+        describe(&run)
+    );
+
+    let id = unique("e2e-tls-as-http");
+    let run = run_scenario(
+        "scenarios/tls-replicas.toml",
+        &id,
+        &[
+            "--set",
+            "service.scheme=http",
+            "--set",
+            "service.ready_timeout=5s",
+        ],
+    );
+    assert_eq!(run.output.status.code(), Some(3), "{}", describe(&run));
+    let stderr = String::from_utf8_lossy(&run.output.stderr);
+    assert!(
+        stderr.contains("was not ready in time"),
+        "{}",
+        describe(&run)
+    );
+    assert!(labelled(&id).is_empty());
+}

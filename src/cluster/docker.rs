@@ -23,7 +23,7 @@ use super::upload::tar_of;
 use super::{haproxy, Acted, Action, Cluster, KillOutcome, Lifecycle, Victim};
 use crate::load::targets::Targets;
 use crate::plan::template::{Template, Values};
-use crate::plan::{BalancerKind, Persistence, Plan, StoreKind};
+use crate::plan::{BalancerKind, Persistence, Plan, Scheme, StoreKind, TlsPlan};
 
 /// How often readiness is polled.
 const POLL: Duration = Duration::from_millis(100);
@@ -74,7 +74,14 @@ impl DockerCluster {
             network: format!("sessionstorm-{run_id}"),
             plan: plan.clone(),
             generations: Mutex::new(vec![0; plan.service.replicas]),
-            http: crate::load::tls::probe_client(&plan.load.tls, Duration::from_secs(1)),
+            // Probes reach only containers of the run, by address (see `Scheme::Https`).
+            http: crate::load::tls::probe_client(
+                &TlsPlan {
+                    insecure: true,
+                    ..TlsPlan::default()
+                },
+                Duration::from_secs(1),
+            ),
             cancel,
             balancer_health: Mutex::new(String::new()),
             addresses: Mutex::new(HashMap::new()),
@@ -224,6 +231,7 @@ impl DockerCluster {
             port: self.plan.service.port,
             health_path: &self.plan.service.health_path,
             sticky: self.plan.balancer.sticky,
+            tls: self.plan.service.scheme == Scheme::Https,
         });
         // A port chosen here rather than by Docker, so a balancer restarted by a
         // fault keeps its address and the load finds it again.
@@ -319,7 +327,10 @@ impl DockerCluster {
             .engine
             .published_port(&name, self.plan.service.port)
             .await?;
-        Ok(format!("http://127.0.0.1:{port}"))
+        Ok(format!(
+            "{}://127.0.0.1:{port}",
+            self.plan.service.scheme.as_str()
+        ))
     }
 
     /// Tells the load where a replica answers now: a replacement, or a restarted
@@ -345,8 +356,10 @@ impl DockerCluster {
         let name = self.name(&Self::instance(slot, generation));
         let ip = self.engine.ip(&name, &self.network).await?;
         let url = format!(
-            "http://{ip}:{}{}",
-            self.plan.service.port, self.plan.service.health_path
+            "{}://{ip}:{}{}",
+            self.plan.service.scheme.as_str(),
+            self.plan.service.port,
+            self.plan.service.health_path
         );
         self.wait_url(&name, &url, deadline).await
     }

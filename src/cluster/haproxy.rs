@@ -26,6 +26,8 @@ pub struct Config<'a> {
     pub health_path: &'a str,
     /// Pin each client to a server with an inserted `SRV` cookie.
     pub sticky: bool,
+    /// The replicas serve HTTPS: traffic and health checks to them go over TLS.
+    pub tls: bool,
 }
 
 /// Renders `haproxy.cfg`.
@@ -54,6 +56,9 @@ pub fn render(config: &Config<'_>) -> String {
     } else {
         ""
     };
+    // Health checks follow the server's `ssl` (no `port` override). No verification:
+    // servers are named by alias, which no test certificate names (see `Scheme`).
+    let tls = if config.tls { " ssl verify none" } else { "" };
     format!(
         "\
 global
@@ -91,7 +96,7 @@ backend replicas
     http-after-response set-header {server_header} %[srv_name] if {{ srv_name -m found }}
 {sticky}    option httpchk GET {health}
     http-check expect status 200
-    default-server check inter 500ms fastinter 250ms downinter 250ms fall 2 rise 1 resolvers docker init-addr none resolve-prefer ipv4
+    default-server check inter 500ms fastinter 250ms downinter 250ms fall 2 rise 1 resolvers docker init-addr none resolve-prefer ipv4{tls}
 {servers}",
         listen = LISTEN_PORT,
         health = config.health_path,
@@ -111,6 +116,7 @@ mod tests {
             port: 9000,
             health_path: "/health",
             sticky: false,
+            tls: false,
         });
         assert!(cfg.contains("    server replica-0 replica-0:9000\n"));
         assert!(cfg.contains("    server replica-1 replica-1:9000\n"));
@@ -123,6 +129,7 @@ mod tests {
         assert!(cfg.contains("bind :8080\n"));
         assert!(cfg.ends_with('\n'));
         assert!(!cfg.contains("cookie"));
+        assert!(!cfg.contains("ssl"));
     }
 
     #[test]
@@ -133,8 +140,30 @@ mod tests {
             port: 8080,
             health_path: "/healthz",
             sticky: true,
+            tls: false,
         });
         assert!(cfg.contains("    cookie SRV insert indirect nocache\n"));
         assert!(cfg.contains("    server replica-1 replica-1:8080 cookie r1\n"));
+    }
+
+    #[test]
+    fn https_replicas_are_reached_over_tls_checks_included() {
+        let replicas = vec!["replica-0".to_string()];
+        let cfg = render(&Config {
+            replicas: &replicas,
+            port: 8443,
+            health_path: "/healthz",
+            sticky: false,
+            tls: true,
+        });
+        // On `default-server`, so every server and its health check inherit it.
+        let defaults = cfg
+            .lines()
+            .find(|l| l.trim_start().starts_with("default-server"))
+            .unwrap();
+        assert!(defaults.ends_with(" ssl verify none"), "{defaults}");
+        assert!(cfg.contains("    server replica-0 replica-0:8443\n"));
+        // The balancer's own side stays plain HTTP for the load.
+        assert!(cfg.contains("bind :8080\n"));
     }
 }

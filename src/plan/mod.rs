@@ -35,7 +35,9 @@ pub use chaos::{AfterKill, ChaosPlan, Fault, Schedule, Target};
 pub use gates::{Check, Cmp, Gates, Metric, Quantile, Tolerance};
 pub use image::BuiltIn;
 pub use load::{LoadPlan, Model, RateProfile, Stage, Think};
-pub use service::{BalancerKind, BalancerPlan, Persistence, ServicePlan, StoreKind, StorePlan};
+pub use service::{
+    BalancerKind, BalancerPlan, Persistence, Scheme, ServicePlan, StoreKind, StorePlan,
+};
 pub use tls::TlsPlan;
 
 /// Everything a run needs to know, already checked.

@@ -11,6 +11,9 @@ pub struct ServicePlan {
     pub replicas: usize,
     /// The port the service listens on inside its container.
     pub port: u16,
+    /// What the replicas speak on `port`: HTTPS replicas are reached over TLS by the
+    /// balancer, the readiness probes and (with `direct`) the load.
+    pub scheme: Scheme,
     /// Answers 200 when a replica can serve; used for readiness and by the balancer.
     pub health_path: String,
     /// How long a replica may take to become healthy before the run gives up.
@@ -22,6 +25,26 @@ pub struct ServicePlan {
     /// Environment of every replica: what the harness sets, then the scenario's, which
     /// wins.
     pub env: BTreeMap<String, Template>,
+}
+
+/// What the replicas speak on their port.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Scheme {
+    #[default]
+    Http,
+    /// TLS only. Certificates are not verified on the way to replicas the harness
+    /// started: it reaches them by container address or alias, which no test
+    /// certificate names, on a network of its own.
+    Https,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

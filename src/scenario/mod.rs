@@ -68,6 +68,8 @@ pub struct Service {
     /// Required unless the run attaches (then the matched containers are the replicas).
     pub replicas: Option<Spanned<i64>>,
     pub port: Option<Spanned<i64>>,
+    /// `http` (default) or `https`: what the replicas speak on `port`.
+    pub scheme: Option<Spanned<String>>,
     pub health_path: Option<Spanned<String>>,
     pub ready_timeout: Option<Spanned<String>>,
     /// Arguments for the image's entry point (Docker's CMD), placeholders allowed.

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use crate::plan::{Plan, StoreKind, MAX_DURATION};
+use crate::plan::{Plan, Scheme, StoreKind, MAX_DURATION};
 use crate::scenario::overrides::{Overrides, Setting};
 use crate::scenario::{Problem, Source};
 
@@ -70,9 +70,16 @@ pub fn build(source: &Source, overrides: &Overrides) -> Result<Plan, Vec<Problem
     let service = v.service(&raw.service, has_store, attached);
     let balancer = v.balancer(&raw.balancer);
     let mut load = v.load(&raw.load);
-    let tls = tls::validate(source, &overrides.set, raw.load.tls.as_ref())
+    let mut tls = tls::validate(source, &overrides.set, raw.load.tls.as_ref())
         .map_err(|problems| v.problems.extend(problems))
         .unwrap_or_default();
+    // HTTPS replicas the harness starts carry certificates made for no address the
+    // load can use (`direct` reaches them on 127.0.0.1): unless `[load.tls]` says
+    // otherwise, they are trusted as the balancer trusts them.
+    let https_replicas = service.as_ref().is_some_and(|s| s.scheme == Scheme::Https);
+    if https_replicas && !attached && raw.load.tls.is_none() {
+        tls.insecure = true;
+    }
     if let Some(load) = &mut load {
         load.tls = tls;
     }

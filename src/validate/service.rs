@@ -9,13 +9,14 @@ use toml::Spanned;
 use super::Validator;
 use crate::plan::template::{Placeholder, Template};
 use crate::plan::{
-    BalancerKind, BalancerPlan, BuiltIn, Persistence, ServicePlan, StoreKind, StorePlan,
+    BalancerKind, BalancerPlan, BuiltIn, Persistence, Scheme, ServicePlan, StoreKind, StorePlan,
 };
 use crate::scenario;
 
 const PERSISTENCE: &str = "\"none\", \"aof\"";
 const BALANCERS: &str = "\"haproxy\", \"direct\"";
 const STORE_KINDS: &str = "\"redis\", \"tcp\", \"none\"";
+const SCHEMES: &str = "\"http\", \"https\"";
 
 impl Validator<'_> {
     /// Parses each element of a list of templates; `None` after recording a problem.
@@ -114,6 +115,21 @@ impl Validator<'_> {
             Some(p) => self.int_in(p, "service.port", 1, 65535),
             None => Some(8080),
         };
+        let scheme = match raw
+            .scheme
+            .as_ref()
+            .map(|s| (s.get_ref().as_str(), s.span()))
+        {
+            None | Some(("http", _)) => Scheme::Http,
+            Some(("https", _)) => Scheme::Https,
+            Some((other, span)) => {
+                self.problem(
+                    span,
+                    format!("unknown service scheme {other:?}; accepted values: {SCHEMES}"),
+                );
+                Scheme::Http
+            }
+        };
         let health_path = raw
             .health_path
             .as_ref()
@@ -139,6 +155,7 @@ impl Validator<'_> {
                 }),
             replicas: replicas? as usize,
             port: port? as u16,
+            scheme,
             health_path,
             ready_timeout: ready_timeout?,
             command: command?,

@@ -390,6 +390,26 @@ fn a_fixed_balancer_port_is_for_haproxy_only() {
 }
 
 #[test]
+fn https_replicas_are_trusted_unless_load_tls_says_otherwise() {
+    assert_eq!(plan(GOOD).unwrap().service.scheme, Scheme::Http);
+    assert!(!plan(GOOD).unwrap().load.tls.insecure);
+    let https = GOOD.replace("replicas = 3", "replicas = 3\nscheme = \"https\"");
+    let planned = plan(&https).unwrap();
+    assert_eq!(planned.service.scheme, Scheme::Https);
+    assert!(planned.load.tls.insecure);
+    // A `[load.tls]` of the scenario's own is kept as written.
+    let explicit = format!("{https}\n[load.tls]\ninsecure = false\n");
+    assert!(!plan(&explicit).unwrap().load.tls.insecure);
+
+    let wrong = GOOD.replace("replicas = 3", "replicas = 3\nscheme = \"tls\"");
+    let problems = plan(&wrong).unwrap_err();
+    assert_eq!(
+        problems[0].to_string(),
+        "s.toml:8:10: unknown service scheme \"tls\"; accepted values: \"http\", \"https\""
+    );
+}
+
+#[test]
 fn template_and_store_mistakes_are_all_reported_with_their_place() {
     let text = GOOD.replace(
         "[load]",

@@ -8,6 +8,7 @@
 //! | `INSTANCE_ID` | value of the `X-Served-By` header | `$HOSTNAME`, else `unknown` |
 //! | `SESSION_TTL_SECS` | Redis expiry of a session, refreshed on every append (memory mode never expires; write-behind refreshes it on every flush) | `3600` |
 //! | `FLUSH_INTERVAL_MS` | write-behind mode: how often acknowledged appends are written to Redis, 1 to 3600000 (ignored in other modes, but still validated) | `1000` |
+//! | `TLS` | `off` (plain HTTP) or `self-signed` (HTTPS only, with a certificate made at start; see [`crate::tls`]) | `off` |
 //!
 //! A variable set to the empty string counts as unset: `docker run -e MODE=` and compose files
 //! with blank values are common, and "empty means default" is the least surprising reading.
@@ -55,6 +56,8 @@ pub struct Config {
     pub ttl_secs: u64,
     /// Write-behind mode's flush period in milliseconds, within `1..=MAX_FLUSH_INTERVAL_MS`.
     pub flush_interval_ms: u64,
+    /// Serve HTTPS only, with a self-signed certificate made at start.
+    pub tls: bool,
 }
 
 pub const DEFAULT_PORT: u16 = 8080;
@@ -121,6 +124,16 @@ impl Config {
             })?,
         };
 
+        let tls = match get("TLS").as_deref() {
+            None | Some("off") => false,
+            Some("self-signed") => true,
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "TLS={other:?} is not supported; use \"off\" (default) or \"self-signed\""
+                )))
+            }
+        };
+
         let instance_id = get("INSTANCE_ID")
             .or_else(|| get("HOSTNAME"))
             .unwrap_or_else(|| "unknown".to_owned());
@@ -163,6 +176,7 @@ impl Config {
             instance_id,
             ttl_secs,
             flush_interval_ms,
+            tls,
         })
     }
 }

@@ -5,6 +5,7 @@
 //! `MODE=memory` keeps sessions in the replica and loses them with it; `MODE=write-behind`
 //! creates sessions in Redis but acknowledges appends from a local cache flushed every
 //! `FLUSH_INTERVAL_MS`, so a killed replica loses its last unflushed writes (but no session).
+//! With `TLS=self-signed` it serves HTTPS only ([`tls`]).
 //! See [`config`] for the environment variables, [`store::redis`] for the Redis key layout,
 //! [`store::write_behind`] for the flush design and [`http`] for the status codes.
 //!
@@ -22,6 +23,7 @@ use tokio::net::TcpListener;
 pub mod config;
 pub mod http;
 pub mod store;
+pub mod tls;
 
 use config::{Config, Mode};
 use store::memory::MemoryStore;
@@ -93,7 +95,14 @@ async fn serve<S: Store>(
     let instance = HeaderValue::from_str(&config.instance_id)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let app = http::router(store, instance);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    if config.tls {
+        let listener = tls::TlsListener::self_signed(listener, &config.instance_id)?;
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+    } else {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
 }

@@ -31,12 +31,14 @@ impl TestApp {
             instance_id: instance.to_owned(),
             ttl_secs: 60,
             flush_interval_ms: session_app::config::DEFAULT_FLUSH_INTERVAL_MS,
+            tls: false,
         })
         .await
     }
 
     pub async fn start_with(config: Config) -> TestApp {
         let instance = config.instance_id.clone();
+        let scheme = if config.tls { "https" } else { "http" };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
@@ -47,7 +49,7 @@ impl TestApp {
             .await
         });
         TestApp {
-            base: format!("http://{addr}"),
+            base: format!("{scheme}://{addr}"),
             instance,
             stop: Some(tx),
             task: Some(task),
@@ -70,6 +72,7 @@ impl TestApp {
             instance_id: instance.to_owned(),
             ttl_secs: 60,
             flush_interval_ms: flush_ms,
+            tls: false,
         })
         .await
     }
@@ -157,18 +160,6 @@ impl RedisServer {
         }
     }
 
-    pub async fn write_behind(redis: &RedisServer, instance: &str, flush_ms: u64) -> TestApp {
-        TestApp::start_with(Config {
-            mode: Mode::WriteBehind,
-            store_url: Some(redis.url()),
-            port: 0,
-            instance_id: instance.to_owned(),
-            ttl_secs: 60,
-            flush_interval_ms: flush_ms,
-        })
-        .await
-    }
-
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
@@ -190,9 +181,11 @@ pub fn free_port() -> u16 {
     a.port()
 }
 
+/// Trusts any certificate: `TLS=self-signed` replicas make theirs at start.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
+        .danger_accept_invalid_certs(true)
         .build()
         .unwrap()
 }
