@@ -113,8 +113,8 @@ pub enum Command {
     /// Compare a run with a baseline run, metric by metric; exit 1 on a regression
     /// beyond the tolerances, 2 when a run folder cannot be read.
     Compare(crate::compare::CompareArgs),
-    /// Remove containers and networks left behind by runs (only those labelled
-    /// `sessionstorm.run`; nothing else is touched).
+    /// Remove containers, networks and volumes left behind by runs, their reapers
+    /// included (only those labelled `sessionstorm.run`; nothing else is touched).
     #[command(after_help = CLEANUP_EXAMPLES)]
     Cleanup {
         /// Only this run's objects.
@@ -123,6 +123,14 @@ pub enum Command {
         /// Show what would be removed, remove nothing.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// The run's reaper, started by `run` in its own container: cleans up after a
+    /// harness that died (see the README, "When the harness is killed").
+    #[command(hide = true)]
+    Reaper {
+        /// The run to watch.
+        #[arg(long, value_parser = parse_run_id)]
+        run: String,
     },
     /// Print a shell completion script for bash, zsh, fish, elvish or powershell.
     #[command(after_help = COMPLETIONS_EXAMPLES)]

@@ -27,7 +27,8 @@
 //! 7. **Output.** [`report`] writes the summary and its exporters from the verdict;
 //!    [`compare`] compares two summaries.
 //! 8. **Commands.** [`cli`] reads the command line; [`run`] strings the layers together
-//!    for `sessionstorm run`; this file dispatches the subcommands.
+//!    for `sessionstorm run`, with its [`reaper`] beside it for a harness that dies;
+//!    this file dispatches the subcommands.
 
 /// Prints a line on stdout, ignoring a closed or full stdout: the report on disk and
 /// the exit code matter more than the terminal, and a panic on a broken pipe (say,
@@ -62,6 +63,7 @@ pub mod load;
 pub mod metrics;
 pub mod plan;
 pub mod progress;
+pub mod reaper;
 pub mod report;
 pub mod run;
 pub mod scenario;
@@ -154,6 +156,7 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> Result<ExitCode> {
             Ok(ExitCode::Passed)
         }
         Command::Report { run_dir } => report::rebuild(&run_dir),
+        Command::Reaper { run } => reaper::watch::run(&run).await,
         Command::Compare(args) => compare::run(&args),
         Command::Cleanup { run, dry_run } => {
             let engine = Engine::connect().await.map_err(Error::infra)?;

@@ -19,6 +19,7 @@ use crate::chaos::{self, FaultRecord};
 use crate::cluster::attached::AttachedCluster;
 use crate::cluster::docker::{DockerCluster, Started};
 use crate::cluster::engine::Engine;
+use crate::cluster::hold::Journal;
 use crate::cluster::{Cluster, Lifecycle};
 use crate::error::{Error, ExitCode, Result};
 use crate::gate::{self, Evidence, Verdict};
@@ -28,6 +29,7 @@ use crate::load::Driver;
 use crate::metrics::{FailureTimeline, Live, Percentiles, Recorder};
 use crate::plan::{Model, Plan};
 use crate::progress;
+use crate::reaper::Reaper;
 use crate::report::hlog::HlogWriter;
 use crate::report::{
     self, AnomalySummary, ClusterSummary, FaultSummary, LoadSummary, SessionCounts, Summary,
@@ -78,6 +80,7 @@ pub async fn execute(
 
     let engine = Engine::connect().await.map_err(Error::infra)?;
     tracing::info!(run = %run_id, dir = %dir.display(), "connected to the Docker engine");
+    crate::reaper::leftovers::report(&engine).await;
     // Attached, the stack runs already: only the harness's own helper may be needed.
     let mut tags = Vec::new();
     if plan.attach.is_none() {
@@ -114,12 +117,37 @@ pub async fn execute(
         id: run_id.clone(),
         started_at: started_at.to_rfc3339(),
     };
+    // First, so that whatever the run makes from here on has someone to remove it.
+    let reaper = Reaper::start(&engine, &run_id).await?;
+    let journal = reaper.as_ref().map(Reaper::journal).unwrap_or_default();
+    let outcome = engage(engine, plan, &dir, &identity, journal, shutdown).await;
+    if let Some(reaper) = reaper {
+        reaper.dismiss().await;
+    }
+    outcome
+}
+
+/// Has the cluster (made, or found running and matched) and runs on it.
+async fn engage(
+    engine: Engine,
+    plan: &Plan,
+    dir: &Path,
+    identity: &RunIdentity,
+    journal: Journal,
+    shutdown: &Shutdown,
+) -> Result<ExitCode> {
+    let run_id = &identity.id;
+    if shutdown.graceful.is_cancelled() {
+        return Err(Error::Interrupted);
+    }
     let Some(attach) = &plan.attach else {
-        let cluster = DockerCluster::new(engine, &run_id, plan, shutdown.graceful.clone());
-        return conclude(&cluster, plan, &dir, &identity, shutdown).await;
+        let cluster = DockerCluster::new(engine, run_id, plan, shutdown.graceful.clone());
+        return conclude(&cluster, plan, dir, identity, shutdown).await;
     };
     let cluster =
-        AttachedCluster::discover(engine, &run_id, plan, attach, shutdown.graceful.clone()).await?;
+        AttachedCluster::discover(engine, run_id, plan, attach, shutdown.graceful.clone())
+            .await?
+            .with_journal(journal);
     let plan = crate::validate::attach::fit(plan, cluster.replicas()).map_err(|problems| {
         let path = plan.source.path.display();
         let lines: Vec<String> = problems.lines().map(|p| format!("{path}: {p}")).collect();
@@ -134,7 +162,7 @@ pub async fn execute(
         attach.selector(),
         members.join(", ")
     );
-    conclude(&cluster, &plan, &dir, &identity, shutdown).await
+    conclude(&cluster, &plan, dir, identity, shutdown).await
 }
 
 /// Drives the run on a cluster, tears down what the harness made and reports.
@@ -225,11 +253,6 @@ async fn drive<C: Lifecycle>(
             started.url
         ),
     }
-    // Written now and replaced at the end, so a run that dies still leaves a
-    // summary (marked running) beside its scenario and latency log.
-    if let Err(err) = summarize(plan, run, &started, Found::nothing_yet()).write_json(dir) {
-        eprintln!("warning: cannot write the early summary.json: {err}");
-    }
     let timeline = chaos::schedule(plan);
     say!(
         "load: {} for {}; chaos: {} faults planned (min_alive {})",
@@ -253,6 +276,16 @@ async fn drive<C: Lifecycle>(
         Arc::clone(&live),
         Arc::clone(&failures),
     ));
+    // Written now, rewritten as the run goes and replaced at the end, so a run
+    // that dies still leaves a recent summary (marked running) beside its
+    // scenario and latency log.
+    let mut checkpoint = Checkpoint::spawn(
+        summarize(plan, run, &started, Found::nothing_yet()),
+        dir,
+        Arc::clone(&live),
+        start,
+        plan.duration,
+    );
     let hlog_path = dir.join(HLOG_FILE);
     let hlog = HlogWriter::create(
         &hlog_path,
@@ -344,6 +377,7 @@ async fn drive<C: Lifecycle>(
         interrupted,
     });
     let all_anomalies = anomalies.clone();
+    checkpoint.stop().await;
     let summary = summarize(
         plan,
         run,
@@ -368,6 +402,65 @@ async fn drive<C: Lifecycle>(
         },
     );
     Ok((summary, all_anomalies))
+}
+
+/// How often summary.json is rewritten while the run goes: a run that dies leaves
+/// one at most this old.
+const CHECKPOINT: Duration = Duration::from_secs(5);
+
+/// Rewrites summary.json, status `running`, every [`CHECKPOINT`] until stopped
+/// (aborted when dropped).
+struct Checkpoint(tokio::task::JoinHandle<()>);
+
+impl Checkpoint {
+    /// Writes `base` with the live counters now and then every [`CHECKPOINT`].
+    fn spawn(
+        base: Summary,
+        dir: &Path,
+        live: Arc<Live>,
+        start: Instant,
+        duration: Duration,
+    ) -> Checkpoint {
+        let dir = dir.to_path_buf();
+        Checkpoint(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(CHECKPOINT);
+            let mut warned = false;
+            loop {
+                tick.tick().await;
+                let mut summary = base.clone();
+                let elapsed = start.elapsed();
+                summary.load_elapsed_s = elapsed.min(duration).as_secs_f64().round();
+                summary.sessions.created = Live::get(&live.sessions);
+                summary.verdict.reasons.push(format!(
+                    "checkpoint {}s after the load started: {} operations, {} errors, \
+                     {} anomalies, {} faults so far",
+                    elapsed.as_secs(),
+                    Live::get(&live.ops),
+                    Live::get(&live.errors),
+                    Live::get(&live.anomalies),
+                    Live::get(&live.faults),
+                ));
+                if let Err(err) = summary.write_json(&dir) {
+                    if !std::mem::replace(&mut warned, true) {
+                        eprintln!("warning: cannot write the running summary.json: {err}");
+                    }
+                }
+            }
+        }))
+    }
+
+    /// Stops the rewrites, waiting for one under way, so the final summary replaces
+    /// the last checkpoint and never the other way round.
+    async fn stop(&mut self) {
+        self.0.abort();
+        let _ = (&mut self.0).await;
+    }
+}
+
+impl Drop for Checkpoint {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Who the run is, for its report.
@@ -549,4 +642,45 @@ fn write_scenario(plan: &Plan, dir: &Path) -> Result<()> {
             Error::Invalid(message)
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_checkpoint_rewrites_the_summary_every_5s_until_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = Summary::parse(include_str!("../tests/fixtures/summary.json")).unwrap();
+        let live = Arc::new(Live::default());
+        let read = || Summary::read(dir.path()).unwrap();
+        let mut checkpoint = Checkpoint::spawn(
+            base,
+            dir.path(),
+            Arc::clone(&live),
+            Instant::now(),
+            Duration::from_secs(60),
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(read()
+            .verdict
+            .reasons
+            .last()
+            .unwrap()
+            .starts_with("checkpoint 0s after"));
+        Live::add(&live.ops, 42);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let summary = read();
+        let reason = summary.verdict.reasons.last().unwrap();
+        assert!(reason.starts_with("checkpoint 10s after"), "{reason}");
+        assert!(reason.contains("42 operations"), "{reason}");
+        assert_eq!(summary.load_elapsed_s, 10.0);
+        checkpoint.stop().await;
+        std::fs::remove_file(dir.path().join("summary.json")).unwrap();
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert!(
+            !dir.path().join("summary.json").exists(),
+            "rewritten after stop"
+        );
+    }
 }

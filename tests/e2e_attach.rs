@@ -13,7 +13,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{bin, docker_turn, labelled, repo, unique, RunGuard};
+use common::{
+    bin, blackholed, docker_turn, labelled, repo, sigkill, unique, wait_for, RunGuard, HELD_FAULTS,
+};
 use serde_json::Value;
 
 use sessionstorm::cluster::haproxy;
@@ -468,18 +470,25 @@ duration = "2s"
     assert_stack_intact(&stack, &before, &run_id);
 }
 
-#[test]
-fn two_interrupts_still_leave_the_stack_running_as_it_was_found() {
-    let _turn = docker_turn();
-    let stack = Stack::up("redis", "no");
-    let before = lives(&stack);
-    let nets: Vec<_> = stack.replicas.iter().map(|r| networks(r)).collect();
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = dir.path().join("hold.toml");
-    // Faults far longer than the run gets: only teardown can undo them.
-    std::fs::write(
-        &scenario,
-        r#"name = "attach-hold"
+/// A run of `stack` under way whose faults hold far longer than the run gets:
+/// replica-0 paused, replica-1 disconnected and `third` on replica-2, so only
+/// teardown or the reaper can undo them.
+struct Holding {
+    child: std::process::Child,
+    run_id: String,
+    _guard: RunGuard,
+    _dirs: [tempfile::TempDir; 2],
+}
+
+impl Holding {
+    /// Starts the run and waits until the faults hold (`held`).
+    fn start(stack: &Stack, third: &str, mut held: impl FnMut() -> bool) -> Holding {
+        let dir = tempfile::tempdir().unwrap();
+        let scenario = dir.path().join("hold.toml");
+        std::fs::write(
+            &scenario,
+            format!(
+                r#"name = "attach-hold"
 seed = 1
 duration = "60s"
 min_alive = 0
@@ -487,59 +496,101 @@ min_alive = 0
 users = 2
 appends_per_session = 5
 request_timeout = "1s"
-[[chaos]]
-fault = "pause"
-target = "replica-0"
-at = ["1s"]
-duration = "10m"
-[[chaos]]
-fault = "disconnect"
-target = "replica-1"
-at = ["1s"]
-duration = "10m"
-[[chaos]]
-fault = "kill"
+{HELD_FAULTS}[[chaos]]
 target = "replica-2"
 at = ["1s"]
-after_kill = "none"
-"#,
-    )
-    .unwrap();
-    let run_id = unique("attach-hold");
-    let _guard = RunGuard(run_id.clone());
-    let out = tempfile::tempdir().unwrap();
-    let mut child = bin()
-        .args(["run", scenario.to_str().unwrap(), "--attach", &stack.url])
-        .args(["--selector", &stack.selector, "--run-id", &run_id, "--out"])
-        .arg(out.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
+{third}
+"#
+            ),
+        )
         .unwrap();
-    let status = |name: &str| docker(&["inspect", "-f", "{{.State.Status}}", name]);
-    let held = || {
-        status(&stack.replicas[0]) == "paused"
-            && status(&stack.replicas[2]) == "exited"
-            && networks(&stack.replicas[1]).is_empty()
-    };
-    let mut waited = 0;
-    while !held() {
-        assert!(waited < 300, "the faults never took hold");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        waited += 1;
+        let run_id = unique("attach-hold");
+        let guard = RunGuard(run_id.clone());
+        let out = tempfile::tempdir().unwrap();
+        let mut child = bin()
+            .args(["run", scenario.to_str().unwrap(), "--attach", &stack.url])
+            .args(["--selector", &stack.selector, "--run-id", &run_id, "--out"])
+            .arg(out.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        if wait_for(std::time::Duration::from_secs(60), &mut held).is_none() {
+            let _ = child.kill();
+            panic!("the faults never took hold");
+        }
+        Holding {
+            child,
+            run_id,
+            _guard: guard,
+            _dirs: [dir, out],
+        }
     }
+}
+
+fn status(name: &str) -> String {
+    docker(&["inspect", "-f", "{{.State.Status}}", name])
+}
+
+#[test]
+fn two_interrupts_still_leave_the_stack_running_as_it_was_found() {
+    let _turn = docker_turn();
+    let stack = Stack::up("redis", "no");
+    let before = lives(&stack);
+    let nets: Vec<_> = stack.replicas.iter().map(|r| networks(r)).collect();
+    let r = &stack.replicas;
+    let mut run = Holding::start(&stack, "fault = \"kill\"\nafter_kill = \"none\"", || {
+        status(&r[0]) == "paused" && status(&r[2]) == "exited" && networks(&r[1]).is_empty()
+    });
     for _ in 0..2 {
         Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
+            .args(["-INT", &run.child.id().to_string()])
             .status()
             .unwrap();
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert_eq!(run.child.wait().unwrap().code(), Some(130));
     for (replica, net) in stack.replicas.iter().zip(&nets) {
         assert_eq!(&networks(replica), net, "{replica}");
     }
-    assert_stack_intact(&stack, &before, &run_id);
+    assert_stack_intact(&stack, &before, &run.run_id);
+}
+
+/// A SIGKILLed harness with a pause, a disconnect and a blackhole under way: its
+/// reaper reverts them and removes the run's helpers within 10 s. The replicas are
+/// the same processes as before (same StartedAt), back on their networks under
+/// their aliases, with no DROP rule left.
+#[test]
+fn a_sigkilled_harness_leaves_the_stack_as_it_was_found() {
+    let _turn = docker_turn();
+    let stack = Stack::up("redis", "no");
+    let before = lives(&stack);
+    let nets: Vec<_> = stack.replicas.iter().map(|r| networks(r)).collect();
+    let r = &stack.replicas;
+    let mut run = Holding::start(&stack, "fault = \"blackhole\"\nduration = \"10m\"", || {
+        status(&r[0]) == "paused" && networks(&r[1]).is_empty() && blackholed(&r[2])
+    });
+    sigkill(&mut run.child);
+    let restored = wait_for(std::time::Duration::from_secs(10), || {
+        status(&r[0]) == "running"
+            && networks(&r[1]) == nets[1]
+            && !blackholed(&r[2])
+            && labelled(&run.run_id).is_empty()
+    });
+    assert!(
+        restored.is_some(),
+        "10 s after SIGKILL: {} / {:?} / blackholed {} / left {:?}",
+        status(&r[0]),
+        networks(&r[1]),
+        blackholed(&r[2]),
+        labelled(&run.run_id)
+    );
+    println!("stack restored {:?} after SIGKILL", restored.unwrap());
+    for (replica, net) in r.iter().zip(&nets) {
+        assert_eq!(&networks(replica), net, "{replica}");
+        assert_eq!(life(replica), before[replica], "{replica} was restarted");
+    }
+    assert_stack_intact(&stack, &before, &run.run_id);
 }
 
 /// Removes a Compose project when dropped.

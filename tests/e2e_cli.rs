@@ -6,7 +6,10 @@ mod common;
 
 use std::process::{Command, Output};
 
-use common::{bin, docker_turn, labelled, repo, start_run, unique, RunGuard};
+use common::{
+    bin, blackholed, docker_turn, labelled, repo, sigkill, start_run, unique, wait_for, RunGuard,
+    HELD_FAULTS,
+};
 
 fn run(run_id: &str, extra: &[&str]) -> (Output, String, String) {
     let out = tempfile::tempdir().unwrap();
@@ -121,8 +124,155 @@ fn sigterm_then_a_second_interrupt_tears_down_at_once() {
     assert!(labelled(&id).is_empty(), "left behind: {:?}", labelled(&id));
 }
 
-/// No container of the run mounts a host path, and every published port is on
-/// 127.0.0.1 only.
+/// A SIGKILLed harness, mid-run with a pause, a disconnect and a blackhole under way, leaves
+/// nothing: its reaper removes every object of the run within 10 s, and the run
+/// folder keeps a summary.json marked running and the latency log so far.
+#[test]
+fn a_sigkilled_harness_leaves_nothing_after_10s_and_a_running_summary() {
+    let _docker = docker_turn();
+    let id = unique("e2e-sigkill");
+    let _guard = RunGuard(id.clone());
+    let (_dir, scenario) = common::temp_scenario(&format!(
+        r#"name = "sigkill"
+seed = 1
+duration = "60s"
+min_alive = 0
+[service]
+image = "sessionstorm/session-app"
+replicas = 3
+env = {{ MODE = "redis" }}
+[store]
+image = "sessionstorm/redis"
+[load]
+users = 4
+appends_per_session = 5
+request_timeout = "1s"
+{HELD_FAULTS}[[chaos]]
+fault = "blackhole"
+target = "replica-2"
+at = ["1s"]
+duration = "10m"
+"#
+    ));
+    let out = tempfile::tempdir().unwrap();
+    let (mut child, _stdout, _) = start_run(std::path::Path::new(&scenario), &id, out.path());
+    let replica = |slot: usize| format!("sessionstorm-{id}-replica-{slot}.0");
+    let status = |name: &str| {
+        let out = Command::new("docker")
+            .args(["inspect", "-f", "{{.State.Status}}", name])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let held = wait_for(std::time::Duration::from_secs(30), || {
+        status(&replica(0)) == "paused" && blackholed(&replica(2))
+    });
+    assert!(held.is_some(), "the faults never took hold");
+    sigkill(&mut child);
+    let gone = wait_for(std::time::Duration::from_secs(10), || {
+        labelled(&id).is_empty()
+    });
+    assert!(
+        gone.is_some(),
+        "left 10 s after SIGKILL: {:?}",
+        labelled(&id)
+    );
+    println!("nothing of the run left {:?} after SIGKILL", gone.unwrap());
+    let folder = out.path().join(&id);
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(folder.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["verdict"]["status"], "running", "{summary}");
+    let problems = common::schema_problems(&summary);
+    assert!(problems.is_empty(), "{problems:#?}");
+    assert_eq!(summary["verdict"]["exit_code"], 3);
+    assert_eq!(summary["run_id"], id.as_str());
+    assert_eq!(summary["cluster"]["replicas"], 3);
+    let reasons = summary["verdict"]["reasons"].to_string();
+    assert!(reasons.contains("checkpoint"), "{reasons}");
+    assert!(folder.join("scenario.toml").exists());
+    let hlog = std::fs::read_to_string(folder.join("latency.hlog")).unwrap();
+    assert!(hlog.contains("Tag=append.ok.corrected,"), "{hlog}");
+}
+
+/// What a run leaves when it dies and its reaper cannot finish (here: a reaper that
+/// cannot reach the engine) is listed by the next run with the reaper's log, and
+/// `cleanup --run` removes it, reaper included.
+#[test]
+fn the_next_run_reports_what_a_dead_run_left_with_its_reaper_log() {
+    let _docker = docker_turn();
+    let dead = unique("e2e-dead");
+    let _guard = RunGuard(dead.clone());
+    let out = tempfile::tempdir().unwrap();
+    // Fails at once (nothing matches), after its leftovers report and its reaper.
+    let run_matching_nothing = || {
+        let id = unique("e2e-next");
+        let _guard = RunGuard(id.clone());
+        let output = bin()
+            .args(["run", repo("scenarios/attach.toml").to_str().unwrap()])
+            .args(["--attach", "http://127.0.0.1:9", "--selector"])
+            .arg(format!("sessionstorm.test=nothing-{id}"))
+            .args(["--run-id", &id, "--out"])
+            .arg(out.path())
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(3), "{output:?}");
+        assert!(labelled(&id).is_empty(), "{:?}", labelled(&id));
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    // The first run builds the reaper's image.
+    run_matching_nothing();
+    let label = format!("sessionstorm.run={dead}");
+    let store = format!("sessionstorm-{dead}-store");
+    let reaper = format!("sessionstorm-{dead}-reaper");
+    let docker = |args: &[&str]| Command::new("docker").args(args).output().unwrap();
+    let started = docker(&[
+        "run",
+        "-d",
+        "--name",
+        &store,
+        "--label",
+        &label,
+        "--label",
+        "sessionstorm.role=store",
+        "sessionstorm/redis",
+    ]);
+    assert!(started.status.success(), "{started:?}");
+    // No engine socket mounted: it fails, exits and stays with its log.
+    docker(&[
+        "run",
+        "--name",
+        &reaper,
+        "--label",
+        &label,
+        "--label",
+        "sessionstorm.role=reaper",
+        "--network",
+        "none",
+        "sessionstorm/reaper",
+        "--run",
+        &dead,
+    ]);
+    let stderr = run_matching_nothing();
+    assert!(
+        stderr.contains(&format!("  run {dead}: containers {reaper}, {store}\n")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("its reaper's log:"), "{stderr}");
+    assert!(
+        stderr.contains("cannot reach the Docker engine"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("`sessionstorm cleanup --run {dead}`")),
+        "{stderr}"
+    );
+    let cleanup = bin().args(["cleanup", "--run", &dead]).output().unwrap();
+    assert!(cleanup.status.success(), "{cleanup:?}");
+    assert!(labelled(&dead).is_empty(), "{:?}", labelled(&dead));
+}
+
+/// No container of the run mounts a host path but the reaper, which mounts the
+/// engine's socket and nothing else, and every published port is on 127.0.0.1 only.
 fn assert_contained(run_id: &str) {
     let out = Command::new("docker")
         .args([
@@ -146,8 +296,16 @@ fn assert_contained(run_id: &str) {
     let containers: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     for c in containers.as_array().unwrap() {
         let name = &c["Name"];
+        let reaper = c["Config"]["Labels"]["sessionstorm.role"] == "reaper";
         for mount in c["Mounts"].as_array().into_iter().flatten() {
-            assert_ne!(mount["Type"], "bind", "{name} mounts a host path: {mount}");
+            if reaper {
+                assert_eq!(
+                    mount["Destination"], "/var/run/docker.sock",
+                    "{name}: {mount}"
+                );
+            } else {
+                assert_ne!(mount["Type"], "bind", "{name} mounts a host path: {mount}");
+            }
         }
         let bindings = &c["HostConfig"]["PortBindings"];
         for (port, list) in bindings.as_object().into_iter().flatten() {

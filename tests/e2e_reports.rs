@@ -80,13 +80,7 @@ fn a_missed_gate_fails_the_run_with_exit_1_a_junit_failure_and_a_full_folder() {
     }
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(folder.join("summary.json")).unwrap()).unwrap();
-    let schema: serde_json::Value =
-        serde_json::from_str(include_str!("../reports/summary.schema.json")).unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
-    let problems: Vec<String> = validator
-        .iter_errors(&summary)
-        .map(|e| format!("{e} at {}", e.instance_path()))
-        .collect();
+    let problems = common::schema_problems(&summary);
     assert!(
         problems.is_empty(),
         "a real summary.json breaks the schema: {problems:#?}"

@@ -10,8 +10,10 @@
 //! started again by the harness (`docker start`), as is every stopped one. It is ready again when it runs, is `healthy` if
 //! it has a Docker healthcheck, and the target URL answers its health path. The
 //! only objects the harness makes are its network helpers (`blackhole`, `loss`,
-//! `bandwidth`), labelled with the run
-//! and removed at teardown.
+//! `bandwidth`), labelled with the run and removed at teardown. Every fault that
+//! holds a container is noted in the run's [`Journal`] before it is applied and
+//! after it is reverted ([`super::hold`]), so the run's reaper can undo it should
+//! the harness die.
 //!
 //! Slots are the matched containers sorted by name (`replica-0` is the first), and
 //! every action resolves its victim through [`AttachedCluster::member`], the one
@@ -27,9 +29,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::docker::Started;
 use super::engine::{Engine, EngineError, Removed};
+use super::hold::{Endpoint, Hold, Journal, Note};
 use super::limits::{self, Ended, Limits};
 use super::netns::{self, Shaping};
-use super::{Acted, Action, Cluster, Lifecycle, Victim, ROLE_LABEL, RUN_LABEL};
+use super::{Acted, Action, Cluster, Lifecycle, Victim, RUN_LABEL};
 use crate::error::Error;
 use crate::load::targets::Targets;
 use crate::plan::attach::{AttachPlan, COMPOSE_ONEOFF, COMPOSE_SERVICE};
@@ -59,14 +62,6 @@ impl Member {
     }
 }
 
-/// A network a container was on, to put it back as it was.
-#[derive(Debug, Clone)]
-struct Endpoint {
-    network: String,
-    aliases: Vec<String>,
-    ip: Option<String>,
-}
-
 /// The matched containers of a running stack, and the run acting on them.
 #[derive(Debug)]
 pub struct AttachedCluster {
@@ -92,6 +87,9 @@ pub struct AttachedCluster {
     kept: Mutex<HashMap<usize, Limits>>,
     /// Numbers the short-lived helper containers of the network faults.
     helpers: AtomicU32,
+    /// Where every hold on a matched container is noted, for the reaper to undo
+    /// should the harness die.
+    journal: Journal,
 }
 
 impl AttachedCluster {
@@ -205,7 +203,24 @@ impl AttachedCluster {
             shaped: Mutex::default(),
             kept: Mutex::default(),
             helpers: AtomicU32::new(0),
+            journal: Journal::default(),
         })
+    }
+
+    /// Notes every hold in `journal` from now on.
+    pub fn with_journal(mut self, journal: Journal) -> Self {
+        self.journal = journal;
+        self
+    }
+
+    /// Notes a hold before the fault is applied.
+    async fn hold(&self, hold: Hold) {
+        self.journal.note(&Note::Hold(hold)).await;
+    }
+
+    /// Notes a hold released after the fault was reverted.
+    async fn release(&self, hold: Hold) {
+        self.journal.note(&Note::Release(hold)).await;
     }
 
     /// The matched containers, in slot order.
@@ -297,6 +312,7 @@ impl AttachedCluster {
         if !docker_restarts && !self.engine.is_running(&member.id).await? {
             self.engine.start(&member.id).await?;
         }
+        self.release(down(member)).await;
         self.wait_ready(member, before.as_deref(), deadline).await
     }
 
@@ -332,6 +348,11 @@ impl AttachedCluster {
             .lock()
             .expect("detached lock")
             .insert(slot, endpoints.clone());
+        self.hold(Hold::Detached {
+            container: member.id.clone(),
+            endpoints: endpoints.clone(),
+        })
+        .await;
         for endpoint in &endpoints {
             self.engine
                 .disconnect(&endpoint.network, &member.id)
@@ -349,17 +370,13 @@ impl AttachedCluster {
             .get(&slot)
             .cloned()
             .unwrap_or_default();
-        for endpoint in &endpoints {
-            self.engine
-                .connect_network(
-                    &endpoint.network,
-                    &member.id,
-                    &endpoint.aliases,
-                    endpoint.ip.as_deref(),
-                )
-                .await?;
-        }
+        let hold = Hold::Detached {
+            container: member.id.clone(),
+            endpoints,
+        };
+        hold.undo(&self.engine, &self.run_id).await?;
         self.detached.lock().expect("detached lock").remove(&slot);
+        self.release(hold).await;
         Ok(())
     }
 
@@ -371,31 +388,57 @@ impl AttachedCluster {
         shaping: Shaping,
         on: bool,
     ) -> Result<(), EngineError> {
-        let n = self.helpers.fetch_add(1, Ordering::Relaxed);
-        let helper = format!("sessionstorm-{}-nettools-{n}", self.run_id);
-        let labels = HashMap::from([
-            (RUN_LABEL.to_string(), self.run_id.clone()),
-            (ROLE_LABEL.to_string(), "helper".to_string()),
-        ]);
-        netns::shape(&self.engine, &helper, labels, &member.id, shaping, on).await?;
-        let mut shaped = self.shaped.lock().expect("shaped lock");
-        let held = shaped.entry(slot).or_default();
+        let hold = Hold::Shaped {
+            container: member.id.clone(),
+            shaping,
+        };
         if on {
-            held.insert(shaping);
+            let n = self.helpers.fetch_add(1, Ordering::Relaxed);
+            let helper = format!("sessionstorm-{}-nettools-{n}", self.run_id);
+            let labels = super::run_labels(&self.run_id, "helper");
+            self.hold(hold.clone()).await;
+            let applied =
+                netns::shape(&self.engine, &helper, labels, &member.id, shaping, true).await;
+            if let Err(err) = applied {
+                self.release(hold).await;
+                return Err(err);
+            }
+            let mut shaped = self.shaped.lock().expect("shaped lock");
+            shaped.entry(slot).or_default().insert(shaping);
         } else {
-            held.remove(&shaping);
+            hold.undo(&self.engine, &self.run_id).await?;
+            (self.shaped.lock().expect("shaped lock"))
+                .entry(slot)
+                .or_default()
+                .remove(&shaping);
+            self.release(hold).await;
         }
         Ok(())
     }
 
     /// Keeps the container's limits before a fault changes them (the first ones, if a
-    /// fault is already holding it), and returns them.
-    async fn keep_limits(&self, slot: usize, member: &Member) -> Result<Limits, EngineError> {
-        if let Some(was) = self.kept.lock().expect("kept lock").get(&slot) {
-            return Ok(*was);
-        }
-        let was = limits::current(&self.engine, &member.id).await?;
-        self.kept.lock().expect("kept lock").insert(slot, was);
+    /// fault is already holding it), notes the hold, and returns them.
+    async fn keep_limits(
+        &self,
+        slot: usize,
+        member: &Member,
+        cpu: bool,
+    ) -> Result<Limits, EngineError> {
+        let kept = self.kept.lock().expect("kept lock").get(&slot).copied();
+        let was = match kept {
+            Some(was) => was,
+            None => {
+                let was = limits::current(&self.engine, &member.id).await?;
+                self.kept.lock().expect("kept lock").insert(slot, was);
+                was
+            }
+        };
+        self.hold(Hold::Limited {
+            container: member.id.clone(),
+            was,
+            cpu,
+        })
+        .await;
         Ok(was)
     }
 
@@ -409,14 +452,35 @@ impl AttachedCluster {
     ) -> Result<(), EngineError> {
         let was = self.kept.lock().expect("kept lock").get(&slot).copied();
         if let Some(was) = was {
-            if cpu {
-                limits::restore_cpu(&self.engine, &member.id, was).await?;
-            } else {
-                limits::restore_memory(&self.engine, &member.id, was).await?;
-            }
+            let hold = Hold::Limited {
+                container: member.id.clone(),
+                was,
+                cpu,
+            };
+            hold.undo(&self.engine, &self.run_id).await?;
             self.kept.lock().expect("kept lock").remove(&slot);
+            self.release(hold).await;
         }
         Ok(())
+    }
+
+    /// Freezes (`on`) or thaws the container.
+    async fn pause(&self, member: &Member, on: bool) -> Result<(), EngineError> {
+        let hold = Hold::Paused {
+            container: member.id.clone(),
+        };
+        if on {
+            self.hold(hold.clone()).await;
+            let applied = self.engine.pause(&member.id).await;
+            if applied.is_err() {
+                self.release(hold).await;
+            }
+            applied
+        } else {
+            hold.undo(&self.engine, &self.run_id).await?;
+            self.release(hold).await;
+            Ok(())
+        }
     }
 
     /// Undoes whatever fault still holds the container. Chaos reverts its faults
@@ -424,7 +488,7 @@ impl AttachedCluster {
     /// by `after_kill = "none"`: the user's stack is left running as it was found.
     async fn restore(&self, slot: usize, member: &Member) -> Result<(), EngineError> {
         if self.engine.is_paused(&member.id).await? {
-            self.engine.unpause(&member.id).await?;
+            self.pause(member, false).await?;
         }
         let detached = self
             .detached
@@ -446,13 +510,22 @@ impl AttachedCluster {
         }
         let kept = self.kept.lock().expect("kept lock").get(&slot).copied();
         if let Some(was) = kept {
-            limits::restore_cpu(&self.engine, &member.id, was).await?;
-            limits::restore_memory(&self.engine, &member.id, was).await?;
+            for cpu in [true, false] {
+                let hold = Hold::Limited {
+                    container: member.id.clone(),
+                    was,
+                    cpu,
+                };
+                hold.undo(&self.engine, &self.run_id).await?;
+                self.release(hold).await;
+            }
             self.kept.lock().expect("kept lock").remove(&slot);
         }
         let downed = self.downed.lock().expect("downed lock").remove(&slot);
-        if downed.is_some() && !self.engine.is_running(&member.id).await? {
-            self.engine.start(&member.id).await?;
+        if downed.is_some() {
+            let hold = down(member);
+            hold.undo(&self.engine, &self.run_id).await?;
+            self.release(hold).await;
         }
         Ok(())
     }
@@ -499,9 +572,7 @@ impl Lifecycle for AttachedCluster {
                 );
             }
         }
-        self.engine
-            .remove_labelled(&format!("{RUN_LABEL}={}", self.run_id), false)
-            .await
+        self.engine.remove_run(&self.run_id).await
     }
 }
 
@@ -515,7 +586,7 @@ impl Cluster for AttachedCluster {
         let deadline = began + self.ready_timeout;
         let (slot, member) = self.member(victim)?;
         let mut acted = Acted::on(member.name.clone());
-        let down = |docker_restarts: bool, before: Option<String>| {
+        let down_noted = |docker_restarts: bool, before: Option<String>| {
             self.downed
                 .lock()
                 .expect("downed lock")
@@ -523,6 +594,7 @@ impl Cluster for AttachedCluster {
         };
         match action {
             Action::Kill => {
+                self.hold(down(member)).await;
                 let state = (self.engine.inspect(&member.id).await?.state).unwrap_or_default();
                 let running = state.running == Some(true);
                 let crashed = match state.pid {
@@ -537,18 +609,21 @@ impl Cluster for AttachedCluster {
                     }
                     _ => false,
                 };
-                down(crashed, state.started_at);
+                down_noted(crashed, state.started_at);
                 if !crashed {
                     acted.outcome = self.engine.kill(&member.id).await?;
                 }
             }
             Action::Stop(grace) => {
-                down(false, self.started_at(member).await?);
+                self.hold(down(member)).await;
+                down_noted(false, self.started_at(member).await?);
                 acted.outcome = self.engine.stop(&member.id, grace).await?;
             }
             Action::Restart(grace) => {
                 let before = self.started_at(member).await?;
+                self.hold(down(member)).await;
                 self.engine.restart(&member.id, grace).await?;
+                self.release(down(member)).await;
                 self.wait_ready(member, before.as_deref(), deadline).await?;
                 acted.ready_after = Some(began.elapsed());
             }
@@ -557,8 +632,8 @@ impl Cluster for AttachedCluster {
                 self.bring_back(slot, member, deadline).await?;
                 acted.ready_after = Some(began.elapsed());
             }
-            Action::Pause => self.engine.pause(&member.id).await?,
-            Action::Unpause => self.engine.unpause(&member.id).await?,
+            Action::Pause => self.pause(member, true).await?,
+            Action::Unpause => self.pause(member, false).await?,
             Action::Disconnect => self.detach(slot, member).await?,
             Action::Reconnect => self.reattach(slot, member).await?,
             Action::BlackholeOn => self.shape(slot, member, Shaping::Blackhole, true).await?,
@@ -566,11 +641,11 @@ impl Cluster for AttachedCluster {
             Action::ShapeOn(shaping) => self.shape(slot, member, shaping, true).await?,
             Action::ShapeOff(shaping) => self.shape(slot, member, shaping, false).await?,
             Action::Throttle(millicores) => {
-                let was = self.keep_limits(slot, member).await?;
+                let was = self.keep_limits(slot, member, true).await?;
                 limits::throttle(&self.engine, &member.id, was, millicores).await?
             }
             Action::LimitMemory(bytes) => {
-                self.keep_limits(slot, member).await?;
+                self.keep_limits(slot, member, false).await?;
                 let limit = limits::limit_memory(&self.engine, &member.id, bytes).await?;
                 acted.detail = Some(format!("memory limit {:.1} MiB", limit as f64 / 1048576.0));
             }
@@ -592,6 +667,13 @@ impl Cluster for AttachedCluster {
 
     async fn ping(&self) -> Result<(), EngineError> {
         self.engine.ping().await
+    }
+}
+
+/// The hold of a killed or stopped member.
+fn down(member: &Member) -> Hold {
+    Hold::Down {
+        container: member.id.clone(),
     }
 }
 

@@ -23,7 +23,7 @@ use super::engine::{ContainerSpec, Engine, EngineError, Removed};
 use super::limits::{self, Ended, Limits};
 use super::netns::{self, Shaping};
 use super::upload::tar_of;
-use super::{haproxy, Acted, Action, Cluster, Lifecycle, Victim, ROLE_LABEL, RUN_LABEL};
+use super::{haproxy, Acted, Action, Cluster, Lifecycle, Victim};
 use crate::load::targets::Targets;
 use crate::plan::template::{Template, Values};
 use crate::plan::{BalancerKind, Fault, Persistence, Plan, Scheme, StoreKind, Target, TlsPlan};
@@ -108,10 +108,7 @@ impl DockerCluster {
     }
 
     fn labels(&self, role: &str) -> HashMap<String, String> {
-        HashMap::from([
-            (RUN_LABEL.to_string(), self.run_id.clone()),
-            (ROLE_LABEL.to_string(), role.to_string()),
-        ])
+        super::run_labels(&self.run_id, role)
     }
 
     fn instance(slot: usize, generation: u32) -> String {
@@ -527,11 +524,10 @@ impl DockerCluster {
         Ok(began.elapsed())
     }
 
-    /// Removes everything labelled with this run, whatever state it is in.
+    /// Removes everything labelled with this run, whatever state it is in, but its
+    /// reaper, which goes last.
     pub async fn teardown(&self) -> Result<Removed, EngineError> {
-        self.engine
-            .remove_labelled(&format!("{RUN_LABEL}={}", self.run_id), false)
-            .await
+        self.engine.remove_run(&self.run_id).await
     }
 }
 

@@ -15,10 +15,11 @@ use bollard::models::{
     PortBinding, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, InspectContainerOptions, KillContainerOptionsBuilder,
-    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
-    RestartContainerOptionsBuilder, StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, InspectContainerOptions,
+    KillContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
+    ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveVolumeOptionsBuilder, RestartContainerOptionsBuilder, StopContainerOptionsBuilder,
+    UploadToContainerOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::StreamExt;
@@ -82,6 +83,9 @@ pub struct ContainerSpec {
     pub binds: Vec<String>,
     /// Extra kernel capabilities, e.g. `NET_ADMIN`.
     pub cap_add: Vec<String>,
+    /// Standard input open until the one client attached to it goes (the reaper's
+    /// lifeline, see [`Engine::attach_stdin`]).
+    pub stdin_once: bool,
 }
 
 /// Objects found (and, unless dry-run, removed) by a label selector.
@@ -90,6 +94,14 @@ pub struct Removed {
     pub containers: Vec<String>,
     pub networks: Vec<String>,
     pub volumes: Vec<String>,
+}
+
+/// Objects as Docker lists them, with their labels and (containers) state.
+#[derive(Debug, Clone, Default)]
+pub struct Labelled {
+    pub containers: Vec<bollard::models::ContainerSummary>,
+    pub networks: Vec<bollard::models::Network>,
+    pub volumes: Vec<bollard::models::Volume>,
 }
 
 /// A connected, version-negotiated Docker client.
@@ -234,6 +246,9 @@ impl Engine {
             entrypoint: (!spec.entrypoint.is_empty()).then(|| spec.entrypoint.clone()),
             env: Some(spec.env.clone()),
             labels: Some(spec.labels.clone()),
+            open_stdin: spec.stdin_once.then_some(true),
+            stdin_once: spec.stdin_once.then_some(true),
+            attach_stdin: spec.stdin_once.then_some(true),
             exposed_ports: spec.publish.map(|p| vec![port_key(p)]),
             host_config: Some(HostConfig {
                 network_mode: Some(spec.network.clone()),
@@ -266,6 +281,28 @@ impl Engine {
             .map_err(|source| EngineError::Call {
                 action: "create container",
                 object: spec.name.clone(),
+                source,
+            })
+    }
+
+    /// Attaches to the standard input of a created container: what is written goes
+    /// to its process, and when this end closes (dropped, or the process holding it
+    /// dies) its input ends, since it was created with `stdin_once`.
+    pub async fn attach_stdin(
+        &self,
+        name: &str,
+    ) -> Result<std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>, EngineError> {
+        let options = AttachContainerOptionsBuilder::default()
+            .stdin(true)
+            .stream(true)
+            .build();
+        self.docker
+            .attach_container(name, Some(options))
+            .await
+            .map(|attached| attached.input)
+            .map_err(|source| EngineError::Call {
+                action: "attach to the input of",
+                object: name.to_string(),
                 source,
             })
     }
@@ -614,6 +651,22 @@ impl Engine {
         label: &str,
         dry_run: bool,
     ) -> Result<Removed, EngineError> {
+        self.sweep(label, dry_run, |_| false).await
+    }
+
+    /// Removes every object of run `run_id` but its reaper, which goes last, once
+    /// the run has said so (`crate::reaper`).
+    pub async fn remove_run(&self, run_id: &str) -> Result<Removed, EngineError> {
+        let is_reaper = |c: &bollard::models::ContainerSummary| {
+            (c.labels.as_ref()).and_then(|l| l.get(super::ROLE_LABEL))
+                == Some(&super::REAPER_ROLE.to_string())
+        };
+        self.sweep(&format!("{}={run_id}", super::RUN_LABEL), false, is_reaper)
+            .await
+    }
+
+    /// Every container, network and volume whose labels match `label`.
+    pub async fn labelled(&self, label: &str) -> Result<Labelled, EngineError> {
         let containers = self.containers_labelled(&[label.to_string()]).await?;
         let filters = HashMap::from([("label", vec![label])]);
         let networks = self
@@ -641,7 +694,29 @@ impl Engine {
                 action: "list volumes labelled",
                 object: label.to_string(),
                 source,
-            })?;
+            })?
+            .volumes
+            .unwrap_or_default();
+        Ok(Labelled {
+            containers,
+            networks,
+            volumes,
+        })
+    }
+
+    /// [`remove_labelled`](Self::remove_labelled), leaving the containers `keep` picks.
+    async fn sweep(
+        &self,
+        label: &str,
+        dry_run: bool,
+        keep: impl Fn(&bollard::models::ContainerSummary) -> bool,
+    ) -> Result<Removed, EngineError> {
+        let Labelled {
+            mut containers,
+            networks,
+            volumes,
+        } = self.labelled(label).await?;
+        containers.retain(|c| !keep(c));
         let mut removed = Removed::default();
         for container in containers {
             let Some(name) = container
@@ -674,7 +749,7 @@ impl Engine {
             removed.networks.push(name);
         }
         // After the containers, which may still use them.
-        for volume in volumes.volumes.unwrap_or_default() {
+        for volume in volumes {
             if !dry_run {
                 let options = RemoveVolumeOptionsBuilder::default().force(true).build();
                 match self.docker.remove_volume(&volume.name, Some(options)).await {

@@ -17,7 +17,7 @@ const HEADROOM: u64 = 4 << 20;
 
 /// A container's CPU and memory limits as the engine reports them (0: none), to be
 /// put back when a fault ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
     pub nano_cpus: i64,
     pub cpu_quota: i64,

@@ -10,6 +10,7 @@ pub mod delay;
 pub mod docker;
 pub mod engine;
 pub mod haproxy;
+pub mod hold;
 pub mod kernel;
 pub mod limits;
 pub mod netns;
@@ -24,8 +25,20 @@ pub use netns::Shaping;
 
 /// Label carrying the run id on every container and network the harness creates.
 pub const RUN_LABEL: &str = "sessionstorm.run";
-/// Label saying what a container is for: `replica`, `store` or `balancer`.
+/// Label saying what a container is for: `replica`, `store`, `balancer`, `helper`
+/// or [`REAPER_ROLE`].
 pub const ROLE_LABEL: &str = "sessionstorm.role";
+/// The role of the run's reaper (`crate::reaper`): a run's teardown leaves it, and
+/// it goes last.
+pub const REAPER_ROLE: &str = "reaper";
+
+/// The labels of an object the harness makes for run `run_id`, for `role`.
+pub fn run_labels(run_id: &str, role: &str) -> std::collections::HashMap<String, String> {
+    std::collections::HashMap::from([
+        (RUN_LABEL.to_string(), run_id.to_string()),
+        (ROLE_LABEL.to_string(), role.to_string()),
+    ])
+}
 
 /// What a fault hits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -151,6 +164,7 @@ pub trait Lifecycle: Cluster {
         left_down: &[usize],
     ) -> impl Future<Output = Result<Duration, EngineError>> + Send;
 
-    /// Removes every object labelled with the run, whatever state it is in.
+    /// Removes every object labelled with the run, whatever state it is in, but the
+    /// run's reaper (`crate::reaper`), which goes last.
     fn teardown(&self) -> impl Future<Output = Result<engine::Removed, EngineError>> + Send;
 }

@@ -18,7 +18,10 @@ use crate::plan::KernelFeature;
 const INTERFACE: &str = "eth0";
 
 /// One change to a container's traffic, and (with `on = false`) its undoing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum Shaping {
     /// Drop every packet in and out.
     Blackhole,

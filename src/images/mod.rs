@@ -4,7 +4,9 @@
 //! `counter-app` and `actix-app`, built by cargo in this workspace), Redis and HAProxy (both
 //! taken from the host's Debian packages), plus images built only on demand: `lib-apps`
 //! (demo apps on real session libraries), `nettools` (the host's `iptables`, for the
-//! `blackhole` fault) and `memcached` (the host's `memcached`, as a session store).
+//! `blackhole` fault), `memcached` (the host's `memcached`, as a session store) and
+//! `reaper` (the sessionstorm binary itself, run as `sessionstorm reaper` beside
+//! every run: `crate::reaper`).
 //! `lib-apps` is a Debian tree made by `debootstrap` with the apps over it ([`debian`]);
 //! each of the others is a `FROM scratch` image holding the ELF binary, the shared libraries `ldd` says it
 //! links (at the paths `ldd` printed, symlinks resolved to plain files), its ELF interpreter,
@@ -67,6 +69,9 @@ pub const APP_BIN_ENV: &str = "SESSIONSTORM_APP_BIN";
 pub const COUNTER_APP_BIN_ENV: &str = "SESSIONSTORM_COUNTER_APP_BIN";
 /// The same for the `actix-app` binary.
 pub const ACTIX_APP_BIN_ENV: &str = "SESSIONSTORM_ACTIX_APP_BIN";
+/// The same for the `sessionstorm` binary packed into the reaper's image (by default
+/// the running one, or the one beside a test binary).
+pub const REAPER_BIN_ENV: &str = "SESSIONSTORM_REAPER_BIN";
 /// Label holding the image's name (`sessionstorm/redis`), so `list` can tell ours apart.
 pub const IMAGE_LABEL: &str = "sessionstorm.image";
 /// Label holding the content hash that decides whether a rebuild is needed.
@@ -75,13 +80,15 @@ pub const CONTENT_HASH_LABEL: &str = "sessionstorm.content-hash";
 /// (empty) in the `sessionstorm/haproxy` image.
 pub const HAPROXY_CONFIG_PATH: &str = "/usr/local/etc/haproxy/haproxy.cfg";
 
-/// For the demo services cargo builds in this workspace: the binary's name and the
-/// environment variable that may point at it instead.
+/// For the images of binaries cargo builds in this workspace (the demo services, and
+/// sessionstorm itself for the reaper): the binary's name and the environment
+/// variable that may point at it instead.
 pub fn workspace_binary(image: BuiltIn) -> Option<(&'static str, &'static str)> {
     match image {
         BuiltIn::SessionApp => Some(("session-app", APP_BIN_ENV)),
         BuiltIn::CounterApp => Some(("counter-app", COUNTER_APP_BIN_ENV)),
         BuiltIn::ActixApp => Some(("actix-app", ACTIX_APP_BIN_ENV)),
+        BuiltIn::Reaper => Some(("sessionstorm", REAPER_BIN_ENV)),
         BuiltIn::Redis
         | BuiltIn::Haproxy
         | BuiltIn::Nettools

@@ -45,7 +45,7 @@ impl Recipe {
     /// binaries), but not a Docker call.
     pub(crate) fn for_image(image: BuiltIn) -> Result<Recipe, ImageError> {
         let (binary, image_path) = match image {
-            BuiltIn::SessionApp | BuiltIn::CounterApp | BuiltIn::ActixApp => {
+            BuiltIn::SessionApp | BuiltIn::CounterApp | BuiltIn::ActixApp | BuiltIn::Reaper => {
                 let (name, env) = super::workspace_binary(image)
                     .expect("the demo services are built in this workspace");
                 let binary = locate_app(
@@ -106,6 +106,7 @@ impl Recipe {
                 // memcached refuses to run as root unless told to, and a scratch image
                 // has no other user.
                 BuiltIn::Memcached => vec![image_path.clone(), "-u".into(), "root".into()],
+                BuiltIn::Reaper => vec![image_path.clone(), "reaper".into()],
                 _ => vec![image_path.clone()],
             },
             env,

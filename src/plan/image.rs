@@ -25,6 +25,9 @@ pub enum BuiltIn {
     /// `APP`; made from Debian packages with `debootstrap`, not host binaries. Built
     /// only when a scenario uses it: the first build downloads packages for minutes.
     LibApps,
+    /// The run's reaper (`sessionstorm reaper`): the sessionstorm binary itself, run
+    /// beside every run to clean up after a harness that died. Built on demand.
+    Reaper,
 }
 
 impl BuiltIn {
@@ -36,7 +39,12 @@ impl BuiltIn {
         BuiltIn::Haproxy,
     ];
     /// Images built on demand only (not by `images build`).
-    pub const HELPERS: [BuiltIn; 3] = [BuiltIn::Nettools, BuiltIn::Memcached, BuiltIn::LibApps];
+    pub const HELPERS: [BuiltIn; 4] = [
+        BuiltIn::Nettools,
+        BuiltIn::Memcached,
+        BuiltIn::LibApps,
+        BuiltIn::Reaper,
+    ];
 
     /// The full tag, e.g. `sessionstorm/session-app:latest`.
     pub fn tag(self) -> &'static str {
@@ -49,6 +57,7 @@ impl BuiltIn {
             BuiltIn::Nettools => "sessionstorm/nettools:latest",
             BuiltIn::Memcached => "sessionstorm/memcached:latest",
             BuiltIn::LibApps => "sessionstorm/lib-apps:latest",
+            BuiltIn::Reaper => "sessionstorm/reaper:latest",
         }
     }
 

@@ -206,3 +206,72 @@ pub fn any_detail(samples: &[Value], text: &str) -> bool {
         .iter()
         .any(|a| a["detail"].as_str().unwrap().contains(text))
 }
+
+/// Whether the network namespace of container `name` drops all input (the
+/// `blackhole` fault's rules), as the host's `iptables` sees it from inside.
+pub fn blackholed(name: &str) -> bool {
+    let pid = Command::new("docker")
+        .args(["inspect", "-f", "{{.State.Pid}}", name])
+        .output()
+        .expect("the docker CLI runs");
+    let pid = String::from_utf8_lossy(&pid.stdout).trim().to_string();
+    if pid.is_empty() || pid == "0" {
+        return false;
+    }
+    let rules = Command::new("nsenter")
+        .arg(format!("--net=/proc/{pid}/ns/net"))
+        .args(["iptables", "-S", "INPUT"])
+        .output()
+        .expect("nsenter and iptables run");
+    String::from_utf8_lossy(&rules.stdout).contains("-j DROP")
+}
+
+/// Polls `done` every 100 ms for up to `limit`; says how long it took, or `None`
+/// when it never held.
+pub fn wait_for(
+    limit: std::time::Duration,
+    mut done: impl FnMut() -> bool,
+) -> Option<std::time::Duration> {
+    let began = std::time::Instant::now();
+    loop {
+        if done() {
+            return Some(began.elapsed());
+        }
+        if began.elapsed() > limit {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Kills the harness with SIGKILL, as the OOM killer would: no teardown runs.
+pub fn sigkill(child: &mut Child) {
+    child.kill().expect("SIGKILL the harness");
+    child.wait().expect("the harness is reaped");
+}
+
+/// `[[chaos]]` entries that hold far longer than a test's run: replica-0 paused and
+/// replica-1 disconnected from 1 s, for 10 minutes; only teardown or the reaper
+/// undoes them.
+pub const HELD_FAULTS: &str = r#"[[chaos]]
+fault = "pause"
+target = "replica-0"
+at = ["1s"]
+duration = "10m"
+[[chaos]]
+fault = "disconnect"
+target = "replica-1"
+at = ["1s"]
+duration = "10m"
+"#;
+
+/// What breaks the committed summary.json schema in `summary`, one line each.
+pub fn schema_problems(summary: &Value) -> Vec<String> {
+    let schema: Value =
+        serde_json::from_str(include_str!("../../reports/summary.schema.json")).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    validator
+        .iter_errors(summary)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect()
+}
