@@ -228,4 +228,40 @@ mod tests {
         let p = &rows[1].ops[&Op::Append].corrected_ms;
         assert!(p.max >= 39.0 && p.max <= 41.0, "{p:?}");
     }
+
+    #[tokio::test]
+    async fn every_second_goes_to_the_sink_and_the_series_stays_bounded() {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let seconds = 2000;
+        for index in 0..seconds {
+            let recorder = Box::new(recorder(10, 0));
+            tx.send(Message::Interval {
+                source: 0,
+                index,
+                recorder,
+            })
+            .unwrap();
+        }
+        tx.send(Message::Done { source: 0 }).unwrap();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = Arc::clone(&seen);
+        let logs = Logs {
+            hlog: None,
+            rows: Some(Box::new(move |row| {
+                sink.lock().unwrap().push((row.t, row.span_s));
+                Ok(())
+            })),
+        };
+        let collected = collect(rx, 1, Duration::ZERO, logs, Arc::default()).await;
+        let seen = seen.lock().unwrap();
+        assert_eq!(*seen, (0..seconds).map(|t| (t, 1)).collect::<Vec<_>>());
+        let rows = &collected.intervals;
+        assert!(
+            rows.len() <= crate::load::series::MAX_POINTS,
+            "{}",
+            rows.len()
+        );
+        assert_eq!(rows.iter().map(|r| r.span_s).sum::<u64>(), seconds);
+        assert_eq!(collected.totals.count(Op::Append, Outcome::Ok), seconds);
+    }
 }

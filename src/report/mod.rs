@@ -68,8 +68,9 @@ pub struct Summary {
     /// with how often; at most 16 different ones.
     #[serde(default)]
     pub error_messages: BTreeMap<String, u64>,
-    /// One row per second of load: counts, errors, corrected and uncorrected
-    /// percentiles by operation, missed starts.
+    /// The load over time: counts, errors, corrected and uncorrected percentiles by
+    /// operation, missed starts; one row per second, or at most 512 rows of
+    /// `span_s` seconds each in a longer run (`latency.csv` has every second).
     pub intervals: Vec<IntervalRow>,
     /// Files beside summary.json, by what they hold.
     pub files: BTreeMap<&'static str, String>,
