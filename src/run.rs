@@ -23,8 +23,7 @@ use crate::cluster::{Cluster, Lifecycle};
 use crate::error::{Error, ExitCode, Result};
 use crate::gate::{self, Evidence, Verdict};
 use crate::images::{self, BuiltIn};
-use crate::load::collector::IntervalRow;
-use crate::load::collector::Logs;
+use crate::load::collector::{IntervalRow, Logs};
 use crate::load::spill::{Spill, SPILL_FILE};
 use crate::load::Driver;
 use crate::metrics::{FailureTimeline, Live, Percentiles, Recorder};
@@ -258,25 +257,15 @@ async fn drive<C: Lifecycle>(
             plan.name, plan.seed
         ),
     )
-    .map_err(|e| Error::infra(anyhow::anyhow!("cannot write {}: {e}", hlog_path.display())))?;
+    .map_err(cannot_write(&hlog_path))?;
     let latency_path = dir.join("latency.csv");
-    let mut latency_csv = LatencyCsv::create(&latency_path).map_err(|e| {
-        Error::infra(anyhow::anyhow!(
-            "cannot write {}: {e}",
-            latency_path.display()
-        ))
-    })?;
+    let mut latency_csv = LatencyCsv::create(&latency_path).map_err(cannot_write(&latency_path))?;
     let logs = Logs {
         hlog: Some(hlog),
         rows: Some(Box::new(move |row| latency_csv.write(row))),
     };
     let spill_path = dir.join(SPILL_FILE);
-    let spill = Spill::create(&spill_path).map_err(|e| {
-        Error::infra(anyhow::anyhow!(
-            "cannot write {}: {e}",
-            spill_path.display()
-        ))
-    })?;
+    let spill = Spill::create(&spill_path).map_err(cannot_write(&spill_path))?;
     let stop = shutdown.graceful.child_token();
     let last_fault = progress::LastFault::default();
     let progress = tokio::spawn(progress::show(
@@ -398,6 +387,11 @@ async fn drive<C: Lifecycle>(
         },
     );
     Ok((summary, all_anomalies))
+}
+
+/// The error for a file of the run folder that cannot be made.
+fn cannot_write(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |e| Error::infra(anyhow::anyhow!("cannot write {}: {e}", path.display()))
 }
 
 /// Who the run is, for its report.
