@@ -24,26 +24,23 @@
 //! `BENCH_ROUNDS` (default 3).
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sessionstorm::load::session::LiveSession;
+mod common;
+
+use common::{endpoint, env_or, load_average, open, plan, Endpoint};
+use sessionstorm::load::collector::Logs;
+use sessionstorm::load::spill::{Spill, SPILL_FILE};
 use sessionstorm::load::targets::Targets;
 use sessionstorm::load::Driver;
 use sessionstorm::metrics::{new_histogram, FailureTimeline, Live, Outcome};
-use sessionstorm::plan::RateProfile;
 use sessionstorm::plan::{LoadPlan, Model, Think};
 use sessionstorm::session::{Op, SessionModel};
 use tokio_util::sync::CancellationToken;
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// CPU time of this process, or of its reaped children, split as user and system
 /// time: on loopback the system share is mostly TCP delivery to the service,
@@ -119,19 +116,6 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// The demo service in memory mode on a free loopback port; killed when dropped.
-struct Endpoint {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Endpoint {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Stalls of the endpoint: SIGSTOP for `STALL` once every `STALL_EVERY`, then
 /// SIGCONT, for as long as this lives. At sub-millisecond latencies two load tools
 /// compare their own overheads; with the service stalling, the p99 is the stalls'
@@ -179,57 +163,6 @@ impl Drop for Stalls {
     }
 }
 
-fn endpoint() -> Endpoint {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "-p", "session-app"])
-        .current_dir(root)
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "cannot build session-app");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(format!("{root}/target/release/session-app"))
-        .env("MODE", "memory")
-        .env("PORT", port.to_string())
-        .env("INSTANCE_ID", "bench")
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("session-app starts");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "session-app did not listen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Endpoint { child, port }
-}
-
-fn open(rate: f64, session_interval: Duration) -> Model {
-    Model::Open {
-        profile: RateProfile::constant(rate),
-        max_in_flight: 100_000,
-        session_interval,
-    }
-}
-
-fn plan(model: Model, appends: u32) -> LoadPlan {
-    LoadPlan {
-        model,
-        appends_per_session: appends,
-        warmup: Duration::from_secs(1),
-        operations: None,
-        request_timeout: Duration::from_secs(5),
-        retries: 2,
-        keep_alive: true,
-        max_idle_connections: 1024,
-        tls: Default::default(),
-        flow: None,
-    }
-}
-
 struct Driven {
     requests: u64,
     /// Heap allocations per request, the whole process counted (the load and the
@@ -266,7 +199,9 @@ fn drive(runtime: &tokio::runtime::Runtime, url: &str, plan: LoadPlan, seconds: 
         });
         let (cpu_before, wall) = (cpu(libc::RUSAGE_SELF), Instant::now());
         let allocations = ALLOCATIONS.load(Ordering::Relaxed);
-        let outcome = driver.run(&stop, None).await;
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let spill = Spill::create(&dir.path().join(SPILL_FILE)).expect("a spill file");
+        let outcome = driver.run(&stop, Logs::default(), spill).await;
         let (cpu, wall) = (cpu(libc::RUSAGE_SELF) - cpu_before, wall.elapsed());
         let allocations = ALLOCATIONS.load(Ordering::Relaxed) - allocations;
         let all = outcome
@@ -290,7 +225,7 @@ fn drive(runtime: &tokio::runtime::Runtime, url: &str, plan: LoadPlan, seconds: 
                 let late = &outcome.collected.totals.start_lateness;
                 [0.5, 0.99, 1.0].map(|q| late.value_at_quantile(q) as f64 / 1000.0)
             },
-            live_sessions: outcome.sessions.len(),
+            live_sessions: outcome.sessions.count as usize,
             anomalies: outcome.anomalies.len(),
         }
     })
@@ -413,13 +348,6 @@ fn create_session(port: u16, items: u32) -> String {
 }
 
 /// The load average over the last minute, to judge how noisy the figures are.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|l| l.split_whitespace().next().map(str::to_string))
-        .unwrap_or_else(|| "?".into())
-}
-
 /// Heap and inline bytes a session costs, measured while holding many.
 fn bytes_per_session(n: usize, appends: u32, finished: bool) -> f64 {
     let before = ALLOCATED.load(Ordering::Relaxed);

@@ -52,6 +52,7 @@ macro_rules! say_always {
 pub mod chaos;
 pub mod cli;
 pub mod cluster;
+pub mod compact;
 pub mod compare;
 pub mod error;
 pub mod flow;

@@ -24,12 +24,14 @@ use crate::cluster::{Cluster, Lifecycle};
 use crate::error::{Error, ExitCode, Result};
 use crate::gate::{self, Evidence, Verdict};
 use crate::images::{self, BuiltIn};
-use crate::load::collector::IntervalRow;
+use crate::load::collector::{IntervalRow, Logs};
+use crate::load::spill::{Spill, SPILL_FILE};
 use crate::load::Driver;
 use crate::metrics::{FailureTimeline, Live, Percentiles, Recorder};
 use crate::plan::{Model, Plan};
 use crate::progress;
 use crate::reaper::Reaper;
+use crate::report::csv::LatencyCsv;
 use crate::report::hlog::HlogWriter;
 use crate::report::{
     self, AnomalySummary, ClusterSummary, FaultSummary, LoadSummary, SessionCounts, Summary,
@@ -295,7 +297,15 @@ async fn drive<C: Lifecycle>(
             plan.name, plan.seed
         ),
     )
-    .map_err(|e| Error::infra(anyhow::anyhow!("cannot write {}: {e}", hlog_path.display())))?;
+    .map_err(cannot_write(&hlog_path))?;
+    let latency_path = dir.join("latency.csv");
+    let mut latency_csv = LatencyCsv::create(&latency_path).map_err(cannot_write(&latency_path))?;
+    let logs = Logs {
+        hlog: Some(hlog),
+        rows: Some(Box::new(move |row| latency_csv.write(row))),
+    };
+    let spill_path = dir.join(SPILL_FILE);
+    let spill = Spill::create(&spill_path).map_err(cannot_write(&spill_path))?;
     let stop = shutdown.graceful.child_token();
     let last_fault = progress::LastFault::default();
     let progress = tokio::spawn(progress::show(
@@ -323,7 +333,7 @@ async fn drive<C: Lifecycle>(
     // The load ends at the duration, or earlier when its operation count is reached;
     // either way chaos stops with it.
     let load = async {
-        let outcome = driver.run(&stop, Some(hlog)).await;
+        let outcome = driver.run(&stop, logs, spill).await;
         stop.cancel();
         outcome
     };
@@ -333,7 +343,7 @@ async fn drive<C: Lifecycle>(
             () = stop.cancelled() => {}
         }
     };
-    let (mut load, faults, ()) = tokio::join!(
+    let (load, faults, ()) = tokio::join!(
         load,
         chaos::run(cluster, plan.min_alive, &timeline, start, &stop, &on_fault),
         timer,
@@ -349,6 +359,9 @@ async fn drive<C: Lifecycle>(
     if let Some(err) = &load.collected.hlog_error {
         eprintln!("warning: the latency log stopped early: {err}");
     }
+    if let Some(err) = &load.collected.rows_error {
+        eprintln!("warning: latency.csv stopped early: {err}");
+    }
 
     let healed = match cluster
         .wait_healthy(plan.service.ready_timeout, &faults.left_down)
@@ -360,9 +373,21 @@ async fn drive<C: Lifecycle>(
             None
         }
     };
-    say!("final sweep of {} sessions", load.sessions.len());
+    if let Some(err) = &load.sessions.error {
+        eprintln!(
+            "warning: {} sessions could not be spilled to {} ({err}): counted unverified",
+            load.sessions.unwritten,
+            spill_path.display()
+        );
+    }
+    let created = load.sessions.count + load.sessions.unwritten;
+    say!("final sweep of {created} sessions");
     let sweep_after = start.elapsed().saturating_sub(load_elapsed);
-    let swept = driver.sweep(&mut load.sessions).await;
+    let sweep_started = Instant::now();
+    let swept = driver.sweep(&load.sessions).await;
+    let sweep_took = sweep_started.elapsed();
+    // Swept: every session's verdict is in the evidence now.
+    let _ = load.sessions.remove();
 
     let mut totals = load.collected.totals;
     totals.merge(&swept.recorder);
@@ -387,11 +412,12 @@ async fn drive<C: Lifecycle>(
             verdict,
             healed,
             sessions: SessionCounts {
-                created: load.sessions.len() as u64,
+                created,
                 checked: swept.checked,
                 unverified: swept.unverified,
                 expired: load.expired + swept.expired,
                 sweep_after_ms: sweep_after.as_millis() as u64,
+                sweep_ms: sweep_took.as_millis() as u64,
             },
             totals,
             anomalies,
@@ -461,6 +487,11 @@ impl Drop for Checkpoint {
     fn drop(&mut self) {
         self.0.abort();
     }
+}
+
+/// The error for a file of the run folder that cannot be made.
+fn cannot_write(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |e| Error::infra(anyhow::anyhow!("cannot write {}: {e}", path.display()))
 }
 
 /// Who the run is, for its report.

@@ -23,8 +23,9 @@
 //! ([`SessionModel::check_counter`]), with the same anomaly kinds.
 //!
 //! Checking one answer is linear in the number of items in it, and a session's
-//! memory is one byte per append plus its id, so a run keeps every session until the
-//! final sweep without growing beyond that.
+//! memory is one byte per append plus its id. A finished session waits for the final
+//! sweep on disk, [`SessionModel::encode`]d in a quarter byte per append plus its id,
+//! so a run's memory does not grow with its length.
 
 use std::fmt;
 use std::time::Duration;
@@ -41,6 +42,7 @@ pub struct State {
 
 /// What the client knows about one append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 enum Item {
     /// Not sent yet: it must not appear.
     Unsent,
@@ -192,6 +194,55 @@ impl SessionModel {
 
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// Appends the model to `out` in the spill format (see [`crate::compact`]): about
+    /// 12 bytes plus the id, the items packed four to a byte.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        use crate::compact::{put_bytes, put_u64};
+        put_u64(out, self.seq);
+        put_bytes(out, self.id.as_bytes());
+        put_u64(out, self.max_version);
+        out.push(self.reported);
+        out.push(u8::from(self.by_content));
+        put_u64(out, self.items.len() as u64);
+        for four in self.items.chunks(4) {
+            let byte = four
+                .iter()
+                .enumerate()
+                .fold(0u8, |b, (i, item)| b | (*item as u8) << (2 * i));
+            out.push(byte);
+        }
+    }
+
+    /// Reads a model written by [`SessionModel::encode`], advancing `input`; `None`
+    /// if the bytes are not one.
+    pub fn decode(input: &mut &[u8]) -> Option<Self> {
+        use crate::compact::{get_string, get_u64};
+        let seq = get_u64(input)?;
+        let id = get_string(input)?;
+        let max_version = get_u64(input)?;
+        let (&[reported, by_content], rest) = input.split_first_chunk::<2>()?;
+        *input = rest;
+        let len = usize::try_from(get_u64(input)?).ok()?;
+        let packed = input.get(..len.div_ceil(4))?;
+        *input = &input[packed.len()..];
+        let items = (0..len)
+            .map(|k| match (packed[k / 4] >> (2 * (k % 4))) & 3 {
+                0 => Some(Item::Unsent),
+                1 => Some(Item::Indeterminate),
+                2 => Some(Item::Durable),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(SessionModel {
+            seq,
+            id,
+            items,
+            max_version,
+            reported,
+            by_content: by_content != 0,
+        })
     }
 
     /// The item (and op id) of append `k`.

@@ -14,6 +14,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, Value};
+use sessionstorm::load::collector::Logs;
+use sessionstorm::load::spill::{Spill, SPILL_FILE};
 use sessionstorm::load::targets::Targets;
 use sessionstorm::load::{Driver, LoadOutcome};
 use sessionstorm::metrics::{FailureTimeline, LatencyHistogram, Live, Outcome};
@@ -170,8 +172,10 @@ async fn drive(svc: Arc<Service>, plan: LoadPlan, duration: Duration) -> (LoadOu
         tokio::time::sleep(duration).await;
         stopper.cancel();
     });
-    let mut outcome = driver.run(&stop, None).await;
-    let swept = driver.sweep(&mut outcome.sessions).await;
+    let dir = tempfile::tempdir().unwrap();
+    let spill = Spill::create(&dir.path().join(SPILL_FILE)).unwrap();
+    let mut outcome = driver.run(&stop, Logs::default(), spill).await;
+    let swept = driver.sweep(&outcome.sessions).await;
     outcome.anomalies.extend(swept.anomalies);
     assert_eq!(swept.unverified, 0);
     (outcome, swept.checked)

@@ -21,7 +21,11 @@ fn text(bytes: Vec<u8>) -> String {
 
 #[test]
 fn latency_csv_snapshot() {
-    insta::assert_snapshot!(text(csv::latency(&fixture()).unwrap()));
+    let mut latency = csv::LatencyCsv::new(Vec::new()).unwrap();
+    for row in &fixture().intervals {
+        latency.write(row).unwrap();
+    }
+    insta::assert_snapshot!(text(latency.into_inner().unwrap()));
 }
 
 #[test]
@@ -153,7 +157,9 @@ fn write_folder_writes_every_file_and_rebuild_rewrites_the_html() {
     let anomalies = summary.anomalies.samples.clone();
     let (_, warnings) = report::write_folder(&mut summary, &anomalies, dir.path()).unwrap();
     assert!(warnings.is_empty(), "{warnings:?}");
-    for (_, file) in report::FILES.iter().filter(|(k, _)| *k != "latency_log") {
+    // The latency log and latency.csv are streamed by the run, not written here.
+    let streamed = ["latency_log", "latency_csv"];
+    for (_, file) in report::FILES.iter().filter(|(k, _)| !streamed.contains(k)) {
         assert!(dir.path().join(file).is_file(), "{file} missing");
     }
     std::fs::remove_file(dir.path().join("report.html")).unwrap();
@@ -344,4 +350,46 @@ fn charts_draw_faults_that_hit_and_leave_out_skipped_ones() {
         !svg.contains("kill replica-1.0"),
         "a skipped fault hit nothing"
     );
+}
+
+/// A day of one-second rows, as the collector makes them: summary.json and
+/// report.html stay small, and the day's one slow second is still in the chart data.
+#[test]
+fn a_day_long_run_has_a_bounded_summary_and_report() {
+    use sessionstorm::load::series::{Series, MAX_POINTS};
+    let mut summary = fixture();
+    let second = summary.intervals[1].clone();
+    let mut series = Series::default();
+    for t in 0..86_400 {
+        let mut row = second.clone();
+        row.t = t;
+        row.warmup = false;
+        if t == 50_000 {
+            for op in row.ops.values_mut() {
+                op.corrected_ms.max = 9_999.0;
+            }
+        }
+        series.push(row);
+    }
+    summary.intervals = series.into_rows();
+    summary.load_elapsed_s = 86_400.0;
+    assert!(summary.intervals.len() <= MAX_POINTS);
+    let spike = summary
+        .intervals
+        .iter()
+        .flat_map(|r| r.ops.values())
+        .map(|o| o.corrected_ms.max)
+        .fold(0.0, f64::max);
+    assert_eq!(spike, 9_999.0);
+    let dir = tempfile::tempdir().unwrap();
+    let json = summary.write_json(dir.path()).unwrap();
+    let json_size = std::fs::metadata(json).unwrap().len();
+    let page = html::render(&summary).unwrap();
+    assert!(json_size < 2_000_000, "summary.json is {json_size} bytes");
+    assert!(
+        page.len() < 2_000_000,
+        "report.html is {} bytes",
+        page.len()
+    );
+    assert!(page.contains("Throughput"));
 }

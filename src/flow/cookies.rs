@@ -43,6 +43,16 @@ pub struct Jar {
 }
 
 impl Jar {
+    /// A jar holding `cookies`, in order (a spilled session's, read back).
+    pub fn from_pairs(cookies: Vec<(String, String)>) -> Self {
+        Jar { cookies }
+    }
+
+    /// Every cookie as `(name, value)`, in the order they were first set.
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.cookies
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.cookies
             .iter()

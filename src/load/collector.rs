@@ -2,21 +2,21 @@
 //! completed interval to the HdrHistogram interval log, and keeps run totals.
 //!
 //! An interval is complete once every source has reported it or finished, so a row
-//! never misses a late shard. Only percentiles stay in memory per interval; the
-//! histograms themselves go to the log and are merged into the totals, so memory is
-//! bounded whatever the run's length.
+//! never misses a late shard. Each row goes to the caller's row sink (`latency.csv`
+//! in a run) and into a bounded [`Series`]; the histograms go to the log and are
+//! merged into the totals, so memory is bounded whatever the run's length.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::metrics::{ErrorKind, Live, Outcome, Percentiles, Recorder};
+use super::series::Series;
+pub use super::series::{IntervalOp, IntervalRow};
+use crate::metrics::{Live, Recorder};
 use crate::report::hlog::HlogWriter;
-use crate::session::Op;
 
 /// The length of an interval.
 pub const INTERVAL: Duration = Duration::from_secs(1);
@@ -35,49 +35,37 @@ pub enum Message {
     Done { source: usize },
 }
 
-/// One interval of the run, as it goes into summary.json.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct IntervalRow {
-    /// Start of the interval, seconds from the start of the load.
-    pub t: u64,
-    /// Inside the warm-up: shown, but left out of the run's statistics.
-    pub warmup: bool,
-    pub missed_starts: u64,
-    pub ops: BTreeMap<Op, IntervalOp>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct IntervalOp {
-    pub ok: u64,
-    /// Operations that ended without an answer (after their retries).
-    pub failed: u64,
-    /// Failed requests by kind.
-    pub errors: BTreeMap<ErrorKind, u64>,
-    pub corrected_ms: Percentiles,
-    pub uncorrected_ms: Percentiles,
-}
-
-impl IntervalOp {
-    pub fn of(recorder: &Recorder, op: Op) -> Self {
-        let ok = recorder.latency.get(&(op, Outcome::Ok));
-        IntervalOp {
-            ok: recorder.count(op, Outcome::Ok),
-            failed: recorder.count(op, Outcome::Error),
-            errors: recorder.errors_of(op),
-            corrected_ms: ok.map_or_else(Percentiles::empty, |l| Percentiles::of(&l.corrected)),
-            uncorrected_ms: ok.map_or_else(Percentiles::empty, |l| Percentiles::of(&l.uncorrected)),
-        }
-    }
-}
-
 /// The collector's result.
 #[derive(Debug, Default)]
 pub struct Collected {
     /// Everything after the warm-up.
     pub totals: Recorder,
+    /// The run over time, at most [`super::series::MAX_POINTS`] points.
     pub intervals: Vec<IntervalRow>,
     /// Why the interval log stopped being written, if it did.
     pub hlog_error: Option<String>,
+    /// Why the row sink stopped, if it did.
+    pub rows_error: Option<String>,
+}
+
+/// Takes every interval's full-resolution row as it closes (a run writes them to
+/// `latency.csv`).
+pub type RowSink = Box<dyn FnMut(&IntervalRow) -> std::io::Result<()> + Send>;
+
+/// Where the collector writes as the run goes.
+#[derive(Default)]
+pub struct Logs {
+    pub hlog: Option<HlogWriter>,
+    pub rows: Option<RowSink>,
+}
+
+impl std::fmt::Debug for Logs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Logs")
+            .field("hlog", &self.hlog.is_some())
+            .field("rows", &self.rows.is_some())
+            .finish()
+    }
 }
 
 /// Receives from `sources` sources until each has said it is done.
@@ -85,10 +73,11 @@ pub async fn collect(
     mut inbox: mpsc::UnboundedReceiver<Message>,
     sources: usize,
     warmup: Duration,
-    mut hlog: Option<HlogWriter>,
+    mut logs: Logs,
     live: Arc<Live>,
 ) -> Collected {
     let mut collected = Collected::default();
+    let mut series = Series::default();
     let mut pending: BTreeMap<u64, Recorder> = BTreeMap::new();
     // The next interval each source will report; u64::MAX once it is done.
     let mut next = vec![0u64; sources];
@@ -110,8 +99,9 @@ pub async fn collect(
                 break;
             }
             let (index, recorder) = entry.remove_entry();
-            close_interval(&mut collected, index, &recorder, warmup, &mut hlog);
-            publish(&live, collected.intervals.last(), &recorder);
+            let row = close_interval(&mut collected, index, &recorder, warmup, &mut logs);
+            publish(&live, &row, &recorder);
+            series.push(row);
         }
         if complete_below == u64::MAX {
             break;
@@ -119,14 +109,20 @@ pub async fn collect(
     }
     // Sources that vanished without saying so: close what they left.
     for (index, recorder) in std::mem::take(&mut pending) {
-        close_interval(&mut collected, index, &recorder, warmup, &mut hlog);
+        series.push(close_interval(
+            &mut collected,
+            index,
+            &recorder,
+            warmup,
+            &mut logs,
+        ));
     }
+    collected.intervals = series.into_rows();
     collected
 }
 
 /// Feeds the live display with the interval just closed.
-fn publish(live: &Live, row: Option<&IntervalRow>, recorder: &Recorder) {
-    let Some(row) = row else { return };
+fn publish(live: &Live, row: &IntervalRow, recorder: &Recorder) {
     let p99_ms = row
         .ops
         .values()
@@ -138,25 +134,27 @@ fn publish(live: &Live, row: Option<&IntervalRow>, recorder: &Recorder) {
         .store(recorder.served_by.len() as u64, Ordering::Relaxed);
 }
 
+/// Adds the interval to the totals and the logs; returns its row.
 fn close_interval(
     collected: &mut Collected,
     index: u64,
     recorder: &Recorder,
     warmup: Duration,
-    hlog: &mut Option<HlogWriter>,
-) {
+    logs: &mut Logs,
+) -> IntervalRow {
     let warm = INTERVAL * (index as u32 + 1) <= warmup;
     if !warm {
         collected.totals.merge(recorder);
     }
-    if let Some(writer) = hlog {
+    if let Some(writer) = &mut logs.hlog {
         if let Err(err) = writer.write_interval(INTERVAL * index as u32, INTERVAL, recorder) {
             collected.hlog_error = Some(err.to_string());
-            *hlog = None;
+            logs.hlog = None;
         }
     }
-    collected.intervals.push(IntervalRow {
+    let row = IntervalRow {
         t: index,
+        span_s: 1,
         warmup: warm,
         missed_starts: recorder.missed_starts,
         ops: recorder
@@ -164,12 +162,21 @@ fn close_interval(
             .into_iter()
             .map(|op| (op, IntervalOp::of(recorder, op)))
             .collect(),
-    });
+    };
+    if let Some(sink) = &mut logs.rows {
+        if let Err(err) = sink(&row) {
+            collected.rows_error = Some(err.to_string());
+            logs.rows = None;
+        }
+    }
+    row
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::Outcome;
+    use crate::session::Op;
 
     fn recorder(ms: u64, missed: u64) -> Recorder {
         let mut r = Recorder::default();
@@ -201,7 +208,14 @@ mod tests {
         send(0, 2, recorder(50, 0));
         tx.send(Message::Done { source: 0 }).unwrap();
         tx.send(Message::Done { source: 1 }).unwrap();
-        let collected = collect(rx, 2, Duration::from_secs(1), None, Arc::default()).await;
+        let collected = collect(
+            rx,
+            2,
+            Duration::from_secs(1),
+            Logs::default(),
+            Arc::default(),
+        )
+        .await;
         let rows = &collected.intervals;
         assert_eq!(rows.len(), 3);
         assert_eq!(rows.iter().map(|r| r.t).collect::<Vec<_>>(), [0, 1, 2]);
@@ -213,5 +227,41 @@ mod tests {
         assert_eq!(collected.totals.missed_starts, 2);
         let p = &rows[1].ops[&Op::Append].corrected_ms;
         assert!(p.max >= 39.0 && p.max <= 41.0, "{p:?}");
+    }
+
+    #[tokio::test]
+    async fn every_second_goes_to_the_sink_and_the_series_stays_bounded() {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let seconds = 2000;
+        for index in 0..seconds {
+            let recorder = Box::new(recorder(10, 0));
+            tx.send(Message::Interval {
+                source: 0,
+                index,
+                recorder,
+            })
+            .unwrap();
+        }
+        tx.send(Message::Done { source: 0 }).unwrap();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = Arc::clone(&seen);
+        let logs = Logs {
+            hlog: None,
+            rows: Some(Box::new(move |row| {
+                sink.lock().unwrap().push((row.t, row.span_s));
+                Ok(())
+            })),
+        };
+        let collected = collect(rx, 1, Duration::ZERO, logs, Arc::default()).await;
+        let seen = seen.lock().unwrap();
+        assert_eq!(*seen, (0..seconds).map(|t| (t, 1)).collect::<Vec<_>>());
+        let rows = &collected.intervals;
+        assert!(
+            rows.len() <= crate::load::series::MAX_POINTS,
+            "{}",
+            rows.len()
+        );
+        assert_eq!(rows.iter().map(|r| r.span_s).sum::<u64>(), seconds);
+        assert_eq!(collected.totals.count(Op::Append, Outcome::Ok), seconds);
     }
 }

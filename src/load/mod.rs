@@ -9,6 +9,8 @@
 //!   session model) is `answers`, pure functions of one answer.
 //! - [`shard`] runs many operations at once and records them lock-free.
 //! - [`collector`] merges the shards' records per second and for the run.
+//! - [`spill`] keeps finished sessions on disk until the final sweep reads them
+//!   back, so memory stays flat however long the run.
 //! - [`targets`] says where each request goes (the balancer, or a replica), and
 //!   [`http`] sends it.
 //!
@@ -27,8 +29,10 @@ pub mod flow;
 pub mod http;
 pub mod ops;
 pub mod pacing;
+pub mod series;
 pub mod session;
 pub mod shard;
+pub mod spill;
 pub mod targets;
 pub mod tls;
 pub mod wire;
@@ -46,9 +50,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{FailureTimeline, Live, Outcome, Recorder};
 use crate::plan::{LoadPlan, Model, RateProfile};
-use crate::report::hlog::HlogWriter;
 use crate::session::{Anomaly, Op};
-use collector::{Collected, Message, INTERVAL};
+use collector::{Collected, Logs, Message, INTERVAL};
 use exchange::{Done, Job};
 use session::{LiveSession, Step};
 
@@ -88,14 +91,14 @@ pub struct Driver {
 }
 
 /// Everything the load found.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct LoadOutcome {
     pub collected: Collected,
     pub anomalies: Vec<Anomaly>,
     /// Sessions that expired by design (see [`crate::flow::Flow::idle_timeout`]).
     pub expired: u64,
-    /// Every session created, for the sweep.
-    pub sessions: Vec<LiveSession>,
+    /// Every session created, on disk for the sweep.
+    pub sessions: spill::Spilled,
 }
 
 /// Result of the final sweep.
@@ -183,7 +186,8 @@ impl Driver {
     pub async fn run(
         self: &Arc<Self>,
         stop: &CancellationToken,
-        hlog: Option<HlogWriter>,
+        logs: Logs,
+        spill: spill::Spill,
     ) -> LoadOutcome {
         let driver = Arc::clone(self);
         let stop = stop.clone();
@@ -198,8 +202,12 @@ impl Driver {
                 let operator = Arc::clone(&driver);
                 let stop_ops = stop.clone();
                 let operate = move |job| Arc::clone(&operator).run_job(job, stop_ops.clone());
-                let outcome =
-                    runtime.block_on(driver.run_with(&stop, hlog, pacing::precise, operate));
+                let outcome = runtime.block_on(driver.run_with(
+                    &stop,
+                    (logs, spill),
+                    pacing::precise,
+                    operate,
+                ));
                 let _ = finished.send(outcome);
             })
             .expect("the operating system starts the load thread");
@@ -213,7 +221,7 @@ impl Driver {
     async fn run_with<P, O, F>(
         self: &Arc<Self>,
         stop: &CancellationToken,
-        hlog: Option<HlogWriter>,
+        (logs, spill): (Logs, spill::Spill),
         pace: P,
         operate: O,
     ) -> LoadOutcome
@@ -234,12 +242,12 @@ impl Driver {
             inbox,
             sources,
             self.plan.warmup,
-            hlog,
+            logs,
             Arc::clone(&self.live),
         ));
 
         let mut tasks = tokio::task::JoinSet::new();
-        let mut outcome = LoadOutcome::default();
+        let retire = spill.retire();
         match &self.plan.model {
             Model::Closed { users, think } => {
                 for s in 0..shards {
@@ -252,6 +260,7 @@ impl Driver {
                         s,
                         feed,
                         to_collector.clone(),
+                        retire.clone(),
                         stop.clone(),
                         operate.clone(),
                     ));
@@ -276,6 +285,7 @@ impl Driver {
                         s,
                         feed,
                         to_collector.clone(),
+                        retire.clone(),
                         stop.clone(),
                         operate.clone(),
                     ));
@@ -292,18 +302,27 @@ impl Driver {
                         stop,
                     )
                     .await;
-                outcome.sessions.extend(idle);
+                for session in idle {
+                    retire.retire(session);
+                }
             }
         }
-        drop(to_collector);
+        drop((to_collector, retire));
+        let (mut anomalies, mut expired) = (Vec::new(), 0);
         while let Some(result) = tasks.join_next().await {
             let result = result.expect("a load shard never panics");
-            outcome.anomalies.extend(result.anomalies);
-            outcome.expired += result.expired;
-            outcome.sessions.extend(result.sessions);
+            anomalies.extend(result.anomalies);
+            expired += result.expired;
         }
-        outcome.collected = collector.await.expect("the collector never panics");
-        outcome
+        let collected = collector.await.expect("the collector never panics");
+        // Every sender is gone now: the writer thread finishes what it was sent. A
+        // blocking wait, but only for the last buffered records, once per run.
+        LoadOutcome {
+            collected,
+            anomalies,
+            expired,
+            sessions: spill.finish(),
+        }
     }
 
     /// The open model's dispatcher: takes each due time from the pacer as it comes,
@@ -441,20 +460,41 @@ impl Driver {
 
     /// Reads every session once more, after the cluster has healed, with bounded
     /// concurrency and retries; this is where indeterminate writes are settled.
-    pub async fn sweep(&self, sessions: &mut [LiveSession]) -> Swept {
-        let results: Vec<Done> = futures_util::stream::iter(sessions.iter_mut())
+    ///
+    /// The sessions stream from the spill file and each result is folded in as it
+    /// comes, so the sweep's memory is that of [`SWEEP_CONCURRENCY`] sessions
+    /// however many there are. A session that cannot be read back (or was never
+    /// written) is unverified.
+    pub async fn sweep(&self, sessions: &spill::Spilled) -> Swept {
+        let mut swept = Swept {
+            checked: sessions.unwritten,
+            unverified: sessions.unwritten,
+            ..Swept::default()
+        };
+        let records: Box<dyn Iterator<Item = Option<LiveSession>> + Send> =
+            match sessions.sessions() {
+                Ok(records) => Box::new(records),
+                Err(_) => {
+                    swept.checked += sessions.count;
+                    swept.unverified += sessions.count;
+                    return swept;
+                }
+            };
+        let mut results = futures_util::stream::iter(records)
             .map(|session| async move {
+                let mut session = session?;
                 let mut done = Done::new(Step::Read, Instant::now(), None);
-                self.sweep_one(session, &mut done).await;
+                self.sweep_one(&mut session, &mut done).await;
                 done.finished = Instant::now();
-                done
+                Some(done)
             })
-            .buffer_unordered(SWEEP_CONCURRENCY)
-            .collect()
-            .await;
-        let mut swept = Swept::default();
-        for done in results {
+            .buffer_unordered(SWEEP_CONCURRENCY);
+        while let Some(done) = results.next().await {
             swept.checked += 1;
+            let Some(done) = done else {
+                swept.unverified += 1;
+                continue;
+            };
             swept.unverified += u64::from(done.outcome == Outcome::Error);
             let took = done.finished - done.sent;
             swept.recorder.op(Op::Sweep, done.outcome, took, took);
@@ -578,7 +618,11 @@ mod tests {
             tokio::time::sleep(run_for).await;
             stopper.cancel();
         });
-        let outcome = driver.run_with(&stop, None, tokio_pacer, operate).await;
+        let dir = tempfile::tempdir().unwrap();
+        let spill = spill::Spill::create(&dir.path().join(spill::SPILL_FILE)).unwrap();
+        let outcome = driver
+            .run_with(&stop, (Logs::default(), spill), tokio_pacer, operate)
+            .await;
         let mut starts = std::mem::take(&mut *starts.lock().unwrap());
         starts.sort_by_key(|s| s.due);
         (outcome, starts)

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use super::collector::Message;
 use super::exchange::{Done, Job};
 use super::session::{LiveSession, Step};
+use super::spill::Retire;
 use super::Driver;
 use crate::metrics::Recorder;
 use crate::plan::Think;
@@ -38,12 +39,12 @@ pub enum Feed {
     Closed { users: Vec<usize>, think: Think },
 }
 
-/// What a shard leaves behind: what it found and the sessions it finished.
+/// What a shard leaves behind: what it found. The sessions it finished went to the
+/// spill ([`super::spill`]) as they finished.
 #[derive(Debug, Default)]
 pub struct ShardResult {
     pub anomalies: Vec<Anomaly>,
     pub expired: u64,
-    pub sessions: Vec<LiveSession>,
 }
 
 /// Pause before a closed-model user tries again after a failed create.
@@ -56,6 +57,7 @@ pub async fn run<O, F>(
     source: usize,
     mut feed: Feed,
     collector: mpsc::UnboundedSender<Message>,
+    retire: Retire,
     stop: CancellationToken,
     operate: O,
 ) -> ShardResult
@@ -95,20 +97,22 @@ where
             Some(done) = in_flight.next(), if !in_flight.is_empty() => {
                 let user = done.user;
                 let failed_create = done.step == Step::Create && done.session.is_none();
-                let next = settle(&driver, &mut recorder, &mut result, done);
+                let next = settle(&driver, &mut recorder, &mut result, &retire, done);
                 match &mut feed {
                     Feed::Open { idle, .. } => {
                         if let Some(session) = next {
                             // The dispatcher may have finished: then the sweep takes it.
                             if let Err(mpsc::error::SendError(session)) = idle.send(session) {
-                                result.sessions.push(session);
+                                retire.retire(session);
                             }
                         }
                     }
                     Feed::Closed { think, .. } => {
                         let Some(user) = user else { continue };
                         if stop.is_cancelled() || !driver.may_start() {
-                            result.sessions.extend(next);
+                            if let Some(session) = next {
+                                retire.retire(session);
+                            }
                             continue;
                         }
                         let pause = if failed_create {
@@ -148,11 +152,12 @@ async fn next_job(feed: &mut Feed) -> Option<Job> {
 }
 
 /// Records a finished operation; returns its session when it has steps left.
-/// A finished (or lost) session is kept for the sweep.
+/// A finished (or lost) session is retired to the spill for the sweep.
 fn settle(
     driver: &Driver,
     recorder: &mut Recorder,
     result: &mut ShardResult,
+    retire: &Retire,
     done: Done,
 ) -> Option<LiveSession> {
     driver.in_flight.fetch_sub(1, Ordering::Relaxed);
@@ -175,7 +180,7 @@ fn settle(
     match done.session {
         Some(session) if done.skipped || session.finished(driver.plan.appends_per_session) => {
             driver.live_sessions.fetch_sub(1, Ordering::Relaxed);
-            result.sessions.push(session);
+            retire.retire(session);
             None
         }
         None => {

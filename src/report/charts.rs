@@ -154,20 +154,26 @@ fn svg_sized(
     Ok(out)
 }
 
-/// Per-interval series of one figure, by operation.
+/// Per-interval series of one figure, by operation; `pick` also gets the seconds
+/// the interval spans (more than one in a long run's downsampled series).
 fn series(
     summary: &Summary,
-    pick: impl Fn(&crate::load::collector::IntervalOp) -> Option<f64>,
+    pick: impl Fn(&crate::load::collector::IntervalOp, f64) -> Option<f64>,
 ) -> BTreeMap<Op, Vec<(f64, f64)>> {
     let mut out: BTreeMap<Op, Vec<(f64, f64)>> = BTreeMap::new();
     for row in &summary.intervals {
         for (op, o) in &row.ops {
-            if let Some(v) = pick(o) {
-                out.entry(*op).or_default().push((row.t as f64 + 0.5, v));
+            if let Some(v) = pick(o, row.span_s as f64) {
+                out.entry(*op).or_default().push((middle(row), v));
             }
         }
     }
     out
+}
+
+/// Where an interval is drawn: the middle of the seconds it spans.
+fn middle(row: &crate::load::collector::IntervalRow) -> f64 {
+    row.t as f64 + row.span_s as f64 / 2.0
 }
 
 /// The legend, drawn in its own area right of the plot so it never hides a fault
@@ -231,18 +237,23 @@ where
     })
 }
 
-/// Completed operations per second, by operation, and failed operations.
+/// Completed operations per second, by operation, and failed operations. In a
+/// long run's downsampled series each point is the mean over its seconds, and a
+/// thin line under it the fewest done in any one of them, so a dip stays visible.
 pub fn throughput(summary: &Summary) -> Result<String> {
-    let ok = series(summary, |o| Some(o.ok as f64));
-    let mut failed: BTreeMap<u64, f64> = BTreeMap::new();
+    let ok = series(summary, |o, span| Some(o.ok as f64 / span));
+    let fewest = series(summary, |o, _| o.ok_min.map(|n| n as f64));
+    let mut failed: BTreeMap<u64, (f64, f64)> = BTreeMap::new();
     for row in &summary.intervals {
-        *failed.entry(row.t).or_default() += row.ops.values().map(|o| o.failed as f64).sum::<f64>();
+        let span = row.span_s as f64;
+        let n = row.ops.values().map(|o| o.failed as f64).sum::<f64>();
+        failed.entry(row.t).or_insert((middle(row), 0.0)).1 += n / span;
     }
     let top = ok
         .values()
         .flatten()
         .map(|p| p.1)
-        .chain(failed.values().copied())
+        .chain(failed.values().map(|p| p.1))
         .fold(1.0, f64::max)
         * 1.25;
     let caption = "Throughput: operations per second";
@@ -260,10 +271,13 @@ pub fn throughput(summary: &Summary) -> Result<String> {
                     .draw_series(LineSeries::new(points, color.stroke_width(2)))
                     .map_err(err)?;
             }
-            let failed: Vec<(f64, f64)> = failed
-                .into_iter()
-                .map(|(t, n)| (t as f64 + 0.5, n))
-                .collect();
+            for (op, points) in fewest {
+                let color = op_color(op).mix(0.5);
+                chart
+                    .draw_series(LineSeries::new(points, color.stroke_width(1)))
+                    .map_err(err)?;
+            }
+            let failed: Vec<(f64, f64)> = failed.into_values().collect();
             chart
                 .draw_series(LineSeries::new(failed, BLACK.stroke_width(1)))
                 .map_err(err)?;
@@ -315,10 +329,10 @@ pub fn anomalies(summary: &Summary) -> Result<String> {
 
 /// p50 (dashed) and p99 (solid) latency per second, corrected, on a log axis.
 pub fn latency(summary: &Summary) -> Result<String> {
-    let p50 = series(summary, |o| {
+    let p50 = series(summary, |o, _| {
         (o.corrected_ms.count > 0).then_some(o.corrected_ms.p50.max(FLOOR_MS))
     });
-    let p99 = series(summary, |o| {
+    let p99 = series(summary, |o, _| {
         (o.corrected_ms.count > 0).then_some(o.corrected_ms.p99.max(FLOOR_MS))
     });
     let (lo, hi) = log_bounds(p50.values().chain(p99.values()).flatten().map(|p| p.1));
@@ -357,7 +371,7 @@ pub fn error_rate(summary: &Summary) -> Result<String> {
             } else {
                 errors as f64 * 100.0 / all as f64
             };
-            (row.t as f64 + 0.5, rate)
+            (middle(row), rate)
         })
         .collect();
     let top = (points.iter().map(|p| p.1).fold(0.0, f64::max) * 1.25).max(1.0);

@@ -1,9 +1,11 @@
 //! The CSV files of a run folder, for spreadsheets and scripts: one function per
-//! file, each a pure function of the summary (or of the anomaly list).
+//! file, each a pure function of the summary (or of the anomaly list), but for
+//! `latency.csv`, which the run streams one second at a time ([`LatencyCsv`]).
 //!
 //! Columns are fixed, whatever the run did (every error kind has its column, zero or
 //! not), so a script written against one run reads every other.
 
+use crate::load::collector::IntervalRow;
 use crate::metrics::{ErrorKind, Percentiles};
 use crate::session::Anomaly;
 
@@ -21,25 +23,45 @@ fn percentile_cells(p: &Percentiles) -> [String; 5] {
     [p.p50, p.p90, p.p99, p.p999, p.max].map(|v| format!("{v}"))
 }
 
-/// `latency.csv`: one row per interval (a second of load) and operation.
-pub fn latency(summary: &Summary) -> Result<Vec<u8>> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let mut header: Vec<String> = ["t_s", "warmup", "op", "ok", "failed", "errors"]
-        .map(String::from)
-        .to_vec();
-    header.extend(
-        ErrorKind::ALL
-            .iter()
-            .map(|k| format!("errors_{}", k.name())),
-    );
-    for prefix in ["", "uncorrected_"] {
-        for q in ["p50", "p90", "p99", "p999", "max"] {
-            header.push(format!("{prefix}{q}_ms"));
-        }
+/// `latency.csv`: one row per second of load and operation, written as the run
+/// goes (summary.json keeps a downsampled series, this file every second).
+#[derive(Debug)]
+pub struct LatencyCsv<W: std::io::Write> {
+    writer: csv::Writer<W>,
+}
+
+impl LatencyCsv<std::io::BufWriter<std::fs::File>> {
+    /// Creates the file at `path` and writes its header.
+    pub fn create(path: &std::path::Path) -> Result<Self> {
+        LatencyCsv::new(std::io::BufWriter::new(std::fs::File::create(path)?))
     }
-    header.push("interval_missed_starts".into());
-    w.write_record(&header)?;
-    for row in &summary.intervals {
+}
+
+impl<W: std::io::Write> LatencyCsv<W> {
+    /// Writes the header to `out`.
+    pub fn new(out: W) -> Result<Self> {
+        let mut writer = csv::Writer::from_writer(out);
+        let mut header: Vec<String> = ["t_s", "warmup", "op", "ok", "failed", "errors"]
+            .map(String::from)
+            .to_vec();
+        header.extend(
+            ErrorKind::ALL
+                .iter()
+                .map(|k| format!("errors_{}", k.name())),
+        );
+        for prefix in ["", "uncorrected_"] {
+            for q in ["p50", "p90", "p99", "p999", "max"] {
+                header.push(format!("{prefix}{q}_ms"));
+            }
+        }
+        header.push("interval_missed_starts".into());
+        writer.write_record(&header)?;
+        Ok(LatencyCsv { writer })
+    }
+
+    /// Writes one interval's rows, one per operation, and flushes them: a run that
+    /// dies leaves every second it finished.
+    pub fn write(&mut self, row: &IntervalRow) -> Result<()> {
         for (op, o) in &row.ops {
             let mut record = vec![
                 row.t.to_string(),
@@ -57,10 +79,17 @@ pub fn latency(summary: &Summary) -> Result<Vec<u8>> {
             record.extend(percentile_cells(&o.corrected_ms));
             record.extend(percentile_cells(&o.uncorrected_ms));
             record.push(row.missed_starts.to_string());
-            w.write_record(&record)?;
+            self.writer.write_record(&record)?;
         }
+        self.writer.flush()
     }
-    finish(w)
+
+    /// The writer behind it.
+    pub fn into_inner(self) -> Result<W> {
+        self.writer
+            .into_inner()
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    }
 }
 
 /// `events.csv`: the cluster's own events (ready, load end, healed) and every

@@ -68,8 +68,9 @@ pub struct Summary {
     /// with how often; at most 16 different ones.
     #[serde(default)]
     pub error_messages: BTreeMap<String, u64>,
-    /// One row per second of load: counts, errors, corrected and uncorrected
-    /// percentiles by operation, missed starts.
+    /// The load over time: counts, errors, corrected and uncorrected percentiles by
+    /// operation, missed starts; one row per second, or at most 512 rows of
+    /// `span_s` seconds each in a longer run (`latency.csv` has every second).
     pub intervals: Vec<IntervalRow>,
     /// Files beside summary.json, by what they hold.
     pub files: BTreeMap<&'static str, String>,
@@ -127,6 +128,9 @@ pub struct SessionCounts {
     /// in between): with a short idle timeout, sessions may expire in this gap.
     #[serde(default)]
     pub sweep_after_ms: u64,
+    /// How long the final sweep took, reading every session once more.
+    #[serde(default)]
+    pub sweep_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -404,8 +408,8 @@ pub const FILES: [(&str, &str); 8] = [
     ("html", "report.html"),
 ];
 
-/// Writes every file of the run folder but the latency log (written as the run
-/// goes). summary.json comes first and is the only one whose failure is an error:
+/// Writes every file of the run folder but the latency log and latency.csv
+/// (written as the run goes). summary.json comes first and is the only one whose failure is an error:
 /// any other file that cannot be made is a warning (returned), and the rest are
 /// still written. `anomalies` is the full list (the summary keeps only the first
 /// ones); it goes into sessions.csv.
@@ -418,8 +422,7 @@ pub fn write_folder(
     let json = summary.write_json(dir)?;
     let summary = &*summary;
     type Export<'a> = &'a dyn Fn() -> std::io::Result<Vec<u8>>;
-    let exporters: [(&str, Export<'_>); 6] = [
-        ("latency.csv", &|| csv::latency(summary)),
+    let exporters: [(&str, Export<'_>); 5] = [
         ("events.csv", &|| csv::events(summary)),
         ("sessions.csv", &|| csv::sessions(anomalies)),
         ("replicas.csv", &|| csv::replicas(summary)),

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use sessionstorm::load::collector::Logs;
+use sessionstorm::load::spill::{Spill, SPILL_FILE};
 use sessionstorm::load::targets::Targets;
 use sessionstorm::load::{Driver, LoadOutcome, Swept};
 use sessionstorm::metrics::{FailureTimeline, Live};
@@ -40,8 +42,10 @@ pub async fn drive(app: Router, scenario: &str, pause: Duration) -> (LoadOutcome
         tokio::time::sleep(Duration::from_secs(1)).await;
         stopper.cancel();
     });
-    let mut outcome = driver.run(&stop, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let spill = Spill::create(&dir.path().join(SPILL_FILE)).unwrap();
+    let outcome = driver.run(&stop, Logs::default(), spill).await;
     tokio::time::sleep(pause).await;
-    let swept = driver.sweep(&mut outcome.sessions).await;
+    let swept = driver.sweep(&outcome.sessions).await;
     (outcome, swept)
 }
