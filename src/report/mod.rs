@@ -774,19 +774,7 @@ mod tests {
     fn fault_summary_totals_windows_and_names_the_worst() {
         use crate::chaos::Recovery;
         let record = |outcome, window_ms, failed| FaultRecord {
-            entry: 0,
-            fault: "kill",
-            target: format!("replica-{window_ms}.0"),
-            planned_ms: 1000,
-            injected_ms: 1000,
             outcome,
-            params: None,
-            ended_ms: None,
-            reason: None,
-            replacement: None,
-            ready_after_ms: None,
-            reverted_ms: None,
-            error: None,
             recovery: (failed > 0).then_some(Recovery {
                 first_failure_ms: 1000,
                 last_failure_ms: 1000 + window_ms - 10,
@@ -794,6 +782,7 @@ mod tests {
                 failed_requests: failed,
                 recovery_ms: window_ms + 5,
             }),
+            ..FaultRecord::injected(0, "kill", format!("replica-{window_ms}.0"), 1000, 1000)
         };
         let s = FaultSummary::of(
             vec![
