@@ -118,3 +118,35 @@ pub struct Outcome {
     /// Replica slots left down on purpose (`after_kill = "none"`).
     pub left_down: Vec<usize>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_hit_before_a_moment_is_by_injection_time_and_skips_what_missed() {
+        let at = |ms, outcome, error: Option<&str>| FaultRecord {
+            outcome,
+            error: error.map(str::to_string),
+            ..FaultRecord::injected(0, "kill", format!("replica-{ms}"), ms, ms)
+        };
+        // In the order they ended: the long fault at 1 s ended after the one at 3 s.
+        let records = [
+            at(3000, "injected", None),
+            at(1000, "injected", None),
+            at(4000, "skipped", None),
+            at(5000, "failed", Some("refused")),
+            at(6000, "injected", None),
+        ];
+        let hits = HitTimeline::of(&records);
+        assert_eq!(hits.last_before(500), None, "before any fault");
+        assert_eq!(hits.last_before(2000), Some(1));
+        assert_eq!(hits.last_before(3000), Some(0));
+        assert_eq!(
+            hits.last_before(5500),
+            Some(0),
+            "skipped and failed hit nothing"
+        );
+        assert_eq!(hits.last_before(60_000), Some(4));
+    }
+}
