@@ -708,7 +708,7 @@ impl Summary {
         if f.revert_failed > 0 {
             let _ = writeln!(
                 out,
-                "WARNING: {} fault reverts failed; see faults.events",
+                "WARNING: {} fault reverts failed; see faults.events (all in events.csv)",
                 f.revert_failed
             );
         }
