@@ -10,8 +10,9 @@
 //! - the final sweep: sessions, time, and time per million sessions;
 //! - the sizes of the files a run of that length leaves: `summary.json` and
 //!   `report.html` as the run writes them from what the load collected (the
-//!   scenario, faults and gates taken from the report tests' fixture), and the
-//!   streamed files.
+//!   scenario and gates taken from the report tests' fixture, and a kill every
+//!   `SOAK_FAULT_EVERY` seconds, default 5, streamed to `events.csv` as the run
+//!   goes, like the run's own faults), and the streamed files.
 //!
 //! `SOAK_RATE` (default 7000 operations/s: 10 appends and 10 reads after each
 //! create, about 330 new sessions a second, the demo's rate) sets the load. Figures,
@@ -28,9 +29,9 @@ use sessionstorm::load::spill::{Spill, SPILL_FILE};
 use sessionstorm::load::targets::Targets;
 use sessionstorm::load::Driver;
 use sessionstorm::metrics::{FailureTimeline, Live};
-use sessionstorm::report::csv::LatencyCsv;
+use sessionstorm::report::csv::{EventsCsv, LatencyCsv};
 use sessionstorm::report::hlog::HlogWriter;
-use sessionstorm::report::{self, AnomalySummary, SessionCounts, Summary};
+use sessionstorm::report::{self, AnomalySummary, FaultSummary, FullLists, SessionCounts, Summary};
 use tokio_util::sync::CancellationToken;
 
 /// The report tests' summary: the parts of a report the load does not make.
@@ -56,6 +57,7 @@ fn main() {
     let seconds = env_or("SOAK_SECONDS", 60);
     let rate = env_or("SOAK_RATE", 7000);
     let every = env_or("SOAK_SAMPLE_SECONDS", 10).max(1);
+    let fault_every = env_or("SOAK_FAULT_EVERY", 5).max(1);
     println!(
         "sessionstorm soak: {rate} ops/s for {seconds} s against the demo service (load average {})",
         load_average()
@@ -83,6 +85,33 @@ fn main() {
         };
         let spill = Spill::create(&dir.join(SPILL_FILE)).unwrap();
         let stop = CancellationToken::new();
+        // A kill every `fault_every` seconds, as chaos reports them: a row in
+        // events.csv as each one ends, and the record kept for the summary.
+        let faults = {
+            let stop = stop.clone();
+            let kill = Summary::parse(FIXTURE).expect("the fixture parses").faults.events[0].clone();
+            let mut events = EventsCsv::create(&dir.join("events.csv")).unwrap();
+            events.ready(3, 1000).unwrap();
+            tokio::spawn(async move {
+                let mut records = Vec::new();
+                let mut ticks = tokio::time::interval_at(
+                    start + Duration::from_secs(fault_every),
+                    Duration::from_secs(fault_every),
+                );
+                loop {
+                    tokio::select! {
+                        () = stop.cancelled() => return records,
+                        _ = ticks.tick() => {}
+                    }
+                    let at = start.elapsed().as_millis() as u64;
+                    let mut record = kill.clone();
+                    (record.planned_ms, record.injected_ms) = (at, at);
+                    record.target = format!("replica-{}.{}", records.len() % 3, records.len());
+                    events.fault(&record).unwrap();
+                    records.push(record);
+                }
+            })
+        };
         let sampler = {
             let (stop, live) = (stop.clone(), Arc::clone(&live));
             let spill_path = dir.join(SPILL_FILE);
@@ -115,6 +144,7 @@ fn main() {
         let outcome = driver.run(&stop, logs, spill).await;
         timer.await.unwrap();
         let samples = sampler.await.unwrap();
+        let faults = faults.await.unwrap();
         let load_elapsed = start.elapsed();
         let at_end = rss_mib();
         let reference = samples
@@ -168,15 +198,28 @@ fn main() {
             sweep_after_ms: 0,
             sweep_ms: took.as_millis() as u64,
         };
+        summary.faults = FaultSummary::of(&faults, None, &anomalies);
         summary.anomalies = AnomalySummary::of(anomalies.clone());
-        report::write_folder(&mut summary, &anomalies, dir).expect("the report is written");
         println!(
-            "files: summary.json {}, report.html {}, latency.csv {}, latency.hlog {} ({} points in the summary's series)",
+            "events.csv as the run left it: {} ({} faults)",
+            size(&dir.join("events.csv")),
+            faults.len()
+        );
+        let all = FullLists {
+            anomalies: &anomalies,
+            faults: &faults,
+        };
+        report::write_folder(&mut summary, all, dir).expect("the report is written");
+        println!(
+            "files: summary.json {}, report.html {}, latency.csv {}, latency.hlog {}, events.csv {} ({} points in the summary's series, {} of {} faults listed)",
             size(&dir.join("summary.json")),
             size(&dir.join("report.html")),
             size(&dir.join("latency.csv")),
             size(&dir.join("latency.hlog")),
-            summary.intervals.len()
+            size(&dir.join("events.csv")),
+            summary.intervals.len(),
+            summary.faults.events_listed,
+            summary.faults.events_total
         );
     });
 }

@@ -31,7 +31,7 @@ use crate::metrics::{FailureTimeline, Live, Percentiles, Recorder};
 use crate::plan::{Model, Plan};
 use crate::progress;
 use crate::reaper::Reaper;
-use crate::report::csv::LatencyCsv;
+use crate::report::csv::{EventsCsv, LatencyCsv};
 use crate::report::hlog::HlogWriter;
 use crate::report::{
     self, AnomalySummary, ClusterSummary, FaultSummary, LoadSummary, SessionCounts, Summary,
@@ -192,11 +192,15 @@ async fn conclude<C: Lifecycle>(
             "warning: teardown failed ({err}); remove leftovers with `sessionstorm cleanup --run {run_id}`"
         ),
     }
-    let (mut summary, anomalies) =
+    let (mut summary, anomalies, faults) =
         outcome.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
     summary.gates = gate::evaluate(&plan.gates.checks, &summary);
     gate::apply(&mut summary.verdict, &summary.gates.clone());
-    let (path, warnings) = report::write_folder(&mut summary, &anomalies, dir).map_err(|e| {
+    let all = report::FullLists {
+        anomalies: &anomalies,
+        faults: &faults,
+    };
+    let (path, warnings) = report::write_folder(&mut summary, all, dir).map_err(|e| {
         Error::infra(anyhow::anyhow!(
             "cannot write the report in {}: {e}",
             dir.display()
@@ -228,7 +232,7 @@ async fn drive<C: Lifecycle>(
     dir: &Path,
     run: &RunIdentity,
     shutdown: &Shutdown,
-) -> Result<(Summary, Vec<crate::session::Anomaly>)> {
+) -> Result<(Summary, Vec<crate::session::Anomaly>, Vec<FaultRecord>)> {
     let started = match cluster.start().await {
         Ok(started) => started,
         Err(_) if shutdown.graceful.is_cancelled() => return Err(Error::Interrupted),
@@ -304,6 +308,15 @@ async fn drive<C: Lifecycle>(
         hlog: Some(hlog),
         rows: Some(Box::new(move |row| latency_csv.write(row))),
     };
+    let events_path = dir.join("events.csv");
+    let mut events_csv = EventsCsv::create(&events_path).map_err(cannot_write(&events_path))?;
+    events_csv
+        .ready(
+            plan.service.replicas,
+            started.ready_after.as_millis() as u64,
+        )
+        .map_err(cannot_write(&events_path))?;
+    let events_csv = std::sync::Mutex::new(Some(events_csv));
     let spill_path = dir.join(SPILL_FILE);
     let spill = Spill::create(&spill_path).map_err(cannot_write(&spill_path))?;
     let stop = shutdown.graceful.child_token();
@@ -329,6 +342,13 @@ async fn drive<C: Lifecycle>(
             ));
         }
         print_fault(record);
+        // The first failure stops the file (and says so once); the run goes on.
+        if let Ok(mut csv) = events_csv.lock() {
+            if let Some(Err(err)) = csv.as_mut().map(|w| w.fault(record)) {
+                eprintln!("warning: events.csv stopped early: {err}");
+                *csv = None;
+            }
+        }
     };
     // The load ends at the duration, or earlier when its operation count is reached;
     // either way chaos stops with it.
@@ -393,8 +413,9 @@ async fn drive<C: Lifecycle>(
     totals.merge(&swept.recorder);
     let mut anomalies = load.anomalies;
     anomalies.extend(swept.anomalies);
+    let hits = chaos::HitTimeline::of(&faults.records);
     for anomaly in &mut anomalies {
-        anomaly.nearest_fault = nearest_fault(&faults.records, anomaly.at);
+        anomaly.nearest_fault = nearest_fault(&faults.records, &hits, anomaly.at);
     }
     let verdict = gate::judge(Evidence {
         anomalies: anomalies.len() as u64,
@@ -421,13 +442,13 @@ async fn drive<C: Lifecycle>(
             },
             totals,
             anomalies,
-            faults: faults.records,
+            faults: faults.records.clone(),
             halted: faults.halted,
             intervals: load.collected.intervals,
             error_messages: driver.tls_failures(),
         },
     );
-    Ok((summary, all_anomalies))
+    Ok((summary, all_anomalies, faults.records))
 }
 
 /// How often summary.json is rewritten while the run goes: a run that dies leaves
@@ -579,8 +600,8 @@ fn summarize(plan: &Plan, run: &RunIdentity, started: &Started, mut found: Found
         served_by: std::mem::take(&mut found.totals.served_by),
         errors_by: std::mem::take(&mut found.totals.errors_by),
         error_messages: found.error_messages,
+        faults: FaultSummary::of(&found.faults, found.halted, &found.anomalies),
         anomalies: AnomalySummary::of(found.anomalies),
-        faults: FaultSummary::of(found.faults, found.halted),
         intervals: found.intervals,
         files: BTreeMap::from([("latency_log", HLOG_FILE.to_string())]),
         scenario_toml: crate::secrets::mask_scenario(&plan.source.text),
@@ -592,21 +613,21 @@ fn summarize(plan: &Plan, run: &RunIdentity, started: &Started, mut found: Found
 }
 
 /// The last fault injected at or before `at`, in words.
-fn nearest_fault(faults: &[FaultRecord], at: Duration) -> Option<String> {
+fn nearest_fault(
+    faults: &[FaultRecord],
+    hits: &chaos::HitTimeline,
+    at: Duration,
+) -> Option<String> {
     let at_ms = at.as_millis() as u64;
-    faults
-        .iter()
-        .rev()
-        .find(|f| f.injected_ms <= at_ms && f.error.is_none() && f.outcome != "skipped")
-        .map(|f| {
-            format!(
-                "{} of {} at {:.1}s, {:.1}s before",
-                f.fault,
-                f.target,
-                f.injected_ms as f64 / 1000.0,
-                (at_ms - f.injected_ms) as f64 / 1000.0
-            )
-        })
+    hits.last_before(at_ms).map(|i| &faults[i]).map(|f| {
+        format!(
+            "{} of {} at {:.1}s, {:.1}s before",
+            f.fault,
+            f.target,
+            f.injected_ms as f64 / 1000.0,
+            (at_ms - f.injected_ms) as f64 / 1000.0
+        )
+    })
 }
 
 fn print_fault(record: &FaultRecord) {

@@ -30,7 +30,8 @@ fn latency_csv_snapshot() {
 
 #[test]
 fn events_csv_snapshot() {
-    insta::assert_snapshot!(text(csv::events(&fixture()).unwrap()));
+    let summary = fixture();
+    insta::assert_snapshot!(text(csv::events(&summary, &summary.faults.events).unwrap()));
 }
 
 #[test]
@@ -155,7 +156,12 @@ fn write_folder_writes_every_file_and_rebuild_rewrites_the_html() {
     let dir = tempfile::tempdir().unwrap();
     let mut summary = fixture();
     let anomalies = summary.anomalies.samples.clone();
-    let (_, warnings) = report::write_folder(&mut summary, &anomalies, dir.path()).unwrap();
+    let faults = summary.faults.events.clone();
+    let all = report::FullLists {
+        anomalies: &anomalies,
+        faults: &faults,
+    };
+    let (_, warnings) = report::write_folder(&mut summary, all, dir.path()).unwrap();
     assert!(warnings.is_empty(), "{warnings:?}");
     // The latency log and latency.csv are streamed by the run, not written here.
     let streamed = ["latency_log", "latency_csv"];
@@ -373,6 +379,29 @@ fn a_day_long_run_has_a_bounded_summary_and_report() {
     }
     summary.intervals = series.into_rows();
     summary.load_elapsed_s = 86_400.0;
+    // A kill every 5 s, and an anomaly a second after every tenth one.
+    let kill = summary.faults.events[0].clone();
+    let faults: Vec<_> = (0..86_400 / 5)
+        .map(|i| {
+            let mut fault = kill.clone();
+            fault.injected_ms = i * 5000;
+            fault.planned_ms = i * 5000;
+            fault.target = format!("replica-{}.{i}", i % 3);
+            fault
+        })
+        .collect();
+    let sample = summary.anomalies.samples[0].clone();
+    let anomalies: Vec<_> = (0..faults.len() as u64 / 10)
+        .map(|i| {
+            let mut a = sample.clone();
+            a.at = std::time::Duration::from_millis(i * 50_000 + 1000);
+            a
+        })
+        .collect();
+    summary.faults = report::FaultSummary::of(&faults, None, &anomalies);
+    summary.anomalies = AnomalySummary::of(anomalies);
+    assert!(summary.faults.events.len() <= report::EVENTS_LISTED);
+    assert!(summary.anomalies.per_second.len() <= MAX_POINTS);
     assert!(summary.intervals.len() <= MAX_POINTS);
     let spike = summary
         .intervals
@@ -392,4 +421,14 @@ fn a_day_long_run_has_a_bounded_summary_and_report() {
         page.len()
     );
     assert!(page.contains("Throughput"));
+    assert!(
+        page.contains("200 of 17280 faults shown") && page.contains("all in events.csv"),
+        "the page says the fault table is cut"
+    );
+    let problems = errors(&validator(), &serde_json::to_value(&summary).unwrap());
+    assert!(problems.is_empty(), "{problems:#?}");
+    println!(
+        "a day, 17280 faults, 1728 anomalies: summary.json {json_size} bytes, report.html {} bytes",
+        page.len()
+    );
 }

@@ -30,7 +30,7 @@ mod schedule;
 
 pub use apply::revert_action;
 pub use guard::Guard;
-pub use record::{FaultRecord, Outcome, Recovery};
+pub use record::{FaultRecord, HitTimeline, Outcome, Recovery};
 pub use recovery::measure_recovery;
 pub use run::run;
 pub use schedule::{schedule, Scheduled};

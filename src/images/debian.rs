@@ -141,6 +141,7 @@ impl DebianRecipe {
                     // Python's output reaches `docker logs` as it is written.
                     ("PYTHONUNBUFFERED".into(), "1".into()),
                 ],
+                stamp: None,
             },
         }
     }

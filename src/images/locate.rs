@@ -27,6 +27,18 @@ pub(crate) fn app_candidates(binary: &str, current_exe: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// The binary `image` is made of, for an image of a binary built in this workspace:
+/// [`locate_app`] with this process's environment and executable.
+pub(crate) fn locate_workspace(image: BuiltIn) -> Result<PathBuf, ImageError> {
+    let (_, env) = super::workspace_binary(image)
+        .expect("only images built from this workspace have an app binary");
+    locate_app(
+        image,
+        std::env::var_os(env).map(PathBuf::from),
+        std::env::current_exe().ok().as_deref(),
+    )
+}
+
 /// Finds the binary of a demo service built in this workspace: the path in its environment
 /// variable (`SESSIONSTORM_APP_BIN`) when set, and then only there, else the first of
 /// [`app_candidates`] that is an executable file.

@@ -27,8 +27,11 @@
 //! Every image carries the label `sessionstorm.content-hash`: a sha256 over its files, entry
 //! point and a format version. Building first computes the hash from the host files (cheap:
 //! a few tens of MB read and hashed) and skips the Docker build when the local image already
-//! carries that hash. So a rebuilt `session-app` binary leads to a rebuilt image, and an
-//! unchanged one costs one `inspect`.
+//! carries that hash. So a rebuilt `session-app` binary leads to a rebuilt image. The
+//! images of binaries built in this workspace (the demo services, the reaper's
+//! sessionstorm) also carry a [`stamp`] of their binary (path, size, times, inode):
+//! while it matches, nothing is read or hashed, and an unchanged image costs one
+//! `stat` and one `inspect`.
 //!
 //! Images are made with `POST /build` (the classic builder, which engine 20.10 runs without
 //! BuildKit) from a context holding a generated `Dockerfile` and `rootfs/`. We prefer it to
@@ -42,6 +45,7 @@ mod linkage;
 mod locate;
 mod recipe;
 mod rootfs;
+mod stamp;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -423,10 +427,29 @@ impl Source {
 
 async fn build_one(docker: &Docker, image: BuiltIn, force: bool) -> Result<Built, ImageError> {
     let started = Instant::now();
+    let existing = inspect(docker, image.tag()).await?;
+    if !force && workspace_binary(image).is_some() {
+        let stamp = blocking(move || {
+            let binary = locate::locate_workspace(image).ok()?;
+            stamp::of(&binary, recipe::FORMAT_VERSION).ok()
+        })
+        .await;
+        let current = existing.as_ref().zip(stamp.as_deref());
+        if let Some(hash) = current.and_then(|(found, stamp)| stamped_hash(found, stamp)) {
+            tracing::info!(%image, elapsed = ?started.elapsed(), "image up to date (stamp), build skipped");
+            return Ok(Built {
+                image,
+                outcome: Outcome::Skipped,
+                content_hash: hash.to_string(),
+                bytes: (existing.as_ref())
+                    .and_then(|found| u64::try_from(found.size?).ok())
+                    .unwrap_or(0),
+            });
+        }
+    }
     let recipe = blocking(move || Source::for_image(image)).await?;
     let content_hash = recipe.content_hash();
     let file_bytes = recipe.file_bytes();
-    let existing = inspect(docker, image.tag()).await?;
     let built = |outcome, inspected: Option<&ImageInspect>| Built {
         image,
         outcome,
@@ -544,13 +567,25 @@ async fn inspect(docker: &Docker, tag: &str) -> Result<Option<ImageInspect>, Ima
 }
 
 fn hash_label(image: &ImageInspect) -> Option<&str> {
+    label(image, CONTENT_HASH_LABEL)
+}
+
+fn label<'a>(image: &'a ImageInspect, name: &str) -> Option<&'a str> {
     image
         .config
         .as_ref()?
         .labels
         .as_ref()?
-        .get(CONTENT_HASH_LABEL)
+        .get(name)
         .map(String::as_str)
+}
+
+/// The content hash of `image` when it was built from the binary whose stamp is
+/// `stamp` now: up to date without reading the binary.
+fn stamped_hash<'a>(image: &'a ImageInspect, stamp: &str) -> Option<&'a str> {
+    (label(image, stamp::STAMP_LABEL) == Some(stamp))
+        .then(|| hash_label(image))
+        .flatten()
 }
 
 /// Runs file reading, `ldd` and hashing off the async threads.
@@ -565,6 +600,49 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An image as `inspect` shows it, with these labels.
+    fn inspected(labels: &[(&str, &str)]) -> ImageInspect {
+        ImageInspect {
+            config: Some(bollard::models::ImageConfig {
+                labels: Some(
+                    (labels.iter())
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                ),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// The reaper's image is skipped unread while its binary's stamp holds, and
+    /// goes back to the content hash once the binary is written again.
+    #[test]
+    fn an_image_is_up_to_date_by_stamp_only_while_its_binary_is_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let binary = dir.path().join("sessionstorm");
+        std::fs::write(&binary, b"\x7fELF build one").unwrap();
+        let built = stamp::of(&binary, recipe::FORMAT_VERSION).unwrap();
+        let image = inspected(&[(CONTENT_HASH_LABEL, "abc"), (stamp::STAMP_LABEL, &built)]);
+        assert_eq!(
+            stamped_hash(&image, &stamp::of(&binary, recipe::FORMAT_VERSION).unwrap()),
+            Some("abc")
+        );
+
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&binary, b"\x7fELF build two").unwrap();
+        assert_eq!(
+            stamped_hash(&image, &stamp::of(&binary, recipe::FORMAT_VERSION).unwrap()),
+            None,
+            "rebuilt binary"
+        );
+        // An image from before stamps, or without a content hash, is never up to date by stamp.
+        let old = inspected(&[(CONTENT_HASH_LABEL, "abc")]);
+        assert_eq!(stamped_hash(&old, &built), None);
+        let unhashed = inspected(&[(stamp::STAMP_LABEL, &built)]);
+        assert_eq!(stamped_hash(&unhashed, &built), None);
+    }
 
     #[test]
     fn tags_round_trip_with_and_without_latest() {

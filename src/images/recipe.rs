@@ -20,8 +20,9 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::linkage::{elf_interpreter, run_ldd, Linkage};
-use super::locate::{locate_app, locate_host_binary};
+use super::locate::{locate_host_binary, locate_workspace};
 use super::rootfs::{Entry, Rootfs};
+use super::stamp::STAMP_LABEL;
 use super::{BuiltIn, ImageError, CONTENT_HASH_LABEL, IMAGE_LABEL};
 
 /// Bumped whenever the image layout or the Dockerfile template changes, so images built by an
@@ -38,21 +39,23 @@ pub(crate) struct Recipe {
     pub(crate) rootfs: Rootfs,
     pub(crate) entrypoint: Vec<String>,
     pub(crate) env: Vec<(String, String)>,
+    /// For a binary cargo builds here, its [`super::stamp`] when it was read: a
+    /// label, so the next run can skip reading it. Not part of the content hash.
+    pub(crate) stamp: Option<String>,
 }
 
 impl Recipe {
     /// Collects the image's files from the host: the expensive part (reads and hashes the
     /// binaries), but not a Docker call.
     pub(crate) fn for_image(image: BuiltIn) -> Result<Recipe, ImageError> {
+        let mut stamp = None;
         let (binary, image_path) = match image {
             BuiltIn::SessionApp | BuiltIn::CounterApp | BuiltIn::ActixApp | BuiltIn::Reaper => {
-                let (name, env) = super::workspace_binary(image)
+                let (name, _) = super::workspace_binary(image)
                     .expect("the demo services are built in this workspace");
-                let binary = locate_app(
-                    image,
-                    std::env::var_os(env).map(PathBuf::from),
-                    std::env::current_exe().ok().as_deref(),
-                )?;
+                let binary = locate_workspace(image)?;
+                // Before the read: a write after it only makes the stamp miss.
+                stamp = super::stamp::of(&binary, FORMAT_VERSION).ok();
                 (binary, format!("/{name}"))
             }
             BuiltIn::Redis => (
@@ -110,6 +113,7 @@ impl Recipe {
                 _ => vec![image_path.clone()],
             },
             env,
+            stamp,
         })
     }
 
@@ -160,10 +164,14 @@ impl Recipe {
             out.push_str(&format!("ENV {key}={}\n", quote(value)));
         }
         out.push_str(&format!(
-            "LABEL {IMAGE_LABEL}={} {CONTENT_HASH_LABEL}={}\n",
+            "LABEL {IMAGE_LABEL}={} {CONTENT_HASH_LABEL}={}",
             quote(self.image.name()),
             quote(content_hash)
         ));
+        if let Some(stamp) = &self.stamp {
+            out.push_str(&format!(" {STAMP_LABEL}={}", quote(stamp)));
+        }
+        out.push('\n');
         out.push_str(&format!(
             "ENTRYPOINT {}\n",
             serde_json::to_string(&self.entrypoint).expect("strings always serialise")
@@ -383,6 +391,7 @@ mod tests {
                 "/lib/x86_64-linux-gnu/libc.so.6".into(),
                 "/lib64/ld-linux-x86-64.so.2".into(),
             ]),
+            stamp: None,
         }
     }
 
@@ -433,6 +442,7 @@ mod tests {
             rootfs,
             entrypoint: vec![],
             env: vec![],
+            stamp: None,
         };
         assert_ne!(recipe(a).content_hash(), recipe(b).content_hash());
     }
@@ -448,6 +458,18 @@ mod tests {
              LABEL sessionstorm.image=\"sessionstorm/haproxy\" sessionstorm.content-hash=\"abc123\"\n\
              ENTRYPOINT [\"/usr/sbin/haproxy\"]\n"
         );
+        let stamped = Recipe {
+            stamp: Some("v1 /x size 3".into()),
+            ..fake_recipe()
+        };
+        assert_eq!(
+            stamped.content_hash(),
+            recipe.content_hash(),
+            "the stamp is no content"
+        );
+        assert!(stamped.dockerfile("abc123").contains(
+            "sessionstorm.content-hash=\"abc123\" sessionstorm.source-stamp=\"v1 /x size 3\"\n"
+        ));
     }
 
     #[test]

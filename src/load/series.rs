@@ -9,6 +9,9 @@
 //! not lose: counts are summed, each latency percentile is the worst second's (a
 //! one-second spike stays as high as it was), and `ok_min` is the fewest
 //! operations any one of its seconds completed (a dip stays as deep).
+//!
+//! The series is generic over its [`Point`]: the report's anomalies per second
+//! (`report::AnomalySecond`) are bounded the same way.
 
 use std::collections::BTreeMap;
 
@@ -117,8 +120,19 @@ fn worst(into: &mut Percentiles, other: &Percentiles) {
     into.max = into.max.max(other.max);
 }
 
-impl IntervalRow {
-    /// Adds the row that follows it: the point now spans both.
+/// A point of a [`Series`]: one second, or several merged into one.
+pub trait Point {
+    /// Its first second, from the start of the load.
+    fn t(&self) -> u64;
+    /// Adds the point that follows it (a later `t`): it now covers both.
+    fn absorb(&mut self, later: &Self);
+}
+
+impl Point for IntervalRow {
+    fn t(&self) -> u64 {
+        self.t
+    }
+
     fn absorb(&mut self, later: &IntervalRow) {
         for (op, figures) in self.ops.iter_mut() {
             if !later.ops.contains_key(op) {
@@ -138,14 +152,15 @@ impl IntervalRow {
 }
 
 /// At most [`MAX_POINTS`] points over the whole run, each spanning `width` seconds
-/// (a power of two), the last one possibly still filling.
+/// (a power of two), the last one possibly still filling. Points may leave seconds
+/// out (a second without anomalies has no point).
 #[derive(Debug, Clone)]
-pub struct Series {
-    points: Vec<IntervalRow>,
+pub struct Series<P = IntervalRow> {
+    points: Vec<P>,
     width: u64,
 }
 
-impl Default for Series {
+impl<P> Default for Series<P> {
     fn default() -> Self {
         Series {
             points: Vec::new(),
@@ -154,19 +169,19 @@ impl Default for Series {
     }
 }
 
-impl Series {
-    /// Adds the next interval's row (rows come in order of `t`).
-    pub fn push(&mut self, row: IntervalRow) {
+impl<P: Point> Series<P> {
+    /// Adds the next point (points come in order of `t`).
+    pub fn push(&mut self, row: P) {
         match self.points.last_mut() {
-            Some(last) if last.t / self.width == row.t / self.width => last.absorb(&row),
+            Some(last) if last.t() / self.width == row.t() / self.width => last.absorb(&row),
             _ => self.points.push(row),
         }
         if self.points.len() > MAX_POINTS {
             self.width *= 2;
-            let mut merged: Vec<IntervalRow> = Vec::with_capacity(MAX_POINTS / 2 + 1);
+            let mut merged: Vec<P> = Vec::with_capacity(MAX_POINTS / 2 + 1);
             for point in self.points.drain(..) {
                 match merged.last_mut() {
-                    Some(last) if last.t / self.width == point.t / self.width => {
+                    Some(last) if last.t() / self.width == point.t() / self.width => {
                         last.absorb(&point);
                     }
                     _ => merged.push(point),
@@ -176,7 +191,7 @@ impl Series {
         }
     }
 
-    pub fn into_rows(self) -> Vec<IntervalRow> {
+    pub fn into_rows(self) -> Vec<P> {
         self.points
     }
 }

@@ -293,8 +293,8 @@ pub fn anomalies(summary: &Summary) -> Result<String> {
     let per_second = &summary.anomalies.per_second;
     let top = per_second
         .iter()
-        .flat_map(|s| s.by_kind.values())
-        .fold(1, |top, n| top.max(*n)) as f64
+        .flat_map(|s| AnomalyKind::ALL.iter().filter_map(|k| s.peak_of(*k)))
+        .fold(1, u64::max) as f64
         * 1.25;
     let caption = "Anomalies per second, by kind, against the faults";
     time_chart(
@@ -307,7 +307,9 @@ pub fn anomalies(summary: &Summary) -> Result<String> {
             for kind in AnomalyKind::ALL {
                 let points: Vec<(f64, f64)> = per_second
                     .iter()
-                    .filter_map(|s| Some((s.t as f64 + 0.5, *s.by_kind.get(&kind)? as f64)))
+                    .filter_map(|s| {
+                        Some((s.t as f64 + s.span_s as f64 / 2.0, s.peak_of(kind)? as f64))
+                    })
                     .collect();
                 if points.is_empty() {
                     continue;

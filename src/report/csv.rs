@@ -5,6 +5,7 @@
 //! Columns are fixed, whatever the run did (every error kind has its column, zero or
 //! not), so a script written against one run reads every other.
 
+use crate::chaos::FaultRecord;
 use crate::load::collector::IntervalRow;
 use crate::metrics::{ErrorKind, Percentiles};
 use crate::session::Anomaly;
@@ -13,7 +14,7 @@ use super::Summary;
 
 type Result<T> = std::io::Result<T>;
 
-fn finish(writer: csv::Writer<Vec<u8>>) -> Result<Vec<u8>> {
+fn finish<W: std::io::Write>(writer: csv::Writer<W>) -> Result<W> {
     writer
         .into_inner()
         .map_err(|e| std::io::Error::other(e.to_string()))
@@ -86,57 +87,82 @@ impl<W: std::io::Write> LatencyCsv<W> {
 
     /// The writer behind it.
     pub fn into_inner(self) -> Result<W> {
-        self.writer
-            .into_inner()
-            .map_err(|e| std::io::Error::other(e.to_string()))
+        finish(self.writer)
     }
 }
 
 /// `events.csv`: the cluster's own events (ready, load end, healed) and every
 /// fault with its timestamps, outcome and the error window users saw after it.
-pub fn events(summary: &Summary) -> Result<Vec<u8>> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record([
-        "at_ms",
-        "kind",
-        "event",
-        "target",
-        "outcome",
-        "planned_ms",
-        "replacement",
-        "ready_after_ms",
-        "reverted_ms",
-        "first_failure_ms",
-        "last_failure_ms",
-        "window_ms",
-        "failed_requests",
-        "recovery_ms",
-        "detail",
-    ])?;
-    let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
-    let cluster = |w: &mut csv::Writer<Vec<u8>>, at: u64, event: &str, detail: String| {
+///
+/// Written as the run goes: the header and `ready` once the cluster is up, then a
+/// row as each fault ends, each flushed, so a run that dies leaves every fault up
+/// to its death. At the end [`events`] writes the file again whole, with the error
+/// windows (measured after the load) and the load's end. summary.json lists at
+/// most [`super::EVENTS_LISTED`] faults; this file lists them all.
+#[derive(Debug)]
+pub struct EventsCsv<W: std::io::Write> {
+    writer: csv::Writer<W>,
+}
+
+impl EventsCsv<std::io::BufWriter<std::fs::File>> {
+    /// Creates the file at `path` and writes its header.
+    pub fn create(path: &std::path::Path) -> Result<Self> {
+        EventsCsv::new(std::io::BufWriter::new(std::fs::File::create(path)?))
+    }
+}
+
+impl<W: std::io::Write> EventsCsv<W> {
+    /// Writes the header to `out`.
+    pub fn new(out: W) -> Result<Self> {
+        let mut writer = csv::Writer::from_writer(out);
+        writer.write_record([
+            "at_ms",
+            "kind",
+            "event",
+            "target",
+            "outcome",
+            "planned_ms",
+            "replacement",
+            "ready_after_ms",
+            "reverted_ms",
+            "first_failure_ms",
+            "last_failure_ms",
+            "window_ms",
+            "failed_requests",
+            "recovery_ms",
+            "detail",
+        ])?;
+        Ok(EventsCsv { writer })
+    }
+
+    /// The cluster came up: `replicas` healthy `ready_ms` after the network was made.
+    pub fn ready(&mut self, replicas: usize, ready_ms: u64) -> Result<()> {
+        self.cluster(
+            0,
+            "ready",
+            format!("{replicas} replicas healthy {ready_ms} ms after the network was created"),
+        )
+    }
+
+    /// One of the cluster's own events, and flushes it.
+    fn cluster(&mut self, at: u64, event: &str, detail: String) -> Result<()> {
         let mut record = vec![at.to_string(), "cluster".into(), event.into()];
         record.extend(std::iter::repeat_n(String::new(), 11));
         record.push(detail);
-        w.write_record(&record)
-    };
-    cluster(
-        &mut w,
-        0,
-        "ready",
-        format!(
-            "{} replicas healthy {} ms after the network was created",
-            summary.cluster.replicas, summary.cluster.ready_ms
-        ),
-    )?;
-    for e in &summary.faults.events {
+        self.writer.write_record(&record)?;
+        self.writer.flush()
+    }
+
+    /// One fault, and flushes it.
+    pub fn fault(&mut self, e: &FaultRecord) -> Result<()> {
+        let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
         let r = e.recovery.as_ref();
         let detail = [e.reason.as_deref(), e.error.as_deref()]
             .into_iter()
             .flatten()
             .collect::<Vec<_>>()
             .join("; ");
-        w.write_record([
+        self.writer.write_record([
             e.injected_ms.to_string(),
             "fault".into(),
             e.fault.to_string(),
@@ -153,18 +179,33 @@ pub fn events(summary: &Summary) -> Result<Vec<u8>> {
             opt(r.map(|r| r.recovery_ms)),
             detail,
         ])?;
+        self.writer.flush()
+    }
+
+    /// The writer behind it.
+    pub fn into_inner(self) -> Result<W> {
+        finish(self.writer)
+    }
+}
+
+/// The whole of `events.csv` at the end of a run: every one of `faults` (the full
+/// list, of which the summary keeps a part), with the summary's cluster events.
+pub fn events(summary: &Summary, faults: &[FaultRecord]) -> Result<Vec<u8>> {
+    let mut w = EventsCsv::new(Vec::new())?;
+    w.ready(summary.cluster.replicas, summary.cluster.ready_ms)?;
+    for e in faults {
+        w.fault(e)?;
     }
     let load_end = (summary.load_elapsed_s * 1000.0).round() as u64;
-    cluster(&mut w, load_end, "load_end", String::new())?;
+    w.cluster(load_end, "load_end", String::new())?;
     if let Some(healed) = summary.cluster.healed_ms {
-        cluster(
-            &mut w,
+        w.cluster(
             load_end + healed,
             "healed",
             format!("every replica healthy {healed} ms after the load stopped"),
         )?;
     }
-    finish(w)
+    w.into_inner()
 }
 
 /// `sessions.csv`: every anomaly, in time order.
@@ -230,4 +271,33 @@ pub fn replicas(summary: &Summary) -> Result<Vec<u8>> {
         w.write_record(["(no replica)", "0", &unnamed.to_string(), "0.0000"])?;
     }
     finish(w)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run that dies keeps every fault that ended before: each row is on disk as
+    /// soon as it is written, the file still open.
+    #[test]
+    fn events_csv_has_each_fault_on_disk_before_the_run_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.csv");
+        let mut csv = EventsCsv::create(&path).unwrap();
+        csv.ready(3, 1500).unwrap();
+        let on_disk = || std::fs::read_to_string(&path).unwrap();
+        assert_eq!(on_disk().lines().count(), 2, "{}", on_disk());
+        let kill = FaultRecord::injected(0, "kill", "replica-1.0".into(), 2000, 2010);
+        csv.fault(&kill).unwrap();
+        let text = on_disk();
+        assert_eq!(text.lines().count(), 3, "{text}");
+        assert!(
+            text.lines()
+                .nth(2)
+                .unwrap()
+                .starts_with("2010,fault,kill,replica-1.0,injected,2000,"),
+            "{text}"
+        );
+        drop(csv);
+    }
 }

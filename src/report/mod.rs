@@ -14,16 +14,17 @@ pub mod hlog;
 pub mod html;
 pub mod junit;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::chaos::FaultRecord;
+use crate::chaos::{FaultRecord, HitTimeline};
 use crate::gate::{Counts, Figures, GateResult, Verdict};
 use crate::load::collector::IntervalRow;
+use crate::load::series::{Point, Series};
 use crate::metrics::{spectrum, ErrorKind, Outcome, Percentiles, Recorder};
 use crate::session::{Anomaly, AnomalyKind, Op};
 
@@ -209,7 +210,9 @@ pub struct AnomalySummary {
     #[serde(default)]
     pub groups: Vec<AnomalyGroup>,
     /// Anomalies per second of the run, by kind, for the chart against the faults;
-    /// only the seconds that had any.
+    /// only the seconds that had any. At most [`MAX_POINTS`](crate::load::series::MAX_POINTS) points: in a longer run
+    /// a point spans several seconds (`span_s`) and keeps its busiest second
+    /// (`peak`), like `intervals`.
     #[serde(default)]
     pub per_second: Vec<AnomalySecond>,
 }
@@ -228,12 +231,62 @@ pub struct AnomalyGroup {
     pub last_ms: u64,
 }
 
-/// The anomalies of one second of the run.
+/// The anomalies of one second of the run, or of several once the run is longer
+/// than [`MAX_POINTS`](crate::load::series::MAX_POINTS) seconds with anomalies.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AnomalySecond {
-    /// Seconds since the load started.
+    /// Seconds since the load started: its first second with anomalies.
     pub t: u64,
+    /// Seconds from `t` to the end of its last second with anomalies.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub span_s: u64,
+    /// All of its anomalies, by kind.
     pub by_kind: BTreeMap<AnomalyKind, u64>,
+    /// In a point of several seconds: the most anomalies of each kind in any one
+    /// of them, so a burst stays as high on the chart as it was.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub peak: BTreeMap<AnomalyKind, u64>,
+}
+
+fn one() -> u64 {
+    1
+}
+
+fn is_one(n: &u64) -> bool {
+    *n == 1
+}
+
+impl AnomalySecond {
+    /// The most anomalies of `kind` in one second of it.
+    pub fn peak_of(&self, kind: AnomalyKind) -> Option<u64> {
+        self.peak
+            .get(&kind)
+            .or_else(|| self.by_kind.get(&kind))
+            .copied()
+    }
+}
+
+impl Point for AnomalySecond {
+    fn t(&self) -> u64 {
+        self.t
+    }
+
+    fn absorb(&mut self, later: &AnomalySecond) {
+        let kinds: Vec<AnomalyKind> = self
+            .by_kind
+            .keys()
+            .chain(later.by_kind.keys())
+            .copied()
+            .collect();
+        for kind in kinds {
+            let peak = self.peak_of(kind).max(later.peak_of(kind)).unwrap_or(0);
+            self.peak.insert(kind, peak);
+        }
+        for (kind, n) in &later.by_kind {
+            *self.by_kind.entry(*kind).or_default() += n;
+        }
+        self.span_s = later.t + later.span_s - self.t;
+    }
 }
 
 impl AnomalySummary {
@@ -254,17 +307,22 @@ impl AnomalySummary {
                 .entry(a.kind)
                 .or_default() += 1;
         }
-        let per_second = seconds
-            .into_iter()
-            .map(|(t, by_kind)| AnomalySecond { t, by_kind })
-            .collect();
+        let mut per_second = Series::default();
+        for (t, by_kind) in seconds {
+            per_second.push(AnomalySecond {
+                t,
+                span_s: 1,
+                by_kind,
+                peak: BTreeMap::new(),
+            });
+        }
         anomalies.truncate(ANOMALY_SAMPLES);
         AnomalySummary {
             total,
             by_kind,
             samples: anomalies,
             groups,
-            per_second,
+            per_second: per_second.into_rows(),
         }
     }
 }
@@ -290,12 +348,64 @@ pub struct FaultSummary {
     pub recovery_ms: u64,
     /// The fault with the longest error window.
     pub worst: Option<WorstWindow>,
+    /// The sum over every fault of its `recovery_ms`: the `recovery_ms.total` metric.
+    #[serde(default)]
+    pub recovery_total_ms: u64,
+    /// Every fault of the run, listed or not.
+    #[serde(default)]
+    pub events_total: u64,
+    /// How many `events` lists: all of them up to [`EVENTS_LISTED`]; beyond, see
+    /// [`listed`].
+    #[serde(default)]
+    pub events_listed: u64,
+    /// The file in the run folder that lists every fault.
+    #[serde(default = "events_file")]
+    pub events_file: String,
+    /// The faults listed (see `events_listed`), in the order they ended.
     pub events: Vec<FaultRecord>,
+}
+
+fn events_file() -> String {
+    "events.csv".to_string()
+}
+
+/// The most faults `faults.events` lists: a day with a kill every few seconds has
+/// tens of thousands, and summary.json must stay small. All are counted, and
+/// events.csv has every one.
+pub const EVENTS_LISTED: usize = 200;
+/// Of those, the first and the last this many are always listed.
+const EVENTS_AT_EACH_END: usize = 50;
+
+/// Which of `events` summary.json lists (indices, in order): all of them up to
+/// [`EVENTS_LISTED`]. Beyond, the first and the last [`EVENTS_AT_EACH_END`] (how the
+/// run began and ended), then from between them what a reader looks for, in this
+/// order until [`EVENTS_LISTED`]: the worst error window, the faults that failed or
+/// whose revert failed, then those followed by anomalies, earliest first.
+fn listed(events: &[FaultRecord], worst: Option<usize>, anomalous: &BTreeSet<usize>) -> Vec<usize> {
+    let n = events.len();
+    if n <= EVENTS_LISTED {
+        return (0..n).collect();
+    }
+    let middle = EVENTS_AT_EACH_END..n - EVENTS_AT_EACH_END;
+    let mut keep: BTreeSet<usize> = (0..EVENTS_AT_EACH_END).chain(middle.end..n).collect();
+    let failed = middle
+        .clone()
+        .filter(|i| events[*i].error.is_some() || events[*i].outcome == "revert_failed");
+    let notable = (worst.into_iter())
+        .chain(failed)
+        .chain(anomalous.range(middle).copied());
+    for i in notable {
+        if keep.len() == EVENTS_LISTED {
+            break;
+        }
+        keep.insert(i);
+    }
+    keep.into_iter().collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorstWindow {
-    /// Index into `events`.
+    /// Index into `events` (the worst is always listed).
     pub event: usize,
     pub fault: &'static str,
     pub target: String,
@@ -305,23 +415,38 @@ pub struct WorstWindow {
 }
 
 impl FaultSummary {
-    pub fn of(events: Vec<FaultRecord>, halted: Option<String>) -> Self {
+    /// Counts and windows over every one of `events`, and the list cut to at most
+    /// [`EVENTS_LISTED`] ([`listed`]); `anomalies` tell which faults were followed
+    /// by some.
+    pub fn of(events: &[FaultRecord], halted: Option<String>, anomalies: &[Anomaly]) -> Self {
         let count =
             |f: &dyn Fn(&FaultRecord) -> bool| events.iter().filter(|e| f(e)).count() as u64;
         let windows = || events.iter().filter_map(|e| e.recovery.as_ref());
         let worst = events
             .iter()
             .enumerate()
-            .filter_map(|(i, e)| e.recovery.as_ref().map(|r| (i, e, r)))
-            .max_by_key(|(i, _, r)| (r.window_ms, std::cmp::Reverse(*i)))
-            .map(|(i, e, r)| WorstWindow {
-                event: i,
+            .filter_map(|(i, e)| e.recovery.as_ref().map(|r| (i, r)))
+            .max_by_key(|(i, r)| (r.window_ms, std::cmp::Reverse(*i)))
+            .map(|(i, _)| i);
+        let hits = HitTimeline::of(events);
+        let anomalous: BTreeSet<usize> = (anomalies.iter())
+            .filter_map(|a| hits.last_before(a.at.as_millis() as u64))
+            .collect();
+        let listed = listed(events, worst, &anomalous);
+        let worst = worst.map(|w| {
+            let (e, r) = (
+                &events[w],
+                events[w].recovery.as_ref().expect("it has a window"),
+            );
+            WorstWindow {
+                event: listed.binary_search(&w).expect("the worst is listed"),
                 fault: e.fault,
                 target: e.target.clone(),
                 injected_ms: e.injected_ms,
                 window_ms: r.window_ms,
                 failed_requests: r.failed_requests,
-            });
+            }
+        });
         FaultSummary {
             injected: count(&|e| {
                 matches!(
@@ -337,8 +462,30 @@ impl FaultSummary {
             total_window_ms: windows().map(|r| r.window_ms).sum(),
             recovery_ms: windows().map(|r| r.recovery_ms).max().unwrap_or(0),
             worst,
-            events,
+            recovery_total_ms: windows().map(|r| r.recovery_ms).sum(),
+            events_total: events.len() as u64,
+            events_listed: listed.len() as u64,
+            events_file: events_file(),
+            events: listed.iter().map(|i| events[*i].clone()).collect(),
         }
+    }
+
+    /// A summary written before the list was cut has every fault in `events` and no
+    /// totals: fills them in from the list.
+    fn fill_totals(&mut self) {
+        if self.events_total == 0 && !self.events.is_empty() {
+            self.events_total = self.events.len() as u64;
+            self.events_listed = self.events_total;
+            self.recovery_total_ms = (self.events.iter())
+                .filter_map(|e| e.recovery.as_ref())
+                .map(|r| r.recovery_ms)
+                .sum();
+        }
+    }
+
+    /// Whether `events` leaves faults out.
+    pub fn is_cut(&self) -> bool {
+        self.events_listed < self.events_total
     }
 }
 
@@ -408,14 +555,22 @@ pub const FILES: [(&str, &str); 8] = [
     ("html", "report.html"),
 ];
 
+/// What summary.json lists only in part, in full, for the files that list
+/// everything: every anomaly (sessions.csv) and every fault (events.csv).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FullLists<'a> {
+    pub anomalies: &'a [Anomaly],
+    pub faults: &'a [FaultRecord],
+}
+
 /// Writes every file of the run folder but the latency log and latency.csv
 /// (written as the run goes). summary.json comes first and is the only one whose failure is an error:
 /// any other file that cannot be made is a warning (returned), and the rest are
-/// still written. `anomalies` is the full list (the summary keeps only the first
-/// ones); it goes into sessions.csv.
+/// still written. events.csv, streamed while the run went, is written again whole
+/// from `all.faults`, with the error windows measured after the load.
 pub fn write_folder(
     summary: &mut Summary,
-    anomalies: &[Anomaly],
+    all: FullLists<'_>,
     dir: &Path,
 ) -> std::io::Result<(PathBuf, Vec<String>)> {
     summary.files = FILES.iter().map(|(k, f)| (*k, f.to_string())).collect();
@@ -423,8 +578,8 @@ pub fn write_folder(
     let summary = &*summary;
     type Export<'a> = &'a dyn Fn() -> std::io::Result<Vec<u8>>;
     let exporters: [(&str, Export<'_>); 5] = [
-        ("events.csv", &|| csv::events(summary)),
-        ("sessions.csv", &|| csv::sessions(anomalies)),
+        ("events.csv", &|| csv::events(summary, all.faults)),
+        ("sessions.csv", &|| csv::sessions(all.anomalies)),
         ("replicas.csv", &|| csv::replicas(summary)),
         ("junit.xml", &|| {
             junit::render(summary).map(String::into_bytes)
@@ -483,7 +638,8 @@ impl Summary {
 
     /// Parses summary.json text.
     pub fn parse(text: &'static str) -> Result<Summary, String> {
-        let summary: Summary = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let mut summary: Summary = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        summary.faults.fill_totals();
         if summary.schema_version != SCHEMA_VERSION {
             return Err(format!(
                 "schema version {} (this sessionstorm reads version {SCHEMA_VERSION})",
@@ -552,7 +708,7 @@ impl Summary {
         if f.revert_failed > 0 {
             let _ = writeln!(
                 out,
-                "WARNING: {} fault reverts failed; see faults.events",
+                "WARNING: {} fault reverts failed; see faults.events (all in events.csv)",
                 f.revert_failed
             );
         }
@@ -668,35 +824,22 @@ impl Figures for Summary {
         self.faults.recovery_ms
     }
 
-    fn recoveries_ms(&self) -> Vec<u64> {
-        self.faults
-            .events
-            .iter()
-            .filter_map(|e| e.recovery.as_ref())
-            .map(|r| r.recovery_ms)
-            .collect()
+    fn total_recovery_ms(&self) -> u64 {
+        self.faults.recovery_total_ms
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::load::series::MAX_POINTS;
     use std::time::Duration;
 
     #[test]
     fn anomaly_summary_counts_all_kinds_and_keeps_samples_in_time_order() {
-        let anomaly = |kind, ms| Anomaly {
-            kind,
-            session: "s".into(),
-            op: Op::Read,
-            served_by: None,
-            at: Duration::from_millis(ms),
-            detail: String::new(),
-            nearest_fault: None,
-        };
         let s = AnomalySummary::of(vec![
-            anomaly(AnomalyKind::LostWrite, 30),
-            anomaly(AnomalyKind::LostSession, 10),
+            anomaly_at(AnomalyKind::LostWrite, 30),
+            anomaly_at(AnomalyKind::LostSession, 10),
         ]);
         assert_eq!(s.total, 2);
         assert_eq!(s.by_kind[&AnomalyKind::LostWrite], 1);
@@ -785,23 +928,183 @@ mod tests {
             ..FaultRecord::injected(0, "kill", format!("replica-{window_ms}.0"), 1000, 1000)
         };
         let s = FaultSummary::of(
-            vec![
+            &[
                 record("injected", 40, 3),
                 record("injected", 900, 20),
                 record("skipped", 0, 0),
                 record("revert_failed", 10, 1),
             ],
             None,
+            &[],
         );
         assert_eq!((s.injected, s.skipped, s.revert_failed), (3, 1, 1));
         assert_eq!((s.failed_requests, s.total_window_ms), (24, 950));
         assert_eq!(s.recovery_ms, 905);
-        let worst = s.worst.unwrap();
+        let worst = s.worst.clone().unwrap();
         assert_eq!(
             (worst.event, worst.window_ms, worst.failed_requests),
             (1, 900, 20)
         );
         assert_eq!(worst.target, "replica-900.0");
-        assert!(FaultSummary::of(vec![], None).worst.is_none());
+        assert_eq!(s.recovery_total_ms, 45 + 905 + 15);
+        assert_eq!((s.events_total, s.events_listed), (4, 4));
+        assert!(!s.is_cut());
+        assert!(FaultSummary::of(&[], None, &[]).worst.is_none());
+    }
+
+    fn anomaly_at(kind: AnomalyKind, ms: u64) -> Anomaly {
+        Anomaly {
+            kind,
+            session: "s".into(),
+            op: Op::Read,
+            served_by: None,
+            at: Duration::from_millis(ms),
+            detail: String::new(),
+            nearest_fault: None,
+        }
+    }
+
+    /// A day with a kill every 5 s: 17 280 faults. The summary counts them all,
+    /// lists a bounded part that keeps what a reader looks for, and events.csv,
+    /// written a row per fault as they end, has every one.
+    #[test]
+    fn a_day_of_faults_is_counted_in_full_listed_in_part_and_streamed_whole() {
+        use crate::chaos::Recovery;
+        let faults: Vec<FaultRecord> = (0..17_280u64)
+            .map(|i| {
+                let at = i * 5000;
+                let mut record =
+                    FaultRecord::injected(0, "kill", format!("replica-{}.{i}", i % 3), at, at);
+                record.recovery = Some(Recovery {
+                    first_failure_ms: at,
+                    last_failure_ms: at + 10,
+                    window_ms: if i == 9_000 { 4000 } else { 20 },
+                    failed_requests: 2,
+                    recovery_ms: 30,
+                });
+                if i == 4_000 {
+                    record.outcome = "revert_failed";
+                    record.error = Some("unpause refused".into());
+                }
+                record
+            })
+            .collect();
+        // Anomalies 1 s after faults 7 000 and 12 000, and before any fault.
+        let anomalies = [
+            anomaly_at(AnomalyKind::LostWrite, 7_000 * 5000 + 1000),
+            anomaly_at(AnomalyKind::LostSession, 12_000 * 5000 + 1000),
+        ];
+        let s = FaultSummary::of(&faults, None, &anomalies);
+        assert_eq!(s.events_total, 17_280);
+        assert_eq!(s.events_listed as usize, s.events.len());
+        assert!(
+            s.is_cut() && s.events.len() <= EVENTS_LISTED,
+            "{}",
+            s.events.len()
+        );
+        assert_eq!(s.injected, 17_280);
+        assert_eq!(s.failed_requests, 2 * 17_280);
+        assert_eq!(s.recovery_total_ms, 30 * 17_280);
+        assert_eq!(s.events_file, "events.csv");
+        let listed: Vec<&str> = s.events.iter().map(|e| e.target.as_str()).collect();
+        let has = |i: u64| listed.contains(&format!("replica-{}.{i}", i % 3).as_str());
+        for i in (0..50).chain(17_230..17_280) {
+            assert!(has(i), "fault {i} of the first or last 50 is listed");
+        }
+        for i in [4_000, 7_000, 9_000, 12_000] {
+            assert!(
+                has(i),
+                "fault {i} (failed, worst or followed by anomalies) is listed"
+            );
+        }
+        assert!(!has(5_000), "an unremarkable fault in the middle is not");
+        // The worst is named by its place in the list.
+        let worst = s.worst.as_ref().unwrap();
+        assert_eq!(worst.window_ms, 4000);
+        assert_eq!(s.events[worst.event].target, "replica-0.9000");
+        // In time order, as they ended.
+        assert!(s
+            .events
+            .windows(2)
+            .all(|w| w[0].injected_ms < w[1].injected_ms));
+
+        // The summary with it stays small.
+        let summary = {
+            let mut summary =
+                Summary::parse(include_str!("../../tests/fixtures/summary.json")).unwrap();
+            summary.faults = s.clone();
+            summary
+        };
+        let json = serde_json::to_vec_pretty(&summary).unwrap();
+        assert!(json.len() < 200_000, "summary.json is {} bytes", json.len());
+        // Read back, the totals stay as written.
+        let back =
+            Summary::parse(Box::leak(String::from_utf8(json).unwrap().into_boxed_str())).unwrap();
+        assert_eq!(
+            (back.faults.events_total, back.faults.recovery_total_ms),
+            (17_280, 30 * 17_280)
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.csv");
+        let mut streamed = csv::EventsCsv::create(&path).unwrap();
+        streamed.ready(3, 1200).unwrap();
+        for fault in &faults {
+            streamed.fault(fault).unwrap();
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let fault_rows = text.lines().filter(|l| l.contains(",fault,kill,")).count();
+        assert_eq!(fault_rows, 17_280, "every fault is in events.csv");
+        assert!(text.contains("replica-2.17279"));
+    }
+
+    #[test]
+    fn a_summary_written_before_the_cut_gets_its_totals_from_its_list() {
+        let mut summary =
+            Summary::parse(include_str!("../../tests/fixtures/summary.json")).unwrap();
+        summary.faults.events_total = 0;
+        summary.faults.events_listed = 0;
+        summary.faults.recovery_total_ms = 0;
+        let mut json = serde_json::to_value(&summary).unwrap();
+        for field in [
+            "events_total",
+            "events_listed",
+            "events_file",
+            "recovery_total_ms",
+        ] {
+            json["faults"].as_object_mut().unwrap().remove(field);
+        }
+        let text = Box::leak(json.to_string().into_boxed_str());
+        let old = Summary::parse(text).unwrap();
+        assert_eq!(old.faults.events_total, 2);
+        assert_eq!(old.faults.events_listed, 2);
+        assert_eq!(old.faults.recovery_total_ms, 40);
+        assert_eq!(old.faults.events_file, "events.csv");
+    }
+
+    /// Anomalies in 3 000 different seconds of a day, and one burst: at most
+    /// [`MAX_POINTS`](crate::load::series::MAX_POINTS) points, every anomaly counted, the burst as high as it was.
+    #[test]
+    fn anomalies_per_second_are_bounded_and_keep_their_peak() {
+        let mut anomalies: Vec<Anomaly> = (0..3_000u64)
+            .map(|i| anomaly_at(AnomalyKind::LostWrite, i * 28_000 + 500))
+            .collect();
+        anomalies.extend((0..40).map(|_| anomaly_at(AnomalyKind::LostSession, 50_000_300)));
+        let s = AnomalySummary::of(anomalies);
+        assert!(s.per_second.len() <= MAX_POINTS, "{}", s.per_second.len());
+        let counted: u64 = (s.per_second.iter()).flat_map(|p| p.by_kind.values()).sum();
+        assert_eq!(counted, 3_040);
+        let peak = (s.per_second.iter())
+            .filter_map(|p| p.peak_of(AnomalyKind::LostSession))
+            .max();
+        assert_eq!(peak, Some(40));
+        assert!(s
+            .per_second
+            .iter()
+            .all(|p| p.peak_of(AnomalyKind::LostWrite) <= Some(1)));
+        // Each point covers its seconds, and the points do not overlap.
+        for pair in s.per_second.windows(2) {
+            assert!(pair[0].t + pair[0].span_s <= pair[1].t);
+        }
     }
 }
