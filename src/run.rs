@@ -20,6 +20,7 @@ use crate::cluster::attached::AttachedCluster;
 use crate::cluster::docker::{DockerCluster, Started};
 use crate::cluster::engine::Engine;
 use crate::cluster::hold::Journal;
+use crate::cluster::swarm::SwarmCluster;
 use crate::cluster::{Cluster, Lifecycle};
 use crate::error::{Error, ExitCode, Result};
 use crate::gate::{self, Evidence, Verdict};
@@ -28,7 +29,7 @@ use crate::load::collector::{IntervalRow, Logs};
 use crate::load::spill::{Spill, SPILL_FILE};
 use crate::load::Driver;
 use crate::metrics::{FailureTimeline, Live, Percentiles, Recorder};
-use crate::plan::{Model, Plan};
+use crate::plan::{EngineKind, Model, Plan};
 use crate::progress;
 use crate::reaper::Reaper;
 use crate::report::csv::LatencyCsv;
@@ -93,6 +94,10 @@ pub async fn execute(
         if plan.balancer.kind == crate::plan::BalancerKind::Haproxy {
             tags.push(BuiltIn::Haproxy.tag().to_string());
         }
+        // The swarm engine's agent jobs run the harness's own binary.
+        if plan.cluster.engine == EngineKind::Swarm {
+            tags.push(BuiltIn::Reaper.tag().to_string());
+        }
     }
     let needs = crate::cluster::kernel::needs(plan);
     use crate::plan::KernelFeature::{Iptables, IptablesStatistic, Tbf};
@@ -143,6 +148,10 @@ async fn engage(
         return Err(Error::Interrupted);
     }
     let Some(attach) = &plan.attach else {
+        if plan.cluster.engine == EngineKind::Swarm {
+            let cluster = SwarmCluster::new(engine, run_id, plan, shutdown.graceful.clone());
+            return conclude(&cluster, plan, dir, identity, shutdown).await;
+        }
         let cluster = DockerCluster::new(engine, run_id, plan, shutdown.graceful.clone());
         return conclude(&cluster, plan, dir, identity, shutdown).await;
     };
@@ -181,19 +190,17 @@ async fn conclude<C: Lifecycle>(
         outcome = AssertUnwindSafe(drive(cluster, plan, dir, identity, shutdown)).catch_unwind() => outcome,
         () = shutdown.abort.cancelled() => Ok(Err(Error::Interrupted)),
     };
+    // Read before teardown, which stops the orchestrator's watcher.
+    let scheduling = cluster.scheduling();
     match cluster.teardown().await {
-        Ok(removed) => say!(
-            "teardown: removed {} containers, {} network and {} volumes",
-            removed.containers.len(),
-            removed.networks.len(),
-            removed.volumes.len()
-        ),
+        Ok(removed) => say!("teardown: removed {}", removed.describe()),
         Err(err) => eprintln!(
             "warning: teardown failed ({err}); remove leftovers with `sessionstorm cleanup --run {run_id}`"
         ),
     }
     let (mut summary, anomalies) =
         outcome.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+    summary.scheduling = scheduling;
     summary.gates = gate::evaluate(&plan.gates.checks, &summary);
     gate::apply(&mut summary.verdict, &summary.gates.clone());
     let (path, warnings) = report::write_folder(&mut summary, &anomalies, dir).map_err(|e| {
@@ -588,6 +595,7 @@ fn summarize(plan: &Plan, run: &RunIdentity, started: &Started, mut found: Found
         tolerances: (plan.gates.tolerances.iter())
             .map(|(metric, t)| (metric.clone(), t.to_string()))
             .collect(),
+        scheduling: None,
     }
 }
 

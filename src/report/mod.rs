@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::chaos::FaultRecord;
+use crate::cluster::swarm::facts::Scheduling;
 use crate::gate::{Counts, Figures, GateResult, Verdict};
 use crate::load::collector::IntervalRow;
 use crate::metrics::{spectrum, ErrorKind, Outcome, Percentiles, Recorder};
@@ -83,6 +84,10 @@ pub struct Summary {
     /// The scenario's tolerances for `sessionstorm compare`, by metric.
     #[serde(default)]
     pub tolerances: BTreeMap<String, String>,
+    /// On an orchestrator (`[cluster] engine = "swarm"`): where each task ran, the
+    /// states it went through and the replacements per slot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduling: Option<Scheduling>,
 }
 
 /// The load as it was set up, and what it could not do.
