@@ -508,6 +508,40 @@ impl Summary {
     }
 
     /// The verdict block printed at the end of a run.
+    /// On an orchestrator: its tasks, nodes, replacements per slot, and the time
+    /// from each kill to a new task serving (median and max over the run's kills).
+    fn scheduling_line(&self) -> Option<String> {
+        let facts = self.scheduling.as_ref()?;
+        let mut nodes: Vec<&str> = facts.tasks.iter().map(|t| t.node.as_str()).collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        let per_slot: Vec<String> = (facts.restarts_by_slot.iter())
+            .map(|(slot, n)| format!("replica-{slot} {n}"))
+            .collect();
+        let mut line = format!(
+            "{}: {} tasks on {} ({}); replacements per slot: {}",
+            facts.engine,
+            facts.tasks.len(),
+            if nodes.len() == 1 { "node" } else { "nodes" },
+            nodes.join(", "),
+            per_slot.join(", ")
+        );
+        let mut ready: Vec<u64> = (self.faults.events.iter())
+            .filter(|e| e.replacement.is_some())
+            .filter_map(|e| e.ready_after_ms)
+            .collect();
+        ready.sort_unstable();
+        if let (Some(median), Some(max)) = (ready.get(ready.len() / 2), ready.last()) {
+            let _ = write!(
+                line,
+                "; kill to new task serving (restart delay {} ms): median {median} ms, max {max} ms over {} kills",
+                facts.restart_delay_ms,
+                ready.len()
+            );
+        }
+        Some(line)
+    }
+
     pub fn render_text(&self) -> String {
         let mut out = String::new();
         let requests: u64 = self.operations.values().map(|o| o.ok + o.errors).sum();
@@ -553,6 +587,9 @@ impl Summary {
                 let _ = writeln!(out, "recovery: no request failed after any fault");
             }
             None => {}
+        }
+        if let Some(line) = self.scheduling_line() {
+            let _ = writeln!(out, "{line}");
         }
         if f.revert_failed > 0 {
             let _ = writeln!(

@@ -362,6 +362,20 @@ impl SwarmCluster {
             .ok_or_else(|| format!("task {} has no address on {} yet", task.name, self.network))
     }
 
+    /// When the task's container ended, by the engine's clock, as an instant of
+    /// ours: the kill itself, not the end of the job that did it, starts the time
+    /// until a new task serves. `None` when the engine does not say (or the
+    /// container is on another node).
+    async fn finished_at(&self, task: &Located) -> Option<Instant> {
+        let info = self.engine.inspect(&task.container).await.ok()?;
+        let finished = info.state?.finished_at?;
+        let at = chrono::DateTime::parse_from_rfc3339(&finished).ok()?;
+        let ago = (chrono::Utc::now() - at.with_timezone(&chrono::Utc))
+            .to_std()
+            .ok()?;
+        Instant::now().checked_sub(ago)
+    }
+
     /// Waits until a task of `slot` other than `not` is RUNNING and the balancer's
     /// health checks pass on its address; returns its name.
     async fn wait_serving(
@@ -569,10 +583,11 @@ impl Cluster for SwarmCluster {
                     _ => (AgentAction::Kill, Duration::ZERO),
                 };
                 let took = self.agent(what, &task, grace).await?;
+                let killed_at = self.finished_at(&task).await.unwrap_or_else(Instant::now);
                 self.killed
                     .lock()
                     .expect("killed lock")
-                    .insert(slot, (task.task.clone(), Instant::now()));
+                    .insert(slot, (task.task.clone(), killed_at));
                 let mut acted = Acted::on(task.name.clone());
                 acted.detail = Some(on_node(&task, took));
                 Ok(acted)
