@@ -212,6 +212,9 @@ pub fn render_plan(plan: &plan::Plan) -> String {
             plan.store.describe(),
             plan.balancer.describe()
         );
+        if plan.cluster.engine != plan::EngineKind::Docker {
+            let _ = writeln!(out, "engine   {}", plan.cluster.describe());
+        }
     }
     let per_session = match &plan.load.flow {
         Some(flow) => format!(

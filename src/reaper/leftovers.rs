@@ -146,6 +146,7 @@ mod tests {
                     containers: vec!["sessionstorm-smoke-1-store".into()],
                     networks: vec!["sessionstorm-smoke-1".into()],
                     volumes: Vec::new(),
+                    services: vec!["sessionstorm-smoke-1-replicas".into()],
                     reaper_log: Some("10:00:00.000 reaper: could not revert\n".into()),
                 },
             ),
@@ -161,7 +162,7 @@ mod tests {
         assert!(text.starts_with("warning: 2 earlier runs"), "{text}");
         assert!(
             text.contains(
-                "  run smoke-1: containers sessionstorm-smoke-1-store; networks sessionstorm-smoke-1\n"
+                "  run smoke-1: services sessionstorm-smoke-1-replicas; containers sessionstorm-smoke-1-store; networks sessionstorm-smoke-1\n"
             ),
             "{text}"
         );
