@@ -169,6 +169,24 @@ fn grace_secs(grace: Duration) -> i32 {
     grace.as_secs_f64().ceil().min(3600.0) as i32
 }
 
+/// A list of Swarm objects, empty where this engine is no swarm manager (503): it
+/// has no services nor configs then.
+fn swarm_only<T>(
+    answer: Result<Vec<T>, BollardError>,
+    action: &'static str,
+    label: &str,
+) -> Result<Vec<T>, EngineError> {
+    match answer {
+        Ok(found) => Ok(found),
+        Err(err) if is_status(&err, &[503]) => Ok(Vec::new()),
+        Err(source) => Err(EngineError::Call {
+            action,
+            object: label.to_string(),
+            source,
+        }),
+    }
+}
+
 fn is_status(err: &BollardError, codes: &[u16]) -> bool {
     matches!(err, BollardError::DockerResponseServerError { status_code, .. } if codes.contains(status_code))
 }
@@ -720,45 +738,28 @@ impl Engine {
     pub async fn labelled(&self, label: &str) -> Result<Labelled, EngineError> {
         let containers = self.containers_labelled(&[label.to_string()]).await?;
         let filters = HashMap::from([("label", vec![label])]);
-        // 503: this engine is no swarm manager, so it has no services nor configs.
-        let services = match self
-            .docker
-            .list_services(Some(
-                ListServicesOptionsBuilder::default()
-                    .filters(&filters)
-                    .build(),
-            ))
-            .await
-        {
-            Ok(services) => services,
-            Err(err) if is_status(&err, &[503]) => Vec::new(),
-            Err(source) => {
-                return Err(EngineError::Call {
-                    action: "list services labelled",
-                    object: label.to_string(),
-                    source,
-                })
-            }
-        };
-        let configs = match self
-            .docker
-            .list_configs(Some(
-                ListConfigsOptionsBuilder::default()
-                    .filters(&filters)
-                    .build(),
-            ))
-            .await
-        {
-            Ok(configs) => configs,
-            Err(err) if is_status(&err, &[503]) => Vec::new(),
-            Err(source) => {
-                return Err(EngineError::Call {
-                    action: "list configs labelled",
-                    object: label.to_string(),
-                    source,
-                })
-            }
-        };
+        let services = swarm_only(
+            (self.docker)
+                .list_services(Some(
+                    ListServicesOptionsBuilder::default()
+                        .filters(&filters)
+                        .build(),
+                ))
+                .await,
+            "list services labelled",
+            label,
+        )?;
+        let configs = swarm_only(
+            (self.docker)
+                .list_configs(Some(
+                    ListConfigsOptionsBuilder::default()
+                        .filters(&filters)
+                        .build(),
+                ))
+                .await,
+            "list configs labelled",
+            label,
+        )?;
         let networks = self
             .docker
             .list_networks(Some(

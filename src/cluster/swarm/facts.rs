@@ -68,6 +68,10 @@ impl Scheduling {
                     self.tasks.len() - 1
                 }
             };
+            // A task is assigned its node after it is created.
+            if self.tasks[index].node.is_empty() && !seen.node.is_empty() {
+                self.tasks[index].node = (self.nodes.get(&seen.node)).unwrap_or(&seen.node).clone();
+            }
             let task = &mut self.tasks[index];
             if task.states.last().map(|s| &s.state) != Some(&seen.state) {
                 task.states.push(StateChange {
@@ -133,7 +137,12 @@ mod tests {
             seen("b", 1, "running", "t1"),
             seen("aa", 0, "ready", "t3"),
         ]);
-        facts.observe(&[seen("aa", 0, "running", "t4")]);
+        let mut unassigned = seen("c", 2, "pending", "t5");
+        unassigned.node = String::new();
+        facts.observe(&[seen("aa", 0, "running", "t4"), unassigned]);
+        facts.observe(&[seen("c", 2, "running", "t6")]);
+        let c = facts.tasks.iter().find(|t| t.id == "c").unwrap();
+        assert_eq!(c.node, "host-a", "the node once it is assigned");
         let a = &facts.tasks[0];
         assert_eq!(a.node, "host-a");
         assert_eq!(
@@ -146,6 +155,9 @@ mod tests {
         assert_eq!(a.error.as_deref(), Some("task: non-zero exit (137)"));
         let aa = facts.tasks.iter().find(|t| t.id == "aa").unwrap();
         assert_eq!(aa.states.len(), 2);
-        assert_eq!(facts.restarts_by_slot, BTreeMap::from([(0, 1), (1, 0)]));
+        assert_eq!(
+            facts.restarts_by_slot,
+            BTreeMap::from([(0, 1), (1, 0), (2, 0)])
+        );
     }
 }
