@@ -153,3 +153,68 @@ fn a_sigkilled_harness_leaves_no_service_behind() {
     );
     println!("nothing of the run left {:?} after SIGKILL", gone.unwrap());
 }
+
+/// `pause` freezes a task's container through the agent's job and thaws the same
+/// one; `stop` (SIGTERM, then SIGKILL after the grace) fails the task and Swarm
+/// replaces it, with a restart delay of 0.
+#[test]
+fn pause_and_stop_go_through_the_agent_and_pass() {
+    let _docker = docker_turn();
+    let _swarm = Swarm::manager();
+    let id = unique("e2e-swarm-pause");
+    let (_dir, scenario) = common::temp_scenario(
+        r#"name = "swarm-pause"
+seed = 3
+duration = "15s"
+[cluster]
+engine = "swarm"
+restart_delay = "0s"
+[service]
+replicas = 3
+env = { MODE = "redis" }
+[load]
+users = 8
+appends_per_session = 5
+request_timeout = "2s"
+retries = 3
+[[chaos]]
+fault = "pause"
+target = "replica-0"
+at = ["2s"]
+duration = "3s"
+[[chaos]]
+fault = "stop"
+target = "replica-1"
+at = ["7s"]
+grace = "1s"
+"#,
+    );
+    let run = run_scenario(&scenario, &id, &[]);
+    assert_eq!(
+        run.output.status.code(),
+        Some(0),
+        "{}",
+        common::describe(&run)
+    );
+    let s = common::summary(&run);
+    let events = s["faults"]["events"].as_array().unwrap();
+    let pause = events.iter().find(|e| e["fault"] == "pause").unwrap();
+    assert_eq!(pause["outcome"], "injected", "{pause}");
+    assert!(pause["reverted_ms"].as_u64().unwrap() >= 5000, "{pause}");
+    assert!(pause["error"].is_null(), "{pause}");
+    let stop = events.iter().find(|e| e["fault"] == "stop").unwrap();
+    assert!(stop["replacement"].is_string(), "{stop}");
+    assert!(stop["error"].is_null(), "{stop}");
+    // Paused, the task stayed the same one; stopped, slot 2 got a new task.
+    assert_eq!(
+        s["scheduling"]["restarts_by_slot"]["0"], 0,
+        "{}",
+        s["scheduling"]
+    );
+    assert_eq!(
+        s["scheduling"]["restarts_by_slot"]["1"], 1,
+        "{}",
+        s["scheduling"]
+    );
+    assert!(labelled(&id).is_empty(), "left behind: {:?}", labelled(&id));
+}

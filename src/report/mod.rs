@@ -534,7 +534,7 @@ impl Summary {
         if let (Some(median), Some(max)) = (ready.get(ready.len() / 2), ready.last()) {
             let _ = write!(
                 line,
-                "; kill to new task serving (restart delay {} ms): median {median} ms, max {max} ms over {} kills",
+                "; kill or stop to new task serving (restart delay {} ms): median {median} ms, max {max} ms over {} faults",
                 facts.restart_delay_ms,
                 ready.len()
             );

@@ -185,19 +185,26 @@ impl SwarmCluster {
                 source,
             })?;
         let swarm = info.swarm.unwrap_or_default();
-        if swarm.local_node_state == Some(LocalNodeState::ACTIVE)
-            && swarm.control_available == Some(true)
-        {
-            return Ok(());
+        let manager = swarm.local_node_state == Some(LocalNodeState::ACTIVE)
+            && swarm.control_available == Some(true);
+        match swarm.nodes {
+            // Images are used by id from the node's own store, and a task's address
+            // is read from the local engine: both hold on this node only.
+            Some(nodes) if manager && nodes > 1 => Err(EngineError::State(format!(
+                "this swarm has {nodes} nodes; the swarm engine runs on a single-node swarm \
+                 so far: the other nodes would need the run's images (there is no registry \
+                 to pull them from) and their tasks' addresses are not read yet"
+            ))),
+            _ if manager => Ok(()),
+            _ => Err(EngineError::State(format!(
+                "the swarm engine needs this Docker engine to be a swarm manager, and it is not \
+                 (swarm state: {}); make it one with `docker swarm init --advertise-addr 127.0.0.1` \
+                 (undo with `docker swarm leave --force`), or run with `--engine docker`",
+                swarm
+                    .local_node_state
+                    .map_or_else(|| "unknown".to_string(), |s| s.to_string())
+            ))),
         }
-        Err(EngineError::State(format!(
-            "the swarm engine needs this Docker engine to be a swarm manager, and it is not \
-             (swarm state: {}); make it one with `docker swarm init --advertise-addr 127.0.0.1` \
-             (undo with `docker swarm leave --force`), or run with `--engine docker`",
-            swarm
-                .local_node_state
-                .map_or_else(|| "unknown".to_string(), |s| s.to_string())
-        )))
     }
 
     /// The attachable overlay network of the run: tasks, the store and the balancer
