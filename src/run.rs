@@ -155,15 +155,28 @@ async fn engage(
         let cluster = DockerCluster::new(engine, run_id, plan, shutdown.graceful.clone());
         return conclude(&cluster, plan, dir, identity, shutdown).await;
     };
+    if let Some(service) = attach
+        .swarm_service()
+        .filter(|_| plan.cluster.engine == EngineKind::Swarm)
+    {
+        let (replicas, delay) = crate::cluster::swarm::discover(&engine, service)
+            .await
+            .map_err(Error::infra)?;
+        let plan = fit_attached(plan, replicas)?;
+        say!(
+            "attach: Swarm service {service}, {replicas} replicas, restart delay {}",
+            humantime::format_duration(delay)
+        );
+        let cluster = SwarmCluster::new(engine, run_id, &plan, shutdown.graceful.clone())
+            .attached_to(service, delay, &attach.url)
+            .with_journal(journal);
+        return conclude(&cluster, &plan, dir, identity, shutdown).await;
+    }
     let cluster =
         AttachedCluster::discover(engine, run_id, plan, attach, shutdown.graceful.clone())
             .await?
             .with_journal(journal);
-    let plan = crate::validate::attach::fit(plan, cluster.replicas()).map_err(|problems| {
-        let path = plan.source.path.display();
-        let lines: Vec<String> = problems.lines().map(|p| format!("{path}: {p}")).collect();
-        Error::Invalid(lines.join("\n"))
-    })?;
+    let plan = fit_attached(plan, cluster.replicas())?;
     let members: Vec<String> = (cluster.members().iter())
         .map(|m| format!("{} (restart policy {})", m.name, m.restart_policy))
         .collect();
@@ -174,6 +187,15 @@ async fn engage(
         members.join(", ")
     );
     conclude(&cluster, &plan, dir, identity, shutdown).await
+}
+
+/// The plan for the `replicas` an attached run found, or why it does not fit them.
+fn fit_attached(plan: &Plan, replicas: usize) -> Result<Plan> {
+    crate::validate::attach::fit(plan, replicas).map_err(|problems| {
+        let path = plan.source.path.display();
+        let lines: Vec<String> = problems.lines().map(|p| format!("{path}: {p}")).collect();
+        Error::Invalid(lines.join("\n"))
+    })
 }
 
 /// Drives the run on a cluster, tears down what the harness made and reports.

@@ -218,3 +218,223 @@ grace = "1s"
     );
     assert!(labelled(&id).is_empty(), "left behind: {:?}", labelled(&id));
 }
+
+/// A stack someone else runs on Swarm: an overlay network, a Redis, a service of
+/// three session-app tasks and HAProxy in front; removed when dropped.
+struct Stack {
+    name: String,
+    url: String,
+    config: tempfile::TempDir,
+}
+
+impl Stack {
+    fn start(name: &str) -> Stack {
+        let docker = |args: &[&str]| {
+            let out = Command::new("docker").args(args).output().unwrap();
+            assert!(
+                out.status.success(),
+                "docker {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        let net = format!("{name}-net");
+        let web = format!("{name}-web");
+        let config = tempfile::tempdir().unwrap();
+        let mut stack = Stack {
+            name: name.to_string(),
+            url: String::new(),
+            config,
+        };
+        let app = docker(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{.Id}}",
+            "sessionstorm/session-app",
+        ]);
+        docker(&["network", "create", "-d", "overlay", "--attachable", &net]);
+        let redis = format!("{name}-redis");
+        docker(&[
+            "run",
+            "-d",
+            "--name",
+            &redis,
+            "--network",
+            &net,
+            "--network-alias",
+            "store",
+            "sessionstorm/redis",
+            "--bind",
+            "0.0.0.0",
+            "--protected-mode",
+            "no",
+            "--save",
+            "",
+        ]);
+        docker(&[
+            "service",
+            "create",
+            "-d",
+            "--name",
+            &web,
+            "--replicas",
+            "3",
+            "--endpoint-mode",
+            "dnsrr",
+            "--network",
+            &net,
+            "--env",
+            "MODE=redis",
+            "--env",
+            "SESSION_STORE=redis://store:6379",
+            "--env",
+            "INSTANCE_ID={{.Task.Name}}",
+            "--restart-delay",
+            "0s",
+            "--no-resolve-image",
+            &app,
+        ]);
+        let cfg = sessionstorm::cluster::haproxy::render(&sessionstorm::cluster::haproxy::Config {
+            replicas: &[],
+            port: 8080,
+            health_path: "/healthz",
+            sticky: false,
+            tls: false,
+            via: &[],
+            tasks: Some((&web, 3)),
+        });
+        std::fs::write(stack.config.path().join("haproxy.cfg"), cfg).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mount = format!(
+            "{}:/usr/local/etc/haproxy:ro",
+            stack.config.path().display()
+        );
+        docker(&[
+            "run",
+            "-d",
+            "--name",
+            &format!("{name}-proxy"),
+            "--network",
+            &net,
+            "-p",
+            &format!("127.0.0.1:{port}:8080"),
+            "-v",
+            &mount,
+            "sessionstorm/haproxy",
+            "-db",
+            "-f",
+            "/usr/local/etc/haproxy/haproxy.cfg",
+        ]);
+        stack.url = format!("http://127.0.0.1:{port}");
+        stack
+    }
+
+    /// The service's tasks that run now.
+    fn running(&self) -> usize {
+        let out = Command::new("docker")
+            .args([
+                "service",
+                "ps",
+                &format!("{}-web", self.name),
+                "--filter",
+                "desired-state=running",
+                "--format",
+                "{{.CurrentState}}",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with("Running"))
+            .count()
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let name = &self.name;
+        let _ = Command::new("docker")
+            .args(["service", "rm", &format!("{name}-web")])
+            .output();
+        let _ = Command::new("docker")
+            .args([
+                "rm",
+                "-f",
+                &format!("{name}-proxy"),
+                &format!("{name}-redis"),
+            ])
+            .output();
+        // The overlay network goes once the tasks' endpoints have.
+        let _ = wait_for(Duration::from_secs(30), || {
+            Command::new("docker")
+                .args(["network", "rm", &format!("{name}-net")])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+    }
+}
+
+/// Attached to a running Swarm service: its tasks are killed through the agent and
+/// replaced by Swarm; the stack is left running as found, and nothing of the run is.
+#[test]
+fn attached_to_a_swarm_service_its_tasks_are_killed_and_replaced_by_swarm() {
+    let _docker = docker_turn();
+    let _swarm = Swarm::manager();
+    let id = unique("e2e-swarm-attach");
+    let stack = Stack::start(&format!("{id}-shop"));
+    let service = format!("{id}-shop-web");
+    // The stack serves before the run starts.
+    let up = wait_for(Duration::from_secs(30), || {
+        Command::new("curl")
+            .args(["-fs", &format!("{}/healthz", stack.url)])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    assert!(up.is_some(), "the test stack never served");
+    let selector = format!("com.docker.swarm.service.name={service}");
+    let run = run_scenario(
+        "scenarios/attach-swarm.toml",
+        &id,
+        &[
+            "--attach",
+            &stack.url,
+            "--selector",
+            &selector,
+            "--duration",
+            "20s",
+        ],
+    );
+    assert_eq!(
+        run.output.status.code(),
+        Some(0),
+        "{}",
+        common::describe(&run)
+    );
+    let s = common::summary(&run);
+    let kills = kills(s);
+    assert!(kills.len() >= 2, "{kills:#?}");
+    for kill in &kills {
+        assert!(
+            kill["target"].as_str().unwrap().starts_with(&service),
+            "{kill}"
+        );
+        assert!(
+            kill["replacement"].as_str().unwrap().starts_with(&service),
+            "{kill}"
+        );
+    }
+    assert_eq!(s["scheduling"]["service"], service.as_str());
+    assert_eq!(s["scheduling"]["restart_delay_ms"], 0);
+    // Nothing of the run is left, and the stack runs as it was found.
+    assert!(labelled(&id).is_empty(), "left behind: {:?}", labelled(&id));
+    let running = wait_for(Duration::from_secs(15), || stack.running() == 3);
+    assert!(
+        running.is_some(),
+        "the service does not run 3 tasks after the run"
+    );
+}

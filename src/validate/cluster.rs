@@ -6,6 +6,7 @@
 //! here, naming the engine, before anything starts.
 
 use super::Validator;
+use crate::plan::attach::SWARM_SERVICE;
 use crate::plan::cluster::SWARM_RESTART_DELAY;
 use crate::plan::template::{Placeholder, Template};
 use crate::plan::{
@@ -21,6 +22,8 @@ pub const SWARM_FAULTS: &str = "\"kill\", \"stop\", \"pause\"";
 /// What the rest of the scenario says, for [`Validator::fits_the_engine`].
 pub(super) struct Asked<'a> {
     pub attached: bool,
+    /// The attach selector's labels, when attach mode is valid so far.
+    pub attach_labels: Option<&'a [(String, String)]>,
     pub balancer: &'a BalancerPlan,
     pub service: Option<&'a ServicePlan>,
     pub raw_chaos: &'a [scenario::Chaos],
@@ -77,10 +80,24 @@ impl Validator<'_> {
         }
         let at = raw.engine.as_ref().map_or(0..0, |e| e.span());
         if asked.attached {
-            self.problem(
-                at.clone(),
-                "`cluster.engine = \"swarm\"` starts a Swarm service of its own; it cannot attach to a running stack (`[attach]`, --attach)",
-            );
+            // Attached, the selector names the service, and only that.
+            let names_one_service = asked
+                .attach_labels
+                .is_none_or(|labels| labels.len() == 1 && labels[0].0 == SWARM_SERVICE);
+            if !names_one_service {
+                self.problem(
+                    at.clone(),
+                    format!(
+                        "attached to Docker Swarm, the selector names the service whose tasks are the replicas, and nothing else: `--selector {SWARM_SERVICE}=NAME`"
+                    ),
+                );
+            }
+            if let Some(delay) = &raw.restart_delay {
+                self.problem(
+                    delay.span(),
+                    "`cluster.restart_delay` is not used when attached: the service's own restart policy applies",
+                );
+            }
         }
         if asked.balancer.kind == BalancerKind::Direct {
             self.problem(

@@ -117,6 +117,7 @@ pub fn build(source: &Source, overrides: &Overrides) -> Result<Plan, Vec<Problem
         &cluster,
         cluster::Asked {
             attached,
+            attach_labels: attach.as_ref().map(|a| a.labels.as_slice()),
             balancer: &balancer,
             service: service.as_ref(),
             raw_chaos: &raw.chaos,

@@ -33,16 +33,18 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bollard::models::{LocalNodeState, NetworkCreateRequest, Task, TaskState};
-use bollard::query_parameters::{ListNodesOptions, ListTasksOptionsBuilder};
+use bollard::query_parameters::{InspectServiceOptions, ListNodesOptions, ListTasksOptionsBuilder};
 use tokio_util::sync::CancellationToken;
 
 use self::agent::AgentAction;
 use self::facts::{Observed, Scheduling};
 use super::docker::{DockerCluster, Started};
 use super::engine::{host_socket, Engine, EngineError, Removed, SOCKET_IN_CONTAINER};
+use super::hold::{Hold, Journal, Note};
 use super::{haproxy, Acted, Action, Cluster, Ended, KillOutcome, Lifecycle, Victim};
 use crate::images::BuiltIn;
 use crate::load::targets::Targets;
+use crate::plan::cluster::SWARM_RESTART_DELAY;
 use crate::plan::template::Values;
 use crate::plan::{Plan, StoreKind};
 
@@ -93,6 +95,41 @@ pub struct SwarmCluster {
     jobs: AtomicU32,
     facts: Arc<Mutex<Scheduling>>,
     watcher: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Attached to a running service (`--attach URL`): its URL. The harness then
+    /// makes nothing but its agent's jobs, and acts only on that service's tasks.
+    attached: Option<String>,
+    /// Where a pause is noted for the reaper before it holds a container.
+    journal: Journal,
+}
+
+/// A running Swarm service to attach to: how many tasks it asks for, and its
+/// restart delay.
+pub async fn discover(engine: &Engine, service: &str) -> Result<(usize, Duration), EngineError> {
+    let found = engine
+        .docker()
+        .inspect_service(service, None::<InspectServiceOptions>)
+        .await
+        .map_err(|source| EngineError::Call {
+            action: "find the Swarm service",
+            object: service.to_string(),
+            source,
+        })?;
+    let spec = found.spec.unwrap_or_default();
+    let replicas = (spec.mode.and_then(|m| m.replicated))
+        .and_then(|r| r.replicas)
+        .filter(|n| *n > 0)
+        .ok_or_else(|| {
+            EngineError::State(format!(
+                "the Swarm service {service} is not replicated with at least one task (a global \
+                 service or a job has no slots to fault); attach to a replicated one"
+            ))
+        })?;
+    let delay = (spec.task_template.and_then(|t| t.restart_policy))
+        .and_then(|p| p.delay)
+        .map_or(SWARM_RESTART_DELAY, |ns| {
+            Duration::from_nanos(ns.max(0) as u64)
+        });
+    Ok((replicas as usize, delay))
 }
 
 impl SwarmCluster {
@@ -122,8 +159,30 @@ impl SwarmCluster {
                 ..Default::default()
             })),
             watcher: Mutex::new(None),
+            attached: None,
+            journal: Journal::default(),
             service,
         }
+    }
+
+    /// The same engine on a service someone else runs (see [`discover`]), whose
+    /// load goes to `url`: nothing is created, only its tasks are acted on.
+    pub fn attached_to(mut self, service: &str, restart_delay: Duration, url: &str) -> Self {
+        self.service = service.to_string();
+        self.attached = Some(url.to_string());
+        let facts = Scheduling {
+            engine: "swarm".into(),
+            service: service.to_string(),
+            restart_delay_ms: restart_delay.as_millis() as u64,
+            ..Default::default()
+        };
+        *self.facts.lock().expect("facts lock") = facts;
+        self
+    }
+
+    pub fn with_journal(mut self, journal: Journal) -> Self {
+        self.journal = journal;
+        self
     }
 
     fn labels(&self, role: &str) -> HashMap<String, String> {
@@ -136,6 +195,19 @@ impl SwarmCluster {
         let began = Instant::now();
         let deadline = began + self.plan.service.ready_timeout;
         self.require_manager().await?;
+        if let Some(url) = &self.attached {
+            let agent_image = self.image_id(BuiltIn::Reaper.tag()).await?;
+            let _ = self.agent_image.set(agent_image);
+            self.watch().await;
+            for slot in 0..self.plan.service.replicas {
+                self.wait_serving(slot, None, deadline).await?;
+            }
+            return Ok(Started {
+                url: url.clone(),
+                ready_after: began.elapsed(),
+                targets: Arc::new(Targets::one(url)),
+            });
+        }
         self.create_network().await?;
         if self.plan.store.kind != StoreKind::None {
             self.docker.create_store().await?;
@@ -353,6 +425,29 @@ impl SwarmCluster {
             .collect())
     }
 
+    /// Whether a running task serves: the balancer's health checks pass on its
+    /// address; attached (the stack's own proxy, whose view the harness cannot
+    /// read), the stack's URL answers its health path, which says the stack serves.
+    async fn serves(&self, task: &Located) -> Result<(), String> {
+        if let Some(url) = &self.attached {
+            let health = format!("{url}{}", self.plan.service.health_path);
+            let answer = self.http.get(&health).send().await;
+            return match answer {
+                Ok(a) if a.status() == 200 => Ok(()),
+                Ok(a) => Err(format!("{health} answered {}", a.status())),
+                Err(e) => Err(format!("{health}: {e}")),
+            };
+        }
+        let ip = self.address(task).await?;
+        if self.up_addresses().await?.contains(&ip) {
+            return Ok(());
+        }
+        Err(format!(
+            "the balancer's health checks do not pass on {ip} ({})",
+            task.name
+        ))
+    }
+
     /// The task's address on the run's network. Its container is on this node:
     /// another node's containers are only seen by that node's engine.
     async fn address(&self, task: &Located) -> Result<String, String> {
@@ -394,15 +489,9 @@ impl SwarmCluster {
         loop {
             let last = match self.locate(slot, not).await? {
                 None => "no task of the slot is running".to_string(),
-                Some(task) => match (self.address(&task).await, self.up_addresses().await) {
-                    (Ok(ip), Ok(up)) if up.contains(&ip) => return Ok(task.name),
-                    (Ok(ip), Ok(_)) => {
-                        format!(
-                            "the balancer's health checks do not pass on {ip} ({})",
-                            task.name
-                        )
-                    }
-                    (Err(e), _) | (_, Err(e)) => e,
+                Some(task) => match self.serves(&task).await {
+                    Ok(()) => return Ok(task.name),
+                    Err(why) => why,
                 },
             };
             if self.cancel.is_cancelled() {
@@ -552,6 +641,19 @@ impl Lifecycle for SwarmCluster {
         if let Some(watcher) = self.watcher.lock().expect("watcher lock").take() {
             watcher.abort();
         }
+        // A pause still holding a task (a second Ctrl-C) is undone: attached, the
+        // container is not the harness's to leave frozen.
+        let paused: Vec<Located> = (self.paused.lock().expect("paused lock").drain())
+            .map(|(_, task)| task)
+            .collect();
+        for task in paused {
+            self.agent(AgentAction::Unpause, &task, Duration::ZERO)
+                .await?;
+            let hold = Hold::Paused {
+                container: task.container,
+            };
+            self.journal.note(&Note::Release(hold)).await;
+        }
         self.engine.remove_run(&self.run_id).await
     }
 
@@ -614,6 +716,10 @@ impl Cluster for SwarmCluster {
                 let Some(task) = self.locate(slot, None).await? else {
                     return Ok(gone());
                 };
+                let hold = Hold::Paused {
+                    container: task.container.clone(),
+                };
+                self.journal.note(&Note::Hold(hold)).await;
                 let took = self
                     .agent(AgentAction::Pause, &task, Duration::ZERO)
                     .await?;
@@ -632,6 +738,10 @@ impl Cluster for SwarmCluster {
                 };
                 self.agent(AgentAction::Unpause, &task, Duration::ZERO)
                     .await?;
+                let hold = Hold::Paused {
+                    container: task.container.clone(),
+                };
+                self.journal.note(&Note::Release(hold)).await;
                 Ok(Acted::on(task.name))
             }
             other => Err(EngineError::State(format!(
