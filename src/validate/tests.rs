@@ -595,3 +595,24 @@ after_kill = "restart"
     }
     assert_eq!(problems.len(), 5, "{messages:#?}");
 }
+
+#[test]
+fn attached_to_swarm_the_selector_names_only_the_service() {
+    let attach = |selector: &str| {
+        format!(
+            "name = \"a\"\nduration = \"10s\"\n[cluster]\nengine = \"swarm\"\n[attach]\nurl = \"http://127.0.0.1:1\"\nselector = [{selector}]\n[load]\nusers = 2\nappends_per_session = 1\n[[chaos]]\nfault = \"kill\"\nevery = \"5s\"\n"
+        )
+    };
+    let attached = plan(&attach("\"com.docker.swarm.service.name=web\""))
+        .unwrap()
+        .attach
+        .unwrap();
+    assert_eq!(attached.swarm_service(), Some("web"));
+    let problems = plan(&attach("\"app=web\"")).unwrap_err();
+    assert!(
+        problems[0]
+            .message
+            .contains("`--selector com.docker.swarm.service.name=NAME`"),
+        "{problems:?}"
+    );
+}
