@@ -54,6 +54,17 @@ fn swarm_state() -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// The summary of a run that passed (exit 0).
+fn passed(run: &common::Run) -> &Value {
+    assert_eq!(
+        run.output.status.code(),
+        Some(0),
+        "{}",
+        common::describe(run)
+    );
+    common::summary(run)
+}
+
 /// The kill records of a run.
 fn kills(summary: &Value) -> Vec<Value> {
     summary["faults"]["events"]
@@ -190,13 +201,7 @@ grace = "1s"
 "#,
     );
     let run = run_scenario(&scenario, &id, &[]);
-    assert_eq!(
-        run.output.status.code(),
-        Some(0),
-        "{}",
-        common::describe(&run)
-    );
-    let s = common::summary(&run);
+    let s = passed(&run);
     let events = s["faults"]["events"].as_array().unwrap();
     let pause = events.iter().find(|e| e["fault"] == "pause").unwrap();
     assert_eq!(pause["outcome"], "injected", "{pause}");
@@ -409,13 +414,7 @@ fn attached_to_a_swarm_service_its_tasks_are_killed_and_replaced_by_swarm() {
             "20s",
         ],
     );
-    assert_eq!(
-        run.output.status.code(),
-        Some(0),
-        "{}",
-        common::describe(&run)
-    );
-    let s = common::summary(&run);
+    let s = passed(&run);
     let kills = kills(s);
     assert!(kills.len() >= 2, "{kills:#?}");
     for kill in &kills {
