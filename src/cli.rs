@@ -132,6 +132,17 @@ pub enum Command {
         #[arg(long, value_parser = parse_run_id)]
         run: String,
     },
+    /// The swarm engine's agent, run by a one-shot Swarm job on a task's node: one
+    /// action on one container there, through that node's engine.
+    #[command(hide = true)]
+    Agent {
+        action: crate::cluster::swarm::agent::AgentAction,
+        /// The container's id on this node.
+        container: String,
+        /// `stop`: milliseconds between SIGTERM and SIGKILL.
+        #[arg(long, default_value_t = 0)]
+        grace_ms: u64,
+    },
     /// Print a shell completion script for bash, zsh, fish, elvish or powershell.
     #[command(after_help = COMPLETIONS_EXAMPLES)]
     Completions {
@@ -173,9 +184,13 @@ pub struct ScenarioArgs {
     /// Number of replicas; same as --set service.replicas=N.
     #[arg(long)]
     pub replicas: Option<u32>,
+    /// The engine the cluster runs on: docker (default) or swarm (a Swarm service on
+    /// this node, which must be a swarm manager); same as --set cluster.engine=ENGINE.
+    #[arg(long, value_name = "ENGINE")]
+    pub engine: Option<String>,
     /// Override any scenario key before validation, as a dotted path: load.rate=300,
     /// service.env.MODE=memory, chaos.0.every=2s. Repeatable; applied in order,
-    /// after --rate, --replicas, --tls-ca and --tls-insecure.
+    /// after --rate, --replicas, --engine, --tls-ca and --tls-insecure.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<Setting>,
     #[command(flatten)]
@@ -256,6 +271,9 @@ impl ScenarioArgs {
         }
         if let Some(replicas) = self.replicas {
             set.push(Setting::shortcut("replicas", "service.replicas", replicas));
+        }
+        if let Some(engine) = &self.engine {
+            set.push(Setting::shortcut("engine", "cluster.engine", engine));
         }
         set.extend(self.attach.tls_settings());
         set.extend(self.set.iter().cloned());

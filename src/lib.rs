@@ -158,6 +158,17 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> Result<ExitCode> {
         }
         Command::Report { run_dir } => report::rebuild(&run_dir),
         Command::Reaper { run } => reaper::watch::run(&run).await,
+        Command::Agent {
+            action,
+            container,
+            grace_ms,
+        } => {
+            let grace = std::time::Duration::from_millis(grace_ms);
+            cluster::swarm::agent::run(action, &container, grace)
+                .await
+                .map_err(Error::infra)?;
+            Ok(ExitCode::Passed)
+        }
         Command::Compare(args) => compare::run(&args),
         Command::Cleanup { run, dry_run } => {
             let engine = Engine::connect().await.map_err(Error::infra)?;
@@ -170,20 +181,10 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> Result<ExitCode> {
                 .await
                 .map_err(Error::infra)?;
             let verb = if dry_run { "would remove" } else { "removed" };
-            for name in removed
-                .containers
-                .iter()
-                .chain(&removed.networks)
-                .chain(&removed.volumes)
-            {
+            for name in removed.names() {
                 say!("{verb} {name}");
             }
-            say!(
-                "{verb} {} containers, {} networks and {} volumes labelled {label}",
-                removed.containers.len(),
-                removed.networks.len(),
-                removed.volumes.len()
-            );
+            say!("{verb} {} labelled {label}", removed.describe());
             Ok(ExitCode::Passed)
         }
     }
@@ -211,6 +212,9 @@ pub fn render_plan(plan: &plan::Plan) -> String {
             plan.store.describe(),
             plan.balancer.describe()
         );
+        if plan.cluster.engine != plan::EngineKind::Docker {
+            let _ = writeln!(out, "engine   {}", plan.cluster.describe());
+        }
     }
     let per_session = match &plan.load.flow {
         Some(flow) => format!(

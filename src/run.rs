@@ -20,6 +20,7 @@ use crate::cluster::attached::AttachedCluster;
 use crate::cluster::docker::{DockerCluster, Started};
 use crate::cluster::engine::Engine;
 use crate::cluster::hold::Journal;
+use crate::cluster::swarm::SwarmCluster;
 use crate::cluster::{Cluster, Lifecycle};
 use crate::error::{Error, ExitCode, Result};
 use crate::gate::{self, Evidence, Verdict};
@@ -28,7 +29,7 @@ use crate::load::collector::{IntervalRow, Logs};
 use crate::load::spill::{Spill, SPILL_FILE};
 use crate::load::Driver;
 use crate::metrics::{FailureTimeline, Live, Percentiles, Recorder};
-use crate::plan::{Model, Plan};
+use crate::plan::{EngineKind, Model, Plan};
 use crate::progress;
 use crate::reaper::Reaper;
 use crate::report::csv::{EventsCsv, LatencyCsv};
@@ -93,6 +94,10 @@ pub async fn execute(
         if plan.balancer.kind == crate::plan::BalancerKind::Haproxy {
             tags.push(BuiltIn::Haproxy.tag().to_string());
         }
+        // The swarm engine's agent jobs run the harness's own binary.
+        if plan.cluster.engine == EngineKind::Swarm {
+            tags.push(BuiltIn::Reaper.tag().to_string());
+        }
     }
     let needs = crate::cluster::kernel::needs(plan);
     use crate::plan::KernelFeature::{Iptables, IptablesStatistic, Tbf};
@@ -143,18 +148,35 @@ async fn engage(
         return Err(Error::Interrupted);
     }
     let Some(attach) = &plan.attach else {
+        if plan.cluster.engine == EngineKind::Swarm {
+            let cluster = SwarmCluster::new(engine, run_id, plan, shutdown.graceful.clone());
+            return conclude(&cluster, plan, dir, identity, shutdown).await;
+        }
         let cluster = DockerCluster::new(engine, run_id, plan, shutdown.graceful.clone());
         return conclude(&cluster, plan, dir, identity, shutdown).await;
     };
+    if let Some(service) = attach
+        .swarm_service()
+        .filter(|_| plan.cluster.engine == EngineKind::Swarm)
+    {
+        let (replicas, delay) = crate::cluster::swarm::discover(&engine, service)
+            .await
+            .map_err(Error::infra)?;
+        let plan = fit_attached(plan, replicas)?;
+        say!(
+            "attach: Swarm service {service}, {replicas} replicas, restart delay {}",
+            humantime::format_duration(delay)
+        );
+        let cluster = SwarmCluster::new(engine, run_id, &plan, shutdown.graceful.clone())
+            .attached_to(service, delay, &attach.url)
+            .with_journal(journal);
+        return conclude(&cluster, &plan, dir, identity, shutdown).await;
+    }
     let cluster =
         AttachedCluster::discover(engine, run_id, plan, attach, shutdown.graceful.clone())
             .await?
             .with_journal(journal);
-    let plan = crate::validate::attach::fit(plan, cluster.replicas()).map_err(|problems| {
-        let path = plan.source.path.display();
-        let lines: Vec<String> = problems.lines().map(|p| format!("{path}: {p}")).collect();
-        Error::Invalid(lines.join("\n"))
-    })?;
+    let plan = fit_attached(plan, cluster.replicas())?;
     let members: Vec<String> = (cluster.members().iter())
         .map(|m| format!("{} (restart policy {})", m.name, m.restart_policy))
         .collect();
@@ -165,6 +187,15 @@ async fn engage(
         members.join(", ")
     );
     conclude(&cluster, &plan, dir, identity, shutdown).await
+}
+
+/// The plan for the `replicas` an attached run found, or why it does not fit them.
+fn fit_attached(plan: &Plan, replicas: usize) -> Result<Plan> {
+    crate::validate::attach::fit(plan, replicas).map_err(|problems| {
+        let path = plan.source.path.display();
+        let lines: Vec<String> = problems.lines().map(|p| format!("{path}: {p}")).collect();
+        Error::Invalid(lines.join("\n"))
+    })
 }
 
 /// Drives the run on a cluster, tears down what the harness made and reports.
@@ -181,19 +212,17 @@ async fn conclude<C: Lifecycle>(
         outcome = AssertUnwindSafe(drive(cluster, plan, dir, identity, shutdown)).catch_unwind() => outcome,
         () = shutdown.abort.cancelled() => Ok(Err(Error::Interrupted)),
     };
+    // Read before teardown, which stops the orchestrator's watcher.
+    let scheduling = cluster.scheduling();
     match cluster.teardown().await {
-        Ok(removed) => say!(
-            "teardown: removed {} containers, {} network and {} volumes",
-            removed.containers.len(),
-            removed.networks.len(),
-            removed.volumes.len()
-        ),
+        Ok(removed) => say!("teardown: removed {}", removed.describe()),
         Err(err) => eprintln!(
             "warning: teardown failed ({err}); remove leftovers with `sessionstorm cleanup --run {run_id}`"
         ),
     }
     let (mut summary, anomalies, faults) =
         outcome.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+    summary.scheduling = scheduling;
     summary.gates = gate::evaluate(&plan.gates.checks, &summary);
     gate::apply(&mut summary.verdict, &summary.gates.clone());
     let all = report::FullLists {
@@ -609,6 +638,7 @@ fn summarize(plan: &Plan, run: &RunIdentity, started: &Started, mut found: Found
         tolerances: (plan.gates.tolerances.iter())
             .map(|(metric, t)| (metric.clone(), t.to_string()))
             .collect(),
+        scheduling: None,
     }
 }
 

@@ -143,6 +143,7 @@ impl Stack {
             sticky: false,
             tls: false,
             via: &[],
+            tasks: None,
         });
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join(haproxy::CONFIG_FILE);

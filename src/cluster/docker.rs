@@ -103,7 +103,7 @@ impl DockerCluster {
         }
     }
 
-    fn name(&self, what: &str) -> String {
+    pub(super) fn name(&self, what: &str) -> String {
         format!("sessionstorm-{}-{what}", self.run_id)
     }
 
@@ -189,7 +189,7 @@ impl DockerCluster {
     }
 
     /// Creates and starts the store, with the harness's Redis flags for a Redis.
-    async fn create_store(&self) -> Result<(), EngineError> {
+    pub(super) async fn create_store(&self) -> Result<(), EngineError> {
         let store = &self.plan.store;
         let values = Values {
             store: STORE_HOST,
@@ -249,7 +249,6 @@ impl DockerCluster {
 
     /// Creates and starts HAProxy in front of the replicas; returns its URL.
     async fn start_balancer(&self) -> Result<String, EngineError> {
-        let balancer = self.name("balancer");
         let aliases: Vec<String> = (0..self.plan.service.replicas)
             .map(|slot| format!("replica-{slot}"))
             .collect();
@@ -269,7 +268,15 @@ impl DockerCluster {
                         .collect::<Vec<_>>()
                 })
                 .unwrap_or_default(),
+            tasks: None,
         });
+        self.run_balancer(&config).await
+    }
+
+    /// Creates and starts HAProxy with `config` on the run's network, published on
+    /// 127.0.0.1; returns its URL.
+    pub(super) async fn run_balancer(&self, config: &str) -> Result<String, EngineError> {
+        let balancer = self.name("balancer");
         // A port chosen here rather than by Docker, so a balancer restarted by a
         // fault keeps its address and the load finds it again.
         let host_port = match self.plan.balancer.port {
@@ -299,7 +306,7 @@ impl DockerCluster {
             .upload(
                 &balancer,
                 haproxy::CONFIG_DIR,
-                tar_of(haproxy::CONFIG_FILE, &config),
+                tar_of(haproxy::CONFIG_FILE, config),
             )
             .await?;
         self.engine.start(&balancer).await.map_err(|e| {
@@ -472,7 +479,7 @@ impl DockerCluster {
     /// Polls `url` until it answers 200. Fails early, with the container's last log
     /// lines, if `container` stops: a replica that crashes at start would otherwise
     /// look like a slow one until the timeout.
-    async fn wait_url(
+    pub(super) async fn wait_url(
         &self,
         container: &str,
         url: &str,

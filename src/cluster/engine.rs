@@ -16,10 +16,10 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, InspectContainerOptions,
-    KillContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
-    ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    RemoveVolumeOptionsBuilder, RestartContainerOptionsBuilder, StopContainerOptionsBuilder,
-    UploadToContainerOptionsBuilder,
+    KillContainerOptionsBuilder, ListConfigsOptionsBuilder, ListContainersOptionsBuilder,
+    ListNetworksOptionsBuilder, ListServicesOptionsBuilder, ListVolumesOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
+    RestartContainerOptionsBuilder, StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::StreamExt;
@@ -91,14 +91,48 @@ pub struct ContainerSpec {
 /// Objects found (and, unless dry-run, removed) by a label selector.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Removed {
+    /// Swarm services and configs (the swarm engine's), gone first so that Swarm
+    /// starts no task in place of a container removed next.
+    pub services: Vec<String>,
+    pub configs: Vec<String>,
     pub containers: Vec<String>,
     pub networks: Vec<String>,
     pub volumes: Vec<String>,
 }
 
+impl Removed {
+    /// Every name, services first.
+    pub fn names(&self) -> impl Iterator<Item = &String> {
+        (self.services.iter())
+            .chain(&self.configs)
+            .chain(&self.containers)
+            .chain(&self.networks)
+            .chain(&self.volumes)
+    }
+
+    /// "2 containers, 1 network and 1 volume", services and configs only when any.
+    pub fn describe(&self) -> String {
+        let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+        let mut parts = Vec::new();
+        if !self.services.is_empty() {
+            parts.push(count(self.services.len(), "service"));
+        }
+        if !self.configs.is_empty() {
+            parts.push(count(self.configs.len(), "config"));
+        }
+        parts.push(count(self.containers.len(), "container"));
+        parts.push(count(self.networks.len(), "network"));
+        let last = count(self.volumes.len(), "volume");
+        format!("{} and {last}", parts.join(", "))
+    }
+}
+
 /// Objects as Docker lists them, with their labels and (containers) state.
 #[derive(Debug, Clone, Default)]
 pub struct Labelled {
+    /// Empty when this engine is no swarm manager.
+    pub services: Vec<bollard::models::Service>,
+    pub configs: Vec<bollard::models::Config>,
     pub containers: Vec<bollard::models::ContainerSummary>,
     pub networks: Vec<bollard::models::Network>,
     pub volumes: Vec<bollard::models::Volume>,
@@ -110,12 +144,47 @@ pub struct Engine {
     docker: Docker,
 }
 
+/// Where the engine's socket is mounted in the harness's own helper containers (the
+/// reaper, the swarm engine's agent jobs), and where they connect, as `DOCKER_HOST`
+/// is unset there.
+pub const SOCKET_IN_CONTAINER: &str = "/var/run/docker.sock";
+
+/// The engine's socket on this host, when the engine is reached through one: a
+/// helper that talks to the engine needs it mounted. `None` for an engine over TCP.
+pub fn host_socket() -> Option<String> {
+    match std::env::var("DOCKER_HOST") {
+        Ok(host) if !host.is_empty() => host.strip_prefix("unix://").map(String::from),
+        _ => Some(SOCKET_IN_CONTAINER.to_string()),
+    }
+}
+
+/// How long a network removal waits for its last endpoints to go.
+const NETWORK_BUSY: Duration = Duration::from_secs(15);
+
 /// How long connecting may take before we say the engine is unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Docker takes grace periods in whole seconds.
 fn grace_secs(grace: Duration) -> i32 {
     grace.as_secs_f64().ceil().min(3600.0) as i32
+}
+
+/// A list of Swarm objects, empty where this engine is no swarm manager (503): it
+/// has no services nor configs then.
+fn swarm_only<T>(
+    answer: Result<Vec<T>, BollardError>,
+    action: &'static str,
+    label: &str,
+) -> Result<Vec<T>, EngineError> {
+    match answer {
+        Ok(found) => Ok(found),
+        Err(err) if is_status(&err, &[503]) => Ok(Vec::new()),
+        Err(source) => Err(EngineError::Call {
+            action,
+            object: label.to_string(),
+            source,
+        }),
+    }
 }
 
 fn is_status(err: &BollardError, codes: &[u16]) -> bool {
@@ -665,10 +734,32 @@ impl Engine {
             .await
     }
 
-    /// Every container, network and volume whose labels match `label`.
+    /// Every service, config, container, network and volume whose labels match `label`.
     pub async fn labelled(&self, label: &str) -> Result<Labelled, EngineError> {
         let containers = self.containers_labelled(&[label.to_string()]).await?;
         let filters = HashMap::from([("label", vec![label])]);
+        let services = swarm_only(
+            (self.docker)
+                .list_services(Some(
+                    ListServicesOptionsBuilder::default()
+                        .filters(&filters)
+                        .build(),
+                ))
+                .await,
+            "list services labelled",
+            label,
+        )?;
+        let configs = swarm_only(
+            (self.docker)
+                .list_configs(Some(
+                    ListConfigsOptionsBuilder::default()
+                        .filters(&filters)
+                        .build(),
+                ))
+                .await,
+            "list configs labelled",
+            label,
+        )?;
         let networks = self
             .docker
             .list_networks(Some(
@@ -698,10 +789,52 @@ impl Engine {
             .volumes
             .unwrap_or_default();
         Ok(Labelled {
+            services,
+            configs,
             containers,
             networks,
             volumes,
         })
+    }
+
+    /// Removes a Swarm service (its tasks' containers go with it); one that is
+    /// already gone is fine.
+    pub async fn remove_service(&self, name: &str) -> Result<(), EngineError> {
+        match self.docker.delete_service(name).await {
+            Ok(()) => Ok(()),
+            Err(err) if is_status(&err, &[404]) => Ok(()),
+            Err(source) => Err(EngineError::Call {
+                action: "remove service",
+                object: name.to_string(),
+                source,
+            }),
+        }
+    }
+
+    /// Removes a network; one that is gone is fine. An overlay network still has
+    /// endpoints for a moment after its service's tasks were removed: retried for
+    /// up to [`NETWORK_BUSY`].
+    async fn remove_network(&self, name: &str) -> Result<(), EngineError> {
+        let deadline = std::time::Instant::now() + NETWORK_BUSY;
+        loop {
+            match self.docker.remove_network(name).await {
+                Ok(()) => return Ok(()),
+                Err(err) if is_status(&err, &[404]) => return Ok(()),
+                Err(err)
+                    if is_status(&err, &[403, 409, 500])
+                        && std::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(source) => {
+                    return Err(EngineError::Call {
+                        action: "remove network",
+                        object: name.to_string(),
+                        source,
+                    })
+                }
+            }
+        }
     }
 
     /// [`remove_labelled`](Self::remove_labelled), leaving the containers `keep` picks.
@@ -712,12 +845,42 @@ impl Engine {
         keep: impl Fn(&bollard::models::ContainerSummary) -> bool,
     ) -> Result<Removed, EngineError> {
         let Labelled {
+            services,
+            configs,
             mut containers,
             networks,
             volumes,
         } = self.labelled(label).await?;
         containers.retain(|c| !keep(c));
         let mut removed = Removed::default();
+        for service in services {
+            let Some(name) = service.spec.and_then(|s| s.name) else {
+                continue;
+            };
+            if !dry_run {
+                self.remove_service(&name).await?;
+            }
+            removed.services.push(name);
+        }
+        for config in configs {
+            let (Some(id), Some(name)) = (config.id, config.spec.and_then(|s| s.name)) else {
+                continue;
+            };
+            if !dry_run {
+                match self.docker.delete_config(&id).await {
+                    Ok(()) => {}
+                    Err(err) if is_status(&err, &[404]) => {}
+                    Err(source) => {
+                        return Err(EngineError::Call {
+                            action: "remove config",
+                            object: name,
+                            source,
+                        })
+                    }
+                }
+            }
+            removed.configs.push(name);
+        }
         for container in containers {
             let Some(name) = container
                 .names
@@ -734,17 +897,7 @@ impl Engine {
         for network in networks {
             let Some(name) = network.name else { continue };
             if !dry_run {
-                match self.docker.remove_network(&name).await {
-                    Ok(()) => {}
-                    Err(err) if is_status(&err, &[404]) => {}
-                    Err(source) => {
-                        return Err(EngineError::Call {
-                            action: "remove network",
-                            object: name,
-                            source,
-                        })
-                    }
-                }
+                self.remove_network(&name).await?;
             }
             removed.networks.push(name);
         }
@@ -766,6 +919,8 @@ impl Engine {
             }
             removed.volumes.push(volume.name);
         }
+        removed.services.sort();
+        removed.configs.sort();
         removed.containers.sort();
         removed.networks.sort();
         removed.volumes.sort();

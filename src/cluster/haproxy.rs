@@ -31,7 +31,15 @@ pub struct Config<'a> {
     /// Where each server is reached instead of `alias:port` (`host:port`, in slot
     /// order): the `latency` fault's proxies. Empty: straight to the replicas.
     pub via: &'a [String],
+    /// The swarm engine: the servers are the tasks of this Swarm service, this many,
+    /// found by DNS (`tasks.<service>`) instead of `replicas`; the balancer also
+    /// answers [`STATS_PATH`] for the harness.
+    pub tasks: Option<(&'a str, usize)>,
 }
+
+/// Where the swarm engine's balancer shows its servers' states (append `;csv`): the
+/// harness cannot reach Swarm's tasks from the host, only through the balancer.
+pub const STATS_PATH: &str = "/sessionstorm/haproxy";
 
 /// Renders `haproxy.cfg`.
 ///
@@ -54,6 +62,23 @@ pub fn render(config: &Config<'_>) -> String {
             .unwrap_or_else(|| format!("{alias}:{}", config.port));
         servers.push_str(&format!("    server {alias} {address}{cookie}\n"));
     }
+    let mut stats = String::new();
+    if let Some((service, count)) = config.tasks {
+        // Slots of addresses filled by Docker's DNS; a replaced task's address
+        // takes a free one.
+        servers = format!(
+            "    server-template replica- 1-{count} tasks.{service}:{}\n",
+            config.port
+        );
+        stats = format!(
+            "\nbackend harness-stats\n    stats enable\n    stats show-legends\n    stats uri {STATS_PATH}\n"
+        );
+    }
+    let use_stats = if stats.is_empty() {
+        String::new()
+    } else {
+        format!("    use_backend harness-stats if {{ path_beg {STATS_PATH} }}\n")
+    };
     // `insert indirect nocache`: HAProxy sets SRV on the first answer, strips it
     // from requests before they reach the server, and keeps caches from sharing it.
     let sticky = if config.sticky {
@@ -94,7 +119,7 @@ defaults
 
 frontend sessions
     bind :{listen}
-    default_backend replicas
+{use_stats}    default_backend replicas
 
 backend replicas
     balance roundrobin
@@ -102,7 +127,7 @@ backend replicas
 {sticky}    option httpchk GET {health}
     http-check expect status 200
     default-server check inter 500ms fastinter 250ms downinter 250ms fall 2 rise 1 resolvers docker init-addr none resolve-prefer ipv4{tls}
-{servers}",
+{servers}{stats}",
         listen = LISTEN_PORT,
         health = config.health_path,
         server_header = SERVER_HEADER,
@@ -123,6 +148,7 @@ mod tests {
             sticky: false,
             tls: false,
             via: &[],
+            tasks: None,
         });
         assert!(cfg.contains("    server replica-0 replica-0:9000\n"));
         assert!(cfg.contains("    server replica-1 replica-1:9000\n"));
@@ -148,6 +174,7 @@ mod tests {
             sticky: true,
             tls: false,
             via: &[],
+            tasks: None,
         });
         assert!(cfg.contains("    cookie SRV insert indirect nocache\n"));
         assert!(cfg.contains("    server replica-1 replica-1:8080 cookie r1\n"));
@@ -163,6 +190,7 @@ mod tests {
             sticky: false,
             tls: true,
             via: &[],
+            tasks: None,
         });
         // On `default-server`, so every server and its health check inherit it.
         let defaults = cfg
@@ -186,8 +214,30 @@ mod tests {
             sticky: false,
             tls: false,
             via: &via,
+            tasks: None,
         });
         assert!(cfg.contains("    server replica-0 10.0.0.1:4000\n"));
         assert!(cfg.contains("    server replica-1 10.0.0.1:4001\n"));
+    }
+
+    #[test]
+    fn swarm_tasks_are_servers_found_by_dns_and_stats_are_served() {
+        let cfg = render(&Config {
+            replicas: &[],
+            port: 8080,
+            health_path: "/healthz",
+            sticky: false,
+            tls: false,
+            via: &[],
+            tasks: Some(("web", 3)),
+        });
+        assert!(cfg.contains("    server-template replica- 1-3 tasks.web:8080\n"));
+        assert!(!cfg.contains("    server replica-"));
+        assert!(
+            cfg.contains("    use_backend harness-stats if { path_beg /sessionstorm/haproxy }\n")
+        );
+        assert!(cfg.contains("    stats uri /sessionstorm/haproxy\n"));
+        // Docker's DNS, re-asked often, so a replacement task is found quickly.
+        assert!(cfg.contains("resolvers docker init-addr none"));
     }
 }

@@ -3,7 +3,8 @@
 //! [`Cluster`] is what chaos needs from a cluster, and nothing more, so chaos can be
 //! tested against a fake. [`docker::DockerCluster`] is the real one: containers on a
 //! private network created for the run, every object labelled with the run id so
-//! the harness never touches anything it did not create.
+//! the harness never touches anything it did not create. [`swarm::SwarmCluster`] runs
+//! the replicas as a Docker Swarm service instead (`[cluster] engine = "swarm"`).
 
 pub mod attached;
 pub mod delay;
@@ -14,6 +15,7 @@ pub mod hold;
 pub mod kernel;
 pub mod limits;
 pub mod netns;
+pub mod swarm;
 mod upload;
 
 use std::future::Future;
@@ -167,4 +169,11 @@ pub trait Lifecycle: Cluster {
     /// Removes every object labelled with the run, whatever state it is in, but the
     /// run's reaper (`crate::reaper`), which goes last.
     fn teardown(&self) -> impl Future<Output = Result<engine::Removed, EngineError>> + Send;
+
+    /// What an orchestrator did with the replicas (where each task ran, its states,
+    /// replacements per slot), for the report; `None` where the harness itself
+    /// places and replaces containers.
+    fn scheduling(&self) -> Option<swarm::facts::Scheduling> {
+        None
+    }
 }

@@ -4,6 +4,9 @@
 /// The labels Docker Compose (v1 and v2 alike) puts on every container of a project.
 pub const COMPOSE_PROJECT: &str = "com.docker.compose.project";
 pub const COMPOSE_SERVICE: &str = "com.docker.compose.service";
+/// The label Swarm puts on every task's container: its service's name. With the
+/// swarm engine, attach names the service with it.
+pub const SWARM_SERVICE: &str = "com.docker.swarm.service.name";
 /// Set on the containers of `docker compose run`: one-off commands, never replicas.
 pub const COMPOSE_ONEOFF: &str = "com.docker.compose.oneoff";
 
@@ -17,6 +20,13 @@ pub struct AttachPlan {
 }
 
 impl AttachPlan {
+    /// The Swarm service the selector names (`com.docker.swarm.service.name=NAME`).
+    pub fn swarm_service(&self) -> Option<&str> {
+        (self.labels.iter())
+            .find(|(k, _)| k == SWARM_SERVICE)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// The selector in words, `app.role=replica, com.docker.compose.service=app`.
     pub fn selector(&self) -> String {
         let labels: Vec<String> = self

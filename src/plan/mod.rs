@@ -13,6 +13,7 @@
 //! - [`chaos`]: faults, targets and schedules;
 //! - [`gates`]: thresholds and `compare` tolerances, and the metrics they name;
 //! - [`attach`]: a running stack to test instead of starting one;
+//! - [`cluster`]: the engine under the run's own cluster (Docker or Swarm);
 //! - [`tls`]: whom the HTTP clients trust on `https://` URLs;
 //! - [`template`]: values with placeholders the engine fills in per container;
 //! - [`image`]: the images the harness builds itself.
@@ -23,6 +24,7 @@ use crate::scenario::Source;
 
 pub mod attach;
 pub mod chaos;
+pub mod cluster;
 pub mod gates;
 pub mod image;
 pub mod load;
@@ -32,6 +34,7 @@ pub mod tls;
 
 pub use attach::AttachPlan;
 pub use chaos::{AfterKill, ChaosPlan, Fault, KernelFeature, Schedule, Target};
+pub use cluster::{ClusterPlan, EngineKind};
 pub use gates::{Check, Cmp, Gates, Metric, Quantile, Tolerance};
 pub use image::BuiltIn;
 pub use load::{LoadPlan, Model, RateProfile, Stage, Think};
@@ -66,6 +69,8 @@ pub struct Plan {
     /// none of it, and `service.replicas` is 0 until the matched containers are
     /// counted ([`crate::validate::attach::fit`]).
     pub attach: Option<AttachPlan>,
+    /// The engine the harness starts the cluster on.
+    pub cluster: ClusterPlan,
 }
 
 /// The longest duration a scenario may give: far beyond any run, and small enough

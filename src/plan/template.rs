@@ -133,6 +133,11 @@ impl Template {
     /// # Panics
     /// When a replica placeholder is rendered without a replica: validation only
     /// allows those placeholders in replica settings.
+    /// Whether the value holds `placeholder`.
+    pub fn uses(&self, placeholder: Placeholder) -> bool {
+        self.parts.contains(&Part::Hole(placeholder))
+    }
+
     pub fn render(&self, values: &Values) -> String {
         let mut out = String::new();
         for part in &self.parts {

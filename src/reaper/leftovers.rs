@@ -19,6 +19,8 @@ pub struct DeadRun {
     pub containers: Vec<String>,
     pub networks: Vec<String>,
     pub volumes: Vec<String>,
+    /// Swarm services (the swarm engine's).
+    pub services: Vec<String>,
     /// The last lines its reaper wrote, when its container is still there.
     pub reaper_log: Option<String>,
 }
@@ -48,6 +50,13 @@ pub async fn find(engine: &Engine) -> Result<BTreeMap<String, DeadRun>, EngineEr
         }
         runs.entry(run.clone()).or_default().containers.push(name);
     }
+    for service in found.services {
+        let spec = service.spec.unwrap_or_default();
+        let run = spec.labels.and_then(|mut l| l.remove(RUN_LABEL));
+        if let (Some(run), Some(name)) = (run, spec.name) {
+            runs.entry(run).or_default().services.push(name);
+        }
+    }
     for network in found.networks {
         let run = network.labels.and_then(|mut l| l.remove(RUN_LABEL));
         if let (Some(run), Some(name)) = (run, network.name) {
@@ -66,6 +75,7 @@ pub async fn find(engine: &Engine) -> Result<BTreeMap<String, DeadRun>, EngineEr
         runs.remove(&run);
     }
     for dead in runs.values_mut() {
+        dead.services.sort();
         dead.containers.sort();
         dead.networks.sort();
         dead.volumes.sort();
@@ -91,6 +101,7 @@ pub fn describe(dead: &BTreeMap<String, DeadRun>) -> String {
     for (run, left) in dead {
         let _ = write!(out, "  run {run}:");
         for (kind, names) in [
+            ("services", &left.services),
             ("containers", &left.containers),
             ("networks", &left.networks),
             ("volumes", &left.volumes),
@@ -135,6 +146,7 @@ mod tests {
                     containers: vec!["sessionstorm-smoke-1-store".into()],
                     networks: vec!["sessionstorm-smoke-1".into()],
                     volumes: Vec::new(),
+                    services: vec!["sessionstorm-smoke-1-replicas".into()],
                     reaper_log: Some("10:00:00.000 reaper: could not revert\n".into()),
                 },
             ),
@@ -150,7 +162,7 @@ mod tests {
         assert!(text.starts_with("warning: 2 earlier runs"), "{text}");
         assert!(
             text.contains(
-                "  run smoke-1: containers sessionstorm-smoke-1-store; networks sessionstorm-smoke-1\n"
+                "  run smoke-1: services sessionstorm-smoke-1-replicas; containers sessionstorm-smoke-1-store; networks sessionstorm-smoke-1\n"
             ),
             "{text}"
         );

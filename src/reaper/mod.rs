@@ -26,7 +26,9 @@ pub mod watch;
 
 use std::time::Duration;
 
-use crate::cluster::engine::{ContainerSpec, Engine, EngineError};
+use crate::cluster::engine::{
+    host_socket, ContainerSpec, Engine, EngineError, SOCKET_IN_CONTAINER,
+};
 use crate::cluster::hold::{Journal, Note};
 use crate::cluster::{run_labels, REAPER_ROLE};
 use crate::error::{Error, Result};
@@ -36,22 +38,9 @@ use crate::images::{self, BuiltIn};
 /// fault the harness had asked Docker for just before is in place to be undone.
 pub const GRACE: Duration = Duration::from_secs(1);
 
-/// Where the engine's socket is mounted in the reaper's container (and where the
-/// reaper connects, as `DOCKER_HOST` is unset there).
-const SOCKET_IN_CONTAINER: &str = "/var/run/docker.sock";
-
 /// The reaper's container name for run `run_id`.
 pub fn container_name(run_id: &str) -> String {
     format!("sessionstorm-{run_id}-reaper")
-}
-
-/// The engine's socket on this host, when the engine is reached through one: the
-/// reaper needs it mounted. `None` for an engine over TCP.
-fn host_socket() -> Option<String> {
-    match std::env::var("DOCKER_HOST") {
-        Ok(host) if !host.is_empty() => host.strip_prefix("unix://").map(String::from),
-        _ => Some(SOCKET_IN_CONTAINER.to_string()),
-    }
 }
 
 /// The harness's end of a running reaper.

@@ -93,16 +93,9 @@ pub async fn run(run_id: &str) -> Result<ExitCode> {
         match engine.remove_run(run_id).await {
             Ok(removed) if pass > 0 && removed == Removed::default() => {}
             Ok(removed) => log(&format!(
-                "removed {} containers, {} networks and {} volumes: {}",
-                removed.containers.len(),
-                removed.networks.len(),
-                removed.volumes.len(),
-                (removed.containers.iter())
-                    .chain(&removed.networks)
-                    .chain(&removed.volumes)
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                "removed {}: {}",
+                removed.describe(),
+                removed.names().cloned().collect::<Vec<_>>().join(", ")
             )),
             Err(err) => {
                 failed += 1;

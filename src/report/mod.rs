@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::chaos::{FaultRecord, HitTimeline};
+use crate::cluster::swarm::facts::Scheduling;
 use crate::gate::{Counts, Figures, GateResult, Verdict};
 use crate::load::collector::IntervalRow;
 use crate::load::series::{Point, Series};
@@ -84,6 +85,10 @@ pub struct Summary {
     /// The scenario's tolerances for `sessionstorm compare`, by metric.
     #[serde(default)]
     pub tolerances: BTreeMap<String, String>,
+    /// On an orchestrator (`[cluster] engine = "swarm"`): where each task ran, the
+    /// states it went through and the replacements per slot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduling: Option<Scheduling>,
 }
 
 /// The load as it was set up, and what it could not do.
@@ -659,6 +664,40 @@ impl Summary {
     }
 
     /// The verdict block printed at the end of a run.
+    /// On an orchestrator: its tasks, nodes, replacements per slot, and the time
+    /// from each kill to a new task serving (median and max over the run's kills).
+    fn scheduling_line(&self) -> Option<String> {
+        let facts = self.scheduling.as_ref()?;
+        let mut nodes: Vec<&str> = facts.tasks.iter().map(|t| t.node.as_str()).collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        let per_slot: Vec<String> = (facts.restarts_by_slot.iter())
+            .map(|(slot, n)| format!("replica-{slot} {n}"))
+            .collect();
+        let mut line = format!(
+            "{}: {} tasks on {} ({}); replacements per slot: {}",
+            facts.engine,
+            facts.tasks.len(),
+            if nodes.len() == 1 { "node" } else { "nodes" },
+            nodes.join(", "),
+            per_slot.join(", ")
+        );
+        let mut ready: Vec<u64> = (self.faults.events.iter())
+            .filter(|e| e.replacement.is_some())
+            .filter_map(|e| e.ready_after_ms)
+            .collect();
+        ready.sort_unstable();
+        if let (Some(median), Some(max)) = (ready.get(ready.len() / 2), ready.last()) {
+            let _ = write!(
+                line,
+                "; kill or stop to new task serving (restart delay {} ms): median {median} ms, max {max} ms over {} faults",
+                facts.restart_delay_ms,
+                ready.len()
+            );
+        }
+        Some(line)
+    }
+
     pub fn render_text(&self) -> String {
         let mut out = String::new();
         let requests: u64 = self.operations.values().map(|o| o.ok + o.errors).sum();
@@ -704,6 +743,9 @@ impl Summary {
                 let _ = writeln!(out, "recovery: no request failed after any fault");
             }
             None => {}
+        }
+        if let Some(line) = self.scheduling_line() {
+            let _ = writeln!(out, "{line}");
         }
         if f.revert_failed > 0 {
             let _ = writeln!(

@@ -44,6 +44,20 @@ pub struct Scenario {
     pub flow: Option<Spanned<flow::Flow>>,
     /// `[attach]`: test a stack that is already running instead of starting one.
     pub attach: Option<Attach>,
+    /// `[cluster]`: which engine runs what the harness starts.
+    #[serde(default)]
+    pub cluster: Cluster,
+}
+
+/// `[cluster]`: the engine the harness starts the replicas on, and its settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    /// `docker` (default: containers on one engine) or `swarm` (a Swarm service).
+    pub engine: Option<Spanned<String>>,
+    /// Swarm: how long the orchestrator waits before starting a failed task's
+    /// replacement (its restart policy's delay).
+    pub restart_delay: Option<Spanned<String>>,
 }
 
 /// `[attach]`: where the running stack answers and which of its containers are the

@@ -8,7 +8,8 @@
 //! The [`Validator`] carries what every check needs (the text for positions, the
 //! overrides a wrong value may come from, the problems so far); each section of the
 //! file has its own file of checks: [`service`] (with store and balancer),
-//! [`load`] (with [`tls`]), [`chaos`] (with [`grey`], the grey faults' settings), [`gates`], [`attach`] and [`flow`].
+//! [`load`] (with [`tls`]), [`chaos`] (with [`grey`], the grey faults' settings), [`gates`], [`attach`], [`flow`] and
+//! [`cluster`] (the engine, and whether the scenario fits it).
 //!
 //! This layer sits between the raw model and the plan: it imports both, and nothing
 //! that runs (cluster, load, chaos, gate, report), so checking a scenario never
@@ -25,6 +26,7 @@ use crate::scenario::{Problem, Source};
 
 pub mod attach;
 mod chaos;
+mod cluster;
 pub mod flow;
 mod gates;
 mod grey;
@@ -109,6 +111,19 @@ pub fn build(source: &Source, overrides: &Overrides) -> Result<Plan, Vec<Problem
         has_store,
         overrides.duration.or(duration),
     );
+    let cluster = v.cluster(&raw.cluster);
+    v.fits_the_engine(
+        &raw.cluster,
+        &cluster,
+        cluster::Asked {
+            attached,
+            attach_labels: attach.as_ref().map(|a| a.labels.as_slice()),
+            balancer: &balancer,
+            service: service.as_ref(),
+            raw_chaos: &raw.chaos,
+            chaos: &chaos,
+        },
+    );
     let gates = gates::gates(&raw.gates, source, &overrides.set)
         .map_err(|problems| v.problems.extend(problems))
         .unwrap_or_default();
@@ -137,6 +152,7 @@ pub fn build(source: &Source, overrides: &Overrides) -> Result<Plan, Vec<Problem
         source: source.clone(),
         overrides: overrides.set.iter().map(|s| s.origin.clone()).collect(),
         attach,
+        cluster,
     })
 }
 

@@ -519,3 +519,100 @@ fn latency_on_replicas_needs_a_balancer_to_sit_behind_and_slow_store_targets_the
         }
     );
 }
+
+#[test]
+fn the_engine_defaults_to_docker_and_swarm_takes_a_restart_delay_even_zero() {
+    assert_eq!(plan(GOOD).unwrap().cluster.engine, EngineKind::Docker);
+    let swarm = format!("{GOOD}\n[cluster]\nengine = \"swarm\"\nrestart_delay = \"0s\"\n");
+    let cluster = plan(&swarm).unwrap().cluster;
+    assert_eq!(cluster.engine, EngineKind::Swarm);
+    assert_eq!(cluster.restart_delay, Duration::ZERO);
+    let default_delay = format!("{GOOD}\n[cluster]\nengine = \"swarm\"\n");
+    assert_eq!(
+        plan(&default_delay).unwrap().cluster.restart_delay,
+        Duration::from_secs(5)
+    );
+}
+
+#[test]
+fn an_unknown_engine_names_the_accepted_ones_at_its_line() {
+    let problems = plan(&format!("{GOOD}\n[cluster]\nengine = \"nomad\"\n")).unwrap_err();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0]
+            .message
+            .contains("unknown cluster engine \"nomad\"; accepted values: \"docker\", \"swarm\""),
+        "{problems:?}"
+    );
+    assert_eq!(problems[0].line, GOOD.lines().count() + 3);
+    let delay_alone = format!("{GOOD}\n[cluster]\nrestart_delay = \"1s\"\n");
+    let problems = plan(&delay_alone).unwrap_err();
+    assert!(problems[0]
+        .message
+        .contains("needs `cluster.engine = \"swarm\"`"));
+}
+
+#[test]
+fn what_swarm_cannot_do_is_refused_naming_the_engine() {
+    let text = r#"
+name = "s"
+duration = "30s"
+[cluster]
+engine = "swarm"
+[service]
+replicas = 3
+env = { ID = "{replica}" }
+[balancer]
+kind = "direct"
+[load]
+users = 2
+appends_per_session = 2
+[[chaos]]
+fault = "disconnect"
+every = "5s"
+[[chaos]]
+fault = "kill"
+target = "store"
+every = "5s"
+[[chaos]]
+fault = "kill"
+every = "5s"
+after_kill = "restart"
+"#;
+    let problems = plan(text).unwrap_err();
+    let messages: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
+    for expected in [
+        "the swarm engine needs `balancer.kind = \"haproxy\"`",
+        "`service.env.ID` uses {replica}, which the swarm engine cannot fill in",
+        "fault \"disconnect\" cannot run on the swarm engine; it applies \"kill\", \"stop\", \"pause\"",
+        "chaos target \"store\" cannot be hit on the swarm engine",
+        "on the swarm engine `chaos.after_kill` can only be \"replace\"",
+    ] {
+        assert!(
+            messages.iter().any(|m| m.contains(expected)),
+            "{expected}: {messages:#?}"
+        );
+    }
+    assert_eq!(problems.len(), 5, "{messages:#?}");
+}
+
+#[test]
+fn attached_to_swarm_the_selector_names_only_the_service() {
+    let attach = |selector: &str| {
+        format!(
+            "name = \"a\"\nduration = \"10s\"\n[cluster]\nengine = \"swarm\"\n[attach]\nurl = \"http://127.0.0.1:1\"\nselector = [{selector}]\n[load]\nusers = 2\nappends_per_session = 1\n[[chaos]]\nfault = \"kill\"\nevery = \"5s\"\n"
+        )
+    };
+    let attached = plan(&attach("\"com.docker.swarm.service.name=web\""))
+        .unwrap()
+        .attach
+        .unwrap();
+    assert_eq!(attached.swarm_service(), Some("web"));
+    let problems = plan(&attach("\"app=web\"")).unwrap_err();
+    assert!(
+        problems[0]
+            .message
+            .contains("`--selector com.docker.swarm.service.name=NAME`"),
+        "{problems:?}"
+    );
+}

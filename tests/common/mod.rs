@@ -46,7 +46,8 @@ impl Drop for RunGuard {
     }
 }
 
-/// Names of the containers, networks and volumes of run `id`.
+/// Names of the containers, networks, volumes and Swarm services of run `id` (no
+/// services where this engine is no swarm manager).
 pub fn labelled(id: &str) -> Vec<String> {
     let label = format!("label=sessionstorm.run={id}");
     let mut names = Vec::new();
@@ -54,6 +55,7 @@ pub fn labelled(id: &str) -> Vec<String> {
         &["ps", "-a", "--filter", &label, "--format", "{{.Names}}"][..],
         &["network", "ls", "--filter", &label, "--format", "{{.Name}}"][..],
         &["volume", "ls", "--filter", &label, "--format", "{{.Name}}"][..],
+        &["service", "ls", "--filter", &label, "--format", "{{.Name}}"][..],
     ] {
         let out = Command::new("docker")
             .args(args)
