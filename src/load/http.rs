@@ -31,6 +31,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
+use std::thread::ThreadId;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -166,9 +167,13 @@ struct Conn {
     write: Vec<u8>,
 }
 
-/// Idle connections to one origin, the most recently used last.
+/// Idle connections to one origin made on one thread, the most recently used last.
+/// A connection is registered with the runtime of the thread that made it: used
+/// from another load thread, each of its wake-ups would cross threads (and stop
+/// with that thread's runtime), so each load thread keeps its own.
 struct Idle {
     origin: Origin,
+    thread: ThreadId,
     conns: Vec<Conn>,
 }
 
@@ -306,10 +311,12 @@ impl Http {
     /// An idle connection to `origin` the server has not closed, as far as can be
     /// told without writing to it.
     fn idle_conn(&self, origin: &Origin) -> Option<Conn> {
+        let thread = std::thread::current().id();
         loop {
             let conn = {
                 let mut idle = self.idle.lock().expect("pool lock");
-                idle.iter_mut().find(|i| i.origin == *origin)?.conns.pop()?
+                let i = idle.iter_mut().find(|i| i.is(origin, thread))?;
+                i.conns.pop()?
             };
             if conn.open() {
                 return Some(conn);
@@ -318,8 +325,9 @@ impl Http {
     }
 
     fn release(&self, origin: &Origin, conn: Conn) {
+        let thread = std::thread::current().id();
         let mut idle = self.idle.lock().expect("pool lock");
-        match idle.iter_mut().find(|i| i.origin == *origin) {
+        match idle.iter_mut().find(|i| i.is(origin, thread)) {
             Some(i) if i.conns.len() < self.max_idle => i.conns.push(conn),
             Some(_) => {}
             None => {
@@ -332,10 +340,17 @@ impl Http {
                 idle.retain(|i| !i.conns.is_empty());
                 idle.push(Idle {
                     origin: origin.clone(),
+                    thread,
                     conns: vec![conn],
                 });
             }
         }
+    }
+}
+
+impl Idle {
+    fn is(&self, origin: &Origin, thread: ThreadId) -> bool {
+        self.thread == thread && self.origin == *origin
     }
 }
 
