@@ -4,24 +4,30 @@
 //! loopback port, so the CPU this process uses is the driver's alone. In each of
 //! `BENCH_ROUNDS` rounds, printed:
 //!
-//! 1. the driver at a fixed open-model rate, session checking on: its corrected
-//!    and uncorrected p99 and its own lateness (send − intended start), beside
-//!    oha's p99 at the same rate against the same endpoint, corrected for
-//!    coordinated omission as the driver's is, reading a session of 5 items (the
-//!    mean size of the driver's reads); twice, with the service running freely and
-//!    with it stopped for 50 ms once a second ([`Stalls`]);
-//! 2. the driver flat out (16 closed-model users): throughput, CPU seconds per
-//!    100k requests and allocations per request, beside `wrk -t1 -c16` (one thread,
-//!    16 keep-alive connections, flat out) reading the same session, and the ratio
-//!    of CPU per request.
+//! 1. the driver flat out (16 closed-model users): throughput, CPU seconds per
+//!    100k requests and allocations per request (a counting global allocator),
+//!    beside `wrk -t1 -c16` (one thread, 16 keep-alive connections, flat out)
+//!    reading the same session, and the ratio of CPU per request; then the same
+//!    users on 2 load threads (`[load] threads = 2`), and the scaling;
+//! 2. the closed model paced to `BENCH_RATE`, for what any client idle between its
+//!    requests costs;
+//! 3. the driver at a fixed open-model rate, session checking on: its CPU per
+//!    request, corrected and uncorrected p99 and its own lateness (send − intended
+//!    start), beside oha's p99 at the same rate against the same endpoint,
+//!    corrected for coordinated omission as the driver's is, reading a session of 5
+//!    items (the mean size of the driver's reads); twice, with the service running
+//!    freely and with it stopped for 50 ms once a second ([`Stalls`]);
+//! 4. the open model at `BENCH_HIGH_RATE`, and at three quarters of what the
+//!    endpoint served flat out: the rate reached, CPU per request, lateness, and,
+//!    when it falls behind, what stops it.
 //!
-//! Then the medians of the two ratios over the rounds, peak RSS with 100 000 live
-//! sessions, bytes per live and finished session, and the cost of recording one
-//! latency.
+//! Then a table of every figure's median over the rounds (lowest and highest
+//! beside it, the load average of each round first), peak RSS with 100 000 live
+//! sessions, and the cost of recording one latency.
 //!
 //! Figures, not assertions: the machine is shared and noisy. Tune with
-//! `BENCH_RATE` (default 4000 ops/s), `BENCH_SECONDS` (default 10 per phase) and
-//! `BENCH_ROUNDS` (default 3).
+//! `BENCH_RATE` (default 4000 ops/s), `BENCH_HIGH_RATE` (default 40 000 ops/s),
+//! `BENCH_SECONDS` (default 10 per phase) and `BENCH_ROUNDS` (default 3).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::process::Command;
@@ -467,6 +473,81 @@ fn main() {
         let load = load_average();
         println!("round {round} of {rounds} (load average {load})");
         figures.add("load average (1 min)", load.parse().unwrap_or(f64::NAN));
+        let flat = drive(&runtime, &url, plan(flat_out.clone(), 10), seconds);
+        let flat_cpu = per_100k(flat.cpu.total(), flat.requests);
+        let flat_rate = flat.requests as f64 / flat.wall.as_secs_f64();
+        println!(
+            "  driver, closed model, 16 users flat out: {flat_rate:.0} requests/s; CPU {}; {:.1} allocations per request",
+            cpu_line(flat.cpu, flat.requests),
+            flat.allocations_per_request
+        );
+        figures.add("closed, 16 users flat out: requests/s", flat_rate);
+        figures.add(
+            "closed, 16 users flat out: CPU s per 100k requests",
+            flat_cpu,
+        );
+        figures.add(
+            "closed, 16 users flat out: allocations per request",
+            flat.allocations_per_request,
+        );
+        match wrk(endpoint.port, &cookie, seconds) {
+            Some((requests, used)) => {
+                let theirs = per_100k(used.total(), requests);
+                let ratio = flat_cpu / theirs;
+                println!(
+                    "  wrk -t1 -c16, GET /session holding 5 items: {:.0} requests/s; CPU {}; driver / wrk: {ratio:.2}x",
+                    requests as f64 / seconds as f64,
+                    cpu_line(used, requests)
+                );
+                figures.add("wrk -t1 -c16: CPU s per 100k requests", theirs);
+                figures.add("**CPU per request, closed flat out / wrk**", ratio);
+            }
+            None => println!("  wrk: not measured (install it: apt-get install wrk)"),
+        }
+
+        // Two load threads, same users: the scaling, on a machine whose cores the
+        // endpoint shares.
+        let two = drive(
+            &runtime,
+            &url,
+            with_threads(plan(flat_out.clone(), 10), 2),
+            seconds,
+        );
+        let two_rate = two.requests as f64 / two.wall.as_secs_f64();
+        println!(
+            "  driver, closed model, 16 users flat out on 2 load threads: {two_rate:.0} requests/s ({:.2}x one thread); CPU {}",
+            two_rate / flat_rate,
+            cpu_line(two.cpu, two.requests),
+        );
+        figures.add("closed flat out, 2 load threads: requests/s", two_rate);
+        figures.add("**throughput, 2 load threads / 1**", two_rate / flat_rate);
+        // The closed model paced to the same rate: what a client idle between its
+        // requests costs, whatever its model.
+        let users = 16;
+        let think = Duration::from_secs_f64(users as f64 / rate as f64);
+        let calm = drive(
+            &runtime,
+            &url,
+            plan(
+                Model::Closed {
+                    users,
+                    think: Think::Fixed(think),
+                },
+                10,
+            ),
+            seconds,
+        );
+        let calm_cpu = per_100k(calm.cpu.total(), calm.requests);
+        println!(
+            "  driver, closed model, 16 users thinking {:.1} ms (about {rate} ops/s): {:.0} requests/s; CPU {}",
+            think.as_secs_f64() * 1000.0,
+            calm.requests as f64 / calm.wall.as_secs_f64(),
+            cpu_line(calm.cpu, calm.requests),
+        );
+        figures.add(
+            &format!("closed, paced to about {rate}/s: CPU s per 100k requests"),
+            calm_cpu,
+        );
         let mut open_cpu = 0.0;
         for stalled in [false, true] {
             let stalls = stalled.then(|| Stalls::start(&endpoint));
@@ -532,119 +613,80 @@ fn main() {
             }
         }
 
-        // The open model as fast as the bench goes: one load thread.
-        let endpoint_before = cpu_of(endpoint.child.id());
-        let fast = drive(
-            &runtime,
-            &url,
-            plan(open(high_rate as f64, Duration::from_secs(1)), 10),
-            seconds,
-        );
-        let endpoint_busy = endpoint_before
-            .zip(cpu_of(endpoint.child.id()))
-            .map(|(before, after)| (after - before).as_secs_f64() / fast.wall.as_secs_f64());
-        let fast_rate = fast.requests as f64 / fast.wall.as_secs_f64();
-        let fast_cpu = per_100k(fast.cpu.total(), fast.requests);
-        let [_, fast_late, fast_max] = fast.lateness_ms;
-        let driver_busy = fast.cpu.total().as_secs_f64() / fast.wall.as_secs_f64();
-        println!(
-            "  driver, open model at {high_rate} ops/s: {fast_rate:.0} requests/s, {} missed starts; CPU {}; harness lateness p99 {fast_late:.3} ms, max {fast_max:.3} ms",
-            fast.missed_starts,
-            cpu_line(fast.cpu, fast.requests),
-        );
-        println!(
-            "    busy: driver {:.0}% of a core (load thread, spill writer and bench together), endpoint {}",
-            driver_busy * 100.0,
-            endpoint_busy.map_or("?".into(), |b| format!("{:.0}% of a core", b * 100.0))
-        );
-        if fast.missed_starts > 0 || fast_late > 1.0 {
-            let why = if endpoint_busy.is_some_and(|b| b + driver_busy > 1.8) {
-                "the two cores are full: the endpoint and the driver share them"
-            } else if driver_busy > 0.9 {
-                "the load thread is out of CPU"
-            } else {
-                "the endpoint answers too slowly for the live sessions to keep up"
-            };
-            println!("    behind schedule: {why}");
-        }
-        figures.add(
-            &format!("open {high_rate}/s: requests/s reached"),
-            fast_rate,
-        );
-        figures.add(
-            &format!("open {high_rate}/s: CPU s per 100k requests"),
-            fast_cpu,
-        );
-        figures.add(
-            &format!("open {high_rate}/s: harness lateness p99 (ms)"),
-            fast_late,
-        );
-        figures.add(
-            &format!("open {high_rate}/s: missed starts"),
-            fast.missed_starts as f64,
-        );
-
-        let flat = drive(&runtime, &url, plan(flat_out.clone(), 10), seconds);
-        let flat_cpu = per_100k(flat.cpu.total(), flat.requests);
-        let flat_rate = flat.requests as f64 / flat.wall.as_secs_f64();
-        println!(
-            "  driver, closed model, 16 users flat out: {flat_rate:.0} requests/s; CPU {}; {:.1} allocations per request",
-            cpu_line(flat.cpu, flat.requests),
-            flat.allocations_per_request
-        );
-        figures.add("closed, 16 users flat out: requests/s", flat_rate);
-        figures.add(
-            "closed, 16 users flat out: CPU s per 100k requests",
-            flat_cpu,
-        );
-        figures.add(
-            "closed, 16 users flat out: allocations per request",
-            flat.allocations_per_request,
-        );
         let open_ratio = open_cpu / flat_cpu;
-        let fast_ratio = fast_cpu / flat_cpu;
         println!(
-            "  CPU per request, open model / closed flat out: {open_ratio:.2}x at {rate} ops/s, {fast_ratio:.2}x at {high_rate} ops/s"
+            "  CPU per request at {rate} ops/s: open / closed flat out {open_ratio:.2}x, open / closed paced to the same rate {:.2}x",
+            open_cpu / calm_cpu
         );
         figures.add(
             &format!("**CPU per request, open {rate}/s / closed flat out**"),
             open_ratio,
         );
         figures.add(
-            &format!("**CPU per request, open {high_rate}/s / closed flat out**"),
-            fast_ratio,
+            &format!("CPU per request, open {rate}/s / closed paced to the same rate"),
+            open_cpu / calm_cpu,
         );
-        match wrk(endpoint.port, &cookie, seconds) {
-            Some((requests, used)) => {
-                let theirs = per_100k(used.total(), requests);
-                let ratio = flat_cpu / theirs;
-                println!(
-                    "  wrk -t1 -c16, GET /session holding 5 items: {:.0} requests/s; CPU {}; driver / wrk: {ratio:.2}x",
-                    requests as f64 / seconds as f64,
-                    cpu_line(used, requests)
-                );
-                figures.add("wrk -t1 -c16: CPU s per 100k requests", theirs);
-                figures.add("**CPU per request, closed flat out / wrk**", ratio);
+        // The open model as fast as the bench goes, one load thread: at the target
+        // rate, and at three quarters of what the endpoint served flat out (the
+        // highest rate it sustains here).
+        let sustained = ((flat_rate * 0.75 / 1000.0).floor() * 1000.0).max(1000.0) as u64;
+        for asked in [high_rate, sustained] {
+            let endpoint_before = cpu_of(endpoint.child.id());
+            let fast = drive(
+                &runtime,
+                &url,
+                plan(open(asked as f64, Duration::from_secs(1)), 10),
+                seconds,
+            );
+            let endpoint_busy = endpoint_before
+                .zip(cpu_of(endpoint.child.id()))
+                .map(|(before, after)| (after - before).as_secs_f64() / fast.wall.as_secs_f64());
+            let fast_rate = fast.requests as f64 / fast.wall.as_secs_f64();
+            let fast_cpu = per_100k(fast.cpu.total(), fast.requests);
+            let [_, fast_late, fast_max] = fast.lateness_ms;
+            let driver_busy = fast.cpu.total().as_secs_f64() / fast.wall.as_secs_f64();
+            let name = if asked == high_rate {
+                format!("open {high_rate}/s")
+            } else {
+                "open at 3/4 of flat out".to_string()
+            };
+            println!(
+                "  driver, open model at {asked} ops/s: {fast_rate:.0} requests/s, {} missed starts; CPU {}; harness lateness p99 {fast_late:.3} ms, max {fast_max:.3} ms; {:.1} allocations per request",
+                fast.missed_starts,
+                cpu_line(fast.cpu, fast.requests),
+                fast.allocations_per_request
+            );
+            println!(
+                "    busy: driver {:.0}% of a core (load thread, spill writer and bench together), endpoint {}",
+                driver_busy * 100.0,
+                endpoint_busy.map_or("?".into(), |b| format!("{:.0}% of a core", b * 100.0))
+            );
+            if fast.missed_starts > 0 || fast_late > 1.0 {
+                let why = if asked as f64 > flat_rate {
+                    format!("the endpoint served {flat_rate:.0} requests/s flat out here, less than asked: requests pile up in flight, each on a new connection, until the listen queue overflows")
+                } else if endpoint_busy.is_some_and(|b| b + driver_busy > 1.8) {
+                    "the two cores are full: the endpoint and the driver share them".to_string()
+                } else if driver_busy > 0.9 {
+                    "the load thread is out of CPU".to_string()
+                } else {
+                    format!("the machine is shared (load average {})", load_average())
+                };
+                println!("    behind schedule: {why}");
             }
-            None => println!("  wrk: not measured (install it: apt-get install wrk)"),
+            let ratio = fast_cpu / flat_cpu;
+            println!("    CPU per request, open / closed flat out: {ratio:.2}x");
+            if asked != high_rate {
+                figures.add(&format!("{name}: rate asked"), asked as f64);
+            }
+            figures.add(&format!("{name}: requests/s reached"), fast_rate);
+            figures.add(&format!("{name}: CPU s per 100k requests"), fast_cpu);
+            figures.add(&format!("{name}: harness lateness p99 (ms)"), fast_late);
+            figures.add(&format!("{name}: missed starts"), fast.missed_starts as f64);
+            figures.add(
+                &format!("**CPU per request, {name} / closed flat out**"),
+                ratio,
+            );
         }
-
-        // Two load threads, same users: the scaling, on a machine whose cores the
-        // endpoint shares.
-        let two = drive(
-            &runtime,
-            &url,
-            with_threads(plan(flat_out.clone(), 10), 2),
-            seconds,
-        );
-        let two_rate = two.requests as f64 / two.wall.as_secs_f64();
-        println!(
-            "  driver, closed model, 16 users flat out on 2 load threads: {two_rate:.0} requests/s ({:.2}x one thread); CPU {}",
-            two_rate / flat_rate,
-            cpu_line(two.cpu, two.requests),
-        );
-        figures.add("closed flat out, 2 load threads: requests/s", two_rate);
-        figures.add("**throughput, 2 load threads / 1**", two_rate / flat_rate);
     }
     println!(
         "\nmedians of {rounds} rounds (load average now {}):\n\n{}",

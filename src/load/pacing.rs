@@ -188,28 +188,14 @@ mod precise {
             if self.armed != Some(at) {
                 self.set(at);
             }
-            loop {
-                let Ok(mut ready) = self.fd.readable().await else {
-                    // The runtime is shutting down: nothing is waited for any more.
-                    return;
-                };
-                let fired = ready.try_io(|fd| {
-                    let mut expirations = [0u8; 8];
-                    // SAFETY: reads 8 bytes into the buffer we own.
-                    let n =
-                        unsafe { libc::read(fd.as_raw_fd(), expirations.as_mut_ptr().cast(), 8) };
-                    if n < 0 {
-                        Err(io::Error::last_os_error())
-                    } else {
-                        Ok(())
-                    }
-                });
-                // Read (or failed for good: then waiting on would never end).
-                if fired.is_ok() {
-                    self.armed = None;
-                    return;
-                }
+            // The runtime shutting down is an error: then nothing is waited for.
+            if let Ok(mut ready) = self.fd.readable().await {
+                // Not read: setting the timer again clears what it counted, and the
+                // next expiry is a new edge for the event loop. One system call per
+                // wake-up (the `timerfd_settime` of the next due time) rather than two.
+                ready.clear_ready();
             }
+            self.armed = None;
         }
     }
 }
