@@ -662,10 +662,14 @@ fn main() {
                 endpoint_busy.map_or("?".into(), |b| format!("{:.0}% of a core", b * 100.0))
             );
             if fast.missed_starts > 0 || fast_late > 1.0 {
-                let why = if asked as f64 > flat_rate {
-                    format!("the endpoint served {flat_rate:.0} requests/s flat out here, less than asked: requests pile up in flight, each on a new connection, until the listen queue overflows")
-                } else if endpoint_busy.is_some_and(|b| b + driver_busy > 1.8) {
-                    "the two cores are full: the endpoint and the driver share them".to_string()
+                let why = if fast.cpu.system > fast.cpu.user * 4 {
+                    "connections: every request in flight holds a connection of its own (the \
+                     pool has no cap), so when the endpoint or the machine stalls, thousands are \
+                     opened at once; the listen queue overflows (SYNs resent after 1 s) and \
+                     connect() takes the load thread's time (system CPU above)"
+                        .to_string()
+                } else if asked as f64 > flat_rate {
+                    format!("the endpoint served {flat_rate:.0} requests/s flat out here, less than asked")
                 } else if driver_busy > 0.9 {
                     "the load thread is out of CPU".to_string()
                 } else {

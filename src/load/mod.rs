@@ -329,7 +329,7 @@ impl Driver {
     }
 }
 
-/// The open model's schedule on tokio's paused clock: the real dispatcher and shards,
+/// The open model's schedule on tokio's paused clock: the real shards,
 /// with operations that take a chosen time instead of an HTTP exchange, so every
 /// start can be compared with its due time to the nanosecond.
 #[cfg(test)]
@@ -569,7 +569,7 @@ mod tests {
         let mut per_second = [0u64; 3];
         for (i, start) in starts.iter().enumerate() {
             assert!(same(start.due, profile.due(i as u64).unwrap()), "{i}");
-            // tokio's clock fires on whole milliseconds: the stand-in pacer's lateness.
+            // tokio's clock fires on whole milliseconds: the lateness of the alarm the tests use.
             assert!(start.sent - start.due < ms(1.0), "{i}: {start:?}");
             per_second[start.due.as_secs() as usize] += 1;
         }
