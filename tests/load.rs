@@ -144,6 +144,7 @@ fn plan(model: Model) -> LoadPlan {
         tls: Default::default(),
         flow: None,
         threads: 1,
+        max_connections: 1024,
     }
 }
 

@@ -80,6 +80,7 @@ pub fn plan(model: Model, appends: u32) -> LoadPlan {
         tls: Default::default(),
         flow: None,
         threads: 1,
+        max_connections: 1024,
     }
 }
 

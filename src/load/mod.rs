@@ -121,7 +121,8 @@ impl Driver {
                 plan.keep_alive,
                 plan.max_idle_connections,
                 plan.tls.clone(),
-            ),
+            )
+            .with_max_connections(plan.max_connections),
             targets,
             plan: plan.clone(),
             seed,
@@ -377,6 +378,7 @@ mod tests {
             tls: Default::default(),
             flow: None,
             threads,
+            max_connections: 8,
         };
         let start = Instant::now();
         let driver = Arc::new(Driver::new(

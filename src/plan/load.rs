@@ -30,6 +30,9 @@ pub struct LoadPlan {
     /// Load threads (`[load] threads`): the sessions, the open model's schedule and
     /// the histograms are split between them, and merged when reported.
     pub threads: usize,
+    /// Connections open at once per target and load thread (`[load]
+    /// max_connections`); a request beyond them waits for one.
+    pub max_connections: usize,
 }
 
 impl LoadPlan {

@@ -131,6 +131,7 @@ pub struct Load {
     pub keep_alive: Option<bool>,
     pub max_idle_connections: Option<Spanned<i64>>,
     pub threads: Option<Spanned<i64>>,
+    pub max_connections: Option<Spanned<i64>>,
     /// `[load.tls]`: whom to trust on `https://` URLs.
     pub tls: Option<RawTls>,
 }

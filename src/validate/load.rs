@@ -51,6 +51,10 @@ impl Validator<'_> {
             Some(n) => self.int_in(n, "load.threads", 1, MAX_THREADS),
             None => Some(1),
         };
+        let max_connections = match &raw.max_connections {
+            Some(n) => self.int_in(n, "load.max_connections", 1, 1_000_000),
+            None => Some(1024),
+        };
         Some(LoadPlan {
             model: model?,
             appends_per_session: appends? as u32,
@@ -63,6 +67,7 @@ impl Validator<'_> {
             tls: Default::default(),
             flow: None,
             threads: threads? as usize,
+            max_connections: max_connections? as usize,
         })
     }
 
