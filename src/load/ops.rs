@@ -200,27 +200,13 @@ impl Driver {
                 post
             };
             let answered = self
-                .send(
-                    &mut session.home,
-                    request,
-                    done,
-                    |answer, done| match answer {
-                        Answer::State(state, served_by, _) => {
-                            session.model.acknowledged(k);
-                            let seen = self.seen(Op::Append, served_by);
-                            let anomalies = session.model.check(&state, seen);
-                            self.record(done, anomalies);
-                            done.outcome = Outcome::Ok;
-                            true
-                        }
-                        Answer::NotFound(served_by) => {
-                            let (model, lost) = (&mut session.model, &mut session.lost);
-                            self.lost(model, lost, Op::Append, served_by, done);
-                            true
-                        }
-                        Answer::Failed(..) => false,
-                    },
-                )
+                .send(&mut session.home, request, done, |answer, done| {
+                    if matches!(answer, Answer::State(..)) {
+                        session.model.acknowledged(k);
+                    }
+                    let (model, lost) = (&mut session.model, &mut session.lost);
+                    self.check_answer(model, lost, Op::Append, answer, done)
+                })
                 .await;
             if answered {
                 return;
@@ -236,27 +222,37 @@ impl Driver {
             get.headers_mut().insert(COOKIE, cookie.clone());
             get
         };
-        self.send(
-            &mut session.home,
-            request,
-            done,
-            |answer, done| match answer {
-                Answer::State(state, served_by, _) => {
-                    let seen = self.seen(op, served_by);
-                    let anomalies = session.model.check(&state, seen);
-                    self.record(done, anomalies);
-                    done.outcome = Outcome::Ok;
-                    true
-                }
-                Answer::NotFound(served_by) => {
-                    let (model, lost) = (&mut session.model, &mut session.lost);
-                    self.lost(model, lost, op, served_by, done);
-                    true
-                }
-                Answer::Failed(..) => false,
-            },
-        )
+        self.send(&mut session.home, request, done, |answer, done| {
+            let (model, lost) = (&mut session.model, &mut session.lost);
+            self.check_answer(model, lost, op, answer, done)
+        })
         .await
+    }
+
+    /// Checks an answer to one of a session's requests against its model; returns
+    /// whether an answer came (its state, or a 404 that says the session is lost).
+    fn check_answer(
+        &self,
+        model: &mut SessionModel,
+        lost: &mut bool,
+        op: Op,
+        answer: Answer<'_>,
+        done: &mut Done,
+    ) -> bool {
+        match answer {
+            Answer::State(state, served_by, _) => {
+                let seen = self.seen(op, served_by);
+                let anomalies = model.check(&state, seen);
+                self.record(done, anomalies);
+                done.outcome = Outcome::Ok;
+                true
+            }
+            Answer::NotFound(served_by) => {
+                self.lost(model, lost, op, served_by, done);
+                true
+            }
+            Answer::Failed(..) => false,
+        }
     }
 
     /// The service answered 404 for a session it created: the user moves on.

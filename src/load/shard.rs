@@ -81,6 +81,8 @@ struct Shard<F> {
     retire: Retire,
     recorder: Recorder,
     result: ShardResult,
+    /// The end of each interval, when the recorder goes to the collector.
+    ticks: tokio::time::Interval,
     next_interval: u64,
     in_flight: FuturesUnordered<F>,
 }
@@ -123,6 +125,7 @@ where
     F: Future<Output = Done>,
 {
     let shard = Shard {
+        ticks: super::interval_ticks(driver.start),
         driver,
         source,
         collector,
@@ -150,7 +153,6 @@ where
     F: Future<Output = Done>,
 {
     let driver = Arc::clone(&shard.driver);
-    let mut ticks = super::interval_ticks(driver.start);
     let mut rngs = std::collections::HashMap::new();
     for user in users {
         if driver.may_start() {
@@ -166,7 +168,7 @@ where
     while !shard.in_flight.is_empty() {
         tokio::select! {
             biased;
-            _ = ticks.tick() => shard.close_interval(),
+            _ = shard.ticks.tick() => shard.close_interval(),
             Some(done) = shard.in_flight.next() => {
                 let user = done.user;
                 let failed_create = done.step == Step::Create && done.session.is_none();
@@ -217,7 +219,6 @@ where
     F: Future<Output = Done>,
 {
     let driver = Arc::clone(&shard.driver);
-    let mut ticks = super::interval_ticks(driver.start);
     let mut retry = tokio::time::interval(BACKLOG_RETRY);
     let mut alarm = Alarm::new(share.precise);
     let cancelled = stop.cancelled();
@@ -243,7 +244,7 @@ where
                 open.scheduling = false;
                 open.backlog.clear();
             }
-            _ = ticks.tick() => shard.close_interval(),
+            _ = shard.ticks.tick() => shard.close_interval(),
             Some(done) = shard.in_flight.next(), if !shard.in_flight.is_empty() => {
                 match settle(&driver, &mut shard.recorder, &mut shard.result, &shard.retire, done) {
                     Some(session) => open.idle.push_back(session),
