@@ -185,7 +185,7 @@ impl Default for Latency {
 pub struct Recorder {
     pub latency: BTreeMap<(Op, Outcome), Latency>,
     /// How long after its intended start each operation was sent: the harness's own
-    /// lateness (the pacer's and the runtime's), plus the wait of missed starts. The
+    /// lateness (the alarm's and the runtime's), plus the wait of missed starts. The
     /// difference between corrected and uncorrected latency, one operation at a time.
     pub start_lateness: LatencyHistogram,
     /// Failed requests by kind; an append retried three times can count three.

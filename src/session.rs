@@ -27,17 +27,46 @@
 //! sweep on disk, [`SessionModel::encode`]d in a quarter byte per append plus its id,
 //! so a run's memory does not grow with its length.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// The state a service returns for a session (session contract v1).
+/// The state a service returns for a session (session contract v1), its strings
+/// borrowed from the answer's body: read on every answer, it would otherwise cost
+/// an allocation per item.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct State {
-    pub session: String,
+pub struct State<'a> {
+    #[serde(borrow)]
+    pub session: Cow<'a, str>,
     pub version: u64,
-    pub items: Vec<String>,
+    #[serde(borrow)]
+    pub items: Vec<Text<'a>>,
+}
+
+/// A string of an answer, borrowed from it; copied only when JSON escapes had to be
+/// undone. (serde copies every `Cow` inside a `Vec`, hence this type.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Text<'a>(pub Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Cow<'de, str>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Cow::Borrowed(v))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(v.to_owned()))
+            }
+        }
+        deserializer.deserialize_str(Visitor).map(Text)
+    }
 }
 
 /// What the client knows about one append.
@@ -275,9 +304,9 @@ impl SessionModel {
     /// Checks a state the service returned against the model, updates the model with
     /// what it proves (indeterminate items that appear are durable from now on), and
     /// returns the anomalies not reported before.
-    pub fn check(&mut self, state: &State, seen: Seen<'_>) -> Vec<Anomaly> {
+    pub fn check(&mut self, state: &State<'_>, seen: Seen<'_>) -> Vec<Anomaly> {
         let mut found = Vec::new();
-        if state.session != self.id {
+        if *state.session != *self.id {
             // The service forgot the session and quietly started a fresh one, as
             // session middleware does with an unknown cookie.
             let detail = format!("answered with another session, {:?}", state.session);
@@ -285,7 +314,7 @@ impl SessionModel {
             return found;
         }
         found.extend(self.check_version(state.version, seen));
-        found.extend(self.check_items(state.items.iter().map(String::as_str), false, seen));
+        found.extend(self.check_items(state.items.iter().map(|item| &*item.0), false, seen));
         found
     }
 
@@ -514,12 +543,22 @@ mod tests {
         }
     }
 
-    fn state(version: u64, items: &[&str]) -> State {
+    fn state(version: u64, items: &[&str]) -> State<'static> {
         State {
             session: "s1".into(),
             version,
-            items: items.iter().map(|s| s.to_string()).collect(),
+            items: items.iter().map(|s| Text(s.to_string().into())).collect(),
         }
+    }
+
+    #[test]
+    fn answers_are_read_in_place_unless_escaped() {
+        let body = br#"{"session":"s1","version":2,"items":["1.0","1.\u0031"]}"#;
+        let state: State = serde_json::from_slice(body).unwrap();
+        assert_eq!(state, self::state(2, &["1.0", "1.1"]));
+        assert!(matches!(state.session, Cow::Borrowed("s1")));
+        assert!(matches!(state.items[0].0, Cow::Borrowed("1.0")));
+        assert!(matches!(state.items[1].0, Cow::Owned(_)));
     }
 
     /// A session of 4 appends whose first `acked` were acknowledged.

@@ -143,6 +143,8 @@ fn plan(model: Model) -> LoadPlan {
         max_idle_connections: 1024,
         tls: Default::default(),
         flow: None,
+        threads: 1,
+        max_connections: 1024,
     }
 }
 
@@ -218,6 +220,35 @@ async fn open_model_holds_the_rate_against_a_fast_service() {
     assert!(checked >= 100, "{checked} sessions");
     // The interval series covers the run, one row a second.
     assert!(outcome.collected.intervals.len() >= 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_load_threads_split_the_sessions_and_their_figures_add_up() {
+    let svc = Arc::new(Service::default());
+    let mut plan = plan(open(300.0, 1000, Duration::from_millis(500)));
+    plan.threads = 2;
+    let (outcome, checked) = drive(Arc::clone(&svc), plan, Duration::from_secs(3)).await;
+    // 300/s for 3 s on two threads: every operation due was run, on time.
+    let ran = done(&outcome);
+    assert!((880..=910).contains(&ran), "ran {ran}");
+    assert_eq!(outcome.collected.totals.missed_starts, 0);
+    assert!(outcome.anomalies.is_empty(), "{:#?}", outcome.anomalies);
+    // Each thread keeps half of the 150 live sessions; every one is swept, and the
+    // service made exactly those.
+    assert!(checked >= 150, "{checked} sessions");
+    assert_eq!(checked, svc.next.load(Ordering::Relaxed));
+    // The threads' histograms are merged: every operation is in the run's totals
+    // and in the per-second rows.
+    let (corrected, _) = ok_latency(&outcome);
+    assert_eq!(corrected.len(), ran);
+    let rows: u64 = outcome
+        .collected
+        .intervals
+        .iter()
+        .flat_map(|row| row.ops.values())
+        .map(|op| op.ok + op.failed)
+        .sum();
+    assert_eq!(rows, ran);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -79,6 +79,8 @@ pub fn plan(model: Model, appends: u32) -> LoadPlan {
         max_idle_connections: 1024,
         tls: Default::default(),
         flow: None,
+        threads: 1,
+        max_connections: 1024,
     }
 }
 

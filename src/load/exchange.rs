@@ -72,16 +72,13 @@ impl Done {
 pub(super) const BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// A header's value as text, if it has one.
-pub(super) fn header(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
+fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 /// The replica a failed answer names: the one that answered (`X-Served-By`), or
 /// the one the balancer had sent the request to when it made the error itself.
-pub(super) fn failed_in(headers: &HeaderMap) -> Option<String> {
+pub(super) fn failed_in(headers: &HeaderMap) -> Option<&str> {
     header(headers, "x-served-by")
         .or_else(|| header(headers, crate::cluster::haproxy::SERVER_HEADER))
 }

@@ -482,7 +482,7 @@ impl Driver {
                     );
                 }
                 _ => {
-                    let by = super::exchange::failed_in(&headers);
+                    let by = super::exchange::failed_in(&headers).map(str::to_string);
                     self.fail(ErrorKind::from_status(status), by, done);
                     return (committed, Reply::Failed);
                 }
@@ -511,7 +511,7 @@ fn expected(step: &Step, status: StatusCode) -> bool {
 /// The replica that answered: as the app says, or as the balancer says for apps that
 /// do not (a Django or PHP app sets no `X-Served-By`).
 fn served_by(headers: &HeaderMap) -> Option<String> {
-    super::exchange::failed_in(headers)
+    super::exchange::failed_in(headers).map(str::to_string)
 }
 
 /// A random UUID in the version 4 layout, from the session's seeded RNG.

@@ -29,8 +29,10 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
+use std::thread::ThreadId;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -38,6 +40,7 @@ use http::{Method, Request, Uri};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 use tokio_rustls::client::TlsStream;
 
 use super::tls::Reasons;
@@ -164,12 +167,44 @@ struct Conn {
     read: BytesMut,
     /// The request being written, reused from one request to the next.
     write: Vec<u8>,
+    slot: Slot,
 }
 
-/// Idle connections to one origin, the most recently used last.
+/// Idle connections to one origin made on one thread, the most recently used last.
+/// A connection is registered with the runtime of the thread that made it: used
+/// from another load thread, each of its wake-ups would cross threads (and stop
+/// with that thread's runtime), so each load thread keeps its own.
 struct Idle {
     origin: Origin,
+    thread: ThreadId,
     conns: Vec<Conn>,
+    /// Connections open from this thread to this origin, idle or in use.
+    open: Arc<AtomicUsize>,
+    /// Wakes a request waiting for a connection when one is handed back or closed.
+    freed: Arc<Notify>,
+}
+
+/// A connection's place under the cap of its thread and origin
+/// ([`Http::with_max_connections`]): given back when the connection is dropped,
+/// waking a request that waits for one.
+struct Slot {
+    open: Arc<AtomicUsize>,
+    freed: Arc<Notify>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+        self.freed.notify_one();
+    }
+}
+
+/// What a request gets from the pool.
+enum Checkout {
+    /// An idle connection, open as far as can be told.
+    Idle(Conn),
+    /// Room for a new connection.
+    New(Slot),
 }
 
 /// The client: idle keep-alive connections by origin, shared by every operation.
@@ -178,6 +213,9 @@ pub struct Http {
     timeout: Duration,
     keep_alive: bool,
     max_idle: usize,
+    /// Connections open at once per origin and thread; a request beyond them waits
+    /// for one.
+    max_conns: usize,
     /// Whom to trust on `https://`; made into `tls_config` at the first TLS
     /// connection, so a plain run never reads the platform's certificates.
     tls: TlsPlan,
@@ -212,10 +250,22 @@ impl Http {
             timeout,
             keep_alive,
             max_idle,
+            max_conns: usize::MAX,
             tls,
             tls_config: OnceLock::new(),
             tls_failures: Reasons::default(),
         }
+    }
+
+    /// At most `max` connections open at once per origin from each thread; a request
+    /// beyond them waits for one (its wait counts in its latency and its timeout),
+    /// as a client with a connection pool does. Without a cap, every request in
+    /// flight opens a connection of its own, and a moment's stall of the service
+    /// turns into thousands of connects, a listen queue that overflows and SYNs
+    /// resent a second later.
+    pub fn with_max_connections(mut self, max: usize) -> Http {
+        self.max_conns = max.max(1);
+        self
     }
 
     /// Why TLS handshakes failed so far ("tls: invalid peer certificate:
@@ -247,13 +297,14 @@ impl Http {
         // A pooled connection the server closed since is mostly found out before
         // use (`Conn::open`); one that closed in between fails the write, and the
         // request, which never reached the server, goes out on a new connection.
-        if let Some(mut conn) = self.idle_conn(origin) {
-            match self.exchange_on(&mut conn, origin, request).await {
-                Err(Failed { unsent: true, .. }) => {}
+        let slot = match self.checkout(origin).await {
+            Checkout::Idle(mut conn) => match self.exchange_on(&mut conn, origin, request).await {
+                Err(Failed { unsent: true, .. }) => conn.slot,
                 result => return self.settle(origin, conn, result),
-            }
-        }
-        let mut conn = self.connect(origin).await?;
+            },
+            Checkout::New(slot) => slot,
+        };
+        let mut conn = self.connect(origin, slot).await?;
         let result = self.exchange_on(&mut conn, origin, request).await;
         self.settle(origin, conn, result)
     }
@@ -304,44 +355,76 @@ impl Http {
     }
 
     /// An idle connection to `origin` the server has not closed, as far as can be
-    /// told without writing to it.
-    fn idle_conn(&self, origin: &Origin) -> Option<Conn> {
+    /// told without writing to it, or room for a new one; waits while this thread
+    /// has `max_conns` connections to it in use.
+    async fn checkout(&self, origin: &Origin) -> Checkout {
+        let thread = std::thread::current().id();
         loop {
-            let conn = {
+            let freed = {
                 let mut idle = self.idle.lock().expect("pool lock");
-                idle.iter_mut().find(|i| i.origin == *origin)?.conns.pop()?
+                let at = match idle.iter().position(|i| i.is(origin, thread)) {
+                    Some(at) => at,
+                    None => {
+                        // A new origin: without a balancer, a replaced replica answers
+                        // on a new port, and the connections to the old one are closed.
+                        // Let them go rather than hold their sockets for the rest of
+                        // the run.
+                        for i in idle.iter_mut() {
+                            i.conns.retain(Conn::open);
+                        }
+                        idle.retain(|i| !i.conns.is_empty() || i.open.load(Ordering::Relaxed) > 0);
+                        idle.push(Idle {
+                            origin: origin.clone(),
+                            thread,
+                            conns: Vec::new(),
+                            open: Arc::default(),
+                            freed: Arc::default(),
+                        });
+                        idle.len() - 1
+                    }
+                };
+                let entry = &mut idle[at];
+                while let Some(conn) = entry.conns.pop() {
+                    if conn.open() {
+                        return Checkout::Idle(conn);
+                    }
+                }
+                if entry.open.load(Ordering::Relaxed) < self.max_conns {
+                    entry.open.fetch_add(1, Ordering::Relaxed);
+                    return Checkout::New(Slot {
+                        open: Arc::clone(&entry.open),
+                        freed: Arc::clone(&entry.freed),
+                    });
+                }
+                Arc::clone(&entry.freed)
             };
-            if conn.open() {
-                return Some(conn);
-            }
+            freed.notified().await;
         }
     }
 
+    /// Hands a connection back for the next request; one more than `max_idle` is
+    /// closed.
     fn release(&self, origin: &Origin, conn: Conn) {
+        let thread = std::thread::current().id();
         let mut idle = self.idle.lock().expect("pool lock");
-        match idle.iter_mut().find(|i| i.origin == *origin) {
-            Some(i) if i.conns.len() < self.max_idle => i.conns.push(conn),
-            Some(_) => {}
-            None => {
-                // A new origin: without a balancer, a replaced replica answers on a
-                // new port, and the connections to the old one are closed. Let them
-                // go rather than hold their sockets for the rest of the run.
-                for i in idle.iter_mut() {
-                    i.conns.retain(Conn::open);
-                }
-                idle.retain(|i| !i.conns.is_empty());
-                idle.push(Idle {
-                    origin: origin.clone(),
-                    conns: vec![conn],
-                });
+        if let Some(i) = idle.iter_mut().find(|i| i.is(origin, thread)) {
+            if i.conns.len() < self.max_idle {
+                i.conns.push(conn);
+                i.freed.notify_one();
             }
         }
     }
 }
 
+impl Idle {
+    fn is(&self, origin: &Origin, thread: ThreadId) -> bool {
+        self.thread == thread && self.origin == *origin
+    }
+}
+
 impl Http {
     /// A new connection to `origin`, with its TLS handshake done for `https://`.
-    async fn connect(&self, origin: &Origin) -> Result<Conn, ErrorKind> {
+    async fn connect(&self, origin: &Origin, slot: Slot) -> Result<Conn, ErrorKind> {
         let tcp = TcpStream::connect((origin.host.as_str(), origin.port))
             .await
             .map_err(|_| ErrorKind::Connect)?;
@@ -372,6 +455,7 @@ impl Http {
             stream,
             read: BytesMut::with_capacity(READ_SIZE),
             write: Vec::with_capacity(1024),
+            slot,
         })
     }
 }
@@ -525,6 +609,27 @@ mod tests {
             once.send(&fresh, &get()).await.unwrap();
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 3, "keep_alive = false");
+    }
+
+    #[tokio::test]
+    async fn requests_beyond_the_connection_cap_wait_for_a_connection() {
+        let get = request(Method::GET, "/".parse().unwrap(), Bytes::new());
+        let http =
+            Http::new(Duration::from_secs(5), true, 8, TlsPlan::default()).with_max_connections(2);
+        let (kept, accepted) = server(usize::MAX).await;
+        let answers = futures_util::future::join_all((0..20).map(|_| http.send(&kept, &get))).await;
+        assert!(answers.iter().all(|a| a.as_ref().unwrap().body == "ok"));
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            2,
+            "20 requests on 2 connections"
+        );
+        // A connection that goes makes room for a new one.
+        let (closing, accepted) = server(1).await;
+        let answers =
+            futures_util::future::join_all((0..6).map(|_| http.send(&closing, &get))).await;
+        assert!(answers.iter().all(|a| a.as_ref().unwrap().body == "ok"));
+        assert_eq!(accepted.load(Ordering::SeqCst), 6);
     }
 
     #[tokio::test]

@@ -14,13 +14,12 @@
 //! - [`targets`] says where each request goes (the balancer, or a replica), and
 //!   [`http`] sends it.
 //!
-//! In the open model a pacer thread ([`pacing::precise`]) walks the schedule and
-//! hands each due time to one dispatcher task: every
-//! `ops_per_session`-th operation starts a new session, the others take the session
-//! that has waited longest for its next step. An operation with no idle session to
-//! run on, or over the in-flight limit, is a *missed start*: counted, never delayed,
-//! so the schedule (and the corrected latency measured against it) stays honest. In
-//! the closed model each shard drives its share of the virtual users itself.
+//! The load runs on `[load] threads` threads, each a single-threaded runtime with
+//! one [`shard`]: in the open model each walks its own share of the schedule
+//! (operations `k`, `k + threads`, …) and keeps its own sessions; in the closed model
+//! each drives its share of the virtual users. Each records into its own histograms,
+//! which the [`collector`] merges per second (HDR `add`, lossless). A thread's
+//! sessions, connections and timers never leave it, so no request crosses threads.
 
 mod answers;
 pub mod collector;
@@ -37,11 +36,9 @@ pub mod targets;
 pub mod tls;
 pub mod wire;
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
@@ -49,9 +46,9 @@ use tokio::time::{Instant, Interval};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{FailureTimeline, Live, Outcome, Recorder};
-use crate::plan::{LoadPlan, Model, RateProfile};
+use crate::plan::{LoadPlan, Model};
 use crate::session::{Anomaly, Op};
-use collector::{Collected, Logs, Message, INTERVAL};
+use collector::{Collected, Logs, INTERVAL};
 use exchange::{Done, Job};
 use session::{LiveSession, Step};
 
@@ -59,15 +56,6 @@ use session::{LiveSession, Step};
 const SWEEP_ATTEMPTS: u32 = 5;
 /// How many sessions the sweep reads at once.
 const SWEEP_CONCURRENCY: usize = 32;
-/// Late operations kept waiting for a session or a slot; older ones are dropped
-/// (they were counted as missed starts when they fell behind).
-const MAX_BACKLOG: usize = 100_000;
-/// Shards per run. The load runs on one thread ([`Driver::run`]), where a second
-/// shard would only add a recorder and a channel.
-const SHARDS: usize = 1;
-/// How often late operations look for a free session or slot.
-const BACKLOG_RETRY: Duration = Duration::from_millis(1);
-
 /// What the load sends its requests to, and how.
 #[derive(Debug)]
 pub struct Driver {
@@ -86,8 +74,6 @@ pub struct Driver {
     started: AtomicU64,
     /// Operations admitted and not yet settled.
     in_flight: AtomicUsize,
-    /// Open model: sessions created (or being created) and not yet finished.
-    live_sessions: AtomicUsize,
 }
 
 /// Everything the load found.
@@ -135,7 +121,8 @@ impl Driver {
                 plan.keep_alive,
                 plan.max_idle_connections,
                 plan.tls.clone(),
-            ),
+            )
+            .with_max_connections(plan.max_connections),
             targets,
             plan: plan.clone(),
             seed,
@@ -145,7 +132,6 @@ impl Driver {
             next_seq: AtomicU64::new(0),
             started: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
-            live_sessions: AtomicUsize::new(0),
         }
     }
 
@@ -177,140 +163,106 @@ impl Driver {
     /// Runs the plan's load model until `stop` fires or `plan.operations` were
     /// started, then waits for the operations in flight.
     ///
-    /// The load runs on a thread of its own with a single-threaded runtime: every
-    /// request wakes the connection task and the operation's task in turn, and on a
-    /// multi-threaded runtime those wakeups cross threads (futex calls and context
-    /// switches), which cost about an eighth more CPU per request, measured against
-    /// the demo service on two cores. It also keeps the chaos and the reporting off
-    /// the load's thread, so they cannot delay a paced start.
+    /// Each shard runs on a thread of its own with a single-threaded runtime: every
+    /// request wakes the connection's readiness and the operation's task in turn, and
+    /// on a multi-threaded runtime those wakeups cross threads (futex calls and
+    /// context switches), which cost about an eighth more CPU per request, measured
+    /// against the demo service on two cores. It also keeps the chaos and the
+    /// reporting (the collector runs on the caller's runtime) off the load's
+    /// threads, so they cannot delay a paced start.
     pub async fn run(
         self: &Arc<Self>,
         stop: &CancellationToken,
         logs: Logs,
         spill: spill::Spill,
     ) -> LoadOutcome {
-        let driver = Arc::clone(self);
-        let stop = stop.clone();
-        let (finished, outcome) = tokio::sync::oneshot::channel();
-        std::thread::Builder::new()
-            .name("sessionstorm-load".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("a single-threaded runtime builds");
-                let operator = Arc::clone(&driver);
-                let stop_ops = stop.clone();
-                let operate = move |job| Arc::clone(&operator).run_job(job, stop_ops.clone());
-                let outcome = runtime.block_on(driver.run_with(
-                    &stop,
-                    (logs, spill),
-                    pacing::precise,
-                    operate,
-                ));
-                let _ = finished.send(outcome);
-            })
-            .expect("the operating system starts the load thread");
-        outcome.await.expect("the load thread never panics")
+        let operator = Arc::clone(self);
+        let stop_ops = stop.clone();
+        let operate = move |job| Arc::clone(&operator).run_job(job, stop_ops.clone());
+        self.run_with(stop, (logs, spill), true, operate).await
     }
 
-    /// [`Driver::run`] with its clock and its operations passed in: `pace` turns the
-    /// open model's profile into due times as they come, `operate` runs one
-    /// operation. The pacing tests pass tokio's (paused) clock and operations of a
-    /// chosen duration.
-    async fn run_with<P, O, F>(
+    /// [`Driver::run`] with its threads and its operations chosen: `on_threads`
+    /// runs each shard on a thread of its own, waking on a timerfd; otherwise the
+    /// shards are tasks on the caller's runtime, waking on tokio's timer (the
+    /// pacing tests pause that clock). `operate` runs one operation.
+    async fn run_with<O, F>(
         self: &Arc<Self>,
         stop: &CancellationToken,
         (logs, spill): (Logs, spill::Spill),
-        pace: P,
+        on_threads: bool,
         operate: O,
     ) -> LoadOutcome
     where
-        P: FnOnce(Instant, RateProfile) -> mpsc::UnboundedReceiver<Instant>,
         O: Fn(Job) -> F + Clone + Send + 'static,
         F: Future<Output = Done> + Send + 'static,
     {
-        let shards = SHARDS;
+        let shards = self.plan.threads.max(1);
         let (to_collector, inbox) = mpsc::unbounded_channel();
-        // The shards report as sources 0..shards; the open model's dispatcher, which
-        // counts missed starts, as source `shards`.
-        let sources = match &self.plan.model {
-            Model::Open { .. } => shards + 1,
-            Model::Closed { .. } => shards,
-        };
         let collector = tokio::spawn(collector::collect(
             inbox,
-            sources,
+            shards,
             self.plan.warmup,
             logs,
             Arc::clone(&self.live),
         ));
-
-        let mut tasks = tokio::task::JoinSet::new();
         let retire = spill.retire();
-        match &self.plan.model {
-            Model::Closed { users, think } => {
-                for s in 0..shards {
-                    let feed = shard::Feed::Closed {
-                        users: (s..*users).step_by(shards).collect(),
-                        think: *think,
-                    };
-                    tasks.spawn(shard::run(
-                        Arc::clone(self),
-                        s,
-                        feed,
-                        to_collector.clone(),
-                        retire.clone(),
-                        stop.clone(),
-                        operate.clone(),
-                    ));
-                }
+        let mut results = Vec::with_capacity(shards);
+        for s in 0..shards {
+            let feed = match &self.plan.model {
+                Model::Closed { users, think } => shard::Feed::Closed {
+                    users: (s..*users).step_by(shards).collect(),
+                    think: *think,
+                },
+                Model::Open {
+                    profile,
+                    max_in_flight,
+                    session_interval,
+                } => shard::Feed::Open(shard::OpenShare {
+                    schedule: pacing::Schedule::share(
+                        profile.clone(),
+                        self.start,
+                        s as u64,
+                        shards as u64,
+                    ),
+                    max_in_flight: *max_in_flight,
+                    session_interval: *session_interval,
+                    shards,
+                    precise: on_threads,
+                }),
+            };
+            let shard = shard::run(
+                Arc::clone(self),
+                s,
+                feed,
+                to_collector.clone(),
+                retire.clone(),
+                stop.clone(),
+                operate.clone(),
+            );
+            let (done, result) = tokio::sync::oneshot::channel();
+            if on_threads {
+                std::thread::Builder::new()
+                    .name(format!("sessionstorm-load-{s}"))
+                    .spawn(move || {
+                        let runtime = tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()
+                            .expect("a single-threaded runtime builds");
+                        let _ = done.send(runtime.block_on(shard));
+                    })
+                    .expect("the operating system starts a load thread");
+            } else {
+                tokio::spawn(async move {
+                    let _ = done.send(shard.await);
+                });
             }
-            Model::Open {
-                profile,
-                max_in_flight,
-                session_interval,
-            } => {
-                let (idle_tx, idle_rx) = mpsc::unbounded_channel();
-                let mut jobs = Vec::new();
-                for s in 0..shards {
-                    let (tx, rx) = mpsc::unbounded_channel();
-                    jobs.push(tx);
-                    let feed = shard::Feed::Open {
-                        jobs: rx,
-                        idle: idle_tx.clone(),
-                    };
-                    tasks.spawn(shard::run(
-                        Arc::clone(self),
-                        s,
-                        feed,
-                        to_collector.clone(),
-                        retire.clone(),
-                        stop.clone(),
-                        operate.clone(),
-                    ));
-                }
-                drop(idle_tx);
-                let dues = pace(self.start, profile.clone());
-                let idle = self
-                    .dispatch(
-                        (profile, *max_in_flight, *session_interval),
-                        dues,
-                        jobs,
-                        idle_rx,
-                        to_collector.clone(),
-                        stop,
-                    )
-                    .await;
-                for session in idle {
-                    retire.retire(session);
-                }
-            }
+            results.push(result);
         }
         drop((to_collector, retire));
         let (mut anomalies, mut expired) = (Vec::new(), 0);
-        while let Some(result) = tasks.join_next().await {
-            let result = result.expect("a load shard never panics");
+        for result in results {
+            let result = result.await.expect("a load shard never panics");
             anomalies.extend(result.anomalies);
             expired += result.expired;
         }
@@ -323,139 +275,6 @@ impl Driver {
             expired,
             sessions: spill.finish(),
         }
-    }
-
-    /// The open model's dispatcher: takes each due time from the pacer as it comes,
-    /// hands the operation to a shard, counts missed starts. Returns the sessions
-    /// still waiting for a step.
-    async fn dispatch(
-        self: &Arc<Self>,
-        (profile, max_in_flight, session_interval): (&RateProfile, usize, Duration),
-        mut dues: mpsc::UnboundedReceiver<Instant>,
-        jobs: Vec<mpsc::UnboundedSender<Job>>,
-        mut idle_rx: mpsc::UnboundedReceiver<LiveSession>,
-        collector: mpsc::UnboundedSender<Message>,
-        stop: &CancellationToken,
-    ) -> Vec<LiveSession> {
-        // Shards are sources 0..shards; the dispatcher is the next one.
-        let source = jobs.len();
-        let mut lanes = Lanes {
-            idle: VecDeque::new(),
-            jobs,
-            next_shard: 0,
-        };
-        // Due times of operations that could not start on time, oldest first.
-        let mut backlog: VecDeque<Instant> = VecDeque::new();
-        let mut recorder = Recorder::default();
-        let mut ticks = interval_ticks(self.start);
-        let mut retry = tokio::time::interval(BACKLOG_RETRY);
-        let mut next_interval = 0;
-        // Whether the pacer may still send due times.
-        let mut scheduling = true;
-        let wanted = |due: Instant| {
-            let rate = profile.rate_at(due - self.start);
-            ((rate * session_interval.as_secs_f64()).ceil() as usize).max(1)
-        };
-        loop {
-            while let Some(&due) = backlog.front() {
-                if !self.try_start(&mut lanes, due, wanted(due), max_in_flight) {
-                    break;
-                }
-                backlog.pop_front();
-            }
-            if !scheduling && backlog.is_empty() {
-                break;
-            }
-            tokio::select! {
-                biased;
-                () = stop.cancelled() => break,
-                _ = ticks.tick() => {
-                    Live::add(&self.live.missed_starts, recorder.missed_starts);
-                    let _ = collector.send(Message::Interval { source, index: next_interval, recorder: Box::new(recorder.take()) });
-                    next_interval += 1;
-                }
-                Some(session) = idle_rx.recv() => lanes.idle.push_back(session),
-                _ = retry.tick(), if !backlog.is_empty() => {}
-                due = dues.recv(), if scheduling => {
-                    let Some(due) = due else {
-                        // The rate profile has ended: run what is late, then end.
-                        scheduling = false;
-                        continue;
-                    };
-                    if !self.may_start() {
-                        // The operation count is reached: run what is late, then end.
-                        scheduling = false;
-                        continue;
-                    }
-                    while let Ok(session) = idle_rx.try_recv() {
-                        lanes.idle.push_back(session);
-                    }
-                    let started = backlog.is_empty()
-                        && self.try_start(&mut lanes, due, wanted(due), max_in_flight);
-                    if !started {
-                        recorder.missed_starts += 1;
-                        backlog.push_back(due);
-                        if backlog.len() > MAX_BACKLOG {
-                            // Counted as missed already; too late to be worth running.
-                            backlog.pop_front();
-                        }
-                    }
-                }
-            }
-        }
-        // The pacer stops when it finds nobody listening.
-        drop(dues);
-        let Lanes { mut idle, jobs, .. } = lanes;
-        // Let the shards finish what is in flight; they hand sessions back until then.
-        drop(jobs);
-        while let Some(session) = idle_rx.recv().await {
-            idle.push_back(session);
-        }
-        Live::add(&self.live.missed_starts, recorder.missed_starts);
-        let _ = collector.send(Message::Interval {
-            source,
-            index: next_interval,
-            recorder: Box::new(recorder.take()),
-        });
-        let _ = collector.send(Message::Done { source });
-        idle.into()
-    }
-
-    /// Starts the operation due at `due` if a session and an in-flight slot are free:
-    /// a new session while fewer than `wanted` are live, else the longest idle one.
-    fn try_start(
-        &self,
-        lanes: &mut Lanes,
-        due: Instant,
-        wanted: usize,
-        max_in_flight: usize,
-    ) -> bool {
-        let session = if self.live_sessions.load(Ordering::Relaxed) < wanted {
-            None
-        } else if let Some(session) = lanes.idle.pop_front() {
-            Some(session)
-        } else {
-            return false;
-        };
-        if !self.admit(Some(max_in_flight)) {
-            if let Some(session) = session {
-                lanes.idle.push_front(session);
-            }
-            return false;
-        }
-        if session.is_none() {
-            self.live_sessions.fetch_add(1, Ordering::Relaxed);
-        }
-        let job = Job {
-            session,
-            intended: due,
-            user: None,
-        };
-        lanes.next_shard = (lanes.next_shard + 1) % lanes.jobs.len();
-        if let Err(mpsc::error::SendError(job)) = lanes.jobs[lanes.next_shard].send(job) {
-            lanes.idle.extend(job.session);
-        }
-        true
     }
 
     /// Reads every session once more, after the cluster has healed, with bounded
@@ -511,46 +330,26 @@ impl Driver {
     }
 }
 
-/// The dispatcher's view of the open model's sessions and shards.
-struct Lanes {
-    /// Sessions waiting for their next step, longest waiting first.
-    idle: VecDeque<LiveSession>,
-    jobs: Vec<mpsc::UnboundedSender<Job>>,
-    next_shard: usize,
-}
-
-/// The open model's schedule on tokio's paused clock: the real dispatcher and shards,
+/// The open model's schedule on tokio's paused clock: the real shards,
 /// with operations that take a chosen time instead of an HTTP exchange, so every
 /// start can be compared with its due time to the nanosecond.
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
 
-    use super::*;
-    use crate::plan::Stage;
-    use crate::session::SessionModel;
+    use std::time::Duration;
 
-    /// Due times from tokio's clock, which these tests pause: each one is sent at its
-    /// due time (whole milliseconds here), and a run of seconds takes no time.
-    fn tokio_pacer(start: Instant, profile: RateProfile) -> mpsc::UnboundedReceiver<Instant> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            for i in 0.. {
-                let Some(offset) = profile.due(i) else { return };
-                tokio::time::sleep_until(start + offset).await;
-                if tx.send(start + offset).is_err() {
-                    return;
-                }
-            }
-        });
-        rx
-    }
+    use super::*;
+    use crate::plan::{RateProfile, Stage};
+    use crate::session::SessionModel;
 
     /// One started operation: when it was due and when it started, from the start.
     #[derive(Debug, Clone, Copy)]
     struct Start {
         due: Duration,
         sent: Duration,
+        /// Whether it created a session.
+        created: bool,
     }
 
     /// Runs the open model for `run_for` with operations that take `took` each;
@@ -561,6 +360,7 @@ mod tests {
         session_interval: Duration,
         took: Duration,
         run_for: Duration,
+        threads: usize,
     ) -> (LoadOutcome, Vec<Start>) {
         let plan = LoadPlan {
             model: Model::Open {
@@ -577,6 +377,8 @@ mod tests {
             max_idle_connections: 8,
             tls: Default::default(),
             flow: None,
+            threads,
+            max_connections: 8,
         };
         let start = Instant::now();
         let driver = Arc::new(Driver::new(
@@ -596,6 +398,7 @@ mod tests {
                 seen.lock().unwrap().push(Start {
                     due: job.intended - start,
                     sent: sent - start,
+                    created: job.session.is_none(),
                 });
                 tokio::time::sleep(took).await;
                 let session = job.session.unwrap_or_else(|| {
@@ -621,7 +424,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let spill = spill::Spill::create(&dir.path().join(spill::SPILL_FILE)).unwrap();
         let outcome = driver
-            .run_with(&stop, (Logs::default(), spill), tokio_pacer, operate)
+            .run_with(&stop, (Logs::default(), spill), false, operate)
             .await;
         let mut starts = std::mem::take(&mut *starts.lock().unwrap());
         starts.sort_by_key(|s| s.due);
@@ -638,7 +441,7 @@ mod tests {
     ) -> (LoadOutcome, Vec<Start>) {
         let profile = RateProfile::constant(rate);
         let (interval, took, run_for) = (ms(session_interval_ms), ms(took_ms), ms(run_for_ms));
-        paced(profile, max_in_flight, interval, took, run_for).await
+        paced(profile, max_in_flight, interval, took, run_for, 1).await
     }
 
     /// How many operations started at their due time.
@@ -722,6 +525,37 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn two_threads_share_the_schedule_and_their_histograms_add_up() {
+        // 200/s for 2 s on two shards: operations 0, 2, 4, … on one, 1, 3, 5, … on
+        // the other, every one on time; each shard keeps its half of the
+        // 200 × 0.075 s = 15 live sessions, rounded up.
+        let profile = RateProfile::constant(200.0);
+        let (outcome, starts) = paced(profile, 1000, ms(75.0), ms(10.0), ms(1997.5), 2).await;
+        assert_eq!(starts.len(), 400);
+        for (i, start) in starts.iter().enumerate() {
+            assert!(same(start.due, ms(5.0 * i as f64)), "{i}: {start:?}");
+            assert!(same(start.sent, start.due), "{i} started late: {start:?}");
+        }
+        let created = starts.iter().filter(|s| s.created).count();
+        assert_eq!(created, 2 * 8, "each shard creates its 8 sessions");
+        assert_eq!(outcome.sessions.count, 16);
+        // Both shards' histograms are merged per second and for the run.
+        let totals = &outcome.collected.totals;
+        assert_eq!(ran(&outcome), 400);
+        assert_eq!(totals.missed_starts, 0);
+        let per_second: Vec<u64> = outcome
+            .collected
+            .intervals
+            .iter()
+            .map(|row| row.ops.get(&Op::Read).map_or(0, |op| op.ok))
+            .collect();
+        assert!(per_second.len() >= 2, "{per_second:?}");
+        assert_eq!(per_second.iter().sum::<u64>(), 400, "{per_second:?}");
+        let all = totals.latency_of(&[Op::Read], Outcome::Ok);
+        assert_eq!(all.corrected.len(), 400);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_ramp_holds_the_rate_of_each_stage() {
         // 100 → 300/s over 2 s, then 300/s: 150, 250 and 300 operations due in the
         // first three seconds.
@@ -732,11 +566,12 @@ mod tests {
                 over: Duration::from_secs(2),
             }],
         };
-        let (outcome, starts) = paced(profile.clone(), 1000, ms(100.0), ms(1.0), ms(2998.5)).await;
+        let (outcome, starts) =
+            paced(profile.clone(), 1000, ms(100.0), ms(1.0), ms(2998.5), 1).await;
         let mut per_second = [0u64; 3];
         for (i, start) in starts.iter().enumerate() {
             assert!(same(start.due, profile.due(i as u64).unwrap()), "{i}");
-            // tokio's clock fires on whole milliseconds: the stand-in pacer's lateness.
+            // tokio's clock fires on whole milliseconds: the lateness of the alarm the tests use.
             assert!(start.sent - start.due < ms(1.0), "{i}: {start:?}");
             per_second[start.due.as_secs() as usize] += 1;
         }

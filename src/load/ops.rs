@@ -22,15 +22,15 @@ use super::Driver;
 use crate::metrics::{ErrorKind, Live, Outcome};
 use crate::session::{Anomaly, Op, Seen, SessionModel, State};
 
-/// One answer, sorted the way the checker needs it.
-enum Answer {
+/// One answer, sorted the way the checker needs it, borrowing from the reply.
+enum Answer<'r> {
     /// The session's state, who served it, and the answer's headers (a create
     /// takes the session's cookies from them).
-    State(State, Option<String>, HeaderMap),
-    NotFound(Option<String>),
+    State(State<'r>, Option<&'r str>, &'r HeaderMap),
+    NotFound(Option<&'r str>),
     /// No usable answer; the replica named by the answer, if it came from one or
     /// the balancer says which it sent the request to.
-    Failed(ErrorKind, Option<String>),
+    Failed(ErrorKind, Option<&'r str>),
 }
 
 /// The body of an append of `item` (which is also its op id), serialised once for
@@ -97,38 +97,43 @@ impl Driver {
     }
 
     /// Sends one request, built for the target chosen for a session whose replica
-    /// is `home`, and sorts its answer; counts it for the progress line and a
-    /// failure for the fault windows (and for the choice of later targets).
-    async fn send(
+    /// is `home`, sorts its answer and hands it to `judge`; counts it for the
+    /// progress line and a failure for the fault windows (and for the choice of
+    /// later targets). The answer borrows from the reply, which lives here: hence
+    /// the judge, rather than an answer returned.
+    async fn send<R>(
         &self,
         home: &mut Option<usize>,
         request: impl FnOnce(&Urls) -> Request<Bytes>,
         done: &mut Done,
-    ) -> Answer {
+        judge: impl FnOnce(Answer<'_>, &mut Done) -> R,
+    ) -> R {
         Live::add(&self.live.ops, 1);
         let target = self.targets.pick(home);
-        let answer = match self
+        let reply = self
             .http
             .send(&target.urls.origin, &request(&target.urls))
-            .await
-        {
-            Err(kind) => Answer::Failed(kind, None),
+            .await;
+        let answer = match &reply {
+            Err(kind) => Answer::Failed(*kind, None),
             Ok(reply) => sort(reply),
         };
         match &answer {
             Answer::Failed(kind, by) => {
                 self.targets.failed(&target, *kind, home);
-                let by = by.clone().or_else(|| self.targets.replica_of(&target));
+                let by = by
+                    .map(str::to_string)
+                    .or_else(|| self.targets.replica_of(&target));
                 done.errors.push((*kind, by));
                 Live::add(&self.live.errors, 1);
                 self.failures.record(self.start.elapsed());
             }
             Answer::State(_, Some(by), _) | Answer::NotFound(Some(by)) => {
-                done.served_by.push(by.clone());
+                done.served_by.push(by.to_string());
             }
             _ => {}
         }
-        answer
+        judge(answer, done)
     }
 
     pub(super) fn record(&self, done: &mut Done, anomalies: impl IntoIterator<Item = Anomaly>) {
@@ -141,27 +146,40 @@ impl Driver {
     async fn create(&self, done: &mut Done) {
         let mut home = None;
         let request = |urls: &Urls| request(Method::POST, urls.session.clone(), Bytes::new());
-        match self.send(&mut home, request, done).await {
-            Answer::State(state, served_by, headers) => {
-                let Some(cookie) = session_cookie(&headers, &state.session) else {
-                    // A session id no Cookie header can carry: the answer is unusable.
-                    done.errors.push((ErrorKind::BadBody, served_by));
-                    return;
-                };
-                Live::add(&self.live.sessions, 1);
-                let seq = self.next_seq();
-                let mut model =
-                    SessionModel::new(seq, state.session.clone(), self.plan.appends_per_session);
-                let anomalies = model.check(&state, self.seen(Op::Create, served_by.as_deref()));
-                self.record(done, anomalies);
-                done.outcome = Outcome::Ok;
-                let mut session = LiveSession::new(model, cookie);
-                session.home = home;
-                done.session = Some(session);
-            }
-            Answer::NotFound(by) => done.errors.push((ErrorKind::Status4xx, by)),
-            Answer::Failed(..) => {}
-        }
+        let created = self
+            .send(&mut home, request, done, |answer, done| match answer {
+                Answer::State(state, served_by, headers) => {
+                    let Some(cookie) = session_cookie(headers, &state.session) else {
+                        // A session id no Cookie header can carry: the answer is unusable.
+                        done.errors
+                            .push((ErrorKind::BadBody, served_by.map(str::to_string)));
+                        return None;
+                    };
+                    Live::add(&self.live.sessions, 1);
+                    let seq = self.next_seq();
+                    let mut model = SessionModel::new(
+                        seq,
+                        state.session.to_string(),
+                        self.plan.appends_per_session,
+                    );
+                    let seen = self.seen(Op::Create, served_by);
+                    let anomalies = model.check(&state, seen);
+                    self.record(done, anomalies);
+                    done.outcome = Outcome::Ok;
+                    Some(LiveSession::new(model, cookie))
+                }
+                Answer::NotFound(by) => {
+                    done.errors
+                        .push((ErrorKind::Status4xx, by.map(str::to_string)));
+                    None
+                }
+                Answer::Failed(..) => None,
+            })
+            .await;
+        done.session = created.map(|mut session| {
+            session.home = home;
+            session
+        });
     }
 
     /// Appends item `k`, retrying with the same op id while the outcome is unknown;
@@ -181,20 +199,17 @@ impl Driver {
                 headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
                 post
             };
-            match self.send(&mut session.home, request, done).await {
-                Answer::State(state, served_by, _) => {
-                    session.model.acknowledged(k);
-                    let seen = self.seen(Op::Append, served_by.as_deref());
-                    let anomalies = session.model.check(&state, seen);
-                    self.record(done, anomalies);
-                    done.outcome = Outcome::Ok;
-                    return;
-                }
-                Answer::NotFound(served_by) => {
-                    self.lost(session, Op::Append, served_by, done);
-                    return;
-                }
-                Answer::Failed(..) => {}
+            let answered = self
+                .send(&mut session.home, request, done, |answer, done| {
+                    if matches!(answer, Answer::State(..)) {
+                        session.model.acknowledged(k);
+                    }
+                    let (model, lost) = (&mut session.model, &mut session.lost);
+                    self.check_answer(model, lost, Op::Append, answer, done)
+                })
+                .await;
+            if answered {
+                return;
             }
         }
     }
@@ -207,16 +222,33 @@ impl Driver {
             get.headers_mut().insert(COOKIE, cookie.clone());
             get
         };
-        match self.send(&mut session.home, request, done).await {
+        self.send(&mut session.home, request, done, |answer, done| {
+            let (model, lost) = (&mut session.model, &mut session.lost);
+            self.check_answer(model, lost, op, answer, done)
+        })
+        .await
+    }
+
+    /// Checks an answer to one of a session's requests against its model; returns
+    /// whether an answer came (its state, or a 404 that says the session is lost).
+    fn check_answer(
+        &self,
+        model: &mut SessionModel,
+        lost: &mut bool,
+        op: Op,
+        answer: Answer<'_>,
+        done: &mut Done,
+    ) -> bool {
+        match answer {
             Answer::State(state, served_by, _) => {
-                let seen = self.seen(op, served_by.as_deref());
-                let anomalies = session.model.check(&state, seen);
+                let seen = self.seen(op, served_by);
+                let anomalies = model.check(&state, seen);
                 self.record(done, anomalies);
                 done.outcome = Outcome::Ok;
                 true
             }
             Answer::NotFound(served_by) => {
-                self.lost(session, op, served_by, done);
+                self.lost(model, lost, op, served_by, done);
                 true
             }
             Answer::Failed(..) => false,
@@ -224,12 +256,17 @@ impl Driver {
     }
 
     /// The service answered 404 for a session it created: the user moves on.
-    fn lost(&self, session: &mut LiveSession, op: Op, served_by: Option<String>, done: &mut Done) {
-        session.lost = true;
+    fn lost(
+        &self,
+        model: &mut SessionModel,
+        lost: &mut bool,
+        op: Op,
+        served_by: Option<&str>,
+        done: &mut Done,
+    ) {
+        *lost = true;
         let detail = format!("answered 404 to {}", op.name());
-        let anomaly = session
-            .model
-            .lost(self.seen(op, served_by.as_deref()), detail);
+        let anomaly = model.lost(self.seen(op, served_by), detail);
         self.record(done, anomaly);
         // The 404 is the answer, not an error: the operation itself completed.
         done.outcome = Outcome::Ok;
@@ -254,13 +291,13 @@ impl Driver {
 }
 
 /// Sorts an answer the way the checker needs it.
-fn sort(reply: Reply) -> Answer {
+fn sort(reply: &Reply) -> Answer<'_> {
     // The balancer names the replica for an app that does not name itself.
     let served_by = failed_in(&reply.headers);
     match reply.status {
         StatusCode::NOT_FOUND => Answer::NotFound(served_by),
         status if status.is_success() => match serde_json::from_slice::<State>(&reply.body) {
-            Ok(state) => Answer::State(state, served_by, reply.headers),
+            Ok(state) => Answer::State(state, served_by, &reply.headers),
             Err(_) => Answer::Failed(ErrorKind::BadBody, served_by),
         },
         status => Answer::Failed(ErrorKind::from_status(status), served_by),

@@ -7,57 +7,203 @@
 //! harness falls behind, which is what makes the corrected latency honest (wrk2's
 //! constant-throughput clock, generalised to ramps).
 //!
-//! [`precise`] walks the schedule on a thread of its own. tokio's timer works in
-//! whole milliseconds and rounds every deadline up, so a paced operation started by
-//! it would start 0–1 ms late, and that lateness of the harness would show up in the
-//! corrected latency as if the service had been slow. A plain thread's sleep wakes
-//! within tens of microseconds of its deadline.
+//! Each load thread keeps its own share of the schedule ([`Schedule`]: every
+//! `shards`-th operation) and sleeps to its next due time on an [`Alarm`], then
+//! starts every operation that is due by the time it wakes, each with its own due
+//! time kept for the corrected latency (wrk2's design, with one schedule per load
+//! thread rather than per connection). tokio's timer works in whole milliseconds and
+//! rounds every deadline up, so an operation started by it would start 0–1 ms late,
+//! and that lateness of the harness would show up in the corrected latency as if the
+//! service had been slow; the alarm is a `timerfd` in the load thread's own event
+//! loop instead, which wakes within microseconds of its deadline. Before it, a pacer
+//! thread sent each due time to the load thread: two thread wake-ups per request,
+//! and about four times the CPU per request of the closed model.
 
-use std::time::Duration;
-
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::plan::RateProfile;
 
-/// The longest the pacer sleeps before it looks whether anyone still listens, so it
-/// ends soon after the load does even when the next operation is far off.
-const LONGEST_NAP: Duration = Duration::from_millis(20);
+/// One load thread's share of the open model's schedule: operations `first`,
+/// `first + step`, `first + 2 × step`, … of the profile, as absolute due times.
+#[derive(Debug)]
+pub struct Schedule {
+    profile: RateProfile,
+    start: Instant,
+    next: u64,
+    step: u64,
+    /// The due time of operation `next`, `None` once the profile has ended.
+    due: Option<Instant>,
+}
 
-/// Sends the due time of every operation of `profile`, counted from `start`, when
-/// that time comes, from a thread of its own; stops when the schedule ends or the
-/// receiver is dropped. The due times sent are the schedule's, never the time they
-/// were sent at, so the pacer's own lateness cannot shift the schedule.
-pub fn precise(start: Instant, profile: RateProfile) -> mpsc::UnboundedReceiver<Instant> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let origin = start.into_std();
-    std::thread::Builder::new()
-        .name("sessionstorm-pacer".into())
-        .spawn(move || {
-            for i in 0.. {
-                let Some(offset) = profile.due(i) else { return };
-                let due = origin + offset;
-                loop {
-                    let now = std::time::Instant::now();
-                    if now >= due {
-                        break;
-                    }
-                    if tx.is_closed() {
-                        return;
-                    }
-                    std::thread::sleep((due - now).min(LONGEST_NAP));
-                }
-                if tx.send(start + offset).is_err() {
-                    return;
-                }
+impl Schedule {
+    /// Operations `first`, `first + step`, … of `profile`, counted from `start`.
+    pub fn share(profile: RateProfile, start: Instant, first: u64, step: u64) -> Schedule {
+        let due = profile.due(first).map(|offset| start + offset);
+        Schedule {
+            profile,
+            start,
+            next: first,
+            step: step.max(1),
+            due,
+        }
+    }
+
+    /// When the next operation of this share is due; `None` once the profile ended.
+    pub fn peek(&self) -> Option<Instant> {
+        self.due
+    }
+
+    /// The next operation's due time, if it is due by `now`; moves past it.
+    pub fn take_due(&mut self, now: Instant) -> Option<Instant> {
+        let due = self.due.filter(|&due| due <= now)?;
+        self.next += self.step;
+        self.due = self
+            .profile
+            .due(self.next)
+            .map(|offset| self.start + offset);
+        Some(due)
+    }
+
+    /// The rate of the whole profile at `at`.
+    pub fn rate_at(&self, at: Instant) -> f64 {
+        self.profile
+            .rate_at(at.saturating_duration_since(self.start))
+    }
+}
+
+/// Wakes a load thread at a due time.
+pub enum Alarm {
+    /// A `timerfd` registered with the thread's runtime: microsecond wake-ups.
+    #[cfg(target_os = "linux")]
+    Precise(precise::TimerFd),
+    /// tokio's timer: whole milliseconds. Where no `timerfd` can be had, and on
+    /// tokio's paused clock in tests, where it fires exactly on time.
+    Tokio(std::pin::Pin<Box<tokio::time::Sleep>>),
+}
+
+impl Alarm {
+    /// The best alarm this thread's runtime offers; `precise` asks for the timerfd.
+    pub fn new(precise: bool) -> Alarm {
+        #[cfg(target_os = "linux")]
+        if precise {
+            if let Ok(fd) = precise::TimerFd::new() {
+                return Alarm::Precise(fd);
             }
-        })
-        .expect("the operating system starts the pacer thread");
-    rx
+        }
+        let _ = precise;
+        Alarm::Tokio(Box::pin(tokio::time::sleep_until(Instant::now())))
+    }
+
+    /// Returns at `at` (at once if it has passed). Cancel-safe, and cheap to call
+    /// again with the same time: the alarm is set once per due time.
+    pub async fn until(&mut self, at: Instant) {
+        match self {
+            #[cfg(target_os = "linux")]
+            Alarm::Precise(fd) => fd.until(at).await,
+            Alarm::Tokio(sleep) => {
+                if sleep.deadline() != at {
+                    sleep.as_mut().reset(at);
+                }
+                sleep.as_mut().await;
+            }
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod precise {
+    use std::io;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+    use tokio::io::unix::AsyncFd;
+    use tokio::io::Interest;
+    use tokio::time::Instant;
+
+    /// A one-shot `timerfd` on `CLOCK_MONOTONIC` (the clock `Instant` reads), set
+    /// to absolute times.
+    pub struct TimerFd {
+        fd: AsyncFd<OwnedFd>,
+        /// The time it is set to and has not yet fired for.
+        armed: Option<Instant>,
+        /// One instant read on both clocks, to turn an `Instant` into a `timespec`.
+        base: (Instant, libc::timespec),
+    }
+
+    fn monotonic() -> libc::timespec {
+        let mut now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes into the struct we own.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+        now
+    }
+
+    impl TimerFd {
+        /// A timerfd registered with the current runtime.
+        pub fn new() -> io::Result<TimerFd> {
+            let flags = libc::TFD_NONBLOCK | libc::TFD_CLOEXEC;
+            // SAFETY: plain system call; the descriptor is owned from here on.
+            let raw = unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, flags) };
+            if raw < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: `raw` is a fresh descriptor nobody else owns.
+            let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+            // SAFETY: the descriptor is owned by the `AsyncFd` and closed with it.
+            let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }?;
+            Ok(TimerFd {
+                fd,
+                armed: None,
+                base: (Instant::now(), monotonic()),
+            })
+        }
+
+        fn set(&mut self, at: Instant) {
+            let (base, mono) = self.base;
+            let nanos = mono.tv_nsec as u128
+                + mono.tv_sec as u128 * 1_000_000_000
+                + at.saturating_duration_since(base).as_nanos();
+            // Zero would disarm it: a time in the past fires at once all the same.
+            let nanos = nanos.max(1);
+            let spec = libc::itimerspec {
+                it_interval: libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                },
+                it_value: libc::timespec {
+                    tv_sec: (nanos / 1_000_000_000) as libc::time_t,
+                    tv_nsec: (nanos % 1_000_000_000) as libc::c_long,
+                },
+            };
+            let fd = self.fd.get_ref().as_raw_fd();
+            // SAFETY: a valid timerfd and a spec we own; the old value is not asked for.
+            unsafe {
+                libc::timerfd_settime(fd, libc::TFD_TIMER_ABSTIME, &spec, std::ptr::null_mut())
+            };
+            self.armed = Some(at);
+        }
+
+        pub async fn until(&mut self, at: Instant) {
+            if self.armed != Some(at) {
+                self.set(at);
+            }
+            // The runtime shutting down is an error: then nothing is waited for.
+            if let Ok(mut ready) = self.fd.readable().await {
+                // Not read: setting the timer again clears what it counted, and the
+                // next expiry is a new edge for the event loop. One system call per
+                // wake-up (the `timerfd_settime` of the next due time) rather than two.
+                ready.clear_ready();
+            }
+            self.armed = None;
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::plan::Stage;
 

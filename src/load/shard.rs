@@ -1,11 +1,18 @@
 //! A shard: one task that runs many operations at once and owns the recorder they
-//! report to, so recording needs no lock.
+//! report to, so recording needs no lock. A run has one shard per load thread
+//! (`[load] threads`), each on a single-threaded runtime of its own.
 //!
-//! In the open model a shard runs the jobs the dispatcher sends it and hands each
-//! session back to the dispatcher between its operations. In the closed model a
-//! shard drives its own virtual users: when a user's operation finishes, its next
-//! one is queued after the think time.
+//! In the open model a shard walks its own share of the schedule
+//! ([`pacing::Schedule`]): it sleeps on its [`Alarm`] until the next due time, then
+//! starts every operation due by then, each with its own due time, on the session of
+//! its own that has waited longest for its next step (or a new one). An operation
+//! with no idle session to run on, or over the in-flight limit, is a *missed start*:
+//! counted, never delayed, so the schedule (and the corrected latency measured
+//! against it) stays honest; it waits in a backlog and starts late, keeping its due
+//! time. In the closed model a shard drives its own virtual users: when a user's
+//! operation finishes, its next one is queued after the think time.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -21,22 +28,33 @@ use tokio_util::sync::CancellationToken;
 
 use super::collector::Message;
 use super::exchange::{Done, Job};
+use super::pacing::{self, Alarm};
 use super::session::{LiveSession, Step};
 use super::spill::Retire;
 use super::Driver;
-use crate::metrics::Recorder;
+use crate::metrics::{Live, Recorder};
 use crate::plan::Think;
 use crate::session::Anomaly;
 
 /// Where a shard's work comes from.
 pub enum Feed {
-    /// Jobs from the dispatcher; sessions go back to it between operations.
-    Open {
-        jobs: mpsc::UnboundedReceiver<Job>,
-        idle: mpsc::UnboundedSender<LiveSession>,
-    },
+    /// A share of the open model's schedule.
+    Open(OpenShare),
     /// The shard's own virtual users.
     Closed { users: Vec<usize>, think: Think },
+}
+
+/// What one shard of the open model runs.
+pub struct OpenShare {
+    pub schedule: pacing::Schedule,
+    /// The whole run's limit ([`Driver::admit`] counts across shards).
+    pub max_in_flight: usize,
+    pub session_interval: Duration,
+    /// How many shards share the schedule: this one keeps its part of the live
+    /// sessions.
+    pub shards: usize,
+    /// Whether to wake on a timerfd ([`Alarm::new`]); tokio's timer otherwise.
+    pub precise: bool,
 }
 
 /// What a shard leaves behind: what it found. The sessions it finished went to the
@@ -49,13 +67,54 @@ pub struct ShardResult {
 
 /// Pause before a closed-model user tries again after a failed create.
 const RETRY_CREATE_AFTER: Duration = Duration::from_millis(50);
+/// Late operations kept waiting for a session or a slot; older ones are dropped
+/// (they were counted as missed starts when they fell behind).
+const MAX_BACKLOG: usize = 100_000;
+/// How often late operations look for a slot another shard may have freed.
+const BACKLOG_RETRY: Duration = Duration::from_millis(1);
 
-/// Runs one shard until its feed ends (open) or its users stop (closed); `operate`
-/// runs each operation ([`Driver::run_job`] in a run, a stand-in in the pacing tests).
+/// The state every shard keeps, whatever its feed.
+struct Shard<F> {
+    driver: Arc<Driver>,
+    source: usize,
+    collector: mpsc::UnboundedSender<Message>,
+    retire: Retire,
+    recorder: Recorder,
+    result: ShardResult,
+    /// The end of each interval, when the recorder goes to the collector.
+    ticks: tokio::time::Interval,
+    next_interval: u64,
+    in_flight: FuturesUnordered<F>,
+}
+
+impl<F> Shard<F> {
+    /// Sends the interval just ended to the collector.
+    fn close_interval(&mut self) {
+        Live::add(&self.driver.live.missed_starts, self.recorder.missed_starts);
+        let _ = self.collector.send(Message::Interval {
+            source: self.source,
+            index: self.next_interval,
+            recorder: Box::new(self.recorder.take()),
+        });
+        self.next_interval += 1;
+    }
+
+    fn finish(mut self) -> ShardResult {
+        self.close_interval();
+        let _ = self.collector.send(Message::Done {
+            source: self.source,
+        });
+        self.result
+    }
+}
+
+/// Runs one shard until its schedule ends or the run stops (open) or its users stop
+/// (closed), and its operations in flight have finished; `operate` runs each
+/// operation ([`Driver::run_job`] in a run, a stand-in in the pacing tests).
 pub async fn run<O, F>(
     driver: Arc<Driver>,
     source: usize,
-    mut feed: Feed,
+    feed: Feed,
     collector: mpsc::UnboundedSender<Message>,
     retire: Retire,
     stop: CancellationToken,
@@ -65,94 +124,216 @@ where
     O: Fn(Job) -> F,
     F: Future<Output = Done>,
 {
-    let mut result = ShardResult::default();
-    let mut recorder = Recorder::default();
-    let mut ticks = super::interval_ticks(driver.start);
-    let mut next_interval = 0;
-    let mut in_flight = FuturesUnordered::new();
-    let mut rngs = std::collections::HashMap::new();
+    let shard = Shard {
+        ticks: super::interval_ticks(driver.start),
+        driver,
+        source,
+        collector,
+        retire,
+        recorder: Recorder::default(),
+        result: ShardResult::default(),
+        next_interval: 0,
+        in_flight: FuturesUnordered::new(),
+    };
+    match feed {
+        Feed::Open(share) => open(shard, share, &stop, operate).await,
+        Feed::Closed { users, think } => closed(shard, users, think, &stop, operate).await,
+    }
+}
 
-    if let Feed::Closed { users, .. } = &feed {
-        for &user in users {
-            if driver.may_start() {
-                let seed = driver.seed ^ (user as u64).wrapping_mul(0x2545_F491_4F6C_DD1D);
-                rngs.insert(user, StdRng::seed_from_u64(seed));
-                in_flight.push(operate(Job {
-                    session: None,
-                    intended: Instant::now(),
-                    user: Some(user),
-                }));
-            }
+async fn closed<O, F>(
+    mut shard: Shard<F>,
+    users: Vec<usize>,
+    think: Think,
+    stop: &CancellationToken,
+    operate: O,
+) -> ShardResult
+where
+    O: Fn(Job) -> F,
+    F: Future<Output = Done>,
+{
+    let driver = Arc::clone(&shard.driver);
+    let mut rngs = std::collections::HashMap::new();
+    for user in users {
+        if driver.may_start() {
+            let seed = driver.seed ^ (user as u64).wrapping_mul(0x2545_F491_4F6C_DD1D);
+            rngs.insert(user, StdRng::seed_from_u64(seed));
+            shard.in_flight.push(operate(Job {
+                session: None,
+                intended: Instant::now(),
+                user: Some(user),
+            }));
         }
     }
-    let mut feed_open = matches!(feed, Feed::Open { .. });
-
-    loop {
+    while !shard.in_flight.is_empty() {
         tokio::select! {
             biased;
-            _ = ticks.tick() => {
-                let _ = collector.send(Message::Interval { source, index: next_interval, recorder: Box::new(recorder.take()) });
-                next_interval += 1;
-            }
-            Some(done) = in_flight.next(), if !in_flight.is_empty() => {
+            _ = shard.ticks.tick() => shard.close_interval(),
+            Some(done) = shard.in_flight.next() => {
                 let user = done.user;
                 let failed_create = done.step == Step::Create && done.session.is_none();
-                let next = settle(&driver, &mut recorder, &mut result, &retire, done);
-                match &mut feed {
-                    Feed::Open { idle, .. } => {
-                        if let Some(session) = next {
-                            // The dispatcher may have finished: then the sweep takes it.
-                            if let Err(mpsc::error::SendError(session)) = idle.send(session) {
-                                retire.retire(session);
-                            }
-                        }
+                let next = settle(&driver, &mut shard.recorder, &mut shard.result, &shard.retire, done);
+                let Some(user) = user else { continue };
+                if stop.is_cancelled() || !driver.may_start() {
+                    if let Some(session) = next {
+                        shard.retire.retire(session);
                     }
-                    Feed::Closed { think, .. } => {
-                        let Some(user) = user else { continue };
-                        if stop.is_cancelled() || !driver.may_start() {
-                            if let Some(session) = next {
-                                retire.retire(session);
-                            }
-                            continue;
-                        }
-                        let pause = if failed_create {
-                            RETRY_CREATE_AFTER
-                        } else {
-                            think_time(*think, rngs.get_mut(&user).expect("every user has an RNG"))
-                        };
-                        in_flight.push(operate(
-                            Job { session: next, intended: Instant::now() + pause, user: Some(user) },
-                        ));
-                    }
+                    continue;
                 }
+                let pause = if failed_create {
+                    RETRY_CREATE_AFTER
+                } else {
+                    think_time(think, rngs.get_mut(&user).expect("every user has an RNG"))
+                };
+                shard.in_flight.push(operate(
+                    Job { session: next, intended: Instant::now() + pause, user: Some(user) },
+                ));
             }
-            job = next_job(&mut feed), if feed_open => match job {
-                Some(job) => in_flight.push(operate(job)),
-                None => feed_open = false,
-            },
         }
-        if !feed_open && in_flight.is_empty() {
+    }
+    shard.finish()
+}
+
+/// The open model's part of a shard: its sessions between their operations, and
+/// the due times of operations that could not start on time.
+struct Open {
+    share: OpenShare,
+    /// Sessions waiting for their next step, longest waiting first.
+    idle: VecDeque<LiveSession>,
+    /// Sessions of this shard created (or being created) and not yet finished.
+    live: usize,
+    /// Due times of operations that could not start on time, oldest first.
+    backlog: VecDeque<Instant>,
+    /// Whether the schedule may still make operations due.
+    scheduling: bool,
+}
+
+async fn open<O, F>(
+    mut shard: Shard<F>,
+    share: OpenShare,
+    stop: &CancellationToken,
+    operate: O,
+) -> ShardResult
+where
+    O: Fn(Job) -> F,
+    F: Future<Output = Done>,
+{
+    let driver = Arc::clone(&shard.driver);
+    let mut retry = tokio::time::interval(BACKLOG_RETRY);
+    let mut alarm = Alarm::new(share.precise);
+    let cancelled = stop.cancelled();
+    tokio::pin!(cancelled);
+    let mut open = Open {
+        share,
+        idle: VecDeque::new(),
+        live: 0,
+        backlog: VecDeque::new(),
+        scheduling: true,
+    };
+    loop {
+        open.start_due(&mut shard, Instant::now(), &operate);
+        if !open.scheduling && open.backlog.is_empty() && shard.in_flight.is_empty() {
             break;
         }
+        let next_due = open.share.schedule.peek().filter(|_| open.scheduling);
+        let waiting = open.scheduling || !open.backlog.is_empty();
+        tokio::select! {
+            biased;
+            () = &mut cancelled, if waiting => {
+                // What is late is dropped: it was counted when it fell behind.
+                open.scheduling = false;
+                open.backlog.clear();
+            }
+            _ = shard.ticks.tick() => shard.close_interval(),
+            Some(done) = shard.in_flight.next(), if !shard.in_flight.is_empty() => {
+                match settle(&driver, &mut shard.recorder, &mut shard.result, &shard.retire, done) {
+                    Some(session) => open.idle.push_back(session),
+                    None => open.live -= 1,
+                }
+            }
+            () = alarm.until(next_due.unwrap_or_else(Instant::now)), if next_due.is_some() => {}
+            _ = retry.tick(), if !open.backlog.is_empty() => {}
+        }
     }
-    let _ = collector.send(Message::Interval {
-        source,
-        index: next_interval,
-        recorder: Box::new(recorder.take()),
-    });
-    let _ = collector.send(Message::Done { source });
-    result
+    for session in std::mem::take(&mut open.idle) {
+        shard.retire.retire(session);
+    }
+    shard.finish()
 }
 
-async fn next_job(feed: &mut Feed) -> Option<Job> {
-    match feed {
-        Feed::Open { jobs, .. } => jobs.recv().await,
-        Feed::Closed { .. } => std::future::pending().await,
+impl Open {
+    /// Starts what is late, oldest first, then every operation due by `now`.
+    fn start_due<O, F>(&mut self, shard: &mut Shard<F>, now: Instant, operate: &O)
+    where
+        O: Fn(Job) -> F,
+    {
+        while let Some(&due) = self.backlog.front() {
+            if !self.try_start(shard, due, operate) {
+                break;
+            }
+            self.backlog.pop_front();
+        }
+        while self.scheduling {
+            let Some(due) = self.share.schedule.take_due(now) else {
+                // Nothing due yet, or the rate profile has ended: then run what is
+                // late, and end.
+                self.scheduling = self.share.schedule.peek().is_some();
+                return;
+            };
+            if !shard.driver.may_start() {
+                // The operation count is reached: run what is late, then end.
+                self.scheduling = false;
+                return;
+            }
+            if self.backlog.is_empty() && self.try_start(shard, due, operate) {
+                continue;
+            }
+            shard.recorder.missed_starts += 1;
+            self.backlog.push_back(due);
+            if self.backlog.len() > MAX_BACKLOG {
+                // Counted as missed already; too late to be worth running.
+                self.backlog.pop_front();
+            }
+        }
+    }
+
+    /// Starts the operation due at `due` if a session and an in-flight slot are free:
+    /// a new session while this shard has fewer than its share of the live sessions
+    /// the rate asks for, else its longest idle one.
+    fn try_start<O, F>(&mut self, shard: &mut Shard<F>, due: Instant, operate: &O) -> bool
+    where
+        O: Fn(Job) -> F,
+    {
+        let rate = self.share.schedule.rate_at(due);
+        let wanted = rate * self.share.session_interval.as_secs_f64() / self.share.shards as f64;
+        let session = if self.live < (wanted.ceil() as usize).max(1) {
+            None
+        } else if let Some(session) = self.idle.pop_front() {
+            Some(session)
+        } else {
+            return false;
+        };
+        if !shard.driver.admit(Some(self.share.max_in_flight)) {
+            if let Some(session) = session {
+                self.idle.push_front(session);
+            }
+            return false;
+        }
+        if session.is_none() {
+            self.live += 1;
+        }
+        shard.in_flight.push(operate(Job {
+            session,
+            intended: due,
+            user: None,
+        }));
+        true
     }
 }
 
-/// Records a finished operation; returns its session when it has steps left.
-/// A finished (or lost) session is retired to the spill for the sweep.
+/// Records a finished operation; returns its session when it has steps left, `None`
+/// when the session ended (finished, lost, or its create failed). A finished (or
+/// lost) session is retired to the spill for the sweep.
 fn settle(
     driver: &Driver,
     recorder: &mut Recorder,
@@ -179,15 +360,11 @@ fn settle(
     result.expired += done.expired;
     match done.session {
         Some(session) if done.skipped || session.finished(driver.plan.appends_per_session) => {
-            driver.live_sessions.fetch_sub(1, Ordering::Relaxed);
             retire.retire(session);
             None
         }
-        None => {
-            // A create that failed: the session it stood for never lived.
-            driver.live_sessions.fetch_sub(1, Ordering::Relaxed);
-            None
-        }
+        // A create that failed: the session it stood for never lived.
+        None => None,
         next => next,
     }
 }

@@ -71,17 +71,33 @@ async fn fill<R: AsyncRead + Unpin>(io: &mut R, buf: &mut BytesMut) -> Result<bo
 
 /// An answer's head, parsed.
 struct Head {
-    /// Its length in bytes, the blank line included.
-    len: usize,
     status: StatusCode,
     headers: HeaderMap,
     http10: bool,
 }
 
-/// The answer head at the start of `buf`, if all of it is there. Kept out of the
-/// async reader so the parser's header slots live on the stack for the parse
-/// alone, not in every operation's future.
-fn parse_head(buf: &[u8]) -> Result<Option<Head>, ErrorKind> {
+/// Header names the load reads on every answer, made once: a name that is not one
+/// of HTTP's standard ones would otherwise be copied into a fresh buffer each time.
+const KNOWN_NAMES: [HeaderName; 2] = [
+    HeaderName::from_static("x-served-by"),
+    HeaderName::from_static(crate::cluster::haproxy::SERVER_HEADER),
+];
+
+fn header_name(name: &str) -> Result<HeaderName, ErrorKind> {
+    match KNOWN_NAMES
+        .iter()
+        .find(|known| known.as_str().eq_ignore_ascii_case(name))
+    {
+        Some(known) => Ok(known.clone()),
+        None => HeaderName::from_bytes(name.as_bytes()).map_err(|_| ErrorKind::BadBody),
+    }
+}
+
+/// Takes the answer head off the start of `buf`, if all of it is there. Kept out of
+/// the async reader so the parser's header slots live on the stack for the parse
+/// alone, not in every operation's future. The header values are slices of the
+/// head's bytes, not copies: one allocation for the map, none per header.
+fn take_head(buf: &mut BytesMut) -> Result<Option<Head>, ErrorKind> {
     let mut slots = [const { std::mem::MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
     let mut parsed = httparse::Response::new(&mut []);
     let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
@@ -97,17 +113,26 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, ErrorKind> {
         .code
         .and_then(|c| StatusCode::from_u16(c).ok())
         .ok_or(ErrorKind::BadBody)?;
-    let mut headers = HeaderMap::with_capacity(parsed.headers.len());
-    for h in parsed.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| ErrorKind::BadBody)?;
-        let value = HeaderValue::from_bytes(h.value).map_err(|_| ErrorKind::BadBody)?;
+    let http10 = parsed.version == Some(0);
+    // Each header's name, and where its value lies in the head.
+    let mut spans = [const { None::<(HeaderName, usize, usize)> }; MAX_HEADERS];
+    let base = buf.as_ptr() as usize;
+    for (span, h) in spans.iter_mut().zip(parsed.headers.iter()) {
+        let start = h.value.as_ptr() as usize - base;
+        *span = Some((header_name(h.name)?, start, start + h.value.len()));
+    }
+    let count = parsed.headers.len();
+    let head = buf.split_to(len).freeze();
+    let mut headers = HeaderMap::with_capacity(count);
+    for (name, start, end) in spans.into_iter().take(count).flatten() {
+        let value = HeaderValue::from_maybe_shared(head.slice(start..end))
+            .map_err(|_| ErrorKind::BadBody)?;
         headers.append(name, value);
     }
     Ok(Some(Head {
-        len,
         status,
         headers,
-        http10: parsed.version == Some(0),
+        http10,
     }))
 }
 
@@ -128,12 +153,11 @@ pub(super) async fn read_reply<R: AsyncRead + Unpin>(
 ) -> Result<(Reply, bool), ErrorKind> {
     loop {
         let Head {
-            len: head_len,
             status,
             headers,
             http10,
         } = loop {
-            if let Some(head) = parse_head(buf)? {
+            if let Some(head) = take_head(buf)? {
                 break head;
             }
             if buf.len() >= MAX_HEAD {
@@ -143,7 +167,6 @@ pub(super) async fn read_reply<R: AsyncRead + Unpin>(
                 return Err(ErrorKind::Reset);
             }
         };
-        buf.advance(head_len);
         if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
             continue;
         }

@@ -27,6 +27,12 @@ pub struct LoadPlan {
     /// `[flow]`: sessions run as these HTTP steps instead of the session contract;
     /// `appends_per_session` then counts rounds of `flow.steps`.
     pub flow: Option<std::sync::Arc<crate::flow::Flow>>,
+    /// Load threads (`[load] threads`): the sessions, the open model's schedule and
+    /// the histograms are split between them, and merged when reported.
+    pub threads: usize,
+    /// Connections open at once per target and load thread (`[load]
+    /// max_connections`); a request beyond them waits for one.
+    pub max_connections: usize,
 }
 
 impl LoadPlan {

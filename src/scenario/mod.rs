@@ -144,6 +144,8 @@ pub struct Load {
     pub retries: Option<Spanned<i64>>,
     pub keep_alive: Option<bool>,
     pub max_idle_connections: Option<Spanned<i64>>,
+    pub threads: Option<Spanned<i64>>,
+    pub max_connections: Option<Spanned<i64>>,
     /// `[load.tls]`: whom to trust on `https://` URLs.
     pub tls: Option<RawTls>,
 }

@@ -11,6 +11,8 @@ use crate::plan::{LoadPlan, Model, RateProfile, Stage, Think};
 use crate::scenario;
 
 const MODELS: &str = "\"open\", \"closed\"";
+/// More load threads than this is a typo: a machine has fewer cores.
+const MAX_THREADS: i64 = 256;
 const THINK_DISTRIBUTIONS: &str = "\"fixed\", \"exponential\"";
 
 impl Validator<'_> {
@@ -45,6 +47,14 @@ impl Validator<'_> {
             Some(n) => self.int_in(n, "load.max_idle_connections", 0, 1_000_000),
             None => Some(1024),
         };
+        let threads = match &raw.threads {
+            Some(n) => self.int_in(n, "load.threads", 1, MAX_THREADS),
+            None => Some(1),
+        };
+        let max_connections = match &raw.max_connections {
+            Some(n) => self.int_in(n, "load.max_connections", 1, 1_000_000),
+            None => Some(1024),
+        };
         Some(LoadPlan {
             model: model?,
             appends_per_session: appends? as u32,
@@ -56,6 +66,8 @@ impl Validator<'_> {
             max_idle_connections: max_idle? as usize,
             tls: Default::default(),
             flow: None,
+            threads: threads? as usize,
+            max_connections: max_connections? as usize,
         })
     }
 

@@ -185,6 +185,16 @@ fn load_model_mistakes_are_named() {
             "users = 8\nthink_time = \"1s\"\nthink_distribution = \"gauss\"",
             "\"fixed\", \"exponential\"",
         ),
+        (
+            "users = 8",
+            "users = 8\nthreads = 0",
+            "`load.threads` is 0; it must be between 1 and 256",
+        ),
+        (
+            "users = 8",
+            "users = 8\nmax_connections = 0",
+            "`load.max_connections` is 0; it must be between 1 and 1000000",
+        ),
     ];
     for (from, to, expected) in cases {
         let problems = plan(&GOOD.replace(from, to)).unwrap_err();
