@@ -436,7 +436,7 @@ fn store_restart_with_aof_loses_nothing_and_removes_its_volume() {
     );
     assert!(e["ready_after_ms"].is_u64(), "{e}");
     assert_eq!(summary["anomalies"]["total"], 0);
-    assert!(run.stdout.contains("1 volumes"), "{}", describe(&run));
+    assert!(run.stdout.contains("and 1 volume"), "{}", describe(&run));
     assert_clean_after_chaos(&run, &id);
 }
 
