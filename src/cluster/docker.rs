@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::delay::DelayProxy;
-use super::engine::{ContainerSpec, Engine, EngineError, Removed};
+use super::engine::{published_host, ContainerSpec, Engine, EngineError, Removed};
 use super::limits::{self, Ended, Limits};
 use super::netns::{self, Shaping};
 use super::upload::tar_of;
@@ -274,7 +274,7 @@ impl DockerCluster {
     }
 
     /// Creates and starts HAProxy with `config` on the run's network, published on
-    /// 127.0.0.1; returns its URL.
+    /// 127.0.0.1 (on the engine's host when remote: [`published_host`]); returns its URL.
     pub(super) async fn run_balancer(&self, config: &str) -> Result<String, EngineError> {
         let balancer = self.name("balancer");
         // A port chosen here rather than by Docker, so a balancer restarted by a
@@ -322,7 +322,7 @@ impl DockerCluster {
             .engine
             .published_port(&balancer, haproxy::LISTEN_PORT)
             .await?;
-        Ok(format!("http://127.0.0.1:{port}"))
+        Ok(format!("http://{}:{port}", published_host()))
     }
 
     /// Starts the delaying proxy of `slow_store` on the run network's gateway, in
@@ -432,7 +432,8 @@ impl DockerCluster {
         self.engine.start(&name).await
     }
 
-    /// The replica's published base URL on 127.0.0.1 (direct balancing).
+    /// The replica's published base URL (direct balancing), on 127.0.0.1 for a
+    /// local engine.
     async fn replica_base(&self, slot: usize) -> Result<String, EngineError> {
         let name = self.name(&Self::instance(slot, self.generation(slot)));
         let port = self
@@ -440,8 +441,9 @@ impl DockerCluster {
             .published_port(&name, self.plan.service.port)
             .await?;
         Ok(format!(
-            "{}://127.0.0.1:{port}",
-            self.plan.service.scheme.as_str()
+            "{}://{}:{port}",
+            self.plan.service.scheme.as_str(),
+            published_host()
         ))
     }
 

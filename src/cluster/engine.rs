@@ -74,7 +74,8 @@ pub struct ContainerSpec {
     pub network: String,
     /// The name other containers reach it by on `network`.
     pub alias: String,
-    /// A container port to publish on 127.0.0.1 at a free host port.
+    /// A container port to publish at a free host port, on 127.0.0.1 (on every
+    /// address of the engine's host when it is remote: [`published_host`]).
     pub publish: Option<u16>,
     /// The host port for `publish`; Docker picks one when `None`. A fixed port keeps
     /// the address when the container is restarted by a fault.
@@ -155,6 +156,44 @@ pub fn host_socket() -> Option<String> {
     match std::env::var("DOCKER_HOST") {
         Ok(host) if !host.is_empty() => host.strip_prefix("unix://").map(String::from),
         _ => Some(SOCKET_IN_CONTAINER.to_string()),
+    }
+}
+
+/// The engine's host when it is reached over TCP (`DOCKER_HOST=tcp://HOST:PORT`):
+/// its containers' published ports are on that machine, not on this one.
+fn remote_host() -> Option<String> {
+    tcp_host(&std::env::var("DOCKER_HOST").ok()?)
+}
+
+/// The host of a `tcp://HOST[:PORT][/…]` engine address; `None` for any other kind.
+fn tcp_host(docker_host: &str) -> Option<String> {
+    let rest = docker_host.strip_prefix("tcp://")?;
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let name = match authority.rsplit_once(':') {
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
+        _ => authority,
+    };
+    Some(
+        name.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
+    )
+}
+
+/// Where the harness reaches a published port: the engine's own host over TCP,
+/// 127.0.0.1 for an engine on this machine.
+pub fn published_host() -> String {
+    remote_host().unwrap_or_else(|| "127.0.0.1".to_string())
+}
+
+/// The address ports are published on: loopback on this machine (nothing else
+/// reaches the run), every address of a remote engine's host (the harness is not
+/// on its loopback).
+fn publish_ip() -> &'static str {
+    if remote_host().is_some() {
+        "0.0.0.0"
+    } else {
+        "127.0.0.1"
     }
 }
 
@@ -304,7 +343,7 @@ impl Engine {
             HashMap::from([(
                 port_key(p),
                 Some(vec![PortBinding {
-                    host_ip: Some("127.0.0.1".into()),
+                    host_ip: Some(publish_ip().into()),
                     host_port: Some(spec.host_port.map_or_else(String::new, |p| p.to_string())),
                 }]),
             )])
@@ -925,5 +964,23 @@ impl Engine {
         removed.networks.sort();
         removed.volumes.sort();
         Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tcp_host;
+
+    #[test]
+    fn a_tcp_engine_is_reached_at_its_host_and_nothing_else_is_remote() {
+        assert_eq!(
+            tcp_host("tcp://10.231.5.2:2375").as_deref(),
+            Some("10.231.5.2")
+        );
+        assert_eq!(tcp_host("tcp://node-1:2376/").as_deref(), Some("node-1"));
+        assert_eq!(tcp_host("tcp://manager").as_deref(), Some("manager"));
+        assert_eq!(tcp_host("tcp://[fd00::2]:2375").as_deref(), Some("fd00::2"));
+        assert_eq!(tcp_host("unix:///var/run/docker.sock"), None);
+        assert_eq!(tcp_host("ssh://me@host"), None);
     }
 }

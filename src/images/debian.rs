@@ -47,6 +47,16 @@ pub(crate) const LIB_APPS_PACKAGES: &[&str] = &[
     "php-redis",
 ];
 
+/// What `sessionstorm/dind` installs: Docker's engine and the iptables it drives.
+pub(crate) const DIND_PACKAGES: &[&str] = &["docker.io", "iptables", "ca-certificates"];
+
+/// The entry point of `sessionstorm/dind` (`docker/dind`).
+const DIND_FILES: &[(&str, &[u8], u32)] = &[(
+    "/usr/local/bin/dind",
+    include_bytes!("../../docker/dind/entrypoint.sh"),
+    0o755,
+)];
+
 /// The apps of `docker/lib-apps`, as (path in the image, bytes, mode).
 const LIB_APPS_FILES: &[(&str, &[u8], u32)] = &[
     (
@@ -114,33 +124,40 @@ pub(crate) struct DebianRecipe {
 }
 
 impl DebianRecipe {
-    /// The recipe of `image`; only `sessionstorm/lib-apps` is made this way.
+    /// The recipe of `image`; only `sessionstorm/lib-apps` and `sessionstorm/dind`
+    /// are made this way.
     pub(crate) fn for_image(image: BuiltIn) -> DebianRecipe {
-        assert_eq!(
-            image,
-            BuiltIn::LibApps,
-            "{image} is not a Debian-based image"
+        let path = (
+            "PATH".to_string(),
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
         );
-        let mut rootfs = Rootfs::default();
-        for (path, data, mode) in LIB_APPS_FILES {
-            rootfs.add_file(path, data.to_vec(), *mode);
-        }
-        DebianRecipe {
-            suite: SUITE,
-            packages: LIB_APPS_PACKAGES,
-            overlay: Recipe {
-                image,
-                rootfs,
-                entrypoint: vec!["/usr/local/bin/lib-apps".into()],
-                env: vec![
-                    (
-                        "PATH".into(),
-                        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
-                    ),
+        let (packages, files, entrypoint, env) = match image {
+            BuiltIn::LibApps => (
+                LIB_APPS_PACKAGES,
+                LIB_APPS_FILES,
+                "/usr/local/bin/lib-apps",
+                vec![
+                    path,
                     ("LANG".into(), "C.UTF-8".into()),
                     // Python's output reaches `docker logs` as it is written.
                     ("PYTHONUNBUFFERED".into(), "1".into()),
                 ],
+            ),
+            BuiltIn::Dind => (DIND_PACKAGES, DIND_FILES, "/usr/local/bin/dind", vec![path]),
+            other => panic!("{other} is not a Debian-based image"),
+        };
+        let mut rootfs = Rootfs::default();
+        for (path, data, mode) in files {
+            rootfs.add_file(path, data.to_vec(), *mode);
+        }
+        DebianRecipe {
+            suite: SUITE,
+            packages,
+            overlay: Recipe {
+                image,
+                rootfs,
+                entrypoint: vec![entrypoint.into()],
+                env,
                 stamp: None,
             },
         }
@@ -173,7 +190,12 @@ impl DebianRecipe {
             hasher.update((package.len() as u64).to_le_bytes());
             hasher.update(package.as_bytes());
         }
-        format!("{}-{:.16x}", self.suite, hasher.finalize())
+        format!(
+            "{}{}-{:.16x}",
+            tree_prefix(self.overlay.image),
+            self.suite,
+            hasher.finalize()
+        )
     }
 
     /// The build context: the generated `Dockerfile`, the tree under `rootfs/` (modes,
@@ -243,7 +265,7 @@ impl DebianRecipe {
             // Another harness finished first: use its tree.
             remove_tree(&partial).map_err(cache_err(&partial))?;
         }
-        remove_other_trees(&root, &dir);
+        remove_other_trees(&root, &dir, &tree_prefix(image));
         Ok(dir)
     }
 }
@@ -300,17 +322,25 @@ fn remove_tree(path: &Path) -> io::Result<()> {
     }
 }
 
-/// Removes the complete trees of other keys beside `keep` (an older package list or
-/// format). Trees being made (`*.partial-PID`) are left alone: another harness may be
-/// making one.
-fn remove_other_trees(root: &Path, keep: &Path) {
+/// The start of an image's tree keys (`lib-apps-`): each image keeps its own tree.
+fn tree_prefix(image: BuiltIn) -> String {
+    let name = image.name();
+    format!("{}-", name.strip_prefix("sessionstorm/").unwrap_or(name))
+}
+
+/// Removes the complete trees of `image`'s other keys beside `keep` (an older package
+/// list or format), and trees from before keys named their image (`bookworm-…`);
+/// another image's tree stays. Trees being made (`*.partial-PID`) are left alone:
+/// another harness may be making one.
+fn remove_other_trees(root: &Path, keep: &Path, prefix: &str) {
+    let ours = |name: &str| name.starts_with(prefix) || name.starts_with(&format!("{SUITE}-"));
     let Ok(entries) = std::fs::read_dir(root) else {
         return;
     };
     for entry in entries.flatten() {
         let path = entry.path();
-        let partial = entry.file_name().to_string_lossy().contains(".partial-");
-        if path != keep && !partial {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if path != keep && !name.contains(".partial-") && ours(&name) {
             match remove_tree(&path) {
                 Ok(()) => tracing::debug!(tree = %path.display(), "removed an old Debian tree"),
                 Err(err) => {
@@ -388,7 +418,7 @@ mod tests {
         assert_eq!(hash.len(), 64);
         assert_eq!(recipe().content_hash(), hash, "same recipe, same hash");
         assert_eq!(recipe().tree_key(), key);
-        assert!(key.starts_with("bookworm-"), "{key}");
+        assert!(key.starts_with("lib-apps-bookworm-"), "{key}");
 
         let mut changed = recipe();
         changed.packages = &["python3-django"];
@@ -553,19 +583,33 @@ mod tests {
     }
 
     #[test]
-    fn old_trees_are_removed_but_not_trees_being_made() {
+    fn old_trees_of_the_image_are_removed_but_not_trees_being_made_nor_other_images() {
         let cache = tempfile::tempdir().unwrap();
         let root = cache.path();
-        for dir in ["bookworm-new", "bookworm-old", "bookworm-new.partial-42"] {
+        for dir in [
+            "lib-apps-bookworm-new",
+            "lib-apps-bookworm-old",
+            "bookworm-unnamed",
+            "lib-apps-bookworm-new.partial-42",
+            "dind-bookworm-other",
+        ] {
             std::fs::create_dir_all(root.join(dir).join("usr")).unwrap();
         }
-        remove_other_trees(root, &root.join("bookworm-new"));
+        let keep = root.join("lib-apps-bookworm-new");
+        remove_other_trees(root, &keep, &tree_prefix(BuiltIn::LibApps));
         let mut left: Vec<String> = std::fs::read_dir(root)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         left.sort();
-        assert_eq!(left, ["bookworm-new", "bookworm-new.partial-42"]);
+        assert_eq!(
+            left,
+            [
+                "dind-bookworm-other",
+                "lib-apps-bookworm-new",
+                "lib-apps-bookworm-new.partial-42"
+            ]
+        );
     }
 
     #[test]

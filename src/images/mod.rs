@@ -97,7 +97,8 @@ pub fn workspace_binary(image: BuiltIn) -> Option<(&'static str, &'static str)> 
         | BuiltIn::Haproxy
         | BuiltIn::Nettools
         | BuiltIn::Memcached
-        | BuiltIn::LibApps => None,
+        | BuiltIn::LibApps
+        | BuiltIn::Dind => None,
     }
 }
 
@@ -392,7 +393,7 @@ enum Source {
 impl Source {
     fn for_image(image: BuiltIn) -> Result<Source, ImageError> {
         match image {
-            BuiltIn::LibApps => Ok(Source::Debian(DebianRecipe::for_image(image))),
+            BuiltIn::LibApps | BuiltIn::Dind => Ok(Source::Debian(DebianRecipe::for_image(image))),
             _ => Recipe::for_image(image).map(Source::Binaries),
         }
     }

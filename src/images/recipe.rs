@@ -84,7 +84,9 @@ impl Recipe {
                 locate_host_binary(image, "memcached", "memcached", &["/usr/bin"])?,
                 "/usr/bin/memcached".to_string(),
             ),
-            BuiltIn::LibApps => unreachable!("{image} is made from Debian packages (debian.rs)"),
+            BuiltIn::LibApps | BuiltIn::Dind => {
+                unreachable!("{image} is made from Debian packages (debian.rs)")
+            }
         };
         let mut rootfs = Rootfs::skeleton();
         if image == BuiltIn::Haproxy {

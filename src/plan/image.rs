@@ -28,6 +28,10 @@ pub enum BuiltIn {
     /// The run's reaper (`sessionstorm reaper`): the sessionstorm binary itself, run
     /// beside every run to clean up after a harness that died. Built on demand.
     Reaper,
+    /// A Docker engine (Debian's `docker.io`) to run in a container: the nodes of the
+    /// multi-node Swarm test. Made from Debian packages like `lib-apps`; built only
+    /// when a test asks for it.
+    Dind,
 }
 
 impl BuiltIn {
@@ -39,11 +43,12 @@ impl BuiltIn {
         BuiltIn::Haproxy,
     ];
     /// Images built on demand only (not by `images build`).
-    pub const HELPERS: [BuiltIn; 4] = [
+    pub const HELPERS: [BuiltIn; 5] = [
         BuiltIn::Nettools,
         BuiltIn::Memcached,
         BuiltIn::LibApps,
         BuiltIn::Reaper,
+        BuiltIn::Dind,
     ];
 
     /// The full tag, e.g. `sessionstorm/session-app:latest`.
@@ -58,6 +63,7 @@ impl BuiltIn {
             BuiltIn::Memcached => "sessionstorm/memcached:latest",
             BuiltIn::LibApps => "sessionstorm/lib-apps:latest",
             BuiltIn::Reaper => "sessionstorm/reaper:latest",
+            BuiltIn::Dind => "sessionstorm/dind:latest",
         }
     }
 

@@ -110,9 +110,18 @@ pub struct Run {
 /// Runs a scenario (a path in the repository, or an absolute one) under `run_id`;
 /// returns its output and summary.json. Whatever the run leaves is removed.
 pub fn run_scenario(scenario: &str, run_id: &str, extra: &[&str]) -> Run {
+    run_scenario_on(None, scenario, run_id, extra)
+}
+
+/// [`run_scenario`] against another Docker engine (`DOCKER_HOST`) when given.
+pub fn run_scenario_on(engine: Option<&str>, scenario: &str, run_id: &str, extra: &[&str]) -> Run {
     let out = tempfile::tempdir().unwrap();
     let _guard = RunGuard(run_id.to_string());
-    let output = bin()
+    let mut command = bin();
+    if let Some(engine) = engine {
+        command.env("DOCKER_HOST", engine);
+    }
+    let output = command
         .args([
             "run",
             repo(scenario).to_str().unwrap(),

@@ -6,13 +6,17 @@
 //!   made by the same code as the docker engine's ([`DockerCluster`]);
 //! - the **replicas**: ONE service `sessionstorm-<run>-replicas` with `replicas = N`,
 //!   `endpoint_mode = dnsrr` and the scenario's restart delay ([`spec`]);
-//! - the **balancer**: HAProxy as a plain container on the overlay, published on
-//!   127.0.0.1 (so no routing mesh, which needs IPVS), its servers a
+//! - the **balancer**: HAProxy as a plain container on the overlay, on the manager,
+//!   published on 127.0.0.1 (on the manager's host address when `DOCKER_HOST` is
+//!   `tcp://HOST:PORT`; no routing mesh, which needs IPVS), its servers a
 //!   `server-template` over `tasks.<service>` resolved by Docker's DNS.
 //!
-//! The host cannot reach overlay addresses, so a task is *serving* when it is
-//! RUNNING for Swarm and the balancer's health checks pass on its address
-//! (HAProxy's statistics, [`stats`]). Faults go through a one-shot job on the
+//! The swarm may have several nodes. Images are named by id and there is no
+//! registry: a node without one cannot start its task, and the run stops naming the
+//! node and the image. The host cannot reach overlay addresses, so a task is
+//! *serving* when it is RUNNING for Swarm and the balancer's health checks pass on
+//! its address (HAProxy's statistics, [`stats`]), read from the manager's view of
+//! the overlay (every node's tasks). Faults go through a one-shot job on the
 //! task's node ([`agent`]): the manager API cannot kill one task. A killed task is
 //! never restarted in place: Swarm fails it and, after the restart delay, starts a
 //! new task in its slot; `Replace` waits for that task to serve, and the time from
@@ -32,8 +36,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use bollard::models::{LocalNodeState, NetworkCreateRequest, Task, TaskState};
-use bollard::query_parameters::{InspectServiceOptions, ListNodesOptions, ListTasksOptionsBuilder};
+use bollard::models::{
+    LocalNodeState, NetworkCreateRequest, NodeSpecAvailabilityEnum, NodeState, Task, TaskState,
+};
+use bollard::query_parameters::{
+    InspectNetworkOptionsBuilder, InspectServiceOptions, ListNodesOptions, ListTasksOptionsBuilder,
+};
 use tokio_util::sync::CancellationToken;
 
 use self::agent::AgentAction;
@@ -194,11 +202,12 @@ impl SwarmCluster {
     async fn start(&self) -> Result<Started, EngineError> {
         let began = Instant::now();
         let deadline = began + self.plan.service.ready_timeout;
-        self.require_manager().await?;
+        let local = self.require_manager().await?;
         if let Some(url) = &self.attached {
             let agent_image = self.image_id(BuiltIn::Reaper.tag()).await?;
             let _ = self.agent_image.set(agent_image);
-            self.watch().await;
+            self.check_nodes(&local).await?;
+            self.watch();
             for slot in 0..self.plan.service.replicas {
                 self.wait_serving(slot, None, deadline).await?;
             }
@@ -215,6 +224,7 @@ impl SwarmCluster {
         let image = self.image_id(&self.plan.service.image).await?;
         let agent_image = self.image_id(BuiltIn::Reaper.tag()).await?;
         let _ = self.agent_image.set(agent_image);
+        self.check_nodes(&local).await?;
         self.create_replicas(&image).await?;
         let config = haproxy::render(&haproxy::Config {
             replicas: &[],
@@ -229,7 +239,7 @@ impl SwarmCluster {
         let _ = self
             .stats_url
             .set(format!("{url}{};csv", haproxy::STATS_PATH));
-        self.watch().await;
+        self.watch();
         for slot in 0..self.plan.service.replicas {
             self.wait_serving(slot, None, deadline).await?;
         }
@@ -244,8 +254,9 @@ impl SwarmCluster {
         })
     }
 
-    /// This engine must manage a swarm: the services are created through it.
-    async fn require_manager(&self) -> Result<(), EngineError> {
+    /// This engine must manage a swarm: the services are created through it. Its
+    /// node's id.
+    async fn require_manager(&self) -> Result<String, EngineError> {
         let info = self
             .engine
             .docker()
@@ -257,26 +268,19 @@ impl SwarmCluster {
                 source,
             })?;
         let swarm = info.swarm.unwrap_or_default();
-        let manager = swarm.local_node_state == Some(LocalNodeState::ACTIVE)
-            && swarm.control_available == Some(true);
-        match swarm.nodes {
-            // Images are used by id from the node's own store, and a task's address
-            // is read from the local engine: both hold on this node only.
-            Some(nodes) if manager && nodes > 1 => Err(EngineError::State(format!(
-                "this swarm has {nodes} nodes; the swarm engine runs on a single-node swarm \
-                 so far: the other nodes would need the run's images (there is no registry \
-                 to pull them from) and their tasks' addresses are not read yet"
-            ))),
-            _ if manager => Ok(()),
-            _ => Err(EngineError::State(format!(
-                "the swarm engine needs this Docker engine to be a swarm manager, and it is not \
-                 (swarm state: {}); make it one with `docker swarm init --advertise-addr 127.0.0.1` \
-                 (undo with `docker swarm leave --force`), or run with `--engine docker`",
-                swarm
-                    .local_node_state
-                    .map_or_else(|| "unknown".to_string(), |s| s.to_string())
-            ))),
+        if swarm.local_node_state == Some(LocalNodeState::ACTIVE)
+            && swarm.control_available == Some(true)
+        {
+            return Ok(swarm.node_id.unwrap_or_default());
         }
+        Err(EngineError::State(format!(
+            "the swarm engine needs this Docker engine to be a swarm manager, and it is not \
+             (swarm state: {}); make it one with `docker swarm init --advertise-addr 127.0.0.1` \
+             (undo with `docker swarm leave --force`), or run with `--engine docker`",
+            swarm
+                .local_node_state
+                .map_or_else(|| "unknown".to_string(), |s| s.to_string())
+        )))
     }
 
     /// The attachable overlay network of the run: tasks, the store and the balancer
@@ -306,7 +310,7 @@ impl SwarmCluster {
     async fn image_id(&self, tag: &str) -> Result<String, EngineError> {
         let missing = || {
             EngineError::State(format!(
-                "the image {tag} is not on this node; the swarm engine runs images from the \
+                "the image {tag} is not on the manager; the swarm engine runs images from the \
                  nodes' own stores (there is no registry): build it with `sessionstorm images build`"
             ))
         };
@@ -361,21 +365,7 @@ impl SwarmCluster {
     }
 
     /// Starts the watcher that reads the task list for the report's scheduling facts.
-    async fn watch(&self) {
-        if let Ok(nodes) = self
-            .engine
-            .docker()
-            .list_nodes(None::<ListNodesOptions>)
-            .await
-        {
-            let mut facts = self.facts.lock().expect("facts lock");
-            for node in nodes {
-                if let (Some(id), Some(host)) = (node.id, node.description.and_then(|d| d.hostname))
-                {
-                    facts.nodes.insert(id, host);
-                }
-            }
-        }
+    fn watch(&self) {
         let engine = self.engine.clone();
         let service = self.service.clone();
         let facts = Arc::clone(&self.facts);
@@ -394,7 +384,12 @@ impl SwarmCluster {
     /// The running task of `slot`, other than `not`, with its container.
     async fn locate(&self, slot: usize, not: Option<&str>) -> Result<Option<Located>, EngineError> {
         let tasks = tasks_of(&self.engine, &self.service).await?;
-        Ok(tasks.iter().find_map(|task| {
+        Ok(self.running(&tasks, slot, not))
+    }
+
+    /// Among `tasks`, the running one of `slot` other than `not`.
+    fn running(&self, tasks: &[Task], slot: usize, not: Option<&str>) -> Option<Located> {
+        tasks.iter().find_map(|task| {
             let status = task.status.as_ref()?;
             let id = task.id.clone()?;
             let running = task.slot == Some(slot as i64 + 1)
@@ -409,7 +404,26 @@ impl SwarmCluster {
                     .and_then(|c| c.container_id.clone())
                     .unwrap_or_default(),
             })
-        }))
+        })
+    }
+
+    /// A node lacks an image a task needs: there is no registry, so Swarm cannot
+    /// pull it, and the run stops saying which node and image.
+    fn missing_image(&self, tag: &str, node: &str, why: &str) -> EngineError {
+        let host = (self
+            .facts
+            .lock()
+            .expect("facts lock")
+            .nodes
+            .get(node)
+            .cloned())
+        .unwrap_or_else(|| node.to_string());
+        EngineError::State(format!(
+            "the image {tag} is not on node {host} (id {node}): Swarm could not start a task \
+             there ({why}). There is no registry to pull it from: load it into every node that \
+             runs tasks, e.g. `docker save {tag} | docker -H <node's engine> load`, or drain \
+             the node (`docker node update --availability drain {host}`)"
+        ))
     }
 
     /// The addresses the balancer's health checks pass on now.
@@ -448,29 +462,49 @@ impl SwarmCluster {
         ))
     }
 
-    /// The task's address on the run's network. Its container is on this node:
-    /// another node's containers are only seen by that node's engine.
+    /// The task's address on the run's network, as the manager sees the overlay
+    /// (a verbose network inspection lists every node's tasks on it): the task's
+    /// container may be on another node, whose engine the harness does not reach.
     async fn address(&self, task: &Located) -> Result<String, String> {
-        let info = self
-            .engine
-            .inspect(&task.container)
+        let options = InspectNetworkOptionsBuilder::default()
+            .verbose(true)
+            .build();
+        let network = (self.engine.docker())
+            .inspect_network(&self.network, Some(options))
             .await
-            .map_err(|e| format!("{e} (task {} on node {})", task.name, task.node))?;
-        (info.network_settings)
-            .and_then(|n| n.networks)
-            .and_then(|mut n| n.remove(&self.network))
-            .and_then(|e| e.ip_address)
+            .map_err(|e| format!("cannot inspect network {}: {e}", self.network))?;
+        let services = network.services.unwrap_or_default();
+        let tasks = (services.get(&self.service))
+            .and_then(|s| s.get("Tasks"))
+            .and_then(|t| t.as_array());
+        tasks
+            .into_iter()
+            .flatten()
+            .find(|t| t.get("Name").and_then(|n| n.as_str()) == Some(task.name.as_str()))
+            .and_then(|t| t.get("EndpointIP")?.as_str())
             .filter(|ip| !ip.is_empty())
+            .map(|ip| ip.split('/').next().unwrap_or(ip).to_string())
             .ok_or_else(|| format!("task {} has no address on {} yet", task.name, self.network))
     }
 
     /// When the task's container ended, by the engine's clock, as an instant of
     /// ours: the kill itself, not the end of the job that did it, starts the time
-    /// until a new task serves. `None` when the engine does not say (or the
-    /// container is on another node).
+    /// until a new task serves. A container on another node is not seen by this
+    /// engine: the manager's time of the task's end is taken then. `None` when
+    /// neither says yet.
     async fn finished_at(&self, task: &Located) -> Option<Instant> {
-        let info = self.engine.inspect(&task.container).await.ok()?;
-        let finished = info.state?.finished_at?;
+        let finished = match self.engine.inspect(&task.container).await {
+            Ok(info) => info.state?.finished_at?,
+            Err(_) => {
+                let tasks = tasks_of(&self.engine, &self.service).await.ok()?;
+                let found = tasks.iter().find(|t| t.id.as_deref() == Some(&task.task))?;
+                let status = found.status.as_ref()?;
+                if status.state == Some(TaskState::RUNNING) {
+                    return None;
+                }
+                status.timestamp.clone()?
+            }
+        };
         let at = chrono::DateTime::parse_from_rfc3339(&finished).ok()?;
         let ago = (chrono::Utc::now() - at.with_timezone(&chrono::Utc))
             .to_std()
@@ -487,7 +521,11 @@ impl SwarmCluster {
         deadline: Instant,
     ) -> Result<String, EngineError> {
         loop {
-            let last = match self.locate(slot, not).await? {
+            let tasks = tasks_of(&self.engine, &self.service).await?;
+            if let Some((node, why)) = image_refused(&tasks) {
+                return Err(self.missing_image(&self.plan.service.image, &node, &why));
+            }
+            let last = match self.running(&tasks, slot, not) {
                 None => "no task of the slot is running".to_string(),
                 Some(task) => match self.serves(&task).await {
                     Ok(()) => return Ok(task.name),
@@ -519,20 +557,31 @@ impl SwarmCluster {
         task: &Located,
         grace: Duration,
     ) -> Result<Duration, EngineError> {
+        let command = agent::command(AGENT_BINARY, action, &task.container, grace);
+        let what = format!("{} {}", action.arg(), task.name);
+        self.job(&what, command, &task.node).await
+    }
+
+    /// Runs `command` in the agent's image as a one-shot job on `node`, with the
+    /// node's engine socket, and waits until it is done; how long it took.
+    async fn job(
+        &self,
+        what: &str,
+        command: Vec<String>,
+        node: &str,
+    ) -> Result<Duration, EngineError> {
         let began = Instant::now();
         let n = self.jobs.fetch_add(1, Ordering::Relaxed);
         let name = format!("sessionstorm-{}-agent-{n}", self.run_id);
-        let socket = host_socket().ok_or_else(|| {
-            EngineError::State(
-                "the swarm engine's faults need the engine on a local socket (DOCKER_HOST is not unix://)".into(),
-            )
-        })?;
+        // A remote manager (DOCKER_HOST=tcp://…): its nodes' engines are on their
+        // default socket.
+        let socket = host_socket().unwrap_or_else(|| SOCKET_IN_CONTAINER.to_string());
         let image = self.agent_image.get().cloned().unwrap_or_default();
         let request = spec::job(&spec::Job {
             name: &name,
             image: &image,
-            command: agent::command(AGENT_BINARY, action, &task.container, grace),
-            node: &task.node,
+            command,
+            node,
             socket: &socket,
             socket_in_container: SOCKET_IN_CONTAINER,
             labels: self.labels("agent"),
@@ -548,14 +597,51 @@ impl SwarmCluster {
             })?;
         let ended = self.job_end(&name, began + JOB_TIMEOUT).await;
         self.engine.remove_service(&name).await?;
-        ended.map(|()| began.elapsed()).map_err(|why| {
-            EngineError::State(format!(
-                "the agent job {name} ({} {} on node {}) failed: {why}",
-                action.arg(),
-                task.name,
-                task.node
-            ))
-        })
+        match ended {
+            Ok(()) => Ok(began.elapsed()),
+            Err(why) if why.contains(NO_SUCH_IMAGE) => {
+                Err(self.missing_image(BuiltIn::Reaper.tag(), node, &why))
+            }
+            Err(why) => Err(EngineError::State(format!(
+                "the agent job {name} ({what} on node {node}) failed: {why}"
+            ))),
+        }
+    }
+
+    /// Learns the nodes' names (for the scheduling facts and messages), and checks
+    /// that the agent's image is on every other ready node: its faults run there,
+    /// and a node without it would only say so at the first fault on it, mid-run.
+    /// One job per node, at once; no job on a single node (the image is local).
+    async fn check_nodes(&self, local: &str) -> Result<(), EngineError> {
+        let nodes = (self.engine.docker())
+            .list_nodes(None::<ListNodesOptions>)
+            .await
+            .map_err(|source| EngineError::Call {
+                action: "list the nodes of",
+                object: "the swarm".into(),
+                source,
+            })?;
+        {
+            let mut facts = self.facts.lock().expect("facts lock");
+            for node in &nodes {
+                let host = node.description.as_ref().and_then(|d| d.hostname.clone());
+                if let (Some(id), Some(host)) = (node.id.clone(), host) {
+                    facts.nodes.insert(id, host);
+                }
+            }
+        }
+        let others: Vec<String> = (nodes.into_iter())
+            .filter(|n| n.status.as_ref().and_then(|s| s.state) == Some(NodeState::READY))
+            .filter(|n| {
+                let availability = n.spec.as_ref().and_then(|s| s.availability);
+                availability == Some(NodeSpecAvailabilityEnum::ACTIVE)
+            })
+            .filter_map(|n| n.id)
+            .filter(|id| id != local)
+            .collect();
+        let command = vec![AGENT_BINARY.to_string(), "--version".to_string()];
+        let checks = (others.iter()).map(|node| self.job("check its image", command.clone(), node));
+        futures_util::future::try_join_all(checks).await.map(drop)
     }
 
     /// Waits until the job's task completed; why not, otherwise.
@@ -608,6 +694,19 @@ async fn tasks_of(engine: &Engine, service: &str) -> Result<Vec<Task>, EngineErr
             object: service.to_string(),
             source,
         })
+}
+
+/// What a node's engine says when a task's image is not in its store.
+const NO_SUCH_IMAGE: &str = "No such image";
+
+/// A task Swarm could not start because its node lacks the image: its node and
+/// Swarm's error.
+fn image_refused(tasks: &[Task]) -> Option<(String, String)> {
+    tasks.iter().find_map(|task| {
+        let status = task.status.as_ref()?;
+        let why = (status.err.as_ref()).filter(|e| e.contains(NO_SUCH_IMAGE))?;
+        Some((task.node_id.clone().unwrap_or_default(), why.clone()))
+    })
 }
 
 /// A task as the scheduling facts keep it.
@@ -757,5 +856,42 @@ impl Cluster for SwarmCluster {
 
     async fn ping(&self) -> Result<(), EngineError> {
         self.engine.ping().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bollard::models::{Task, TaskState, TaskStatus};
+
+    use super::image_refused;
+
+    fn task(node: &str, state: TaskState, err: Option<&str>) -> Task {
+        Task {
+            node_id: Some(node.into()),
+            status: Some(TaskStatus {
+                state: Some(state),
+                err: err.map(String::from),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_task_refused_for_a_missing_image_names_its_node() {
+        let tasks = [
+            task("n1", TaskState::RUNNING, None),
+            task("n2", TaskState::FAILED, Some("task: non-zero exit (137)")),
+            task(
+                "n3",
+                TaskState::REJECTED,
+                Some("No such image: sha256:0214"),
+            ),
+        ];
+        assert_eq!(
+            image_refused(&tasks),
+            Some(("n3".into(), "No such image: sha256:0214".into()))
+        );
+        assert_eq!(image_refused(&tasks[..2]), None);
     }
 }
