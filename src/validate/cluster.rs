@@ -141,11 +141,11 @@ impl Validator<'_> {
         for (raw_entry, entry) in asked.raw_chaos.iter().zip(asked.chaos) {
             let Some(entry) = entry else { continue };
             let fault = entry.fault.name();
-            if !matches!(entry.fault, Fault::Kill | Fault::Stop | Fault::Pause) {
+            if let Some(why) = swarm_refusal(entry.fault) {
                 self.problem(
                     raw_entry.fault.span(),
                     format!(
-                        "fault {fault:?} cannot run on the swarm engine; it applies {SWARM_FAULTS} to tasks (use engine \"docker\" for the others)"
+                        "fault {fault:?} cannot run on the swarm engine ({why}); it applies {SWARM_FAULTS} to tasks (use engine \"docker\" for the others)"
                     ),
                 );
             }
@@ -175,5 +175,21 @@ impl Validator<'_> {
                 );
             }
         }
+    }
+}
+
+/// Why the swarm engine refuses `fault`, or `None` for the faults it applies.
+fn swarm_refusal(fault: Fault) -> Option<&'static str> {
+    match fault {
+        Fault::Kill | Fault::Stop | Fault::Pause => None,
+        Fault::Restart => Some(
+            "Swarm never starts a task's container again: a stopped task is replaced by a new one, which is what `stop` measures",
+        ),
+        Fault::Disconnect => Some(
+            "a task's network endpoints belong to Swarm, which attaches them when it creates the task; the harness does not take them over",
+        ),
+        _ => Some(
+            "it works inside the container's own network namespace or cgroup on its node, which the swarm engine's agent does not do yet",
+        ),
     }
 }

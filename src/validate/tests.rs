@@ -594,7 +594,8 @@ after_kill = "restart"
     for expected in [
         "the swarm engine needs `balancer.kind = \"haproxy\"`",
         "`service.env.ID` uses {replica}, which the swarm engine cannot fill in",
-        "fault \"disconnect\" cannot run on the swarm engine; it applies \"kill\", \"stop\", \"pause\"",
+        "fault \"disconnect\" cannot run on the swarm engine (a task's network endpoints belong to Swarm",
+        "; it applies \"kill\", \"stop\", \"pause\" to tasks",
         "chaos target \"store\" cannot be hit on the swarm engine",
         "on the swarm engine `chaos.after_kill` can only be \"replace\"",
     ] {
