@@ -125,8 +125,18 @@ pub struct RedisServer {
 }
 
 impl RedisServer {
+    /// Starts on a free port. The port is free when picked, not when redis-server binds
+    /// it: another test may take it in between, and then redis-server exits; a few other
+    /// ports are tried before giving up.
     pub fn start() -> RedisServer {
-        Self::try_start_on(free_port()).expect("redis-server did not come up")
+        let mut failures = Vec::new();
+        for _ in 0..3 {
+            match Self::try_start_on(free_port()) {
+                Ok(server) => return server,
+                Err(why) => failures.push(why),
+            }
+        }
+        panic!("redis-server did not come up: {failures:?}")
     }
 
     /// Starts on a given port (used to restart the store "in place").
@@ -150,7 +160,8 @@ impl RedisServer {
             if let Ok(Some(status)) = server.child.try_wait() {
                 return Err(format!("redis-server on port {port} exited: {status}"));
             }
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            // Ours, not another test's redis-server on a port ours failed to bind.
+            if answers_ping(port) && matches!(server.child.try_wait(), Ok(None)) {
                 return Ok(server);
             }
             if Instant::now() > deadline {
@@ -175,6 +186,20 @@ impl Drop for RedisServer {
 }
 
 /// A port nobody listens on right now. Racy in theory, fine for a handful of local tests.
+/// Whether a Redis answers PING on `port`: a listener alone could be another
+/// process that took the port before redis-server could bind it.
+fn answers_ping(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut answer = [0u8; 7];
+    stream.write_all(b"PING\r\n").is_ok()
+        && stream.read_exact(&mut answer).is_ok()
+        && &answer == b"+PONG\r\n"
+}
+
 pub fn free_port() -> u16 {
     let l = StdListener::bind("127.0.0.1:0").unwrap();
     let SocketAddr::V4(a) = l.local_addr().unwrap() else {
