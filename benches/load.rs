@@ -16,14 +16,16 @@
 //!    start), beside oha's p99 at the same rate against the same endpoint,
 //!    corrected for coordinated omission as the driver's is, reading a session of 5
 //!    items (the mean size of the driver's reads); twice, with the service running
-//!    freely and with it stopped for 50 ms once a second ([`Stalls`]);
+//!    freely and with it stopped for 50 ms once a second ([`Stalls`]); oha's CPU
+//!    per request at that rate, and the floor: a blocking client with no runtime
+//!    that sleeps to each due time and then for its answer ([`floor_client`]);
 //! 4. the open model at `BENCH_HIGH_RATE`, and at three quarters of what the
 //!    endpoint served flat out: the rate reached, CPU per request, lateness, and,
 //!    when it falls behind, what stops it.
 //!
 //! Then a table of every figure's median over the rounds (lowest and highest
 //! beside it, the load average of each round first), peak RSS with 100 000 live
-//! sessions, and the cost of recording one latency.
+//! sessions, the cost of recording one latency and of checking one answer.
 //!
 //! Figures, not assertions: the machine is shared and noisy. Tune with
 //! `BENCH_RATE` (default 4000 ops/s), `BENCH_HIGH_RATE` (default 40 000 ops/s),
@@ -45,7 +47,7 @@ use sessionstorm::load::targets::Targets;
 use sessionstorm::load::Driver;
 use sessionstorm::metrics::{new_histogram, FailureTimeline, Live, Outcome};
 use sessionstorm::plan::{LoadPlan, Model, Think};
-use sessionstorm::session::{Op, SessionModel};
+use sessionstorm::session::{Op, Seen, SessionModel, State};
 use tokio_util::sync::CancellationToken;
 
 /// CPU time of this process, or of its reaped children, split as user and system
@@ -132,6 +134,10 @@ struct Stalls {
     thread: Option<std::thread::JoinHandle<()>>,
     pid: i32,
 }
+
+/// A start window wide enough for four operations at 4000 ops/s to share a
+/// wake-up, for the trade of lateness against CPU.
+const WIDE_WINDOW: Duration = Duration::from_millis(1);
 
 const STALL: Duration = Duration::from_millis(50);
 const STALL_EVERY: Duration = Duration::from_secs(1);
@@ -280,10 +286,18 @@ fn wrk(port: u16, cookie: &str, seconds: u64) -> Option<(u64, Cpu)> {
     Some((requests, used))
 }
 
+/// What oha measured: its corrected p99, how many requests it sent, its CPU time.
+struct Oha {
+    p99_ms: f64,
+    requests: u64,
+    cpu: Cpu,
+}
+
 /// oha (`cargo install oha`) at `rate` requests per second in all against the same
 /// URL, 16 connections like wrk's, its latency corrected for coordinated omission
-/// the way the driver's is (from each request's scheduled time); returns its p99 in ms.
-fn oha(port: u16, cookie: &str, rate: u64, seconds: u64) -> Option<f64> {
+/// the way the driver's is (from each request's scheduled time).
+fn oha(port: u16, cookie: &str, rate: u64, seconds: u64) -> Option<Oha> {
+    let before = cpu(libc::RUSAGE_CHILDREN);
     let out = Command::new("oha")
         .args([
             "--no-tui",
@@ -303,9 +317,82 @@ fn oha(port: u16, cookie: &str, rate: u64, seconds: u64) -> Option<f64> {
         .arg(format!("http://127.0.0.1:{port}/session"))
         .output()
         .ok()?;
+    let cpu = cpu(libc::RUSAGE_CHILDREN) - before;
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
     let p99 = report.pointer("/latencyPercentiles/p99")?.as_f64()?;
-    Some(p99 * 1000.0)
+    let rate = report.pointer("/summary/requestsPerSec")?.as_f64()?;
+    let took = report.pointer("/summary/total")?.as_f64()?;
+    Some(Oha {
+        p99_ms: p99 * 1000.0,
+        requests: (rate * took).round() as u64,
+        cpu,
+    })
+}
+
+/// The least a client can spend to start each request at its due time and read its
+/// answer, here: one thread, one keep-alive connection, `clock_nanosleep` to each
+/// due time (absolute, no timer slack), a blocking write and blocking reads, no
+/// runtime, no checking. Two sleeps per request (to the due time, then for the
+/// answer) whenever answers come faster than the interval. Returns (requests, CPU
+/// time of the thread).
+fn floor_client(port: u16, cookie: &str, rate: u64, seconds: u64) -> (u64, Cpu) {
+    use std::io::{Read, Write};
+    let request = format!("GET /session HTTP/1.1\r\nhost: 127.0.0.1\r\ncookie: {cookie}\r\n\r\n");
+    let mut socket =
+        std::net::TcpStream::connect(("127.0.0.1", port)).expect("the endpoint answers");
+    socket.set_nodelay(true).expect("a TCP socket");
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the struct we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    let start = now.tv_sec as u128 * 1_000_000_000 + now.tv_nsec as u128;
+    let interval = 1_000_000_000 / rate as u128;
+    let total = rate * seconds;
+    let before = cpu(libc::RUSAGE_THREAD);
+    let mut answer = Vec::with_capacity(4096);
+    for i in 0..total {
+        let due = start + i as u128 * interval;
+        let at = libc::timespec {
+            tv_sec: (due / 1_000_000_000) as libc::time_t,
+            tv_nsec: (due % 1_000_000_000) as libc::c_long,
+        };
+        // SAFETY: sleeps to an absolute time; a spec we own, no remainder asked for.
+        unsafe {
+            libc::clock_nanosleep(
+                libc::CLOCK_MONOTONIC,
+                libc::TIMER_ABSTIME,
+                &at,
+                std::ptr::null_mut(),
+            )
+        };
+        socket
+            .write_all(request.as_bytes())
+            .expect("the endpoint reads");
+        answer.clear();
+        let mut chunk = [0u8; 4096];
+        let whole = loop {
+            let n = socket.read(&mut chunk).expect("the endpoint answers");
+            assert!(n > 0, "the endpoint closed the connection");
+            answer.extend_from_slice(&chunk[..n]);
+            if let Some(head) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
+                let text = String::from_utf8_lossy(&answer[..head]).to_ascii_lowercase();
+                let length: usize = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|l| l.trim().parse().ok())
+                    .unwrap_or(0);
+                break head + 4 + length;
+            }
+        };
+        while answer.len() < whole {
+            let n = socket.read(&mut chunk).expect("the endpoint answers");
+            assert!(n > 0, "the endpoint closed the connection");
+            answer.extend_from_slice(&chunk[..n]);
+        }
+    }
+    (total, cpu(libc::RUSAGE_THREAD) - before)
 }
 
 /// The median of `values`, if there are any.
@@ -595,11 +682,22 @@ fn main() {
                 paced.read_corrected_p99_ms,
             );
             match theirs {
-                Some(theirs) => {
+                Some(Oha {
+                    p99_ms: theirs,
+                    requests,
+                    cpu: used,
+                }) => {
                     let ratio = paced.read_corrected_p99_ms / theirs;
                     println!(
-                        "    oha -c 16 -q {rate} --latency-correction, GET /session holding 5 items: p99 {theirs:.3} ms; driver's corrected read p99 / oha's: {ratio:.2}"
+                        "    oha -c 16 -q {rate} --latency-correction, GET /session holding 5 items: p99 {theirs:.3} ms; driver's corrected read p99 / oha's: {ratio:.2}; CPU {}",
+                        cpu_line(used, requests)
                     );
+                    if !stalled {
+                        figures.add(
+                            &format!("oha {rate}/s: CPU s per 100k requests"),
+                            per_100k(used.total(), requests),
+                        );
+                    }
                     figures.add(
                         &format!("oha {rate}/s, endpoint {tag}: corrected p99 (ms)"),
                         theirs,
@@ -613,6 +711,48 @@ fn main() {
             }
         }
 
+        let (requests, used) = floor_client(endpoint.port, &cookie, rate, seconds);
+        let floor_cpu = per_100k(used.total(), requests);
+        println!(
+            "  the floor at {rate} ops/s: one blocking connection sleeping to each due time (clock_nanosleep), then for its answer: CPU {}",
+            cpu_line(used, requests)
+        );
+        figures.add(
+            &format!("floor client {rate}/s: CPU s per 100k requests"),
+            floor_cpu,
+        );
+        figures.add(
+            &format!("CPU per request, open {rate}/s / floor client"),
+            open_cpu / floor_cpu,
+        );
+        // The same rate with a window wide enough for four operations to share a
+        // wake-up: what trading start lateness for CPU buys at this rate.
+        let mut wide = plan(open(rate as f64, Duration::from_secs(1)), 10);
+        if let Model::Open { start_window, .. } = &mut wide.model {
+            *start_window = WIDE_WINDOW;
+        }
+        let batched = drive(&runtime, &url, wide, seconds);
+        let batched_cpu = per_100k(batched.cpu.total(), batched.requests);
+        println!(
+            "  open model at {rate} ops/s, start_window {} ms: CPU {}; harness lateness p50 {:.3} ms, p99 {:.3} ms",
+            WIDE_WINDOW.as_secs_f64() * 1000.0,
+            cpu_line(batched.cpu, batched.requests),
+            batched.lateness_ms[0],
+            batched.lateness_ms[1]
+        );
+        let wide_name = format!("open {rate}/s, start_window 1 ms");
+        figures.add(
+            &format!("{wide_name}: CPU s per 100k requests"),
+            batched_cpu,
+        );
+        figures.add(
+            &format!("{wide_name}: harness lateness p99 (ms)"),
+            batched.lateness_ms[1],
+        );
+        figures.add(
+            &format!("CPU per request, {wide_name} / closed flat out"),
+            batched_cpu / flat_cpu,
+        );
         let open_ratio = open_cpu / flat_cpu;
         println!(
             "  CPU per request at {rate} ops/s: open / closed flat out {open_ratio:.2}x, open / closed paced to the same rate {:.2}x",
@@ -729,5 +869,30 @@ fn main() {
     println!(
         "histogram record: {:.1} ns per value",
         began.elapsed().as_nanos() as f64 / records as f64
+    );
+
+    // What checking one answer costs (what wrk does not do): a session of 5 items
+    // read back, parsed in place and checked against its model.
+    let mut model = SessionModel::new(7, "s7".into(), 10);
+    for k in 0..5 {
+        model.sent(k);
+        model.acknowledged(k);
+    }
+    let body = br#"{"session":"s7","version":5,"items":["7.0","7.1","7.2","7.3","7.4"]}"#;
+    let answers = 1_000_000u32;
+    let began = Instant::now();
+    for _ in 0..answers {
+        let state: State = serde_json::from_slice(std::hint::black_box(body)).expect("a state");
+        let seen = Seen {
+            op: Op::Read,
+            served_by: Some("bench"),
+            at: Duration::from_secs(1),
+            write: None,
+        };
+        assert!(model.check(&state, seen).is_empty());
+    }
+    println!(
+        "checking one answer (5 items, parsed in place and checked against the session's model): {:.0} ns",
+        began.elapsed().as_nanos() as f64 / answers as f64
     );
 }

@@ -32,6 +32,7 @@ use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 /// The state a service returns for a session (session contract v1), its strings
 /// borrowed from the answer's body: read on every answer, it would otherwise cost
@@ -41,9 +42,28 @@ pub struct State<'a> {
     #[serde(borrow)]
     pub session: Cow<'a, str>,
     pub version: u64,
+    /// Inline up to 16 items: read on every answer, a list that grows would
+    /// allocate two or three times per answer.
     #[serde(borrow)]
-    pub items: Vec<Text<'a>>,
+    pub items: SmallVec<[Text<'a>; 16]>,
 }
+
+/// An item's name: `<session number>.<write number>`.
+#[derive(Debug, Clone, Copy)]
+pub struct ItemName {
+    seq: u64,
+    k: u32,
+}
+
+impl fmt::Display for ItemName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.seq, self.k)
+    }
+}
+
+/// How often each of a session's items appeared in one answer: on the stack for
+/// sessions of up to 32 writes, as it is made for every answer.
+type Tally = SmallVec<[u32; 32]>;
 
 /// A string of an answer, borrowed from it; copied only when JSON escapes had to be
 /// undone. (serde copies every `Cow` inside a `Vec`, hence this type.)
@@ -276,7 +296,13 @@ impl SessionModel {
 
     /// The item (and op id) of append `k`.
     pub fn item(&self, k: u32) -> String {
-        format!("{}.{}", self.seq, k)
+        self.item_name(k).to_string()
+    }
+
+    /// The name of item `k`, to write without a `String` of its own: digits and a
+    /// dot, nothing JSON or a URL would escape.
+    pub fn item_name(&self, k: u32) -> ItemName {
+        ItemName { seq: self.seq, k }
     }
 
     /// The append was sent and its outcome is unknown.
@@ -339,7 +365,7 @@ impl SessionModel {
         seen: Seen<'_>,
     ) -> Vec<Anomaly> {
         let mut found = Vec::new();
-        let mut times_seen = vec![0u32; self.items.len()];
+        let mut times_seen = Tally::from_elem(0, self.items.len());
         let mut phantoms = Vec::new();
         let mut last = None;
         let mut out_of_order = None;
@@ -375,7 +401,7 @@ impl SessionModel {
         seen: Seen<'_>,
     ) -> Vec<Anomaly> {
         let mut found = Vec::new();
-        let mut times_seen = vec![0u32; self.items.len()];
+        let mut times_seen = Tally::from_elem(0, self.items.len());
         let mut phantoms = Vec::new();
         for (k, n) in times_seen.iter_mut().enumerate() {
             let item = self.item(k as u32);

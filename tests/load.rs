@@ -153,6 +153,7 @@ fn open(rate: f64, max_in_flight: usize, session_interval: Duration) -> Model {
         profile: RateProfile::constant(rate),
         max_in_flight,
         session_interval,
+        start_window: Duration::ZERO,
     }
 }
 

@@ -5,7 +5,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sessionstorm::plan::RateProfile;
-use sessionstorm::plan::{LoadPlan, Model};
+use sessionstorm::plan::{LoadPlan, Model, DEFAULT_START_WINDOW};
 
 /// A setting from the environment, or `default`.
 pub fn env_or(name: &str, default: u64) -> u64 {
@@ -63,6 +63,7 @@ pub fn open(rate: f64, session_interval: Duration) -> Model {
         profile: RateProfile::constant(rate),
         max_in_flight: 100_000,
         session_interval,
+        start_window: DEFAULT_START_WINDOW,
     }
 }
 

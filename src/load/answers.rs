@@ -3,11 +3,12 @@
 //! answer, kept apart from the HTTP exchange in [`super::flow`] so that each framework's
 //! way of showing a session is unit-tested without a server.
 
-use http::header::{HeaderMap, LOCATION};
+use http::header::LOCATION;
 use http::StatusCode;
 use serde_json::Value;
 use url::Url;
 
+use super::headers::Headers;
 use super::session::FlowState;
 use crate::flow::cookies::{Jar, SetCookie};
 use crate::flow::template::ItemPattern;
@@ -16,7 +17,7 @@ use crate::session::{Anomaly, Seen, SessionModel};
 
 /// An answer read in full.
 pub(super) struct Answer {
-    pub(super) headers: HeaderMap,
+    pub(super) headers: Headers,
     pub(super) body: String,
 }
 
@@ -24,7 +25,7 @@ pub(super) struct Answer {
 pub(super) fn lost_sign(
     signs: &[LostWhen],
     status: StatusCode,
-    headers: &HeaderMap,
+    headers: &Headers,
     body: &str,
     set: &[SetCookie],
     jar: &Jar,
@@ -32,7 +33,7 @@ pub(super) fn lost_sign(
     signs.iter().find_map(|sign| match sign {
         LostWhen::Status(s) => (status.as_u16() == *s).then(|| format!("answered {status}")),
         LostWhen::Redirect(prefix) => {
-            let location = headers.get(LOCATION)?.to_str().ok()?;
+            let location = headers.text(LOCATION.as_str())?;
             let path = Url::parse(location)
                 .map(|u| u.path().to_string())
                 .unwrap_or_else(|_| location.to_string());
@@ -60,11 +61,7 @@ pub(super) fn capture(step: &Step, answer: &Answer, state: &mut FlowState) -> bo
                 .as_ref()
                 .and_then(|v| v.pointer(pointer))
                 .and_then(scalar_text),
-            Capture::Header(name) => answer
-                .headers
-                .get(name.as_str())
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string),
+            Capture::Header(name) => answer.headers.text(name).map(str::to_string),
             Capture::Cookie(name) => state.jar.get(name).map(str::to_string),
             Capture::Regex(pattern) => pattern.find(&answer.body).map(str::to_string),
         };
@@ -143,7 +140,6 @@ pub(super) fn check_read(
 mod tests {
     use std::time::Duration;
 
-    use http::header::HeaderValue;
     use http::Method;
     use rand::rngs::StdRng;
     use rand::SeedableRng;
@@ -161,12 +157,8 @@ mod tests {
         }
     }
 
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (n, v) in pairs {
-            h.append(*n, HeaderValue::from_str(v).unwrap());
-        }
-        h
+    fn headers(pairs: &[(&'static str, &str)]) -> Headers {
+        Headers::of(pairs)
     }
 
     /// Session 7 with 3 writes, the first two acknowledged.
@@ -200,7 +192,7 @@ mod tests {
             LostWhen::Contains("Please log in".into()),
             LostWhen::NewCookie("sessionid".into()),
         ];
-        let check = |status: u16, h: &HeaderMap, body: &str, set: &[SetCookie]| {
+        let check = |status: u16, h: &Headers, body: &str, set: &[SetCookie]| {
             lost_sign(
                 &signs,
                 StatusCode::from_u16(status).unwrap(),
@@ -210,7 +202,7 @@ mod tests {
                 &jar,
             )
         };
-        let none = HeaderMap::new();
+        let none = Headers::default();
         assert_eq!(check(200, &none, "Count: 3", &[]), None);
         assert!(check(401, &none, "", &[]).unwrap().contains("401"));
         // Django's login_required, relative or absolute.
@@ -387,7 +379,7 @@ mod tests {
             [Some("42".into()), Some("t1".into()), Some("s%3Axyz".into())]
         );
         let empty = Answer {
-            headers: HeaderMap::new(),
+            headers: Headers::default(),
             body: "{}".into(),
         };
         assert!(

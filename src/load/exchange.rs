@@ -7,9 +7,13 @@
 //! pause between attempts ([`BACKOFF`]) are the same for both runners, so they live
 //! here rather than in one runner that the other would have to import.
 
-use http::header::HeaderMap;
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use smallvec::SmallVec;
 use tokio::time::Instant;
 
+use super::headers::Headers;
 use super::session::{LiveSession, Step};
 use crate::metrics::{ErrorKind, Outcome};
 use crate::session::Anomaly;
@@ -38,8 +42,8 @@ pub struct Done {
     /// Failed attempts, by kind, with the replica each was answered by or sent to
     /// when the answer names one.
     pub errors: Vec<(ErrorKind, Option<String>)>,
-    /// `X-Served-By` of every answer.
-    pub served_by: Vec<String>,
+    /// `X-Served-By` of every answer: one, unless the operation was retried.
+    pub served_by: SmallVec<[Arc<str>; 1]>,
     pub anomalies: Vec<Anomaly>,
     /// Sessions found lost after a pause longer than the app's idle timeout: expiry
     /// by design, not an anomaly.
@@ -60,7 +64,7 @@ impl Done {
             sent: intended,
             finished: intended,
             errors: Vec::new(),
-            served_by: Vec::new(),
+            served_by: SmallVec::new(),
             anomalies: Vec::new(),
             expired: 0,
             skipped: false,
@@ -71,14 +75,33 @@ impl Done {
 /// Pause after a failed attempt, multiplied by the attempt number.
 pub(super) const BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
 
-/// A header's value as text, if it has one.
-fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
-
 /// The replica a failed answer names: the one that answered (`X-Served-By`), or
 /// the one the balancer had sent the request to when it made the error itself.
-pub(super) fn failed_in(headers: &HeaderMap) -> Option<&str> {
-    header(headers, "x-served-by")
-        .or_else(|| header(headers, crate::cluster::haproxy::SERVER_HEADER))
+pub(super) fn failed_in(headers: &Headers) -> Option<&str> {
+    headers
+        .text("x-served-by")
+        .or_else(|| headers.text(crate::cluster::haproxy::SERVER_HEADER))
+}
+
+/// Names of replicas kept per load thread, at most this many (a service that puts
+/// something new in `X-Served-By` on every answer gets a fresh copy each time).
+const MAX_NAMES: usize = 1024;
+
+thread_local! {
+    static NAMES: RefCell<Vec<Arc<str>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `name` shared: the same few replicas answer millions of requests, and a copy of
+/// the name for each would be an allocation per request.
+pub(super) fn replica(name: &str) -> Arc<str> {
+    NAMES.with_borrow_mut(|names| {
+        if let Some(known) = names.iter().find(|known| ***known == *name) {
+            return Arc::clone(known);
+        }
+        let new: Arc<str> = name.into();
+        if names.len() < MAX_NAMES {
+            names.push(Arc::clone(&new));
+        }
+        new
+    })
 }

@@ -13,9 +13,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{
-    HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE,
-};
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use http::{Method, StatusCode};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -23,8 +21,10 @@ use url::Url;
 
 use super::answers::{capture, check_read, lost_sign, Answer};
 use super::exchange::{Done, BACKOFF};
-use super::http::{path_of, request, Origin};
+use super::headers::Headers;
+use super::http::{path_of, Origin};
 use super::session::{FlowState, LiveSession, Step as OpStep};
+use super::wire::Outgoing;
 use super::Driver;
 use crate::flow::cookies::{Jar, SetCookie};
 use crate::flow::template::Values;
@@ -397,26 +397,38 @@ impl Driver {
         let (mut body, mut content_type) = (prepared.body.clone(), prepared.content_type.clone());
         let mut committed = false;
         for hop in 0..=MAX_REDIRECTS {
-            let (Some(origin), Some(path)) = (Origin::of(&url), path_of(&url)) else {
+            let Some(origin) = Origin::of(&url) else {
                 // Only a redirect can lead here: to a place neither http:// nor https://.
                 self.fail(ErrorKind::BadBody, None, done);
                 return (committed, Reply::Failed);
             };
-            let mut request = request(method.clone(), path, body.clone());
-            let headers = request.headers_mut();
-            for (name, value) in &prepared.headers {
-                headers.append(name, value.clone());
-            }
-            if let Some(cookie) = state
+            let target = path_of(&url);
+            // The jar's cookies and the body's type stand in for any the step set.
+            let cookie = state
                 .jar
                 .header()
-                .and_then(|c| HeaderValue::try_from(c).ok())
-            {
-                headers.insert(COOKIE, cookie);
-            }
-            if let Some(kind) = &content_type {
-                headers.insert(CONTENT_TYPE, kind.clone());
-            }
+                .and_then(|c| HeaderValue::try_from(c).ok());
+            let mut headers: Vec<(&str, &[u8])> = prepared
+                .headers
+                .iter()
+                .filter(|(name, _)| {
+                    !(*name == COOKIE && cookie.is_some()
+                        || *name == CONTENT_TYPE && content_type.is_some())
+                })
+                .map(|(name, value)| (name.as_str(), value.as_bytes()))
+                .collect();
+            headers.extend(cookie.as_ref().map(|c| ("cookie", c.as_bytes())));
+            headers.extend(
+                content_type
+                    .as_ref()
+                    .map(|t| ("content-type", t.as_bytes())),
+            );
+            let request = Outgoing {
+                method: &method,
+                target: &target,
+                headers: &headers,
+                body: &body,
+            };
             Live::add(&self.live.ops, 1);
             let response = match self.http.send(&origin, &request).await {
                 Ok(response) => response,
@@ -428,11 +440,11 @@ impl Driver {
             let (status, headers) = (response.status, response.headers);
             let text = String::from_utf8_lossy(&response.body).into_owned();
             let served = served_by(&headers);
-            done.served_by.extend(served.clone());
+            done.served_by
+                .extend(served.as_deref().map(super::exchange::replica));
             let set: Vec<SetCookie> = headers
-                .get_all(SET_COOKIE)
-                .iter()
-                .filter_map(|v| SetCookie::parse(v.to_str().ok()?))
+                .texts(SET_COOKIE.as_str())
+                .filter_map(SetCookie::parse)
                 .collect();
             if established {
                 if let Some(detail) =
@@ -459,10 +471,14 @@ impl Driver {
             }
             let next = step
                 .follow
-                .then(|| status.is_redirection().then(|| headers.get(LOCATION)))
+                .then(|| {
+                    status
+                        .is_redirection()
+                        .then(|| headers.text(LOCATION.as_str()))
+                })
                 .flatten()
                 .flatten()
-                .and_then(|l| url.join(l.to_str().ok()?).ok());
+                .and_then(|l| url.join(l).ok());
             if hop == 0 {
                 committed = next.is_some() || expected(step, status);
             }
@@ -510,7 +526,7 @@ fn expected(step: &Step, status: StatusCode) -> bool {
 
 /// The replica that answered: as the app says, or as the balancer says for apps that
 /// do not (a Django or PHP app sets no `X-Served-By`).
-fn served_by(headers: &HeaderMap) -> Option<String> {
+fn served_by(headers: &Headers) -> Option<String> {
     super::exchange::failed_in(headers).map(str::to_string)
 }
 

@@ -35,8 +35,8 @@ use std::task::{Context, Poll};
 use std::thread::ThreadId;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use http::{Method, Request, Uri};
+use bytes::BytesMut;
+use http::Method;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
@@ -44,7 +44,7 @@ use tokio::sync::Notify;
 use tokio_rustls::client::TlsStream;
 
 use super::tls::Reasons;
-use super::wire::{encode, read_reply, Reply, READ_SIZE};
+use super::wire::{encode, read_reply, Outgoing, Reply, READ_SIZE};
 use crate::metrics::ErrorKind;
 use crate::plan::TlsPlan;
 
@@ -87,19 +87,10 @@ impl Origin {
     }
 }
 
-/// The request line's target of `url`: its path and query.
-pub fn path_of(url: &url::Url) -> Option<Uri> {
-    url[url::Position::BeforePath..url::Position::AfterQuery]
-        .parse()
-        .ok()
-}
-
-/// A request for `path` with `body`; headers are added by the caller.
-pub fn request(method: Method, path: Uri, body: Bytes) -> Request<Bytes> {
-    let mut request = Request::new(body);
-    *request.method_mut() = method;
-    *request.uri_mut() = path;
-    request
+/// The request line's target of `url`: its path and query (the `url` crate has
+/// percent-encoded them already).
+pub fn path_of(url: &url::Url) -> String {
+    url[url::Position::BeforePath..url::Position::AfterQuery].to_string()
 }
 
 /// A connection's byte stream: plain TCP, or TLS over it. An enum rather than a
@@ -279,21 +270,13 @@ impl Http {
     /// a TLS handshake the client or server refused, a timeout, a reset (the
     /// connection broke before a whole answer came), or a bad body (an answer that
     /// is not HTTP/1.x, or too large).
-    pub async fn send(
-        &self,
-        origin: &Origin,
-        request: &Request<Bytes>,
-    ) -> Result<Reply, ErrorKind> {
+    pub async fn send(&self, origin: &Origin, request: &Outgoing<'_>) -> Result<Reply, ErrorKind> {
         tokio::time::timeout(self.timeout, self.exchange(origin, request))
             .await
             .unwrap_or(Err(ErrorKind::Timeout))
     }
 
-    async fn exchange(
-        &self,
-        origin: &Origin,
-        request: &Request<Bytes>,
-    ) -> Result<Reply, ErrorKind> {
+    async fn exchange(&self, origin: &Origin, request: &Outgoing<'_>) -> Result<Reply, ErrorKind> {
         // A pooled connection the server closed since is mostly found out before
         // use (`Conn::open`); one that closed in between fails the write, and the
         // request, which never reached the server, goes out on a new connection.
@@ -328,7 +311,7 @@ impl Http {
         &self,
         conn: &mut Conn,
         origin: &Origin,
-        request: &Request<Bytes>,
+        request: &Outgoing<'_>,
     ) -> Result<(Reply, bool), Failed> {
         encode(
             request,
@@ -345,7 +328,7 @@ impl Http {
             kind: ErrorKind::Reset,
             unsent: true,
         })?;
-        let head_only = request.method() == Method::HEAD;
+        let head_only = *request.method == Method::HEAD;
         read_reply(&mut conn.stream, &mut conn.read, head_only)
             .await
             .map_err(|kind| Failed {
@@ -478,6 +461,13 @@ mod tests {
 
     use super::*;
 
+    const GET: Outgoing<'static> = Outgoing {
+        method: &Method::GET,
+        target: "/",
+        headers: &[],
+        body: b"",
+    };
+
     fn origin(url: &str) -> Origin {
         Origin::of(&url::Url::parse(url).unwrap()).unwrap()
     }
@@ -508,7 +498,7 @@ mod tests {
     #[test]
     fn path_keeps_the_query() {
         let url = url::Url::parse("http://h:1/a/b?next=/c#frag").unwrap();
-        assert_eq!(path_of(&url).unwrap(), "/a/b?next=/c");
+        assert_eq!(path_of(&url), "/a/b?next=/c");
     }
 
     /// A server on a loopback port answering every request "ok", closing each
@@ -571,7 +561,7 @@ mod tests {
 
     #[tokio::test]
     async fn connections_are_kept_alive_and_one_the_server_closed_is_replaced() {
-        let get = || request(Method::GET, "/".parse().unwrap(), Bytes::new());
+        let get = || GET;
         let http = Http::new(Duration::from_secs(5), true, 8, TlsPlan::default());
         let (kept, accepted) = server(usize::MAX).await;
         for _ in 0..5 {
@@ -613,7 +603,7 @@ mod tests {
 
     #[tokio::test]
     async fn requests_beyond_the_connection_cap_wait_for_a_connection() {
-        let get = request(Method::GET, "/".parse().unwrap(), Bytes::new());
+        let get = GET;
         let http =
             Http::new(Duration::from_secs(5), true, 8, TlsPlan::default()).with_max_connections(2);
         let (kept, accepted) = server(usize::MAX).await;
@@ -634,7 +624,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_refused_connection_and_a_silent_server_are_told_apart() {
-        let get = request(Method::GET, "/".parse().unwrap(), Bytes::new());
+        let get = GET;
         let http = Http::new(Duration::from_millis(200), true, 8, TlsPlan::default());
         let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let refused = origin(&format!("http://{}", free.local_addr().unwrap()));
@@ -666,7 +656,7 @@ mod tests {
             insecure: false,
         };
         let http = Http::new(Duration::from_secs(5), true, 8, trusting);
-        let get = request(Method::GET, "/".parse().unwrap(), Bytes::new());
+        let get = GET;
         // By name (SNI and the certificate's DNS name) and by address (its IP name).
         for host in ["localhost", "127.0.0.1"] {
             let (tls, accepted) = serve(usize::MAX, Some(Arc::clone(&pki.server)), host).await;
@@ -693,7 +683,7 @@ mod tests {
     #[tokio::test]
     async fn an_untrusted_certificate_is_a_tls_error_with_its_reason_unless_insecure() {
         let pki = crate::load::tls::testing::pki();
-        let get = request(Method::GET, "/".parse().unwrap(), Bytes::new());
+        let get = GET;
         let (tls, _) = serve(usize::MAX, Some(Arc::clone(&pki.server)), "localhost").await;
 
         // The platform's roots do not know the test CA; nor does another CA.

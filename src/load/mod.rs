@@ -25,6 +25,7 @@ mod answers;
 pub mod collector;
 pub mod exchange;
 pub mod flow;
+pub mod headers;
 pub mod http;
 pub mod ops;
 pub mod pacing;
@@ -218,12 +219,13 @@ impl Driver {
                     profile,
                     max_in_flight,
                     session_interval,
+                    start_window,
                 } => shard::Feed::Open(shard::OpenShare {
                     schedule: pacing::Schedule::share(
                         profile.clone(),
                         self.start,
-                        s as u64,
-                        shards as u64,
+                        (s as u64, shards as u64),
+                        *start_window,
                     ),
                     max_in_flight: *max_in_flight,
                     session_interval: *session_interval,
@@ -352,10 +354,11 @@ mod tests {
         created: bool,
     }
 
-    /// Runs the open model for `run_for` with operations that take `took` each;
+    /// Runs the open model for `run_for` with operations that take `took` each,
+    /// every operation on its own wake-up unless `window` lets some share one;
     /// returns what it found and every start, in order of due time.
     async fn paced(
-        profile: RateProfile,
+        (profile, window): (RateProfile, Duration),
         max_in_flight: usize,
         session_interval: Duration,
         took: Duration,
@@ -367,6 +370,7 @@ mod tests {
                 profile,
                 max_in_flight,
                 session_interval,
+                start_window: window,
             },
             appends_per_session: 1000,
             warmup: Duration::ZERO,
@@ -441,7 +445,8 @@ mod tests {
     ) -> (LoadOutcome, Vec<Start>) {
         let profile = RateProfile::constant(rate);
         let (interval, took, run_for) = (ms(session_interval_ms), ms(took_ms), ms(run_for_ms));
-        paced(profile, max_in_flight, interval, took, run_for, 1).await
+        let exact = (profile, Duration::ZERO);
+        paced(exact, max_in_flight, interval, took, run_for, 1).await
     }
 
     /// How many operations started at their due time.
@@ -530,7 +535,8 @@ mod tests {
         // the other, every one on time; each shard keeps its half of the
         // 200 × 0.075 s = 15 live sessions, rounded up.
         let profile = RateProfile::constant(200.0);
-        let (outcome, starts) = paced(profile, 1000, ms(75.0), ms(10.0), ms(1997.5), 2).await;
+        let exact = (profile, Duration::ZERO);
+        let (outcome, starts) = paced(exact, 1000, ms(75.0), ms(10.0), ms(1997.5), 2).await;
         assert_eq!(starts.len(), 400);
         for (i, start) in starts.iter().enumerate() {
             assert!(same(start.due, ms(5.0 * i as f64)), "{i}: {start:?}");
@@ -556,6 +562,36 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn operations_close_together_share_a_wake_up_within_the_start_window() {
+        // 1000/s, one every 1 ms, with a 5 ms window: six are due within 5 ms of
+        // the first of them, so one wake-up at the sixth's due time starts all six;
+        // the first is 5 ms late, the sixth on time.
+        let window = (RateProfile::constant(1000.0), ms(5.0));
+        let (outcome, starts) = paced(window, 1000, ms(100.0), ms(1.0), ms(1199.5), 1).await;
+        assert_eq!(starts.len(), 1200);
+        for (i, start) in starts.iter().enumerate() {
+            assert!(same(start.due, ms(i as f64)), "{i}: {start:?}");
+            let last_of_batch = ms((i / 6 * 6 + 5) as f64);
+            assert!(same(start.sent, last_of_batch), "{i}: {start:?}");
+        }
+        assert_eq!(on_time(&starts), 200);
+        let totals = &outcome.collected.totals;
+        assert_eq!(totals.missed_starts, 0);
+        // The lateness is recorded (in µs): the harness's own, up to the window.
+        assert!(totals
+            .start_lateness
+            .equivalent(totals.start_lateness.max(), 5_000));
+        assert_eq!(ran(&outcome), 1200);
+
+        // 500/s, one every 2 ms: three in a window of 5 ms, too few to share a
+        // wake-up, so each starts at its own due time.
+        let window = (RateProfile::constant(500.0), ms(5.0));
+        let (_, starts) = paced(window, 1000, ms(100.0), ms(1.0), ms(999.0), 1).await;
+        assert_eq!(starts.len(), 500);
+        assert_eq!(on_time(&starts), 500);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_ramp_holds_the_rate_of_each_stage() {
         // 100 → 300/s over 2 s, then 300/s: 150, 250 and 300 operations due in the
         // first three seconds.
@@ -566,8 +602,8 @@ mod tests {
                 over: Duration::from_secs(2),
             }],
         };
-        let (outcome, starts) =
-            paced(profile.clone(), 1000, ms(100.0), ms(1.0), ms(2998.5), 1).await;
+        let exact = (profile.clone(), Duration::ZERO);
+        let (outcome, starts) = paced(exact, 1000, ms(100.0), ms(1.0), ms(2998.5), 1).await;
         let mut per_second = [0u64; 3];
         for (i, start) in starts.iter().enumerate() {
             assert!(same(start.due, profile.due(i as u64).unwrap()), "{i}");

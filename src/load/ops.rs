@@ -6,44 +6,55 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http::header::{HeaderMap, HeaderValue, CONTENT_TYPE, COOKIE, SET_COOKIE};
-use http::{Method, Request, StatusCode};
-use serde::Serialize;
+use http::header::{HeaderValue, SET_COOKIE};
+use http::{Method, StatusCode};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::exchange::{failed_in, Done, Job, BACKOFF};
-use super::http::request;
+use super::exchange::{failed_in, replica, Done, Job, BACKOFF};
+use super::headers::Headers;
 use super::session::{LiveSession, Step};
-use super::targets::Urls;
-use super::wire::Reply;
+use super::wire::{Outgoing, Reply};
 use super::Driver;
 use crate::metrics::{ErrorKind, Live, Outcome};
 use crate::session::{Anomaly, Op, Seen, SessionModel, State};
 
 /// One answer, sorted the way the checker needs it, borrowing from the reply.
+/// Large (a state holds its first items inline), but it lives on the stack for one
+/// answer: boxing it would be the allocation the inline items save.
+#[allow(clippy::large_enum_variant)]
 enum Answer<'r> {
     /// The session's state, who served it, and the answer's headers (a create
     /// takes the session's cookies from them).
-    State(State<'r>, Option<&'r str>, &'r HeaderMap),
+    State(State<'r>, Option<&'r str>, &'r Headers),
     NotFound(Option<&'r str>),
     /// No usable answer; the replica named by the answer, if it came from one or
     /// the balancer says which it sent the request to.
     Failed(ErrorKind, Option<&'r str>),
 }
 
-/// The body of an append of `item` (which is also its op id), serialised once for
-/// all its attempts rather than built as a JSON value on every one.
-fn append_body(item: &str) -> Bytes {
-    #[derive(Serialize)]
-    struct Append<'a> {
-        op: &'a str,
-        item: &'a str,
-    }
-    serde_json::to_vec(&Append { op: item, item })
-        .expect("two strings serialise")
-        .into()
+/// What one of the contract's requests asks: the target comes from the replica
+/// it goes to, the rest is the session's.
+struct Request<'a> {
+    method: &'a Method,
+    resource: Resource,
+    headers: &'a [(&'a str, &'a [u8])],
+    body: &'a [u8],
+}
+
+/// The contract's two resources, under whichever replica (or balancer) is picked.
+#[derive(Clone, Copy)]
+enum Resource {
+    Session,
+    Items,
+}
+
+/// The body of an append of item `k` of `model` (the item's name is also its op
+/// id), written once for all its attempts. Item names need no escaping
+/// ([`SessionModel::item_name`]): one allocation, no JSON serialiser.
+fn append_body(model: &SessionModel, k: u32) -> Vec<u8> {
+    let item = model.item_name(k);
+    format!(r#"{{"op":"{item}","item":"{item}"}}"#).into_bytes()
 }
 
 impl Driver {
@@ -104,16 +115,22 @@ impl Driver {
     async fn send<R>(
         &self,
         home: &mut Option<usize>,
-        request: impl FnOnce(&Urls) -> Request<Bytes>,
+        request: Request<'_>,
         done: &mut Done,
         judge: impl FnOnce(Answer<'_>, &mut Done) -> R,
     ) -> R {
         Live::add(&self.live.ops, 1);
         let target = self.targets.pick(home);
-        let reply = self
-            .http
-            .send(&target.urls.origin, &request(&target.urls))
-            .await;
+        let outgoing = Outgoing {
+            method: request.method,
+            target: match request.resource {
+                Resource::Session => &target.urls.session,
+                Resource::Items => &target.urls.items,
+            },
+            headers: request.headers,
+            body: request.body,
+        };
+        let reply = self.http.send(&target.urls.origin, &outgoing).await;
         let answer = match &reply {
             Err(kind) => Answer::Failed(*kind, None),
             Ok(reply) => sort(reply),
@@ -129,7 +146,7 @@ impl Driver {
                 self.failures.record(self.start.elapsed());
             }
             Answer::State(_, Some(by), _) | Answer::NotFound(Some(by)) => {
-                done.served_by.push(by.to_string());
+                done.served_by.push(replica(by));
             }
             _ => {}
         }
@@ -145,7 +162,12 @@ impl Driver {
 
     async fn create(&self, done: &mut Done) {
         let mut home = None;
-        let request = |urls: &Urls| request(Method::POST, urls.session.clone(), Bytes::new());
+        let request = Request {
+            method: &Method::POST,
+            resource: Resource::Session,
+            headers: &[],
+            body: b"",
+        };
         let created = self
             .send(&mut home, request, done, |answer, done| match answer {
                 Answer::State(state, served_by, headers) => {
@@ -185,19 +207,21 @@ impl Driver {
     /// Appends item `k`, retrying with the same op id while the outcome is unknown;
     /// an item still unknown after every retry stays indeterminate for the sweep.
     async fn append(&self, session: &mut LiveSession, k: u32, done: &mut Done) {
-        let body = append_body(&session.model.item(k));
+        let body = append_body(&session.model, k);
         for attempt in 0..=self.plan.retries {
             if attempt > 0 {
                 tokio::time::sleep(BACKOFF * attempt).await;
             }
             session.model.sent(k);
-            let cookie = &session.cookie;
-            let request = |urls: &Urls| {
-                let mut post = request(Method::POST, urls.items.clone(), body.clone());
-                let headers = post.headers_mut();
-                headers.insert(COOKIE, cookie.clone());
-                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                post
+            let headers = [
+                ("cookie", session.cookie.as_bytes()),
+                ("content-type", b"application/json".as_slice()),
+            ];
+            let request = Request {
+                method: &Method::POST,
+                resource: Resource::Items,
+                headers: &headers,
+                body: &body,
             };
             let answered = self
                 .send(&mut session.home, request, done, |answer, done| {
@@ -216,11 +240,12 @@ impl Driver {
 
     /// Reads the session back and checks it; returns whether an answer came.
     async fn read(&self, session: &mut LiveSession, op: Op, done: &mut Done) -> bool {
-        let cookie = &session.cookie;
-        let request = |urls: &Urls| {
-            let mut get = request(Method::GET, urls.session.clone(), Bytes::new());
-            get.headers_mut().insert(COOKIE, cookie.clone());
-            get
+        let headers = [("cookie", session.cookie.as_bytes())];
+        let request = Request {
+            method: &Method::GET,
+            resource: Resource::Session,
+            headers: &headers,
+            body: b"",
         };
         self.send(&mut session.home, request, done, |answer, done| {
             let (model, lost) = (&mut session.model, &mut session.lost);
@@ -307,11 +332,10 @@ fn sort(reply: &Reply) -> Answer<'_> {
 /// The `Cookie` header a new session sends from now on: every cookie its create
 /// answer set (a sticky balancer's too), else `sid=<id>`; `None` when no header can
 /// carry it.
-fn session_cookie(headers: &HeaderMap, id: &str) -> Option<HeaderValue> {
+fn session_cookie(headers: &Headers, id: &str) -> Option<HeaderValue> {
     let set: Vec<&str> = headers
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok()?.split(';').next())
+        .texts(SET_COOKIE.as_str())
+        .filter_map(|v| v.split(';').next())
         .collect();
     let cookie = if set.is_empty() {
         format!("sid={id}")
@@ -319,4 +343,17 @@ fn session_cookie(headers: &HeaderMap, id: &str) -> Option<HeaderValue> {
         set.join("; ")
     };
     HeaderValue::try_from(cookie).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_append_names_its_item_as_op_and_item() {
+        let model = SessionModel::new(42, "s".into(), 3);
+        let body: serde_json::Value = serde_json::from_slice(&append_body(&model, 2)).unwrap();
+        assert_eq!(body, serde_json::json!({"op": "42.2", "item": "42.2"}));
+        assert_eq!(model.item(2), "42.2");
+    }
 }

@@ -3,8 +3,8 @@
 //! (`[load] threads`), each on a single-threaded runtime of its own.
 //!
 //! In the open model a shard walks its own share of the schedule
-//! ([`pacing::Schedule`]): it sleeps on its [`Alarm`] until the next due time, then
-//! starts every operation due by then, each with its own due time, on the session of
+//! ([`pacing::Schedule`]): it sleeps on its [`Alarm`] until the next due time (or
+//! the last of a group due close together), then starts every operation due by then, each with its own due time, on the session of
 //! its own that has waited longest for its next step (or a new one). An operation
 //! with no idle session to run on, or over the in-flight limit, is a *missed start*:
 //! counted, never delayed, so the schedule (and the corrected latency measured
@@ -235,7 +235,7 @@ where
         if !open.scheduling && open.backlog.is_empty() && shard.in_flight.is_empty() {
             break;
         }
-        let next_due = open.share.schedule.peek().filter(|_| open.scheduling);
+        let next_due = open.share.schedule.wake_at().filter(|_| open.scheduling);
         let waiting = open.scheduling || !open.backlog.is_empty();
         tokio::select! {
             biased;
@@ -272,6 +272,12 @@ impl Open {
                 break;
             }
             self.backlog.pop_front();
+        }
+        // Operations that share a wake-up wait for it, even when the thread is awake
+        // for an answer before it: started one by one, their answers would wake it
+        // one by one.
+        if self.share.schedule.wake_at().is_some_and(|wake| wake > now) {
+            return;
         }
         while self.scheduling {
             let Some(due) = self.share.schedule.take_due(now) else {

@@ -17,8 +17,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use http::Uri;
-
 use super::http::Origin;
 use crate::metrics::ErrorKind;
 
@@ -33,8 +31,8 @@ pub struct Urls {
     pub url: url::Url,
     pub origin: Origin,
     /// Request targets: `/session` and `/session/items` under the base's path.
-    pub session: Uri,
-    pub items: Uri,
+    pub session: String,
+    pub items: String,
 }
 
 impl Urls {
@@ -46,7 +44,7 @@ impl Urls {
         let parse =
             |path: &str| url::Url::parse(&format!("{base}{path}")).unwrap_or_else(|e| bad(&e));
         let (url, items) = (parse("/session"), parse("/session/items"));
-        let path = |url: &url::Url| super::http::path_of(url).unwrap_or_else(|| bad(&"no path"));
+        let path = super::http::path_of;
         Urls {
             origin: Origin::of(&url).unwrap_or_else(|| bad(&"no host, or not http(s)")),
             session: path(&url),

@@ -4,59 +4,69 @@
 //! so the reader is tested (and fuzzed, [`read_answers`]) on bytes alone.
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
-use http::{HeaderMap, Method, Request, StatusCode};
+use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::{Method, StatusCode};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+pub use super::headers::Headers;
+use super::headers::MAX_HEAD;
 use crate::metrics::ErrorKind;
 
 /// An answer read in full.
 #[derive(Debug)]
 pub struct Reply {
     pub status: StatusCode,
-    pub headers: HeaderMap,
+    pub headers: Headers,
     pub body: Bytes,
 }
 
 /// Headers an answer may have at most; more is not an answer the load can judge.
 const MAX_HEADERS: usize = 64;
-/// The longest answer head, and the largest body, read before giving up on it.
-const MAX_HEAD: usize = 64 * 1024;
+/// The largest body read before giving up on it; the longest head is
+/// [`MAX_HEAD`].
 const MAX_BODY: usize = 64 * 1024 * 1024;
 /// Bytes asked of the socket at a time.
 pub(super) const READ_SIZE: usize = 16 * 1024;
 
+/// A request as the load writes it: borrowed parts, no header map. Built on the
+/// stack for every request, so sending one allocates nothing but what the caller
+/// chose to.
+#[derive(Debug, Clone, Copy)]
+pub struct Outgoing<'a> {
+    pub method: &'a Method,
+    /// The request target: path and query.
+    pub target: &'a str,
+    /// Header names and values, written as they are.
+    pub headers: &'a [(&'a str, &'a [u8])],
+    pub body: &'a [u8],
+}
+
 /// Writes `request` as HTTP/1.1 into `out`, replacing what was there.
-pub(super) fn encode(request: &Request<Bytes>, host: &str, keep_alive: bool, out: &mut Vec<u8>) {
+pub(super) fn encode(request: &Outgoing<'_>, host: &str, keep_alive: bool, out: &mut Vec<u8>) {
     out.clear();
-    out.extend_from_slice(request.method().as_str().as_bytes());
+    out.extend_from_slice(request.method.as_str().as_bytes());
     out.push(b' ');
-    let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
-    out.extend_from_slice(path.as_bytes());
+    out.extend_from_slice(request.target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
     out.extend_from_slice(host.as_bytes());
     out.extend_from_slice(b"\r\n");
-    for (name, value) in request.headers() {
-        out.extend_from_slice(name.as_str().as_bytes());
+    for (name, value) in request.headers {
+        out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(value);
         out.extend_from_slice(b"\r\n");
     }
-    let body = request.body();
-    let has_body = !body.is_empty()
-        || matches!(
-            *request.method(),
-            Method::POST | Method::PUT | Method::PATCH
-        );
+    let has_body = !request.body.is_empty()
+        || matches!(*request.method, Method::POST | Method::PUT | Method::PATCH);
     if has_body {
         use std::io::Write;
-        let _ = write!(out, "content-length: {}\r\n", body.len());
+        let _ = write!(out, "content-length: {}\r\n", request.body.len());
     }
     if !keep_alive {
         out.extend_from_slice(b"connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(body);
+    out.extend_from_slice(request.body);
 }
 
 /// Reads more of the answer into `buf`; the end of the connection is `Ok(false)`.
@@ -72,31 +82,14 @@ async fn fill<R: AsyncRead + Unpin>(io: &mut R, buf: &mut BytesMut) -> Result<bo
 /// An answer's head, parsed.
 struct Head {
     status: StatusCode,
-    headers: HeaderMap,
+    headers: Headers,
     http10: bool,
-}
-
-/// Header names the load reads on every answer, made once: a name that is not one
-/// of HTTP's standard ones would otherwise be copied into a fresh buffer each time.
-const KNOWN_NAMES: [HeaderName; 2] = [
-    HeaderName::from_static("x-served-by"),
-    HeaderName::from_static(crate::cluster::haproxy::SERVER_HEADER),
-];
-
-fn header_name(name: &str) -> Result<HeaderName, ErrorKind> {
-    match KNOWN_NAMES
-        .iter()
-        .find(|known| known.as_str().eq_ignore_ascii_case(name))
-    {
-        Some(known) => Ok(known.clone()),
-        None => HeaderName::from_bytes(name.as_bytes()).map_err(|_| ErrorKind::BadBody),
-    }
 }
 
 /// Takes the answer head off the start of `buf`, if all of it is there. Kept out of
 /// the async reader so the parser's header slots live on the stack for the parse
-/// alone, not in every operation's future. The header values are slices of the
-/// head's bytes, not copies: one allocation for the map, none per header.
+/// alone, not in every operation's future. The headers are spans of the head's
+/// bytes ([`Headers`]): nothing is copied or allocated per header.
 fn take_head(buf: &mut BytesMut) -> Result<Option<Head>, ErrorKind> {
     let mut slots = [const { std::mem::MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
     let mut parsed = httparse::Response::new(&mut []);
@@ -105,7 +98,8 @@ fn take_head(buf: &mut BytesMut) -> Result<Option<Head>, ErrorKind> {
         buf,
         &mut slots,
     ) {
-        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Complete(len)) if len <= MAX_HEAD => len,
+        Ok(httparse::Status::Complete(_)) => return Err(ErrorKind::BadBody),
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(_) => return Err(ErrorKind::BadBody),
     };
@@ -114,21 +108,20 @@ fn take_head(buf: &mut BytesMut) -> Result<Option<Head>, ErrorKind> {
         .and_then(|c| StatusCode::from_u16(c).ok())
         .ok_or(ErrorKind::BadBody)?;
     let http10 = parsed.version == Some(0);
-    // Each header's name, and where its value lies in the head.
-    let mut spans = [const { None::<(HeaderName, usize, usize)> }; MAX_HEADERS];
+    // Where each header lies, as offsets: the parse borrows `buf`, which the head
+    // is split off next.
     let base = buf.as_ptr() as usize;
+    let offset = |part: &[u8]| (part.as_ptr() as usize - base, part.len());
+    let mut spans = [((0, 0), (0, 0)); MAX_HEADERS];
     for (span, h) in spans.iter_mut().zip(parsed.headers.iter()) {
-        let start = h.value.as_ptr() as usize - base;
-        *span = Some((header_name(h.name)?, start, start + h.value.len()));
+        *span = (offset(h.name.as_bytes()), offset(h.value));
     }
     let count = parsed.headers.len();
     let head = buf.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(count);
-    for (name, start, end) in spans.into_iter().take(count).flatten() {
-        let value = HeaderValue::from_maybe_shared(head.slice(start..end))
-            .map_err(|_| ErrorKind::BadBody)?;
-        headers.append(name, value);
-    }
+    let pairs = spans[..count]
+        .iter()
+        .map(|&((ns, nl), (vs, vl))| (&head[ns..ns + nl], &head[vs..vs + vl]));
+    let headers = Headers::in_head(head.clone(), pairs);
     Ok(Some(Head {
         status,
         headers,
@@ -172,22 +165,20 @@ pub(super) async fn read_reply<R: AsyncRead + Unpin>(
         }
         let closes = http10
             || headers
-                .get_all(CONNECTION)
-                .iter()
-                .any(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+                .get_all(CONNECTION.as_str())
+                .any(|v| v.eq_ignore_ascii_case(b"close"));
         let framing = if head_only
             || status == StatusCode::NO_CONTENT
             || status == StatusCode::NOT_MODIFIED
         {
             Framing::Length(0)
         } else if headers
-            .get_all(TRANSFER_ENCODING)
-            .iter()
-            .any(|v| v.as_bytes().to_ascii_lowercase().ends_with(b"chunked"))
+            .get_all(TRANSFER_ENCODING.as_str())
+            .any(|v| v.len() >= 7 && v[v.len() - 7..].eq_ignore_ascii_case(b"chunked"))
         {
             Framing::Chunked
-        } else if let Some(length) = headers.get(CONTENT_LENGTH) {
-            let length = std::str::from_utf8(length.as_bytes())
+        } else if let Some(length) = headers.get(CONTENT_LENGTH.as_str()) {
+            let length = std::str::from_utf8(length)
                 .ok()
                 .and_then(|l| l.trim().parse().ok())
                 .filter(|&l| l <= MAX_BODY)
@@ -304,27 +295,37 @@ pub fn read_answers(data: &[u8]) -> Vec<Result<(StatusCode, usize), ErrorKind>> 
 mod tests {
     use tokio::io::AsyncWriteExt;
 
-    use super::super::http::request;
     use super::*;
 
     #[test]
     fn requests_carry_host_length_and_headers() {
-        let mut post = request(Method::POST, "/session/items".parse().unwrap(), "{}".into());
-        post.headers_mut()
-            .insert(http::header::COOKIE, HeaderValue::from_static("sid=a"));
+        let post = Outgoing {
+            method: &Method::POST,
+            target: "/session/items",
+            headers: &[("cookie", b"sid=a")],
+            body: b"{}",
+        };
         let mut out = Vec::new();
         encode(&post, "127.0.0.1", true, &mut out);
         assert_eq!(
             String::from_utf8(out.clone()).unwrap(),
             "POST /session/items HTTP/1.1\r\nhost: 127.0.0.1\r\ncookie: sid=a\r\ncontent-length: 2\r\n\r\n{}"
         );
-        let empty_post = request(Method::POST, "/session".parse().unwrap(), Bytes::new());
+        let empty_post = Outgoing {
+            target: "/session",
+            headers: &[],
+            body: b"",
+            ..post
+        };
         encode(&empty_post, "h:1", false, &mut out);
         assert_eq!(
             String::from_utf8(out.clone()).unwrap(),
             "POST /session HTTP/1.1\r\nhost: h:1\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
         );
-        let get = request(Method::GET, "/session".parse().unwrap(), Bytes::new());
+        let get = Outgoing {
+            method: &Method::GET,
+            ..empty_post
+        };
         encode(&get, "h:1", true, &mut out);
         assert_eq!(
             String::from_utf8(out).unwrap(),

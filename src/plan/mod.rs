@@ -37,7 +37,7 @@ pub use chaos::{AfterKill, ChaosPlan, Fault, KernelFeature, Schedule, Target};
 pub use cluster::{ClusterPlan, EngineKind};
 pub use gates::{Check, Cmp, Gates, Metric, Quantile, Tolerance};
 pub use image::BuiltIn;
-pub use load::{LoadPlan, Model, RateProfile, Stage, Think};
+pub use load::{LoadPlan, Model, RateProfile, Stage, Think, DEFAULT_START_WINDOW};
 pub use service::{
     BalancerKind, BalancerPlan, Persistence, Scheme, ServicePlan, StoreKind, StorePlan,
 };

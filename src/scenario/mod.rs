@@ -146,6 +146,7 @@ pub struct Load {
     pub max_idle_connections: Option<Spanned<i64>>,
     pub threads: Option<Spanned<i64>>,
     pub max_connections: Option<Spanned<i64>>,
+    pub start_window: Option<Spanned<String>>,
     /// `[load.tls]`: whom to trust on `https://` URLs.
     pub tls: Option<RawTls>,
 }

@@ -7,12 +7,15 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::Validator;
-use crate::plan::{LoadPlan, Model, RateProfile, Stage, Think};
+use crate::plan::{LoadPlan, Model, RateProfile, Stage, Think, DEFAULT_START_WINDOW};
 use crate::scenario;
 
 const MODELS: &str = "\"open\", \"closed\"";
 /// More load threads than this is a typo: a machine has fewer cores.
 const MAX_THREADS: i64 = 256;
+/// Past this, the harness's own lateness would be a large part of what a fast
+/// service's corrected latency shows.
+const MAX_START_WINDOW: Duration = Duration::from_millis(10);
 const THINK_DISTRIBUTIONS: &str = "\"fixed\", \"exponential\"";
 
 impl Validator<'_> {
@@ -115,10 +118,12 @@ impl Validator<'_> {
                     Some(n) => self.int_in(n, "load.max_in_flight", 1, 1_000_000),
                     None => Some(10_000),
                 };
+                let start_window = self.start_window(raw.start_window.as_ref());
                 Some(Model::Open {
                     profile: profile?,
                     max_in_flight: max_in_flight? as usize,
                     session_interval: session_interval?,
+                    start_window: start_window?,
                 })
             }
             "closed" => {
@@ -127,6 +132,12 @@ impl Validator<'_> {
                     self,
                     "session_interval",
                     raw.session_interval.as_ref().map(Spanned::span),
+                    "open",
+                );
+                misplaced(
+                    self,
+                    "start_window",
+                    raw.start_window.as_ref().map(Spanned::span),
                     "open",
                 );
                 misplaced(
@@ -160,6 +171,28 @@ impl Validator<'_> {
                 None
             }
         }
+    }
+
+    /// `load.start_window`: zero (every start on its own wake-up) to
+    /// [`MAX_START_WINDOW`]; [`DEFAULT_START_WINDOW`] when not given.
+    fn start_window(&mut self, value: Option<&Spanned<String>>) -> Option<Duration> {
+        let Some(value) = value else {
+            return Some(DEFAULT_START_WINDOW);
+        };
+        let window = self.duration(value, "load.start_window")?;
+        if window > MAX_START_WINDOW {
+            self.problem(
+                value.span(),
+                format!(
+                    "`load.start_window` = {:?} is too long: it is how late an operation may start, at most {}; \
+                     \"0s\" starts every operation at its exact time",
+                    value.get_ref(),
+                    humantime::format_duration(MAX_START_WINDOW)
+                ),
+            );
+            return None;
+        }
+        Some(window)
     }
 
     fn rate(&mut self, value: &Spanned<f64>, key: &str, allow_zero: bool) -> Option<f64> {

@@ -112,16 +112,22 @@ fn open_model_takes_a_rate_or_stages() {
         "model = \"closed\"\nusers = 8",
         "rate = 250\nwarmup = \"2s\"",
     );
-    let plan = plan(&open).unwrap();
+    let planned = plan(&open).unwrap();
     assert_eq!(
-        plan.load.model,
+        planned.load.model,
         Model::Open {
             profile: RateProfile::constant(250.0),
             max_in_flight: 10_000,
             session_interval: Duration::from_secs(1),
+            start_window: crate::plan::DEFAULT_START_WINDOW,
         }
     );
-    assert_eq!(plan.load.warmup, Duration::from_secs(2));
+    assert_eq!(planned.load.warmup, Duration::from_secs(2));
+    let exact = plan(&open.replace("rate = 250", "rate = 250\nstart_window = \"0s\"")).unwrap();
+    let Model::Open { start_window, .. } = exact.load.model else {
+        panic!("open")
+    };
+    assert_eq!(start_window, Duration::ZERO);
     let staged = GOOD.replace(
         "model = \"closed\"\nusers = 8",
         "model = \"open\"\nstages = [{ to = 100, over = \"10s\" }, { to = 50, over = \"5s\" }]",
@@ -194,6 +200,21 @@ fn load_model_mistakes_are_named() {
             "users = 8",
             "users = 8\nmax_connections = 0",
             "`load.max_connections` is 0; it must be between 1 and 1000000",
+        ),
+        (
+            "users = 8",
+            "users = 8\nstart_window = \"1ms\"",
+            "`load.start_window` belongs to the open model",
+        ),
+        (
+            "model = \"closed\"\nusers = 8",
+            "rate = 10\nstart_window = \"20ms\"",
+            "`load.start_window` = \"20ms\" is too long: it is how late an operation may start, at most 10ms; \"0s\" starts",
+        ),
+        (
+            "model = \"closed\"\nusers = 8",
+            "rate = 10\nstart_window = \"soon\"",
+            "load.start_window",
         ),
     ];
     for (from, to, expected) in cases {
