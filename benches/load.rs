@@ -135,7 +135,7 @@ struct Stalls {
     pid: i32,
 }
 
-/// A start window wide enough for four operations at 4000 ops/s to share a
+/// A start window wide enough for five operations at 4000 ops/s to share a
 /// wake-up, for the trade of lateness against CPU.
 const WIDE_WINDOW: Duration = Duration::from_millis(1);
 
@@ -725,7 +725,7 @@ fn main() {
             &format!("CPU per request, open {rate}/s / floor client"),
             open_cpu / floor_cpu,
         );
-        // The same rate with a window wide enough for four operations to share a
+        // The same rate with a window wide enough for five operations to share a
         // wake-up: what trading start lateness for CPU buys at this rate.
         let mut wide = plan(open(rate as f64, Duration::from_secs(1)), 10);
         if let Model::Open { start_window, .. } = &mut wide.model {

@@ -3,11 +3,12 @@
 //!
 //! A [`Job`] goes to an operation runner ([`super::ops`] for the built-in contract,
 //! [`super::flow`] for a custom flow) and comes back as a [`Done`] holding everything
-//! the shard must record. Who served an answer ([`header`], [`failed_in`]) and the
+//! the shard must record. Who served an answer ([`failed_in`], [`replica`]) and the
 //! pause between attempts ([`BACKOFF`]) are the same for both runners, so they live
 //! here rather than in one runner that the other would have to import.
 
 use std::cell::RefCell;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use smallvec::SmallVec;
@@ -88,19 +89,19 @@ pub(super) fn failed_in(headers: &Headers) -> Option<&str> {
 const MAX_NAMES: usize = 1024;
 
 thread_local! {
-    static NAMES: RefCell<Vec<Arc<str>>> = const { RefCell::new(Vec::new()) };
+    static NAMES: RefCell<HashSet<Arc<str>>> = RefCell::new(HashSet::new());
 }
 
 /// `name` shared: the same few replicas answer millions of requests, and a copy of
 /// the name for each would be an allocation per request.
 pub(super) fn replica(name: &str) -> Arc<str> {
     NAMES.with_borrow_mut(|names| {
-        if let Some(known) = names.iter().find(|known| ***known == *name) {
+        if let Some(known) = names.get(name) {
             return Arc::clone(known);
         }
         let new: Arc<str> = name.into();
         if names.len() < MAX_NAMES {
-            names.push(Arc::clone(&new));
+            names.insert(Arc::clone(&new));
         }
         new
     })

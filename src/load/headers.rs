@@ -19,26 +19,29 @@ pub struct Headers {
 }
 
 impl Headers {
-    /// Headers whose names and values are the slices `pairs` of `head`, which is at
-    /// most [`MAX_HEAD`] long.
+    /// Headers whose names and values are the slices `pairs` of `head`; `None`
+    /// when the head is longer than [`MAX_HEAD`] or a slice is not part of it.
     pub(super) fn in_head<'h>(
         head: Bytes,
         pairs: impl IntoIterator<Item = (&'h [u8], &'h [u8])>,
-    ) -> Headers {
-        let base = head.as_ptr() as usize;
+    ) -> Option<Headers> {
+        if head.len() > MAX_HEAD {
+            return None;
+        }
+        let range = head.as_ptr_range();
         let at = |part: &[u8]| {
-            let start = part.as_ptr() as usize - base;
-            debug_assert!(start + part.len() <= head.len() && head.len() <= MAX_HEAD);
-            [start as u16, (start + part.len()) as u16]
+            let start = (part.as_ptr() as usize).checked_sub(range.start as usize)?;
+            let end = start + part.len();
+            (end <= head.len()).then_some([start as u16, end as u16])
         };
         let spans = pairs
             .into_iter()
             .map(|(name, value)| {
-                let ([ns, ne], [vs, ve]) = (at(name), at(value));
-                [ns, ne, vs, ve]
+                let ([ns, ne], [vs, ve]) = (at(name)?, at(value)?);
+                Some([ns, ne, vs, ve])
             })
-            .collect();
-        Headers { head, spans }
+            .collect::<Option<_>>()?;
+        Some(Headers { head, spans })
     }
 
     /// Every value of the header `name` (ASCII case ignored), in order.
@@ -87,7 +90,7 @@ impl Headers {
             .iter()
             .map(|&(ns, ne, vs, ve)| (&head[ns..ne], &head[vs..ve]))
             .collect();
-        Headers::in_head(head.clone(), pairs)
+        Headers::in_head(head.clone(), pairs).expect("a head of test headers")
     }
 }
 

@@ -162,7 +162,7 @@ impl Alarm {
     }
 
     /// Returns at `at` (at once if it has passed). Cancel-safe, and cheap to call
-    /// again with the same time: the alarm is set once per due time.
+    /// again with the same time: the alarm is set once per wake-up.
     pub async fn until(&mut self, at: Instant) {
         match self {
             #[cfg(target_os = "linux")]

@@ -240,7 +240,10 @@ where
         tokio::select! {
             biased;
             () = &mut cancelled, if waiting => {
-                // What is late is dropped: it was counted when it fell behind.
+                // What a planned wake-up was holding was due before the stop: it
+                // starts now, as it would have without the window. What is late is
+                // dropped: it was counted when it fell behind.
+                open.start_scheduled(&mut shard, Instant::now(), &operate);
                 open.scheduling = false;
                 open.backlog.clear();
             }
@@ -279,6 +282,15 @@ impl Open {
         if self.share.schedule.wake_at().is_some_and(|wake| wake > now) {
             return;
         }
+        self.start_scheduled(shard, now, operate);
+    }
+
+    /// Starts every scheduled operation due by `now`, or counts it as a missed
+    /// start and keeps it for later.
+    fn start_scheduled<O, F>(&mut self, shard: &mut Shard<F>, now: Instant, operate: &O)
+    where
+        O: Fn(Job) -> F,
+    {
         while self.scheduling {
             let Some(due) = self.share.schedule.take_due(now) else {
                 // Nothing due yet, or the rate profile has ended: then run what is

@@ -98,8 +98,7 @@ fn take_head(buf: &mut BytesMut) -> Result<Option<Head>, ErrorKind> {
         buf,
         &mut slots,
     ) {
-        Ok(httparse::Status::Complete(len)) if len <= MAX_HEAD => len,
-        Ok(httparse::Status::Complete(_)) => return Err(ErrorKind::BadBody),
+        Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(_) => return Err(ErrorKind::BadBody),
     };
@@ -121,7 +120,7 @@ fn take_head(buf: &mut BytesMut) -> Result<Option<Head>, ErrorKind> {
     let pairs = spans[..count]
         .iter()
         .map(|&((ns, nl), (vs, vl))| (&head[ns..ns + nl], &head[vs..vs + vl]));
-    let headers = Headers::in_head(head.clone(), pairs);
+    let headers = Headers::in_head(head.clone(), pairs).ok_or(ErrorKind::BadBody)?;
     Ok(Some(Head {
         status,
         headers,
@@ -254,7 +253,8 @@ async fn read_chunked<R: AsyncRead + Unpin>(
                 }
             }
         }
-        if body.len() + size > MAX_BODY {
+        // Compared without adding: a chunk size near `usize::MAX` would overflow.
+        if size > MAX_BODY - body.len() {
             return Err(ErrorKind::BadBody);
         }
         while buf.len() < size + 2 {
@@ -401,11 +401,17 @@ mod tests {
     async fn a_closed_or_broken_answer_is_a_reset_or_a_bad_body() {
         use ErrorKind::{BadBody, Reset};
         type Expected = Result<(u16, &'static str, bool), ErrorKind>;
-        let cases: [(&str, bool, Expected); 6] = [
+        let cases: [(&str, bool, Expected); 7] = [
             (
                 "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
                 false,
                 Err(Reset),
+            ),
+            // A chunk size near usize::MAX overflowed the body's length once.
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\nffffffffffffffff\r\nx\r\n",
+                false,
+                Err(BadBody),
             ),
             ("HTTP/1.1 200 OK\r\nContent-Le", false, Err(Reset)),
             ("SSH-2.0-OpenSSH\r\n\r\n", false, Err(BadBody)),
@@ -434,5 +440,28 @@ mod tests {
                 "{wire:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_head_is_read_up_to_its_limit_and_refused_past_it() {
+        // A head of exactly `len` bytes, its last header after the padding.
+        let head = |len: usize| {
+            let fixed = "HTTP/1.1 200 OK\r\nx-pad: \r\nx-last: yes\r\ncontent-length: 2\r\n\r\n";
+            let pad = "p".repeat(len - fixed.len());
+            format!("HTTP/1.1 200 OK\r\nx-pad: {pad}\r\nx-last: yes\r\ncontent-length: 2\r\n\r\nok")
+        };
+        use futures_util::FutureExt;
+        let longest = head(MAX_HEAD);
+        let (mut io, mut buf) = (longest.as_bytes(), BytesMut::new());
+        let (reply, _) = read_reply(&mut io, &mut buf, false)
+            .now_or_never()
+            .unwrap()
+            .unwrap();
+        assert_eq!(reply.headers.text("x-last"), Some("yes"));
+        assert_eq!(reply.body, "ok");
+        assert_eq!(
+            read_answers(head(MAX_HEAD + 1).as_bytes()),
+            [Err(ErrorKind::BadBody)]
+        );
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 /// How late the open model may start an operation so that it shares a wake-up of
 /// its load thread with those due after it, unless `[load] start_window` says
-/// otherwise: at 40 000 operations a second twenty share one, and the thread uses
+/// otherwise: at 40 000 operations a second twenty-one share one, and the thread uses
 /// about a third of the CPU per request it would waking for each; at 4000 a second
 /// none do (see [`crate::load::pacing::Schedule::wake_at`]).
 pub const DEFAULT_START_WINDOW: Duration = Duration::from_micros(500);
