@@ -372,24 +372,26 @@ fn floor_client(port: u16, cookie: &str, rate: u64, seconds: u64) -> (u64, Cpu) 
             .expect("the endpoint reads");
         answer.clear();
         let mut chunk = [0u8; 4096];
-        let whole = loop {
+        // Read until the head is in and, once it is, until the body it announces.
+        let mut whole = None;
+        while whole.is_none_or(|whole| answer.len() < whole) {
             let n = socket.read(&mut chunk).expect("the endpoint answers");
             assert!(n > 0, "the endpoint closed the connection");
             answer.extend_from_slice(&chunk[..n]);
-            if let Some(head) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
-                let text = String::from_utf8_lossy(&answer[..head]).to_ascii_lowercase();
-                let length: usize = text
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .and_then(|l| l.trim().parse().ok())
-                    .unwrap_or(0);
-                break head + 4 + length;
+            if whole.is_none() {
+                whole = answer
+                    .windows(4)
+                    .position(|w| w == b"\r\n\r\n")
+                    .map(|head| {
+                        let text = String::from_utf8_lossy(&answer[..head]).to_ascii_lowercase();
+                        let length: usize = text
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|l| l.trim().parse().ok())
+                            .unwrap_or(0);
+                        head + 4 + length
+                    });
             }
-        };
-        while answer.len() < whole {
-            let n = socket.read(&mut chunk).expect("the endpoint answers");
-            assert!(n > 0, "the endpoint closed the connection");
-            answer.extend_from_slice(&chunk[..n]);
         }
     }
     (total, cpu(libc::RUSAGE_THREAD) - before)

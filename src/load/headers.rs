@@ -19,26 +19,21 @@ pub struct Headers {
 }
 
 impl Headers {
-    /// Headers whose names and values are the slices `pairs` of `head`; `None`
-    /// when the head is longer than [`MAX_HEAD`] or a slice is not part of it.
-    pub(super) fn in_head<'h>(
+    /// Headers whose names and values lie in `head` at `spans` (name start, name
+    /// end, value start, value end); `None` when the head is longer than
+    /// [`MAX_HEAD`] or a span is not part of it.
+    pub(super) fn in_head(
         head: Bytes,
-        pairs: impl IntoIterator<Item = (&'h [u8], &'h [u8])>,
+        spans: impl IntoIterator<Item = [usize; 4]>,
     ) -> Option<Headers> {
         if head.len() > MAX_HEAD {
             return None;
         }
-        let range = head.as_ptr_range();
-        let at = |part: &[u8]| {
-            let start = (part.as_ptr() as usize).checked_sub(range.start as usize)?;
-            let end = start + part.len();
-            (end <= head.len()).then_some([start as u16, end as u16])
-        };
-        let spans = pairs
+        let spans = spans
             .into_iter()
-            .map(|(name, value)| {
-                let ([ns, ne], [vs, ve]) = (at(name)?, at(value)?);
-                Some([ns, ne, vs, ve])
+            .map(|[ns, ne, vs, ve]| {
+                let fits = ns <= ne && vs <= ve && ne.max(ve) <= head.len();
+                fits.then_some([ns as u16, ne as u16, vs as u16, ve as u16])
             })
             .collect::<Option<_>>()?;
         Some(Headers { head, spans })
@@ -83,14 +78,9 @@ impl Headers {
             head.extend_from_slice(format!("{name}: ").as_bytes());
             let vs = head.len();
             head.extend_from_slice(format!("{value}\r\n").as_bytes());
-            spans.push((ns, ns + name.len(), vs, vs + value.len()));
+            spans.push([ns, ns + name.len(), vs, vs + value.len()]);
         }
-        let head = Bytes::from(head);
-        let pairs: Vec<_> = spans
-            .iter()
-            .map(|&(ns, ne, vs, ve)| (&head[ns..ne], &head[vs..ve]))
-            .collect();
-        Headers::in_head(head.clone(), pairs).expect("a head of test headers")
+        Headers::in_head(head.into(), spans).expect("a head of test headers")
     }
 }
 

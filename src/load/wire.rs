@@ -110,17 +110,19 @@ fn take_head(buf: &mut BytesMut) -> Result<Option<Head>, ErrorKind> {
     // Where each header lies, as offsets: the parse borrows `buf`, which the head
     // is split off next.
     let base = buf.as_ptr() as usize;
-    let offset = |part: &[u8]| (part.as_ptr() as usize - base, part.len());
-    let mut spans = [((0, 0), (0, 0)); MAX_HEADERS];
+    let at = |part: &[u8]| {
+        let start = part.as_ptr() as usize - base;
+        [start, start + part.len()]
+    };
+    let mut spans = [[0; 4]; MAX_HEADERS];
     for (span, h) in spans.iter_mut().zip(parsed.headers.iter()) {
-        *span = (offset(h.name.as_bytes()), offset(h.value));
+        let ([ns, ne], [vs, ve]) = (at(h.name.as_bytes()), at(h.value));
+        *span = [ns, ne, vs, ve];
     }
     let count = parsed.headers.len();
     let head = buf.split_to(len).freeze();
-    let pairs = spans[..count]
-        .iter()
-        .map(|&((ns, nl), (vs, vl))| (&head[ns..ns + nl], &head[vs..vs + vl]));
-    let headers = Headers::in_head(head.clone(), pairs).ok_or(ErrorKind::BadBody)?;
+    let headers =
+        Headers::in_head(head, spans[..count].iter().copied()).ok_or(ErrorKind::BadBody)?;
     Ok(Some(Head {
         status,
         headers,
