@@ -135,6 +135,52 @@ struct Stalls {
     pid: i32,
 }
 
+/// How long the load threads were ready to run but waited for a core (the second
+/// field of each thread's `/proc/self/task/*/schedstat` is the kernel's count of
+/// it), sampled every 20 ms while a phase runs: on two cores shared with the
+/// endpoint and the kernel's network work, this is what makes a start late when
+/// the load thread itself has CPU to spare.
+struct RunQueueWait {
+    stop: Arc<AtomicBool>,
+    sampler: std::thread::JoinHandle<Duration>,
+}
+
+impl RunQueueWait {
+    fn watch() -> RunQueueWait {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let sampler = std::thread::spawn(move || {
+            // Per load thread: its wait when first seen and when last seen.
+            let mut waits: std::collections::HashMap<String, (u64, u64)> = Default::default();
+            while !stopped.load(Ordering::Relaxed) {
+                for task in std::fs::read_dir("/proc/self/task")
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                {
+                    let path = task.path();
+                    let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+                    let wait = std::fs::read_to_string(path.join("schedstat"))
+                        .ok()
+                        .and_then(|s| s.split_whitespace().nth(1)?.parse().ok());
+                    if let (true, Some(wait)) = (comm.starts_with("sessionstorm-lo"), wait) {
+                        let key = task.file_name().to_string_lossy().into_owned();
+                        waits.entry(key).or_insert((wait, wait)).1 = wait;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Duration::from_nanos(waits.values().map(|(first, last)| last - first).sum())
+        });
+        RunQueueWait { stop, sampler }
+    }
+
+    fn waited(self) -> Duration {
+        self.stop.store(true, Ordering::Relaxed);
+        self.sampler.join().unwrap_or_default()
+    }
+}
+
 /// A start window wide enough for five operations at 4000 ops/s to share a
 /// wake-up, for the trade of lateness against CPU.
 const WIDE_WINDOW: Duration = Duration::from_millis(1);
@@ -774,6 +820,7 @@ fn main() {
         let sustained = ((flat_rate * 0.75 / 1000.0).floor() * 1000.0).max(1000.0) as u64;
         for asked in [high_rate, sustained] {
             let endpoint_before = cpu_of(endpoint.child.id());
+            let run_queue = RunQueueWait::watch();
             let fast = drive(
                 &runtime,
                 &url,
@@ -787,6 +834,7 @@ fn main() {
             let fast_cpu = per_100k(fast.cpu.total(), fast.requests);
             let [_, fast_late, fast_max] = fast.lateness_ms;
             let driver_busy = fast.cpu.total().as_secs_f64() / fast.wall.as_secs_f64();
+            let waited = run_queue.waited().as_secs_f64() / fast.wall.as_secs_f64();
             let name = if asked == high_rate {
                 format!("open {high_rate}/s")
             } else {
@@ -799,21 +847,27 @@ fn main() {
                 fast.allocations_per_request
             );
             println!(
-                "    busy: driver {:.0}% of a core (load thread, spill writer and bench together), endpoint {}",
+                "    busy: driver {:.0}% of a core (load thread, spill writer and bench together), endpoint {}; the load thread waited for a core {:.0} ms a second",
                 driver_busy * 100.0,
-                endpoint_busy.map_or("?".into(), |b| format!("{:.0}% of a core", b * 100.0))
+                endpoint_busy.map_or("?".into(), |b| format!("{:.0}% of a core", b * 100.0)),
+                waited * 1000.0
+            );
+            figures.add(
+                &format!("{name}: load thread waiting for a core (ms/s)"),
+                waited * 1000.0,
             );
             if fast.missed_starts > 0 || fast_late > 1.0 {
-                let why = if fast.cpu.system > fast.cpu.user * 4 {
-                    "connections: every request in flight holds a connection of its own (the \
-                     pool has no cap), so when the endpoint or the machine stalls, thousands are \
-                     opened at once; the listen queue overflows (SYNs resent after 1 s) and \
-                     connect() takes the load thread's time (system CPU above)"
-                        .to_string()
-                } else if asked as f64 > flat_rate {
+                let why = if asked as f64 > flat_rate {
                     format!("the endpoint served {flat_rate:.0} requests/s flat out here, less than asked")
                 } else if driver_busy > 0.9 {
                     "the load thread is out of CPU".to_string()
+                } else if waited > 0.02 {
+                    format!(
+                        "the load thread had CPU to spare but waited for a core {:.0} ms a second: \
+                         the endpoint and the kernel's network work share the two cores, and an \
+                         operation due while the load thread waits starts late",
+                        waited * 1000.0
+                    )
                 } else {
                     format!("the machine is shared (load average {})", load_average())
                 };
@@ -874,7 +928,7 @@ fn main() {
     );
 
     // What checking one answer costs (what wrk does not do): a session of 5 items
-    // read back, parsed in place and checked against its model.
+    // read back, parsed in place as the load reads it, and checked against its model.
     let mut model = SessionModel::new(7, "s7".into(), 10);
     for k in 0..5 {
         model.sent(k);
@@ -884,7 +938,8 @@ fn main() {
     let answers = 1_000_000u32;
     let began = Instant::now();
     for _ in 0..answers {
-        let state: State = serde_json::from_slice(std::hint::black_box(body)).expect("a state");
+        let text = std::str::from_utf8(std::hint::black_box(body)).expect("UTF-8");
+        let state = State::read(text).expect("a state");
         let seen = Seen {
             op: Op::Read,
             served_by: Some("bench"),

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use crate::plan;
 use crate::scenario::overrides::{Overrides, Setting};
 use crate::scenario::Source;
+use crate::session::State;
 use crate::validate;
 
 /// Reads `data` as a scenario, validates it, and if it is valid draws its plan and
@@ -51,7 +52,8 @@ fn scenario_with(text: &str, settings: &[Setting]) {
     }
 }
 
-/// The duration parsers: `--duration` and the scenario's (humantime), and `--set`.
+/// The duration parsers: `--duration` and the scenario's (humantime), `--set`, and
+/// the session state's reader.
 pub fn parsers(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -64,6 +66,11 @@ pub fn parsers(data: &[u8]) {
     }
     let _ = text.parse::<Setting>();
     let _ = crate::secrets::mask_scenario(text);
+    // The session state's hand-written reader reads what serde_json reads, the same.
+    if let Some(state) = crate::session::json::plain(text) {
+        let serde: Option<State> = serde_json::from_str(text).ok();
+        assert_eq!(serde, Some(state), "{text:?}");
+    }
 }
 
 /// Bytes as a service's answers on one connection: the load's HTTP reader must

@@ -47,7 +47,10 @@ impl Headers {
         self.spans
             .iter()
             .filter(move |[ns, ne, ..]| {
-                self.head[*ns as usize..*ne as usize].eq_ignore_ascii_case(name.as_bytes())
+                // Lengths first: most names differ in length, and the slice is
+                // then never cut.
+                usize::from(ne - ns) == name.len()
+                    && self.head[*ns as usize..*ne as usize].eq_ignore_ascii_case(name.as_bytes())
             })
             .map(|[.., vs, ve]| &self.head[*vs as usize..*ve as usize])
     }

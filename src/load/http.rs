@@ -287,7 +287,10 @@ impl Http {
             },
             Checkout::New(slot) => slot,
         };
-        let mut conn = self.connect(origin, slot).await?;
+        // Boxed: a TLS handshake's future is kilobytes, and inline it would make
+        // every exchange's future as large (a whole `send` 1520 bytes against 856),
+        // copied whole on every request.
+        let mut conn = Box::pin(self.connect(origin, slot)).await?;
         let result = self.exchange_on(&mut conn, origin, request).await;
         self.settle(origin, conn, result)
     }

@@ -178,8 +178,10 @@ impl Driver {
         spill: spill::Spill,
     ) -> LoadOutcome {
         let operator = Arc::clone(self);
-        let stop_ops = stop.clone();
-        let operate = move |job| Arc::clone(&operator).run_job(job, stop_ops.clone());
+        // Shared, not cloned per operation: a token's clone and drop each take its
+        // tree's lock.
+        let stop_ops = Arc::new(stop.clone());
+        let operate = move |job| Arc::clone(&operator).run_job(job, Arc::clone(&stop_ops));
         self.run_with(stop, (logs, spill), true, operate).await
     }
 

@@ -54,13 +54,19 @@ enum Resource {
 /// ([`SessionModel::item_name`]): one allocation, no JSON serialiser.
 fn append_body(model: &SessionModel, k: u32) -> Vec<u8> {
     let item = model.item_name(k);
-    format!(r#"{{"op":"{item}","item":"{item}"}}"#).into_bytes()
+    let mut body = Vec::with_capacity(64);
+    body.extend_from_slice(br#"{"op":""#);
+    item.write_to(&mut body);
+    body.extend_from_slice(br#"","item":""#);
+    item.write_to(&mut body);
+    body.extend_from_slice(br#""}"#);
+    body
 }
 
 impl Driver {
     /// Runs `job` once its intended time has come, unless the run stops first.
     /// The job must have been admitted ([`Driver::admit`]).
-    pub(super) async fn run_job(self: Arc<Self>, job: Job, stop: CancellationToken) -> Done {
+    pub(super) async fn run_job(self: Arc<Self>, job: Job, stop: Arc<CancellationToken>) -> Done {
         let mut done = Done::new(Step::Create, job.intended, job.user);
         if job.intended > Instant::now() {
             tokio::select! {
@@ -321,12 +327,19 @@ fn sort(reply: &Reply) -> Answer<'_> {
     let served_by = failed_in(&reply.headers);
     match reply.status {
         StatusCode::NOT_FOUND => Answer::NotFound(served_by),
-        status if status.is_success() => match serde_json::from_slice::<State>(&reply.body) {
-            Ok(state) => Answer::State(state, served_by, &reply.headers),
-            Err(_) => Answer::Failed(ErrorKind::BadBody, served_by),
+        status if status.is_success() => match state_of(&reply.body) {
+            Some(state) => Answer::State(state, served_by, &reply.headers),
+            None => Answer::Failed(ErrorKind::BadBody, served_by),
         },
         status => Answer::Failed(ErrorKind::from_status(status), served_by),
     }
+}
+
+/// The session's state in an answer's body, `None` unless it is one. The body is
+/// checked as UTF-8 once, whole: read from bytes, serde_json checks every string on
+/// its own.
+fn state_of(body: &[u8]) -> Option<State<'_>> {
+    State::read(std::str::from_utf8(body).ok()?)
 }
 
 /// The `Cookie` header a new session sends from now on: every cookie its create
@@ -355,5 +368,22 @@ mod tests {
         let body: serde_json::Value = serde_json::from_slice(&append_body(&model, 2)).unwrap();
         assert_eq!(body, serde_json::json!({"op": "42.2", "item": "42.2"}));
         assert_eq!(model.item(2), "42.2");
+    }
+
+    #[test]
+    fn a_state_is_read_from_utf8_json_only() {
+        let state = state_of(br#"{"session":"s","version":1,"items":["1.0","caf\u00e9"]}"#)
+            .expect("a state");
+        assert_eq!(state.items.len(), 2);
+        assert_eq!(state.items[1].0, "caf\u{e9}");
+        let bad: [&[u8]; 4] = [
+            br#"{"session":"s","version":1,"items":["\xff"]}"#,
+            b"{\"session\":\"s\xff\",\"version\":1,\"items\":[]}",
+            b"<html>",
+            b"",
+        ];
+        for bad in bad {
+            assert!(state_of(bad).is_none(), "{}", String::from_utf8_lossy(bad));
+        }
     }
 }

@@ -90,6 +90,7 @@ struct Shard<F> {
 impl<F> Shard<F> {
     /// Sends the interval just ended to the collector.
     fn close_interval(&mut self) {
+        self.retire.flush();
         Live::add(&self.driver.live.missed_starts, self.recorder.missed_starts);
         let _ = self.collector.send(Message::Interval {
             source: self.source,
@@ -153,11 +154,16 @@ where
     F: Future<Output = Done>,
 {
     let driver = Arc::clone(&shard.driver);
-    let mut rngs = std::collections::HashMap::new();
-    for user in users {
+    // Each user's think times, in the order of `users` (ascending): found by a
+    // binary search, cheaper than hashing the user on every operation.
+    let mut rngs: Vec<StdRng> = users
+        .iter()
+        .map(|&user| {
+            StdRng::seed_from_u64(driver.seed ^ (user as u64).wrapping_mul(0x2545_F491_4F6C_DD1D))
+        })
+        .collect();
+    for &user in &users {
         if driver.may_start() {
-            let seed = driver.seed ^ (user as u64).wrapping_mul(0x2545_F491_4F6C_DD1D);
-            rngs.insert(user, StdRng::seed_from_u64(seed));
             shard.in_flight.push(operate(Job {
                 session: None,
                 intended: Instant::now(),
@@ -172,7 +178,7 @@ where
             Some(done) = shard.in_flight.next() => {
                 let user = done.user;
                 let failed_create = done.step == Step::Create && done.session.is_none();
-                let next = settle(&driver, &mut shard.recorder, &mut shard.result, &shard.retire, done);
+                let next = settle(&driver, &mut shard.recorder, &mut shard.result, &mut shard.retire, done);
                 let Some(user) = user else { continue };
                 if stop.is_cancelled() || !driver.may_start() {
                     if let Some(session) = next {
@@ -183,7 +189,8 @@ where
                 let pause = if failed_create {
                     RETRY_CREATE_AFTER
                 } else {
-                    think_time(think, rngs.get_mut(&user).expect("every user has an RNG"))
+                    let at = users.binary_search(&user).expect("every user has an RNG");
+                    think_time(think, &mut rngs[at])
                 };
                 shard.in_flight.push(operate(
                     Job { session: next, intended: Instant::now() + pause, user: Some(user) },
@@ -249,7 +256,7 @@ where
             }
             _ = shard.ticks.tick() => shard.close_interval(),
             Some(done) = shard.in_flight.next(), if !shard.in_flight.is_empty() => {
-                match settle(&driver, &mut shard.recorder, &mut shard.result, &shard.retire, done) {
+                match settle(&driver, &mut shard.recorder, &mut shard.result, &mut shard.retire, done) {
                     Some(session) => open.idle.push_back(session),
                     None => open.live -= 1,
                 }
@@ -356,7 +363,7 @@ fn settle(
     driver: &Driver,
     recorder: &mut Recorder,
     result: &mut ShardResult,
-    retire: &Retire,
+    retire: &mut Retire,
     done: Done,
 ) -> Option<LiveSession> {
     driver.in_flight.fetch_sub(1, Ordering::Relaxed);

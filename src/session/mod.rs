@@ -34,6 +34,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
+pub(crate) mod json;
+
 /// The state a service returns for a session (session contract v1), its strings
 /// borrowed from the answer's body: read on every answer, it would otherwise cost
 /// an allocation per item.
@@ -48,11 +50,30 @@ pub struct State<'a> {
     pub items: SmallVec<[Text<'a>; 16]>,
 }
 
+impl<'a> State<'a> {
+    /// The state an answer's body holds, `None` unless it holds one: the plain form
+    /// read in place by hand ([`json::plain`]), anything else by serde_json.
+    pub fn read(body: &'a str) -> Option<State<'a>> {
+        json::plain(body).or_else(|| serde_json::from_str(body).ok())
+    }
+}
+
 /// An item's name: `<session number>.<write number>`.
 #[derive(Debug, Clone, Copy)]
 pub struct ItemName {
     seq: u64,
     k: u32,
+}
+
+impl ItemName {
+    /// Appends the name to `out`, without the formatting machinery: an append's
+    /// body is written for every append, and `format!` cost more than the rest of
+    /// the request's encoding.
+    pub fn write_to(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(itoa::Buffer::new().format(self.seq).as_bytes());
+        out.push(b'.');
+        out.extend_from_slice(itoa::Buffer::new().format(self.k).as_bytes());
+    }
 }
 
 impl fmt::Display for ItemName {
@@ -514,10 +535,13 @@ impl SessionModel {
     }
 
     /// Maps an item name back to its append index, if it is one this session sent.
+    /// Read for every item of every answer, so by hand: `split_once` and `parse`
+    /// cost more than the rest of the check.
     fn index_of(&self, item: &str) -> Option<usize> {
-        let (seq, k) = item.split_once('.')?;
-        let k: usize = k.parse().ok()?;
-        let sent = seq.parse::<u64>().ok()? == self.seq
+        let item = item.as_bytes();
+        let dot = item.iter().position(|&b| b == b'.')?;
+        let k = usize::try_from(decimal(&item[dot + 1..])?).ok()?;
+        let sent = decimal(&item[..dot])? == self.seq
             && self.items.get(k).is_some_and(|i| *i != Item::Unsent);
         sent.then_some(k)
     }
@@ -539,6 +563,18 @@ impl SessionModel {
             nearest_fault: None,
         })
     }
+}
+
+/// The number `digits` spell in decimal: ASCII digits only, at least one, no sign
+/// (an item name is digits and a dot; anything else is not one this harness sent).
+fn decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &b| {
+        let digit = b.checked_sub(b'0').filter(|d| *d < 10)?;
+        n.checked_mul(10)?.checked_add(u64::from(digit))
+    })
 }
 
 /// The first few entries of a list, for a message that stays short.
@@ -595,6 +631,35 @@ mod tests {
             m.acknowledged(k);
         }
         m
+    }
+
+    #[test]
+    fn only_names_this_session_sent_map_back_to_their_append() {
+        let m = model(2);
+        assert_eq!(m.item(1), "7.1");
+        let mut written = Vec::new();
+        m.item_name(1).write_to(&mut written);
+        assert_eq!(written, b"7.1");
+        assert_eq!(m.index_of("7.1"), Some(1));
+        assert_eq!(m.index_of("7.0"), Some(0));
+        assert_eq!(m.index_of("007.1"), Some(1));
+        // Not sent yet, out of range, another session's, or not a name at all.
+        for other in [
+            "7.2",
+            "7.9",
+            "8.1",
+            "+7.1",
+            "7.+1",
+            "7.",
+            ".1",
+            "7",
+            "7.1.",
+            "7.1x",
+            "",
+            "18446744073709551623.1",
+        ] {
+            assert_eq!(m.index_of(other), None, "{other}");
+        }
     }
 
     fn kinds(anomalies: &[Anomaly]) -> Vec<AnomalyKind> {
