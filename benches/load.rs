@@ -20,8 +20,9 @@
 //!    per request at that rate, and the floor: a blocking client with no runtime
 //!    that sleeps to each due time and then for its answer ([`floor_client`]);
 //! 4. the open model at `BENCH_HIGH_RATE`, and at three quarters of what the
-//!    endpoint served flat out: the rate reached, CPU per request, lateness, and,
-//!    when it falls behind, what stops it.
+//!    endpoint served flat out: the rate reached, CPU per request, lateness, how
+//!    long the load thread waited for a core ([`RunQueueWait`]), and, when it falls
+//!    behind, what stops it.
 //!
 //! Then a table of every figure's median over the rounds (lowest and highest
 //! beside it, the load average of each round first), peak RSS with 100 000 live
@@ -139,7 +140,9 @@ struct Stalls {
 /// field of each thread's `/proc/self/task/*/schedstat` is the kernel's count of
 /// it), sampled every 20 ms while a phase runs: on two cores shared with the
 /// endpoint and the kernel's network work, this is what makes a start late when
-/// the load thread itself has CPU to spare.
+/// the load thread itself has CPU to spare. Up to 20 ms at a thread's start and end
+/// go unseen; the sampler's own reads (well under 1% of a core) count in the
+/// phase's CPU.
 struct RunQueueWait {
     stop: Arc<AtomicBool>,
     sampler: std::thread::JoinHandle<Duration>,
@@ -163,14 +166,21 @@ impl RunQueueWait {
                     let wait = std::fs::read_to_string(path.join("schedstat"))
                         .ok()
                         .and_then(|s| s.split_whitespace().nth(1)?.parse().ok());
-                    if let (true, Some(wait)) = (comm.starts_with("sessionstorm-lo"), wait) {
+                    // `sessionstorm-load-N`, cut to the kernel's 15 characters.
+                    if let (true, Some(wait)) = (comm.trim_end() == "sessionstorm-lo", wait) {
                         let key = task.file_name().to_string_lossy().into_owned();
                         waits.entry(key).or_insert((wait, wait)).1 = wait;
                     }
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
-            Duration::from_nanos(waits.values().map(|(first, last)| last - first).sum())
+            // A thread id the kernel reused between two samples reads lower: none.
+            Duration::from_nanos(
+                waits
+                    .values()
+                    .map(|(first, last)| last.saturating_sub(*first))
+                    .sum(),
+            )
         });
         RunQueueWait { stop, sampler }
     }

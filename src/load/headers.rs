@@ -47,8 +47,8 @@ impl Headers {
         self.spans
             .iter()
             .filter(move |[ns, ne, ..]| {
-                // Lengths first: most names differ in length, and the slice is
-                // then never cut.
+                // Lengths first: most names differ in length, and then the slice,
+                // with its bounds checks, is never cut.
                 usize::from(ne - ns) == name.len()
                     && self.head[*ns as usize..*ne as usize].eq_ignore_ascii_case(name.as_bytes())
             })

@@ -209,7 +209,6 @@ impl Driver {
             logs,
             Arc::clone(&self.live),
         ));
-        let retire = spill.retire();
         let mut results = Vec::with_capacity(shards);
         for s in 0..shards {
             let feed = match &self.plan.model {
@@ -240,7 +239,7 @@ impl Driver {
                 s,
                 feed,
                 to_collector.clone(),
-                retire.clone(),
+                spill.retire(),
                 stop.clone(),
                 operate.clone(),
             );
@@ -263,7 +262,7 @@ impl Driver {
             }
             results.push(result);
         }
-        drop((to_collector, retire));
+        drop(to_collector);
         let (mut anomalies, mut expired) = (Vec::new(), 0);
         for result in results {
             let result = result.await.expect("a load shard never panics");

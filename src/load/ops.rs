@@ -335,11 +335,16 @@ fn sort(reply: &Reply) -> Answer<'_> {
     }
 }
 
-/// The session's state in an answer's body, `None` unless it is one. The body is
-/// checked as UTF-8 once, whole: read from bytes, serde_json checks every string on
-/// its own.
+/// The session's state in an answer's body, `None` unless it is one. A body that
+/// is UTF-8 (all of them, in practice) is checked once, whole, and read as text:
+/// read from bytes, serde_json checks each string it keeps on its own. One that is
+/// not may still hold a state (serde_json does not check a string it skips, in a
+/// field the contract does not name), so it is read from bytes, as before.
 fn state_of(body: &[u8]) -> Option<State<'_>> {
-    State::read(std::str::from_utf8(body).ok()?)
+    match std::str::from_utf8(body) {
+        Ok(text) => State::read(text),
+        Err(_) => serde_json::from_slice(body).ok(),
+    }
 }
 
 /// The `Cookie` header a new session sends from now on: every cookie its create
@@ -371,11 +376,15 @@ mod tests {
     }
 
     #[test]
-    fn a_state_is_read_from_utf8_json_only() {
+    fn a_state_is_read_where_serde_json_reads_one() {
         let state = state_of(br#"{"session":"s","version":1,"items":["1.0","caf\u00e9"]}"#)
             .expect("a state");
         assert_eq!(state.items.len(), 2);
         assert_eq!(state.items[1].0, "caf\u{e9}");
+        // Bytes that are not UTF-8 in a field the contract does not name: still a state.
+        let other = state_of(b"{\"session\":\"s\",\"version\":1,\"items\":[],\"x\":\"\xff\"}")
+            .expect("a state");
+        assert_eq!(other.version, 1);
         let bad: [&[u8]; 4] = [
             br#"{"session":"s","version":1,"items":["\xff"]}"#,
             b"{\"session\":\"s\xff\",\"version\":1,\"items\":[]}",

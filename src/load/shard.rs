@@ -40,7 +40,8 @@ use crate::session::Anomaly;
 pub enum Feed {
     /// A share of the open model's schedule.
     Open(OpenShare),
-    /// The shard's own virtual users.
+    /// The shard's own virtual users, in ascending order (each user's think-time
+    /// generator is found by a binary search).
     Closed { users: Vec<usize>, think: Think },
 }
 
@@ -58,7 +59,8 @@ pub struct OpenShare {
 }
 
 /// What a shard leaves behind: what it found. The sessions it finished went to the
-/// spill ([`super::spill`]) as they finished.
+/// spill ([`super::spill`]) in batches as they finished, the last with its last
+/// interval.
 #[derive(Debug, Default)]
 pub struct ShardResult {
     pub anomalies: Vec<Anomaly>,

@@ -80,16 +80,6 @@ impl Retire {
     }
 }
 
-impl Clone for Retire {
-    /// Another handle, holding nothing yet.
-    fn clone(&self) -> Self {
-        Retire {
-            sender: self.sender.clone(),
-            batch: Vec::new(),
-        }
-    }
-}
-
 impl Drop for Retire {
     fn drop(&mut self) {
         self.flush();
@@ -135,7 +125,8 @@ impl Spill {
         })
     }
 
-    /// A handle to retire sessions with.
+    /// A handle to retire sessions with: one per shard, each with a batch of its
+    /// own.
     pub fn retire(&self) -> Retire {
         Retire {
             sender: self.sender.clone(),
@@ -203,7 +194,8 @@ fn write_all(receiver: mpsc::Receiver<Vec<LiveSession>>, mut file: BufWriter<Fil
 }
 
 impl Spilled {
-    /// The spilled sessions, in the order they were retired; `None` stands for a
+    /// The spilled sessions, each shard's in the order it retired them (shards'
+    /// batches interleave); `None` stands for a
     /// record that cannot be read back (the sweep counts it as unverified).
     pub fn sessions(&self) -> std::io::Result<impl Iterator<Item = Option<LiveSession>>> {
         let mut reader = BufReader::with_capacity(BUFFER, File::open(&self.path)?);
@@ -464,7 +456,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let spill = Spill::create(&dir.path().join(SPILL_FILE)).unwrap();
         let mut retire = spill.retire();
-        let mut other = retire.clone();
+        let mut other = spill.retire();
         for next in 0..1000 {
             let mut session = contract_session("sid=abc123");
             session.next = next;

@@ -39,7 +39,9 @@ pub fn plain(text: &str) -> Option<State<'_>> {
         }
     }
     reader.skip_space();
-    (reader.at == text.len()).then_some(())?;
+    if reader.at != text.len() {
+        return None;
+    }
     Some(State {
         session: Cow::Borrowed(session?),
         version: version?,
@@ -162,7 +164,7 @@ mod tests {
     #[test]
     fn anything_else_is_left_to_serde_json() {
         for text in [
-            // serde_json reads these: an escape, another field, a float version.
+            // serde_json reads these: two escapes, another field.
             r#"{"session":"s","version":1,"items":["1.\u0030"]}"#,
             r#"{"session":"s\"","version":1,"items":[]}"#,
             r#"{"session":"s","version":1,"items":[],"user":"ann"}"#,

@@ -536,7 +536,9 @@ impl SessionModel {
 
     /// Maps an item name back to its append index, if it is one this session sent.
     /// Read for every item of every answer, so by hand: `split_once` and `parse`
-    /// cost more than the rest of the check.
+    /// cost more than the rest of the check. As `parse` did, leading zeros are read
+    /// (`007.1` is item 1 of session 7); unlike it, a sign is not (`+7.1` is no name
+    /// this harness writes, so it is a phantom).
     fn index_of(&self, item: &str) -> Option<usize> {
         let item = item.as_bytes();
         let dot = item.iter().position(|&b| b == b'.')?;
@@ -565,8 +567,7 @@ impl SessionModel {
     }
 }
 
-/// The number `digits` spell in decimal: ASCII digits only, at least one, no sign
-/// (an item name is digits and a dot; anything else is not one this harness sent).
+/// The number `digits` spell in decimal: ASCII digits only, at least one, no sign.
 fn decimal(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() {
         return None;
