@@ -12,7 +12,7 @@
 
 use std::borrow::Cow;
 
-use super::{State, Text};
+use super::{decimal, State, Text};
 
 /// `text` as a [`State`], when it is in the plain form; `None` for serde_json to read.
 pub fn plain(text: &str) -> Option<State<'_>> {
@@ -105,13 +105,11 @@ impl<'a> Reader<'a> {
             .take_while(|b| b.is_ascii_digit())
             .count();
         let text = &self.bytes()[self.at..self.at + digits];
-        if digits == 0 || (digits > 1 && text[0] == b'0') {
+        if digits > 1 && text[0] == b'0' {
             return None;
         }
         self.at += digits;
-        text.iter().try_fold(0u64, |n, &b| {
-            n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
-        })
+        decimal(text)
     }
 
     /// A list of plain strings, pushed onto `items`.

@@ -568,7 +568,7 @@ impl SessionModel {
 }
 
 /// The number `digits` spell in decimal: ASCII digits only, at least one, no sign.
-fn decimal(digits: &[u8]) -> Option<u64> {
+pub(super) fn decimal(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() {
         return None;
     }
