@@ -181,7 +181,12 @@ impl Driver {
         // Shared, not cloned per operation: a token's clone and drop each take its
         // tree's lock.
         let stop_ops = Arc::new(stop.clone());
-        let operate = move |job| Arc::clone(&operator).run_job(job, Arc::clone(&stop_ops));
+        // Boxed: an operation's future is about 2 KB, and the shard's set of futures
+        // in flight moved it whole three times on the way into its task; a box is
+        // one allocation and one move (callgrind, flat out: about 400 instructions
+        // a request fewer).
+        let operate =
+            move |job| Box::pin(Arc::clone(&operator).run_job(job, Arc::clone(&stop_ops)));
         self.run_with(stop, (logs, spill), true, operate).await
     }
 
