@@ -169,12 +169,14 @@ duration = "10m"
     });
     assert!(held.is_some(), "the faults never took hold");
     sigkill(&mut child);
-    let gone = wait_for(std::time::Duration::from_secs(10), || {
+    // Generous: the reaper's own pauses and a helper container's undo of the
+    // blackhole take seconds on a slow machine; the time taken is printed.
+    let gone = wait_for(std::time::Duration::from_secs(30), || {
         labelled(&id).is_empty()
     });
     assert!(
         gone.is_some(),
-        "left 10 s after SIGKILL: {:?}",
+        "left 30 s after SIGKILL: {:?}",
         labelled(&id)
     );
     println!("nothing of the run left {:?} after SIGKILL", gone.unwrap());

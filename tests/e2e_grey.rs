@@ -130,8 +130,8 @@ fn inspect(container: &str, format: &str) -> String {
 }
 
 /// Every grey fault, one after the other on the same replica, each undone before the
-/// next (4 s apart: a revert through a helper container takes a second or more on a
-/// busy machine): once all four are reverted (the run still going), the replica has
+/// next (5 s apart: a revert through a helper container takes a second or more on a
+/// busy machine, and a fault due while the last one is still being undone is skipped): once all four are reverted (the run still going), the replica has
 /// no CPU quota, no memory limit, no qdisc and no rule left, and the run passes.
 #[test]
 fn each_grey_fault_leaves_nothing_behind_once_reverted() {
@@ -160,19 +160,19 @@ duration = "1s"
 fault = "loss"
 loss = "20%"
 target = "replica-0"
-at = ["5s"]
+at = ["6s"]
 duration = "1s"
 [[chaos]]
 fault = "bandwidth"
 rate = "100kbit"
 target = "replica-0"
-at = ["9s"]
+at = ["11s"]
 duration = "1s"
 [[chaos]]
 fault = "oom"
 memory = "1GiB"
 target = "replica-0"
-at = ["13s"]
+at = ["16s"]
 duration = "1s"
 "#,
     );
