@@ -114,15 +114,18 @@ fn take_head(buf: &mut BytesMut) -> Result<Option<Head>, ErrorKind> {
         let start = part.as_ptr() as usize - base;
         [start, start + part.len()]
     };
-    let mut spans = [[0; 4]; MAX_HEADERS];
-    for (span, h) in spans.iter_mut().zip(parsed.headers.iter()) {
-        let ([ns, ne], [vs, ve]) = (at(h.name.as_bytes()), at(h.value));
-        *span = [ns, ne, vs, ve];
-    }
-    let count = parsed.headers.len();
+    // Inline for the usual few headers (an array of MAX_HEADERS was zeroed whole for
+    // every answer).
+    let spans: smallvec::SmallVec<[[usize; 4]; 16]> = parsed
+        .headers
+        .iter()
+        .map(|h| {
+            let ([ns, ne], [vs, ve]) = (at(h.name.as_bytes()), at(h.value));
+            [ns, ne, vs, ve]
+        })
+        .collect();
     let head = buf.split_to(len).freeze();
-    let headers =
-        Headers::in_head(head, spans[..count].iter().copied()).ok_or(ErrorKind::BadBody)?;
+    let headers = Headers::in_head(head, spans).ok_or(ErrorKind::BadBody)?;
     Ok(Some(Head {
         status,
         headers,
