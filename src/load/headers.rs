@@ -39,6 +39,14 @@ impl Headers {
         Some(Headers { head, spans })
     }
 
+    /// Every header as its name and value, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.spans.iter().map(|&[ns, ne, vs, ve]| {
+            let part = |start: u16, end: u16| &self.head[usize::from(start)..usize::from(end)];
+            (part(ns, ne), part(vs, ve))
+        })
+    }
+
     /// Every value of the header `name` (ASCII case ignored), in order.
     pub fn get_all<'h, 'n>(
         &'h self,

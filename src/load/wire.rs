@@ -4,7 +4,6 @@
 //! so the reader is tested (and fuzzed, [`read_answers`]) on bytes alone.
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{Method, StatusCode};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
@@ -167,21 +166,31 @@ pub(super) async fn read_reply<R: AsyncRead + Unpin>(
         if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
             continue;
         }
-        let closes = http10
-            || headers
-                .get_all(CONNECTION.as_str())
-                .any(|v| v.eq_ignore_ascii_case(b"close"));
+        // The three framing headers in one pass over the headers, not one each.
+        let (mut closes, mut chunked, mut length) = (http10, false, None);
+        for (name, value) in headers.iter() {
+            match name.len() {
+                10 if name.eq_ignore_ascii_case(b"connection") => {
+                    closes |= value.eq_ignore_ascii_case(b"close");
+                }
+                17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+                    chunked |= value.len() >= 7
+                        && value[value.len() - 7..].eq_ignore_ascii_case(b"chunked");
+                }
+                14 if name.eq_ignore_ascii_case(b"content-length") => {
+                    length = length.or(Some(value));
+                }
+                _ => {}
+            }
+        }
         let framing = if head_only
             || status == StatusCode::NO_CONTENT
             || status == StatusCode::NOT_MODIFIED
         {
             Framing::Length(0)
-        } else if headers
-            .get_all(TRANSFER_ENCODING.as_str())
-            .any(|v| v.len() >= 7 && v[v.len() - 7..].eq_ignore_ascii_case(b"chunked"))
-        {
+        } else if chunked {
             Framing::Chunked
-        } else if let Some(length) = headers.get(CONTENT_LENGTH.as_str()) {
+        } else if let Some(length) = length {
             let length = std::str::from_utf8(length)
                 .ok()
                 .and_then(|l| l.trim().parse().ok())
@@ -384,10 +393,13 @@ mod tests {
             "3;ext=1\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nTrailer: x\r\n\r\n",
             "HTTP/1.1 204 No Content\r\n\r\n",
             "HTTP/1.1 303 See Other\r\nLocation: /login\r\nContent-Length: 0\r\n\r\n",
+            // Chunked wins over a length; names and values in any case.
+            "HTTP/1.1 200 OK\r\nContent-Length: 99\r\nTRANSFER-ENCODING: gzip, Chunked\r\n",
+            "connection: Close\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
             "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end",
         );
         for piece in [1, 2, 3, 7, 64, wire.len()] {
-            let answers = read_n(wire, piece, false, 5).await;
+            let answers = read_n(wire, piece, false, 6).await;
             assert_eq!(
                 answers,
                 vec![
@@ -395,6 +407,7 @@ mod tests {
                     Ok((201, "abc0123456789abcdef".into(), true)),
                     Ok((204, String::new(), true)),
                     Ok((303, String::new(), true)),
+                    Ok((200, "hi".into(), false)),
                     Ok((200, "until the end".into(), false)),
                 ],
                 "pieces of {piece}"
