@@ -131,8 +131,9 @@ fn inspect(container: &str, format: &str) -> String {
 
 /// Every grey fault, one after the other on the same replica, each undone before the
 /// next (5 s apart: a revert through a helper container takes a second or more on a
-/// busy machine, and a fault due while the last one is still being undone is skipped): once all four are reverted (the run still going), the replica has
-/// no CPU quota, no memory limit, no qdisc and no rule left, and the run passes.
+/// busy machine, and a fault due while the last one is still being undone is
+/// skipped): once all four are reverted (the run still going), the replica has no
+/// CPU quota, no memory limit, no qdisc and no rule left, and the run passes.
 #[test]
 fn each_grey_fault_leaves_nothing_behind_once_reverted() {
     let _docker = docker_turn();
@@ -141,7 +142,7 @@ fn each_grey_fault_leaves_nothing_behind_once_reverted() {
         r#"
 name = "grey-revert"
 seed = 1
-duration = "24s"
+duration = "28s"
 min_alive = 1
 [service]
 replicas = 2

@@ -123,6 +123,15 @@ mod tests {
         );
         assert_eq!(h.get("location"), None);
         assert_eq!(Headers::default().get("location"), None);
+        let all: Vec<(&[u8], &[u8])> = h.iter().collect();
+        assert_eq!(
+            all,
+            [
+                (b"Set-Cookie".as_slice(), b"a=1; Path=/".as_slice()),
+                (b"X-Served-By", b"replica-0"),
+                (b"set-cookie", b"b=2"),
+            ]
+        );
     }
 
     #[test]

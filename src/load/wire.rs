@@ -113,8 +113,8 @@ fn take_head(buf: &mut BytesMut) -> Result<Option<Head>, ErrorKind> {
         let start = part.as_ptr() as usize - base;
         [start, start + part.len()]
     };
-    // Inline for the usual few headers (an array of MAX_HEADERS was zeroed whole for
-    // every answer).
+    // Inline for the usual few headers, not an array of MAX_HEADERS zeroed whole for
+    // every answer (more than 16 spill to the heap, and are copied into the headers).
     let spans: smallvec::SmallVec<[[usize; 4]; 16]> = parsed
         .headers
         .iter()
@@ -396,10 +396,16 @@ mod tests {
             // Chunked wins over a length; names and values in any case.
             "HTTP/1.1 200 OK\r\nContent-Length: 99\r\nTRANSFER-ENCODING: gzip, Chunked\r\n",
             "connection: Close\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+            // Any Connection of "close" closes, any Transfer-Encoding ending in
+            // "chunked" is chunked, the first Content-Length frames the body.
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: x\r\n\r\n",
+            "2\r\nhi\r\n0\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nConnection: close\r\nConnection: keep-alive\r\n",
+            "Content-Length: 2\r\nContent-Length: 9\r\n\r\nok",
             "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end",
         );
         for piece in [1, 2, 3, 7, 64, wire.len()] {
-            let answers = read_n(wire, piece, false, 6).await;
+            let answers = read_n(wire, piece, false, 8).await;
             assert_eq!(
                 answers,
                 vec![
@@ -408,6 +414,8 @@ mod tests {
                     Ok((204, String::new(), true)),
                     Ok((303, String::new(), true)),
                     Ok((200, "hi".into(), false)),
+                    Ok((200, "hi".into(), true)),
+                    Ok((200, "ok".into(), false)),
                     Ok((200, "until the end".into(), false)),
                 ],
                 "pieces of {piece}"

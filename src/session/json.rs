@@ -53,6 +53,7 @@ pub fn plain(text: &str) -> Option<State<'_>> {
     (reader.at == text.len() && session && version && items).then_some(state)
 }
 
+/// Where reading has got to in the text.
 struct Reader<'a> {
     text: &'a str,
     at: usize,
@@ -93,9 +94,11 @@ impl<'a> Reader<'a> {
             return None;
         }
         self.at = start + len + 1;
+        // Both ends are at ASCII quotes, so on character boundaries.
         Some(&self.text[start..start + len])
     }
 
+    /// A non-negative integer as JSON writes one (no leading zero), within `u64`.
     fn number(&mut self) -> Option<u64> {
         self.skip_space();
         let digits = self.bytes()[self.at..]
