@@ -558,9 +558,9 @@ fn two_interrupts_still_leave_the_stack_running_as_it_was_found() {
 }
 
 /// A SIGKILLed harness with a pause, a disconnect and a blackhole under way: its
-/// reaper reverts them and removes the run's helpers within 10 s. The replicas are
-/// the same processes as before (same StartedAt), back on their networks under
-/// their aliases, with no DROP rule left.
+/// reaper reverts them and removes the run's helpers within seconds (the test waits
+/// 30). The replicas are the same processes as before (same StartedAt), back on
+/// their networks under their aliases, with no DROP rule left.
 #[test]
 fn a_sigkilled_harness_leaves_the_stack_as_it_was_found() {
     let _turn = docker_turn();
