@@ -18,7 +18,9 @@
 //!    items (the mean size of the driver's reads); twice, with the service running
 //!    freely and with it stopped for 50 ms once a second ([`Stalls`]); oha's CPU
 //!    per request at that rate, and the floor: a blocking client with no runtime
-//!    that sleeps to each due time and then for its answer ([`floor_client`]);
+//!    that sleeps to each due time and then for its answer ([`floor_client`]),
+//!    and the same client reading each answer only at the next due time (one
+//!    wake-up a request, the least any design that starts on time can wake);
 //! 4. the open model at `BENCH_HIGH_RATE`, and at three quarters of what the
 //!    endpoint served flat out: the rate reached, CPU per request, lateness, how
 //!    long the load thread waited for a core ([`RunQueueWait`]), and, when it falls
@@ -87,12 +89,12 @@ fn cpu(who: i32) -> Cpu {
     }
 }
 
-/// Peak resident set size of this process, in bytes.
-fn peak_rss() -> u64 {
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    usage.ru_maxrss as u64 * 1024
+/// Starts this process's peak resident set (`VmHWM`) afresh from what it holds now
+/// (`clear_refs`, Linux 4.0 on), so a phase's peak is its own rather than the
+/// highest of every phase before it (the open model falling behind at its high
+/// rate holds far more in flight than any later phase). False where it cannot.
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
 /// The system allocator, counting the bytes currently allocated, so the memory a
@@ -385,13 +387,25 @@ fn oha(port: u16, cookie: &str, rate: u64, seconds: u64) -> Option<Oha> {
     })
 }
 
+/// How the floor client waits for an answer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Answers {
+    /// Right after its request, asleep until it comes: two wake-ups a request
+    /// whenever answers come faster than the interval.
+    AtOnce,
+    /// At the next due time, before that request is sent (the last one after the
+    /// run): one wake-up a request when answers come within the interval. The
+    /// least any design that starts each request on time can wake here; its
+    /// latency would need the kernel's receive time (`SO_TIMESTAMPNS`).
+    AtNextDue,
+}
+
 /// The least a client can spend to start each request at its due time and read its
 /// answer, here: one thread, one keep-alive connection, `clock_nanosleep` to each
 /// due time (absolute, no timer slack), a blocking write and blocking reads, no
-/// runtime, no checking. Two sleeps per request (to the due time, then for the
-/// answer) whenever answers come faster than the interval. Returns (requests, CPU
+/// runtime, no checking; each answer read as `answers` says. Returns (requests, CPU
 /// time of the thread).
-fn floor_client(port: u16, cookie: &str, rate: u64, seconds: u64) -> (u64, Cpu) {
+fn floor_client(port: u16, cookie: &str, rate: u64, seconds: u64, answers: Answers) -> (u64, Cpu) {
     use std::io::{Read, Write};
     let request = format!("GET /session HTTP/1.1\r\nhost: 127.0.0.1\r\ncookie: {cookie}\r\n\r\n");
     let mut socket =
@@ -408,27 +422,11 @@ fn floor_client(port: u16, cookie: &str, rate: u64, seconds: u64) -> (u64, Cpu) 
     let total = rate * seconds;
     let before = cpu(libc::RUSAGE_THREAD);
     let mut answer = Vec::with_capacity(4096);
-    for i in 0..total {
-        let due = start + i as u128 * interval;
-        let at = libc::timespec {
-            tv_sec: (due / 1_000_000_000) as libc::time_t,
-            tv_nsec: (due % 1_000_000_000) as libc::c_long,
-        };
-        // SAFETY: sleeps to an absolute time; a spec we own, no remainder asked for.
-        unsafe {
-            libc::clock_nanosleep(
-                libc::CLOCK_MONOTONIC,
-                libc::TIMER_ABSTIME,
-                &at,
-                std::ptr::null_mut(),
-            )
-        };
-        socket
-            .write_all(request.as_bytes())
-            .expect("the endpoint reads");
+    // Reads one whole answer: until the head is in and, once it is, until the body
+    // it announces.
+    let mut read_answer = |socket: &mut std::net::TcpStream| {
         answer.clear();
         let mut chunk = [0u8; 4096];
-        // Read until the head is in and, once it is, until the body it announces.
         let mut whole = None;
         while whole.is_none_or(|whole| answer.len() < whole) {
             let n = socket.read(&mut chunk).expect("the endpoint answers");
@@ -449,6 +447,34 @@ fn floor_client(port: u16, cookie: &str, rate: u64, seconds: u64) -> (u64, Cpu) 
                     });
             }
         }
+    };
+    for i in 0..total {
+        let due = start + i as u128 * interval;
+        let at = libc::timespec {
+            tv_sec: (due / 1_000_000_000) as libc::time_t,
+            tv_nsec: (due % 1_000_000_000) as libc::c_long,
+        };
+        // SAFETY: sleeps to an absolute time; a spec we own, no remainder asked for.
+        unsafe {
+            libc::clock_nanosleep(
+                libc::CLOCK_MONOTONIC,
+                libc::TIMER_ABSTIME,
+                &at,
+                std::ptr::null_mut(),
+            )
+        };
+        if answers == Answers::AtNextDue && i > 0 {
+            read_answer(&mut socket);
+        }
+        socket
+            .write_all(request.as_bytes())
+            .expect("the endpoint reads");
+        if answers == Answers::AtOnce {
+            read_answer(&mut socket);
+        }
+    }
+    if answers == Answers::AtNextDue {
+        read_answer(&mut socket);
     }
     (total, cpu(libc::RUSAGE_THREAD) - before)
 }
@@ -769,7 +795,7 @@ fn main() {
             }
         }
 
-        let (requests, used) = floor_client(endpoint.port, &cookie, rate, seconds);
+        let (requests, used) = floor_client(endpoint.port, &cookie, rate, seconds, Answers::AtOnce);
         let floor_cpu = per_100k(used.total(), requests);
         println!(
             "  the floor at {rate} ops/s: one blocking connection sleeping to each due time (clock_nanosleep), then for its answer: CPU {}",
@@ -782,6 +808,21 @@ fn main() {
         figures.add(
             &format!("CPU per request, open {rate}/s / floor client"),
             open_cpu / floor_cpu,
+        );
+        let (requests, used) =
+            floor_client(endpoint.port, &cookie, rate, seconds, Answers::AtNextDue);
+        let one_wake_cpu = per_100k(used.total(), requests);
+        println!(
+            "  the floor with one wake-up a request: the same client reading each answer at the next due time: CPU {}",
+            cpu_line(used, requests)
+        );
+        figures.add(
+            &format!("floor client {rate}/s, one wake-up a request: CPU s per 100k requests"),
+            one_wake_cpu,
+        );
+        figures.add(
+            &format!("CPU per request, floor client {rate}/s with one wake-up a request / closed flat out"),
+            one_wake_cpu / flat_cpu,
         );
         // The same rate with a window wide enough for five operations to share a
         // wake-up: what trading start lateness for CPU buys at this rate.
@@ -912,6 +953,8 @@ fn main() {
 
     // 100k live sessions: keep rate × interval = 100k sessions alive; the first
     // 100k operations are creates.
+    let own_peak = reset_peak_rss();
+    let before = common::status_mib("VmRSS").unwrap_or(0.0);
     let big = drive(
         &runtime,
         &url,
@@ -919,10 +962,15 @@ fn main() {
         12,
     );
     println!(
-        "\nload average {}\n{} live sessions held: peak RSS {:.1} MiB (target: 100k in under 256 MiB)",
+        "\nload average {}\n{} live sessions held: peak RSS {:.1} MiB, {before:.1} MiB of it held before{} (target: 100k in under 256 MiB)",
         load_average(),
         big.live_sessions,
-        peak_rss() as f64 / (1024.0 * 1024.0)
+        common::status_mib("VmHWM").unwrap_or(0.0),
+        if own_peak {
+            ""
+        } else {
+            " (the peak of the whole bench: /proc/self/clear_refs cannot be written here)"
+        }
     );
     drop(endpoint);
 

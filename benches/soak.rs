@@ -39,13 +39,7 @@ const FIXTURE: &str = include_str!("../tests/fixtures/summary.json");
 
 /// This process's resident set, in MiB.
 fn rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
+    common::status_mib("VmRSS").unwrap_or(0.0)
 }
 
 fn size(path: &std::path::Path) -> String {

@@ -7,6 +7,20 @@ use std::time::{Duration, Instant};
 use sessionstorm::plan::RateProfile;
 use sessionstorm::plan::{LoadPlan, Model, DEFAULT_START_WINDOW};
 
+/// A figure of this process's `/proc/self/status` in MiB (`VmRSS`, `VmHWM` ...),
+/// or `None` where it cannot be read.
+pub fn status_mib(field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
+}
+
 /// A setting from the environment, or `default`.
 pub fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
