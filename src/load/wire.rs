@@ -168,19 +168,16 @@ pub(super) async fn read_reply<R: AsyncRead + Unpin>(
         }
         // The three framing headers in one pass over the headers, not one each.
         let (mut closes, mut chunked, mut length) = (http10, false, None);
+        // (A slice's eq_ignore_ascii_case compares lengths first, so most names are
+        // told apart without looking at their bytes.)
         for (name, value) in headers.iter() {
-            match name.len() {
-                10 if name.eq_ignore_ascii_case(b"connection") => {
-                    closes |= value.eq_ignore_ascii_case(b"close");
-                }
-                17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
-                    chunked |= value.len() >= 7
-                        && value[value.len() - 7..].eq_ignore_ascii_case(b"chunked");
-                }
-                14 if name.eq_ignore_ascii_case(b"content-length") => {
-                    length = length.or(Some(value));
-                }
-                _ => {}
+            if name.eq_ignore_ascii_case(b"connection") {
+                closes |= value.eq_ignore_ascii_case(b"close");
+            } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+                chunked |=
+                    value.len() >= 7 && value[value.len() - 7..].eq_ignore_ascii_case(b"chunked");
+            } else if name.eq_ignore_ascii_case(b"content-length") {
+                length = length.or(Some(value));
             }
         }
         let framing = if head_only
