@@ -196,8 +196,11 @@ pub struct Recorder {
     pub served_by: BTreeMap<String, u64>,
     /// Failed requests by the replica instance that answered them, or that the
     /// balancer had sent them to; a request that got no answer naming one (a
-    /// refused connection, a timeout) is not here.
+    /// refused connection, a timeout) is not here but in `errors_without_replica`.
     pub errors_by: BTreeMap<String, u64>,
+    /// Failed requests no replica can be named for. With `errors_by` it adds up to
+    /// `errors`, so a reader can tell where every failed request went.
+    pub errors_without_replica: u64,
 }
 
 impl Default for Recorder {
@@ -209,6 +212,7 @@ impl Default for Recorder {
             missed_starts: 0,
             served_by: BTreeMap::new(),
             errors_by: BTreeMap::new(),
+            errors_without_replica: 0,
         }
     }
 }
@@ -230,9 +234,12 @@ impl Recorder {
     /// there when the request failed, unless its replacement answered before.
     pub fn error(&mut self, op: Op, kind: ErrorKind, by: Option<&str>) {
         *self.errors.entry((op, kind)).or_default() += 1;
-        if let Some(by) = by {
-            let instance = self.newest_instance_of(by).unwrap_or(by).to_string();
-            *self.errors_by.entry(instance).or_default() += 1;
+        match by {
+            Some(by) => {
+                let instance = self.newest_instance_of(by).unwrap_or(by).to_string();
+                *self.errors_by.entry(instance).or_default() += 1;
+            }
+            None => self.errors_without_replica += 1,
         }
     }
 
@@ -329,6 +336,7 @@ impl Recorder {
         for (instance, n) in &other.errors_by {
             *self.errors_by.entry(instance.clone()).or_default() += n;
         }
+        self.errors_without_replica += other.errors_without_replica;
     }
 
     /// Hands over what was recorded and starts afresh, keeping the histograms'
@@ -344,6 +352,7 @@ impl Recorder {
         self.missed_starts = 0;
         self.served_by.clear();
         self.errors_by.clear();
+        self.errors_without_replica = 0;
         taken
     }
 }
@@ -490,11 +499,13 @@ mod tests {
         assert_eq!(r.errors_by["replica-1.2"], 1);
         assert_eq!(r.errors_by["replica-3"], 1, "no instance of it answered");
         assert_eq!(r.errors_by.values().sum::<u64>(), 3);
+        assert_eq!(r.errors_without_replica, 1, "the refused connection");
         let mut total = Recorder::default();
         total.merge(&r);
         total.merge(&r.take());
         assert_eq!(total.errors_by["replica-1.2"], 2);
-        assert!(r.errors_by.is_empty());
+        assert_eq!(total.errors_without_replica, 2);
+        assert!(r.errors_by.is_empty() && r.errors_without_replica == 0);
     }
 
     #[test]

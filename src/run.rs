@@ -628,6 +628,7 @@ fn summarize(plan: &Plan, run: &RunIdentity, started: &Started, mut found: Found
         operations: report::operations(&found.totals),
         served_by: std::mem::take(&mut found.totals.served_by),
         errors_by: std::mem::take(&mut found.totals.errors_by),
+        errors_without_replica: found.totals.errors_without_replica,
         error_messages: found.error_messages,
         faults: FaultSummary::of(&found.faults, found.halted, &found.anomalies),
         anomalies: AnomalySummary::of(found.anomalies),

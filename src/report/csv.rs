@@ -265,8 +265,7 @@ pub fn replicas(summary: &Summary) -> Result<Vec<u8>> {
             format!("{share:.4}"),
         ])?;
     }
-    let all_errors: u64 = summary.operations.values().map(|o| o.errors).sum();
-    let unnamed = all_errors.saturating_sub(summary.errors_by.values().sum());
+    let unnamed = summary.errors_without_replica;
     if unnamed > 0 {
         w.write_record(["(no replica)", "0", &unnamed.to_string(), "0.0000"])?;
     }

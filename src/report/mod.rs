@@ -61,10 +61,12 @@ pub struct Summary {
     pub served_by: BTreeMap<String, u64>,
     /// Failed requests per replica instance: answered by it with an error, or cut
     /// off in it (the balancer names where it sent them). Failed requests that no
-    /// replica can be named for (refused by the balancer, timed out) are the rest
-    /// of the operations' `errors`.
+    /// replica can be named for (refused by the balancer, reset, timed out) are in
+    /// `errors_without_replica`; the two add up to the operations' `errors`.
     #[serde(default)]
     pub errors_by: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub errors_without_replica: u64,
     /// Why failed requests failed where their kind alone does not tell the fix
     /// (a TLS handshake's reason: "tls: invalid peer certificate: UnknownIssuer"),
     /// with how often; at most 16 different ones.

@@ -195,8 +195,27 @@ pub fn assert_passed_under_kills<'r>(
         "{}",
         s["operations"]
     );
+    assert_errors_add_up(s);
     assert!(labelled(id).is_empty(), "left behind: {:?}", labelled(id));
     s
+}
+
+/// Asserts that every failed request of the operations is put down to a replica
+/// (`errors_by`) or to none (`errors_without_replica`), once.
+pub fn assert_errors_add_up(s: &Value) {
+    let of_ops: u64 = (s["operations"].as_object().unwrap().values())
+        .map(|o| o["errors"].as_u64().unwrap())
+        .sum();
+    let by_replica: u64 = (s["errors_by"].as_object().unwrap().values())
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    let without = s["errors_without_replica"].as_u64().unwrap();
+    assert_eq!(
+        by_replica + without,
+        of_ops,
+        "errors_by {} + errors_without_replica {without} against the operations' {of_ops}",
+        s["errors_by"]
+    );
 }
 
 /// Asserts a run that failed with at least `lost` lost sessions and left nothing
@@ -207,6 +226,7 @@ pub fn assert_lost_sessions<'r>(run: &'r Run, id: &str, lost: u64) -> &'r [Value
     let s = summary(run);
     let found = s["anomalies"]["by_kind"]["lost_session"].as_u64().unwrap();
     assert!(found >= lost, "{}", s["anomalies"]);
+    assert_errors_add_up(s);
     assert!(labelled(id).is_empty(), "left behind: {:?}", labelled(id));
     s["anomalies"]["samples"].as_array().unwrap()
 }
