@@ -80,6 +80,10 @@ const CORPUS: &[(&str, &str)] = &[
     ),
     ("unknown-key-top.toml", "1:1: unknown field `colour`"),
     (
+        "secrets-not-a-name.toml",
+        "3:12: `secrets` lists \"DATABASE URL\", which is no environment variable's name",
+    ),
+    (
         "flow-unknown-variable.toml",
         "18:8: `flow.steps.0.path`: unknown template variable `{{cart}}`",
     ),

@@ -162,7 +162,7 @@ fn secrets_are_masked_in_the_scenario_kept_with_the_run_and_in_errors() {
     let scenario = dir.path().join("secret.toml");
     std::fs::write(
         &scenario,
-        "name = \"secret\"\nduration = \"5s\"\n[service]\nreplicas = 1\nenv = { MODE = \"redis\", DB_PASSWORD = \"hunter2\" }\n[load]\nrate = 1\nappends_per_session = 1\n",
+        "name = \"secret\"\nduration = \"5s\"\nsecrets = [\"DATABASE_URL\"]\n[service]\nreplicas = 1\nenv = { MODE = \"redis\", DB_PASSWORD = \"hunter2\" }\n[load]\nrate = 1\nappends_per_session = 1\n",
     )
     .unwrap();
     let out_dir = dir.path().join("reports");
@@ -175,6 +175,8 @@ fn secrets_are_masked_in_the_scenario_kept_with_the_run_and_in_errors() {
         "masked",
         "--set",
         "service.env.API_TOKEN=tok-123",
+        "--set",
+        "service.env.DATABASE_URL=pg://u:pw-456@db/x",
     ]);
     // No Docker here: the run stops at the engine, after keeping the scenario.
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
@@ -185,9 +187,14 @@ fn secrets_are_masked_in_the_scenario_kept_with_the_run_and_in_errors() {
         kept.contains("# override: --set service.env.API_TOKEN=***"),
         "{kept}"
     );
+    // A name the scenario lists in `secrets` is masked when set on the command line.
+    assert!(
+        kept.contains("# override: --set service.env.DATABASE_URL=***"),
+        "{kept}"
+    );
     for shown in [kept, text(&out.stdout), text(&out.stderr)] {
         assert!(
-            !shown.contains("hunter2") && !shown.contains("tok-123"),
+            !shown.contains("hunter2") && !shown.contains("tok-123") && !shown.contains("pw-456"),
             "{shown}"
         );
     }

@@ -57,6 +57,43 @@ fn counter_flow_against_memory_mode_fails_with_lost_sessions() {
     );
 }
 
+/// A session made by its first write, with `new_cookie` on its id cookie and no
+/// start step: the first cookie a session gets is no sign of loss, so the correct
+/// app passes (issue 24: this was 24,000 false lost sessions on a Rails app), and no
+/// `create` is timed, since nothing is sent to create a session.
+#[test]
+fn a_session_made_by_its_first_write_passes_under_kills() {
+    let _turn = docker_turn();
+    let id = unique("flow-first-write");
+    let run = run_scenario("scenarios/flow-counter-first-write.toml", &id, &[]);
+    let s = assert_passed_under_kills(&run, &id, 21, 100);
+    replacements_answered(s);
+    assert!(
+        s["operations"].get("create").is_none(),
+        "{}",
+        s["operations"]
+    );
+    let create_row = run
+        .stdout
+        .lines()
+        .any(|l| l.trim_start().starts_with("create "));
+    assert!(!create_row, "{}", run.stdout);
+}
+
+/// The same flow against sessions kept per process: another replica makes a fresh
+/// session under a new cookie, and the sign catches it.
+#[test]
+fn a_session_made_by_its_first_write_in_memory_mode_fails_with_lost_sessions() {
+    let _turn = docker_turn();
+    let id = unique("flow-first-write-mem");
+    let run = run_scenario("scenarios/flow-counter-first-write-memory.toml", &id, &[]);
+    let samples = assert_lost_sessions(&run, &id, 11);
+    assert!(
+        any_detail(samples, "setting a new `sessionid` cookie"),
+        "{samples:?}"
+    );
+}
+
 /// A replacement replica (generation above 0) answered: the kills really happened and
 /// the load went on through them.
 fn replacements_answered(s: &serde_json::Value) {

@@ -18,16 +18,38 @@ fn scenario(dir: &Path, name: &str, gates: &str, chaos: &str) -> PathBuf {
     path
 }
 
-/// Runs `scenario` for `duration` into `out/<id>`.
-fn run(scenario: &Path, out: &Path, id: &str, duration: &str) -> Output {
+/// Runs `scenario` for `duration` into `out/<id>`, with `extra` arguments.
+fn run(scenario: &Path, out: &Path, id: &str, duration: &str, extra: &[&str]) -> Output {
     let _guard = RunGuard(id.to_string());
     bin()
         .arg("run")
         .arg(scenario)
         .args(["--run-id", id, "--duration", duration, "--out"])
         .arg(out)
+        .args(extra)
         .output()
         .unwrap()
+}
+
+/// Secrets the gated run is given, each in one of the ways a user can: in the
+/// file under a name the rules know, under a name the scenario lists in `secrets`,
+/// and on the command line.
+const SECRETS: [&str; 3] = [
+    "rails-signing-secret-5f2a9c",
+    "postgres://cart:pg-pass-77d1@db/cart",
+    "master-key-0b8e41",
+];
+
+/// Gives the scenario at `path` the first two of [`SECRETS`].
+fn with_secrets(path: &Path) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let env = format!(
+        "env = {{ MODE = \"redis\", SECRET_KEY_BASE = \"{}\", DATABASE_URL = \"{}\" }}",
+        SECRETS[0], SECRETS[1]
+    );
+    let text = text.replace("env = { MODE = \"redis\" }", &env);
+    assert!(text.contains(SECRETS[0]), "smoke.toml's env line changed");
+    std::fs::write(path, format!("secrets = [\"DATABASE_URL\"]\n{text}")).unwrap();
 }
 
 fn describe(output: &Output) -> String {
@@ -47,8 +69,10 @@ fn a_missed_gate_fails_the_run_with_exit_1_a_junit_failure_and_a_full_folder() {
     let dir = tempfile::tempdir().unwrap();
     let gates = r#"checks = ["anomalies == 0", "p99_ms.append < 0.001"]"#;
     let path = scenario(dir.path(), "gated", gates, KILL);
+    with_secrets(&path);
     let id = unique("e2e-gate");
-    let output = run(&path, dir.path(), &id, "6s");
+    let master_key = format!("service.env.RAILS_MASTER_KEY={}", SECRETS[2]);
+    let output = run(&path, dir.path(), &id, "6s", &["--set", &master_key]);
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
@@ -110,6 +134,24 @@ fn a_missed_gate_fails_the_run_with_exit_1_a_junit_failure_and_a_full_folder() {
     let html = std::fs::read_to_string(folder.join("report.html")).unwrap();
     assert!(html.contains("kill replica-"), "the kill is drawn");
     assert_eq!(html.matches("<svg").count(), 5);
+
+    // The secrets are in no file of the run folder, nor in what the run printed.
+    let kept = std::fs::read_to_string(folder.join("scenario.toml")).unwrap();
+    assert!(kept.contains("SECRET_KEY_BASE = \"***\""), "{kept}");
+    assert!(kept.contains("RAILS_MASTER_KEY=***"), "{kept}");
+    for entry in std::fs::read_dir(&folder).unwrap() {
+        let file = entry.unwrap().path();
+        let Ok(bytes) = std::fs::read(&file) else {
+            continue; // a folder
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        for secret in SECRETS {
+            assert!(!text.contains(secret), "{} holds {secret}", file.display());
+        }
+    }
+    for secret in SECRETS {
+        assert!(!describe(&output).contains(secret), "printed {secret}");
+    }
 }
 
 #[test]
@@ -126,9 +168,9 @@ fn compare_flags_a_run_slowed_by_more_users_than_the_machine_serves() {
     let slowed = dir.path().join("slowed.toml");
     std::fs::write(&slowed, text.replace("users = 16", "users = 48")).unwrap();
     let (base_id, slow_id) = (unique("e2e-base"), unique("e2e-slow"));
-    let output = run(&baseline, dir.path(), &base_id, "5s");
+    let output = run(&baseline, dir.path(), &base_id, "5s", &[]);
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
-    let output = run(&slowed, dir.path(), &slow_id, "5s");
+    let output = run(&slowed, dir.path(), &slow_id, "5s", &[]);
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
 
     let compare = |a: &str, b: &str| {

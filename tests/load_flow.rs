@@ -118,6 +118,27 @@ async fn increment(
     see_other("/")
 }
 
+/// An increment that makes a session when the request has none it knows, the way
+/// Rails and PHP make one on its first write: the answer sets the cookie.
+async fn increment_or_start(
+    State(app): State<Arc<App>>,
+    mut headers: HeaderMap,
+    form: Form<HashMap<String, String>>,
+) -> Response {
+    let known = sid(&headers).is_some_and(|id| app.sessions.lock().unwrap().contains_key(&id));
+    if known {
+        return increment(State(app), headers, form).await;
+    }
+    let id = new_session(&app);
+    headers.insert("cookie", format!("sessionid={id}").parse().unwrap());
+    let mut r = increment(State(app), headers, form).await;
+    r.headers_mut().insert(
+        "set-cookie",
+        format!("sessionid={id}; Path=/; HttpOnly").parse().unwrap(),
+    );
+    r
+}
+
 const FLOW: &str = r#"
 name = "flow"
 seed = 3
@@ -163,6 +184,7 @@ async fn drive_with(fault: Fault, scenario: &str) -> (LoadOutcome, u64) {
         .route("/accounts/login/", post(login))
         .route("/", get(page))
         .route("/increment", post(increment))
+        .route("/increment-or-start", post(increment_or_start))
         .with_state(app);
     let (mut outcome, swept) = serve_and_drive(router, scenario, Duration::ZERO).await;
     outcome.anomalies.extend(swept.anomalies);
@@ -226,6 +248,12 @@ async fn an_increment_counted_twice_is_a_duplicate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fresh_session_cookie_in_place_of_ours_is_a_lost_session() {
     let (outcome, _) = drive(Fault::FreshSessions).await;
+    let lost = lost_to_a_new_cookie(&outcome);
+    assert!(lost.session.starts_with("sessionid=s"), "{}", lost.session);
+}
+
+/// The first lost session of `outcome`, which a new `sessionid` cookie showed.
+fn lost_to_a_new_cookie(outcome: &LoadOutcome) -> &sessionstorm::session::Anomaly {
     let lost = outcome
         .anomalies
         .iter()
@@ -236,5 +264,28 @@ async fn a_fresh_session_cookie_in_place_of_ours_is_a_lost_session() {
         "{}",
         lost.detail
     );
-    assert!(lost.session.starts_with("sessionid=s"), "{}", lost.session);
+    lost
+}
+
+/// [`FLOW`] without a start step: the session begins with its first increment,
+/// whose answer sets its cookie.
+fn flow_without_start() -> String {
+    let start = FLOW.find("[[flow.start]]").unwrap();
+    let steps = FLOW.find("[[flow.steps]]").unwrap();
+    format!("{}{}", &FLOW[..start], &FLOW[steps..]).replace("/increment\"", "/increment-or-start\"")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_whose_first_write_sets_its_cookie_is_no_fresh_session() {
+    let flow = flow_without_start();
+    let (outcome, checked) = drive_with(Fault::None, &flow).await;
+    assert!(outcome.anomalies.is_empty(), "{:#?}", outcome.anomalies);
+    assert!(checked >= 8, "{checked} sessions");
+    // Nothing was sent to create a session, so no create was timed or counted.
+    let totals = &outcome.collected.totals;
+    assert!(!totals.ops().contains(&Op::Create), "{:?}", totals.ops());
+    assert!(totals.count(Op::Append, Outcome::Ok) >= 8);
+    // A cookie set in place of the one the jar holds is still a fresh session.
+    let (outcome, _) = drive_with(Fault::FreshSessions, &flow).await;
+    lost_to_a_new_cookie(&outcome);
 }

@@ -197,8 +197,9 @@ pub enum LostWhen {
 }
 
 impl Flow {
-    /// Requests per session: the start, then every step of every round.
+    /// Operations per session: the start (none without start steps: the first
+    /// step then begins the session), then every step of every round.
     pub fn ops_per_session(&self, rounds: u32) -> u64 {
-        1 + u64::from(rounds) * self.steps.len() as u64
+        u64::from(!self.start.is_empty()) + u64::from(rounds) * self.steps.len() as u64
     }
 }

@@ -43,10 +43,15 @@ pub(super) fn lost_sign(
         LostWhen::Contains(text) => body
             .contains(text.as_str())
             .then(|| format!("answered {status} with {text:?} in the body")),
-        LostWhen::NewCookie(name) => set
-            .iter()
-            .find(|c| c.name == *name && !c.removes && jar.get(name) != Some(c.value.as_str()))
-            .map(|_| format!("answered {status} setting a new `{name}` cookie: a fresh session in place of ours")),
+        // Only a value in place of the one the jar holds: the first cookie a session
+        // ever gets is its start, whether a start step or its first write set it
+        // (Rails and PHP make a session on its first write).
+        LostWhen::NewCookie(name) => {
+            let held = jar.get(name)?;
+            set.iter()
+                .find(|c| c.name == *name && !c.removes && c.value != held)
+                .map(|_| format!("answered {status} setting a new `{name}` cookie: a fresh session in place of ours"))
+        }
     })
 }
 
@@ -219,9 +224,14 @@ mod tests {
         let same = SetCookie::parse("sessionid=abc; Path=/").unwrap();
         assert_eq!(check(200, &none, "", &[same]), None);
         let fresh = SetCookie::parse("sessionid=zzz; Path=/").unwrap();
-        assert!(check(200, &none, "", &[fresh])
+        assert!(check(200, &none, "", std::slice::from_ref(&fresh))
             .unwrap()
             .contains("fresh session"));
+        // A session's first cookie, set by its first write rather than a start step,
+        // is no sign of loss: the jar held none to replace.
+        let empty = Jar::default();
+        let first = lost_sign(&signs, StatusCode::OK, &none, "", &[fresh], &empty);
+        assert_eq!(first, None);
     }
 
     #[test]

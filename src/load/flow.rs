@@ -63,10 +63,24 @@ impl Driver {
         user: Option<usize>,
         done: &mut Done,
     ) {
-        let Some(mut session) = session else {
-            done.step = OpStep::Create;
-            self.flow_start(flow, user, done).await;
-            return;
+        let mut session = match session {
+            Some(session) => session,
+            None => {
+                done.step = OpStep::Create;
+                self.flow_start(flow, user, done).await;
+                match done.session.take() {
+                    // With no start step nothing was sent to create the session: this
+                    // operation is its first step, so no `create` is timed or counted.
+                    Some(session) if flow.start.is_empty() => {
+                        done.outcome = Outcome::Error;
+                        session
+                    }
+                    started => {
+                        done.session = started;
+                        return;
+                    }
+                }
+            }
         };
         let step = &flow.steps[session.next as usize % flow.steps.len()];
         let state = session

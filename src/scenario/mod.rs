@@ -47,6 +47,9 @@ pub struct Scenario {
     /// `[cluster]`: which engine runs what the harness starts.
     #[serde(default)]
     pub cluster: Cluster,
+    /// More environment names whose values are masked wherever the scenario is shown
+    /// ([`crate::secrets`]), beyond those the rules recognise.
+    pub secrets: Option<Vec<Spanned<String>>>,
 }
 
 /// `[cluster]`: the engine the harness starts the replicas on, and its settings.

@@ -36,6 +36,17 @@ pub struct Setting {
 }
 
 impl Setting {
+    /// How to name this setting once the scenario's own secret names are known: a
+    /// `--set` of one of them loses its value, as the rules' own secrets did when typed.
+    pub fn origin_masked(&self, secrets: &crate::secrets::Secrets) -> String {
+        match (self.origin.strip_prefix("--set "), self.path.last()) {
+            (Some(_), Some(last)) if secrets.is_secret(last) => {
+                format!("--set {}={}", self.path.join("."), crate::secrets::MASK)
+            }
+            _ => self.origin.clone(),
+        }
+    }
+
     /// A setting from a shortcut flag such as `--rate 300` (`key` is `load.rate`).
     pub fn shortcut(flag: &str, key: &str, value: impl fmt::Display) -> Setting {
         let value = value.to_string();

@@ -410,7 +410,7 @@ impl SessionModel {
             let detail = format!("items never sent: {}", sample(&phantoms));
             found.extend(self.report(AnomalyKind::Phantom, seen, detail));
         }
-        found.extend(self.judge(&times_seen, seen));
+        found.extend(self.judge(&times_seen, phantoms.len(), seen));
         found
     }
 
@@ -436,7 +436,7 @@ impl SessionModel {
             let detail = format!("items never sent: {}", sample(&phantoms));
             found.extend(self.report(AnomalyKind::Phantom, seen, detail));
         }
-        found.extend(self.judge(&times_seen, seen));
+        found.extend(self.judge(&times_seen, phantoms.len(), seen));
         found
     }
 
@@ -486,7 +486,8 @@ impl SessionModel {
 
     /// Judges how often each item was seen: an acknowledged one missing is a lost
     /// write, any seen twice a duplicate, an indeterminate one seen is durable now.
-    fn judge(&mut self, times_seen: &[u32], seen: Seen<'_>) -> Vec<Anomaly> {
+    /// `phantoms` items of the answer were never sent by this session.
+    fn judge(&mut self, times_seen: &[u32], phantoms: usize, seen: Seen<'_>) -> Vec<Anomaly> {
         let mut found = Vec::new();
         let durable = self.count(Item::Durable);
         let mut duplicates = Vec::new();
@@ -511,7 +512,8 @@ impl SessionModel {
         });
         if self.by_content && prior > 0 && missing.len() - usize::from(own_missing) == prior {
             let detail = format!(
-                "came back empty: none of the {prior} items acknowledged before ({})",
+                "{}: none of the {prior} items acknowledged before ({})",
+                self.what_was_held(times_seen, phantoms, seen),
                 sample(&missing)
             );
             found.extend(self.report(AnomalyKind::LostSession, seen, detail));
@@ -524,6 +526,25 @@ impl SessionModel {
             found.extend(self.report(AnomalyKind::LostWrite, seen, detail));
         }
         found
+    }
+
+    /// What an answer holding none of the acknowledged items held instead, in words:
+    /// "came back empty" only when it held nothing at all. Of the session's own items
+    /// it can only have held the one its request wrote: any other it held was
+    /// acknowledged by being seen ([`Self::judge`]), so the answer held some after all.
+    fn what_was_held(&self, times_seen: &[u32], phantoms: usize, seen: Seen<'_>) -> String {
+        let mut held = Vec::new();
+        if let Some(k) = seen.write.filter(|&k| times_seen[k as usize] > 0) {
+            held.push(format!("the item this request wrote ({}.{k})", self.seq));
+        }
+        if phantoms > 0 {
+            held.push(format!("{} never sent", counted(phantoms, "item")));
+        }
+        if held.is_empty() {
+            "came back empty".to_string()
+        } else {
+            format!("held only {}", held.join(" and "))
+        }
     }
 
     /// Acknowledged writes other than the one this answer belongs to.
@@ -579,6 +600,14 @@ pub(super) fn decimal(digits: &[u8]) -> Option<u64> {
 }
 
 /// The first few entries of a list, for a message that stays short.
+/// "1 item", "3 items".
+fn counted(n: usize, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
+    }
+}
+
 fn sample<T: AsRef<str>>(list: &[T]) -> String {
     const SHOWN: usize = 5;
     let mut text = list
@@ -815,6 +844,42 @@ mod tests {
         assert_eq!(
             kinds(&model(2).check_items([], false, seen())),
             [AnomalyKind::LostWrite]
+        );
+    }
+
+    /// A lost session's detail says what the answer held instead of the session.
+    #[test]
+    fn a_lost_sessions_detail_says_what_the_answer_held() {
+        // The lost session comes last, after a phantom the answer also showed.
+        let detail = |found: Vec<Anomaly>| {
+            let lost = found.last().expect("an anomaly");
+            assert_eq!(lost.kind, AnomalyKind::LostSession, "{found:?}");
+            lost.detail.clone()
+        };
+        assert_eq!(
+            detail(by_content(2).check_items([], false, seen())),
+            "came back empty: none of the 2 items acknowledged before (7.0, 7.1)"
+        );
+        assert_eq!(
+            detail(by_content(3).check_items(["7.2"], false, own(2))),
+            "held only the item this request wrote (7.2): none of the 2 items acknowledged before (7.0, 7.1)"
+        );
+        assert_eq!(
+            detail(by_content(2).check_occurrences(|i| u32::from(i == "7.1"), own(1))),
+            "held only the item this request wrote (7.1): none of the 1 items acknowledged before (7.0)"
+        );
+        assert_eq!(
+            detail(by_content(2).check_items(["7.1", "9.0", "9.1"], false, own(1))),
+            "held only the item this request wrote (7.1) and 2 items never sent: none of the 1 items acknowledged before (7.0)"
+        );
+        let found = by_content(2).check_items(["9.0"], false, seen());
+        assert_eq!(
+            kinds(&found),
+            [AnomalyKind::Phantom, AnomalyKind::LostSession]
+        );
+        assert_eq!(
+            found[1].detail,
+            "held only 1 item never sent: none of the 2 items acknowledged before (7.0, 7.1)"
         );
     }
 

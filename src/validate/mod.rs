@@ -23,6 +23,7 @@ use toml::Spanned;
 use crate::plan::{Plan, Scheme, StoreKind, MAX_DURATION};
 use crate::scenario::overrides::{Overrides, Setting};
 use crate::scenario::{Problem, Source};
+use crate::secrets::Secrets;
 
 pub mod attach;
 mod chaos;
@@ -124,6 +125,7 @@ pub fn build(source: &Source, overrides: &Overrides) -> Result<Plan, Vec<Problem
             chaos: &chaos,
         },
     );
+    let secrets = v.secrets(raw.secrets.as_deref().unwrap_or_default());
     let gates = gates::gates(&raw.gates, source, &overrides.set)
         .map_err(|problems| v.problems.extend(problems))
         .unwrap_or_default();
@@ -150,7 +152,11 @@ pub fn build(source: &Source, overrides: &Overrides) -> Result<Plan, Vec<Problem
         chaos: chaos.into_iter().flatten().collect(),
         gates,
         source: source.clone(),
-        overrides: overrides.set.iter().map(|s| s.origin.clone()).collect(),
+        overrides: overrides
+            .set
+            .iter()
+            .map(|s| s.origin_masked(&secrets))
+            .collect(),
         attach,
         cluster,
     })
@@ -192,6 +198,23 @@ impl Validator<'_> {
             );
             None
         }
+    }
+
+    /// `secrets`: more environment names to mask. A name that could never be an
+    /// environment variable's is a typo that would leave a secret shown.
+    fn secrets(&mut self, names: &[Spanned<String>]) -> Secrets {
+        let env_name =
+            |n: &str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        for name in names.iter().filter(|n| !env_name(n.get_ref())) {
+            self.problem(
+                name.span(),
+                format!(
+                    "`secrets` lists {:?}, which is no environment variable's name; write names of letters, digits and _, such as \"DATABASE_URL\"",
+                    name.get_ref()
+                ),
+            );
+        }
+        Secrets::with_names(&names.iter().map(|n| n.get_ref()).collect::<Vec<_>>())
     }
 
     fn int_at_least(&mut self, value: &Spanned<i64>, key: &str, min: i64) -> Option<i64> {

@@ -12,6 +12,10 @@
 //! | `POST /accounts/login/` form `username`, `next` | 303 to `next` (default `/`), `Set-Cookie: sessionid=…` |
 //! | `GET /` | 200 HTML page with `Count: <span id="count">N</span>`; 303 to the login page without a session |
 //! | `POST /increment` form `op` | 303 to `/`; the counter grows by one per distinct `op` (a resent form counts once) |
+//!
+//! With `SESSION_START=first_write` there is no login (the way Rails and PHP make a
+//! session only on its first write): an increment without a known session makes one
+//! and its answer sets `sessionid`, and a page without one shows 0.
 //! | `GET /healthz` | 200 when the store answers, else 503 |
 //! | every answer | `X-Served-By: <INSTANCE_ID>`, `Connection: close` |
 //!

@@ -8,6 +8,7 @@
 //! | `PORT` | TCP port on `0.0.0.0` | `8080` |
 //! | `INSTANCE_ID` | value of `X-Served-By` | `$HOSTNAME`, else `unknown` |
 //! | `SESSION_TTL_SECS` | Redis expiry of a session, refreshed on every increment | `3600` |
+//! | `SESSION_START` | `login` (at the login form) or `first_write` (at the first increment, whose answer sets the cookie, as Rails and PHP do) | `login` |
 //!
 //! Exit codes: 0 after a signal, 2 for invalid configuration, 1 when the port cannot be
 //! bound.
@@ -18,8 +19,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use counter_app::app::{self, Start};
+use counter_app::http;
 use counter_app::store::{Memory, Redis, Store};
-use counter_app::{app, http};
 
 /// How long in-flight connections get to finish after SIGTERM.
 const DRAIN: Duration = Duration::from_secs(10);
@@ -46,6 +48,16 @@ fn main() -> ExitCode {
     let instance = env("INSTANCE_ID")
         .or_else(|| env("HOSTNAME"))
         .unwrap_or_else(|| "unknown".into());
+    let start = match env("SESSION_START").as_deref() {
+        None | Some("login") => Start::Login,
+        Some("first_write") => Start::FirstWrite,
+        Some(other) => {
+            eprintln!(
+                "counter-app: invalid configuration: SESSION_START={other:?}; accepted values: login, first_write"
+            );
+            return ExitCode::from(2);
+        }
+    };
     let store: Arc<dyn Store> = match mode.as_str() {
         "memory" => Arc::new(Memory::default()),
         "redis" => {
@@ -85,7 +97,7 @@ fn main() -> ExitCode {
         let (store, instance, active) = (Arc::clone(&store), instance.clone(), Arc::clone(&active));
         active.fetch_add(1, Ordering::SeqCst);
         std::thread::spawn(move || {
-            serve(&stream, store.as_ref(), &instance);
+            serve(&stream, store.as_ref(), start, &instance);
             active.fetch_sub(1, Ordering::SeqCst);
         });
     }
@@ -98,10 +110,10 @@ fn main() -> ExitCode {
 }
 
 /// Answers the one request of a connection; a broken request gets a 400 if it can.
-fn serve(stream: &TcpStream, store: &dyn Store, instance: &str) {
+fn serve(stream: &TcpStream, store: &dyn Store, start: Start, instance: &str) {
     let _ = stream.set_read_timeout(Some(IDLE));
     let response = match http::read_request(stream) {
-        Ok(Some(request)) => app::handle(store, &request),
+        Ok(Some(request)) => app::handle(store, start, &request),
         Ok(None) => return,
         Err(e) => http::Response::new(400, format!("{e}\n")),
     };
