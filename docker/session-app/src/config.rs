@@ -9,6 +9,8 @@
 //! | `SESSION_TTL_SECS` | Redis expiry of a session, refreshed on every append (memory mode never expires; write-behind refreshes it on every flush) | `3600` |
 //! | `FLUSH_INTERVAL_MS` | write-behind mode: how often acknowledged appends are written to Redis, 1 to 3600000 (ignored in other modes, but still validated) | `1000` |
 //! | `TLS` | `off` (plain HTTP) or `self-signed` (HTTPS only, with a certificate made at start; see [`crate::tls`]) | `off` |
+//! | `SESSION_STORE_WAIT` | `redis` and `write-behind` modes: after every write to Redis, `WAIT` for this many replicas to acknowledge it; a write fewer replicas acknowledged in time is answered 503 (not acknowledged), so a failover cannot lose it. 0 to 16 | `0` (no `WAIT`: Redis's asynchronous replication) |
+//! | `SESSION_STORE_WAIT_TIMEOUT_MS` | how long that `WAIT` may take, 1 to 60000 | `1000` |
 //! | `LEAK_KIB_PER_REQUEST` | a deliberate memory leak: every request keeps this many KiB (written, so they are resident) for good, 0 to 1024; lets the harness's `oom` fault watch a memory limit being exceeded | `0` |
 //!
 //! A variable set to the empty string counts as unset: `docker run -e MODE=` and compose files
@@ -61,6 +63,16 @@ pub struct Config {
     pub tls: bool,
     /// KiB every request leaks (`LEAK_KIB_PER_REQUEST`), within `0..=MAX_LEAK_KIB`.
     pub leak_kib_per_request: u64,
+    /// `WAIT` for replicas after every write (`SESSION_STORE_WAIT`), when asked.
+    pub store_wait: Option<StoreWait>,
+}
+
+/// Writes count only once this many of the store's replicas hold them: Redis replicates
+/// asynchronously, and a failover to a replica that lacks an acknowledged write loses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreWait {
+    pub replicas: u32,
+    pub timeout_ms: u64,
 }
 
 pub const DEFAULT_PORT: u16 = 8080;
@@ -70,6 +82,11 @@ pub const DEFAULT_FLUSH_INTERVAL_MS: u64 = 1000;
 pub const MAX_FLUSH_INTERVAL_MS: u64 = 3_600_000;
 /// A MiB per request outgrows any limit within seconds; more is a typo.
 pub const MAX_LEAK_KIB: u64 = 1024;
+/// More replicas than any test topology has is a typo.
+pub const MAX_WAIT_REPLICAS: u32 = 16;
+pub const DEFAULT_WAIT_TIMEOUT_MS: u64 = 1000;
+/// `WAIT` with a timeout of 0 blocks for ever; a minute is longer than any request waits.
+pub const MAX_WAIT_TIMEOUT_MS: u64 = 60_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError(String);
@@ -186,6 +203,34 @@ impl Config {
             },
         };
 
+        let replicas = match get("SESSION_STORE_WAIT") {
+            None => 0,
+            Some(n) => match n.parse::<u32>() {
+                Ok(n) if n <= MAX_WAIT_REPLICAS => n,
+                _ => {
+                    return Err(ConfigError(format!(
+                        "SESSION_STORE_WAIT={n:?} must be a number of replicas from 0 to {MAX_WAIT_REPLICAS}"
+                    )))
+                }
+            },
+        };
+        let timeout_ms = match get("SESSION_STORE_WAIT_TIMEOUT_MS") {
+            None => DEFAULT_WAIT_TIMEOUT_MS,
+            Some(t) => match t.parse::<u64>() {
+                Ok(n) if (1..=MAX_WAIT_TIMEOUT_MS).contains(&n) => n,
+                _ => {
+                    return Err(ConfigError(format!(
+                    "SESSION_STORE_WAIT_TIMEOUT_MS={t:?} must be a whole number of milliseconds \
+                         from 1 to {MAX_WAIT_TIMEOUT_MS}"
+                )))
+                }
+            },
+        };
+        let store_wait = (replicas > 0).then_some(StoreWait {
+            replicas,
+            timeout_ms,
+        });
+
         Ok(Config {
             mode,
             store_url,
@@ -195,6 +240,7 @@ impl Config {
             flush_interval_ms,
             tls,
             leak_kib_per_request,
+            store_wait,
         })
     }
 }
@@ -304,6 +350,44 @@ mod tests {
         ])
         .unwrap_err();
         assert!(err.to_string().contains("0 to 1024"), "{err}");
+    }
+
+    #[test]
+    fn waiting_for_replicas_is_off_by_default_and_bounded() {
+        let store = ("SESSION_STORE", "redis://s:6379");
+        assert_eq!(parse(&[store]).unwrap().store_wait, None);
+        assert_eq!(
+            parse(&[store, ("SESSION_STORE_WAIT", "0")])
+                .unwrap()
+                .store_wait,
+            None
+        );
+        let cfg = parse(&[store, ("SESSION_STORE_WAIT", "1")]).unwrap();
+        assert_eq!(
+            cfg.store_wait,
+            Some(StoreWait {
+                replicas: 1,
+                timeout_ms: DEFAULT_WAIT_TIMEOUT_MS
+            })
+        );
+        let cfg = parse(&[
+            store,
+            ("SESSION_STORE_WAIT", "2"),
+            ("SESSION_STORE_WAIT_TIMEOUT_MS", "250"),
+        ])
+        .unwrap();
+        assert_eq!(
+            cfg.store_wait.map(|w| (w.replicas, w.timeout_ms)),
+            Some((2, 250))
+        );
+        for (key, bad, says) in [
+            ("SESSION_STORE_WAIT", "17", "0 to 16"),
+            ("SESSION_STORE_WAIT", "all", "0 to 16"),
+            ("SESSION_STORE_WAIT_TIMEOUT_MS", "0", "1 to 60000"),
+        ] {
+            let err = parse(&[store, (key, bad)]).unwrap_err();
+            assert!(err.to_string().contains(says), "{err}");
+        }
     }
 
     #[test]

@@ -48,7 +48,7 @@ pub async fn build_and_serve(
     match config.mode {
         Mode::Memory => serve(Arc::new(MemoryStore::new()), config, listener, shutdown).await,
         Mode::Redis => {
-            let store = RedisStore::new(store_url(config)?, config.ttl_secs)
+            let store = RedisStore::new(store_url(config)?, config.ttl_secs, config.store_wait)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
             serve(Arc::new(store), config, listener, shutdown).await
         }
@@ -58,6 +58,7 @@ pub async fn build_and_serve(
                     store_url(config)?,
                     config.ttl_secs,
                     Duration::from_millis(config.flush_interval_ms),
+                    config.store_wait,
                 )
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
             );

@@ -54,8 +54,11 @@ async fn main() -> ExitCode {
         (Some(url), _) => format!("store={url} ttl={}s", config.ttl_secs),
         (None, _) => "store=none (process memory)".to_owned(),
     };
+    let wait = config.store_wait.map_or(String::new(), |w| {
+        format!(" wait={} replicas within {}ms", w.replicas, w.timeout_ms)
+    });
     eprintln!(
-        "session-app: listening on 0.0.0.0:{} mode={} instance={} {store}",
+        "session-app: listening on 0.0.0.0:{} mode={} instance={} {store}{wait}",
         config.port, config.mode, config.instance_id,
     );
 

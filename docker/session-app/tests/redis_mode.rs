@@ -113,3 +113,64 @@ async fn wait_healthy(c: &reqwest::Client, app: &TestApp) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// `SESSION_STORE_WAIT=1`: a write is acknowledged only once a replica holds it, and
+/// answered 503 (not acknowledged) when no replica holds it in time, so a failover to a
+/// replica can lose no acknowledged write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_for_a_replica_acknowledges_only_replicated_writes() {
+    let primary = RedisServer::start();
+    let app = TestApp::redis_waiting(&primary, "red-wait", 1, 300).await;
+    let c = client();
+    let res = c.post(app.url("/session")).send().await.unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "no replica yet"
+    );
+    let error = res.json::<Value>().await.unwrap()["error"].to_string();
+    assert!(error.contains("0 of 1 replicas"), "{error}");
+
+    let replica = RedisServer::replica_of(&primary);
+    // The replica syncs first; until then WAIT counts it out.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let cookie = loop {
+        let res = c.post(app.url("/session")).send().await.unwrap();
+        if res.status() == StatusCode::CREATED {
+            let id = res.json::<Value>().await.unwrap()["session"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            break format!("sid={id}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replica never acknowledged a write"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let res = append(&c, &app, &cookie, "op-1", "apple").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    // Acknowledged means on the replica, now.
+    let id = cookie.strip_prefix("sid=").unwrap();
+    let mut on_replica = redis::Client::open(replica.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let items: Vec<String> = redis::cmd("LRANGE")
+        .arg(format!("sess:{{{id}}}:items"))
+        .arg(0)
+        .arg(-1)
+        .query(&mut on_replica)
+        .unwrap();
+    assert_eq!(items, ["apple"]);
+
+    drop(replica);
+    let res = append(&c, &app, &cookie, "op-2", "pear").await;
+    assert_eq!(
+        res.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the replica is gone"
+    );
+    app.stop().await;
+}

@@ -3,18 +3,12 @@
 mod common;
 
 use common::*;
-use session_app::config::{Config, Mode, DEFAULT_FLUSH_INTERVAL_MS};
+use session_app::config::{Config, Mode};
 
 async fn tls_app(instance: &str) -> TestApp {
     TestApp::start_with(Config {
-        mode: Mode::Memory,
-        store_url: None,
-        port: 0,
-        instance_id: instance.to_owned(),
-        ttl_secs: 60,
-        flush_interval_ms: DEFAULT_FLUSH_INTERVAL_MS,
         tls: true,
-        leak_kib_per_request: 0,
+        ..config(Mode::Memory, None, instance)
     })
     .await
 }

@@ -24,6 +24,16 @@
 //! The connection is opened lazily, so the service starts (and reports 503 on `/healthz`)
 //! while the store is still down, and recovers by itself when the store comes back.
 //!
+//! # Replication
+//!
+//! Redis replicates asynchronously: a write the primary acknowledged may not have reached
+//! a replica when the primary dies, and a failover then loses it. With
+//! `SESSION_STORE_WAIT=N` every write is followed by `WAIT N timeout` on the same
+//! connection, and a write fewer than N replicas hold in time is answered 503: the client
+//! was never told it happened, so a failover cannot lose an acknowledged write. (The
+//! write may still be on the primary; the client's retry with the same op id applies it
+//! once.)
+//!
 //! `MODE=write-behind` ([`super::write_behind`]) reuses this store for its synchronous calls
 //! (create, ping), this key layout, and [`RedisStore::run_script`] for its own scripts.
 
@@ -35,6 +45,7 @@ use redis::{Client, FromRedisValue, RedisResult, Script, ScriptInvocation};
 use tokio::sync::OnceCell;
 
 use super::{Session, Store, StoreError};
+use crate::config::StoreWait;
 
 /// Upper bound for one store call, including (re)connecting.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
@@ -92,6 +103,8 @@ pub(super) fn ops_key(id: &str) -> String {
 
 pub struct RedisStore {
     client: Client,
+    /// `WAIT` for replicas after every write, when asked ([`StoreWait`]).
+    wait: Option<StoreWait>,
     /// Filled on first successful connect; the manager then reconnects by itself after a
     /// store restart. Lazy so that a store which is down at boot does not stop the service.
     conn: OnceCell<ConnectionManager>,
@@ -103,9 +116,10 @@ pub struct RedisStore {
 
 impl RedisStore {
     /// Parses the URL but does not connect.
-    pub fn new(url: &str, ttl_secs: u64) -> RedisResult<Self> {
+    pub fn new(url: &str, ttl_secs: u64, wait: Option<StoreWait>) -> RedisResult<Self> {
         Ok(RedisStore {
             client: Client::open(url)?,
+            wait,
             conn: OnceCell::new(),
             ttl_secs,
             append: Script::new(APPEND_LUA),
@@ -144,16 +158,40 @@ impl RedisStore {
         }
     }
 
-    /// Runs a prepared script invocation with this store's connection handling and timeout.
+    /// Runs a prepared script invocation with this store's connection handling and timeout;
+    /// a script that writes is then waited on ([`Self::replicated`]).
     pub(super) async fn run_script<T: FromRedisValue>(
         &self,
         invocation: &ScriptInvocation<'_>,
+        writes: bool,
     ) -> Result<T, StoreError> {
-        self.bounded(CALL_TIMEOUT, async {
-            let mut conn = self.connection().await?;
-            invocation.invoke_async(&mut conn).await
-        })
-        .await
+        let wait = self.wait.filter(|_| writes);
+        let limit =
+            CALL_TIMEOUT + wait.map_or(Duration::ZERO, |w| Duration::from_millis(w.timeout_ms));
+        let (value, acknowledged) = self
+            .bounded(limit, async {
+                let mut conn = self.connection().await?;
+                let value = invocation.invoke_async(&mut conn).await?;
+                let acknowledged = match wait {
+                    Some(w) => Some(
+                        redis::cmd("WAIT")
+                            .arg(w.replicas)
+                            .arg(w.timeout_ms)
+                            .query_async::<u32>(&mut conn)
+                            .await?,
+                    ),
+                    None => None,
+                };
+                Ok((value, acknowledged))
+            })
+            .await?;
+        match (wait, acknowledged) {
+            (Some(w), Some(n)) if n < w.replicas => Err(StoreError(format!(
+                "redis: WAIT: {n} of {} replicas hold the write after {} ms",
+                w.replicas, w.timeout_ms
+            ))),
+            _ => Ok(value),
+        }
     }
 
     fn to_session(id: &str, (found, version, items): (i64, u64, Vec<String>)) -> Option<Session> {
@@ -167,47 +205,28 @@ impl RedisStore {
 
 impl Store for RedisStore {
     async fn create(&self, id: &str) -> Result<Session, StoreError> {
-        self.bounded(CALL_TIMEOUT, async {
-            let mut conn = self.connection().await?;
-            self.create
-                .key(meta_key(id))
-                .arg(self.ttl_secs)
-                .invoke_async::<i64>(&mut conn)
-                .await
-        })
-        .await?;
+        let mut invocation = self.create.key(meta_key(id));
+        invocation.arg(self.ttl_secs);
+        self.run_script::<i64>(&invocation, true).await?;
         Ok(Session::new(id))
     }
 
     async fn append(&self, id: &str, op: &str, item: &str) -> Result<Option<Session>, StoreError> {
-        let raw = self
-            .bounded(CALL_TIMEOUT, async {
-                let mut conn = self.connection().await?;
-                self.append
-                    .key(meta_key(id))
-                    .key(items_key(id))
-                    .key(ops_key(id))
-                    .arg(op)
-                    .arg(item)
-                    .arg(self.ttl_secs)
-                    .invoke_async(&mut conn)
-                    .await
-            })
-            .await?;
+        let mut invocation = self.append.key(meta_key(id));
+        invocation
+            .key(items_key(id))
+            .key(ops_key(id))
+            .arg(op)
+            .arg(item)
+            .arg(self.ttl_secs);
+        let raw = self.run_script(&invocation, true).await?;
         Ok(Self::to_session(id, raw))
     }
 
     async fn get(&self, id: &str) -> Result<Option<Session>, StoreError> {
-        let raw = self
-            .bounded(CALL_TIMEOUT, async {
-                let mut conn = self.connection().await?;
-                self.read
-                    .key(meta_key(id))
-                    .key(items_key(id))
-                    .invoke_async(&mut conn)
-                    .await
-            })
-            .await?;
+        let mut invocation = self.read.key(meta_key(id));
+        invocation.key(items_key(id));
+        let raw = self.run_script(&invocation, false).await?;
         Ok(Self::to_session(id, raw))
     }
 

@@ -57,6 +57,7 @@ use tokio::time::MissedTickBehavior;
 
 use super::redis::{items_key, meta_key, ops_key, RedisStore};
 use super::{Session, Store, StoreError};
+use crate::config::StoreWait;
 
 /// KEYS: meta hash, items list, ops set. Returns `{found, version, items, ops}`; `found` is 0
 /// for an unknown session. One script so all four come from the same instant.
@@ -136,10 +137,16 @@ pub struct WriteBehindStore {
 }
 
 impl WriteBehindStore {
-    /// Parses the URL but does not connect. `interval` is clamped to at least 1 ms.
-    pub fn new(url: &str, ttl_secs: u64, interval: Duration) -> RedisResult<Self> {
+    /// Parses the URL but does not connect. `interval` is clamped to at least 1 ms; `wait`
+    /// is [`RedisStore`]'s, for the creates and the flushes.
+    pub fn new(
+        url: &str,
+        ttl_secs: u64,
+        interval: Duration,
+        wait: Option<StoreWait>,
+    ) -> RedisResult<Self> {
         Ok(WriteBehindStore {
-            redis: RedisStore::new(url, ttl_secs)?,
+            redis: RedisStore::new(url, ttl_secs, wait)?,
             ttl_secs,
             interval: interval.max(Duration::from_millis(1)),
             cache: Mutex::new(HashMap::new()),
@@ -172,6 +179,7 @@ impl WriteBehindStore {
                     .key(meta_key(id))
                     .key(items_key(id))
                     .key(ops_key(id)),
+                false,
             )
             .await?;
         if found != 1 {
@@ -213,7 +221,7 @@ impl WriteBehindStore {
             for (op, item) in &ops {
                 call.arg(op).arg(item);
             }
-            let applied: i64 = self.redis.run_script(&call).await?;
+            let applied: i64 = self.redis.run_script(&call, true).await?;
             let mut cache = self.lock();
             if applied < 0 {
                 cache.remove(&id);

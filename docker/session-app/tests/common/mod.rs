@@ -22,19 +22,25 @@ pub struct TestApp {
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
 
+/// The configuration of a test app on a free port: short session TTL, no TLS, no leak,
+/// no waiting for replicas; a test changes what it tests.
+pub fn config(mode: Mode, store_url: Option<String>, instance: &str) -> Config {
+    Config {
+        mode,
+        store_url,
+        port: 0,
+        instance_id: instance.to_owned(),
+        ttl_secs: 60,
+        flush_interval_ms: session_app::config::DEFAULT_FLUSH_INTERVAL_MS,
+        tls: false,
+        leak_kib_per_request: 0,
+        store_wait: None,
+    }
+}
+
 impl TestApp {
     pub async fn start(mode: Mode, store_url: Option<String>, instance: &str) -> TestApp {
-        TestApp::start_with(Config {
-            mode,
-            store_url,
-            port: 0,
-            instance_id: instance.to_owned(),
-            ttl_secs: 60,
-            flush_interval_ms: session_app::config::DEFAULT_FLUSH_INTERVAL_MS,
-            tls: false,
-            leak_kib_per_request: 0,
-        })
-        .await
+        TestApp::start_with(config(mode, store_url, instance)).await
     }
 
     pub async fn start_with(config: Config) -> TestApp {
@@ -65,16 +71,28 @@ impl TestApp {
         TestApp::start(Mode::Redis, Some(redis.url()), instance).await
     }
 
+    /// Redis mode waiting for `replicas` replicas after every write, `timeout_ms` at most.
+    pub async fn redis_waiting(
+        redis: &RedisServer,
+        instance: &str,
+        replicas: u32,
+        timeout_ms: u64,
+    ) -> TestApp {
+        let store_wait = Some(session_app::config::StoreWait {
+            replicas,
+            timeout_ms,
+        });
+        TestApp::start_with(Config {
+            store_wait,
+            ..config(Mode::Redis, Some(redis.url()), instance)
+        })
+        .await
+    }
+
     pub async fn write_behind(redis: &RedisServer, instance: &str, flush_ms: u64) -> TestApp {
         TestApp::start_with(Config {
-            mode: Mode::WriteBehind,
-            store_url: Some(redis.url()),
-            port: 0,
-            instance_id: instance.to_owned(),
-            ttl_secs: 60,
             flush_interval_ms: flush_ms,
-            tls: false,
-            leak_kib_per_request: 0,
+            ..config(Mode::WriteBehind, Some(redis.url()), instance)
         })
         .await
     }
@@ -139,12 +157,24 @@ impl RedisServer {
         panic!("redis-server did not come up: {failures:?}")
     }
 
+    /// A replica of `primary`, on a free port, once it answers PING (it may still be
+    /// syncing).
+    pub fn replica_of(primary: &RedisServer) -> RedisServer {
+        let of = ["--replicaof", "127.0.0.1", &primary.port.to_string()];
+        Self::try_start_with(free_port(), &of).expect("a replica starts")
+    }
+
     /// Starts on a given port (used to restart the store "in place").
     pub fn try_start_on(port: u16) -> Result<RedisServer, String> {
+        Self::try_start_with(port, &[])
+    }
+
+    fn try_start_with(port: u16, extra: &[&str]) -> Result<RedisServer, String> {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string()])
             .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
