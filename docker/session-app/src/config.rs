@@ -2,8 +2,8 @@
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
-//! | `MODE` | `redis` (correct, stateless), `memory` (deliberately loses sessions when the replica dies) or `write-behind` (deliberately loses the last flush interval of acknowledged writes when the replica dies) | `redis` |
-//! | `SESSION_STORE` | Redis URL, e.g. `redis://store:6379` (required in `redis` and `write-behind` modes, ignored in `memory` mode) | none |
+//! | `MODE` | `redis` (correct, stateless), `memory` (deliberately loses sessions when the replica dies), `write-behind` (deliberately loses the last flush interval of acknowledged writes when the replica dies) or `memcached` (a pool of memcached nodes: loses the sessions of a node that is lost) | `redis` |
+//! | `SESSION_STORE` | Redis URL, e.g. `redis://store:6379` (required in `redis` and `write-behind` modes), or the pool's nodes in `memcached` mode, e.g. `memcached://cache-0:11211,cache-1:11211`; ignored in `memory` mode | none |
 //! | `PORT` | TCP port, bound on `0.0.0.0` | `8080` |
 //! | `INSTANCE_ID` | value of the `X-Served-By` header | `$HOSTNAME`, else `unknown` |
 //! | `SESSION_TTL_SECS` | Redis expiry of a session, refreshed on every append (memory mode never expires; write-behind refreshes it on every flush) | `3600` |
@@ -31,6 +31,9 @@ pub enum Mode {
     /// Sessions created in Redis, appends acknowledged from a local cache and flushed to Redis
     /// every `FLUSH_INTERVAL_MS`: a killed replica loses its unflushed writes, not sessions.
     WriteBehind,
+    /// Sessions in a pool of memcached nodes, each on the node its key hashes to: any
+    /// replica serves any session, and a lost node loses its share of them.
+    Memcached,
 }
 
 impl Mode {
@@ -39,6 +42,7 @@ impl Mode {
             Mode::Redis => "redis",
             Mode::Memory => "memory",
             Mode::WriteBehind => "write-behind",
+            Mode::Memcached => "memcached",
         }
     }
 }
@@ -113,9 +117,10 @@ impl Config {
             None | Some("redis") => Mode::Redis,
             Some("memory") => Mode::Memory,
             Some("write-behind") => Mode::WriteBehind,
+            Some("memcached") => Mode::Memcached,
             Some(other) => {
                 return Err(ConfigError(format!(
-                    "MODE={other:?} is not supported; use \"redis\" (default), \"memory\" or \"write-behind\""
+                    "MODE={other:?} is not supported; use \"redis\" (default), \"memory\", \"write-behind\" or \"memcached\""
                 )))
             }
         };
@@ -133,6 +138,21 @@ impl Config {
                 redis::Client::open(url.as_str()).map_err(|e| {
                     ConfigError(format!(
                         "SESSION_STORE={url:?} is not a usable redis URL: {e}"
+                    ))
+                })?;
+                Some(url)
+            }
+            Mode::Memcached => {
+                let url = get("SESSION_STORE").ok_or_else(|| {
+                    ConfigError(
+                        "SESSION_STORE is required in memcached mode \
+                         (e.g. SESSION_STORE=memcached://cache-0:11211,cache-1:11211)"
+                            .to_owned(),
+                    )
+                })?;
+                crate::store::memcached::parse_nodes(&url).map_err(|e| {
+                    ConfigError(format!(
+                        "SESSION_STORE={url:?} is not a memcached pool: {e}"
                     ))
                 })?;
                 Some(url)
@@ -387,6 +407,29 @@ mod tests {
         ] {
             let err = parse(&[store, (key, bad)]).unwrap_err();
             assert!(err.to_string().contains(says), "{err}");
+        }
+    }
+
+    #[test]
+    fn memcached_mode_needs_a_pool() {
+        let cfg = parse(&[
+            ("MODE", "memcached"),
+            ("SESSION_STORE", "memcached://cache-0:11211,cache-1:11211"),
+        ])
+        .unwrap();
+        assert_eq!(cfg.mode, Mode::Memcached);
+        let err = parse(&[("MODE", "memcached")]).unwrap_err();
+        assert!(
+            err.to_string().contains("SESSION_STORE is required"),
+            "{err}"
+        );
+        for bad in [
+            "redis://s:6379",
+            "memcached://cache-0",
+            "memcached://:11211",
+        ] {
+            let err = parse(&[("MODE", "memcached"), ("SESSION_STORE", bad)]).unwrap_err();
+            assert!(err.to_string().contains("is not a memcached pool"), "{err}");
         }
     }
 

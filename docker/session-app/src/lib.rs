@@ -4,7 +4,8 @@
 //! both ways: `MODE=redis` keeps all state in Redis and survives any replica dying;
 //! `MODE=memory` keeps sessions in the replica and loses them with it; `MODE=write-behind`
 //! creates sessions in Redis but acknowledges appends from a local cache flushed every
-//! `FLUSH_INTERVAL_MS`, so a killed replica loses its last unflushed writes (but no session).
+//! `FLUSH_INTERVAL_MS`, so a killed replica loses its last unflushed writes (but no session);
+//! `MODE=memcached` spreads sessions over a pool of memcached nodes, and loses a lost node's.
 //! With `TLS=self-signed` it serves HTTPS only ([`tls`]).
 //! See [`config`] for the environment variables, [`store::redis`] for the Redis key layout,
 //! [`store::write_behind`] for the flush design and [`http`] for the status codes.
@@ -26,6 +27,7 @@ pub mod store;
 pub mod tls;
 
 use config::{Config, Mode};
+use store::memcached::MemcachedStore;
 use store::memory::MemoryStore;
 use store::redis::RedisStore;
 use store::write_behind::WriteBehindStore;
@@ -49,6 +51,11 @@ pub async fn build_and_serve(
         Mode::Memory => serve(Arc::new(MemoryStore::new()), config, listener, shutdown).await,
         Mode::Redis => {
             let store = RedisStore::new(store_url(config)?, config.ttl_secs, config.store_wait)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            serve(Arc::new(store), config, listener, shutdown).await
+        }
+        Mode::Memcached => {
+            let store = MemcachedStore::new(store_url(config)?, config.ttl_secs)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
             serve(Arc::new(store), config, listener, shutdown).await
         }

@@ -2,9 +2,10 @@
 //!
 //! The HTTP handlers are generic over [`Store`], so a new mode is a new module plus one match
 //! arm in [`crate::build_and_serve`]; the handlers and the contract they implement stay
-//! untouched. The modes: [`redis`] (correct), [`memory`] (loses sessions with the replica) and
+//! untouched. The modes: [`redis`] (correct), [`memory`] (loses sessions with the replica),
 //! [`write_behind`] (a local cache flushed to Redis every second: loses the last second of
-//! acknowledged writes with the replica).
+//! acknowledged writes with the replica) and [`memcached`] (a pool of nodes: loses the
+//! sessions of a lost node).
 //! Static dispatch (a generic, not `dyn Store`) keeps the trait free of boxed futures.
 
 use std::fmt;
@@ -12,6 +13,7 @@ use std::future::Future;
 
 use serde::Serialize;
 
+pub mod memcached;
 pub mod memory;
 pub mod redis;
 pub mod write_behind;

@@ -230,6 +230,56 @@ fn answers_ping(port: u16) -> bool {
         && &answer == b"+PONG\r\n"
 }
 
+/// A private memcached child process, killed when dropped (also during a panic).
+pub struct MemcachedServer {
+    pub port: u16,
+    child: Child,
+}
+
+impl MemcachedServer {
+    pub fn start() -> MemcachedServer {
+        Self::start_on(free_port())
+    }
+
+    /// Starts on `port` (again, to bring a lost node back empty), once it answers.
+    pub fn start_on(port: u16) -> MemcachedServer {
+        let child = Command::new("memcached")
+            .args(["-p", &port.to_string(), "-l", "127.0.0.1", "-U", "0"])
+            // memcached refuses to run as root unless told which user to be.
+            .args(["-u", "root"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run memcached ({e}); install memcached \
+                     (e.g. apt-get install -y memcached) to run the memcached-mode tests"
+                )
+            });
+        let server = MemcachedServer { port, child };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "memcached on {port} did not come up"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    pub fn node(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for MemcachedServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 pub fn free_port() -> u16 {
     let l = StdListener::bind("127.0.0.1:0").unwrap();
     let SocketAddr::V4(a) = l.local_addr().unwrap() else {
