@@ -3,7 +3,7 @@
 //! | variable | meaning | default |
 //! |---|---|---|
 //! | `MODE` | `redis` (correct, stateless), `memory` (deliberately loses sessions when the replica dies), `write-behind` (deliberately loses the last flush interval of acknowledged writes when the replica dies) or `memcached` (a pool of memcached nodes: loses the sessions of a node that is lost) | `redis` |
-//! | `SESSION_STORE` | Redis URL, e.g. `redis://store:6379` (required in `redis` and `write-behind` modes), or the pool's nodes in `memcached` mode, e.g. `memcached://cache-0:11211,cache-1:11211`; ignored in `memory` mode | none |
+//! | `SESSION_STORE` | Redis URL, e.g. `redis://store:6379`, or a Redis Cluster's nodes, e.g. `redis-cluster://node-0:6379,node-1:6379` (required in `redis` and `write-behind` modes), or the pool's nodes in `memcached` mode, e.g. `memcached://cache-0:11211,cache-1:11211`; ignored in `memory` mode | none |
 //! | `PORT` | TCP port, bound on `0.0.0.0` | `8080` |
 //! | `INSTANCE_ID` | value of the `X-Served-By` header | `$HOSTNAME`, else `unknown` |
 //! | `SESSION_TTL_SECS` | Redis expiry of a session, refreshed on every append (memory mode never expires; write-behind refreshes it on every flush) | `3600` |
@@ -133,9 +133,9 @@ impl Config {
                         "SESSION_STORE is required in {mode} mode (e.g. SESSION_STORE=redis://store:6379)"
                     ))
                 })?;
-                // Client::open only parses; it does not connect, so a store that is still
+                // This only parses; it does not connect, so a store that is still
                 // starting up does not stop the service from starting.
-                redis::Client::open(url.as_str()).map_err(|e| {
+                crate::store::redis::check_url(&url).map_err(|e| {
                     ConfigError(format!(
                         "SESSION_STORE={url:?} is not a usable redis URL: {e}"
                     ))
@@ -250,6 +250,15 @@ impl Config {
             replicas,
             timeout_ms,
         });
+        let cluster = (store_url.as_deref())
+            .is_some_and(|url| url.starts_with(crate::store::redis::CLUSTER_SCHEME));
+        if cluster && store_wait.is_some() {
+            return Err(ConfigError(
+                "SESSION_STORE_WAIT cannot be used with a Redis Cluster: WAIT must go to the \
+                 primary that took the write, which the cluster client does not say; unset one"
+                    .to_owned(),
+            ));
+        }
 
         Ok(Config {
             mode,
@@ -408,6 +417,19 @@ mod tests {
             let err = parse(&[store, (key, bad)]).unwrap_err();
             assert!(err.to_string().contains(says), "{err}");
         }
+    }
+
+    #[test]
+    fn a_redis_cluster_is_named_by_its_nodes() {
+        let nodes = ("SESSION_STORE", "redis-cluster://node-0:6379,node-1:6379");
+        let cfg = parse(&[nodes]).unwrap();
+        assert_eq!(cfg.store_url.as_deref(), Some(nodes.1));
+        let err = parse(&[nodes, ("SESSION_STORE_WAIT", "1")]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("cannot be used with a Redis Cluster"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use session_app::config::Mode;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_mode_implements_the_contract() {
@@ -171,6 +172,31 @@ async fn waiting_for_a_replica_acknowledges_only_replicated_writes() {
         res.status(),
         StatusCode::SERVICE_UNAVAILABLE,
         "the replica is gone"
+    );
+    app.stop().await;
+}
+
+/// `SESSION_STORE=redis-cluster://…`: the contract holds on a Redis Cluster (its scripts
+/// would fail with CROSSSLOT were a session's keys not in one slot), and sessions spread
+/// over its primaries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_mode_works_on_a_redis_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = RedisServer::cluster(dir.path(), 3);
+    // One node named is enough: the client learns the others from it.
+    let url = format!("redis-cluster://127.0.0.1:{}", nodes[0].port);
+    let app = TestApp::start(Mode::Redis, Some(url), "red-cluster").await;
+    check_contract(&app).await;
+    let c = client();
+    for k in 0..30 {
+        let (cookie, _) = create(&c, &app).await;
+        let res = append(&c, &app, &cookie, &format!("op-{k}"), "apple").await;
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+    let spread: Vec<u64> = nodes.iter().map(RedisServer::keys).collect();
+    assert!(
+        spread.iter().all(|n| *n > 0),
+        "keys per primary: {spread:?}"
     );
     app.stop().await;
 }

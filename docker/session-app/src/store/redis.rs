@@ -24,6 +24,12 @@
 //! The connection is opened lazily, so the service starts (and reports 503 on `/healthz`)
 //! while the store is still down, and recovers by itself when the store comes back.
 //!
+//! # Redis Cluster
+//!
+//! `SESSION_STORE=redis-cluster://node:6379,node:6379` names a Redis Cluster by some of its
+//! nodes: the client learns the slot map from them and follows `MOVED` and `ASK` itself.
+//! The hash tag puts a session's keys in one slot, so its scripts run on one primary.
+//!
 //! # Replication
 //!
 //! Redis replicates asynchronously: a write the primary acknowledged may not have reached
@@ -40,8 +46,13 @@
 use std::future::Future;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, FromRedisValue, RedisResult, Script, ScriptInvocation};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
+use redis::cluster_async::ClusterConnection;
+use redis::{
+    Client, Cmd, FromRedisValue, Pipeline, RedisFuture, RedisResult, Script, ScriptInvocation,
+    Value,
+};
 use tokio::sync::OnceCell;
 
 use super::{Session, Store, StoreError};
@@ -101,13 +112,83 @@ pub(super) fn ops_key(id: &str) -> String {
     format!("sess:{{{id}}}:ops")
 }
 
+/// The scheme of a Redis Cluster's `SESSION_STORE`.
+pub const CLUSTER_SCHEME: &str = "redis-cluster://";
+
+/// Where the store is: one server, or a Redis Cluster known by some of its nodes.
+enum Target {
+    Single(Client),
+    Cluster(ClusterClient),
+}
+
+impl Target {
+    /// Parses `url` (a `redis://` URL, or `redis-cluster://` and the nodes' `host:port`s)
+    /// without connecting.
+    fn open(url: &str) -> RedisResult<Target> {
+        let Some(nodes) = url.strip_prefix(CLUSTER_SCHEME) else {
+            return Ok(Target::Single(Client::open(url)?));
+        };
+        let nodes: Vec<String> = (nodes.trim_end_matches('/').split(','))
+            .map(|node| format!("redis://{}", node.trim()))
+            .collect();
+        // As with one server: no retries behind the caller's back, short timeouts, so a
+        // primary that is gone fails this call and the next one finds its successor.
+        let client = ClusterClientBuilder::new(nodes)
+            .retries(0)
+            .connection_timeout(CONNECT_TIMEOUT)
+            .response_timeout(RESPONSE_TIMEOUT)
+            .build()?;
+        Ok(Target::Cluster(client))
+    }
+}
+
+/// Whether `url` names a store this mode can use (it does not connect).
+pub fn check_url(url: &str) -> RedisResult<()> {
+    Target::open(url).map(|_| ())
+}
+
+/// A connection to either kind of [`Target`]; scripts and commands run on both alike.
+#[derive(Clone)]
+enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Connection::Single(c) => c.req_packed_command(cmd),
+            Connection::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Connection::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Connection::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Single(c) => c.get_db(),
+            Connection::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
 pub struct RedisStore {
-    client: Client,
+    target: Target,
     /// `WAIT` for replicas after every write, when asked ([`StoreWait`]).
     wait: Option<StoreWait>,
     /// Filled on first successful connect; the manager then reconnects by itself after a
     /// store restart. Lazy so that a store which is down at boot does not stop the service.
-    conn: OnceCell<ConnectionManager>,
+    conn: OnceCell<Connection>,
     ttl_secs: u64,
     append: Script,
     read: Script,
@@ -118,7 +199,7 @@ impl RedisStore {
     /// Parses the URL but does not connect.
     pub fn new(url: &str, ttl_secs: u64, wait: Option<StoreWait>) -> RedisResult<Self> {
         Ok(RedisStore {
-            client: Client::open(url)?,
+            target: Target::open(url)?,
             wait,
             conn: OnceCell::new(),
             ttl_secs,
@@ -128,7 +209,7 @@ impl RedisStore {
         })
     }
 
-    async fn connection(&self) -> RedisResult<ConnectionManager> {
+    async fn connection(&self) -> RedisResult<Connection> {
         // The manager's default backoff (1 s, then 100 s capped at 60 s) would leave the service
         // answering 503 for a minute after a store blip. With no retries, a failed reconnect
         // just fails the current call, and the next call starts a fresh attempt, so recovery
@@ -138,7 +219,16 @@ impl RedisStore {
             .set_connection_timeout(CONNECT_TIMEOUT)
             .set_response_timeout(RESPONSE_TIMEOUT);
         self.conn
-            .get_or_try_init(|| ConnectionManager::new_with_config(self.client.clone(), config))
+            .get_or_try_init(|| async {
+                Ok(match &self.target {
+                    Target::Single(client) => Connection::Single(
+                        ConnectionManager::new_with_config(client.clone(), config).await?,
+                    ),
+                    Target::Cluster(client) => {
+                        Connection::Cluster(client.get_async_connection().await?)
+                    }
+                })
+            })
             .await
             .cloned()
     }

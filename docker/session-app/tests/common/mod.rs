@@ -169,6 +169,63 @@ impl RedisServer {
         Self::try_start_with(port, &[])
     }
 
+    /// Redis Cluster nodes, one primary each, in `dir` (where they keep their
+    /// cluster state), joined into one cluster that covers every slot.
+    pub fn cluster(dir: &std::path::Path, nodes: usize) -> Vec<RedisServer> {
+        let servers: Vec<RedisServer> = (0..nodes)
+            .map(|_| {
+                let port = free_port();
+                let config = dir.join(format!("nodes-{port}.conf"));
+                let node = ["--cluster-enabled", "yes", "--cluster-config-file"];
+                let extra = [&node[..], &[config.to_str().unwrap()]].concat();
+                Self::try_start_with(port, &extra).expect("a cluster node starts")
+            })
+            .collect();
+        let addresses: Vec<String> = servers
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.port))
+            .collect();
+        let created = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addresses)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli runs");
+        assert!(
+            created.status.success(),
+            "{}",
+            String::from_utf8_lossy(&created.stdout)
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for server in &servers {
+            loop {
+                let info = Command::new("redis-cli")
+                    .args(["-p", &server.port.to_string(), "cluster", "info"])
+                    .output()
+                    .expect("redis-cli runs");
+                if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the cluster never covered its slots"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        servers
+    }
+
+    /// How many keys this server holds.
+    pub fn keys(&self) -> u64 {
+        let mut conn = redis::Client::open(self.url())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        redis::cmd("DBSIZE").query(&mut conn).unwrap()
+    }
+
     fn try_start_with(port: u16, extra: &[&str]) -> Result<RedisServer, String> {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string()])
