@@ -8,7 +8,7 @@
 //! The [`Validator`] carries what every check needs (the text for positions, the
 //! overrides a wrong value may come from, the problems so far); each section of the
 //! file has its own file of checks: [`service`] (with store and balancer),
-//! [`load`] (with [`tls`]), [`chaos`] (with [`grey`], the grey faults' settings), [`gates`], [`attach`], [`flow`] and
+//! [`load`] (with [`tls`]), [`chaos`] (with [`fault`], the lookup of a fault in the fault table and its keys), [`gates`], [`attach`], [`flow`] and
 //! [`cluster`] (the engine, and whether the scenario fits it).
 //!
 //! This layer sits between the raw model and the plan: it imports both, and nothing
@@ -27,9 +27,9 @@ use crate::scenario::{Problem, Source};
 pub mod attach;
 mod chaos;
 mod cluster;
+mod fault;
 pub mod flow;
 mod gates;
-mod grey;
 mod load;
 mod service;
 #[cfg(test)]
