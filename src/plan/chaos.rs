@@ -2,8 +2,6 @@
 
 use std::time::Duration;
 
-use super::faults::{FaultEntry, FaultKind, KernelFeature};
-
 /// The smallest memory limit Docker accepts.
 pub const MIN_MEMORY: u64 = 6 << 20;
 
@@ -26,7 +24,7 @@ pub struct ChaosPlan {
 
 /// A fault with its settings. What it is apart from them (its name, keys, whether
 /// it is reverted, what it needs, where it runs) is its entry in the fault table,
-/// [`super::faults`].
+/// [`super::faults`], which also holds `name`, `is_temporary` and `needs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
     /// SIGKILL.
@@ -67,43 +65,6 @@ pub enum Fault {
 }
 
 impl Fault {
-    /// The fault without its settings: the key to its entry in [`FAULTS`](super::faults::FAULTS).
-    pub fn kind(self) -> FaultKind {
-        match self {
-            Fault::Kill => FaultKind::Kill,
-            Fault::Stop => FaultKind::Stop,
-            Fault::Restart => FaultKind::Restart,
-            Fault::Pause => FaultKind::Pause,
-            Fault::Disconnect => FaultKind::Disconnect,
-            Fault::Blackhole => FaultKind::Blackhole,
-            Fault::Cpu { .. } => FaultKind::Cpu,
-            Fault::Loss { .. } => FaultKind::Loss,
-            Fault::Bandwidth { .. } => FaultKind::Bandwidth,
-            Fault::Oom { .. } => FaultKind::Oom,
-            Fault::Latency { .. } => FaultKind::Latency,
-            Fault::SlowStore { .. } => FaultKind::SlowStore,
-        }
-    }
-
-    pub fn entry(self) -> &'static FaultEntry {
-        self.kind().entry()
-    }
-
-    pub fn name(self) -> &'static str {
-        self.entry().name
-    }
-
-    /// Faults that last `duration` and are then reverted.
-    pub fn is_temporary(self) -> bool {
-        self.entry().temporary
-    }
-
-    /// What the engine's kernel must offer for this fault, so a run that lacks it
-    /// stops before anything starts.
-    pub fn needs(self) -> &'static [KernelFeature] {
-        self.entry().needs
-    }
-
     /// The fault's own setting in words (`0.25 cpu`, `5% loss`), for the plan and the
     /// reports; `None` for faults that have none.
     pub fn params(self) -> Option<String> {

@@ -5,7 +5,7 @@
 //! accepted names, the temporary ones, which keys go with which fault, what Swarm
 //! refuses), and the copies drifted apart. Everything that is plain data about a
 //! fault lives here; what needs more than data reads this table:
-//! - its keys are parsed by `validate`'s parser for [`FaultEntry::kind`];
+//! - its keys are parsed by `validate`'s parser for the entry's variant;
 //! - its cluster actions and the revert of a temporary fault are
 //!   `chaos::apply::{first_action, revert_action}` (actions belong to the engine,
 //!   which this layer must not import);
@@ -14,22 +14,7 @@
 //! The table's order is the README's, and a test keeps the README's list of faults
 //! equal to it.
 
-/// Which fault an entry is: [`super::Fault`] without its settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FaultKind {
-    Kill,
-    Stop,
-    Restart,
-    Pause,
-    Disconnect,
-    Blackhole,
-    Cpu,
-    Loss,
-    Bandwidth,
-    Oom,
-    Latency,
-    SlowStore,
-}
+use super::chaos::Fault;
 
 /// Whether an engine applies a fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +27,9 @@ pub enum Support {
 /// Everything about one fault that is plain data.
 #[derive(Debug)]
 pub struct FaultEntry {
-    pub kind: FaultKind,
+    /// The fault's variant, its settings (if it has any) at zero: validation's
+    /// parser for the variant fills them in from the keys.
+    pub fault: Fault,
     /// `fault = "…"` in a scenario, and the fault's name in plans and reports.
     pub name: &'static str,
     /// The `[[chaos]]` keys only this fault (or its kin) takes, e.g. `cpus`.
@@ -65,137 +52,147 @@ const SWARM_AGENT_LACKS: &str = "it works inside the container's own network nam
 /// Why the delaying proxy's faults need the harness's own cluster.
 const NOT_THE_HARNESS_PATH: &str = "the delaying proxy needs the harness's own cluster: an attached stack's paths to its store and replicas are not the harness's to change";
 
-/// Every fault, in the README's order; `FAULTS[kind as usize].kind == kind`.
+/// What an entry says unless it says otherwise: a fault that is over at once, takes
+/// no keys, needs nothing from the kernel and runs on every engine. Every entry
+/// sets its own `fault` and `name`.
+const PLAIN: FaultEntry = FaultEntry {
+    fault: Fault::Kill,
+    name: "",
+    keys: &[],
+    temporary: false,
+    kills: false,
+    needs: &[],
+    swarm: Support::Yes,
+    attached: Support::Yes,
+};
+
+/// Every fault, in the README's order.
 pub static FAULTS: [FaultEntry; 12] = [
     FaultEntry {
-        kind: FaultKind::Kill,
+        fault: Fault::Kill,
         name: "kill",
-        keys: &[],
-        temporary: false,
         kills: true,
-        needs: &[],
-        swarm: Support::Yes,
-        attached: Support::Yes,
+        ..PLAIN
     },
     FaultEntry {
-        kind: FaultKind::Stop,
+        fault: Fault::Stop,
         name: "stop",
-        keys: &[],
-        temporary: false,
         kills: true,
-        needs: &[],
-        swarm: Support::Yes,
-        attached: Support::Yes,
+        ..PLAIN
     },
     FaultEntry {
-        kind: FaultKind::Restart,
+        fault: Fault::Restart,
         name: "restart",
-        keys: &[],
-        temporary: false,
-        kills: false,
-        needs: &[],
         swarm: Support::No("Swarm never starts a task's container again: a stopped task is replaced by a new one, which is what `stop` measures"),
-        attached: Support::Yes,
+        ..PLAIN
     },
     FaultEntry {
-        kind: FaultKind::Pause,
+        fault: Fault::Pause,
         name: "pause",
-        keys: &[],
         temporary: true,
-        kills: false,
-        needs: &[],
-        swarm: Support::Yes,
-        attached: Support::Yes,
+        ..PLAIN
     },
     FaultEntry {
-        kind: FaultKind::Disconnect,
+        fault: Fault::Disconnect,
         name: "disconnect",
-        keys: &[],
         temporary: true,
-        kills: false,
-        needs: &[],
         swarm: Support::No("a task's network endpoints belong to Swarm, which attaches them when it creates the task; the harness does not take them over"),
-        attached: Support::Yes,
+        ..PLAIN
     },
     FaultEntry {
-        kind: FaultKind::Blackhole,
+        fault: Fault::Blackhole,
         name: "blackhole",
-        keys: &[],
         temporary: true,
-        kills: false,
         needs: &[KernelFeature::Iptables],
         swarm: Support::No(SWARM_AGENT_LACKS),
-        attached: Support::Yes,
+        ..PLAIN
     },
     FaultEntry {
-        kind: FaultKind::Cpu,
+        fault: Fault::Cpu { millicores: 0 },
         name: "cpu",
         keys: &["cpus"],
         temporary: true,
-        kills: false,
         needs: &[KernelFeature::CpuQuota],
         swarm: Support::No(SWARM_AGENT_LACKS),
-        attached: Support::Yes,
+        ..PLAIN
     },
     FaultEntry {
-        kind: FaultKind::Loss,
+        fault: Fault::Loss { percent: 0 },
         name: "loss",
         keys: &["loss"],
         temporary: true,
-        kills: false,
         needs: &[KernelFeature::IptablesStatistic],
         swarm: Support::No(SWARM_AGENT_LACKS),
-        attached: Support::Yes,
+        ..PLAIN
     },
     FaultEntry {
-        kind: FaultKind::Bandwidth,
+        fault: Fault::Bandwidth { bits_per_sec: 0 },
         name: "bandwidth",
         keys: &["rate"],
         temporary: true,
-        kills: false,
         needs: &[KernelFeature::Tbf],
         swarm: Support::No(SWARM_AGENT_LACKS),
-        attached: Support::Yes,
+        ..PLAIN
     },
     FaultEntry {
-        kind: FaultKind::Oom,
+        fault: Fault::Oom { bytes: None },
         name: "oom",
         keys: &["memory"],
         temporary: true,
         kills: true,
         needs: &[KernelFeature::MemoryLimit],
         swarm: Support::No(SWARM_AGENT_LACKS),
-        attached: Support::Yes,
+        ..PLAIN
     },
     FaultEntry {
-        kind: FaultKind::Latency,
+        fault: Fault::Latency {
+            delay_ms: 0,
+            jitter_ms: 0,
+        },
         name: "latency",
         keys: &["delay", "jitter"],
         temporary: true,
-        kills: false,
-        needs: &[],
         swarm: Support::No(SWARM_AGENT_LACKS),
         attached: Support::No(NOT_THE_HARNESS_PATH),
+        ..PLAIN
     },
     FaultEntry {
-        kind: FaultKind::SlowStore,
+        fault: Fault::SlowStore {
+            delay_ms: 0,
+            jitter_ms: 0,
+        },
         name: "slow_store",
         keys: &["delay", "jitter"],
         temporary: true,
-        kills: false,
-        needs: &[],
         swarm: Support::No(SWARM_AGENT_LACKS),
         attached: Support::No(NOT_THE_HARNESS_PATH),
+        ..PLAIN
     },
 ];
 
-impl FaultKind {
+impl Fault {
+    /// This fault's entry in [`FAULTS`]: the one of the same variant.
     pub fn entry(self) -> &'static FaultEntry {
-        &FAULTS[self as usize]
+        let variant = std::mem::discriminant(&self);
+        FAULTS
+            .iter()
+            .find(|entry| std::mem::discriminant(&entry.fault) == variant)
+            .expect("a fault is made from its entry, so it has one")
     }
 
     pub fn name(self) -> &'static str {
         self.entry().name
+    }
+
+    /// Faults that last `duration` and are then reverted.
+    pub fn is_temporary(self) -> bool {
+        self.entry().temporary
+    }
+
+    /// What the engine's kernel must offer for this fault, so a run that lacks it
+    /// stops before anything starts.
+    pub fn needs(self) -> &'static [KernelFeature] {
+        self.entry().needs
     }
 }
 
@@ -287,10 +284,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn each_kind_is_at_its_own_index_once() {
-        for (index, entry) in FAULTS.iter().enumerate() {
-            assert_eq!(entry.kind as usize, index, "{}", entry.name);
-            assert!(std::ptr::eq(entry.kind.entry(), entry));
+    fn each_variant_and_name_has_one_entry() {
+        for entry in &FAULTS {
+            assert!(std::ptr::eq(entry.fault.entry(), entry), "{}", entry.name);
         }
         let mut names: Vec<&str> = FAULTS.iter().map(|e| e.name).collect();
         names.sort_unstable();
@@ -317,8 +313,8 @@ mod tests {
             )
         );
         assert_eq!(
-            lookup("slow_store").map(|e| e.kind),
-            Some(FaultKind::SlowStore)
+            lookup("oom").map(|e| e.fault),
+            Some(Fault::Oom { bytes: None })
         );
         assert!(lookup("meteor").is_none());
     }

@@ -38,7 +38,7 @@ pub mod tls;
 pub use attach::AttachPlan;
 pub use chaos::{AfterKill, ChaosPlan, Fault, Schedule, Target};
 pub use cluster::{ClusterPlan, EngineKind};
-pub use faults::{FaultKind, KernelFeature};
+pub use faults::KernelFeature;
 pub use gates::{Check, Cmp, Gates, Metric, Quantile, Tolerance};
 pub use image::BuiltIn;
 pub use load::{LoadPlan, Model, RateProfile, Stage, Think, DEFAULT_START_WINDOW};

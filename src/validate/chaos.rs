@@ -7,7 +7,7 @@ use toml::Spanned;
 
 use super::fault::Named;
 use super::Validator;
-use crate::plan::faults::{self, FaultKind};
+use crate::plan::faults;
 use crate::plan::{AfterKill, BalancerKind, ChaosPlan, Fault, Schedule, Target};
 use crate::scenario;
 
@@ -27,6 +27,7 @@ impl Validator<'_> {
             Named::Unknown => None,
             Named::WrongKeys => return None,
         };
+        let name = fault.map_or("", Fault::name);
         let slow_store = matches!(fault, Some(Fault::SlowStore { .. }));
         let target = match &raw.target {
             None if slow_store => Some(Target::Store),
@@ -37,10 +38,7 @@ impl Validator<'_> {
             let span = raw.target.as_ref().map_or(0..0, |t| t.span());
             self.problem(
                 span,
-                format!(
-                    "fault {:?} on the balancer is not supported yet; target replicas or the store",
-                    FaultKind::Latency.name()
-                ),
+                format!("fault {name:?} on the balancer is not supported yet; target replicas or the store"),
             );
             return None;
         }
@@ -48,10 +46,7 @@ impl Validator<'_> {
             let span = raw.target.as_ref().map_or(0..0, |t| t.span());
             self.problem(
                 span,
-                format!(
-                    "fault {:?} slows the store only: leave `target` out or set it to \"store\"",
-                    FaultKind::SlowStore.name()
-                ),
+                format!("fault {name:?} slows the store only: leave `target` out or set it to \"store\""),
             );
             return None;
         }

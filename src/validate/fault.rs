@@ -13,7 +13,7 @@ use toml::Spanned;
 
 use super::Validator;
 use crate::plan::chaos::MIN_MEMORY;
-use crate::plan::faults::{self, FaultEntry, FaultKind};
+use crate::plan::faults::{self, FaultEntry};
 use crate::plan::Fault;
 use crate::scenario;
 
@@ -62,25 +62,26 @@ impl Validator<'_> {
             );
             return Named::Unknown;
         };
-        let fault = match entry.kind {
-            FaultKind::Kill => Some(Fault::Kill),
-            FaultKind::Stop => Some(Fault::Stop),
-            FaultKind::Restart => Some(Fault::Restart),
-            FaultKind::Pause => Some(Fault::Pause),
-            FaultKind::Disconnect => Some(Fault::Disconnect),
-            FaultKind::Blackhole => Some(Fault::Blackhole),
-            FaultKind::Cpu => self.cpu_share(entry, raw),
-            FaultKind::Loss => self.packet_loss(entry, raw),
-            FaultKind::Bandwidth => self.send_rate(entry, raw),
-            FaultKind::Oom => self.memory_limit(raw),
-            FaultKind::Latency => {
+        // The entry's fault, with its settings read from its keys.
+        let fault = match entry.fault {
+            plain @ (Fault::Kill
+            | Fault::Stop
+            | Fault::Restart
+            | Fault::Pause
+            | Fault::Disconnect
+            | Fault::Blackhole) => Some(plain),
+            Fault::Cpu { .. } => self.cpu_share(entry, raw),
+            Fault::Loss { .. } => self.packet_loss(entry, raw),
+            Fault::Bandwidth { .. } => self.send_rate(entry, raw),
+            Fault::Oom { .. } => self.memory_limit(raw),
+            Fault::Latency { .. } => {
                 self.hold_back(entry, raw)
                     .map(|(delay_ms, jitter_ms)| Fault::Latency {
                         delay_ms,
                         jitter_ms,
                     })
             }
-            FaultKind::SlowStore => {
+            Fault::SlowStore { .. } => {
                 self.hold_back(entry, raw)
                     .map(|(delay_ms, jitter_ms)| Fault::SlowStore {
                         delay_ms,
@@ -128,7 +129,7 @@ impl Validator<'_> {
                 format!(
                     "`chaos.loss` = {:?}: accepted values are 1% to 99% (100% is a {:?})",
                     loss.get_ref(),
-                    FaultKind::Blackhole.name()
+                    Fault::Blackhole.name()
                 ),
             );
             return None;
@@ -149,7 +150,7 @@ impl Validator<'_> {
                     rate.span(),
                     format!(
                         "`chaos.rate` must be at least 8kbit; to cut traffic off use fault {:?}",
-                        FaultKind::Blackhole.name()
+                        Fault::Blackhole.name()
                     ),
                 );
                 None
@@ -212,7 +213,7 @@ impl Validator<'_> {
                 span,
                 format!(
                     "`chaos.delay` + `chaos.jitter` must stay within 60s; to stop the store use fault {:?}",
-                    FaultKind::Pause.name()
+                    Fault::Pause.name()
                 ),
             );
             return None;
