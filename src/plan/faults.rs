@@ -27,8 +27,8 @@ pub enum Support {
 /// Everything about one fault that is plain data.
 #[derive(Debug)]
 pub struct FaultEntry {
-    /// The fault's variant, its settings (if it has any) at zero: validation's
-    /// parser for the variant fills them in from the keys.
+    /// The fault's variant, its settings (if it has any) zero or none: validation's
+    /// parser for the variant reads them from the keys.
     pub fault: Fault,
     /// `fault = "…"` in a scenario, and the fault's name in plans and reports.
     pub name: &'static str,
