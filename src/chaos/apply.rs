@@ -154,7 +154,8 @@ pub(super) async fn apply<C: Cluster>(
     record
 }
 
-/// The first action of a fault, on every victim at once.
+/// The first action of a fault, on every victim at once. The rest of what a fault
+/// is (name, keys, revert or not, engines) is its entry in `plan::faults`.
 fn first_action(fault: &Scheduled) -> Action {
     match fault.fault {
         Fault::Kill => Action::Kill,

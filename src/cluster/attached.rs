@@ -36,7 +36,7 @@ use super::{Acted, Action, Cluster, Lifecycle, Victim, RUN_LABEL};
 use crate::error::Error;
 use crate::load::targets::Targets;
 use crate::plan::attach::{AttachPlan, COMPOSE_ONEOFF, COMPOSE_SERVICE};
-use crate::plan::Plan;
+use crate::plan::{faults, Plan};
 
 /// How often readiness is polled.
 const POLL: Duration = Duration::from_millis(100);
@@ -652,9 +652,8 @@ impl Cluster for AttachedCluster {
             Action::Unthrottle => self.put_limits_back(slot, member, true).await?,
             Action::UnlimitMemory => self.put_limits_back(slot, member, false).await?,
             Action::Delay { .. } | Action::Undelay => {
-                return Err(EngineError::State(
-                    "slow_store needs the harness's own cluster: an attached stack's store is not on a path the harness controls".into(),
-                ))
+                let refused = faults::refusals("on an attached stack", |e| e.attached);
+                return Err(EngineError::State(refused));
             }
         }
         Ok(acted)

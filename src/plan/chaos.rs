@@ -22,6 +22,9 @@ pub struct ChaosPlan {
     pub after_kill: AfterKill,
 }
 
+/// A fault with its settings. What it is apart from them (its name, keys, whether
+/// it is reverted, what it needs, where it runs) is its entry in the fault table,
+/// [`super::faults`], which also holds `name`, `is_temporary` and `needs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
     /// SIGKILL.
@@ -62,39 +65,6 @@ pub enum Fault {
 }
 
 impl Fault {
-    pub fn name(self) -> &'static str {
-        match self {
-            Fault::Kill => "kill",
-            Fault::Stop => "stop",
-            Fault::Restart => "restart",
-            Fault::Pause => "pause",
-            Fault::Disconnect => "disconnect",
-            Fault::Blackhole => "blackhole",
-            Fault::Cpu { .. } => "cpu",
-            Fault::Loss { .. } => "loss",
-            Fault::Bandwidth { .. } => "bandwidth",
-            Fault::Oom { .. } => "oom",
-            Fault::SlowStore { .. } => "slow_store",
-            Fault::Latency { .. } => "latency",
-        }
-    }
-
-    /// Faults that last `duration` and are then reverted.
-    pub fn is_temporary(self) -> bool {
-        matches!(
-            self,
-            Fault::Pause
-                | Fault::Disconnect
-                | Fault::Blackhole
-                | Fault::Cpu { .. }
-                | Fault::Loss { .. }
-                | Fault::Bandwidth { .. }
-                | Fault::Oom { .. }
-                | Fault::SlowStore { .. }
-                | Fault::Latency { .. }
-        )
-    }
-
     /// The fault's own setting in words (`0.25 cpu`, `5% loss`), for the plan and the
     /// reports; `None` for faults that have none.
     pub fn params(self) -> Option<String> {
@@ -129,53 +99,6 @@ impl Fault {
                 jitter_ms,
             } => Some((delay_ms, jitter_ms)),
             _ => None,
-        }
-    }
-
-    /// What the engine's kernel must offer for this fault (one entry per piece), so a
-    /// run that lacks it stops before anything starts; empty for faults that need only
-    /// the engine.
-    pub fn needs(self) -> &'static [KernelFeature] {
-        match self {
-            Fault::Blackhole => &[KernelFeature::Iptables],
-            Fault::Loss { .. } => &[KernelFeature::IptablesStatistic],
-            Fault::Bandwidth { .. } => &[KernelFeature::Tbf],
-            Fault::Cpu { .. } => &[KernelFeature::CpuQuota],
-            Fault::Oom { .. } => &[KernelFeature::MemoryLimit],
-            _ => &[],
-        }
-    }
-}
-
-/// A piece of the engine's kernel that a fault relies on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum KernelFeature {
-    /// netfilter in a container's network namespace (iptables through nf_tables).
-    Iptables,
-    /// iptables' `statistic` match (xt_statistic), for random drops.
-    IptablesStatistic,
-    /// The `tbf` queueing discipline (sch_tbf).
-    Tbf,
-    /// The CFS bandwidth controller (cgroup `cpu` quota).
-    CpuQuota,
-    /// The cgroup memory controller with limits.
-    MemoryLimit,
-}
-
-impl KernelFeature {
-    pub fn describe(self) -> &'static str {
-        match self {
-            KernelFeature::Iptables => {
-                "netfilter (iptables/nf_tables) in container network namespaces"
-            }
-            KernelFeature::IptablesStatistic => {
-                "iptables' statistic match (kernel module xt_statistic)"
-            }
-            KernelFeature::Tbf => "the tbf queueing discipline (kernel module sch_tbf)",
-            KernelFeature::CpuQuota => {
-                "CPU quotas (the CFS bandwidth controller of the cgroup cpu controller)"
-            }
-            KernelFeature::MemoryLimit => "memory limits (the cgroup memory controller)",
         }
     }
 }

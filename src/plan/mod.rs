@@ -11,6 +11,8 @@
 //! - [`service`]: the replicas, the session store and the balancer;
 //! - [`load`]: the traffic and the open model's rate profile;
 //! - [`chaos`]: faults, targets and schedules;
+//! - [`faults`]: the fault table, one entry per fault (its name, keys, revert,
+//!   kernel needs and engines);
 //! - [`gates`]: thresholds and `compare` tolerances, and the metrics they name;
 //! - [`attach`]: a running stack to test instead of starting one;
 //! - [`cluster`]: the engine under the run's own cluster (Docker or Swarm);
@@ -25,6 +27,7 @@ use crate::scenario::Source;
 pub mod attach;
 pub mod chaos;
 pub mod cluster;
+pub mod faults;
 pub mod gates;
 pub mod image;
 pub mod load;
@@ -33,8 +36,9 @@ pub mod template;
 pub mod tls;
 
 pub use attach::AttachPlan;
-pub use chaos::{AfterKill, ChaosPlan, Fault, KernelFeature, Schedule, Target};
+pub use chaos::{AfterKill, ChaosPlan, Fault, Schedule, Target};
 pub use cluster::{ClusterPlan, EngineKind};
+pub use faults::KernelFeature;
 pub use gates::{Check, Cmp, Gates, Metric, Quantile, Tolerance};
 pub use image::BuiltIn;
 pub use load::{LoadPlan, Model, RateProfile, Stage, Think, DEFAULT_START_WINDOW};

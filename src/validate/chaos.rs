@@ -5,13 +5,12 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use super::fault::Named;
 use super::Validator;
+use crate::plan::faults;
 use crate::plan::{AfterKill, BalancerKind, ChaosPlan, Fault, Schedule, Target};
 use crate::scenario;
 
-const FAULTS: &str = "\"kill\", \"stop\", \"restart\", \"pause\", \"disconnect\", \"blackhole\", \"cpu\", \"loss\", \"bandwidth\", \"oom\", \"slow_store\"";
-const TEMPORARY: &str =
-    "\"pause\", \"disconnect\", \"blackhole\", \"cpu\", \"loss\", \"bandwidth\", \"oom\", \"slow_store\"";
 const TARGETS: &str =
     "\"random-replica\", \"replica-<slot>\" (from 0), a share like \"25%\", \"store\", \"balancer\"";
 const AFTER_KILL: &str = "\"replace\", \"restart\", \"none\"";
@@ -23,28 +22,12 @@ pub const MAX_FAULTS_PER_ENTRY: usize = 10_000;
 
 impl Validator<'_> {
     pub(super) fn chaos(&mut self, raw: &scenario::Chaos, replicas: usize) -> Option<ChaosPlan> {
-        let name = raw.fault.get_ref().as_str();
-        self.grey_keys_fit(name, raw);
-        let fault = match name {
-            "kill" => Some(Fault::Kill),
-            "stop" => Some(Fault::Stop),
-            "restart" => Some(Fault::Restart),
-            "pause" => Some(Fault::Pause),
-            "disconnect" => Some(Fault::Disconnect),
-            "blackhole" => Some(Fault::Blackhole),
-            other => match self.grey_fault(other, raw) {
-                Some(Some(fault)) => Some(fault),
-                Some(None) => {
-                    self.problem(
-                        raw.fault.span(),
-                        format!("unknown fault {other:?}; accepted values: {FAULTS}"),
-                    );
-                    None
-                }
-                // Known, with a problem in its setting (noted).
-                None => return None,
-            },
+        let fault = match self.fault(raw) {
+            Named::Fault(fault) => Some(fault),
+            Named::Unknown => None,
+            Named::WrongKeys => return None,
         };
+        let name = fault.map_or("", Fault::name);
         let slow_store = matches!(fault, Some(Fault::SlowStore { .. }));
         let target = match &raw.target {
             None if slow_store => Some(Target::Store),
@@ -53,12 +36,18 @@ impl Validator<'_> {
         };
         if matches!(fault, Some(Fault::Latency { .. })) && target == Some(Target::Balancer) {
             let span = raw.target.as_ref().map_or(0..0, |t| t.span());
-            self.problem(span, "fault \"latency\" on the balancer is not supported yet; target replicas or the store");
+            self.problem(
+                span,
+                format!("fault {name:?} on the balancer is not supported yet; target replicas or the store"),
+            );
             return None;
         }
         if slow_store && target.is_some_and(|t| t != Target::Store) {
             let span = raw.target.as_ref().map_or(0..0, |t| t.span());
-            self.problem(span, "fault \"slow_store\" slows the store only: leave `target` out or set it to \"store\"");
+            self.problem(
+                span,
+                format!("fault {name:?} slows the store only: leave `target` out or set it to \"store\""),
+            );
             return None;
         }
         let schedule = self.schedule(raw);
@@ -72,7 +61,10 @@ impl Validator<'_> {
                 if fault.is_some() {
                     self.problem(
                         d.span(),
-                        format!("`chaos.duration` applies only to temporary faults ({TEMPORARY})"),
+                        format!(
+                            "`chaos.duration` applies only to temporary faults ({})",
+                            faults::names(|e| e.temporary)
+                        ),
                     );
                 }
                 None
@@ -82,15 +74,13 @@ impl Validator<'_> {
         let grace = self.optional_duration(&raw.grace, "chaos.grace", Duration::from_secs(2));
         let after_kill = match &raw.after_kill {
             None => Some(AfterKill::Replace),
-            Some(a)
-                if !matches!(
-                    fault,
-                    Some(Fault::Kill | Fault::Stop | Fault::Oom { .. }) | None
-                ) =>
-            {
+            Some(a) if fault.is_some_and(|f| !f.entry().kills) => {
                 self.problem(
                     a.span(),
-                    "`chaos.after_kill` applies only to \"kill\", \"stop\" and \"oom\"",
+                    format!(
+                        "`chaos.after_kill` applies only to {}",
+                        faults::names_and(|e| e.kills)
+                    ),
                 );
                 None
             }
@@ -275,7 +265,10 @@ impl Validator<'_> {
             {
                 self.problem(
                     span(),
-                    "fault \"latency\" on replicas sits between the balancer and them: it needs `balancer.kind = \"haproxy\"`",
+                    format!(
+                        "fault {:?} on replicas sits between the balancer and them: it needs `balancer.kind = \"haproxy\"`",
+                        entry.fault.name()
+                    ),
                 );
             }
             if entry.target == Target::Store && !has_store {

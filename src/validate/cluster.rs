@@ -8,6 +8,7 @@
 use super::Validator;
 use crate::plan::attach::SWARM_SERVICE;
 use crate::plan::cluster::SWARM_RESTART_DELAY;
+use crate::plan::faults::{self, Support};
 use crate::plan::template::{Placeholder, Template};
 use crate::plan::{
     AfterKill, BalancerKind, BalancerPlan, ChaosPlan, ClusterPlan, EngineKind, Fault, ServicePlan,
@@ -16,8 +17,6 @@ use crate::plan::{
 use crate::scenario;
 
 const ENGINES: &str = "\"docker\", \"swarm\"";
-/// The faults the swarm engine applies to a task (through a job on its node).
-pub const SWARM_FAULTS: &str = "\"kill\", \"stop\", \"pause\"";
 
 /// What the rest of the scenario says, for [`Validator::fits_the_engine`].
 pub(super) struct Asked<'a> {
@@ -141,11 +140,12 @@ impl Validator<'_> {
         for (raw_entry, entry) in asked.raw_chaos.iter().zip(asked.chaos) {
             let Some(entry) = entry else { continue };
             let fault = entry.fault.name();
-            if let Some(why) = swarm_refusal(entry.fault) {
+            if let Support::No(why) = entry.fault.entry().swarm {
                 self.problem(
                     raw_entry.fault.span(),
                     format!(
-                        "fault {fault:?} cannot run on the swarm engine ({why}); it applies {SWARM_FAULTS} to tasks (use engine \"docker\" for the others)"
+                        "fault {fault:?} cannot run on the swarm engine ({why}); it applies {} to tasks (use engine \"docker\" for the others)",
+                        faults::names(|e| e.swarm == Support::Yes)
                     ),
                 );
             }
@@ -175,21 +175,5 @@ impl Validator<'_> {
                 );
             }
         }
-    }
-}
-
-/// Why the swarm engine refuses `fault`, or `None` for the faults it applies.
-fn swarm_refusal(fault: Fault) -> Option<&'static str> {
-    match fault {
-        Fault::Kill | Fault::Stop | Fault::Pause => None,
-        Fault::Restart => Some(
-            "Swarm never starts a task's container again: a stopped task is replaced by a new one, which is what `stop` measures",
-        ),
-        Fault::Disconnect => Some(
-            "a task's network endpoints belong to Swarm, which attaches them when it creates the task; the harness does not take them over",
-        ),
-        _ => Some(
-            "it works inside the container's own network namespace or cgroup on its node, which the swarm engine's agent does not do yet",
-        ),
     }
 }

@@ -8,8 +8,9 @@
 //! The [`Validator`] carries what every check needs (the text for positions, the
 //! overrides a wrong value may come from, the problems so far); each section of the
 //! file has its own file of checks: [`service`] (with store and balancer),
-//! [`load`] (with [`tls`]), [`chaos`] (with [`grey`], the grey faults' settings), [`gates`], [`attach`], [`flow`] and
-//! [`cluster`] (the engine, and whether the scenario fits it).
+//! [`load`] (with [`tls`]), [`chaos`] (with [`fault`]: a fault looked up in the
+//! fault table, and its keys), [`gates`], [`attach`], [`flow`] and [`cluster`] (the
+//! engine, and whether the scenario fits it).
 //!
 //! This layer sits between the raw model and the plan: it imports both, and nothing
 //! that runs (cluster, load, chaos, gate, report), so checking a scenario never
@@ -28,9 +29,9 @@ use crate::secrets::Secrets;
 pub mod attach;
 mod chaos;
 mod cluster;
+mod fault;
 pub mod flow;
 mod gates;
-mod grey;
 mod load;
 mod service;
 #[cfg(test)]

@@ -1,0 +1,348 @@
+//! The fault table: one entry per fault, the one place its name is spelled and what
+//! sets it apart from the others is written down.
+//!
+//! Before this table a fault's name and traits were repeated in validation (the
+//! accepted names, the temporary ones, which keys go with which fault, what Swarm
+//! refuses), and the copies drifted apart. Everything that is plain data about a
+//! fault lives here; what needs more than data reads this table:
+//! - its keys are parsed by `validate`'s parser for the entry's variant;
+//! - its cluster actions and the revert of a temporary fault are
+//!   `chaos::apply::{first_action, revert_action}` (actions belong to the engine,
+//!   which this layer must not import);
+//! - the engines apply those actions in their `Cluster::act`.
+//!
+//! The table's order is the README's, and a test keeps the README's list of faults
+//! equal to it.
+
+use super::chaos::Fault;
+
+/// Whether an engine applies a fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Support {
+    Yes,
+    /// Refused, and why (said to the user as is).
+    No(&'static str),
+}
+
+/// Everything about one fault that is plain data.
+#[derive(Debug)]
+pub struct FaultEntry {
+    /// The fault's variant, its settings (if it has any) zero or none: validation's
+    /// parser for the variant reads them from the keys.
+    pub fault: Fault,
+    /// `fault = "…"` in a scenario, and the fault's name in plans and reports.
+    pub name: &'static str,
+    /// The `[[chaos]]` keys only this fault (or its kin) takes, e.g. `cpus`.
+    pub keys: &'static [&'static str],
+    /// Lasts `duration` and is then reverted (`chaos::apply::revert_action`).
+    pub temporary: bool,
+    /// May leave its victim dead, which `after_kill` then brings back.
+    pub kills: bool,
+    /// What the engine's kernel must offer (one entry per piece), probed before a
+    /// run starts; empty for faults that need only the engine.
+    pub needs: &'static [KernelFeature],
+    /// The swarm engine (the docker engine applies every fault).
+    pub swarm: Support,
+    /// A running stack the harness attached to.
+    pub attached: Support,
+}
+
+/// Most of what the swarm engine cannot do, for the entries it fits.
+const SWARM_AGENT_LACKS: &str = "it works inside the container's own network namespace or cgroup on its node, which the swarm engine's agent does not do yet";
+/// Why the delaying proxy's faults need the harness's own cluster.
+const NOT_THE_HARNESS_PATH: &str = "the delaying proxy needs the harness's own cluster: an attached stack's paths to its store and replicas are not the harness's to change";
+
+/// What an entry says unless it says otherwise: a fault that is over at once, takes
+/// no keys, needs nothing from the kernel and runs on every engine. Every entry
+/// sets its own `fault` and `name`.
+const PLAIN: FaultEntry = FaultEntry {
+    fault: Fault::Kill,
+    name: "",
+    keys: &[],
+    temporary: false,
+    kills: false,
+    needs: &[],
+    swarm: Support::Yes,
+    attached: Support::Yes,
+};
+
+/// Every fault, in the README's order.
+pub static FAULTS: [FaultEntry; 12] = [
+    FaultEntry {
+        fault: Fault::Kill,
+        name: "kill",
+        kills: true,
+        ..PLAIN
+    },
+    FaultEntry {
+        fault: Fault::Stop,
+        name: "stop",
+        kills: true,
+        ..PLAIN
+    },
+    FaultEntry {
+        fault: Fault::Restart,
+        name: "restart",
+        swarm: Support::No("Swarm never starts a task's container again: a stopped task is replaced by a new one, which is what `stop` measures"),
+        ..PLAIN
+    },
+    FaultEntry {
+        fault: Fault::Pause,
+        name: "pause",
+        temporary: true,
+        ..PLAIN
+    },
+    FaultEntry {
+        fault: Fault::Disconnect,
+        name: "disconnect",
+        temporary: true,
+        swarm: Support::No("a task's network endpoints belong to Swarm, which attaches them when it creates the task; the harness does not take them over"),
+        ..PLAIN
+    },
+    FaultEntry {
+        fault: Fault::Blackhole,
+        name: "blackhole",
+        temporary: true,
+        needs: &[KernelFeature::Iptables],
+        swarm: Support::No(SWARM_AGENT_LACKS),
+        ..PLAIN
+    },
+    FaultEntry {
+        fault: Fault::Cpu { millicores: 0 },
+        name: "cpu",
+        keys: &["cpus"],
+        temporary: true,
+        needs: &[KernelFeature::CpuQuota],
+        swarm: Support::No(SWARM_AGENT_LACKS),
+        ..PLAIN
+    },
+    FaultEntry {
+        fault: Fault::Loss { percent: 0 },
+        name: "loss",
+        keys: &["loss"],
+        temporary: true,
+        needs: &[KernelFeature::IptablesStatistic],
+        swarm: Support::No(SWARM_AGENT_LACKS),
+        ..PLAIN
+    },
+    FaultEntry {
+        fault: Fault::Bandwidth { bits_per_sec: 0 },
+        name: "bandwidth",
+        keys: &["rate"],
+        temporary: true,
+        needs: &[KernelFeature::Tbf],
+        swarm: Support::No(SWARM_AGENT_LACKS),
+        ..PLAIN
+    },
+    FaultEntry {
+        fault: Fault::Oom { bytes: None },
+        name: "oom",
+        keys: &["memory"],
+        temporary: true,
+        kills: true,
+        needs: &[KernelFeature::MemoryLimit],
+        swarm: Support::No(SWARM_AGENT_LACKS),
+        ..PLAIN
+    },
+    FaultEntry {
+        fault: Fault::Latency {
+            delay_ms: 0,
+            jitter_ms: 0,
+        },
+        name: "latency",
+        keys: &["delay", "jitter"],
+        temporary: true,
+        swarm: Support::No(SWARM_AGENT_LACKS),
+        attached: Support::No(NOT_THE_HARNESS_PATH),
+        ..PLAIN
+    },
+    FaultEntry {
+        fault: Fault::SlowStore {
+            delay_ms: 0,
+            jitter_ms: 0,
+        },
+        name: "slow_store",
+        keys: &["delay", "jitter"],
+        temporary: true,
+        swarm: Support::No(SWARM_AGENT_LACKS),
+        attached: Support::No(NOT_THE_HARNESS_PATH),
+        ..PLAIN
+    },
+];
+
+impl Fault {
+    /// This fault's entry in [`FAULTS`]: the one of the same variant.
+    pub fn entry(self) -> &'static FaultEntry {
+        let variant = std::mem::discriminant(&self);
+        FAULTS
+            .iter()
+            .find(|entry| std::mem::discriminant(&entry.fault) == variant)
+            .expect("a fault is made from its entry, so it has one")
+    }
+
+    pub fn name(self) -> &'static str {
+        self.entry().name
+    }
+
+    /// Faults that last `duration` and are then reverted.
+    pub fn is_temporary(self) -> bool {
+        self.entry().temporary
+    }
+
+    /// What the engine's kernel must offer for this fault, so a run that lacks it
+    /// stops before anything starts.
+    pub fn needs(self) -> &'static [KernelFeature] {
+        self.entry().needs
+    }
+}
+
+/// The entry named `name`, as a scenario spells it.
+pub fn lookup(name: &str) -> Option<&'static FaultEntry> {
+    FAULTS.iter().find(|entry| entry.name == name)
+}
+
+/// The names of the faults `which` picks, quoted and joined by commas, for the
+/// accepted values of a message: `"kill", "stop"`.
+pub fn names(which: impl Fn(&FaultEntry) -> bool) -> String {
+    quoted(which).join(", ")
+}
+
+/// The names of the faults `which` picks, quoted, the last two joined by "and":
+/// `"kill", "stop" and "oom"`.
+pub fn names_and(which: impl Fn(&FaultEntry) -> bool) -> String {
+    let mut names = quoted(which);
+    match names.pop() {
+        Some(last) if !names.is_empty() => format!("{} and {last}", names.join(", ")),
+        last => last.unwrap_or_default(),
+    }
+}
+
+/// What an engine refuses, one sentence per reason: `"latency" and "slow_store"
+/// cannot run on an attached stack (why)`.
+pub fn refusals(engine: &str, support: impl Fn(&FaultEntry) -> Support) -> String {
+    let mut reasons: Vec<&str> = Vec::new();
+    for entry in &FAULTS {
+        if let Support::No(why) = support(entry) {
+            if !reasons.contains(&why) {
+                reasons.push(why);
+            }
+        }
+    }
+    let sentences: Vec<String> = reasons
+        .iter()
+        .map(|why| {
+            let names = names_and(|e| support(e) == Support::No(why));
+            format!("{names} cannot run {engine} ({why})")
+        })
+        .collect();
+    sentences.join("; ")
+}
+
+fn quoted(which: impl Fn(&FaultEntry) -> bool) -> Vec<String> {
+    FAULTS
+        .iter()
+        .filter(|entry| which(entry))
+        .map(|entry| format!("{:?}", entry.name))
+        .collect()
+}
+
+/// A piece of the engine's kernel that a fault relies on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum KernelFeature {
+    /// netfilter in a container's network namespace (iptables through nf_tables).
+    Iptables,
+    /// iptables' `statistic` match (xt_statistic), for random drops.
+    IptablesStatistic,
+    /// The `tbf` queueing discipline (sch_tbf).
+    Tbf,
+    /// The CFS bandwidth controller (cgroup `cpu` quota).
+    CpuQuota,
+    /// The cgroup memory controller with limits.
+    MemoryLimit,
+}
+
+impl KernelFeature {
+    pub fn describe(self) -> &'static str {
+        match self {
+            KernelFeature::Iptables => {
+                "netfilter (iptables/nf_tables) in container network namespaces"
+            }
+            KernelFeature::IptablesStatistic => {
+                "iptables' statistic match (kernel module xt_statistic)"
+            }
+            KernelFeature::Tbf => "the tbf queueing discipline (kernel module sch_tbf)",
+            KernelFeature::CpuQuota => {
+                "CPU quotas (the CFS bandwidth controller of the cgroup cpu controller)"
+            }
+            KernelFeature::MemoryLimit => "memory limits (the cgroup memory controller)",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_variant_and_name_has_one_entry() {
+        for entry in &FAULTS {
+            assert!(std::ptr::eq(entry.fault.entry(), entry), "{}", entry.name);
+        }
+        let mut names: Vec<&str> = FAULTS.iter().map(|e| e.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), FAULTS.len(), "a name is spelled twice");
+    }
+
+    #[test]
+    fn lists_read_as_messages_say_them() {
+        assert_eq!(
+            names(|e| e.swarm == Support::Yes),
+            r#""kill", "stop", "pause""#
+        );
+        assert_eq!(names_and(|e| e.kills), r#""kill", "stop" and "oom""#);
+        assert_eq!(
+            names_and(|e| e.keys.contains(&"jitter")),
+            r#""latency" and "slow_store""#
+        );
+        assert_eq!(names_and(|e| e.keys.contains(&"cpus")), r#""cpu""#);
+        assert_eq!(
+            refusals("on an attached stack", |e| e.attached),
+            format!(
+                r#""latency" and "slow_store" cannot run on an attached stack ({NOT_THE_HARNESS_PATH})"#
+            )
+        );
+        assert_eq!(
+            lookup("oom").map(|e| e.fault),
+            Some(Fault::Oom { bytes: None })
+        );
+        assert!(lookup("meteor").is_none());
+    }
+
+    /// The README's `[[chaos]] fault` row lists the accepted names in the table's
+    /// order, and its `[[chaos]] duration` row the temporary faults.
+    #[test]
+    fn the_readme_lists_the_faults_of_the_table() {
+        let readme = include_str!("../../README.md");
+        // The quoted words of a column of the `[[chaos]] KEY` row.
+        let said = |key: &str, column: usize, quote: char| -> Vec<&'static str> {
+            let row = readme
+                .lines()
+                .find(|l| l.starts_with(&format!("| `[[chaos]] {key}` |")))
+                .unwrap_or_else(|| panic!("the README has no `[[chaos]] {key}` row"));
+            let cell = row.split('|').nth(column).unwrap_or_default();
+            cell.split(quote).skip(1).step_by(2).collect()
+        };
+        let names: Vec<&str> = FAULTS.iter().map(|e| e.name).collect();
+        assert_eq!(said("fault", 2, '"'), names);
+        let mut temporary: Vec<&str> = FAULTS
+            .iter()
+            .filter(|e| e.temporary)
+            .map(|e| e.name)
+            .collect();
+        let mut lasting = said("duration", 4, '`');
+        temporary.sort_unstable();
+        lasting.sort_unstable();
+        assert_eq!(lasting, temporary);
+    }
+}
