@@ -28,6 +28,7 @@ pub mod cluster;
 pub mod gates;
 pub mod image;
 pub mod load;
+mod render;
 pub mod service;
 pub mod template;
 pub mod tls;
