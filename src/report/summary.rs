@@ -272,7 +272,7 @@ pub struct FaultSummary {
     #[serde(default)]
     pub events_total: u64,
     /// How many `events` lists: all of them up to [`EVENTS_LISTED`]; beyond, see
-    /// [`listed`].
+    /// [`FaultSummary::of`] for which.
     #[serde(default)]
     pub events_listed: u64,
     /// The file in the run folder that lists every fault.
