@@ -44,7 +44,7 @@ use sessionstorm::load::session::LiveSession;
 mod common;
 
 use common::{endpoint, env_or, load_average, open, plan, Endpoint};
-use sessionstorm::load::collector::Logs;
+use sessionstorm::load::collector::Sinks;
 use sessionstorm::load::spill::{Spill, SPILL_FILE};
 use sessionstorm::load::targets::Targets;
 use sessionstorm::load::Driver;
@@ -272,7 +272,7 @@ fn drive(runtime: &tokio::runtime::Runtime, url: &str, plan: LoadPlan, seconds: 
         let allocations = ALLOCATIONS.load(Ordering::Relaxed);
         let dir = tempfile::tempdir().expect("a temporary folder");
         let spill = Spill::create(&dir.path().join(SPILL_FILE)).expect("a spill file");
-        let outcome = driver.run(&stop, Logs::default(), spill).await;
+        let outcome = driver.run(&stop, Sinks::new(), spill).await;
         let (cpu, wall) = (cpu(libc::RUSAGE_SELF) - cpu_before, wall.elapsed());
         let allocations = ALLOCATIONS.load(Ordering::Relaxed) - allocations;
         let all = outcome

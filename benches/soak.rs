@@ -21,17 +21,15 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use common::{endpoint, env_or, load_average, open, plan};
-use sessionstorm::load::collector::Logs;
-use sessionstorm::load::spill::{Spill, SPILL_FILE};
 use sessionstorm::load::targets::Targets;
 use sessionstorm::load::Driver;
 use sessionstorm::metrics::{FailureTimeline, Live};
-use sessionstorm::report::csv::{EventsCsv, LatencyCsv};
-use sessionstorm::report::hlog::HlogWriter;
-use sessionstorm::report::{self, AnomalySummary, FaultSummary, FullLists, SessionCounts, Summary};
+use sessionstorm::report::{
+    self, AnomalySummary, FaultSummary, FullLists, RunFolder, SessionCounts, Summary,
+};
 use tokio_util::sync::CancellationToken;
 
 /// The report tests' summary: the parts of a report the load does not make.
@@ -72,20 +70,16 @@ fn main() {
             Arc::clone(&live),
             Arc::new(FailureTimeline::new(Duration::from_secs(seconds * 2 + 600))),
         ));
-        let mut latency_csv = LatencyCsv::create(&dir.join("latency.csv")).unwrap();
-        let logs = Logs {
-            hlog: Some(HlogWriter::create(&dir.join("latency.hlog"), SystemTime::now(), "soak").unwrap()),
-            rows: Some(Box::new(move |row| latency_csv.write(row))),
-        };
-        let spill = Spill::create(&dir.join(SPILL_FILE)).unwrap();
+        let folder = RunFolder::at(dir);
+        let sinks = folder.interval_sinks("soak", 1).unwrap();
+        let spill = folder.spill().unwrap();
         let stop = CancellationToken::new();
         // A kill every `fault_every` seconds, as chaos reports them: a row in
         // events.csv as each one ends, and the record kept for the summary.
         let faults = {
             let stop = stop.clone();
             let kill = Summary::parse(FIXTURE).expect("the fixture parses").faults.events[0].clone();
-            let mut events = EventsCsv::create(&dir.join("events.csv")).unwrap();
-            events.ready(3, 1000).unwrap();
+            let events = folder.events(3, Duration::from_secs(1)).unwrap();
             tokio::spawn(async move {
                 let mut records = Vec::new();
                 let mut ticks = tokio::time::interval_at(
@@ -101,14 +95,14 @@ fn main() {
                     let mut record = kill.clone();
                     (record.planned_ms, record.injected_ms) = (at, at);
                     record.target = format!("replica-{}.{}", records.len() % 3, records.len());
-                    events.fault(&record).unwrap();
+                    events.fault(&record);
                     records.push(record);
                 }
             })
         };
         let sampler = {
             let (stop, live) = (stop.clone(), Arc::clone(&live));
-            let spill_path = dir.join(SPILL_FILE);
+            let spill_path = folder.spill_path();
             tokio::spawn(async move {
                 let mut samples = Vec::new();
                 let mut ticks = tokio::time::interval_at(start, Duration::from_secs(every));
@@ -135,7 +129,7 @@ fn main() {
                 stop.cancel();
             })
         };
-        let outcome = driver.run(&stop, logs, spill).await;
+        let outcome = driver.run(&stop, sinks, spill).await;
         timer.await.unwrap();
         let samples = sampler.await.unwrap();
         let faults = faults.await.unwrap();
@@ -203,7 +197,7 @@ fn main() {
             anomalies: &anomalies,
             faults: &faults,
         };
-        report::write_folder(&mut summary, all, dir).expect("the report is written");
+        folder.finish(&mut summary, all).expect("the report is written");
         println!(
             "files: summary.json {}, report.html {}, latency.csv {}, latency.hlog {}, events.csv {} ({} points in the summary's series, {} of {} faults listed)",
             size(&dir.join("summary.json")),

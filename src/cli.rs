@@ -1,4 +1,4 @@
-//! The command line, as clap reads it. Nothing here runs anything: [`crate::run`]
+//! The command line, as clap reads it. Nothing here runs anything: [`crate::commands`]
 //! turns these values into actions.
 
 use std::path::PathBuf;
@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::compare::{Format, Options};
+use crate::plan::{Metric, Tolerance};
 use crate::scenario::overrides::{Overrides, Requested, Setting};
 
 /// Chaos and load testing for stateless clusters: can any replica die at any moment
@@ -112,7 +114,7 @@ pub enum Command {
     },
     /// Compare a run with a baseline run, metric by metric; exit 1 on a regression
     /// beyond the tolerances, 2 when a run folder cannot be read.
-    Compare(crate::compare::CompareArgs),
+    Compare(CompareArgs),
     /// Remove containers, networks and volumes left behind by runs, their reapers
     /// included (only those labelled `sessionstorm.run`; nothing else is touched).
     #[command(after_help = CLEANUP_EXAMPLES)]
@@ -325,6 +327,59 @@ fn parse_run_id(text: &str) -> Result<String, String> {
     }
 }
 
+/// `sessionstorm compare`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    /// The baseline run: its folder (reports/<run id>) or its summary.json.
+    pub baseline: std::path::PathBuf,
+    /// The run to judge against it.
+    pub current: std::path::PathBuf,
+    /// How much p99 (and p99.9, max) latency may grow: a percentage of the baseline
+    /// ("10%") or milliseconds ("5").
+    #[arg(long, default_value = "10%")]
+    pub max_p99_regression: Tolerance,
+    /// How much p50 (and p90) latency may grow.
+    #[arg(long, default_value = "10%")]
+    pub max_p50_regression: Tolerance,
+    /// How much the error rate (failed requests / requests) may grow, e.g. 0.001.
+    #[arg(long, default_value = "0.001")]
+    pub max_error_rate_increase: Tolerance,
+    /// Latency changes below this many milliseconds never count as a regression.
+    #[arg(long, default_value_t = 1.0)]
+    pub latency_floor_ms: f64,
+    /// A tolerance for one metric, e.g. `--tolerance p99_ms.append=20%` or
+    /// `--tolerance recovery_ms.max=500`; repeatable; wins over the scenario's
+    /// `[gates.tolerances]` and the options above.
+    #[arg(long = "tolerance", value_parser = parse_metric_tolerance)]
+    pub tolerances: Vec<(String, Tolerance)>,
+    /// `text` for a terminal, `markdown` for `$GITHUB_STEP_SUMMARY`.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+fn parse_metric_tolerance(text: &str) -> Result<(String, Tolerance), String> {
+    let (metric, tolerance) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: write METRIC=TOLERANCE, e.g. p99_ms.append=20%"))?;
+    let metric = metric.trim();
+    metric.parse::<Metric>()?;
+    Ok((metric.to_string(), tolerance.parse()?))
+}
+
+impl CompareArgs {
+    /// The tolerances given, as `compare` takes them.
+    pub fn options(&self) -> Options {
+        Options {
+            p99: self.max_p99_regression,
+            p50: self.max_p50_regression,
+            error_rate: self.max_error_rate_increase,
+            counts: Tolerance::Absolute(0.0),
+            latency_floor_ms: self.latency_floor_ms,
+            per_metric: self.tolerances.iter().cloned().collect(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,5 +404,19 @@ mod tests {
         for bad in ["", "-x", "a b", "a/b", &"x".repeat(65)] {
             assert!(parse_run_id(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn metric_tolerance_option_parses() {
+        assert_eq!(
+            parse_metric_tolerance("p99_ms.append=20%"),
+            Ok(("p99_ms.append".to_string(), Tolerance::Relative(0.2)))
+        );
+        assert!(parse_metric_tolerance("p99_ms.apend=20%")
+            .unwrap_err()
+            .contains("unknown operation"));
+        assert!(parse_metric_tolerance("p99_ms.append")
+            .unwrap_err()
+            .contains("METRIC=TOLERANCE"));
     }
 }

@@ -296,71 +296,6 @@ pub fn render(rows: &[Row], baseline: &Summary, current: &Summary, format: Forma
     out
 }
 
-/// `sessionstorm compare`'s arguments.
-#[derive(Debug, clap::Args)]
-pub struct CompareArgs {
-    /// The baseline run: its folder (reports/<run id>) or its summary.json.
-    pub baseline: std::path::PathBuf,
-    /// The run to judge against it.
-    pub current: std::path::PathBuf,
-    /// How much p99 (and p99.9, max) latency may grow: a percentage of the baseline
-    /// ("10%") or milliseconds ("5").
-    #[arg(long, default_value = "10%")]
-    pub max_p99_regression: Tolerance,
-    /// How much p50 (and p90) latency may grow.
-    #[arg(long, default_value = "10%")]
-    pub max_p50_regression: Tolerance,
-    /// How much the error rate (failed requests / requests) may grow, e.g. 0.001.
-    #[arg(long, default_value = "0.001")]
-    pub max_error_rate_increase: Tolerance,
-    /// Latency changes below this many milliseconds never count as a regression.
-    #[arg(long, default_value_t = 1.0)]
-    pub latency_floor_ms: f64,
-    /// A tolerance for one metric, e.g. `--tolerance p99_ms.append=20%` or
-    /// `--tolerance recovery_ms.max=500`; repeatable; wins over the scenario's
-    /// `[gates.tolerances]` and the options above.
-    #[arg(long = "tolerance", value_parser = parse_metric_tolerance)]
-    pub tolerances: Vec<(String, Tolerance)>,
-    /// `text` for a terminal, `markdown` for `$GITHUB_STEP_SUMMARY`.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
-}
-
-fn parse_metric_tolerance(text: &str) -> Result<(String, Tolerance), String> {
-    let (metric, tolerance) = text
-        .split_once('=')
-        .ok_or_else(|| format!("{text:?}: write METRIC=TOLERANCE, e.g. p99_ms.append=20%"))?;
-    let metric = metric.trim();
-    metric.parse::<Metric>()?;
-    Ok((metric.to_string(), tolerance.parse()?))
-}
-
-/// Runs `compare`: prints the table; exit 1 on a regression, 2 when a summary
-/// cannot be read.
-pub fn run(args: &CompareArgs) -> crate::error::Result<crate::error::ExitCode> {
-    use crate::error::{Error, ExitCode};
-    let baseline = read(&args.baseline, "baseline").map_err(Error::Invalid)?;
-    let current = read(&args.current, "current").map_err(Error::Invalid)?;
-    let options = Options {
-        p99: args.max_p99_regression,
-        p50: args.max_p50_regression,
-        error_rate: args.max_error_rate_increase,
-        counts: Tolerance::Absolute(0.0),
-        latency_floor_ms: args.latency_floor_ms,
-        per_metric: args.tolerances.iter().cloned().collect(),
-    };
-    let rows = compare(&baseline, &current, &options);
-    crate::say!(
-        "{}",
-        render(&rows, &baseline, &current, args.format).trim_end()
-    );
-    Ok(if rows.iter().any(Row::failed) {
-        ExitCode::VerdictFailed
-    } else {
-        ExitCode::Passed
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -501,19 +436,5 @@ mod tests {
             "{text}"
         );
         assert!(text.trim_end().ends_with("1 metric regressed"), "{text}");
-    }
-
-    #[test]
-    fn metric_tolerance_option_parses() {
-        assert_eq!(
-            parse_metric_tolerance("p99_ms.append=20%"),
-            Ok(("p99_ms.append".to_string(), Tolerance::Relative(0.2)))
-        );
-        assert!(parse_metric_tolerance("p99_ms.apend=20%")
-            .unwrap_err()
-            .contains("unknown operation"));
-        assert!(parse_metric_tolerance("p99_ms.append")
-            .unwrap_err()
-            .contains("METRIC=TOLERANCE"));
     }
 }

@@ -41,7 +41,7 @@ fn scenario_with(text: &str, settings: &[Setting]) {
     };
     match validate::build(&source, &overrides) {
         Ok(plan) => {
-            let _ = crate::render_plan(&plan);
+            let _ = crate::commands::describe_plan(&plan);
         }
         Err(problems) => {
             assert!(!problems.is_empty(), "an error always names a problem");

@@ -5,7 +5,7 @@
 use clap::Parser;
 use sessionstorm::cli::Cli;
 use sessionstorm::error::ExitCode;
-use sessionstorm::Shutdown;
+use sessionstorm::run::Shutdown;
 
 fn main() {
     let cli = Cli::parse();
@@ -38,7 +38,7 @@ fn main() {
     let code = runtime.block_on(async {
         let shutdown = Shutdown::default();
         tokio::spawn(watch_signals(shutdown.clone()));
-        match sessionstorm::run(cli, shutdown).await {
+        match sessionstorm::commands::run(cli, shutdown).await {
             Ok(code) => code,
             Err(err) => {
                 eprintln!("Error: {err:#}");

@@ -1,12 +1,15 @@
 //! One run, start to end: images → cluster → load and chaos → heal → sweep →
 //! teardown → report → exit code.
 //!
+//! This file says what happens and in which order; `drive` is the middle of it,
+//! read top to bottom. How each file of the run folder is written is
+//! [`RunFolder`]'s, and how the summary is built [`Summary::assemble`]'s.
+//!
 //! Teardown happens on every path once anything was created: success, failed
 //! verdict, infrastructure error, Ctrl-C. The first interrupt stops load and chaos
 //! and still checks and reports what was done; the second one skips straight to
 //! teardown.
 
-use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::Arc;
@@ -14,6 +17,7 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::chaos::{self, FaultRecord};
 use crate::cluster::attached::AttachedCluster;
@@ -25,22 +29,23 @@ use crate::cluster::{Cluster, Lifecycle};
 use crate::error::{Error, ExitCode, Result};
 use crate::gate::{self, Evidence, Verdict};
 use crate::images::{self, BuiltIn};
-use crate::load::collector::{IntervalRow, Logs};
-use crate::load::spill::{Spill, SPILL_FILE};
-use crate::load::Driver;
-use crate::metrics::{FailureTimeline, Live, Percentiles, Recorder};
-use crate::plan::{EngineKind, Model, Plan};
+use crate::load::{Driver, LoadOutcome, Swept};
+use crate::metrics::{FailureTimeline, Live, Recorder};
+use crate::plan::{EngineKind, Plan};
 use crate::progress;
 use crate::reaper::Reaper;
-use crate::report::csv::{EventsCsv, LatencyCsv};
-use crate::report::hlog::HlogWriter;
-use crate::report::{
-    self, AnomalySummary, ClusterSummary, FaultSummary, LoadSummary, SessionCounts, Summary,
-};
-use crate::Shutdown;
+use crate::report::assemble::{Found, RunIdentity};
+use crate::report::{FullLists, RunFolder, SessionCounts, Summary};
+use crate::session::Anomaly;
 
-/// The latency interval log's name in the run folder.
-const HLOG_FILE: &str = "latency.hlog";
+/// The two ways a user stops a run, fed by signals in `main` and by tests directly.
+#[derive(Debug, Clone, Default)]
+pub struct Shutdown {
+    /// First interrupt: stop load and chaos, then check, tear down and report.
+    pub graceful: CancellationToken,
+    /// Second interrupt: tear down now and exit.
+    pub abort: CancellationToken,
+}
 
 /// Runs `plan`, writing the report into the folder `out/<run id>`.
 pub async fn execute(
@@ -59,21 +64,8 @@ pub async fn execute(
         )
     });
     // Made first, so an unwritable --out fails before any container exists.
-    let dir = out.join(&run_id);
-    std::fs::create_dir_all(out)
-        .and_then(|()| std::fs::create_dir(&dir))
-        .map_err(|e| {
-            let fix = if e.kind() == std::io::ErrorKind::AlreadyExists {
-                "a run of that id exists; choose another --run-id"
-            } else {
-                "choose another folder with --out"
-            };
-            Error::Invalid(format!(
-                "cannot create the report folder {}: {e}; {fix}",
-                dir.display()
-            ))
-        })?;
-    write_scenario(plan, &dir)?;
+    let folder = RunFolder::create(out, &run_id)?;
+    folder.write_scenario(plan)?;
     say!(
         "sessionstorm {} · scenario {} · seed {} · run {run_id}",
         env!("CARGO_PKG_VERSION"),
@@ -82,7 +74,7 @@ pub async fn execute(
     );
 
     let engine = Engine::connect().await.map_err(Error::infra)?;
-    tracing::info!(run = %run_id, dir = %dir.display(), "connected to the Docker engine");
+    tracing::info!(run = %run_id, dir = %folder.path().display(), "connected to the Docker engine");
     crate::reaper::leftovers::report(&engine).await;
     // Attached, the stack runs already: only the harness's own helper may be needed.
     let mut tags = Vec::new();
@@ -127,7 +119,7 @@ pub async fn execute(
     // First, so that whatever the run makes from here on has someone to remove it.
     let reaper = Reaper::start(&engine, &run_id).await?;
     let journal = reaper.as_ref().map(Reaper::journal).unwrap_or_default();
-    let outcome = engage(engine, plan, &dir, &identity, journal, shutdown).await;
+    let outcome = engage(engine, plan, &folder, &identity, journal, shutdown).await;
     if let Some(reaper) = reaper {
         reaper.dismiss().await;
     }
@@ -138,7 +130,7 @@ pub async fn execute(
 async fn engage(
     engine: Engine,
     plan: &Plan,
-    dir: &Path,
+    folder: &RunFolder,
     identity: &RunIdentity,
     journal: Journal,
     shutdown: &Shutdown,
@@ -150,10 +142,10 @@ async fn engage(
     let Some(attach) = &plan.attach else {
         if plan.cluster.engine == EngineKind::Swarm {
             let cluster = SwarmCluster::new(engine, run_id, plan, shutdown.graceful.clone());
-            return conclude(&cluster, plan, dir, identity, shutdown).await;
+            return conclude(&cluster, plan, folder, identity, shutdown).await;
         }
         let cluster = DockerCluster::new(engine, run_id, plan, shutdown.graceful.clone());
-        return conclude(&cluster, plan, dir, identity, shutdown).await;
+        return conclude(&cluster, plan, folder, identity, shutdown).await;
     };
     if let Some(service) = attach
         .swarm_service()
@@ -170,7 +162,7 @@ async fn engage(
         let cluster = SwarmCluster::new(engine, run_id, &plan, shutdown.graceful.clone())
             .attached_to(service, delay, &attach.url)
             .with_journal(journal);
-        return conclude(&cluster, &plan, dir, identity, shutdown).await;
+        return conclude(&cluster, &plan, folder, identity, shutdown).await;
     }
     let cluster =
         AttachedCluster::discover(engine, run_id, plan, attach, shutdown.graceful.clone())
@@ -186,7 +178,7 @@ async fn engage(
         attach.selector(),
         members.join(", ")
     );
-    conclude(&cluster, &plan, dir, identity, shutdown).await
+    conclude(&cluster, &plan, folder, identity, shutdown).await
 }
 
 /// The plan for the `replicas` an attached run found, or why it does not fit them.
@@ -202,14 +194,14 @@ fn fit_attached(plan: &Plan, replicas: usize) -> Result<Plan> {
 async fn conclude<C: Lifecycle>(
     cluster: &C,
     plan: &Plan,
-    dir: &Path,
+    folder: &RunFolder,
     identity: &RunIdentity,
     shutdown: &Shutdown,
 ) -> Result<ExitCode> {
     let run_id = &identity.id;
     // A panic must not skip the teardown: catch it, tear down, then let it go on.
     let outcome = tokio::select! {
-        outcome = AssertUnwindSafe(drive(cluster, plan, dir, identity, shutdown)).catch_unwind() => outcome,
+        outcome = AssertUnwindSafe(drive(cluster, plan, folder, identity, shutdown)).catch_unwind() => outcome,
         () = shutdown.abort.cancelled() => Ok(Err(Error::Interrupted)),
     };
     // Read before teardown, which stops the orchestrator's watcher.
@@ -225,14 +217,14 @@ async fn conclude<C: Lifecycle>(
     summary.scheduling = scheduling;
     summary.gates = gate::evaluate(&plan.gates.checks, &summary);
     gate::apply(&mut summary.verdict, &summary.gates.clone());
-    let all = report::FullLists {
+    let all = FullLists {
         anomalies: &anomalies,
         faults: &faults,
     };
-    let (path, warnings) = report::write_folder(&mut summary, all, dir).map_err(|e| {
+    let (path, warnings) = folder.finish(&mut summary, all).map_err(|e| {
         Error::infra(anyhow::anyhow!(
             "cannot write the report in {}: {e}",
-            dir.display()
+            folder.path().display()
         ))
     })?;
     for warning in warnings {
@@ -254,14 +246,118 @@ async fn conclude<C: Lifecycle>(
     })
 }
 
+/// What a run found, in full: its summary, every anomaly and every fault.
+type Ran = (Summary, Vec<Anomaly>, Vec<FaultRecord>);
+
 /// Everything between an empty engine (or a stack found running) and a verdict.
 async fn drive<C: Lifecycle>(
     cluster: &C,
     plan: &Plan,
-    dir: &Path,
+    folder: &RunFolder,
     run: &RunIdentity,
     shutdown: &Shutdown,
-) -> Result<(Summary, Vec<crate::session::Anomaly>, Vec<FaultRecord>)> {
+) -> Result<Ran> {
+    let timeline = chaos::schedule(plan);
+    let started = start(cluster, plan, timeline.len(), shutdown).await?;
+    let live = Arc::new(Live::default());
+    let start = Instant::now();
+    let (driver, failures) = load_driver(plan, &started, start, &live);
+    let ready = (started.url.as_str(), started.ready_after);
+    // Replaced at the end: a run that dies still leaves a recent summary.
+    let nothing_yet = Summary::assemble(plan, run, ready, Found::nothing_yet());
+    let mut checkpoint = folder.checkpoint(nothing_yet, Arc::clone(&live), start, plan.duration);
+    let sinks = folder.interval_sinks(&plan.name, plan.seed)?;
+    let events = folder.events(plan.service.replicas, started.ready_after)?;
+    let spill = folder.spill()?;
+    let stop = shutdown.graceful.child_token();
+    let shown = Shown::start(plan, &live, start, &stop);
+    let on_fault = |record: &FaultRecord| {
+        shown.fault(record);
+        events.fault(record);
+    };
+    // The load ends at the duration, or earlier when its operation count is reached;
+    // either way chaos stops with it.
+    let load = async {
+        let outcome = driver.run(&stop, sinks, spill).await;
+        stop.cancel();
+        outcome
+    };
+    let timer = async {
+        tokio::select! {
+            () = tokio::time::sleep(plan.duration) => stop.cancel(),
+            () = stop.cancelled() => {}
+        }
+    };
+    let chaos = chaos::run(cluster, plan.min_alive, &timeline, start, &stop, &on_fault);
+    let (load, mut faults, ()) = tokio::join!(load, chaos, timer);
+    let load_elapsed = start.elapsed();
+    shown.stop().await;
+    chaos::measure_recovery(&mut faults.records, &failures, load_elapsed);
+    let interrupted = shutdown.graceful.is_cancelled();
+    if interrupted {
+        say!("interrupted: load and chaos stopped; checking what was done (Ctrl-C again to skip)");
+    }
+    for stopped in &load.collected.stopped {
+        eprintln!("warning: {stopped}");
+    }
+    let healed = heal(cluster, plan, &faults.left_down).await;
+    let sweep_after = start.elapsed().saturating_sub(load_elapsed);
+    let (swept, sessions) = sweep(&driver, &load, folder, sweep_after).await;
+    let (totals, anomalies, verdict) = judge(
+        load.collected.totals,
+        load.anomalies,
+        swept,
+        &faults.records,
+        interrupted,
+    );
+    checkpoint.stop().await;
+    let found = Found {
+        load_elapsed,
+        verdict,
+        healed,
+        sessions,
+        totals,
+        anomalies: anomalies.clone(),
+        faults: faults.records.clone(),
+        halted: faults.halted,
+        intervals: load.collected.intervals,
+        error_messages: driver.tls_failures(),
+    };
+    let summary = Summary::assemble(plan, run, ready, found);
+    Ok((summary, anomalies, faults.records))
+}
+
+/// The load's driver on the started cluster, and the timeline of failed requests
+/// it records into, long enough for the sweep too (which runs after the planned
+/// duration).
+fn load_driver(
+    plan: &Plan,
+    started: &Started,
+    start: Instant,
+    live: &Arc<Live>,
+) -> (Arc<Driver>, Arc<FailureTimeline>) {
+    let failures = Arc::new(FailureTimeline::new(
+        plan.duration * 2 + Duration::from_secs(600),
+    ));
+    let driver = Driver::new(
+        Arc::clone(&started.targets),
+        &plan.load,
+        plan.seed,
+        start,
+        Arc::clone(live),
+        Arc::clone(&failures),
+    );
+    (Arc::new(driver), failures)
+}
+
+/// Starts the cluster (or checks the stack found running) and says what is up and
+/// what comes: the load, and the `faults` planned.
+async fn start<C: Lifecycle>(
+    cluster: &C,
+    plan: &Plan,
+    faults: usize,
+    shutdown: &Shutdown,
+) -> Result<Started> {
     let started = match cluster.start().await {
         Ok(started) => started,
         Err(_) if shutdown.graceful.is_cancelled() => return Err(Error::Interrupted),
@@ -288,80 +384,48 @@ async fn drive<C: Lifecycle>(
             started.url
         ),
     }
-    let timeline = chaos::schedule(plan);
     say!(
         "load: {} for {}; chaos: {} faults planned (min_alive {})",
         plan.load.model.describe(),
         humantime::format_duration(plan.duration),
-        timeline.len(),
+        faults,
         plan.min_alive
     );
+    Ok(started)
+}
 
-    let live = Arc::new(Live::default());
-    let start = Instant::now();
-    // Covers the sweep too, which runs after the planned duration.
-    let failures = Arc::new(FailureTimeline::new(
-        plan.duration * 2 + Duration::from_secs(600),
-    ));
-    let driver = Arc::new(Driver::new(
-        Arc::clone(&started.targets),
-        &plan.load,
-        plan.seed,
-        start,
-        Arc::clone(&live),
-        Arc::clone(&failures),
-    ));
-    // Written now, rewritten as the run goes and replaced at the end, so a run
-    // that dies still leaves a recent summary (marked running) beside its
-    // scenario and latency log.
-    let mut checkpoint = Checkpoint::spawn(
-        summarize(plan, run, &started, Found::nothing_yet()),
-        dir,
-        Arc::clone(&live),
-        start,
-        plan.duration,
-    );
-    let hlog_path = dir.join(HLOG_FILE);
-    let hlog = HlogWriter::create(
-        &hlog_path,
-        std::time::SystemTime::now(),
-        &format!(
-            "sessionstorm run of scenario {} with seed {}",
-            plan.name, plan.seed
-        ),
-    )
-    .map_err(cannot_write(&hlog_path))?;
-    let latency_path = dir.join("latency.csv");
-    let mut latency_csv = LatencyCsv::create(&latency_path).map_err(cannot_write(&latency_path))?;
-    let logs = Logs {
-        hlog: Some(hlog),
-        rows: Some(Box::new(move |row| latency_csv.write(row))),
-    };
-    let events_path = dir.join("events.csv");
-    let mut events_csv = EventsCsv::create(&events_path).map_err(cannot_write(&events_path))?;
-    events_csv
-        .ready(
+/// What the terminal shows while the load runs: the live display, and a line per
+/// fault.
+struct Shown {
+    live: Arc<Live>,
+    last_fault: progress::LastFault,
+    display: tokio::task::JoinHandle<()>,
+}
+
+impl Shown {
+    /// Starts the live display, which ends with `stop`.
+    fn start(plan: &Plan, live: &Arc<Live>, start: Instant, stop: &CancellationToken) -> Shown {
+        let last_fault = progress::LastFault::default();
+        let display = tokio::spawn(progress::show(
+            progress::Mode::detect(),
+            Arc::clone(live),
+            start,
+            plan.duration,
             plan.service.replicas,
-            started.ready_after.as_millis() as u64,
-        )
-        .map_err(cannot_write(&events_path))?;
-    let events_csv = std::sync::Mutex::new(Some(events_csv));
-    let spill_path = dir.join(SPILL_FILE);
-    let spill = Spill::create(&spill_path).map_err(cannot_write(&spill_path))?;
-    let stop = shutdown.graceful.child_token();
-    let last_fault = progress::LastFault::default();
-    let progress = tokio::spawn(progress::show(
-        progress::Mode::detect(),
-        Arc::clone(&live),
-        start,
-        plan.duration,
-        plan.service.replicas,
-        Arc::clone(&last_fault),
-        stop.clone(),
-    ));
-    let on_fault = |record: &FaultRecord| {
-        Live::add(&live.faults, 1);
-        if let Ok(mut last) = last_fault.lock() {
+            Arc::clone(&last_fault),
+            stop.clone(),
+        ));
+        Shown {
+            live: Arc::clone(live),
+            last_fault,
+            display,
+        }
+    }
+
+    /// Counts a fault that ended, shows it as the last one and prints its line.
+    fn fault(&self, record: &FaultRecord) {
+        Live::add(&self.live.faults, 1);
+        if let Ok(mut last) = self.last_fault.lock() {
             *last = Some(format!(
                 "{} {} at {:.1}s: {}",
                 record.fault,
@@ -371,49 +435,18 @@ async fn drive<C: Lifecycle>(
             ));
         }
         print_fault(record);
-        // The first failure stops the file (and says so once); the run goes on.
-        if let Ok(mut csv) = events_csv.lock() {
-            if let Some(Err(err)) = csv.as_mut().map(|w| w.fault(record)) {
-                eprintln!("warning: events.csv stopped early: {err}");
-                *csv = None;
-            }
-        }
-    };
-    // The load ends at the duration, or earlier when its operation count is reached;
-    // either way chaos stops with it.
-    let load = async {
-        let outcome = driver.run(&stop, logs, spill).await;
-        stop.cancel();
-        outcome
-    };
-    let timer = async {
-        tokio::select! {
-            () = tokio::time::sleep(plan.duration) => stop.cancel(),
-            () = stop.cancelled() => {}
-        }
-    };
-    let (load, faults, ()) = tokio::join!(
-        load,
-        chaos::run(cluster, plan.min_alive, &timeline, start, &stop, &on_fault),
-        timer,
-    );
-    let load_elapsed = start.elapsed();
-    let _ = progress.await;
-    let mut faults = faults;
-    chaos::measure_recovery(&mut faults.records, &failures, load_elapsed);
-    let interrupted = shutdown.graceful.is_cancelled();
-    if interrupted {
-        say!("interrupted: load and chaos stopped; checking what was done (Ctrl-C again to skip)");
-    }
-    if let Some(err) = &load.collected.hlog_error {
-        eprintln!("warning: the latency log stopped early: {err}");
-    }
-    if let Some(err) = &load.collected.rows_error {
-        eprintln!("warning: latency.csv stopped early: {err}");
     }
 
-    let healed = match cluster
-        .wait_healthy(plan.service.ready_timeout, &faults.left_down)
+    /// Waits for the display to clear itself (it stops with the load).
+    async fn stop(self) {
+        let _ = self.display.await;
+    }
+}
+
+/// Waits for the cluster to heal after chaos; how long it took, or none (warned).
+async fn heal<C: Lifecycle>(cluster: &C, plan: &Plan, left_down: &[usize]) -> Option<Duration> {
+    match cluster
+        .wait_healthy(plan.service.ready_timeout, left_down)
         .await
     {
         Ok(took) => Some(took),
@@ -421,226 +454,63 @@ async fn drive<C: Lifecycle>(
             eprintln!("warning: the cluster did not heal after chaos: {err}");
             None
         }
-    };
+    }
+}
+
+/// The final sweep: every session the load made read once more; what it found,
+/// and the sessions' counts. The spill is removed once swept.
+async fn sweep(
+    driver: &Driver,
+    load: &LoadOutcome,
+    folder: &RunFolder,
+    sweep_after: Duration,
+) -> (Swept, SessionCounts) {
     if let Some(err) = &load.sessions.error {
         eprintln!(
             "warning: {} sessions could not be spilled to {} ({err}): counted unverified",
             load.sessions.unwritten,
-            spill_path.display()
+            folder.spill_path().display()
         );
     }
     let created = load.sessions.count + load.sessions.unwritten;
     say!("final sweep of {created} sessions");
-    let sweep_after = start.elapsed().saturating_sub(load_elapsed);
     let sweep_started = Instant::now();
     let swept = driver.sweep(&load.sessions).await;
     let sweep_took = sweep_started.elapsed();
     // Swept: every session's verdict is in the evidence now.
     let _ = load.sessions.remove();
+    let sessions = SessionCounts {
+        created,
+        checked: swept.checked,
+        unverified: swept.unverified,
+        expired: load.expired + swept.expired,
+        sweep_after_ms: sweep_after.as_millis() as u64,
+        sweep_ms: sweep_took.as_millis() as u64,
+    };
+    (swept, sessions)
+}
 
-    let mut totals = load.collected.totals;
+/// The load's and the sweep's evidence together, each anomaly named by the fault
+/// before it, and the verdict on it.
+fn judge(
+    mut totals: Recorder,
+    mut anomalies: Vec<Anomaly>,
+    swept: Swept,
+    faults: &[FaultRecord],
+    interrupted: bool,
+) -> (Recorder, Vec<Anomaly>, Verdict) {
     totals.merge(&swept.recorder);
-    let mut anomalies = load.anomalies;
     anomalies.extend(swept.anomalies);
-    let hits = chaos::HitTimeline::of(&faults.records);
+    let hits = chaos::HitTimeline::of(faults);
     for anomaly in &mut anomalies {
-        anomaly.nearest_fault = nearest_fault(&faults.records, &hits, anomaly.at);
+        anomaly.nearest_fault = nearest_fault(faults, &hits, anomaly.at);
     }
     let verdict = gate::judge(Evidence {
         anomalies: anomalies.len() as u64,
         unverified: swept.unverified,
         interrupted,
     });
-    let all_anomalies = anomalies.clone();
-    checkpoint.stop().await;
-    let summary = summarize(
-        plan,
-        run,
-        &started,
-        Found {
-            load_elapsed,
-            verdict,
-            healed,
-            sessions: SessionCounts {
-                created,
-                checked: swept.checked,
-                unverified: swept.unverified,
-                expired: load.expired + swept.expired,
-                sweep_after_ms: sweep_after.as_millis() as u64,
-                sweep_ms: sweep_took.as_millis() as u64,
-            },
-            totals,
-            anomalies,
-            faults: faults.records.clone(),
-            halted: faults.halted,
-            intervals: load.collected.intervals,
-            error_messages: driver.tls_failures(),
-        },
-    );
-    Ok((summary, all_anomalies, faults.records))
-}
-
-/// How often summary.json is rewritten while the run goes: a run that dies leaves
-/// one at most this old.
-const CHECKPOINT: Duration = Duration::from_secs(5);
-
-/// Rewrites summary.json, status `running`, every [`CHECKPOINT`] until stopped
-/// (aborted when dropped).
-struct Checkpoint(tokio::task::JoinHandle<()>);
-
-impl Checkpoint {
-    /// Writes `base` with the live counters now and then every [`CHECKPOINT`].
-    fn spawn(
-        base: Summary,
-        dir: &Path,
-        live: Arc<Live>,
-        start: Instant,
-        duration: Duration,
-    ) -> Checkpoint {
-        let dir = dir.to_path_buf();
-        Checkpoint(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(CHECKPOINT);
-            let mut warned = false;
-            loop {
-                tick.tick().await;
-                let mut summary = base.clone();
-                let elapsed = start.elapsed();
-                summary.load_elapsed_s = elapsed.min(duration).as_secs_f64().round();
-                summary.sessions.created = Live::get(&live.sessions);
-                summary.verdict.reasons.push(format!(
-                    "checkpoint {}s after the load started: {} operations, {} errors, \
-                     {} anomalies, {} faults so far",
-                    elapsed.as_secs(),
-                    Live::get(&live.ops),
-                    Live::get(&live.errors),
-                    Live::get(&live.anomalies),
-                    Live::get(&live.faults),
-                ));
-                if let Err(err) = summary.write_json(&dir) {
-                    if !std::mem::replace(&mut warned, true) {
-                        eprintln!("warning: cannot write the running summary.json: {err}");
-                    }
-                }
-            }
-        }))
-    }
-
-    /// Stops the rewrites, waiting for one under way, so the final summary replaces
-    /// the last checkpoint and never the other way round.
-    async fn stop(&mut self) {
-        self.0.abort();
-        let _ = (&mut self.0).await;
-    }
-}
-
-impl Drop for Checkpoint {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// The error for a file of the run folder that cannot be made.
-fn cannot_write(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |e| Error::infra(anyhow::anyhow!("cannot write {}: {e}", path.display()))
-}
-
-/// Who the run is, for its report.
-struct RunIdentity {
-    id: String,
-    started_at: String,
-}
-
-/// What a run found, as far as it got.
-struct Found {
-    load_elapsed: Duration,
-    verdict: Verdict,
-    healed: Option<Duration>,
-    sessions: SessionCounts,
-    totals: Recorder,
-    anomalies: Vec<crate::session::Anomaly>,
-    faults: Vec<FaultRecord>,
-    halted: Option<String>,
-    intervals: Vec<IntervalRow>,
-    /// Why requests failed, where the kind does not say ([`Summary::error_messages`]).
-    error_messages: BTreeMap<String, u64>,
-}
-
-impl Found {
-    /// Nothing yet: the run is under way.
-    fn nothing_yet() -> Self {
-        Found {
-            load_elapsed: Duration::ZERO,
-            verdict: Verdict {
-                status: "running",
-                reasons: vec![
-                    "the run had not finished when this summary was written; a crash or a kill leaves it so"
-                        .to_string(),
-                ],
-                exit_code: ExitCode::Infrastructure.code(),
-            },
-            healed: None,
-            sessions: SessionCounts::default(),
-            totals: Recorder::default(),
-            anomalies: Vec::new(),
-            faults: Vec::new(),
-            halted: None,
-            intervals: Vec::new(),
-            error_messages: BTreeMap::new(),
-        }
-    }
-}
-
-/// The run's summary from the plan and what was found.
-fn summarize(plan: &Plan, run: &RunIdentity, started: &Started, mut found: Found) -> Summary {
-    let (rate, users) = match &plan.load.model {
-        Model::Open { profile, .. } => {
-            let end = profile.stages.last().map_or(profile.start, |s| s.to);
-            (Some([profile.start, end]), None)
-        }
-        Model::Closed { users, .. } => (None, Some(*users)),
-    };
-    Summary {
-        schema_version: report::SCHEMA_VERSION,
-        run_id: run.id.clone(),
-        scenario: plan.name.clone(),
-        description: plan.description.clone(),
-        seed: plan.seed,
-        started_at: run.started_at.clone(),
-        duration_s: plan.duration.as_secs_f64(),
-        load_elapsed_s: (found.load_elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
-        verdict: found.verdict,
-        load: LoadSummary {
-            model: if users.is_some() { "closed" } else { "open" },
-            rate,
-            users,
-            ops_per_session: plan.load.ops_per_session(),
-            warmup_s: plan.load.warmup.as_secs_f64(),
-            missed_starts: found.totals.missed_starts,
-            start_lateness_ms: Percentiles::of(&found.totals.start_lateness),
-        },
-        cluster: ClusterSummary {
-            replicas: plan.service.replicas,
-            url: started.url.clone(),
-            ready_ms: started.ready_after.as_millis() as u64,
-            healed_ms: found.healed.map(|d| d.as_millis() as u64),
-        },
-        sessions: found.sessions,
-        operations: report::operations(&found.totals),
-        served_by: std::mem::take(&mut found.totals.served_by),
-        errors_by: std::mem::take(&mut found.totals.errors_by),
-        errors_without_replica: found.totals.errors_without_replica,
-        error_messages: found.error_messages,
-        faults: FaultSummary::of(&found.faults, found.halted, &found.anomalies),
-        anomalies: AnomalySummary::of(found.anomalies),
-        intervals: found.intervals,
-        files: BTreeMap::from([("latency_log", HLOG_FILE.to_string())]),
-        scenario_toml: crate::secrets::mask_scenario(&plan.source.text),
-        gates: Vec::new(),
-        tolerances: (plan.gates.tolerances.iter())
-            .map(|(metric, t)| (metric.clone(), t.to_string()))
-            .collect(),
-        scheduling: None,
-    }
+    (totals, anomalies, verdict)
 }
 
 /// The last fault injected at or before `at`, in words.
@@ -694,76 +564,4 @@ fn print_fault(record: &FaultRecord) {
         record.target,
         record.outcome
     );
-}
-
-/// The scenario file in the run folder.
-pub const SCENARIO_FILE: &str = "scenario.toml";
-
-/// Keeps the scenario as run beside the report, secrets masked: the file as written,
-/// headed by the overrides the command line applied to it. Written before anything
-/// starts, so a full disk or an unwritable folder stops the run with nothing to undo.
-fn write_scenario(plan: &Plan, dir: &Path) -> Result<()> {
-    use std::fmt::Write as _;
-    let mut text = format!(
-        "# scenario {} as run (secrets masked)\n",
-        plan.source.path.display()
-    );
-    for setting in &plan.overrides {
-        let _ = writeln!(text, "# override: {setting}");
-    }
-    text.push_str(&crate::secrets::mask_scenario(&plan.source.text));
-    let path = dir.join(SCENARIO_FILE);
-    std::fs::write(&path, text).map_err(|e| {
-        let message = format!(
-            "cannot write {}: {e}; free some space or choose another folder with --out",
-            path.display()
-        );
-        // A full disk is the machine's problem; anything else is the folder given.
-        if e.kind() == std::io::ErrorKind::StorageFull {
-            Error::infra(anyhow::anyhow!(message))
-        } else {
-            Error::Invalid(message)
-        }
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn the_checkpoint_rewrites_the_summary_every_5s_until_stopped() {
-        let dir = tempfile::tempdir().unwrap();
-        let base = Summary::parse(include_str!("../tests/fixtures/summary.json")).unwrap();
-        let live = Arc::new(Live::default());
-        let read = || Summary::read(dir.path()).unwrap();
-        let mut checkpoint = Checkpoint::spawn(
-            base,
-            dir.path(),
-            Arc::clone(&live),
-            Instant::now(),
-            Duration::from_secs(60),
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert!(read()
-            .verdict
-            .reasons
-            .last()
-            .unwrap()
-            .starts_with("checkpoint 0s after"));
-        Live::add(&live.ops, 42);
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        let summary = read();
-        let reason = summary.verdict.reasons.last().unwrap();
-        assert!(reason.starts_with("checkpoint 10s after"), "{reason}");
-        assert!(reason.contains("42 operations"), "{reason}");
-        assert_eq!(summary.load_elapsed_s, 10.0);
-        checkpoint.stop().await;
-        std::fs::remove_file(dir.path().join("summary.json")).unwrap();
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        assert!(
-            !dir.path().join("summary.json").exists(),
-            "rewritten after stop"
-        );
-    }
 }

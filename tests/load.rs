@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use sessionstorm::load::collector::Logs;
+use sessionstorm::load::collector::Sinks;
 use sessionstorm::load::spill::{Spill, SPILL_FILE};
 use sessionstorm::load::targets::Targets;
 use sessionstorm::load::{Driver, LoadOutcome};
@@ -177,7 +177,7 @@ async fn drive(svc: Arc<Service>, plan: LoadPlan, duration: Duration) -> (LoadOu
     });
     let dir = tempfile::tempdir().unwrap();
     let spill = Spill::create(&dir.path().join(SPILL_FILE)).unwrap();
-    let mut outcome = driver.run(&stop, Logs::default(), spill).await;
+    let mut outcome = driver.run(&stop, Sinks::new(), spill).await;
     let swept = driver.sweep(&outcome.sessions).await;
     outcome.anomalies.extend(swept.anomalies);
     assert_eq!(swept.unverified, 0);

@@ -152,7 +152,7 @@ fn html_holds_verdict_charts_faults_anomalies_and_the_scenario_escaped() {
 }
 
 #[test]
-fn write_folder_writes_every_file_and_rebuild_rewrites_the_html() {
+fn the_run_folder_finishes_every_file_and_rebuild_rewrites_the_html() {
     let dir = tempfile::tempdir().unwrap();
     let mut summary = fixture();
     let anomalies = summary.anomalies.samples.clone();
@@ -161,7 +161,8 @@ fn write_folder_writes_every_file_and_rebuild_rewrites_the_html() {
         anomalies: &anomalies,
         faults: &faults,
     };
-    let (_, warnings) = report::write_folder(&mut summary, all, dir.path()).unwrap();
+    let folder = report::RunFolder::at(dir.path());
+    let (_, warnings) = folder.finish(&mut summary, all).unwrap();
     assert!(warnings.is_empty(), "{warnings:?}");
     // The latency log and latency.csv are streamed by the run, not written here.
     let streamed = ["latency_log", "latency_csv"];

@@ -1,17 +1,46 @@
 #!/usr/bin/env python3
-"""The file-level import graph of `src/`, and its circles.
+"""The file-level import graph of `src/`, checked against the crate's layers.
 
 Every `crate::`, `super::` and `self::` path (use lines and inline paths, groups
 included) is resolved to the file that defines the module it names; `#[cfg(test)]`
-modules are left out, since tests may reach across layers. ARCHITECTURE.md's rule is
-that this prints `0 circles`.
+modules are left out, since tests may reach across layers. It fails (exit 1) on:
 
-    python3 tools/modgraph.py src        # the circles and a count
+- an import circle between files;
+- an arrow against LAYERS below: a file importing a layer that comes after its own;
+- an arrow FORBIDDEN below, though the layers allow it;
+- a top-level module placed in no layer (a new one must be given its place).
+
+ARCHITECTURE.md's bird's-eye view describes the same order; CI runs this.
+
+    python3 tools/modgraph.py src        # what is wrong, and a count
     python3 tools/modgraph.py src -v     # every file and what it imports
 """
 import os
 import re
 import sys
+
+# The crate's layers in import order: a file may import its own layer and the
+# layers before it, never one after. Top-level modules; "" is the crate root
+# (lib.rs, main.rs). The session and the metrics are evidence in the pipeline's
+# order, but the engine records into them, so they come before it here.
+LAYERS = [
+    ("input", ["scenario", "flow", "session", "compact", "secrets"]),
+    ("plan", ["plan"]),
+    ("validation", ["validate"]),
+    ("records", ["metrics", "progress"]),
+    ("engine", ["images", "error", "cluster", "reaper", "load", "chaos"]),
+    ("verdict", ["gate"]),
+    ("output", ["report", "compare"]),
+    ("commands", ["cli", "commands", "run", "fuzz_inputs", ""]),
+]
+
+# Arrows the layers allow but the design does not, with why.
+FORBIDDEN = [
+    ("load", "report", "the load names no output format: it writes through "
+     "load::collector::IntervalSink, which the report's formats implement"),
+    ("load", "cluster", "the load and the cluster share only what sits below "
+     "both; the load never reaches into the cluster"),
+]
 
 TEST_MODULE = re.compile(r"#\[cfg\(test\)\]\s*mod\s+\w+\s*\{")
 
@@ -109,18 +138,46 @@ def circles(graph):
     return found
 
 
+def name(m):
+    return "::".join(m) or "crate"
+
+
+def layer_breaches(graph):
+    """Files in no layer, and arrows against the layers or forbidden, as lines."""
+    rank = {top: i for i, (_, tops) in enumerate(LAYERS) for top in tops}
+    top = lambda m: m[0] if m else ""
+    lines = []
+    for m in sorted(graph):
+        if top(m) not in rank:
+            lines.append(f"UNPLACED: {name(m)}: module `{top(m)}` is in no layer of "
+                         "LAYERS in tools/modgraph.py; add it where it belongs")
+    for m in sorted(graph):
+        for t in sorted(graph[m]):
+            a, b = top(m), top(t)
+            why = next((w for src, dst, w in FORBIDDEN if (src, dst) == (a, b)), None)
+            if why is not None:
+                lines.append(f"FORBIDDEN: {name(m)} -> {name(t)}: {why}")
+            elif a in rank and b in rank and rank[b] > rank[a]:
+                lines.append(f"AGAINST THE LAYERS: {name(m)} -> {name(t)}: "
+                             f"{LAYERS[rank[a]][0]} may not import {LAYERS[rank[b]][0]}")
+    return lines
+
+
 def main():
     root = next((a for a in sys.argv[1:] if not a.startswith("-")), "src")
     graph = edges(modules(root))
-    name = lambda m: "::".join(m) or "crate"
     if "-v" in sys.argv:
         for m in sorted(graph):
             print(f"{name(m):28} -> {', '.join(sorted(name(t) for t in graph[m]))}")
     found = circles(graph)
     for c in found:
         print("CIRCLE:", ", ".join(sorted(name(m) for m in c)))
-    print(f"{len(graph)} files, {sum(map(len, graph.values()))} edges, {len(found)} circles")
-    return 1 if found else 0
+    breaches = layer_breaches(graph)
+    for line in breaches:
+        print(line)
+    print(f"{len(graph)} files, {sum(map(len, graph.values()))} edges, {len(found)} circles, "
+          f"{len(breaches)} layer breaches")
+    return 1 if found or breaches else 0
 
 
 if __name__ == "__main__":

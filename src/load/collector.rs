@@ -1,10 +1,11 @@
-//! Merges the shards' per-second recorders into one row per interval, writes each
-//! completed interval to the HdrHistogram interval log, and keeps run totals.
+//! Merges the shards' per-second recorders into one row per interval, hands each
+//! completed interval to the caller's [`IntervalSink`]s, and keeps run totals.
 //!
 //! An interval is complete once every source has reported it or finished, so a row
-//! never misses a late shard. Each row goes to the caller's row sink (`latency.csv`
-//! in a run) and into a bounded [`Series`]; the histograms go to the log and are
-//! merged into the totals, so memory is bounded whatever the run's length.
+//! never misses a late shard. Each interval goes to the sinks (in a run, the report's
+//! streamed formats: `latency.csv` and the HdrHistogram log) and its row into a
+//! bounded [`Series`]; the histograms are merged into the totals, so memory is
+//! bounded whatever the run's length.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -16,7 +17,6 @@ use tokio::sync::mpsc;
 use super::series::Series;
 pub use super::series::{IntervalOp, IntervalRow};
 use crate::metrics::{Live, Recorder};
-use crate::report::hlog::HlogWriter;
 
 /// The length of an interval.
 pub const INTERVAL: Duration = Duration::from_secs(1);
@@ -42,38 +42,32 @@ pub struct Collected {
     pub totals: Recorder,
     /// The run over time, at most [`super::series::MAX_POINTS`] points.
     pub intervals: Vec<IntervalRow>,
-    /// Why the interval log stopped being written, if it did.
-    pub hlog_error: Option<String>,
-    /// Why the row sink stopped, if it did.
-    pub rows_error: Option<String>,
+    /// The sinks that stopped early, and why: `"latency.csv stopped early: …"`.
+    pub stopped: Vec<String>,
 }
 
-/// Takes every interval's full-resolution row as it closes (a run writes them to
-/// `latency.csv`).
-pub type RowSink = Box<dyn FnMut(&IntervalRow) -> std::io::Result<()> + Send>;
+/// Where every completed interval goes as the run goes, at full resolution. The
+/// report's streamed formats implement it, so the load names no output format and
+/// a new format needs no change here.
+pub trait IntervalSink: Send {
+    /// What a warning calls the sink when it stops ("latency.csv").
+    fn name(&self) -> &'static str;
 
-/// Where the collector writes as the run goes.
-#[derive(Default)]
-pub struct Logs {
-    pub hlog: Option<HlogWriter>,
-    pub rows: Option<RowSink>,
+    /// Takes one completed interval: its row (`t` and `span_s` say which seconds)
+    /// and the merged recorder the row was made from.
+    fn interval(&mut self, row: &IntervalRow, recorder: &Recorder) -> std::io::Result<()>;
 }
 
-impl std::fmt::Debug for Logs {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Logs")
-            .field("hlog", &self.hlog.is_some())
-            .field("rows", &self.rows.is_some())
-            .finish()
-    }
-}
+/// The sinks of a run, written in this order; a sink that fails is dropped (the
+/// run goes on) and named in [`Collected::stopped`].
+pub type Sinks = Vec<Box<dyn IntervalSink>>;
 
 /// Receives from `sources` sources until each has said it is done.
 pub async fn collect(
     mut inbox: mpsc::UnboundedReceiver<Message>,
     sources: usize,
     warmup: Duration,
-    mut logs: Logs,
+    mut sinks: Sinks,
     live: Arc<Live>,
 ) -> Collected {
     let mut collected = Collected::default();
@@ -99,7 +93,7 @@ pub async fn collect(
                 break;
             }
             let (index, recorder) = entry.remove_entry();
-            let row = close_interval(&mut collected, index, &recorder, warmup, &mut logs);
+            let row = close_interval(&mut collected, index, &recorder, warmup, &mut sinks);
             publish(&live, &row, &recorder);
             series.push(row);
         }
@@ -114,7 +108,7 @@ pub async fn collect(
             index,
             &recorder,
             warmup,
-            &mut logs,
+            &mut sinks,
         ));
     }
     collected.intervals = series.into_rows();
@@ -134,23 +128,17 @@ fn publish(live: &Live, row: &IntervalRow, recorder: &Recorder) {
         .store(recorder.served_by.len() as u64, Ordering::Relaxed);
 }
 
-/// Adds the interval to the totals and the logs; returns its row.
+/// Adds the interval to the totals and hands it to the sinks; returns its row.
 fn close_interval(
     collected: &mut Collected,
     index: u64,
     recorder: &Recorder,
     warmup: Duration,
-    logs: &mut Logs,
+    sinks: &mut Sinks,
 ) -> IntervalRow {
     let warm = INTERVAL * (index as u32 + 1) <= warmup;
     if !warm {
         collected.totals.merge(recorder);
-    }
-    if let Some(writer) = &mut logs.hlog {
-        if let Err(err) = writer.write_interval(INTERVAL * index as u32, INTERVAL, recorder) {
-            collected.hlog_error = Some(err.to_string());
-            logs.hlog = None;
-        }
     }
     let row = IntervalRow {
         t: index,
@@ -163,12 +151,13 @@ fn close_interval(
             .map(|op| (op, IntervalOp::of(recorder, op)))
             .collect(),
     };
-    if let Some(sink) = &mut logs.rows {
-        if let Err(err) = sink(&row) {
-            collected.rows_error = Some(err.to_string());
-            logs.rows = None;
+    sinks.retain_mut(|sink| match sink.interval(&row, recorder) {
+        Ok(()) => true,
+        Err(err) => {
+            (collected.stopped).push(format!("{} stopped early: {err}", sink.name()));
+            false
         }
-    }
+    });
     row
 }
 
@@ -208,14 +197,7 @@ mod tests {
         send(0, 2, recorder(50, 0));
         tx.send(Message::Done { source: 0 }).unwrap();
         tx.send(Message::Done { source: 1 }).unwrap();
-        let collected = collect(
-            rx,
-            2,
-            Duration::from_secs(1),
-            Logs::default(),
-            Arc::default(),
-        )
-        .await;
+        let collected = collect(rx, 2, Duration::from_secs(1), Sinks::new(), Arc::default()).await;
         let rows = &collected.intervals;
         assert_eq!(rows.len(), 3);
         assert_eq!(rows.iter().map(|r| r.t).collect::<Vec<_>>(), [0, 1, 2]);
@@ -229,10 +211,9 @@ mod tests {
         assert!(p.max >= 39.0 && p.max <= 41.0, "{p:?}");
     }
 
-    #[tokio::test]
-    async fn every_second_goes_to_the_sink_and_the_series_stays_bounded() {
+    /// One source's `seconds` intervals of 10 ms appends, and its end.
+    fn one_source(seconds: u64) -> mpsc::UnboundedReceiver<Message> {
         let (tx, rx) = mpsc::unbounded_channel();
-        let seconds = 2000;
         for index in 0..seconds {
             let recorder = Box::new(recorder(10, 0));
             tx.send(Message::Interval {
@@ -243,16 +224,61 @@ mod tests {
             .unwrap();
         }
         tx.send(Message::Done { source: 0 }).unwrap();
+        rx
+    }
+
+    /// Fails from its second interval on.
+    struct Full(u64);
+
+    impl IntervalSink for Full {
+        fn name(&self) -> &'static str {
+            "full.csv"
+        }
+
+        fn interval(&mut self, _: &IntervalRow, _: &Recorder) -> std::io::Result<()> {
+            self.0 += 1;
+            match self.0 {
+                1 => Ok(()),
+                _ => Err(std::io::Error::other("disk full")),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_sink_that_fails_is_dropped_and_named_and_the_others_go_on() {
+        let rx = one_source(3);
         let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = Arc::clone(&seen);
-        let logs = Logs {
-            hlog: None,
-            rows: Some(Box::new(move |row| {
-                sink.lock().unwrap().push((row.t, row.span_s));
-                Ok(())
-            })),
-        };
-        let collected = collect(rx, 1, Duration::ZERO, logs, Arc::default()).await;
+        let sinks: Sinks = vec![Box::new(Full(0)), Box::new(Seen(Arc::clone(&seen)))];
+        let collected = collect(rx, 1, Duration::ZERO, sinks, Arc::default()).await;
+        assert_eq!(collected.stopped, ["full.csv stopped early: disk full"]);
+        assert_eq!(
+            seen.lock().unwrap().len(),
+            3,
+            "the other sink had every second"
+        );
+    }
+
+    /// Notes which seconds it was handed.
+    struct Seen(Arc<std::sync::Mutex<Vec<(u64, u64)>>>);
+
+    impl IntervalSink for Seen {
+        fn name(&self) -> &'static str {
+            "seen"
+        }
+
+        fn interval(&mut self, row: &IntervalRow, _: &Recorder) -> std::io::Result<()> {
+            self.0.lock().unwrap().push((row.t, row.span_s));
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn every_second_goes_to_the_sink_and_the_series_stays_bounded() {
+        let seconds = 2000;
+        let rx = one_source(seconds);
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sinks: Sinks = vec![Box::new(Seen(Arc::clone(&seen)))];
+        let collected = collect(rx, 1, Duration::ZERO, sinks, Arc::default()).await;
         let seen = seen.lock().unwrap();
         assert_eq!(*seen, (0..seconds).map(|t| (t, 1)).collect::<Vec<_>>());
         let rows = &collected.intervals;

@@ -49,7 +49,7 @@ use tokio_util::sync::CancellationToken;
 use crate::metrics::{FailureTimeline, Live, Outcome, Recorder};
 use crate::plan::{LoadPlan, Model};
 use crate::session::{Anomaly, Op};
-use collector::{Collected, Logs, INTERVAL};
+use collector::{Collected, Sinks, INTERVAL};
 use exchange::{Done, Job};
 use session::{LiveSession, Step};
 
@@ -174,7 +174,7 @@ impl Driver {
     pub async fn run(
         self: &Arc<Self>,
         stop: &CancellationToken,
-        logs: Logs,
+        sinks: Sinks,
         spill: spill::Spill,
     ) -> LoadOutcome {
         let operator = Arc::clone(self);
@@ -187,7 +187,7 @@ impl Driver {
         // a request fewer).
         let operate =
             move |job| Box::pin(Arc::clone(&operator).run_job(job, Arc::clone(&stop_ops)));
-        self.run_with(stop, (logs, spill), true, operate).await
+        self.run_with(stop, (sinks, spill), true, operate).await
     }
 
     /// [`Driver::run`] with its threads and its operations chosen: `on_threads`
@@ -197,7 +197,7 @@ impl Driver {
     async fn run_with<O, F>(
         self: &Arc<Self>,
         stop: &CancellationToken,
-        (logs, spill): (Logs, spill::Spill),
+        (sinks, spill): (Sinks, spill::Spill),
         on_threads: bool,
         operate: O,
     ) -> LoadOutcome
@@ -211,7 +211,7 @@ impl Driver {
             inbox,
             shards,
             self.plan.warmup,
-            logs,
+            sinks,
             Arc::clone(&self.live),
         ));
         let mut results = Vec::with_capacity(shards);
@@ -434,7 +434,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let spill = spill::Spill::create(&dir.path().join(spill::SPILL_FILE)).unwrap();
         let outcome = driver
-            .run_with(&stop, (Logs::default(), spill), false, operate)
+            .run_with(&stop, (Sinks::new(), spill), false, operate)
             .await;
         let mut starts = std::mem::take(&mut *starts.lock().unwrap());
         starts.sort_by_key(|s| s.due);

@@ -31,6 +31,7 @@ pub mod faults;
 pub mod gates;
 pub mod image;
 pub mod load;
+mod render;
 pub mod service;
 pub mod template;
 pub mod tls;

@@ -6,8 +6,8 @@
 //! not), so a script written against one run reads every other.
 
 use crate::chaos::FaultRecord;
-use crate::load::collector::IntervalRow;
-use crate::metrics::{ErrorKind, Percentiles};
+use crate::load::collector::{IntervalRow, IntervalSink};
+use crate::metrics::{ErrorKind, Percentiles, Recorder};
 use crate::session::Anomaly;
 
 use super::Summary;
@@ -88,6 +88,17 @@ impl<W: std::io::Write> LatencyCsv<W> {
     /// The writer behind it.
     pub fn into_inner(self) -> Result<W> {
         finish(self.writer)
+    }
+}
+
+/// The run streams every second's rows into the file as it completes.
+impl<W: std::io::Write + Send> IntervalSink for LatencyCsv<W> {
+    fn name(&self) -> &'static str {
+        "latency.csv"
+    }
+
+    fn interval(&mut self, row: &IntervalRow, _: &Recorder) -> Result<()> {
+        self.write(row)
     }
 }
 

@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime};
 use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
 use hdrhistogram::serialization::V2DeflateSerializer;
 
+use crate::load::collector::{IntervalRow, IntervalSink};
 use crate::metrics::{Outcome, Recorder};
 
 pub struct HlogWriter {
@@ -78,6 +79,18 @@ impl HlogWriter {
             }
         }
         self.out.flush()
+    }
+}
+
+/// The run streams every second's histograms into the log as it completes.
+impl IntervalSink for HlogWriter {
+    fn name(&self) -> &'static str {
+        "the latency log"
+    }
+
+    fn interval(&mut self, row: &IntervalRow, recorder: &Recorder) -> std::io::Result<()> {
+        let start = Duration::from_secs(row.t);
+        self.write_interval(start, Duration::from_secs(row.span_s), recorder)
     }
 }
 

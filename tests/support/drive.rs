@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use sessionstorm::load::collector::Logs;
+use sessionstorm::load::collector::Sinks;
 use sessionstorm::load::spill::{Spill, SPILL_FILE};
 use sessionstorm::load::targets::Targets;
 use sessionstorm::load::{Driver, LoadOutcome, Swept};
@@ -44,7 +44,7 @@ pub async fn drive(app: Router, scenario: &str, pause: Duration) -> (LoadOutcome
     });
     let dir = tempfile::tempdir().unwrap();
     let spill = Spill::create(&dir.path().join(SPILL_FILE)).unwrap();
-    let outcome = driver.run(&stop, Logs::default(), spill).await;
+    let outcome = driver.run(&stop, Sinks::new(), spill).await;
     tokio::time::sleep(pause).await;
     let swept = driver.sweep(&outcome.sessions).await;
     (outcome, swept)
