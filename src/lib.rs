@@ -74,4 +74,5 @@ pub mod run;
 pub mod scenario;
 pub mod secrets;
 pub mod session;
+pub mod store;
 pub mod validate;

@@ -28,7 +28,7 @@ LAYERS = [
     ("plan", ["plan"]),
     ("validation", ["validate"]),
     ("records", ["metrics", "progress"]),
-    ("engine", ["images", "error", "cluster", "reaper", "load", "chaos"]),
+    ("engine", ["images", "error", "cluster", "reaper", "load", "chaos", "store"]),
     ("verdict", ["gate"]),
     ("output", ["report", "compare"]),
     ("commands", ["cli", "commands", "run", "fuzz_inputs", ""]),
