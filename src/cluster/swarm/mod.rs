@@ -36,12 +36,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use bollard::models::{
-    LocalNodeState, NetworkCreateRequest, NodeSpecAvailabilityEnum, NodeState, Task, TaskState,
-};
-use bollard::query_parameters::{
-    InspectNetworkOptionsBuilder, InspectServiceOptions, ListNodesOptions, ListTasksOptionsBuilder,
-};
+use bollard::models::{LocalNodeState, NodeSpecAvailabilityEnum, NodeState, Task, TaskState};
 use tokio_util::sync::CancellationToken;
 
 use self::agent::AgentAction;
@@ -113,15 +108,7 @@ pub struct SwarmCluster {
 /// A running Swarm service to attach to: how many tasks it asks for, and its
 /// restart delay.
 pub async fn discover(engine: &Engine, service: &str) -> Result<(usize, Duration), EngineError> {
-    let found = engine
-        .docker()
-        .inspect_service(service, None::<InspectServiceOptions>)
-        .await
-        .map_err(|source| EngineError::Call {
-            action: "find the Swarm service",
-            object: service.to_string(),
-            source,
-        })?;
+    let found = engine.service(service).await?;
     let spec = found.spec.unwrap_or_default();
     let replicas = (spec.mode.and_then(|m| m.replicated))
         .and_then(|r| r.replicas)
@@ -257,17 +244,7 @@ impl SwarmCluster {
     /// This engine must manage a swarm: the services are created through it. Its
     /// node's id.
     async fn require_manager(&self) -> Result<String, EngineError> {
-        let info = self
-            .engine
-            .docker()
-            .info()
-            .await
-            .map_err(|source| EngineError::Call {
-                action: "read the state of",
-                object: "the engine".into(),
-                source,
-            })?;
-        let swarm = info.swarm.unwrap_or_default();
+        let swarm = self.engine.swarm_state().await?;
         if swarm.local_node_state == Some(LocalNodeState::ACTIVE)
             && swarm.control_available == Some(true)
         {
@@ -286,23 +263,9 @@ impl SwarmCluster {
     /// The attachable overlay network of the run: tasks, the store and the balancer
     /// meet on it.
     async fn create_network(&self) -> Result<(), EngineError> {
-        let request = NetworkCreateRequest {
-            name: self.network.clone(),
-            driver: Some("overlay".into()),
-            attachable: Some(true),
-            labels: Some(self.labels("network")),
-            ..Default::default()
-        };
         self.engine
-            .docker()
-            .create_network(request)
+            .create_overlay_network(&self.network, self.labels("network"))
             .await
-            .map(drop)
-            .map_err(|source| EngineError::Call {
-                action: "create overlay network",
-                object: self.network.clone(),
-                source,
-            })
     }
 
     /// The id of a local image: a service naming its image by id runs the node's
@@ -314,8 +277,8 @@ impl SwarmCluster {
                  nodes' own stores (there is no registry): build it with `sessionstorm images build`"
             ))
         };
-        let image = (self.engine.docker().inspect_image(tag).await).map_err(|_| missing())?;
-        image.id.ok_or_else(missing)
+        let image = (self.engine.image(tag).await).map_err(|_| missing())?;
+        image.and_then(|i| i.id).ok_or_else(missing)
     }
 
     async fn create_replicas(&self, image: &str) -> Result<(), EngineError> {
@@ -353,15 +316,9 @@ impl SwarmCluster {
             restart_delay: self.plan.cluster.restart_delay,
         });
         self.engine
-            .docker()
-            .create_service(request, None)
+            .create_service(request, "create service")
             .await
             .map(drop)
-            .map_err(|source| EngineError::Call {
-                action: "create service",
-                object: self.service.clone(),
-                source,
-            })
     }
 
     /// Starts the watcher that reads the task list for the report's scheduling facts.
@@ -371,7 +328,7 @@ impl SwarmCluster {
         let facts = Arc::clone(&self.facts);
         let handle = tokio::spawn(async move {
             loop {
-                if let Ok(tasks) = tasks_of(&engine, &service).await {
+                if let Ok(tasks) = engine.tasks(&service).await {
                     let seen: Vec<Observed> = tasks.iter().filter_map(observed).collect();
                     facts.lock().expect("facts lock").observe(&seen);
                 }
@@ -383,7 +340,7 @@ impl SwarmCluster {
 
     /// The running task of `slot`, other than `not`, with its container.
     async fn locate(&self, slot: usize, not: Option<&str>) -> Result<Option<Located>, EngineError> {
-        let tasks = tasks_of(&self.engine, &self.service).await?;
+        let tasks = self.engine.tasks(&self.service).await?;
         Ok(self.running(&tasks, slot, not))
     }
 
@@ -466,20 +423,13 @@ impl SwarmCluster {
     /// (a verbose network inspection lists every node's tasks on it): the task's
     /// container may be on another node, whose engine the harness does not reach.
     async fn address(&self, task: &Located) -> Result<String, String> {
-        let options = InspectNetworkOptionsBuilder::default()
-            .verbose(true)
-            .build();
-        let network = (self.engine.docker())
-            .inspect_network(&self.network, Some(options))
-            .await
-            .map_err(|e| format!("cannot inspect network {}: {e}", self.network))?;
-        let services = network.services.unwrap_or_default();
-        let tasks = (services.get(&self.service))
-            .and_then(|s| s.get("Tasks"))
-            .and_then(|t| t.as_array());
+        let tasks = (self
+            .engine
+            .overlay_tasks(&self.network, &self.service)
+            .await)
+            .map_err(|e| e.to_string())?;
         tasks
-            .into_iter()
-            .flatten()
+            .iter()
             .find(|t| t.get("Name").and_then(|n| n.as_str()) == Some(task.name.as_str()))
             .and_then(|t| t.get("EndpointIP")?.as_str())
             .filter(|ip| !ip.is_empty())
@@ -496,7 +446,7 @@ impl SwarmCluster {
         let finished = match self.engine.inspect(&task.container).await {
             Ok(info) => info.state?.finished_at?,
             Err(_) => {
-                let tasks = tasks_of(&self.engine, &self.service).await.ok()?;
+                let tasks = self.engine.tasks(&self.service).await.ok()?;
                 let found = tasks.iter().find(|t| t.id.as_deref() == Some(&task.task))?;
                 let status = found.status.as_ref()?;
                 if status.state == Some(TaskState::RUNNING) {
@@ -521,7 +471,7 @@ impl SwarmCluster {
         deadline: Instant,
     ) -> Result<String, EngineError> {
         loop {
-            let tasks = tasks_of(&self.engine, &self.service).await?;
+            let tasks = self.engine.tasks(&self.service).await?;
             if let Some((node, why)) = image_refused(&tasks) {
                 return Err(self.missing_image(&self.plan.service.image, &node, &why));
             }
@@ -587,14 +537,8 @@ impl SwarmCluster {
             labels: self.labels("agent"),
         });
         self.engine
-            .docker()
-            .create_service(request, None)
-            .await
-            .map_err(|source| EngineError::Call {
-                action: "create the agent job",
-                object: name.clone(),
-                source,
-            })?;
+            .create_service(request, "create the agent job")
+            .await?;
         let ended = self.job_end(&name, began + JOB_TIMEOUT).await;
         self.engine.remove_service(&name).await?;
         match ended {
@@ -613,14 +557,7 @@ impl SwarmCluster {
     /// and a node without it would only say so at the first fault on it, mid-run.
     /// One job per node, at once; no job on a single node (the image is local).
     async fn check_nodes(&self, local: &str) -> Result<(), EngineError> {
-        let nodes = (self.engine.docker())
-            .list_nodes(None::<ListNodesOptions>)
-            .await
-            .map_err(|source| EngineError::Call {
-                action: "list the nodes of",
-                object: "the swarm".into(),
-                source,
-            })?;
+        let nodes = self.engine.nodes().await?;
         {
             let mut facts = self.facts.lock().expect("facts lock");
             for node in &nodes {
@@ -647,9 +584,7 @@ impl SwarmCluster {
     /// Waits until the job's task completed; why not, otherwise.
     async fn job_end(&self, job: &str, deadline: Instant) -> Result<(), String> {
         loop {
-            let tasks = tasks_of(&self.engine, job)
-                .await
-                .map_err(|e| e.to_string())?;
+            let tasks = self.engine.tasks(job).await.map_err(|e| e.to_string())?;
             if let Some(status) = tasks.first().and_then(|t| t.status.clone()) {
                 match status.state {
                     Some(TaskState::COMPLETE) => return Ok(()),
@@ -678,22 +613,6 @@ impl SwarmCluster {
         }
         Ok(began.elapsed())
     }
-}
-
-/// The tasks of a service, every state.
-async fn tasks_of(engine: &Engine, service: &str) -> Result<Vec<Task>, EngineError> {
-    let filters = HashMap::from([("service", vec![service])]);
-    engine
-        .docker()
-        .list_tasks(Some(
-            ListTasksOptionsBuilder::default().filters(&filters).build(),
-        ))
-        .await
-        .map_err(|source| EngineError::Call {
-            action: "list the tasks of service",
-            object: service.to_string(),
-            source,
-        })
 }
 
 /// What a node's engine says when a task's image is not in its store.
