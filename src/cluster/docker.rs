@@ -22,14 +22,13 @@ use super::delay::DelayProxy;
 use super::engine::{published_host, ContainerSpec, Engine, EngineError, Removed};
 use super::limits::{self, Ended, Limits};
 use super::netns::{self, Shaping};
+use super::ready::{wait_ready, Probe, Waiting};
 use super::upload::tar_of;
 use super::{haproxy, Acted, Action, Cluster, Lifecycle, Victim};
 use crate::load::targets::Targets;
 use crate::plan::template::{Template, Values};
 use crate::plan::{BalancerKind, Fault, Persistence, Plan, Scheme, StoreKind, Target, TlsPlan};
 
-/// How often readiness is polled.
-const POLL: Duration = Duration::from_millis(100);
 /// The store's host name on the run's network, what `{store}` stands for.
 const STORE_HOST: &str = "store";
 
@@ -478,43 +477,26 @@ impl DockerCluster {
         self.wait_url(&name, &url, deadline).await
     }
 
-    /// Polls `url` until it answers 200. Fails early, with the container's last log
-    /// lines, if `container` stops: a replica that crashes at start would otherwise
-    /// look like a slow one until the timeout.
+    /// Waits until `url` answers 200 while `container` runs: a container that
+    /// stops fails the wait at once, with its last log lines.
     pub(super) async fn wait_url(
         &self,
         container: &str,
         url: &str,
         deadline: Instant,
     ) -> Result<(), EngineError> {
-        loop {
-            let answer = self.http.get(url).send().await;
-            if answer.as_ref().is_ok_and(|a| a.status() == 200) {
-                return Ok(());
-            }
-            if !self.engine.is_running(container).await? {
-                let logs = self.engine.logs_tail(container, 20).await;
-                return Err(EngineError::State(format!(
-                    "container {container} exited before it was ready; its last log lines:\n{logs}"
-                )));
-            }
-            if self.cancel.is_cancelled() {
-                return Err(EngineError::State(format!(
-                    "stopped waiting for {container}: interrupted"
-                )));
-            }
-            if Instant::now() >= deadline {
-                let last = match answer {
-                    Ok(a) => format!("status {}", a.status()),
-                    Err(e) => e.to_string(),
-                };
-                return Err(EngineError::State(format!(
-                    "{container} was not ready in time: {url} last answered {last}. \
-                     Raise `service.ready_timeout` if the service is slow to start."
-                )));
-            }
-            tokio::time::sleep(POLL).await;
-        }
+        let probes = [
+            Probe::Alive(container.to_string()),
+            Probe::Http(url.to_string()),
+        ];
+        let waiting = Waiting {
+            subject: format!("container {container}"),
+            deadline,
+            cancel: &self.cancel,
+            late: format!("{container} was not ready in time"),
+            advice: "Raise `service.ready_timeout` if the service is slow to start.".into(),
+        };
+        wait_ready(&self.engine, &self.http, &probes, &waiting).await
     }
 
     /// Waits until every replica is healthy again, as after chaos stops, except the
@@ -569,40 +551,35 @@ impl DockerCluster {
         }
     }
 
-    /// Polls the store on its address in the run's network, the way the replicas
-    /// reach it: a Redis until it answers PING with PONG (one loading its
-    /// append-only file answers LOADING instead), any other store until its port
-    /// accepts a connection.
+    /// Waits until the store answers on its address in the run's network, the way
+    /// the replicas reach it: a Redis answers PING, any other store accepts a
+    /// connection on its port.
     async fn wait_store(&self, deadline: Instant) -> Result<(), EngineError> {
         let name = self.name("store");
         let port = self.plan.store.port;
-        loop {
-            if !self.engine.is_running(&name).await? {
-                let logs = self.engine.logs_tail(&name, 20).await;
-                return Err(EngineError::State(format!(
-                    "the store {name} exited before it was ready; its last log lines:\n{logs}"
-                )));
-            }
-            let last = match self.engine.ip(&name, &self.network).await {
-                Ok(ip) if self.plan.store.kind == StoreKind::Redis => {
-                    redis_ping(&format!("{ip}:{port}")).await
-                }
-                Ok(ip) => tcp_connect(&format!("{ip}:{port}")).await,
-                Err(err) => Err(err.to_string()),
-            };
-            match last {
-                Ok(()) => return Ok(()),
-                Err(_) if Instant::now() < deadline && !self.cancel.is_cancelled() => {
-                    tokio::time::sleep(POLL).await;
-                }
-                Err(last) => {
-                    return Err(EngineError::State(format!(
-                        "the store {name} was not ready in time on port {port}: {last}. \
-                         Check `store.port` and `store.command`, or raise `service.ready_timeout`"
-                    )))
-                }
-            }
-        }
+        let (container, network) = (name.clone(), self.network.clone());
+        let answers = match self.plan.store.kind {
+            StoreKind::Redis => Probe::RedisPing {
+                container,
+                network,
+                port,
+            },
+            _ => Probe::Tcp {
+                container,
+                network,
+                port,
+            },
+        };
+        let waiting = Waiting {
+            subject: format!("the store {name}"),
+            deadline,
+            cancel: &self.cancel,
+            late: format!("the store {name} was not ready in time on port {port}"),
+            advice: "Check `store.port` and `store.command`, or raise `service.ready_timeout`"
+                .into(),
+        };
+        let probes = [Probe::Alive(name), answers];
+        wait_ready(&self.engine, &self.http, &probes, &waiting).await
     }
 
     /// Starts (`on`) or undoes `shaping` of the traffic of `container`.
@@ -793,34 +770,6 @@ impl Cluster for DockerCluster {
 
     async fn ping(&self) -> Result<(), EngineError> {
         self.engine.ping().await
-    }
-}
-
-/// Sends PING to a Redis at `addr` and expects PONG, within a second.
-async fn redis_ping(addr: &str) -> Result<(), String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await?;
-        stream.write_all(b"PING\r\n").await?;
-        let mut answer = [0u8; 64];
-        let n = stream.read(&mut answer).await?;
-        Ok::<_, std::io::Error>(String::from_utf8_lossy(&answer[..n]).trim().to_string())
-    };
-    match tokio::time::timeout(Duration::from_secs(1), exchange).await {
-        Ok(Ok(answer)) if answer == "+PONG" => Ok(()),
-        Ok(Ok(answer)) => Err(format!("it answered {answer:?}")),
-        Ok(Err(err)) => Err(err.to_string()),
-        Err(_) => Err("no answer within 1s".into()),
-    }
-}
-
-/// Connects to `addr` over TCP, within a second: a store that accepts connections is
-/// taken as ready when the harness knows no better question to ask it.
-async fn tcp_connect(addr: &str) -> Result<(), String> {
-    match tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(addr)).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(err)) => Err(err.to_string()),
-        Err(_) => Err("no connection within 1s".into()),
     }
 }
 

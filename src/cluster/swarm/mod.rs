@@ -44,6 +44,7 @@ use self::facts::{Observed, Scheduling};
 use super::docker::{DockerCluster, Started};
 use super::engine::{host_socket, Engine, EngineError, Removed, SOCKET_IN_CONTAINER};
 use super::hold::{Hold, Journal, Note};
+use super::ready::{Waiting, POLL};
 use super::{haproxy, Acted, Action, Cluster, Ended, KillOutcome, Lifecycle, Victim};
 use crate::images::BuiltIn;
 use crate::load::targets::Targets;
@@ -51,8 +52,6 @@ use crate::plan::cluster::SWARM_RESTART_DELAY;
 use crate::plan::template::Values;
 use crate::plan::{Plan, StoreKind};
 
-/// How often readiness and jobs are polled.
-const POLL: Duration = Duration::from_millis(100);
 /// How often the watcher reads the task list for the scheduling facts.
 const WATCH: Duration = Duration::from_millis(250);
 /// How long an agent job may take, from its creation to its end.
@@ -470,33 +469,34 @@ impl SwarmCluster {
         not: Option<&str>,
         deadline: Instant,
     ) -> Result<String, EngineError> {
+        let waiting = Waiting {
+            subject: format!("replica-{slot}"),
+            deadline,
+            cancel: &self.cancel,
+            late: format!(
+                "no task of {} in slot {} served in time",
+                self.service,
+                slot + 1
+            ),
+            advice: format!(
+                "`docker service ps {}` shows what Swarm did; raise `service.ready_timeout` if \
+                 the service is slow to start",
+                self.service
+            ),
+        };
         loop {
             let tasks = self.engine.tasks(&self.service).await?;
             if let Some((node, why)) = image_refused(&tasks) {
                 return Err(self.missing_image(&self.plan.service.image, &node, &why));
             }
-            let last = match self.running(&tasks, slot, not) {
+            let why = match self.running(&tasks, slot, not) {
                 None => "no task of the slot is running".to_string(),
                 Some(task) => match self.serves(&task).await {
                     Ok(()) => return Ok(task.name),
                     Err(why) => why,
                 },
             };
-            if self.cancel.is_cancelled() {
-                return Err(EngineError::State(format!(
-                    "stopped waiting for replica-{slot}: interrupted"
-                )));
-            }
-            if Instant::now() >= deadline {
-                return Err(EngineError::State(format!(
-                    "no task of {} in slot {} served in time: {last}. `docker service ps {}` \
-                     shows what Swarm did; raise `service.ready_timeout` if the service is slow to start",
-                    self.service,
-                    slot + 1,
-                    self.service
-                )));
-            }
-            tokio::time::sleep(POLL).await;
+            waiting.again(why).await?;
         }
     }
 
