@@ -26,12 +26,12 @@ use std::time::{Duration, Instant, SystemTime};
 use common::{endpoint, env_or, load_average, open, plan};
 use sessionstorm::load::collector::Logs;
 use sessionstorm::load::spill::{Spill, SPILL_FILE};
-use sessionstorm::load::targets::Targets;
 use sessionstorm::load::Driver;
 use sessionstorm::metrics::{FailureTimeline, Live};
 use sessionstorm::report::csv::{EventsCsv, LatencyCsv};
 use sessionstorm::report::hlog::HlogWriter;
 use sessionstorm::report::{self, AnomalySummary, FaultSummary, FullLists, SessionCounts, Summary};
+use sessionstorm::target::Targets;
 use tokio_util::sync::CancellationToken;
 
 /// The report tests' summary: the parts of a report the load does not make.

@@ -70,6 +70,8 @@ pub mod run;
 pub mod scenario;
 pub mod secrets;
 pub mod session;
+pub mod target;
+pub mod tls;
 pub mod validate;
 
 use tokio_util::sync::CancellationToken;

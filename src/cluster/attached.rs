@@ -35,9 +35,9 @@ use super::netns::{self, Shaping};
 use super::ready::{wait_ready, Probe, Waiting};
 use super::{Acted, Action, Cluster, Lifecycle, Victim, RUN_LABEL};
 use crate::error::Error;
-use crate::load::targets::Targets;
 use crate::plan::attach::{AttachPlan, COMPOSE_ONEOFF, COMPOSE_SERVICE};
 use crate::plan::Plan;
+use crate::target::Targets;
 
 /// One matched container.
 #[derive(Debug, Clone)]
@@ -194,7 +194,7 @@ impl AttachedCluster {
             url: attach.url.clone(),
             health_url: format!("{}{}", attach.url, plan.service.health_path),
             ready_timeout: plan.service.ready_timeout,
-            http: crate::load::tls::probe_client(&plan.load.tls, Duration::from_secs(1)),
+            http: crate::tls::probe_client(&plan.load.tls, Duration::from_secs(1)),
             cancel,
             downed: Mutex::default(),
             detached: Mutex::default(),

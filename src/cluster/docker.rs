@@ -25,9 +25,9 @@ use super::netns::{self, Shaping};
 use super::ready::{wait_ready, Probe, Waiting};
 use super::upload::tar_of;
 use super::{haproxy, Acted, Action, Cluster, Lifecycle, Victim};
-use crate::load::targets::Targets;
 use crate::plan::template::{Template, Values};
 use crate::plan::{BalancerKind, Fault, Persistence, Plan, Scheme, StoreKind, Target, TlsPlan};
+use crate::target::Targets;
 
 /// The store's host name on the run's network, what `{store}` stands for.
 const STORE_HOST: &str = "store";
@@ -84,7 +84,7 @@ impl DockerCluster {
             plan: plan.clone(),
             generations: Mutex::new(vec![0; plan.service.replicas]),
             // Probes reach only containers of the run, by address (see `Scheme::Https`).
-            http: crate::load::tls::probe_client(
+            http: crate::tls::probe_client(
                 &TlsPlan {
                     insecure: true,
                     ..TlsPlan::default()

@@ -47,10 +47,10 @@ use super::hold::{Hold, Journal, Note};
 use super::ready::{Waiting, POLL};
 use super::{haproxy, Acted, Action, Cluster, Ended, KillOutcome, Lifecycle, Victim};
 use crate::images::BuiltIn;
-use crate::load::targets::Targets;
 use crate::plan::cluster::SWARM_RESTART_DELAY;
 use crate::plan::template::Values;
 use crate::plan::{Plan, StoreKind};
+use crate::target::Targets;
 
 /// How often the watcher reads the task list for the scheduling facts.
 const WATCH: Duration = Duration::from_millis(250);
