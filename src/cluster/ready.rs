@@ -167,15 +167,15 @@ async fn round(
                 container,
                 network,
                 port,
-            } => match engine.ip(container, network).await {
-                Ok(ip) => redis_ping(&format!("{ip}:{port}")).await.err(),
-                Err(err) => Some(err.to_string()),
-            },
-            Probe::Tcp {
+            }
+            | Probe::Tcp {
                 container,
                 network,
                 port,
             } => match engine.ip(container, network).await {
+                Ok(ip) if matches!(probe, Probe::RedisPing { .. }) => {
+                    redis_ping(&format!("{ip}:{port}")).await.err()
+                }
                 Ok(ip) => tcp_connect(&format!("{ip}:{port}")).await.err(),
                 Err(err) => Some(err.to_string()),
             },

@@ -17,7 +17,7 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt;
 
-use super::{grace_secs, is_status, publish_ip, Engine, EngineError, KillOutcome};
+use super::{call_failed, grace_secs, is_status, publish_ip, Engine, EngineError, KillOutcome};
 
 /// A container to create.
 #[derive(Debug, Clone, Default)]
@@ -97,11 +97,7 @@ impl Engine {
             .create_container(Some(options), body)
             .await
             .map(drop)
-            .map_err(|source| EngineError::Call {
-                action: "create container",
-                object: spec.name.clone(),
-                source,
-            })
+            .map_err(call_failed("create container", spec.name.clone()))
     }
 
     /// Attaches to the standard input of a created container: what is written goes
@@ -119,11 +115,7 @@ impl Engine {
             .attach_container(name, Some(options))
             .await
             .map(|attached| attached.input)
-            .map_err(|source| EngineError::Call {
-                action: "attach to the input of",
-                object: name.to_string(),
-                source,
-            })
+            .map_err(call_failed("attach to the input of", name))
     }
 
     /// Puts a tar archive into a created container, before it starts.
@@ -132,22 +124,14 @@ impl Engine {
         self.docker
             .upload_to_container(name, Some(options), bollard::body_full(tar.into()))
             .await
-            .map_err(|source| EngineError::Call {
-                action: "upload files into",
-                object: name.to_string(),
-                source,
-            })
+            .map_err(call_failed("upload files into", name))
     }
 
     pub async fn start(&self, name: &str) -> Result<(), EngineError> {
         self.docker
             .start_container(name, None)
             .await
-            .map_err(|source| EngineError::Call {
-                action: "start container",
-                object: name.to_string(),
-                source,
-            })
+            .map_err(call_failed("start container", name))
     }
 
     /// Sends SIGKILL.
@@ -158,11 +142,7 @@ impl Engine {
         match self.docker.kill_container(name, Some(options)).await {
             Ok(()) => Ok(KillOutcome::Killed),
             Err(err) if is_status(&err, &[404, 409]) => Ok(KillOutcome::AlreadyGone),
-            Err(source) => Err(EngineError::Call {
-                action: "kill container",
-                object: name.to_string(),
-                source,
-            }),
+            Err(source) => Err(call_failed("kill container", name)(source)),
         }
     }
 
@@ -175,11 +155,7 @@ impl Engine {
             Ok(()) => Ok(KillOutcome::Killed),
             // 304: already stopped.
             Err(err) if is_status(&err, &[304, 404]) => Ok(KillOutcome::AlreadyGone),
-            Err(source) => Err(EngineError::Call {
-                action: "stop container",
-                object: name.to_string(),
-                source,
-            }),
+            Err(source) => Err(call_failed("stop container", name)(source)),
         }
     }
 
@@ -191,11 +167,7 @@ impl Engine {
         self.docker
             .restart_container(name, Some(options))
             .await
-            .map_err(|source| EngineError::Call {
-                action: "restart container",
-                object: name.to_string(),
-                source,
-            })
+            .map_err(call_failed("restart container", name))
     }
 
     /// Freezes every process of the container (cgroup freezer).
@@ -203,11 +175,7 @@ impl Engine {
         self.docker
             .pause_container(name)
             .await
-            .map_err(|source| EngineError::Call {
-                action: "pause container",
-                object: name.to_string(),
-                source,
-            })
+            .map_err(call_failed("pause container", name))
     }
 
     /// Thaws a paused container; one that is not paused (409) is fine.
@@ -215,11 +183,7 @@ impl Engine {
         match self.docker.unpause_container(name).await {
             Ok(()) => Ok(()),
             Err(err) if is_status(&err, &[409]) && !self.is_paused(name).await? => Ok(()),
-            Err(source) => Err(EngineError::Call {
-                action: "unpause container",
-                object: name.to_string(),
-                source,
-            }),
+            Err(source) => Err(call_failed("unpause container", name)(source)),
         }
     }
 
@@ -244,11 +208,7 @@ impl Engine {
             .create_volume(request)
             .await
             .map(drop)
-            .map_err(|source| EngineError::Call {
-                action: "create volume",
-                object: name.to_string(),
-                source,
-            })
+            .map_err(call_failed("create volume", name))
     }
 
     /// Starts a created container, waits until it exits and removes it; returns its
@@ -264,11 +224,7 @@ impl Engine {
             Some(Err(BollardError::DockerContainerWaitError { code, .. })) => code,
             Some(Err(source)) => {
                 let _ = self.remove(name).await;
-                return Err(EngineError::Call {
-                    action: "wait for container",
-                    object: name.to_string(),
-                    source,
-                });
+                return Err(call_failed("wait for container", name)(source));
             }
             None => -1,
         };
@@ -288,11 +244,7 @@ impl Engine {
             Err(err) if is_status(&err, &[404]) => Ok(()),
             // 409: removal already in progress, which ends the same way.
             Err(err) if is_status(&err, &[409]) => Ok(()),
-            Err(source) => Err(EngineError::Call {
-                action: "remove container",
-                object: name.to_string(),
-                source,
-            }),
+            Err(source) => Err(call_failed("remove container", name)(source)),
         }
     }
 
@@ -300,11 +252,7 @@ impl Engine {
         self.docker
             .inspect_container(name, None::<InspectContainerOptions>)
             .await
-            .map_err(|source| EngineError::Call {
-                action: "inspect container",
-                object: name.to_string(),
-                source,
-            })
+            .map_err(call_failed("inspect container", name))
     }
 
     /// Whether the container is running now.
@@ -386,11 +334,7 @@ impl Engine {
                     .build(),
             ))
             .await
-            .map_err(|source| EngineError::Call {
-                action: "list containers labelled",
-                object: labels.join(", "),
-                source,
-            })
+            .map_err(call_failed("list containers labelled", labels.join(", ")))
     }
 
     /// The container's memory usage now, as its cgroup counts it.
@@ -402,11 +346,7 @@ impl Engine {
         let mut stats = self.docker.stats(name, Some(options));
         match stats.next().await {
             Some(Ok(s)) => Ok(s.memory_stats.and_then(|m| m.usage).unwrap_or(0)),
-            Some(Err(source)) => Err(EngineError::Call {
-                action: "read the memory usage of",
-                object: name.to_string(),
-                source,
-            }),
+            Some(Err(source)) => Err(call_failed("read the memory usage of", name)(source)),
             None => Err(EngineError::State(format!("no memory usage for {name}"))),
         }
     }
@@ -422,10 +362,6 @@ impl Engine {
         self.docker
             .update_container(name, body)
             .await
-            .map_err(|source| EngineError::Call {
-                action,
-                object: name.to_string(),
-                source,
-            })
+            .map_err(call_failed(action, name))
     }
 }

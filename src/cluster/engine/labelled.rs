@@ -9,7 +9,7 @@ use bollard::query_parameters::{
     ListVolumesOptionsBuilder, RemoveVolumeOptionsBuilder,
 };
 
-use super::{is_status, swarm_only, Engine, EngineError};
+use super::{call_failed, is_status, swarm_only, Engine, EngineError};
 use crate::cluster::{REAPER_ROLE, ROLE_LABEL, RUN_LABEL};
 
 /// Objects found (and, unless dry-run, removed) by a label selector.
@@ -117,11 +117,7 @@ impl Engine {
                     .build(),
             ))
             .await
-            .map_err(|source| EngineError::Call {
-                action: "list networks labelled",
-                object: label.to_string(),
-                source,
-            })?;
+            .map_err(call_failed("list networks labelled", label))?;
         let volumes = self
             .docker
             .list_volumes(Some(
@@ -130,11 +126,7 @@ impl Engine {
                     .build(),
             ))
             .await
-            .map_err(|source| EngineError::Call {
-                action: "list volumes labelled",
-                object: label.to_string(),
-                source,
-            })?
+            .map_err(call_failed("list volumes labelled", label))?
             .volumes
             .unwrap_or_default();
         Ok(Labelled {
@@ -179,13 +171,7 @@ impl Engine {
                 match self.docker.delete_config(&id).await {
                     Ok(()) => {}
                     Err(err) if is_status(&err, &[404]) => {}
-                    Err(source) => {
-                        return Err(EngineError::Call {
-                            action: "remove config",
-                            object: name,
-                            source,
-                        })
-                    }
+                    Err(source) => return Err(call_failed("remove config", name)(source)),
                 }
             }
             removed.configs.push(name);
@@ -217,13 +203,7 @@ impl Engine {
                 match self.docker.remove_volume(&volume.name, Some(options)).await {
                     Ok(()) => {}
                     Err(err) if is_status(&err, &[404]) => {}
-                    Err(source) => {
-                        return Err(EngineError::Call {
-                            action: "remove volume",
-                            object: volume.name,
-                            source,
-                        })
-                    }
+                    Err(source) => return Err(call_failed("remove volume", volume.name)(source)),
                 }
             }
             removed.volumes.push(volume.name);

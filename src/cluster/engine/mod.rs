@@ -137,11 +137,20 @@ fn swarm_only<T>(
     match answer {
         Ok(found) => Ok(found),
         Err(err) if is_status(&err, &[503]) => Ok(Vec::new()),
-        Err(source) => Err(EngineError::Call {
-            action,
-            object: label.to_string(),
-            source,
-        }),
+        Err(source) => Err(call_failed(action, label)(source)),
+    }
+}
+
+/// The error of a failed call: what Docker could not do, to what.
+fn call_failed(
+    action: &'static str,
+    object: impl Into<String>,
+) -> impl FnOnce(BollardError) -> EngineError {
+    let object = object.into();
+    move |source| EngineError::Call {
+        action,
+        object,
+        source,
     }
 }
 
@@ -179,24 +188,18 @@ impl Engine {
             .ping()
             .await
             .map(drop)
-            .map_err(|source| EngineError::Call {
-                action: "answer a ping from",
-                object: "the engine".into(),
-                source,
-            })
+            .map_err(call_failed("answer a ping from", "the engine"))
     }
 
     /// What the engine says of itself (`docker info`): the cgroup features it
     /// supports, its swarm state.
     pub async fn describe(&self) -> Result<SystemInfo, EngineError> {
-        self.docker
-            .info()
-            .await
-            .map_err(|source| EngineError::Call {
-                action: "describe",
-                object: "the engine".into(),
-                source,
-            })
+        self.info("describe").await
+    }
+
+    /// `docker info`, failing with `action` ("describe the engine").
+    async fn info(&self, action: &'static str) -> Result<SystemInfo, EngineError> {
+        (self.docker.info().await).map_err(call_failed(action, "the engine"))
     }
 }
 

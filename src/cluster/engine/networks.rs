@@ -9,7 +9,7 @@ use bollard::models::{
     NetworkCreateRequest, NetworkDisconnectRequest,
 };
 
-use super::{is_status, Engine, EngineError};
+use super::{call_failed, is_status, Engine, EngineError};
 
 /// How long a network removal waits for its last endpoints to go.
 const NETWORK_BUSY: Duration = Duration::from_secs(15);
@@ -33,15 +33,11 @@ impl Engine {
             ipam,
             ..Default::default()
         };
-        let failed = |source| EngineError::Call {
-            action: "create network",
-            object: name.to_string(),
-            source,
-        };
+        let failed = || call_failed("create network", name);
         self.docker
             .create_network(request(None))
             .await
-            .map_err(failed)?;
+            .map_err(failed())?;
         let chosen = self
             .docker
             .inspect_network(name, None)
@@ -52,7 +48,7 @@ impl Engine {
         let Some(config) = chosen else {
             return Ok(());
         };
-        self.docker.remove_network(name).await.map_err(failed)?;
+        self.docker.remove_network(name).await.map_err(failed())?;
         let pinned = Ipam {
             config: Some(vec![IpamConfig {
                 subnet: config.subnet,
@@ -73,7 +69,7 @@ impl Engine {
             .create_network(request(None))
             .await
             .map(drop)
-            .map_err(failed)
+            .map_err(failed())
     }
 
     /// The gateway address of `network`: the host's side of its bridge.
@@ -82,11 +78,7 @@ impl Engine {
             .docker
             .inspect_network(network, None)
             .await
-            .map_err(|source| EngineError::Call {
-                action: "inspect network",
-                object: network.to_string(),
-                source,
-            })?;
+            .map_err(call_failed("inspect network", network))?;
         info.ipam
             .and_then(|i| i.config)
             .and_then(|c| c.into_iter().find_map(|c| c.gateway))
@@ -103,11 +95,7 @@ impl Engine {
         self.docker
             .disconnect_network(network, request)
             .await
-            .map_err(|source| EngineError::Call {
-                action: "disconnect from its network container",
-                object: name.to_string(),
-                source,
-            })
+            .map_err(call_failed("disconnect from its network container", name))
     }
 
     /// Puts the container back on `network` under `aliases`, at `ip` when given and
@@ -140,11 +128,9 @@ impl Engine {
             Err(err) if is_status(&err, &[403, 409]) && self.ip(name, network).await.is_ok() => {
                 Ok(())
             }
-            Err(source) => Err(EngineError::Call {
-                action: "reconnect to its network container",
-                object: name.to_string(),
+            Err(source) => Err(call_failed("reconnect to its network container", name)(
                 source,
-            }),
+            )),
         }
     }
 
@@ -163,13 +149,7 @@ impl Engine {
                 {
                     tokio::time::sleep(Duration::from_millis(250)).await;
                 }
-                Err(source) => {
-                    return Err(EngineError::Call {
-                        action: "remove network",
-                        object: name.to_string(),
-                        source,
-                    })
-                }
+                Err(source) => return Err(call_failed("remove network", name)(source)),
             }
         }
     }

@@ -10,20 +10,12 @@ use bollard::query_parameters::{
     InspectNetworkOptionsBuilder, InspectServiceOptions, ListNodesOptions, ListTasksOptionsBuilder,
 };
 
-use super::{is_status, Engine, EngineError};
+use super::{call_failed, is_status, Engine, EngineError};
 
 impl Engine {
     /// The swarm this engine is part of, as it says (`docker info`).
     pub async fn swarm_state(&self) -> Result<SwarmInfo, EngineError> {
-        let info = self
-            .docker
-            .info()
-            .await
-            .map_err(|source| EngineError::Call {
-                action: "read the state of",
-                object: "the engine".into(),
-                source,
-            })?;
+        let info = self.info("read the state of").await?;
         Ok(info.swarm.unwrap_or_default())
     }
 
@@ -32,11 +24,7 @@ impl Engine {
         self.docker
             .inspect_service(name, None::<InspectServiceOptions>)
             .await
-            .map_err(|source| EngineError::Call {
-                action: "find the Swarm service",
-                object: name.to_string(),
-                source,
-            })
+            .map_err(call_failed("find the Swarm service", name))
     }
 
     /// Creates a service; `what` is what the error calls it ("service", "the agent
@@ -50,11 +38,7 @@ impl Engine {
         self.docker
             .create_service(spec, None)
             .await
-            .map_err(|source| EngineError::Call {
-                action: what,
-                object: name,
-                source,
-            })
+            .map_err(call_failed(what, name))
     }
 
     /// Removes a Swarm service (its tasks' containers go with it); one that is
@@ -63,11 +47,7 @@ impl Engine {
         match self.docker.delete_service(name).await {
             Ok(()) => Ok(()),
             Err(err) if is_status(&err, &[404]) => Ok(()),
-            Err(source) => Err(EngineError::Call {
-                action: "remove service",
-                object: name.to_string(),
-                source,
-            }),
+            Err(source) => Err(call_failed("remove service", name)(source)),
         }
     }
 
@@ -79,11 +59,7 @@ impl Engine {
                 ListTasksOptionsBuilder::default().filters(&filters).build(),
             ))
             .await
-            .map_err(|source| EngineError::Call {
-                action: "list the tasks of service",
-                object: service.to_string(),
-                source,
-            })
+            .map_err(call_failed("list the tasks of service", service))
     }
 
     /// The nodes of the swarm.
@@ -91,11 +67,7 @@ impl Engine {
         self.docker
             .list_nodes(None::<ListNodesOptions>)
             .await
-            .map_err(|source| EngineError::Call {
-                action: "list the nodes of",
-                object: "the swarm".into(),
-                source,
-            })
+            .map_err(call_failed("list the nodes of", "the swarm"))
     }
 
     /// Creates an attachable overlay network: a service's tasks and plain
@@ -116,11 +88,7 @@ impl Engine {
             .create_network(request)
             .await
             .map(drop)
-            .map_err(|source| EngineError::Call {
-                action: "create overlay network",
-                object: name.to_string(),
-                source,
-            })
+            .map_err(call_failed("create overlay network", name))
     }
 
     /// The tasks of `service` on an overlay network, as the manager sees it (a
@@ -138,11 +106,7 @@ impl Engine {
             .docker
             .inspect_network(network, Some(options))
             .await
-            .map_err(|source| EngineError::Call {
-                action: "inspect network",
-                object: network.to_string(),
-                source,
-            })?;
+            .map_err(call_failed("inspect network", network))?;
         let mut services = found.services.unwrap_or_default();
         let tasks = (services.remove(service))
             .and_then(|mut s| s.get_mut("Tasks").map(serde_json::Value::take))
