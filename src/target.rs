@@ -71,13 +71,8 @@ impl Targets {
     }
 
     /// How many slots there are; fixed for the run.
-    pub fn len(&self) -> usize {
+    pub fn slots(&self) -> usize {
         self.down_until.len()
-    }
-
-    /// Whether there is no slot at all (never, for a started cluster).
-    pub fn is_empty(&self) -> bool {
-        self.down_until.is_empty()
     }
 
     /// The replica slot a request went to (`replica-2`), when requests go to
@@ -94,7 +89,7 @@ impl Targets {
     /// replica (sticky only): kept while set, chosen round robin otherwise. A
     /// session with no home yet (a create) gets one here.
     pub fn choose(&self, home: &mut Option<usize>) -> usize {
-        let n = self.len();
+        let n = self.slots();
         if n == 1 {
             return 0;
         }

@@ -114,7 +114,7 @@ impl Router {
     /// A request to `pick` failed with `kind`: a refused or reset connection leaves
     /// its replica out of the round for a while, and a sticky session moves on.
     pub fn failed(&self, pick: &Pick, kind: ErrorKind, home: &mut Option<usize>) {
-        if self.targets.len() == 1 {
+        if self.targets.slots() == 1 {
             return;
         }
         if matches!(kind, ErrorKind::Connect | ErrorKind::Reset) {
