@@ -2,7 +2,7 @@
 //! `crate::target`) choose the slot, and the thread's own copy of the slots' URLs,
 //! parsed once, says where that is.
 //!
-//! "No lock on the hot path": each load thread keeps its copy ([`View`]) and
+//! "No lock on the hot path": each load thread keeps its copy (`View`) and
 //! re-reads the addresses under the targets' lock only when their epoch moved,
 //! which happens when the cluster replaces or restarts a replica, a few times a
 //! run. A request pays one atomic load to learn that nothing changed.
@@ -65,6 +65,8 @@ pub struct Router {
 }
 
 /// A load thread's copy of one router's URLs, at the targets' epoch it was taken.
+/// A run has one router; should two take turns on a thread, each turn costs a
+/// fresh copy, never a wrong one.
 #[derive(Debug, Default)]
 struct View {
     router: Option<u64>,

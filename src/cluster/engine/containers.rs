@@ -33,7 +33,7 @@ pub struct ContainerSpec {
     /// The name other containers reach it by on `network`.
     pub alias: String,
     /// A container port to publish at a free host port, on 127.0.0.1 (on every
-    /// address of the engine's host when it is remote: [`published_host`]).
+    /// address of the engine's host when it is remote: [`published_host`](super::published_host)).
     pub publish: Option<u16>,
     /// The host port for `publish`; Docker picks one when `None`. A fixed port keeps
     /// the address when the container is restarted by a fault.
