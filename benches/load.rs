@@ -46,11 +46,11 @@ mod common;
 use common::{endpoint, env_or, load_average, open, plan, Endpoint};
 use sessionstorm::load::collector::Sinks;
 use sessionstorm::load::spill::{Spill, SPILL_FILE};
-use sessionstorm::load::targets::Targets;
 use sessionstorm::load::Driver;
 use sessionstorm::metrics::{new_histogram, FailureTimeline, Live, Outcome};
 use sessionstorm::plan::{LoadPlan, Model, Think};
 use sessionstorm::session::{Op, Seen, SessionModel, State};
+use sessionstorm::target::Targets;
 use tokio_util::sync::CancellationToken;
 
 /// CPU time of this process, or of its reaped children, split as user and system

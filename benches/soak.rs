@@ -24,12 +24,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{endpoint, env_or, load_average, open, plan};
-use sessionstorm::load::targets::Targets;
 use sessionstorm::load::Driver;
 use sessionstorm::metrics::{FailureTimeline, Live};
 use sessionstorm::report::{
     self, AnomalySummary, FaultSummary, FullLists, RunFolder, SessionCounts, Summary,
 };
+use sessionstorm::target::Targets;
 use tokio_util::sync::CancellationToken;
 
 /// The report tests' summary: the parts of a report the load does not make.

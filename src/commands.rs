@@ -40,7 +40,7 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> Result<ExitCode> {
         }
         Command::Images(ImagesCommand::Build { force }) => {
             let engine = Engine::connect().await.map_err(Error::infra)?;
-            for built in images::build(engine.docker(), &images::BuiltIn::ALL, force).await? {
+            for built in images::build(&engine, &images::BuiltIn::ALL, force).await? {
                 say!(
                     "{:<36} {:?} ({:.1} MB, content {})",
                     built.image.tag(),
@@ -53,7 +53,7 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> Result<ExitCode> {
         }
         Command::Images(ImagesCommand::List) => {
             let engine = Engine::connect().await.map_err(Error::infra)?;
-            for image in images::list(engine.docker()).await? {
+            for image in images::list(&engine).await? {
                 let created = chrono::DateTime::from_timestamp(image.created, 0).map_or_else(
                     || "?".to_string(),
                     |t| t.format("%Y-%m-%d %H:%M").to_string(),

@@ -19,7 +19,9 @@
 //! 4. **Engine.** [`images`] builds images from host binaries; [`cluster`] starts
 //!    replicas, store and balancer (or attaches to a running stack); [`load`] drives
 //!    session traffic; [`chaos`] draws a seeded fault timeline and applies it. They
-//!    read the plan, never the raw scenario or validation.
+//!    read the plan, never the raw scenario or validation. What both the cluster and
+//!    the load need sits below them, so neither imports the other: [`target`]
+//!    (where requests go) and [`tls`] (whom the HTTP clients trust).
 //! 5. **Evidence.** [`session`] checks every answer against what was acknowledged;
 //!    [`metrics`] records latency and outcomes. The engine records into them, so in
 //!    the import order they come before it (the one exception;
@@ -75,4 +77,6 @@ pub mod scenario;
 pub mod secrets;
 pub mod session;
 pub mod store;
+pub mod target;
+pub mod tls;
 pub mod validate;

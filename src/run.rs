@@ -100,7 +100,7 @@ pub async fn execute(
         tags.push(BuiltIn::Nettools.tag().to_string());
     }
     for tag in &tags {
-        images::ensure(engine.docker(), tag).await?;
+        images::ensure(&engine, tag).await?;
         tracing::info!(image = %tag, "image present");
     }
     // Before anything of the run starts: a fault the kernel cannot apply is an

@@ -200,7 +200,7 @@ fn dind_image() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let engine = Engine::connect().await.expect("the Docker engine answers");
-        images::ensure(engine.docker(), BuiltIn::Dind.tag())
+        images::ensure(&engine, BuiltIn::Dind.tag())
             .await
             .expect("sessionstorm/dind builds");
     });

@@ -15,6 +15,7 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 use futures_util::{FutureExt, StreamExt};
+use sessionstorm::cluster::engine::Engine;
 use sessionstorm::images::{self, BuiltIn, ImageError, Outcome};
 
 async fn docker() -> Docker {
@@ -25,11 +26,17 @@ async fn docker() -> Docker {
         .expect("negotiate the Docker API version")
 }
 
+/// The harness's own client, which the images module builds through.
+async fn engine() -> Engine {
+    Engine::connect().await.expect("the Docker engine answers")
+}
+
 /// Builds `image` with `force` (so the first call really builds, whatever is cached), then
 /// again without: the content hash is unchanged, so that is a skip.
-async fn build_then_skip(docker: &Docker, image: BuiltIn) {
+async fn build_then_skip(image: BuiltIn) {
+    let engine = &engine().await;
     let started = Instant::now();
-    let first = images::build(docker, &[image], true)
+    let first = images::build(engine, &[image], true)
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
     let built_in = started.elapsed();
@@ -38,7 +45,7 @@ async fn build_then_skip(docker: &Docker, image: BuiltIn) {
     assert_eq!(first[0].outcome, Outcome::Built);
 
     let started = Instant::now();
-    let second = images::build(docker, &[image, image], false).await.unwrap();
+    let second = images::build(engine, &[image, image], false).await.unwrap();
     let skipped_in = started.elapsed();
     assert_eq!(second.len(), 1, "a repeated image is built once");
     assert_eq!(second[0].outcome, Outcome::Skipped);
@@ -48,10 +55,10 @@ async fn build_then_skip(docker: &Docker, image: BuiltIn) {
         first[0].bytes
     );
 
-    images::ensure(docker, image.tag()).await.unwrap();
-    images::ensure(docker, image.name()).await.unwrap();
+    images::ensure(engine, image.tag()).await.unwrap();
+    images::ensure(engine, image.name()).await.unwrap();
 
-    let listed = images::list(docker).await.unwrap();
+    let listed = images::list(engine).await.unwrap();
     let info = listed
         .iter()
         .find(|info| info.tag == image.tag())
@@ -112,7 +119,7 @@ async fn logs(docker: &Docker, id: &str) -> String {
 #[tokio::test]
 async fn redis_image_builds_skips_and_serves() {
     let docker = docker().await;
-    build_then_skip(&docker, BuiltIn::Redis).await;
+    build_then_skip(BuiltIn::Redis).await;
 
     let config = ContainerCreateBody {
         image: Some(BuiltIn::Redis.tag().to_string()),
@@ -161,7 +168,7 @@ async fn redis_image_builds_skips_and_serves() {
 #[tokio::test]
 async fn haproxy_image_builds_skips_and_runs() {
     let docker = docker().await;
-    build_then_skip(&docker, BuiltIn::Haproxy).await;
+    build_then_skip(BuiltIn::Haproxy).await;
 
     let config = ContainerCreateBody {
         image: Some(BuiltIn::Haproxy.tag().to_string()),
@@ -192,9 +199,9 @@ async fn haproxy_image_builds_skips_and_runs() {
 
 #[tokio::test]
 async fn foreign_images_that_are_absent_are_reported_as_missing() {
-    let docker = docker().await;
+    let engine = engine().await;
     let tag = "sessionstorm-test/not-here:never";
-    match images::ensure(&docker, tag).await {
+    match images::ensure(&engine, tag).await {
         Err(ImageError::Missing { image }) => assert_eq!(image, tag),
         other => panic!("expected ImageError::Missing, got {other:?}"),
     }

@@ -16,12 +16,12 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use sessionstorm::load::collector::Sinks;
 use sessionstorm::load::spill::{Spill, SPILL_FILE};
-use sessionstorm::load::targets::Targets;
 use sessionstorm::load::{Driver, LoadOutcome};
 use sessionstorm::metrics::{FailureTimeline, LatencyHistogram, Live, Outcome};
 use sessionstorm::plan::RateProfile;
 use sessionstorm::plan::{LoadPlan, Model, Think};
 use sessionstorm::session::{AnomalyKind, Op};
+use sessionstorm::target::Targets;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 

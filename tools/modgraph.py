@@ -28,6 +28,8 @@ LAYERS = [
     ("plan", ["plan"]),
     ("validation", ["validate"]),
     ("records", ["metrics", "progress"]),
+    # What both the cluster and the load need, so that neither imports the other.
+    ("below the engine", ["target", "tls"]),
     ("engine", ["images", "error", "cluster", "reaper", "load", "chaos", "store"]),
     ("verdict", ["gate"]),
     ("output", ["report", "compare"]),
@@ -40,6 +42,8 @@ FORBIDDEN = [
      "load::collector::IntervalSink, which the report's formats implement"),
     ("load", "cluster", "the load and the cluster share only what sits below "
      "both; the load never reaches into the cluster"),
+    ("cluster", "load", "the cluster reaches the load's targets and TLS through "
+     "what sits below both (target, tls), never the load itself"),
 ]
 
 TEST_MODULE = re.compile(r"#\[cfg\(test\)\]\s*mod\s+\w+\s*\{")

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bollard::models::{HealthStatusEnum, RestartPolicyNameEnum};
+use bollard::models::RestartPolicyNameEnum;
 use tokio_util::sync::CancellationToken;
 
 use super::docker::Started;
@@ -32,14 +32,12 @@ use super::engine::{Engine, EngineError, Removed};
 use super::hold::{Endpoint, Hold, Journal, Note};
 use super::limits::{self, Ended, Limits};
 use super::netns::{self, Shaping};
+use super::ready::{wait_ready, Probe, Waiting};
 use super::{Acted, Action, Cluster, Lifecycle, Victim, RUN_LABEL};
 use crate::error::Error;
-use crate::load::targets::Targets;
 use crate::plan::attach::{AttachPlan, COMPOSE_ONEOFF, COMPOSE_SERVICE};
 use crate::plan::{faults, Plan};
-
-/// How often readiness is polled.
-const POLL: Duration = Duration::from_millis(100);
+use crate::target::Targets;
 
 /// One matched container.
 #[derive(Debug, Clone)]
@@ -196,7 +194,7 @@ impl AttachedCluster {
             url: attach.url.clone(),
             health_url: format!("{}{}", attach.url, plan.service.health_path),
             ready_timeout: plan.service.ready_timeout,
-            http: crate::load::tls::probe_client(&plan.load.tls, Duration::from_secs(1)),
+            http: crate::tls::probe_client(&plan.load.tls, Duration::from_secs(1)),
             cancel,
             downed: Mutex::default(),
             detached: Mutex::default(),
@@ -254,45 +252,27 @@ impl AttachedCluster {
         before: Option<&str>,
         deadline: Instant,
     ) -> Result<(), EngineError> {
-        loop {
-            let state = self
-                .engine
-                .inspect(&member.id)
-                .await?
-                .state
-                .unwrap_or_default();
-            let health = state.health.and_then(|h| h.status);
-            let last = if state.running != Some(true) {
-                "it is not running".to_string()
-            } else if before.is_some() && state.started_at.as_deref() == before {
-                "it has not been restarted".to_string()
-            } else if matches!(
-                health,
-                Some(HealthStatusEnum::STARTING | HealthStatusEnum::UNHEALTHY)
-            ) {
-                format!("its healthcheck says {}", health.expect("matched"))
-            } else {
-                match self.http.get(&self.health_url).send().await {
-                    Ok(answer) if answer.status() == 200 => return Ok(()),
-                    Ok(answer) => format!("{} answered {}", self.health_url, answer.status()),
-                    Err(err) => format!("{} did not answer: {err}", self.health_url),
-                }
-            };
-            if self.cancel.is_cancelled() {
-                return Err(EngineError::State(format!(
-                    "stopped waiting for {}: interrupted",
-                    member.name
-                )));
-            }
-            if Instant::now() >= deadline {
-                return Err(EngineError::State(format!(
-                    "{} was not ready in time (restart policy {}): {last}. \
-                     Raise `service.ready_timeout` if the service is slow to start.",
-                    member.name, member.restart_policy
-                )));
-            }
-            tokio::time::sleep(POLL).await;
+        let container = || member.id.clone();
+        let mut probes = vec![Probe::Running(container())];
+        if let Some(before) = before {
+            probes.push(Probe::RestartedSince {
+                container: container(),
+                before: before.to_string(),
+            });
         }
+        probes.push(Probe::Healthy(container()));
+        probes.push(Probe::Http(self.health_url.clone()));
+        let waiting = Waiting {
+            subject: member.name.clone(),
+            deadline,
+            cancel: &self.cancel,
+            late: format!(
+                "{} was not ready in time (restart policy {})",
+                member.name, member.restart_policy
+            ),
+            advice: "Raise `service.ready_timeout` if the service is slow to start.".into(),
+        };
+        wait_ready(&self.engine, &self.http, &probes, &waiting).await
     }
 
     /// After a kill or stop: lets Docker restart the container when its restart

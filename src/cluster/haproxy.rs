@@ -12,11 +12,6 @@ pub const CONFIG_FILE: &str = "haproxy.cfg";
 /// The port HAProxy listens on inside its container (published on 127.0.0.1).
 pub const LISTEN_PORT: u16 = 8080;
 
-/// The header HAProxy adds to every answer that went through a server, naming it by
-/// its alias (`replica-2`): an error HAProxy made itself (a 502 when the replica
-/// died mid-request) carries no `X-Served-By`, but this still says whose it was.
-pub const SERVER_HEADER: &str = "x-sessionstorm-server";
-
 /// What the configuration depends on.
 #[derive(Debug, Clone)]
 pub struct Config<'a> {
@@ -130,7 +125,7 @@ backend replicas
 {servers}{stats}",
         listen = LISTEN_PORT,
         health = config.health_path,
-        server_header = SERVER_HEADER,
+        server_header = crate::target::SERVER_HEADER,
     )
 }
 

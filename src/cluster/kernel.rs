@@ -30,15 +30,7 @@ pub async fn check(
     if needs.is_empty() {
         return Ok(());
     }
-    let info = engine
-        .docker()
-        .info()
-        .await
-        .map_err(|source| EngineError::Call {
-            action: "describe",
-            object: "the engine".into(),
-            source,
-        })?;
+    let info = engine.describe().await?;
     let mut missing = Vec::new();
     for (n, need) in needs.iter().enumerate() {
         let probe = match need {

@@ -4,8 +4,6 @@
 //! container ended (`State.OOMKilled`), so an OOM kill is told from a harness kill.
 
 use bollard::models::ContainerUpdateBody;
-use bollard::query_parameters::StatsOptionsBuilder;
-use futures_util::StreamExt;
 
 use super::engine::{Engine, EngineError};
 use crate::plan::chaos::MIN_MEMORY;
@@ -71,7 +69,7 @@ pub(super) async fn throttle(
             ..Default::default()
         }
     };
-    update(engine, container, "throttle the CPU of", body).await
+    engine.update(container, "throttle the CPU of", body).await
 }
 
 /// Gives the container a memory limit (and no swap beyond it): `bytes`, or its usage
@@ -83,14 +81,16 @@ pub(super) async fn limit_memory(
 ) -> Result<u64, EngineError> {
     let limit = match bytes {
         Some(b) => b,
-        None => (usage(engine, container).await? + HEADROOM).max(MIN_MEMORY),
+        None => (engine.memory_usage(container).await? + HEADROOM).max(MIN_MEMORY),
     };
     let body = ContainerUpdateBody {
         memory: Some(limit as i64),
         memory_swap: Some(limit as i64),
         ..Default::default()
     };
-    update(engine, container, "limit the memory of", body).await?;
+    engine
+        .update(container, "limit the memory of", body)
+        .await?;
     Ok(limit)
 }
 
@@ -122,7 +122,9 @@ pub(super) async fn restore_cpu(
             ..Default::default()
         }
     };
-    update(engine, container, "restore the CPU limits of", body).await
+    engine
+        .update(container, "restore the CPU limits of", body)
+        .await
 }
 
 /// Puts back the memory limit an `oom` fault changed ([`UNLIMITED`] for none).
@@ -137,7 +139,9 @@ pub(super) async fn restore_memory(
         memory_swap: Some(or_unlimited(was.memory_swap)),
         ..Default::default()
     };
-    update(engine, container, "restore the memory limit of", body).await
+    engine
+        .update(container, "restore the memory limit of", body)
+        .await
 }
 
 /// How the container ended, or `None` while it runs.
@@ -150,41 +154,4 @@ pub(super) async fn ended(engine: &Engine, container: &str) -> Result<Option<End
         oom_killed: state.oom_killed == Some(true),
         exit_code: state.exit_code.unwrap_or(-1),
     }))
-}
-
-/// The container's memory usage now, as its cgroup counts it.
-async fn usage(engine: &Engine, container: &str) -> Result<u64, EngineError> {
-    let options = StatsOptionsBuilder::default()
-        .stream(false)
-        .one_shot(true)
-        .build();
-    let mut stats = engine.docker().stats(container, Some(options));
-    match stats.next().await {
-        Some(Ok(s)) => Ok(s.memory_stats.and_then(|m| m.usage).unwrap_or(0)),
-        Some(Err(source)) => Err(EngineError::Call {
-            action: "read the memory usage of",
-            object: container.to_string(),
-            source,
-        }),
-        None => Err(EngineError::State(format!(
-            "no memory usage for {container}"
-        ))),
-    }
-}
-
-async fn update(
-    engine: &Engine,
-    container: &str,
-    action: &'static str,
-    body: ContainerUpdateBody,
-) -> Result<(), EngineError> {
-    engine
-        .docker()
-        .update_container(container, body)
-        .await
-        .map_err(|source| EngineError::Call {
-            action,
-            object: container.to_string(),
-            source,
-        })
 }

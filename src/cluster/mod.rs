@@ -15,6 +15,7 @@ pub mod hold;
 pub mod kernel;
 pub mod limits;
 pub mod netns;
+pub mod ready;
 pub mod swarm;
 mod upload;
 

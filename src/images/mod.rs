@@ -47,20 +47,18 @@ mod recipe;
 mod rootfs;
 mod stamp;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use bollard::errors::Error as DockerError;
 use bollard::models::ImageInspect;
-use bollard::query_parameters::{
-    BuildImageOptionsBuilder, ListImagesOptionsBuilder, RemoveImageOptionsBuilder,
-};
-use bollard::Docker;
-use futures_util::StreamExt;
 
 use debian::DebianRecipe;
 use recipe::Recipe;
+
+use crate::cluster::engine::images::BuildError;
+use crate::cluster::engine::Engine;
 
 /// Which images these are is plan data (a scenario names them); building them is this
 /// module's job.
@@ -299,7 +297,7 @@ fn list_paths(paths: &[PathBuf]) -> String {
 /// Builds (or skips) the given images, in order; a repeated image is handled once.
 /// `force` rebuilds even when the content hash is unchanged (and bypasses the build cache).
 pub async fn build(
-    docker: &Docker,
+    engine: &Engine,
     images: &[BuiltIn],
     force: bool,
 ) -> Result<Vec<Built>, ImageError> {
@@ -307,7 +305,7 @@ pub async fn build(
     let mut out = Vec::new();
     for &image in images {
         if seen.insert(image) {
-            out.push(build_one(docker, image, force).await?);
+            out.push(build_one(engine, image, force).await?);
         }
     }
     Ok(out)
@@ -319,16 +317,16 @@ pub async fn build(
 ///
 /// If one of our images exists but the binary it is made from cannot be found on this host,
 /// the existing image is used as it is (with a warning): staleness cannot be judged then.
-pub async fn ensure(docker: &Docker, tag: &str) -> Result<(), ImageError> {
+pub async fn ensure(engine: &Engine, tag: &str) -> Result<(), ImageError> {
     if let Some(image) = BuiltIn::from_tag(tag) {
-        return match build_one(docker, image, false).await {
+        return match build_one(engine, image, false).await {
             Ok(_) => Ok(()),
             // Without its source binary we cannot tell whether a local image is stale, but
             // one that is there (loaded with `docker load`, say) is better than failing.
             Err(
                 err
                 @ (ImageError::AppBinaryNotFound { .. } | ImageError::HostBinaryNotFound { .. }),
-            ) => match inspect(docker, image.tag()).await? {
+            ) => match inspect(engine, image.tag()).await? {
                 Some(_) => {
                     tracing::warn!(%image, "using the local image as it is: {err}");
                     Ok(())
@@ -338,7 +336,7 @@ pub async fn ensure(docker: &Docker, tag: &str) -> Result<(), ImageError> {
             Err(err) => Err(err),
         };
     }
-    match inspect(docker, tag).await? {
+    match inspect(engine, tag).await? {
         Some(_) => Ok(()),
         None => Err(ImageError::Missing {
             image: tag.to_string(),
@@ -347,20 +345,13 @@ pub async fn ensure(docker: &Docker, tag: &str) -> Result<(), ImageError> {
 }
 
 /// Lists the `sessionstorm/*` images present locally, one entry per tag, sorted by tag.
-pub async fn list(docker: &Docker) -> Result<Vec<ImageInfo>, ImageError> {
-    let filters = HashMap::from([("reference", vec!["sessionstorm/*"])]);
-    let options = ListImagesOptionsBuilder::default()
-        .filters(&filters)
-        .build();
+pub async fn list(engine: &Engine) -> Result<Vec<ImageInfo>, ImageError> {
     let summaries =
-        docker
-            .list_images(Some(options))
-            .await
-            .map_err(|source| ImageError::Docker {
-                op: "list",
-                image: "sessionstorm/*".to_string(),
-                source,
-            })?;
+        (engine.images("sessionstorm/*").await).map_err(|source| ImageError::Docker {
+            op: "list",
+            image: "sessionstorm/*".to_string(),
+            source,
+        })?;
     let mut out: Vec<ImageInfo> = summaries
         .into_iter()
         .flat_map(|summary| {
@@ -426,9 +417,9 @@ impl Source {
     }
 }
 
-async fn build_one(docker: &Docker, image: BuiltIn, force: bool) -> Result<Built, ImageError> {
+async fn build_one(engine: &Engine, image: BuiltIn, force: bool) -> Result<Built, ImageError> {
     let started = Instant::now();
-    let existing = inspect(docker, image.tag()).await?;
+    let existing = inspect(engine, image.tag()).await?;
     if !force && workspace_binary(image).is_some() {
         let stamp = blocking(move || {
             let binary = locate::locate_workspace(image).ok()?;
@@ -467,9 +458,9 @@ async fn build_one(docker: &Docker, image: BuiltIn, force: bool) -> Result<Built
     let hash = content_hash.clone();
     let context = blocking(move || recipe.context_tar(image, &hash)).await?;
     tracing::info!(%image, context_bytes = context.len(), force, "building image");
-    run_build(docker, image, context, force).await?;
+    run_build(engine, image, context, force).await?;
 
-    let new = inspect(docker, image.tag()).await?;
+    let new = inspect(engine, image.tag()).await?;
     if new.as_ref().and_then(hash_label) != Some(content_hash.as_str()) {
         return Err(ImageError::BuildFailed {
             image,
@@ -482,89 +473,67 @@ async fn build_one(docker: &Docker, image: BuiltIn, force: bool) -> Result<Built
     let old_id = existing.and_then(|old| old.id);
     let new_id = new.as_ref().and_then(|new| new.id.clone());
     if let Some(old_id) = old_id.filter(|old| Some(old) != new_id.as_ref()) {
-        remove_stale(docker, image, &old_id).await;
+        remove_stale(engine, image, &old_id).await;
     }
     tracing::info!(%image, elapsed = ?started.elapsed(), "image built");
     Ok(built(Outcome::Built, new.as_ref()))
 }
 
-/// Sends the context to `POST /build` and drains the progress stream. bollard turns an
-/// `errorDetail` in the stream into `DockerStreamError`; that becomes [`ImageError::BuildFailed`]
-/// with the last lines of build output for context.
+/// Sends the context to `POST /build` and drains the progress stream. An
+/// `errorDetail` in the stream becomes [`ImageError::BuildFailed`] with the last lines
+/// of build output for context.
 async fn run_build(
-    docker: &Docker,
+    engine: &Engine,
     image: BuiltIn,
     context: Vec<u8>,
     force: bool,
 ) -> Result<(), ImageError> {
     const KEEP_LINES: usize = 20;
-    let options = BuildImageOptionsBuilder::default()
-        .dockerfile("Dockerfile")
-        .t(image.tag())
-        .rm(true)
-        .forcerm(true)
-        .nocache(force)
-        .build();
-    let mut stream = docker.build_image(options, None, Some(bollard::body_full(context.into())));
     let mut log: Vec<String> = Vec::new();
-    while let Some(item) = stream.next().await {
-        match item {
-            Ok(info) => {
-                if let Some(line) = info.stream.as_deref().map(str::trim_end) {
-                    if !line.is_empty() {
-                        tracing::debug!(%image, "{line}");
-                        if log.len() == KEEP_LINES {
-                            log.remove(0);
-                        }
-                        log.push(line.to_string());
-                    }
-                }
+    let keep = |line: &str| {
+        let line = line.trim_end();
+        if !line.is_empty() {
+            tracing::debug!(%image, "{line}");
+            if log.len() == KEEP_LINES {
+                log.remove(0);
             }
-            Err(DockerError::DockerStreamError { error }) => {
-                return Err(ImageError::BuildFailed {
-                    image,
-                    message: error,
-                    log: log.join("\n"),
-                })
-            }
-            Err(source) => {
-                return Err(ImageError::Docker {
-                    op: "build",
-                    image: image.tag().to_string(),
-                    source,
-                })
-            }
+            log.push(line.to_string());
         }
+    };
+    match engine.build_image(image.tag(), context, force, keep).await {
+        Ok(()) => Ok(()),
+        Err(BuildError::Failed(message)) => Err(ImageError::BuildFailed {
+            image,
+            message,
+            log: log.join("\n"),
+        }),
+        Err(BuildError::Call(source)) => Err(ImageError::Docker {
+            op: "build",
+            image: image.tag().to_string(),
+            source,
+        }),
     }
-    Ok(())
 }
 
 /// Removes the image a rebuild replaced, so rebuilds don't pile up `<none>` images. Best
 /// effort: it may still be used by a container, which is fine.
-async fn remove_stale(docker: &Docker, image: BuiltIn, old_id: &str) {
-    let options = RemoveImageOptionsBuilder::default()
-        .force(false)
-        .noprune(false)
-        .build();
-    match docker.remove_image(old_id, Some(options), None).await {
+async fn remove_stale(engine: &Engine, image: BuiltIn, old_id: &str) {
+    match engine.remove_image(old_id).await {
         Ok(_) => tracing::debug!(%image, old_id, "removed the replaced image"),
         Err(err) => tracing::debug!(%image, old_id, %err, "kept the replaced image"),
     }
 }
 
 /// `inspect_image`, with "no such image" as `None`.
-async fn inspect(docker: &Docker, tag: &str) -> Result<Option<ImageInspect>, ImageError> {
-    match docker.inspect_image(tag).await {
-        Ok(found) => Ok(Some(found)),
-        Err(DockerError::DockerResponseServerError {
-            status_code: 404, ..
-        }) => Ok(None),
-        Err(source) => Err(ImageError::Docker {
+async fn inspect(engine: &Engine, tag: &str) -> Result<Option<ImageInspect>, ImageError> {
+    engine
+        .image(tag)
+        .await
+        .map_err(|source| ImageError::Docker {
             op: "inspect",
             image: tag.to_string(),
             source,
-        }),
-    }
+        })
 }
 
 fn hash_label(image: &ImageInspect) -> Option<&str> {

@@ -81,7 +81,7 @@ pub(super) const BACKOFF: std::time::Duration = std::time::Duration::from_millis
 pub(super) fn failed_in(headers: &Headers) -> Option<&str> {
     headers
         .text("x-served-by")
-        .or_else(|| headers.text(crate::cluster::haproxy::SERVER_HEADER))
+        .or_else(|| headers.text(crate::target::SERVER_HEADER))
 }
 
 /// Names of replicas kept per load thread, at most this many (a service that puts

@@ -43,10 +43,10 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio_rustls::client::TlsStream;
 
-use super::tls::Reasons;
 use super::wire::{encode, read_reply, Outgoing, Reply, READ_SIZE};
 use crate::metrics::ErrorKind;
 use crate::plan::TlsPlan;
+use crate::tls::Reasons;
 
 /// Where requests go: a host and port, the `Host` header that names them, and for
 /// `https://` the name the server's certificate must carry.
@@ -421,14 +421,14 @@ impl Http {
             Some(name) => {
                 let config = self
                     .tls_config
-                    .get_or_init(|| super::tls::client_config(&self.tls));
+                    .get_or_init(|| crate::tls::client_config(&self.tls));
                 let connector = tokio_rustls::TlsConnector::from(Arc::clone(config));
                 match connector.connect(name.clone(), tcp).await {
                     Ok(tls) => Stream::Tls(Box::new(tls)),
                     Err(e) => {
                         // A replica killed mid-handshake is a broken connection,
                         // like any other; only what rustls refused is a TLS error.
-                        let Some(reason) = super::tls::handshake_failure(&e) else {
+                        let Some(reason) = crate::tls::handshake_failure(&e) else {
                             return Err(ErrorKind::Reset);
                         };
                         self.tls_failures.add(reason);
@@ -652,7 +652,7 @@ mod tests {
 
     #[tokio::test]
     async fn https_with_the_stacks_ca_keeps_its_connection_alive() {
-        let pki = crate::load::tls::testing::pki();
+        let pki = crate::tls::testing::pki();
         let trusting = TlsPlan {
             ca_file: Some("ca.pem".into()),
             roots: vec![pki.ca.clone()],
@@ -685,12 +685,12 @@ mod tests {
 
     #[tokio::test]
     async fn an_untrusted_certificate_is_a_tls_error_with_its_reason_unless_insecure() {
-        let pki = crate::load::tls::testing::pki();
+        let pki = crate::tls::testing::pki();
         let get = GET;
         let (tls, _) = serve(usize::MAX, Some(Arc::clone(&pki.server)), "localhost").await;
 
         // The platform's roots do not know the test CA; nor does another CA.
-        let other = crate::load::tls::testing::pki();
+        let other = crate::tls::testing::pki();
         for plan in [
             TlsPlan::default(),
             TlsPlan {

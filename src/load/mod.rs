@@ -34,7 +34,6 @@ pub mod session;
 pub mod shard;
 pub mod spill;
 pub mod targets;
-pub mod tls;
 pub mod wire;
 
 use std::future::Future;
@@ -49,6 +48,7 @@ use tokio_util::sync::CancellationToken;
 use crate::metrics::{FailureTimeline, Live, Outcome, Recorder};
 use crate::plan::{LoadPlan, Model};
 use crate::session::{Anomaly, Op};
+use crate::target::Targets;
 use collector::{Collected, Sinks, INTERVAL};
 use exchange::{Done, Job};
 use session::{LiveSession, Step};
@@ -61,7 +61,7 @@ const SWEEP_CONCURRENCY: usize = 32;
 #[derive(Debug)]
 pub struct Driver {
     http: http::Http,
-    targets: Arc<targets::Targets>,
+    targets: targets::Router,
     plan: LoadPlan,
     /// Seeds the closed model's think times.
     seed: u64,
@@ -109,7 +109,7 @@ fn interval_ticks(start: Instant) -> Interval {
 impl Driver {
     /// A driver sending its requests to `targets` (the balancer, or the replicas).
     pub fn new(
-        targets: Arc<targets::Targets>,
+        targets: Arc<Targets>,
         plan: &LoadPlan,
         seed: u64,
         start: Instant,
@@ -124,7 +124,7 @@ impl Driver {
                 plan.tls.clone(),
             )
             .with_max_connections(plan.max_connections),
-            targets,
+            targets: targets::Router::new(targets),
             plan: plan.clone(),
             seed,
             start,
@@ -392,7 +392,7 @@ mod tests {
         };
         let start = Instant::now();
         let driver = Arc::new(Driver::new(
-            Arc::new(targets::Targets::one("http://127.0.0.1:9")),
+            Arc::new(Targets::one("http://127.0.0.1:9")),
             &plan,
             1,
             start,

@@ -1,27 +1,19 @@
-//! Where each request goes: the balancer, or (with `balancer.kind = "direct"`) one of
-//! the replicas' own published ports.
+//! Where each request goes, on a load thread: the cluster's [`Targets`] (shared,
+//! `crate::target`) choose the slot, and the thread's own copy of the slots' URLs,
+//! parsed once, says where that is.
 //!
-//! Behind HAProxy there is one target and nothing to choose. Without a balancer the
-//! load spreads requests itself, round robin over the replicas it believes up, so
-//! the failure window a dead replica causes shows raw, without a balancer's retries.
-//! The driver learns of deaths only the way a client would: a request refused or
-//! reset marks the replica down for [`DOWN_FOR`], after which it is tried again.
-//! The cluster tells it the new address of a replica it replaced or restarted
-//! ([`Targets::set`]), since Docker publishes the new container on a new port.
-//!
-//! With `sticky`, a session stays on the replica that served it first until a
-//! request to it fails, then moves to the next one: what a sticky balancer does,
-//! and why it hides a stateful service until a replica dies.
+//! "No lock on the hot path": each load thread keeps its copy (`View`) and
+//! re-reads the addresses under the targets' lock only when their epoch moved,
+//! which happens when the cluster replaces or restarts a replica, a few times a
+//! run. A request pays one atomic load to learn that nothing changed.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use super::http::Origin;
 use crate::metrics::ErrorKind;
-
-/// How long a replica that refused or reset a connection is left out of the round.
-pub const DOWN_FOR: Duration = Duration::from_secs(1);
+use crate::target::Targets;
 
 /// A target's origin and the contract's two paths there, worked out once rather
 /// than on every request.
@@ -54,25 +46,6 @@ impl Urls {
     }
 }
 
-/// One replica's address (or the balancer's) and whether it is believed up.
-#[derive(Debug)]
-struct Slot {
-    urls: RwLock<Arc<Urls>>,
-    /// Milliseconds since [`Targets::epoch`] until which the slot is left out; 0: up.
-    down_until: AtomicU64,
-}
-
-/// The set of places requests go to, shared by the load and the cluster.
-#[derive(Debug)]
-pub struct Targets {
-    slots: Vec<Slot>,
-    next: AtomicUsize,
-    sticky: bool,
-    /// The slots are replicas (`direct`), not one balancer.
-    replicas: bool,
-    epoch: Instant,
-}
-
 /// Which target a request went to, and its URLs.
 #[derive(Debug, Clone)]
 pub struct Pick {
@@ -80,73 +53,60 @@ pub struct Pick {
     pub urls: Arc<Urls>,
 }
 
-impl Targets {
-    /// Every request to `base` (the balancer).
-    pub fn one(base: &str) -> Targets {
-        Targets {
-            replicas: false,
-            ..Targets::direct(&[base.to_string()], false)
+/// Numbers the routers, so a thread's [`View`] knows whose copy it holds.
+static ROUTERS: AtomicU64 = AtomicU64::new(0);
+
+/// The load's side of the [`Targets`]: picks a target for each request and puts a
+/// failed one down.
+#[derive(Debug)]
+pub struct Router {
+    targets: Arc<Targets>,
+    id: u64,
+}
+
+/// A load thread's copy of one router's URLs, at the targets' epoch it was taken.
+/// A run has one router; should two take turns on a thread, each turn costs a
+/// fresh copy, never a wrong one.
+#[derive(Debug, Default)]
+struct View {
+    router: Option<u64>,
+    epoch: u64,
+    urls: Vec<Arc<Urls>>,
+}
+
+thread_local! {
+    static VIEW: RefCell<View> = RefCell::new(View::default());
+}
+
+impl Router {
+    pub fn new(targets: Arc<Targets>) -> Self {
+        Router {
+            targets,
+            id: ROUTERS.fetch_add(1, Ordering::Relaxed),
         }
     }
 
-    /// Requests spread over `bases`, one per replica slot.
-    pub fn direct(bases: &[String], sticky: bool) -> Targets {
-        Targets {
-            slots: bases
-                .iter()
-                .map(|base| Slot {
-                    urls: RwLock::new(Arc::new(Urls::new(base))),
-                    down_until: AtomicU64::new(0),
-                })
-                .collect(),
-            next: AtomicUsize::new(0),
-            sticky,
-            replicas: true,
-            epoch: Instant::now(),
-        }
-    }
-
-    /// The replica slot a request went to (`replica-2`), when requests go to
-    /// replicas directly: a failed one is put down to it.
-    pub fn replica_of(&self, pick: &Pick) -> Option<String> {
-        self.replicas.then(|| format!("replica-{}", pick.slot))
-    }
-
-    fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
-    }
-
+    /// The URLs of `slot`, from this thread's copy, taken again first if the
+    /// addresses changed since (or the copy is another router's).
     fn urls(&self, slot: usize) -> Arc<Urls> {
-        Arc::clone(&self.slots[slot].urls.read().expect("target lock"))
+        VIEW.with_borrow_mut(|view| {
+            if view.router != Some(self.id) || view.epoch != self.targets.epoch() {
+                let (epoch, bases) = self.targets.bases();
+                *view = View {
+                    router: Some(self.id),
+                    epoch,
+                    urls: bases.iter().map(|base| Arc::new(Urls::new(base))).collect(),
+                };
+            }
+            Arc::clone(&view.urls[slot])
+        })
     }
 
     /// Where the next request of a session goes. `home` is the session's replica
     /// (sticky only): kept while set, chosen round robin otherwise. A session with
     /// no home yet (a create) gets one here.
     pub fn pick(&self, home: &mut Option<usize>) -> Pick {
-        let n = self.slots.len();
-        if n == 1 {
-            return Pick {
-                slot: 0,
-                urls: self.urls(0),
-            };
-        }
-        if let (true, Some(slot)) = (self.sticky, *home) {
-            return Pick {
-                slot,
-                urls: self.urls(slot),
-            };
-        }
-        let now = self.now_ms();
-        let first = self.next.fetch_add(1, Ordering::Relaxed);
-        // Round robin over those believed up; when none is, over all of them.
-        let slot = (0..n)
-            .map(|i| (first + i) % n)
-            .find(|&s| self.slots[s].down_until.load(Ordering::Relaxed) <= now)
-            .unwrap_or(first % n);
-        if self.sticky {
-            *home = Some(slot);
-        }
+        let slot = self.targets.choose(home);
         Pick {
             slot,
             urls: self.urls(slot),
@@ -156,37 +116,19 @@ impl Targets {
     /// A request to `pick` failed with `kind`: a refused or reset connection leaves
     /// its replica out of the round for a while, and a sticky session moves on.
     pub fn failed(&self, pick: &Pick, kind: ErrorKind, home: &mut Option<usize>) {
-        if self.slots.len() == 1 {
+        if self.targets.slots() == 1 {
             return;
         }
         if matches!(kind, ErrorKind::Connect | ErrorKind::Reset) {
-            let until = self.now_ms() + DOWN_FOR.as_millis() as u64;
-            self.slots[pick.slot]
-                .down_until
-                .store(until, Ordering::Relaxed);
+            self.targets.put_down(pick.slot);
         }
         *home = None;
     }
 
-    /// The replica in `slot` now answers at `base` (a replacement, or the same
-    /// container on a new port after a restart): believed up from now.
-    pub fn set(&self, slot: usize, base: &str) {
-        let Some(target) = self.slots.get(slot) else {
-            return;
-        };
-        *target.urls.write().expect("target lock") = Arc::new(Urls::new(base));
-        target.down_until.store(0, Ordering::Relaxed);
-    }
-
-    /// The base URLs, for people: "http://127.0.0.1:3301, http://127.0.0.1:3302".
-    pub fn describe(&self) -> String {
-        (0..self.slots.len())
-            .map(|s| {
-                let urls = self.urls(s);
-                urls.url.as_str().trim_end_matches("/session").to_string()
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
+    /// The replica slot a request went to (`replica-2`), when requests go to
+    /// replicas directly: a failed one is put down to it.
+    pub fn replica_of(&self, pick: &Pick) -> Option<String> {
+        self.targets.replica_of(pick.slot)
     }
 }
 
@@ -194,9 +136,13 @@ impl Targets {
 mod tests {
     use super::*;
 
-    fn three(sticky: bool) -> Targets {
+    fn three(sticky: bool) -> Router {
         let bases: Vec<String> = (1..=3).map(|p| format!("http://127.0.0.1:{p}")).collect();
-        Targets::direct(&bases, sticky)
+        Router::new(Arc::new(Targets::direct(&bases, sticky)))
+    }
+
+    fn one(base: &str) -> Router {
+        Router::new(Arc::new(Targets::one(base)))
     }
 
     fn port(pick: &Pick) -> u16 {
@@ -205,13 +151,13 @@ mod tests {
 
     #[test]
     fn one_target_takes_everything() {
-        let targets = Targets::one("http://127.0.0.1:9/");
+        let targets = one("http://127.0.0.1:9/");
         let mut home = None;
         let pick = targets.pick(&mut home);
         assert_eq!(pick.urls.url.as_str(), "http://127.0.0.1:9/session");
         assert_eq!(pick.urls.session, "/session");
         assert_eq!(pick.urls.items, "/session/items");
-        let prefixed = Targets::one("http://127.0.0.1:9/shop/");
+        let prefixed = one("http://127.0.0.1:9/shop/");
         assert_eq!(prefixed.pick(&mut None).urls.items, "/shop/session/items");
         targets.failed(&pick, ErrorKind::Connect, &mut home);
         assert_eq!(targets.pick(&mut home).slot, 0);
@@ -242,12 +188,12 @@ mod tests {
         let mut home = None;
         let first = targets.pick(&mut home);
         targets.failed(&first, ErrorKind::Reset, &mut home);
-        targets.set(0, "http://127.0.0.1:40000");
+        targets.targets.set(0, "http://127.0.0.1:40000");
         let ports: Vec<u16> = (0..3).map(|_| port(&targets.pick(&mut home))).collect();
         assert!(ports.contains(&40000), "{ports:?}");
         assert!(!ports.contains(&1), "{ports:?}");
         assert_eq!(
-            targets.describe(),
+            targets.targets.describe(),
             "http://127.0.0.1:40000, http://127.0.0.1:2, http://127.0.0.1:3"
         );
     }
@@ -281,5 +227,40 @@ mod tests {
         assert_ne!(moved.slot, create.slot);
         assert_eq!(home, Some(moved.slot));
         assert_eq!(targets.pick(&mut home).slot, moved.slot);
+    }
+
+    #[test]
+    fn each_thread_sees_a_new_address_and_re_reads_only_when_the_epoch_moved() {
+        let targets = Arc::new(Targets::direct(&["http://127.0.0.1:1".into()], false));
+        let router = Arc::new(Router::new(Arc::clone(&targets)));
+        let first = router.pick(&mut None);
+        assert!(
+            Arc::ptr_eq(&first.urls, &router.pick(&mut None).urls),
+            "the same copy"
+        );
+        let (tell, told) = std::sync::mpsc::channel();
+        let (ask, asked) = std::sync::mpsc::channel::<()>();
+        let other = {
+            let router = Arc::clone(&router);
+            std::thread::spawn(move || {
+                tell.send(port(&router.pick(&mut None))).unwrap();
+                asked.recv().unwrap();
+                port(&router.pick(&mut None))
+            })
+        };
+        assert_eq!(told.recv().unwrap(), 1);
+        targets.set(0, "http://127.0.0.1:40000");
+        ask.send(()).unwrap();
+        assert_eq!(
+            other.join().unwrap(),
+            40000,
+            "the other thread's copy follows"
+        );
+        let after = router.pick(&mut None);
+        assert_eq!(port(&after), 40000, "and this one's");
+        assert!(Arc::ptr_eq(&after.urls, &router.pick(&mut None).urls));
+        // Another router on this thread takes its own copy, not this one's.
+        assert_eq!(port(&one("http://127.0.0.1:9").pick(&mut None)), 9);
+        assert_eq!(port(&router.pick(&mut None)), 40000);
     }
 }

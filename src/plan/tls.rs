@@ -9,7 +9,7 @@
 //! The CA file is read and parsed while validating ([`crate::validate`]), so a
 //! missing or broken one is bad input (exit 2) with its place in the scenario, never
 //! a failure mid-run. The rustls configuration is made from this plan by the load
-//! (`load::tls`).
+//! and the cluster's probes (`crate::tls`).
 
 use std::path::PathBuf;
 

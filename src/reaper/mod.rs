@@ -64,7 +64,7 @@ impl Reaper {
             );
             return Ok(None);
         };
-        images::ensure(engine.docker(), BuiltIn::Reaper.tag()).await?;
+        images::ensure(engine, BuiltIn::Reaper.tag()).await?;
         let name = container_name(run_id);
         let spec = ContainerSpec {
             name: name.clone(),

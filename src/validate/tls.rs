@@ -87,8 +87,8 @@ fn read_roots(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::tls::testing;
     use crate::scenario::overrides::Setting;
+    use crate::tls::testing;
 
     /// Validates `[load.tls]` of a scenario in `dir`, with `settings` applied.
     fn validate_in(dir: &Path, toml: &str, settings: &[Setting]) -> Result<TlsPlan, String> {

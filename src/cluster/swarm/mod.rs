@@ -25,47 +25,39 @@
 //!
 //! Every service, container and network carries the run's labels, so teardown,
 //! `cleanup` and the reaper find them (services first: `Engine::remove_run`).
+//!
+//! This file makes the run's objects and acts on the tasks; `serving` says when a
+//! task serves, `jobs` runs the agent's jobs on the nodes.
 
 pub mod agent;
 pub mod facts;
+mod jobs;
+mod serving;
 pub mod spec;
 pub mod stats;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use bollard::models::{
-    LocalNodeState, NetworkCreateRequest, NodeSpecAvailabilityEnum, NodeState, Task, TaskState,
-};
-use bollard::query_parameters::{
-    InspectNetworkOptionsBuilder, InspectServiceOptions, ListNodesOptions, ListTasksOptionsBuilder,
-};
+use bollard::models::{LocalNodeState, Task, TaskState};
 use tokio_util::sync::CancellationToken;
 
 use self::agent::AgentAction;
 use self::facts::{Observed, Scheduling};
 use super::docker::{DockerCluster, Started};
-use super::engine::{host_socket, Engine, EngineError, Removed, SOCKET_IN_CONTAINER};
+use super::engine::{Engine, EngineError, Removed};
 use super::hold::{Hold, Journal, Note};
 use super::{haproxy, Acted, Action, Cluster, Ended, KillOutcome, Lifecycle, Victim};
 use crate::images::BuiltIn;
-use crate::load::targets::Targets;
 use crate::plan::cluster::SWARM_RESTART_DELAY;
 use crate::plan::template::Values;
 use crate::plan::{Plan, StoreKind};
+use crate::target::Targets;
 
-/// How often readiness and jobs are polled.
-const POLL: Duration = Duration::from_millis(100);
 /// How often the watcher reads the task list for the scheduling facts.
 const WATCH: Duration = Duration::from_millis(250);
-/// How long an agent job may take, from its creation to its end.
-const JOB_TIMEOUT: Duration = Duration::from_secs(30);
-/// Where the harness's binary sits in its image (`sessionstorm/reaper`).
-const AGENT_BINARY: &str = "/sessionstorm";
-/// The backend of the replicas in the balancer's configuration.
-const BACKEND: &str = "replicas";
 
 /// A task's container and where it runs.
 #[derive(Debug, Clone)]
@@ -113,15 +105,7 @@ pub struct SwarmCluster {
 /// A running Swarm service to attach to: how many tasks it asks for, and its
 /// restart delay.
 pub async fn discover(engine: &Engine, service: &str) -> Result<(usize, Duration), EngineError> {
-    let found = engine
-        .docker()
-        .inspect_service(service, None::<InspectServiceOptions>)
-        .await
-        .map_err(|source| EngineError::Call {
-            action: "find the Swarm service",
-            object: service.to_string(),
-            source,
-        })?;
+    let found = engine.service(service).await?;
     let spec = found.spec.unwrap_or_default();
     let replicas = (spec.mode.and_then(|m| m.replicated))
         .and_then(|r| r.replicas)
@@ -257,17 +241,7 @@ impl SwarmCluster {
     /// This engine must manage a swarm: the services are created through it. Its
     /// node's id.
     async fn require_manager(&self) -> Result<String, EngineError> {
-        let info = self
-            .engine
-            .docker()
-            .info()
-            .await
-            .map_err(|source| EngineError::Call {
-                action: "read the state of",
-                object: "the engine".into(),
-                source,
-            })?;
-        let swarm = info.swarm.unwrap_or_default();
+        let swarm = self.engine.swarm_state().await?;
         if swarm.local_node_state == Some(LocalNodeState::ACTIVE)
             && swarm.control_available == Some(true)
         {
@@ -286,23 +260,9 @@ impl SwarmCluster {
     /// The attachable overlay network of the run: tasks, the store and the balancer
     /// meet on it.
     async fn create_network(&self) -> Result<(), EngineError> {
-        let request = NetworkCreateRequest {
-            name: self.network.clone(),
-            driver: Some("overlay".into()),
-            attachable: Some(true),
-            labels: Some(self.labels("network")),
-            ..Default::default()
-        };
         self.engine
-            .docker()
-            .create_network(request)
+            .create_overlay_network(&self.network, self.labels("network"))
             .await
-            .map(drop)
-            .map_err(|source| EngineError::Call {
-                action: "create overlay network",
-                object: self.network.clone(),
-                source,
-            })
     }
 
     /// The id of a local image: a service naming its image by id runs the node's
@@ -314,8 +274,8 @@ impl SwarmCluster {
                  nodes' own stores (there is no registry): build it with `sessionstorm images build`"
             ))
         };
-        let image = (self.engine.docker().inspect_image(tag).await).map_err(|_| missing())?;
-        image.id.ok_or_else(missing)
+        let image = (self.engine.image(tag).await).map_err(|_| missing())?;
+        image.and_then(|i| i.id).ok_or_else(missing)
     }
 
     async fn create_replicas(&self, image: &str) -> Result<(), EngineError> {
@@ -353,15 +313,9 @@ impl SwarmCluster {
             restart_delay: self.plan.cluster.restart_delay,
         });
         self.engine
-            .docker()
-            .create_service(request, None)
+            .create_service(request, "create service")
             .await
             .map(drop)
-            .map_err(|source| EngineError::Call {
-                action: "create service",
-                object: self.service.clone(),
-                source,
-            })
     }
 
     /// Starts the watcher that reads the task list for the report's scheduling facts.
@@ -371,7 +325,7 @@ impl SwarmCluster {
         let facts = Arc::clone(&self.facts);
         let handle = tokio::spawn(async move {
             loop {
-                if let Ok(tasks) = tasks_of(&engine, &service).await {
+                if let Ok(tasks) = engine.tasks(&service).await {
                     let seen: Vec<Observed> = tasks.iter().filter_map(observed).collect();
                     facts.lock().expect("facts lock").observe(&seen);
                 }
@@ -383,108 +337,8 @@ impl SwarmCluster {
 
     /// The running task of `slot`, other than `not`, with its container.
     async fn locate(&self, slot: usize, not: Option<&str>) -> Result<Option<Located>, EngineError> {
-        let tasks = tasks_of(&self.engine, &self.service).await?;
+        let tasks = self.engine.tasks(&self.service).await?;
         Ok(self.running(&tasks, slot, not))
-    }
-
-    /// Among `tasks`, the running one of `slot` other than `not`.
-    fn running(&self, tasks: &[Task], slot: usize, not: Option<&str>) -> Option<Located> {
-        tasks.iter().find_map(|task| {
-            let status = task.status.as_ref()?;
-            let id = task.id.clone()?;
-            let running = task.slot == Some(slot as i64 + 1)
-                && task.desired_state == Some(TaskState::RUNNING)
-                && status.state == Some(TaskState::RUNNING)
-                && not != Some(id.as_str());
-            running.then(|| Located {
-                name: format!("{}.{}.{id}", self.service, slot + 1),
-                task: id,
-                node: task.node_id.clone().unwrap_or_default(),
-                container: (status.container_status.as_ref())
-                    .and_then(|c| c.container_id.clone())
-                    .unwrap_or_default(),
-            })
-        })
-    }
-
-    /// A node lacks an image a task needs: there is no registry, so Swarm cannot
-    /// pull it, and the run stops saying which node and image.
-    fn missing_image(&self, tag: &str, node: &str, why: &str) -> EngineError {
-        let host = (self
-            .facts
-            .lock()
-            .expect("facts lock")
-            .nodes
-            .get(node)
-            .cloned())
-        .unwrap_or_else(|| node.to_string());
-        EngineError::State(format!(
-            "the image {tag} is not on node {host} (id {node}): Swarm could not start a task \
-             there ({why}). There is no registry to pull it from: load it into every node that \
-             runs tasks, e.g. `docker save {tag} | docker -H <node's engine> load`, or drain \
-             the node (`docker node update --availability drain {host}`)"
-        ))
-    }
-
-    /// The addresses the balancer's health checks pass on now.
-    async fn up_addresses(&self) -> Result<Vec<String>, String> {
-        let url = self.stats_url.get().ok_or("the balancer is not started")?;
-        let answer = self.http.get(url).send().await.map_err(|e| e.to_string())?;
-        let csv = answer.text().await.map_err(|e| e.to_string())?;
-        let servers = stats::servers(&csv, BACKEND)?;
-        Ok(servers
-            .into_iter()
-            .filter(|s| s.up)
-            .filter_map(|s| s.ip)
-            .collect())
-    }
-
-    /// Whether a running task serves: the balancer's health checks pass on its
-    /// address; attached (the stack's own proxy, whose view the harness cannot
-    /// read), the stack's URL answers its health path, which says the stack serves.
-    async fn serves(&self, task: &Located) -> Result<(), String> {
-        if let Some(url) = &self.attached {
-            let health = format!("{url}{}", self.plan.service.health_path);
-            let answer = self.http.get(&health).send().await;
-            return match answer {
-                Ok(a) if a.status() == 200 => Ok(()),
-                Ok(a) => Err(format!("{health} answered {}", a.status())),
-                Err(e) => Err(format!("{health}: {e}")),
-            };
-        }
-        let ip = self.address(task).await?;
-        if self.up_addresses().await?.contains(&ip) {
-            return Ok(());
-        }
-        Err(format!(
-            "the balancer's health checks do not pass on {ip} ({})",
-            task.name
-        ))
-    }
-
-    /// The task's address on the run's network, as the manager sees the overlay
-    /// (a verbose network inspection lists every node's tasks on it): the task's
-    /// container may be on another node, whose engine the harness does not reach.
-    async fn address(&self, task: &Located) -> Result<String, String> {
-        let options = InspectNetworkOptionsBuilder::default()
-            .verbose(true)
-            .build();
-        let network = (self.engine.docker())
-            .inspect_network(&self.network, Some(options))
-            .await
-            .map_err(|e| format!("cannot inspect network {}: {e}", self.network))?;
-        let services = network.services.unwrap_or_default();
-        let tasks = (services.get(&self.service))
-            .and_then(|s| s.get("Tasks"))
-            .and_then(|t| t.as_array());
-        tasks
-            .into_iter()
-            .flatten()
-            .find(|t| t.get("Name").and_then(|n| n.as_str()) == Some(task.name.as_str()))
-            .and_then(|t| t.get("EndpointIP")?.as_str())
-            .filter(|ip| !ip.is_empty())
-            .map(|ip| ip.split('/').next().unwrap_or(ip).to_string())
-            .ok_or_else(|| format!("task {} has no address on {} yet", task.name, self.network))
     }
 
     /// When the task's container ended, by the engine's clock, as an instant of
@@ -496,7 +350,7 @@ impl SwarmCluster {
         let finished = match self.engine.inspect(&task.container).await {
             Ok(info) => info.state?.finished_at?,
             Err(_) => {
-                let tasks = tasks_of(&self.engine, &self.service).await.ok()?;
+                let tasks = self.engine.tasks(&self.service).await.ok()?;
                 let found = tasks.iter().find(|t| t.id.as_deref() == Some(&task.task))?;
                 let status = found.status.as_ref()?;
                 if status.state == Some(TaskState::RUNNING) {
@@ -512,160 +366,6 @@ impl SwarmCluster {
         Instant::now().checked_sub(ago)
     }
 
-    /// Waits until a task of `slot` other than `not` is RUNNING and the balancer's
-    /// health checks pass on its address; returns its name.
-    async fn wait_serving(
-        &self,
-        slot: usize,
-        not: Option<&str>,
-        deadline: Instant,
-    ) -> Result<String, EngineError> {
-        loop {
-            let tasks = tasks_of(&self.engine, &self.service).await?;
-            if let Some((node, why)) = image_refused(&tasks) {
-                return Err(self.missing_image(&self.plan.service.image, &node, &why));
-            }
-            let last = match self.running(&tasks, slot, not) {
-                None => "no task of the slot is running".to_string(),
-                Some(task) => match self.serves(&task).await {
-                    Ok(()) => return Ok(task.name),
-                    Err(why) => why,
-                },
-            };
-            if self.cancel.is_cancelled() {
-                return Err(EngineError::State(format!(
-                    "stopped waiting for replica-{slot}: interrupted"
-                )));
-            }
-            if Instant::now() >= deadline {
-                return Err(EngineError::State(format!(
-                    "no task of {} in slot {} served in time: {last}. `docker service ps {}` \
-                     shows what Swarm did; raise `service.ready_timeout` if the service is slow to start",
-                    self.service,
-                    slot + 1,
-                    self.service
-                )));
-            }
-            tokio::time::sleep(POLL).await;
-        }
-    }
-
-    /// Runs the agent on the task's node (a one-shot job) and waits until it is done.
-    async fn agent(
-        &self,
-        action: AgentAction,
-        task: &Located,
-        grace: Duration,
-    ) -> Result<Duration, EngineError> {
-        let command = agent::command(AGENT_BINARY, action, &task.container, grace);
-        let what = format!("{} {}", action.arg(), task.name);
-        self.job(&what, command, &task.node).await
-    }
-
-    /// Runs `command` in the agent's image as a one-shot job on `node`, with the
-    /// node's engine socket, and waits until it is done; how long it took.
-    async fn job(
-        &self,
-        what: &str,
-        command: Vec<String>,
-        node: &str,
-    ) -> Result<Duration, EngineError> {
-        let began = Instant::now();
-        let n = self.jobs.fetch_add(1, Ordering::Relaxed);
-        let name = format!("sessionstorm-{}-agent-{n}", self.run_id);
-        // A remote manager (DOCKER_HOST=tcp://…): its nodes' engines are on their
-        // default socket.
-        let socket = host_socket().unwrap_or_else(|| SOCKET_IN_CONTAINER.to_string());
-        let image = self.agent_image.get().cloned().unwrap_or_default();
-        let request = spec::job(&spec::Job {
-            name: &name,
-            image: &image,
-            command,
-            node,
-            socket: &socket,
-            socket_in_container: SOCKET_IN_CONTAINER,
-            labels: self.labels("agent"),
-        });
-        self.engine
-            .docker()
-            .create_service(request, None)
-            .await
-            .map_err(|source| EngineError::Call {
-                action: "create the agent job",
-                object: name.clone(),
-                source,
-            })?;
-        let ended = self.job_end(&name, began + JOB_TIMEOUT).await;
-        self.engine.remove_service(&name).await?;
-        match ended {
-            Ok(()) => Ok(began.elapsed()),
-            Err(why) if why.contains(NO_SUCH_IMAGE) => {
-                Err(self.missing_image(BuiltIn::Reaper.tag(), node, &why))
-            }
-            Err(why) => Err(EngineError::State(format!(
-                "the agent job {name} ({what} on node {node}) failed: {why}"
-            ))),
-        }
-    }
-
-    /// Learns the nodes' names (for the scheduling facts and messages), and checks
-    /// that the agent's image is on every other ready node: its faults run there,
-    /// and a node without it would only say so at the first fault on it, mid-run.
-    /// One job per node, at once; no job on a single node (the image is local).
-    async fn check_nodes(&self, local: &str) -> Result<(), EngineError> {
-        let nodes = (self.engine.docker())
-            .list_nodes(None::<ListNodesOptions>)
-            .await
-            .map_err(|source| EngineError::Call {
-                action: "list the nodes of",
-                object: "the swarm".into(),
-                source,
-            })?;
-        {
-            let mut facts = self.facts.lock().expect("facts lock");
-            for node in &nodes {
-                let host = node.description.as_ref().and_then(|d| d.hostname.clone());
-                if let (Some(id), Some(host)) = (node.id.clone(), host) {
-                    facts.nodes.insert(id, host);
-                }
-            }
-        }
-        let others: Vec<String> = (nodes.into_iter())
-            .filter(|n| n.status.as_ref().and_then(|s| s.state) == Some(NodeState::READY))
-            .filter(|n| {
-                let availability = n.spec.as_ref().and_then(|s| s.availability);
-                availability == Some(NodeSpecAvailabilityEnum::ACTIVE)
-            })
-            .filter_map(|n| n.id)
-            .filter(|id| id != local)
-            .collect();
-        let command = vec![AGENT_BINARY.to_string(), "--version".to_string()];
-        let checks = (others.iter()).map(|node| self.job("check its image", command.clone(), node));
-        futures_util::future::try_join_all(checks).await.map(drop)
-    }
-
-    /// Waits until the job's task completed; why not, otherwise.
-    async fn job_end(&self, job: &str, deadline: Instant) -> Result<(), String> {
-        loop {
-            let tasks = tasks_of(&self.engine, job)
-                .await
-                .map_err(|e| e.to_string())?;
-            if let Some(status) = tasks.first().and_then(|t| t.status.clone()) {
-                match status.state {
-                    Some(TaskState::COMPLETE) => return Ok(()),
-                    Some(TaskState::FAILED | TaskState::REJECTED | TaskState::ORPHANED) => {
-                        return Err(status.err.or(status.message).unwrap_or_default())
-                    }
-                    _ => {}
-                }
-            }
-            if Instant::now() >= deadline {
-                return Err(format!("not done within {JOB_TIMEOUT:?}"));
-            }
-            tokio::time::sleep(POLL).await;
-        }
-    }
-
     /// Every replica slot serves again, but the ones chaos left down.
     async fn wait_healthy(
         &self,
@@ -678,35 +378,6 @@ impl SwarmCluster {
         }
         Ok(began.elapsed())
     }
-}
-
-/// The tasks of a service, every state.
-async fn tasks_of(engine: &Engine, service: &str) -> Result<Vec<Task>, EngineError> {
-    let filters = HashMap::from([("service", vec![service])]);
-    engine
-        .docker()
-        .list_tasks(Some(
-            ListTasksOptionsBuilder::default().filters(&filters).build(),
-        ))
-        .await
-        .map_err(|source| EngineError::Call {
-            action: "list the tasks of service",
-            object: service.to_string(),
-            source,
-        })
-}
-
-/// What a node's engine says when a task's image is not in its store.
-const NO_SUCH_IMAGE: &str = "No such image";
-
-/// A task Swarm could not start because its node lacks the image: its node and
-/// Swarm's error.
-fn image_refused(tasks: &[Task]) -> Option<(String, String)> {
-    tasks.iter().find_map(|task| {
-        let status = task.status.as_ref()?;
-        let why = (status.err.as_ref()).filter(|e| e.contains(NO_SUCH_IMAGE))?;
-        Some((task.node_id.clone().unwrap_or_default(), why.clone()))
-    })
 }
 
 /// A task as the scheduling facts keep it.
@@ -856,42 +527,5 @@ impl Cluster for SwarmCluster {
 
     async fn ping(&self) -> Result<(), EngineError> {
         self.engine.ping().await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use bollard::models::{Task, TaskState, TaskStatus};
-
-    use super::image_refused;
-
-    fn task(node: &str, state: TaskState, err: Option<&str>) -> Task {
-        Task {
-            node_id: Some(node.into()),
-            status: Some(TaskStatus {
-                state: Some(state),
-                err: err.map(String::from),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn a_task_refused_for_a_missing_image_names_its_node() {
-        let tasks = [
-            task("n1", TaskState::RUNNING, None),
-            task("n2", TaskState::FAILED, Some("task: non-zero exit (137)")),
-            task(
-                "n3",
-                TaskState::REJECTED,
-                Some("No such image: sha256:0214"),
-            ),
-        ];
-        assert_eq!(
-            image_refused(&tasks),
-            Some(("n3".into(), "No such image: sha256:0214".into()))
-        );
-        assert_eq!(image_refused(&tasks[..2]), None);
     }
 }

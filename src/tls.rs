@@ -1,6 +1,7 @@
-//! TLS for the harness's HTTP clients: the load's own client ([`super::http`]) and
-//! the reqwest readiness probes of the cluster. Everything goes through rustls with
-//! the `ring` provider (aws-lc-rs would need cmake on every machine).
+//! TLS for the harness's HTTP clients: the load's own client (`load::http`) and
+//! the reqwest readiness probes of the cluster, hence below both. Everything goes
+//! through rustls with the `ring` provider (aws-lc-rs would need cmake on every
+//! machine).
 //!
 //! Whom to trust is the plan's [`TlsPlan`] (`[load.tls]`, or `--tls-ca` /
 //! `--tls-insecure`): the platform's roots (`/etc/ssl/certs`, through

@@ -11,6 +11,11 @@
 //! replacements of a slot. Replicas are found by the alias `replica-<slot>`, which a
 //! replacement takes over, and report `replica-<slot>.<generation>` as `X-Served-By`,
 //! so an anomaly names the very container that served it.
+//!
+//! This file starts the run's containers and waits for them; `faults` is what
+//! chaos does to them.
+
+mod faults;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -20,16 +25,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::delay::DelayProxy;
 use super::engine::{published_host, ContainerSpec, Engine, EngineError, Removed};
-use super::limits::{self, Ended, Limits};
-use super::netns::{self, Shaping};
+use super::limits::Limits;
+use super::ready::{wait_ready, Probe, Waiting};
 use super::upload::tar_of;
-use super::{haproxy, Acted, Action, Cluster, Lifecycle, Victim};
-use crate::load::targets::Targets;
+use super::{haproxy, Lifecycle, Victim};
 use crate::plan::template::{Template, Values};
 use crate::plan::{BalancerKind, Fault, Persistence, Plan, Scheme, StoreKind, Target, TlsPlan};
+use crate::target::Targets;
 
-/// How often readiness is polled.
-const POLL: Duration = Duration::from_millis(100);
 /// The store's host name on the run's network, what `{store}` stands for.
 const STORE_HOST: &str = "store";
 
@@ -85,7 +88,7 @@ impl DockerCluster {
             plan: plan.clone(),
             generations: Mutex::new(vec![0; plan.service.replicas]),
             // Probes reach only containers of the run, by address (see `Scheme::Https`).
-            http: crate::load::tls::probe_client(
+            http: crate::tls::probe_client(
                 &TlsPlan {
                     insecure: true,
                     ..TlsPlan::default()
@@ -478,43 +481,57 @@ impl DockerCluster {
         self.wait_url(&name, &url, deadline).await
     }
 
-    /// Polls `url` until it answers 200. Fails early, with the container's last log
-    /// lines, if `container` stops: a replica that crashes at start would otherwise
-    /// look like a slow one until the timeout.
+    /// Waits until `url` answers 200 while `container` runs: a container that
+    /// stops fails the wait at once, with its last log lines.
     pub(super) async fn wait_url(
         &self,
         container: &str,
         url: &str,
         deadline: Instant,
     ) -> Result<(), EngineError> {
-        loop {
-            let answer = self.http.get(url).send().await;
-            if answer.as_ref().is_ok_and(|a| a.status() == 200) {
-                return Ok(());
-            }
-            if !self.engine.is_running(container).await? {
-                let logs = self.engine.logs_tail(container, 20).await;
-                return Err(EngineError::State(format!(
-                    "container {container} exited before it was ready; its last log lines:\n{logs}"
-                )));
-            }
-            if self.cancel.is_cancelled() {
-                return Err(EngineError::State(format!(
-                    "stopped waiting for {container}: interrupted"
-                )));
-            }
-            if Instant::now() >= deadline {
-                let last = match answer {
-                    Ok(a) => format!("status {}", a.status()),
-                    Err(e) => e.to_string(),
-                };
-                return Err(EngineError::State(format!(
-                    "{container} was not ready in time: {url} last answered {last}. \
-                     Raise `service.ready_timeout` if the service is slow to start."
-                )));
-            }
-            tokio::time::sleep(POLL).await;
-        }
+        let probes = [
+            Probe::Alive(container.to_string()),
+            Probe::Http(url.to_string()),
+        ];
+        let waiting = Waiting {
+            subject: format!("container {container}"),
+            deadline,
+            cancel: &self.cancel,
+            late: format!("{container} was not ready in time"),
+            advice: "Raise `service.ready_timeout` if the service is slow to start.".into(),
+        };
+        wait_ready(&self.engine, &self.http, &probes, &waiting).await
+    }
+
+    /// Waits until the store answers on its address in the run's network, the way
+    /// the replicas reach it: a Redis answers PING, any other store accepts a
+    /// connection on its port.
+    async fn wait_store(&self, deadline: Instant) -> Result<(), EngineError> {
+        let name = self.name("store");
+        let port = self.plan.store.port;
+        let (container, network) = (name.clone(), self.network.clone());
+        let answers = match self.plan.store.kind {
+            StoreKind::Redis => Probe::RedisPing {
+                container,
+                network,
+                port,
+            },
+            _ => Probe::Tcp {
+                container,
+                network,
+                port,
+            },
+        };
+        let waiting = Waiting {
+            subject: format!("the store {name}"),
+            deadline,
+            cancel: &self.cancel,
+            late: format!("the store {name} was not ready in time on port {port}"),
+            advice: "Check `store.port` and `store.command`, or raise `service.ready_timeout`"
+                .into(),
+        };
+        let probes = [Probe::Alive(name), answers];
+        wait_ready(&self.engine, &self.http, &probes, &waiting).await
     }
 
     /// Waits until every replica is healthy again, as after chaos stops, except the
@@ -540,119 +557,6 @@ impl DockerCluster {
     }
 }
 
-impl DockerCluster {
-    /// The container a victim names now, its instance name and its network alias.
-    fn container_of(&self, victim: Victim) -> (String, String, String) {
-        match victim {
-            Victim::Replica(slot) => {
-                let instance = Self::instance(slot, self.generation(slot));
-                (self.name(&instance), instance, format!("replica-{slot}"))
-            }
-            Victim::Store => (self.name("store"), "store".into(), "store".into()),
-            Victim::Balancer => (self.name("balancer"), "balancer".into(), "balancer".into()),
-        }
-    }
-
-    /// Waits until the victim serves again: a replica's or the balancer's health
-    /// check answers 200, the store answers PING.
-    async fn wait_ready(&self, victim: Victim, deadline: Instant) -> Result<(), EngineError> {
-        match victim {
-            Victim::Replica(slot) => {
-                self.wait_replica(slot, self.generation(slot), deadline)
-                    .await
-            }
-            Victim::Balancer => {
-                let url = self.balancer_health.lock().expect("balancer lock").clone();
-                self.wait_url(&self.name("balancer"), &url, deadline).await
-            }
-            Victim::Store => self.wait_store(deadline).await,
-        }
-    }
-
-    /// Polls the store on its address in the run's network, the way the replicas
-    /// reach it: a Redis until it answers PING with PONG (one loading its
-    /// append-only file answers LOADING instead), any other store until its port
-    /// accepts a connection.
-    async fn wait_store(&self, deadline: Instant) -> Result<(), EngineError> {
-        let name = self.name("store");
-        let port = self.plan.store.port;
-        loop {
-            if !self.engine.is_running(&name).await? {
-                let logs = self.engine.logs_tail(&name, 20).await;
-                return Err(EngineError::State(format!(
-                    "the store {name} exited before it was ready; its last log lines:\n{logs}"
-                )));
-            }
-            let last = match self.engine.ip(&name, &self.network).await {
-                Ok(ip) if self.plan.store.kind == StoreKind::Redis => {
-                    redis_ping(&format!("{ip}:{port}")).await
-                }
-                Ok(ip) => tcp_connect(&format!("{ip}:{port}")).await,
-                Err(err) => Err(err.to_string()),
-            };
-            match last {
-                Ok(()) => return Ok(()),
-                Err(_) if Instant::now() < deadline && !self.cancel.is_cancelled() => {
-                    tokio::time::sleep(POLL).await;
-                }
-                Err(last) => {
-                    return Err(EngineError::State(format!(
-                        "the store {name} was not ready in time on port {port}: {last}. \
-                         Check `store.port` and `store.command`, or raise `service.ready_timeout`"
-                    )))
-                }
-            }
-        }
-    }
-
-    /// Starts (`on`) or undoes `shaping` of the traffic of `container`.
-    async fn shape(&self, container: &str, shaping: Shaping, on: bool) -> Result<(), EngineError> {
-        let n = self
-            .helpers
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let helper = self.name(&format!("nettools-{n}"));
-        netns::shape(
-            &self.engine,
-            &helper,
-            self.labels("helper"),
-            container,
-            shaping,
-            on,
-        )
-        .await
-    }
-
-    /// Keeps the container's limits before a fault changes them (the first ones, if a
-    /// fault is already holding it), and returns them.
-    async fn keep_limits(&self, container: &str) -> Result<Limits, EngineError> {
-        if let Some(was) = self.kept.lock().expect("kept lock").get(container) {
-            return Ok(*was);
-        }
-        let was = limits::current(&self.engine, container).await?;
-        self.kept
-            .lock()
-            .expect("kept lock")
-            .insert(container.to_string(), was);
-        Ok(was)
-    }
-
-    /// Puts a fresh replica in `slot` and waits until it is healthy.
-    async fn replace(&self, slot: usize, began: Instant) -> Result<String, EngineError> {
-        let old = self.generation(slot);
-        // The dead container keeps its alias until removed; remove it first so the
-        // balancer's DNS look-ups find only the replacement.
-        self.engine
-            .remove(&self.name(&Self::instance(slot, old)))
-            .await?;
-        let generation = old + 1;
-        self.create_replica(slot, generation).await?;
-        self.generations.lock().expect("generation lock")[slot] = generation;
-        self.wait_replica(slot, generation, began + self.plan.service.ready_timeout)
-            .await?;
-        Ok(Self::instance(slot, generation))
-    }
-}
-
 impl Lifecycle for DockerCluster {
     async fn start(&self) -> Result<Started, EngineError> {
         DockerCluster::start(self).await
@@ -668,159 +572,6 @@ impl Lifecycle for DockerCluster {
 
     async fn teardown(&self) -> Result<Removed, EngineError> {
         DockerCluster::teardown(self).await
-    }
-}
-
-impl Cluster for DockerCluster {
-    fn replicas(&self) -> usize {
-        self.plan.service.replicas
-    }
-
-    async fn act(&self, action: Action, victim: Victim) -> Result<Acted, EngineError> {
-        let began = Instant::now();
-        let deadline = began + self.plan.service.ready_timeout;
-        let (container, instance, alias) = self.container_of(victim);
-        let mut acted = Acted::on(instance);
-        match action {
-            Action::Kill => acted.outcome = self.engine.kill(&container).await?,
-            Action::Stop(grace) => acted.outcome = self.engine.stop(&container, grace).await?,
-            Action::Restart(grace) => {
-                self.engine.restart(&container, grace).await?;
-                self.wait_ready(victim, deadline).await?;
-                acted.ready_after = Some(began.elapsed());
-            }
-            Action::StartAgain => {
-                self.engine.start(&container).await?;
-                self.wait_ready(victim, deadline).await?;
-                acted.ready_after = Some(began.elapsed());
-            }
-            Action::Replace => {
-                let Victim::Replica(slot) = victim else {
-                    return Err(EngineError::State(format!(
-                        "only replicas can be replaced, not the {victim}"
-                    )));
-                };
-                acted.instance = self.replace(slot, began).await?;
-                acted.ready_after = Some(began.elapsed());
-            }
-            Action::Pause => self.engine.pause(&container).await?,
-            Action::Unpause => self.engine.unpause(&container).await?,
-            Action::BlackholeOn => self.shape(&container, Shaping::Blackhole, true).await?,
-            Action::BlackholeOff => self.shape(&container, Shaping::Blackhole, false).await?,
-            Action::ShapeOn(shaping) => self.shape(&container, shaping, true).await?,
-            Action::ShapeOff(shaping) => self.shape(&container, shaping, false).await?,
-            Action::Throttle(millicores) => {
-                let was = self.keep_limits(&container).await?;
-                limits::throttle(&self.engine, &container, was, millicores).await?
-            }
-            Action::LimitMemory(bytes) => {
-                self.keep_limits(&container).await?;
-                let limit = limits::limit_memory(&self.engine, &container, bytes).await?;
-                acted.detail = Some(format!("memory limit {:.1} MiB", limit as f64 / 1048576.0));
-            }
-            Action::Delay {
-                delay_ms,
-                jitter_ms,
-            } => {
-                let ms = |v: u32| Duration::from_millis(u64::from(v));
-                self.proxy_of(victim)?.set(ms(delay_ms), ms(jitter_ms));
-            }
-            Action::Undelay => acted.detail = Some(self.proxy_of(victim)?.clear().to_string()),
-            Action::Unthrottle | Action::UnlimitMemory => {
-                let was = self
-                    .kept
-                    .lock()
-                    .expect("kept lock")
-                    .get(&container)
-                    .copied();
-                if let Some(was) = was {
-                    if action == Action::Unthrottle {
-                        limits::restore_cpu(&self.engine, &container, was).await?;
-                    } else {
-                        limits::restore_memory(&self.engine, &container, was).await?;
-                    }
-                    self.kept.lock().expect("kept lock").remove(&container);
-                }
-            }
-            Action::Disconnect => {
-                if let Ok(ip) = self.engine.ip(&container, &self.network).await {
-                    self.addresses
-                        .lock()
-                        .expect("address lock")
-                        .insert(container.clone(), ip);
-                }
-                self.engine.disconnect(&self.network, &container).await?
-            }
-            Action::Reconnect => {
-                let ip = self
-                    .addresses
-                    .lock()
-                    .expect("address lock")
-                    .get(&container)
-                    .cloned();
-                self.engine
-                    .connect_network(
-                        &self.network,
-                        &container,
-                        std::slice::from_ref(&alias),
-                        ip.as_deref(),
-                    )
-                    .await?
-            }
-        }
-        // Docker publishes a container that starts again, or comes back on the
-        // network, on a port it picks anew.
-        if let (
-            Victim::Replica(slot),
-            Action::Replace | Action::Restart(_) | Action::StartAgain | Action::Reconnect,
-        ) = (victim, action)
-        {
-            self.retarget(slot).await?;
-            // The latency proxy follows the replica to its new address.
-            if let Some(proxy) = self.replica_proxies.get().and_then(|p| p.get(slot)) {
-                let name = self.name(&Self::instance(slot, self.generation(slot)));
-                let ip = self.engine.ip(&name, &self.network).await?;
-                proxy.set_upstream(socket(&ip, self.plan.service.port)?);
-            }
-        }
-        Ok(acted)
-    }
-
-    async fn ended(&self, victim: Victim) -> Result<Option<Ended>, EngineError> {
-        let (container, _, _) = self.container_of(victim);
-        limits::ended(&self.engine, &container).await
-    }
-
-    async fn ping(&self) -> Result<(), EngineError> {
-        self.engine.ping().await
-    }
-}
-
-/// Sends PING to a Redis at `addr` and expects PONG, within a second.
-async fn redis_ping(addr: &str) -> Result<(), String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await?;
-        stream.write_all(b"PING\r\n").await?;
-        let mut answer = [0u8; 64];
-        let n = stream.read(&mut answer).await?;
-        Ok::<_, std::io::Error>(String::from_utf8_lossy(&answer[..n]).trim().to_string())
-    };
-    match tokio::time::timeout(Duration::from_secs(1), exchange).await {
-        Ok(Ok(answer)) if answer == "+PONG" => Ok(()),
-        Ok(Ok(answer)) => Err(format!("it answered {answer:?}")),
-        Ok(Err(err)) => Err(err.to_string()),
-        Err(_) => Err("no answer within 1s".into()),
-    }
-}
-
-/// Connects to `addr` over TCP, within a second: a store that accepts connections is
-/// taken as ready when the harness knows no better question to ask it.
-async fn tcp_connect(addr: &str) -> Result<(), String> {
-    match tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(addr)).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(err)) => Err(err.to_string()),
-        Err(_) => Err("no connection within 1s".into()),
     }
 }
 
