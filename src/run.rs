@@ -15,6 +15,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::OptionFuture;
 use futures_util::FutureExt;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -36,7 +37,11 @@ use crate::progress;
 use crate::reaper::Reaper;
 use crate::report::assemble::{Found, RunIdentity};
 use crate::report::{FullLists, RunFolder, SessionCounts, Summary};
-use crate::session::Anomaly;
+use crate::session::{Anomaly, AnomalyKind};
+use crate::store::{
+    self,
+    watch::{StoreEventKind, StoreTimeline},
+};
 
 /// The two ways a user stops a run, fed by signals in `main` and by tests directly.
 #[derive(Debug, Clone, Default)]
@@ -270,6 +275,9 @@ async fn drive<C: Lifecycle>(
     let events = folder.events(plan.service.replicas, started.ready_after)?;
     let spill = folder.spill()?;
     let stop = shutdown.graceful.child_token();
+    let store = (cluster.store_watch()).map(|(member, locate)| {
+        tokio::spawn(store::watch::watch(member, locate, start, stop.clone()))
+    });
     let shown = Shown::start(plan, &live, start, &stop);
     let on_fault = |record: &FaultRecord| {
         shown.fault(record);
@@ -291,6 +299,7 @@ async fn drive<C: Lifecycle>(
     let chaos = chaos::run(cluster, plan.min_alive, &timeline, start, &stop, &on_fault);
     let (load, mut faults, ()) = tokio::join!(load, chaos, timer);
     let load_elapsed = start.elapsed();
+    let store = OptionFuture::from(store).await.and_then(Result::ok);
     shown.stop().await;
     chaos::measure_recovery(&mut faults.records, &failures, load_elapsed);
     let interrupted = shutdown.graceful.is_cancelled();
@@ -307,7 +316,7 @@ async fn drive<C: Lifecycle>(
         load.collected.totals,
         load.anomalies,
         swept,
-        &faults.records,
+        (&faults.records, store.as_ref()),
         interrupted,
     );
     checkpoint.stop().await;
@@ -322,6 +331,7 @@ async fn drive<C: Lifecycle>(
         halted: faults.halted,
         intervals: load.collected.intervals,
         error_messages: driver.tls_failures(),
+        store,
     };
     let summary = Summary::assemble(plan, run, ready, found);
     Ok((summary, anomalies, faults.records))
@@ -491,12 +501,12 @@ async fn sweep(
 }
 
 /// The load's and the sweep's evidence together, each anomaly named by the fault
-/// before it, and the verdict on it.
+/// and the store event before it, and the verdict on it.
 fn judge(
     mut totals: Recorder,
     mut anomalies: Vec<Anomaly>,
     swept: Swept,
-    faults: &[FaultRecord],
+    (faults, store): (&[FaultRecord], Option<&StoreTimeline>),
     interrupted: bool,
 ) -> (Recorder, Vec<Anomaly>, Verdict) {
     totals.merge(&swept.recorder);
@@ -504,6 +514,9 @@ fn judge(
     let hits = chaos::HitTimeline::of(faults);
     for anomaly in &mut anomalies {
         anomaly.nearest_fault = nearest_fault(faults, &hits, anomaly.at);
+        if let Some(store) = store {
+            explain_by_the_store(anomaly, store);
+        }
     }
     let verdict = gate::judge(Evidence {
         anomalies: anomalies.len() as u64,
@@ -511,6 +524,25 @@ fn judge(
         interrupted,
     });
     (totals, anomalies, verdict)
+}
+
+/// Names what the store did last before `anomaly`, and says so where the store had
+/// evicted keys before a loss: a session the store removed to make room is not one
+/// the service forgot (the store's `evicted_keys` counts them, not which ones).
+fn explain_by_the_store(anomaly: &mut Anomaly, store: &StoreTimeline) {
+    anomaly.nearest_store_event = store.nearest(anomaly.at);
+    let lost = matches!(
+        anomaly.kind,
+        AnomalyKind::LostSession | AnomalyKind::LostWrite
+    );
+    let evicted = store.last_before(anomaly.at, |e| e.kind == StoreEventKind::Evicted);
+    if let (true, Some(eviction)) = (lost, evicted) {
+        anomaly.detail.push_str(&format!(
+            "; evicted by the store: it {} at {:.1}s",
+            eviction.detail,
+            eviction.at_ms as f64 / 1000.0
+        ));
+    }
 }
 
 /// The last fault injected at or before `at`, in words.

@@ -460,6 +460,31 @@ fn store_kill_without_persistence_fails_with_lost_sessions() {
         (e["fault"].as_str(), e["target"].as_str()),
         (Some("kill"), Some("store"))
     );
+    // The store's own timeline says why: it came back a new process, empty, and the
+    // lost sessions are tied to that.
+    let store = &summary["store"]["events"];
+    let restarted = (store.as_array().unwrap().iter())
+        .find(|e| e["kind"] == "restarted")
+        .unwrap_or_else(|| panic!("no restart on the store's timeline: {store}"));
+    assert!(
+        restarted["detail"]
+            .as_str()
+            .unwrap()
+            .contains("it holds 0 keys"),
+        "{restarted}"
+    );
+    let samples = summary["anomalies"]["samples"].as_array().unwrap();
+    let tied = samples.iter().filter(|a| {
+        a["nearest_store_event"]
+            .as_str()
+            .is_some_and(|e| e.contains("restarted"))
+    });
+    assert!(tied.count() > 0, "{samples:?}");
+    assert!(
+        run.stdout.contains("restarted (a new process)"),
+        "{}",
+        run.stdout
+    );
     assert_clean_after_chaos(&run, &id);
 }
 

@@ -133,7 +133,15 @@ fn a_missed_gate_fails_the_run_with_exit_1_a_junit_failure_and_a_full_folder() {
     );
     let html = std::fs::read_to_string(folder.join("report.html")).unwrap();
     assert!(html.contains("kill replica-"), "the kill is drawn");
-    assert_eq!(html.matches("<svg").count(), 5);
+    // Five charts and the store's lane (its Redis was watched), no anomalies chart.
+    assert_eq!(html.matches("<svg").count(), 6);
+    assert!(html.contains(r#"id="chart-store""#));
+    let store = &summary["store"];
+    assert!(store["points"].as_array().unwrap().len() >= 5, "{store}");
+    let most = (store["points"].as_array().unwrap().iter())
+        .map(|p| p["keys_max"].as_u64().unwrap())
+        .max();
+    assert!(most > Some(0), "the store held the sessions: {store}");
 
     // The secrets are in no file of the run folder, nor in what the run printed.
     let kept = std::fs::read_to_string(folder.join("scenario.toml")).unwrap();

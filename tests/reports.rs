@@ -120,8 +120,16 @@ fn html_holds_verdict_charts_faults_anomalies_and_the_scenario_escaped() {
     let page = html::render(&summary).unwrap();
     assert!(page.contains(r#"<div class="banner failed" id="verdict">"#));
     assert!(page.contains("gate anomalies == 0 missed"));
-    assert_eq!(page.matches("<svg").count(), 6, "six charts");
+    assert_eq!(
+        page.matches("<svg").count(),
+        7,
+        "six charts and the store's lane"
+    );
     assert!(page.contains(r#"id="chart-anomalies""#));
+    let store = &page[page
+        .find(r#"id="store-events""#)
+        .expect("the store's events")..];
+    assert!(store.contains("restarted (a new process): it holds 0 keys, 900 before"));
     let groups = &page[page
         .find(r#"id="anomaly-groups""#)
         .expect("the groups table")..];

@@ -62,7 +62,12 @@ async fn evictions_a_kill_and_an_empty_restart_are_on_the_timeline() {
         let addr = located.clone();
         Box::pin(async move { Some(addr) })
     });
-    let watcher = tokio::spawn(watch("store".into(), locate, Instant::now(), stop.clone()));
+    let watcher = tokio::spawn(watch(
+        "store".into(),
+        locate,
+        tokio::time::Instant::now(),
+        stop.clone(),
+    ));
 
     // 2000 keys of 1 KiB, then a limit far below what they take.
     let value = "x".repeat(1024);

@@ -177,4 +177,12 @@ pub trait Lifecycle: Cluster {
     fn scheduling(&self) -> Option<swarm::facts::Scheduling> {
         None
     }
+
+    /// Where the harness asks the store how it is ([`crate::store::watch`]): the
+    /// member's name and how to find its address, where the store is a Redis the
+    /// harness can reach; `None` elsewhere (no store, another kind, an overlay network
+    /// the host cannot reach).
+    fn store_watch(&self) -> Option<(String, crate::store::watch::Locate)> {
+        None
+    }
 }

@@ -20,9 +20,9 @@ const ANOMALY_SAMPLES: usize = 200;
 /// Groups of anomalies kept in the summary: beyond this, `sessions.csv` has them.
 const ANOMALY_GROUPS: usize = 100;
 
-/// The fault an anomaly's `nearest_fault` names, without how long before it came
-/// (`"kill of replica-1.0 at 3.0s, 1.9s before"` → `"kill of replica-1.0 at 3.0s"`),
-/// so that every anomaly after one fault falls in one window.
+/// The fault (or store event) an anomaly's `nearest_fault` names, without how long
+/// before it came (`"kill of replica-1.0 at 3.0s, 1.9s before"` → `"kill of
+/// replica-1.0 at 3.0s"`), so that every anomaly after one fault falls in one window.
 fn fault_window(nearest: &str) -> &str {
     match nearest.rsplit_once(", ") {
         Some((fault, ago)) if ago.ends_with("s before") => fault,
@@ -34,16 +34,23 @@ impl AnomalyGroup {
     /// Groups `anomalies` (in time order) by kind, replica and fault window, largest
     /// group first, at most [`ANOMALY_GROUPS`] of them.
     fn of(anomalies: &[Anomaly]) -> Vec<AnomalyGroup> {
-        type Key<'a> = (AnomalyKind, Option<&'a str>, Option<&'a str>);
+        type Key<'a> = (
+            AnomalyKind,
+            Option<&'a str>,
+            Option<&'a str>,
+            Option<&'a str>,
+        );
         let mut groups: BTreeMap<Key<'_>, AnomalyGroup> = BTreeMap::new();
         for a in anomalies {
             let at = a.at.as_millis() as u64;
             let window = a.nearest_fault.as_deref().map(fault_window);
-            let key = (a.kind, a.served_by.as_deref(), window);
+            let store = a.nearest_store_event.as_deref().map(fault_window);
+            let key = (a.kind, a.served_by.as_deref(), window, store);
             let group = groups.entry(key).or_insert_with(|| AnomalyGroup {
                 kind: a.kind,
                 served_by: a.served_by.clone(),
                 nearest_fault: window.map(str::to_string),
+                nearest_store_event: store.map(str::to_string),
                 count: 0,
                 first_ms: at,
                 last_ms: at,
@@ -240,6 +247,7 @@ mod tests {
             at: Duration::from_millis(ms),
             detail: String::new(),
             nearest_fault: fault.map(str::to_string),
+            nearest_store_event: None,
         };
         let kill = Some("kill of replica-1.0 at 2.0s");
         let after = |ago: &str| Some(format!("kill of replica-1.0 at 2.0s, {ago} before"));
@@ -334,6 +342,7 @@ mod tests {
             at: Duration::from_millis(ms),
             detail: String::new(),
             nearest_fault: None,
+            nearest_store_event: None,
         }
     }
 

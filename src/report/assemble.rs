@@ -18,6 +18,7 @@ use crate::load::collector::IntervalRow;
 use crate::metrics::{Percentiles, Recorder};
 use crate::plan::{Model, Plan};
 use crate::session::Anomaly;
+use crate::store::watch::StoreTimeline;
 
 /// Who the run is, for its report.
 #[derive(Debug, Clone)]
@@ -40,6 +41,8 @@ pub struct Found {
     pub intervals: Vec<IntervalRow>,
     /// Why requests failed, where the kind does not say ([`Summary::error_messages`]).
     pub error_messages: BTreeMap<String, u64>,
+    /// The store's timeline, where it was watched.
+    pub store: Option<StoreTimeline>,
 }
 
 impl Found {
@@ -63,6 +66,7 @@ impl Found {
             halted: None,
             intervals: Vec::new(),
             error_messages: BTreeMap::new(),
+            store: None,
         }
     }
 }
@@ -124,6 +128,7 @@ impl Summary {
                 .map(|(metric, t)| (metric.clone(), t.to_string()))
                 .collect(),
             scheduling: None,
+            store: found.store,
         }
     }
 }

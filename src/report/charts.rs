@@ -14,6 +14,7 @@ use plotters::prelude::*;
 
 use crate::metrics::Percentiles;
 use crate::session::{AnomalyKind, Op};
+use crate::store::watch::{StoreEventKind, StorePoint};
 
 use super::Summary;
 
@@ -285,6 +286,66 @@ pub fn throughput(summary: &Summary) -> Result<String> {
             Ok(entries)
         },
     )
+}
+
+/// The store's lane: the keys it held (the most each second, and a thin line for the
+/// fewest), the keys it evicted, and what it did (a triangle at the top for each
+/// restart, emptying or silence), against the faults. Empty without a watched store.
+pub fn store(summary: &Summary) -> Result<String> {
+    let Some(store) = &summary.store else {
+        return Ok(String::new());
+    };
+    let middle = |p: &StorePoint| p.t as f64 + p.span_s as f64 / 2.0;
+    let line = |of: fn(&StorePoint) -> u64| -> Vec<(f64, f64)> {
+        (store.points.iter())
+            .map(|p| (middle(p), of(p) as f64))
+            .collect()
+    };
+    let (most, fewest, evicted) = (
+        line(|p| p.keys_max),
+        line(|p| p.keys_min),
+        line(|p| p.evicted),
+    );
+    let top = most.iter().chain(&evicted).map(|p| p.1).fold(1.0, f64::max) * 1.25;
+    let marked: Vec<(f64, f64)> = (store.events.iter())
+        .filter(|e| {
+            use StoreEventKind::*;
+            matches!(e.kind, Restarted | Emptied | Unreachable | Role)
+        })
+        .map(|e| (e.at_ms as f64 / 1000.0, top * 0.95))
+        .collect();
+    let caption = "The store: keys held and evicted, and what it did";
+    time_chart(summary, caption, "keys", (0.0..top, (0.0, top)), |chart| {
+        let held = RGBColor(31, 119, 180);
+        let gone = RGBColor(214, 39, 40);
+        let did = RGBColor(148, 103, 189);
+        chart
+            .draw_series(LineSeries::new(most, held.stroke_width(2)))
+            .map_err(err)?;
+        chart
+            .draw_series(LineSeries::new(fewest, held.mix(0.5).stroke_width(1)))
+            .map_err(err)?;
+        chart
+            .draw_series(
+                evicted
+                    .into_iter()
+                    .filter(|p| p.1 > 0.0)
+                    .map(|p| Circle::new(p, 3, gone.filled())),
+            )
+            .map_err(err)?;
+        chart
+            .draw_series(
+                marked
+                    .into_iter()
+                    .map(|p| TriangleMarker::new(p, 6, did.filled())),
+            )
+            .map_err(err)?;
+        Ok(vec![
+            ("keys held".to_string(), held),
+            ("keys evicted".to_string(), gone),
+            ("restarted, emptied, silent, new role".to_string(), did),
+        ])
+    })
 }
 
 /// Anomalies per second, by kind, against the faults: which fault each burst of

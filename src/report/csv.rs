@@ -9,6 +9,7 @@ use crate::chaos::FaultRecord;
 use crate::load::collector::{IntervalRow, IntervalSink};
 use crate::metrics::{ErrorKind, Percentiles, Recorder};
 use crate::session::Anomaly;
+use crate::store::watch::StoreEvent;
 
 use super::Summary;
 
@@ -157,8 +158,27 @@ impl<W: std::io::Write> EventsCsv<W> {
 
     /// One of the cluster's own events, and flushes it.
     fn cluster(&mut self, at: u64, event: &str, detail: String) -> Result<()> {
-        let mut record = vec![at.to_string(), "cluster".into(), event.into()];
-        record.extend(std::iter::repeat_n(String::new(), 11));
+        self.other(at, "cluster", event, "", detail)
+    }
+
+    /// One thing the store `member` did, and flushes it.
+    fn store(&mut self, member: &str, event: &StoreEvent) -> Result<()> {
+        let kind = serde_json::to_value(event.kind).expect("a kind serialises");
+        let name = kind.as_str().unwrap_or_default();
+        self.other(event.at_ms, "store", name, member, event.detail.clone())
+    }
+
+    /// A row that is not a fault: its time, kind, event, target and detail.
+    fn other(
+        &mut self,
+        at: u64,
+        kind: &str,
+        event: &str,
+        target: &str,
+        detail: String,
+    ) -> Result<()> {
+        let mut record = vec![at.to_string(), kind.into(), event.into(), target.into()];
+        record.extend(std::iter::repeat_n(String::new(), 10));
         record.push(detail);
         self.writer.write_record(&record)?;
         self.writer.flush()
@@ -204,8 +224,17 @@ impl<W: std::io::Write> EventsCsv<W> {
 pub fn events(summary: &Summary, faults: &[FaultRecord]) -> Result<Vec<u8>> {
     let mut w = EventsCsv::new(Vec::new())?;
     w.ready(summary.cluster.replicas, summary.cluster.ready_ms)?;
+    // Faults and the store's events in the order they happened.
+    let store = summary.store.as_ref();
+    let mut store_events = store.map_or(&[][..], |s| &s.events[..]).iter().peekable();
     for e in faults {
+        while let Some(event) = store_events.next_if(|s| s.at_ms < e.injected_ms) {
+            w.store(store.map_or("", |s| &s.member), event)?;
+        }
         w.fault(e)?;
+    }
+    for event in store_events {
+        w.store(store.map_or("", |s| &s.member), event)?;
     }
     let load_end = (summary.load_elapsed_s * 1000.0).round() as u64;
     w.cluster(load_end, "load_end", String::new())?;
@@ -232,6 +261,7 @@ pub fn sessions(anomalies: &[Anomaly]) -> Result<Vec<u8>> {
         "served_by",
         "expected_vs_seen",
         "nearest_fault",
+        "nearest_store_event",
     ])?;
     for a in sorted {
         w.write_record([
@@ -242,6 +272,7 @@ pub fn sessions(anomalies: &[Anomaly]) -> Result<Vec<u8>> {
             a.served_by.clone().unwrap_or_default(),
             a.detail.clone(),
             a.nearest_fault.clone().unwrap_or_default(),
+            a.nearest_store_event.clone().unwrap_or_default(),
         ])?;
     }
     finish(w)

@@ -23,6 +23,7 @@ fn render_inner(summary: &Summary) -> Result<String, String> {
         spectrum => chart(charts::spectrum)?,
         replicas => chart(charts::replicas)?,
         anomalies => chart(charts::anomalies)?,
+        store => chart(charts::store)?,
     };
     let requests: u64 = summary.operations.values().map(|o| o.ok + o.errors).sum();
     let errors: u64 = summary.operations.values().map(|o| o.errors).sum();

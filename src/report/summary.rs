@@ -18,6 +18,7 @@ use crate::load::collector::IntervalRow;
 use crate::load::series::Point;
 use crate::metrics::{ErrorKind, Percentiles};
 use crate::session::{Anomaly, AnomalyKind, Op};
+use crate::store::watch::StoreTimeline;
 
 /// Bumped whenever a field changes meaning or goes away.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -77,6 +78,11 @@ pub struct Summary {
     /// states it went through and the replacements per slot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduling: Option<Scheduling>,
+    /// The store's own timeline, where the harness could ask it how it was: one
+    /// point a second (keys, evictions, memory) and what it did (restarts, evictions,
+    /// a new memory limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreTimeline>,
 }
 
 /// The load as it was set up, and what it could not do.
@@ -181,6 +187,10 @@ pub struct AnomalyGroup {
     /// The last fault before them (see [`Anomaly::nearest_fault`], without the
     /// delay); none before the first fault.
     pub nearest_fault: Option<String>,
+    /// What the store did last before them, likewise; none where the store was not
+    /// watched or had done nothing yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nearest_store_event: Option<String>,
     pub count: u64,
     pub first_ms: u64,
     pub last_ms: u64,

@@ -40,6 +40,27 @@ impl Summary {
         Some(line)
     }
 
+    /// What the store did, where it was watched: the first events, and how many more.
+    fn store_lines(&self, out: &mut String) {
+        const SHOWN: usize = 6;
+        let Some(store) = &self.store else { return };
+        if store.events.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "store {}: {} events, {} keys evicted",
+            store.member, store.events_total, store.evicted_total
+        );
+        for e in store.events.iter().take(SHOWN) {
+            let _ = writeln!(out, "  {:.1}s {}", e.at_ms as f64 / 1000.0, e.detail);
+        }
+        let more = store.events_total.saturating_sub(SHOWN as u64);
+        if more > 0 {
+            let _ = writeln!(out, "  … {more} more in events.csv");
+        }
+    }
+
     /// The verdict block printed at the end of a run.
     pub fn render_text(&self) -> String {
         let mut out = String::new();
@@ -90,6 +111,7 @@ impl Summary {
         if let Some(line) = self.scheduling_line() {
             let _ = writeln!(out, "{line}");
         }
+        self.store_lines(&mut out);
         if f.revert_failed > 0 {
             let _ = writeln!(
                 out,
@@ -133,10 +155,11 @@ impl Summary {
                 a.op.name(),
                 a.served_by.as_deref().unwrap_or("?"),
                 a.detail,
-                a.nearest_fault
-                    .as_deref()
+                [&a.nearest_fault, &a.nearest_store_event]
+                    .into_iter()
+                    .flatten()
                     .map(|f| format!(" [after {f}]"))
-                    .unwrap_or_default()
+                    .collect::<String>()
             );
         }
         if !self.gates.is_empty() {

@@ -207,6 +207,10 @@ pub struct Anomaly {
     /// The last fault injected before it, in words, filled in when the run is
     /// reported: the first place to look for a cause.
     pub nearest_fault: Option<String>,
+    /// What the store did last before it (the store's timeline), in words, where
+    /// the harness watched the store: the second place to look.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nearest_store_event: Option<String>,
 }
 
 fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -584,6 +588,7 @@ impl SessionModel {
             at: seen.at,
             detail,
             nearest_fault: None,
+            nearest_store_event: None,
         })
     }
 }

@@ -8,9 +8,10 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::info::Info;
@@ -112,14 +113,28 @@ pub struct StoreTimeline {
 }
 
 impl StoreTimeline {
-    /// Keys evicted from `from` up to `to` (since the load's start), by the events.
-    pub fn evicted_between(&self, from: Duration, to: Duration) -> u64 {
-        let (from, to) = (from.as_millis() as u64, to.as_millis() as u64);
-        (self.events.iter())
-            .filter(|e| e.kind == StoreEventKind::Evicted && e.at_ms <= to)
-            .filter(|e| e.at_ms + 1000 >= from)
-            .map(|e| e.keys)
-            .sum()
+    /// The last event at or before `at` (since the load's start) that `which` picks.
+    pub fn last_before(
+        &self,
+        at: Duration,
+        which: impl Fn(&StoreEvent) -> bool,
+    ) -> Option<&StoreEvent> {
+        let at = at.as_millis() as u64;
+        (self.events.iter().rev()).find(|e| e.at_ms <= at && which(e))
+    }
+
+    /// The last event at or before `at`, in words: `restarted … at 5.0s, 1.2s before`.
+    pub fn nearest(&self, at: Duration) -> Option<String> {
+        self.last_before(at, |_| true).map(|e| {
+            let ago = at.as_millis() as u64 - e.at_ms;
+            format!(
+                "{} {} at {:.1}s, {:.1}s before",
+                self.member,
+                e.detail,
+                e.at_ms as f64 / 1000.0,
+                ago as f64 / 1000.0
+            )
+        })
     }
 }
 
@@ -401,8 +416,13 @@ mod tests {
         );
         assert_eq!((t.events[1].at_ms, t.events[1].keys), (3250, 1));
         assert_eq!(t.evicted_total, 26);
-        assert_eq!(t.evicted_between(ms(400), ms(600)), 25);
-        assert_eq!(t.evicted_between(ms(2000), ms(2500)), 0);
+        let evicted = |at| t.last_before(ms(at), |e| e.kind == StoreEventKind::Evicted);
+        assert_eq!(evicted(2000).map(|e| e.keys), Some(25));
+        assert_eq!(evicted(100), None);
+        assert_eq!(
+            t.nearest(ms(3500)).as_deref(),
+            Some("store evicted 1 keys under maxmemory (allkeys-lru) at 3.2s, 0.2s before")
+        );
         // A restarted store counts its evictions from zero again.
         let mut o = Observer::new("store");
         o.observe(ms(0), Some(info("a", 100, 50)));

@@ -573,6 +573,30 @@ impl Lifecycle for DockerCluster {
     async fn teardown(&self) -> Result<Removed, EngineError> {
         DockerCluster::teardown(self).await
     }
+
+    /// The store container, at its address on the run's network (the host reaches
+    /// a bridge network's containers), looked up at every question: a restarted
+    /// container may come back at another.
+    fn store_watch(&self) -> Option<(String, crate::store::watch::Locate)> {
+        if self.plan.store.kind != StoreKind::Redis {
+            return None;
+        }
+        let name = self.name("store");
+        let (engine, network, port) = (
+            self.engine.clone(),
+            self.network.clone(),
+            self.plan.store.port,
+        );
+        let member = name.clone();
+        let locate: crate::store::watch::Locate = Box::new(move || {
+            let (engine, name, network) = (engine.clone(), name.clone(), network.clone());
+            Box::pin(async move {
+                let ip = engine.ip(&name, &network).await.ok()?;
+                Some(format!("{ip}:{port}"))
+            })
+        });
+        Some((member, locate))
+    }
 }
 
 /// Fills in the placeholders of a command line.
