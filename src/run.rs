@@ -538,8 +538,9 @@ fn explain_by_the_store(anomaly: &mut Anomaly, store: &StoreTimeline) {
     let evicted = store.last_before(anomaly.at, |e| e.kind == StoreEventKind::Evicted);
     if let (true, Some(eviction)) = (lost, evicted) {
         anomaly.detail.push_str(&format!(
-            "; evicted by the store: it {} at {:.1}s",
+            "; evicted by the store (it {} between {:.1}s and {:.1}s)",
             eviction.detail,
+            eviction.since_ms as f64 / 1000.0,
             eviction.at_ms as f64 / 1000.0
         ));
     }

@@ -72,7 +72,7 @@ const CORPUS: &[(&str, &str)] = &[
     ),
     (
         "unknown-fault.toml",
-        "13:9: unknown fault \"meteor\"; accepted values: \"kill\", \"stop\", \"restart\", \"pause\", \"disconnect\", \"blackhole\", \"cpu\", \"loss\", \"bandwidth\", \"oom\", \"latency\", \"slow_store\"\n",
+        "13:9: unknown fault \"meteor\"; accepted values: \"kill\", \"stop\", \"restart\", \"pause\", \"disconnect\", \"blackhole\", \"cpu\", \"loss\", \"bandwidth\", \"oom\", \"latency\", \"slow_store\", \"memory_pressure\"\n",
     ),
     (
         "unknown-key-nested.toml",

@@ -6,7 +6,9 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{describe, docker_turn, labelled, run_scenario, unique};
+use common::{
+    any_detail, assert_lost_sessions, describe, docker_turn, labelled, run_scenario, unique,
+};
 use serde_json::Value;
 
 fn events(run: &common::Run) -> Vec<Value> {
@@ -294,4 +296,47 @@ fn a_slow_store_delays_every_store_answer_in_the_window_only_and_passes() {
 #[test]
 fn latency_on_a_replica_delays_its_answers_in_the_window_only_and_passes() {
     delayed_in_the_window_only("scenarios/latency.toml", "latency", 300.0, 50.0, "p90");
+}
+
+/// A full store under `allkeys-lru` evicts sessions: the run fails with lost
+/// sessions, and says the store evicted them (it read `evicted_keys`).
+#[test]
+fn memory_pressure_under_lru_loses_sessions_the_store_evicted() {
+    let _docker = docker_turn();
+    let id = unique("e2e-evict-lru");
+    let run = run_scenario("scenarios/store-evict-lru.toml", &id, &[]);
+    let samples = assert_lost_sessions(&run, &id, 1);
+    assert!(any_detail(samples, "evicted by the store"), "{samples:?}");
+    let store = &run.summary.as_ref().unwrap()["store"];
+    assert!(store["evicted_total"].as_u64().unwrap() > 0, "{store}");
+    let kinds: Vec<&str> = (store["events"].as_array().unwrap().iter())
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"evicted") && kinds.contains(&"memory_limit"),
+        "{kinds:?}"
+    );
+}
+
+/// The same pressure under `noeviction`: Redis refuses writes instead, which are
+/// failed requests, not loss. Passes, with the failures counted and nothing evicted.
+#[test]
+fn memory_pressure_under_noeviction_refuses_writes_and_loses_nothing() {
+    let _docker = docker_turn();
+    let id = unique("e2e-noeviction");
+    let run = run_scenario("scenarios/store-noeviction.toml", &id, &[]);
+    assert_eq!(run.output.status.code(), Some(0), "{}", describe(&run));
+    let s = run.summary.as_ref().unwrap();
+    assert_eq!(s["anomalies"]["total"], 0);
+    common::assert_errors_add_up(s);
+    let failed: u64 = (s["operations"].as_object().unwrap().values())
+        .map(|o| o["errors"].as_u64().unwrap())
+        .sum();
+    assert!(
+        failed > 0,
+        "the full store refused writes: {}",
+        s["operations"]
+    );
+    assert_eq!(s["store"]["evicted_total"], 0, "{}", s["store"]);
+    assert!(labelled(&id).is_empty(), "left behind: {:?}", labelled(&id));
 }

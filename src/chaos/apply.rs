@@ -168,6 +168,7 @@ fn first_action(fault: &Scheduled) -> Action {
         Fault::Loss { percent } => Action::ShapeOn(Shaping::Loss(percent)),
         Fault::Bandwidth { bits_per_sec } => Action::ShapeOn(Shaping::Rate(bits_per_sec)),
         Fault::Oom { bytes } => Action::LimitMemory(bytes),
+        Fault::MemoryPressure { bytes } => Action::StoreMemory(bytes),
         Fault::SlowStore { .. } | Fault::Latency { .. } => {
             let (delay_ms, jitter_ms) = fault.fault.delay().expect("a delay fault has a delay");
             Action::Delay {
@@ -189,6 +190,7 @@ pub fn revert_action(fault: Fault) -> Action {
         Fault::Loss { percent } => Action::ShapeOff(Shaping::Loss(percent)),
         Fault::Bandwidth { bits_per_sec } => Action::ShapeOff(Shaping::Rate(bits_per_sec)),
         Fault::Oom { .. } => Action::UnlimitMemory,
+        Fault::MemoryPressure { .. } => Action::StoreMemoryBack,
         Fault::SlowStore { .. } | Fault::Latency { .. } => Action::Undelay,
         Fault::Kill | Fault::Stop | Fault::Restart => {
             unreachable!("{} is not temporary", fault.name())

@@ -631,7 +631,10 @@ impl Cluster for AttachedCluster {
             }
             Action::Unthrottle => self.put_limits_back(slot, member, true).await?,
             Action::UnlimitMemory => self.put_limits_back(slot, member, false).await?,
-            Action::Delay { .. } | Action::Undelay => {
+            Action::Delay { .. }
+            | Action::Undelay
+            | Action::StoreMemory(_)
+            | Action::StoreMemoryBack => {
                 let refused = faults::refusals("on an attached stack", |e| e.attached);
                 return Err(EngineError::State(refused));
             }

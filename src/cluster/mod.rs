@@ -105,6 +105,10 @@ pub enum Action {
     },
     /// Pass the store's answers through at once again.
     Undelay,
+    /// Set the store's `maxmemory` to these bytes (`CONFIG SET`, from the harness).
+    StoreMemory(u64),
+    /// Give the store the `maxmemory` the plan started it with (none: 0).
+    StoreMemoryBack,
 }
 
 /// What an action did.

@@ -62,6 +62,10 @@ pub enum Fault {
     /// Hold a replica's answers to the balancer (or the store's, to the replicas) back
     /// by `delay_ms` plus up to `jitter_ms`, through the same kind of proxy.
     Latency { delay_ms: u32, jitter_ms: u32 },
+    /// Lower the store's `maxmemory` to `bytes` for `duration` (`CONFIG SET`, from the
+    /// harness): under its eviction policy (`[store] eviction`) Redis then evicts
+    /// keys, or refuses writes (`noeviction`).
+    MemoryPressure { bytes: u64 },
 }
 
 impl Fault {
@@ -74,6 +78,7 @@ impl Fault {
             Fault::Bandwidth { bits_per_sec } => Some(format!("{} kbit/s", bits_per_sec / 1000)),
             Fault::Oom { bytes: Some(b) } => Some(format!("memory limit {} MiB", b >> 20)),
             Fault::Oom { bytes: None } => Some("memory limit: usage at injection + 4 MiB".into()),
+            Fault::MemoryPressure { bytes } => Some(format!("maxmemory {} KiB", bytes >> 10)),
             Fault::SlowStore { .. } | Fault::Latency { .. } => {
                 let (delay_ms, jitter_ms) = self.delay()?;
                 let jitter = match jitter_ms {

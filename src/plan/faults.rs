@@ -41,6 +41,10 @@ pub struct FaultEntry {
     /// What the engine's kernel must offer (one entry per piece), probed before a
     /// run starts; empty for faults that need only the engine.
     pub needs: &'static [KernelFeature],
+    /// Only ever aimed at the store: its default target, and the only one allowed.
+    pub store_only: bool,
+    /// The store must be a Redis (the harness sets it through Redis's protocol).
+    pub redis_only: bool,
     /// The swarm engine (the docker engine applies every fault).
     pub swarm: Support,
     /// A running stack the harness attached to.
@@ -62,12 +66,17 @@ const PLAIN: FaultEntry = FaultEntry {
     temporary: false,
     kills: false,
     needs: &[],
+    store_only: false,
+    redis_only: false,
     swarm: Support::Yes,
     attached: Support::Yes,
 };
 
+/// Why the faults the harness applies by talking to the store need its own network.
+const NOT_THE_HARNESS_NETWORK: &str = "the harness talks to the store only on a bridge network of its own run, which the host reaches";
+
 /// Every fault, in the README's order.
-pub static FAULTS: [FaultEntry; 12] = [
+pub static FAULTS: [FaultEntry; 13] = [
     FaultEntry {
         fault: Fault::Kill,
         name: "kill",
@@ -164,8 +173,20 @@ pub static FAULTS: [FaultEntry; 12] = [
         name: "slow_store",
         keys: &["delay", "jitter"],
         temporary: true,
+        store_only: true,
         swarm: Support::No(SWARM_AGENT_LACKS),
         attached: Support::No(NOT_THE_HARNESS_PATH),
+        ..PLAIN
+    },
+    FaultEntry {
+        fault: Fault::MemoryPressure { bytes: 0 },
+        name: "memory_pressure",
+        keys: &["memory"],
+        temporary: true,
+        store_only: true,
+        redis_only: true,
+        swarm: Support::No(NOT_THE_HARNESS_NETWORK),
+        attached: Support::No(NOT_THE_HARNESS_NETWORK),
         ..PLAIN
     },
 ];
@@ -309,7 +330,7 @@ mod tests {
         assert_eq!(
             refusals("on an attached stack", |e| e.attached),
             format!(
-                r#""latency" and "slow_store" cannot run on an attached stack ({NOT_THE_HARNESS_PATH})"#
+                r#""latency" and "slow_store" cannot run on an attached stack ({NOT_THE_HARNESS_PATH}); "memory_pressure" cannot run on an attached stack ({NOT_THE_HARNESS_NETWORK})"#
             )
         );
         assert_eq!(

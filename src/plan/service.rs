@@ -59,6 +59,9 @@ pub struct StorePlan {
     /// The port the store listens on inside its container.
     pub port: u16,
     pub persistence: Persistence,
+    /// Redis's `maxmemory-policy` (`[store] eviction`), when the scenario sets one:
+    /// what the store does once a `memory_pressure` fault lowers its `maxmemory`.
+    pub eviction: Option<String>,
 }
 
 impl StorePlan {
@@ -71,7 +74,12 @@ impl StorePlan {
         match self.kind {
             StoreKind::None => "none".to_string(),
             StoreKind::Redis => {
-                format!("{} (redis, port {}, {persistence})", self.image, self.port)
+                let eviction =
+                    (self.eviction.as_ref()).map_or(String::new(), |p| format!(", eviction {p}"));
+                format!(
+                    "{} (redis, port {}, {persistence}{eviction})",
+                    self.image, self.port
+                )
             }
             StoreKind::Tcp => format!("{} (port {})", self.image, self.port),
         }

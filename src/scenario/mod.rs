@@ -114,6 +114,8 @@ pub struct Store {
     pub port: Option<Spanned<i64>>,
     /// `none` (default) or `aof`: append-only file, fsync on every write, on a volume.
     pub persistence: Option<Spanned<String>>,
+    /// Redis's `maxmemory-policy`: what it does when `maxmemory` is reached.
+    pub eviction: Option<Spanned<String>>,
 }
 
 /// `[balancer]`: what spreads the load over the replicas.

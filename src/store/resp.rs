@@ -65,6 +65,26 @@ impl Connection {
     }
 }
 
+/// How long a `CONFIG SET` may take, connecting included.
+const CONFIG_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `CONFIG SET key value` on the Redis at `addr`; what went wrong, in words.
+pub async fn config_set(addr: &str, key: &str, value: &str) -> Result<(), String> {
+    let call = async {
+        let mut connection = Connection::connect(addr).await?;
+        connection.call(&["CONFIG", "SET", key, value]).await
+    };
+    match tokio::time::timeout(CONFIG_TIMEOUT, call).await {
+        Ok(Ok(Reply::Simple(ok))) if ok == "OK" => Ok(()),
+        Ok(Ok(other)) => Err(format!("{addr} answered {other:?}")),
+        Ok(Err(e)) => Err(format!("{addr}: {e}")),
+        Err(_) => Err(format!(
+            "{addr} did not answer within {} s",
+            CONFIG_TIMEOUT.as_secs()
+        )),
+    }
+}
+
 /// A command as RESP: an array of bulk strings.
 pub fn encode(args: &[&str]) -> Vec<u8> {
     let mut out = format!("*{}\r\n", args.len()).into_bytes();

@@ -87,8 +87,11 @@ pub enum StoreEventKind {
 /// Something the store did, when, in words.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoreEvent {
-    /// Since the start of the load.
+    /// When the harness asked and saw it, since the start of the load.
     pub at_ms: u64,
+    /// When it asked before that: the store did it after this, by `at_ms`.
+    #[serde(default)]
+    pub since_ms: u64,
     pub kind: StoreEventKind,
     pub detail: String,
     /// Keys evicted in this episode (evictions less than a second apart are one).
@@ -103,7 +106,7 @@ fn is_zero(n: &u64) -> bool {
 /// The store's timeline over a run.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoreTimeline {
-    /// The member watched (its container).
+    /// The member watched, as chaos targets it (`store`).
     pub member: String,
     pub points: Vec<StorePoint>,
     pub events: Vec<StoreEvent>,
@@ -113,26 +116,28 @@ pub struct StoreTimeline {
 }
 
 impl StoreTimeline {
-    /// The last event at or before `at` (since the load's start) that `which` picks.
+    /// The last event that may have come before `at` (since the load's start), of
+    /// those `which` picks: one the store did after the question before the one that
+    /// saw it (`since_ms`), as a harness that asks four times a second sees it late.
     pub fn last_before(
         &self,
         at: Duration,
         which: impl Fn(&StoreEvent) -> bool,
     ) -> Option<&StoreEvent> {
         let at = at.as_millis() as u64;
-        (self.events.iter().rev()).find(|e| e.at_ms <= at && which(e))
+        (self.events.iter().rev()).find(|e| e.since_ms < at && which(e))
     }
 
-    /// The last event at or before `at`, in words: `restarted … at 5.0s, 1.2s before`.
+    /// The last event that may have come before `at`, in words: `store restarted …
+    /// between 4.0s and 4.3s`.
     pub fn nearest(&self, at: Duration) -> Option<String> {
         self.last_before(at, |_| true).map(|e| {
-            let ago = at.as_millis() as u64 - e.at_ms;
             format!(
-                "{} {} at {:.1}s, {:.1}s before",
+                "{} {} between {:.1}s and {:.1}s",
                 self.member,
                 e.detail,
-                e.at_ms as f64 / 1000.0,
-                ago as f64 / 1000.0
+                e.since_ms as f64 / 1000.0,
+                e.at_ms as f64 / 1000.0
             )
         })
     }
@@ -148,6 +153,9 @@ pub struct Observer {
     point: Option<StorePoint>,
     /// When keys were last evicted, to tell one episode from the next.
     last_eviction: Option<Duration>,
+    /// When the store was last asked, and when before that.
+    asked: Duration,
+    since: Duration,
     series: Series<StorePoint>,
     timeline: StoreTimeline,
 }
@@ -166,6 +174,7 @@ impl Observer {
 
     /// What the store answered at `at` since the load's start, `None` for no answer.
     pub fn observe(&mut self, at: Duration, info: Option<Info>) {
+        self.since = std::mem::replace(&mut self.asked, at);
         let second = at.as_secs();
         if self.point.as_ref().is_some_and(|p| p.t != second) {
             self.series.push(self.point.take().expect("checked"));
@@ -269,6 +278,7 @@ impl Observer {
         if self.timeline.events.len() < MAX_EVENTS {
             self.timeline.events.push(StoreEvent {
                 at_ms: at.as_millis() as u64,
+                since_ms: self.since.as_millis() as u64,
                 kind,
                 detail,
                 keys,
@@ -319,11 +329,13 @@ pub async fn watch(
             _ = tick.tick() => {}
             () = stop.cancelled() => break,
         }
+        // The time asked: what the answer says was so by then.
+        let asked = start.elapsed();
         let info = match locate().await {
             Some(addr) => ask(&addr).await,
             None => None,
         };
-        observer.observe(start.elapsed(), info);
+        observer.observe(asked, info);
     }
     observer.finish()
 }
@@ -418,10 +430,10 @@ mod tests {
         assert_eq!(t.evicted_total, 26);
         let evicted = |at| t.last_before(ms(at), |e| e.kind == StoreEventKind::Evicted);
         assert_eq!(evicted(2000).map(|e| e.keys), Some(25));
-        assert_eq!(evicted(100), None);
+        assert_eq!(evicted(0), None);
         assert_eq!(
             t.nearest(ms(3500)).as_deref(),
-            Some("store evicted 1 keys under maxmemory (allkeys-lru) at 3.2s, 0.2s before")
+            Some("store evicted 1 keys under maxmemory (allkeys-lru) between 3.0s and 3.2s")
         );
         // A restarted store counts its evictions from zero again.
         let mut o = Observer::new("store");

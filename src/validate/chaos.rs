@@ -8,7 +8,7 @@ use toml::Spanned;
 use super::fault::Named;
 use super::Validator;
 use crate::plan::faults;
-use crate::plan::{AfterKill, BalancerKind, ChaosPlan, Fault, Schedule, Target};
+use crate::plan::{AfterKill, BalancerKind, ChaosPlan, Fault, Schedule, StoreKind, Target};
 use crate::scenario;
 
 const TARGETS: &str =
@@ -28,9 +28,9 @@ impl Validator<'_> {
             Named::WrongKeys => return None,
         };
         let name = fault.map_or("", Fault::name);
-        let slow_store = matches!(fault, Some(Fault::SlowStore { .. }));
+        let store_only = fault.is_some_and(|f| f.entry().store_only);
         let target = match &raw.target {
-            None if slow_store => Some(Target::Store),
+            None if store_only => Some(Target::Store),
             None => Some(Target::RandomReplica),
             Some(t) => self.target(t, replicas),
         };
@@ -42,11 +42,11 @@ impl Validator<'_> {
             );
             return None;
         }
-        if slow_store && target.is_some_and(|t| t != Target::Store) {
+        if store_only && target.is_some_and(|t| t != Target::Store) {
             let span = raw.target.as_ref().map_or(0..0, |t| t.span());
             self.problem(
                 span,
-                format!("fault {name:?} slows the store only: leave `target` out or set it to \"store\""),
+                format!("fault {name:?} acts on the store only: leave `target` out or set it to \"store\""),
             );
             return None;
         }
@@ -241,9 +241,10 @@ impl Validator<'_> {
         raw: &[scenario::Chaos],
         chaos: &[Option<ChaosPlan>],
         balancer: BalancerKind,
-        has_store: bool,
+        store: StoreKind,
         duration: Option<Duration>,
     ) {
+        let has_store = store != StoreKind::None;
         for (raw_entry, entry) in raw.iter().zip(chaos) {
             let Some(entry) = entry else { continue };
             let span = || {
@@ -267,6 +268,15 @@ impl Validator<'_> {
                     span(),
                     format!(
                         "fault {:?} on replicas sits between the balancer and them: it needs `balancer.kind = \"haproxy\"`",
+                        entry.fault.name()
+                    ),
+                );
+            }
+            if entry.fault.entry().redis_only && store == StoreKind::Tcp {
+                self.problem(
+                    span(),
+                    format!(
+                        "fault {:?} sets the store through Redis's protocol, but this store's kind is \"tcp\"; set `store.kind = \"redis\"` if the image is a Redis",
                         entry.fault.name()
                     ),
                 );

@@ -23,6 +23,8 @@ const RATE_FORMAT: &str =
     "a number with a unit: bit, kbit, mbit or gbit (per second), for example \"1mbit\"";
 const MEMORY_FORMAT: &str =
     "a number with a unit: KiB, MiB or GiB (or k, m, g), for example \"32MiB\"";
+/// The least `maxmemory` a `memory_pressure` fault sets.
+const MIN_STORE_MEMORY: u64 = 1 << 20;
 /// More than this is an outage, not a slow store: use `pause` or `blackhole`.
 const MAX_DELAY: Duration = Duration::from_secs(60);
 
@@ -74,6 +76,7 @@ impl Validator<'_> {
             Fault::Loss { .. } => self.packet_loss(entry, raw),
             Fault::Bandwidth { .. } => self.send_rate(entry, raw),
             Fault::Oom { .. } => self.memory_limit(raw),
+            Fault::MemoryPressure { .. } => self.store_memory(entry, raw),
             Fault::Latency { .. } => {
                 self.hold_back(entry, raw)
                     .map(|(delay_ms, jitter_ms)| Fault::Latency {
@@ -179,6 +182,37 @@ impl Validator<'_> {
                 self.problem(
                     memory.span(),
                     "`chaos.memory` must be at least 6MiB, the smallest limit Docker accepts",
+                );
+                None
+            }
+            Err(why) => {
+                self.problem(
+                    memory.span(),
+                    format!(
+                        "`chaos.memory` = {:?}: {why}; write {MEMORY_FORMAT}",
+                        memory.get_ref()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// `memory`, required: the store's `maxmemory` while the fault lasts.
+    fn store_memory(&mut self, entry: &FaultEntry, raw: &scenario::Chaos) -> Option<Fault> {
+        let Some(memory) = &raw.memory else {
+            self.problem(
+                raw.fault.span(),
+                format!("fault {:?} needs `memory`, the store's maxmemory while it lasts, e.g. `memory = \"2MiB\"`", entry.name),
+            );
+            return None;
+        };
+        match parse_bytes(memory.get_ref()) {
+            Ok(bytes) if bytes >= MIN_STORE_MEMORY => Some(Fault::MemoryPressure { bytes }),
+            Ok(_) => {
+                self.problem(
+                    memory.span(),
+                    "`chaos.memory` must be at least 1MiB: below that Redis's own buffers fill it",
                 );
                 None
             }

@@ -110,7 +110,7 @@ pub fn build(source: &Source, overrides: &Overrides) -> Result<Plan, Vec<Problem
         &raw.chaos,
         &chaos,
         balancer.kind,
-        has_store,
+        store.kind,
         overrides.duration.or(duration),
     );
     let cluster = v.cluster(&raw.cluster);

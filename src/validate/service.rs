@@ -14,6 +14,17 @@ use crate::plan::{
 use crate::scenario;
 
 const PERSISTENCE: &str = "\"none\", \"aof\"";
+/// Redis's `maxmemory-policy` values.
+const EVICTION: [&str; 8] = [
+    "noeviction",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+];
 const BALANCERS: &str = "\"haproxy\", \"direct\"";
 const STORE_KINDS: &str = "\"redis\", \"tcp\", \"none\"";
 const SCHEMES: &str = "\"http\", \"https\"";
@@ -238,6 +249,25 @@ impl Validator<'_> {
                 }
             }
         };
+        let eviction = raw.eviction.as_ref().and_then(|e| {
+            let policy = e.get_ref().as_str();
+            if kind != StoreKind::Redis {
+                self.problem(
+                    e.span(),
+                    "`store.eviction` is a Redis setting (maxmemory-policy), but this store is not a Redis; remove it, or set `store.kind = \"redis\"` if the image is one",
+                );
+                return None;
+            }
+            if !EVICTION.contains(&policy) {
+                let accepted: Vec<String> = EVICTION.iter().map(|p| format!("{p:?}")).collect();
+                self.problem(
+                    e.span(),
+                    format!("unknown store eviction {policy:?}; accepted values: {}", accepted.join(", ")),
+                );
+                return None;
+            }
+            Some(policy.to_string())
+        });
         StorePlan {
             kind,
             image,
@@ -246,6 +276,7 @@ impl Validator<'_> {
             env: env.unwrap_or_default(),
             port: port.unwrap_or(6379),
             persistence,
+            eviction,
         }
     }
 

@@ -333,7 +333,7 @@ fn each_new_chaos_key_is_checked_with_its_place_and_accepted_values() {
         ),
         (
             "[[chaos]]\nfault = \"slow_store\"\ndelay = \"1s\"\ntarget = \"replica-0\"\nevery = \"5s\"\n",
-            "slows the store only",
+            "acts on the store only",
         ),
         (
             "[[chaos]]\nfault = \"pause\"\njitter = \"1s\"\nevery = \"5s\"\n",
@@ -362,6 +362,18 @@ fn each_new_chaos_key_is_checked_with_its_place_and_accepted_values() {
         (
             "[[chaos]]\nfault = \"restart\"\nschedule = \"rolling\"\ntarget = \"store\"\n",
             "leave `target` out",
+        ),
+        (
+            "[[chaos]]\nfault = \"memory_pressure\"\nevery = \"5s\"\n",
+            "needs `memory`, the store's maxmemory",
+        ),
+        (
+            "[[chaos]]\nfault = \"memory_pressure\"\nmemory = \"512KiB\"\nevery = \"5s\"\n",
+            "at least 1MiB",
+        ),
+        (
+            "[[chaos]]\nfault = \"memory_pressure\"\nmemory = \"2MiB\"\ntarget = \"replica-0\"\nevery = \"5s\"\n",
+            "acts on the store only",
         ),
     ];
     for (chaos, expected) in cases {
@@ -392,6 +404,39 @@ fn min_alive_and_store_persistence_are_checked() {
     let plan = plan(&text).unwrap();
     assert_eq!(plan.store.persistence, Persistence::Aof);
     assert!(plan.balancer.sticky);
+}
+
+#[test]
+fn store_eviction_and_memory_pressure_are_for_a_redis() {
+    let pressure = "[[chaos]]\nfault = \"memory_pressure\"\nmemory = \"2MiB\"\nevery = \"5s\"\n";
+    let redis = GOOD.replace("[load]", "[store]\neviction = \"allkeys-lru\"\n[load]");
+    let planned = plan(&format!("{redis}{pressure}")).unwrap();
+    assert_eq!(planned.store.eviction.as_deref(), Some("allkeys-lru"));
+    let entry = planned.chaos.last().unwrap();
+    assert_eq!(
+        (entry.fault, entry.target),
+        (Fault::MemoryPressure { bytes: 2 << 20 }, Target::Store)
+    );
+    let unknown = GOOD.replace("[load]", "[store]\neviction = \"lru\"\n[load]");
+    let problems = plan(&unknown).unwrap_err();
+    assert!(
+        problems[0]
+            .message
+            .contains("accepted values: \"noeviction\", \"allkeys-lru\""),
+        "{problems:?}"
+    );
+    let tcp = GOOD.replace(
+        "[load]",
+        "[store]\nimage = \"sessionstorm/memcached\"\nport = 11211\neviction = \"allkeys-lru\"\n[load]",
+    );
+    let problems = plan(&format!("{tcp}{pressure}")).unwrap_err();
+    let messages: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert!(messages[0].contains("is a Redis setting"), "{messages:?}");
+    assert!(
+        messages[1].contains("through Redis's protocol"),
+        "{messages:?}"
+    );
 }
 fn replica_values(port: u16) -> crate::plan::template::Values<'static> {
     crate::plan::template::Values {

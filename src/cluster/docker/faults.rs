@@ -86,6 +86,24 @@ impl DockerCluster {
     }
 }
 
+impl DockerCluster {
+    /// Sets the store's `maxmemory` (0: none) through Redis's protocol, at its address
+    /// on the run's network; says what it set.
+    async fn store_maxmemory(&self, container: &str, bytes: u64) -> Result<String, EngineError> {
+        let ip = self.engine.ip(container, &self.network).await?;
+        let addr = format!("{ip}:{}", self.plan.store.port);
+        crate::store::resp::config_set(&addr, "maxmemory", &bytes.to_string())
+            .await
+            .map_err(|why| {
+                EngineError::State(format!("cannot set the store's maxmemory: {why}"))
+            })?;
+        Ok(match bytes {
+            0 => "maxmemory none".to_string(),
+            b => format!("maxmemory {} KiB", b >> 10),
+        })
+    }
+}
+
 impl Cluster for DockerCluster {
     fn replicas(&self) -> usize {
         self.plan.service.replicas
@@ -141,6 +159,12 @@ impl Cluster for DockerCluster {
                 self.proxy_of(victim)?.set(ms(delay_ms), ms(jitter_ms));
             }
             Action::Undelay => acted.detail = Some(self.proxy_of(victim)?.clear().to_string()),
+            Action::StoreMemory(bytes) => {
+                acted.detail = Some(self.store_maxmemory(&container, bytes).await?);
+            }
+            Action::StoreMemoryBack => {
+                acted.detail = Some(self.store_maxmemory(&container, 0).await?);
+            }
             Action::Unthrottle | Action::UnlimitMemory => {
                 let was = self
                     .kept

@@ -208,6 +208,9 @@ impl DockerCluster {
                     .to_vec();
                 cmd.extend(["--port".to_string(), store.port.to_string()]);
             }
+            if let Some(policy) = &store.eviction {
+                cmd.extend(["--maxmemory-policy".to_string(), policy.clone()]);
+            }
             match store.persistence {
                 Persistence::None => cmd.extend(["--appendonly".into(), "no".into()]),
                 Persistence::Aof => {
@@ -587,7 +590,7 @@ impl Lifecycle for DockerCluster {
             self.network.clone(),
             self.plan.store.port,
         );
-        let member = name.clone();
+        let member = "store".to_string();
         let locate: crate::store::watch::Locate = Box::new(move || {
             let (engine, name, network) = (engine.clone(), name.clone(), network.clone());
             Box::pin(async move {
