@@ -176,26 +176,9 @@ impl Validator<'_> {
         let Some(memory) = &raw.memory else {
             return Some(Fault::Oom { bytes: None });
         };
-        match parse_bytes(memory.get_ref()) {
-            Ok(bytes) if bytes >= MIN_MEMORY => Some(Fault::Oom { bytes: Some(bytes) }),
-            Ok(_) => {
-                self.problem(
-                    memory.span(),
-                    "`chaos.memory` must be at least 6MiB, the smallest limit Docker accepts",
-                );
-                None
-            }
-            Err(why) => {
-                self.problem(
-                    memory.span(),
-                    format!(
-                        "`chaos.memory` = {:?}: {why}; write {MEMORY_FORMAT}",
-                        memory.get_ref()
-                    ),
-                );
-                None
-            }
-        }
+        let least = (MIN_MEMORY, "6MiB, the smallest limit Docker accepts");
+        let bytes = self.memory_at_least(memory, least)?;
+        Some(Fault::Oom { bytes: Some(bytes) })
     }
 
     /// `memory`, required: the store's `maxmemory` while the fault lasts.
@@ -207,20 +190,34 @@ impl Validator<'_> {
             );
             return None;
         };
+        let least = (
+            MIN_STORE_MEMORY,
+            "1MiB: below that Redis's own buffers fill it",
+        );
+        let bytes = self.memory_at_least(memory, least)?;
+        Some(Fault::MemoryPressure { bytes })
+    }
+
+    /// `chaos.memory` in bytes, at least `min` (`why` says why, after "at least").
+    fn memory_at_least(
+        &mut self,
+        memory: &Spanned<String>,
+        (min, why): (u64, &str),
+    ) -> Option<u64> {
         match parse_bytes(memory.get_ref()) {
-            Ok(bytes) if bytes >= MIN_STORE_MEMORY => Some(Fault::MemoryPressure { bytes }),
+            Ok(bytes) if bytes >= min => Some(bytes),
             Ok(_) => {
                 self.problem(
                     memory.span(),
-                    "`chaos.memory` must be at least 1MiB: below that Redis's own buffers fill it",
+                    format!("`chaos.memory` must be at least {why}"),
                 );
                 None
             }
-            Err(why) => {
+            Err(bad) => {
                 self.problem(
                     memory.span(),
                     format!(
-                        "`chaos.memory` = {:?}: {why}; write {MEMORY_FORMAT}",
+                        "`chaos.memory` = {:?}: {bad}; write {MEMORY_FORMAT}",
                         memory.get_ref()
                     ),
                 );
