@@ -633,7 +633,7 @@ mod tests {
         .to_string();
         assert!(message.contains("sessionstorm/lib-apps"), "{message}");
         assert!(message.contains("as root"), "{message}");
-        assert!(message.contains("deb.debian.org"), "{message}");
+        assert!(message.contains("reach the Debian mirror"), "{message}");
         assert!(
             message.ends_with("E: Couldn't download packages"),
             "{message}"

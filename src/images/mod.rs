@@ -223,7 +223,7 @@ pub enum ImageError {
 
     #[error(
         "debootstrap could not make the Debian tree of image `{image}` ({status}); it must run \
-         as root and reach the Debian mirror (deb.debian.org), and it needs about 500 MB of \
+         as root and reach the Debian mirror debootstrap downloads from by default, and it needs about 500 MB of \
          free disk{}",
         if log.is_empty() { String::new() } else { format!("; its last output:\n{log}") }
     )]
