@@ -275,9 +275,7 @@ async fn drive<C: Lifecycle>(
     let events = folder.events(plan.service.replicas, started.ready_after)?;
     let spill = folder.spill()?;
     let stop = shutdown.graceful.child_token();
-    let store = (cluster.store_watch()).map(|(member, locate)| {
-        tokio::spawn(store::watch::watch(member, locate, start, stop.clone()))
-    });
+    let store = watch_store(cluster, start, &stop);
     let shown = Shown::start(plan, &live, start, &stop);
     let on_fault = |record: &FaultRecord| {
         shown.fault(record);
@@ -335,6 +333,21 @@ async fn drive<C: Lifecycle>(
     };
     let summary = Summary::assemble(plan, run, ready, found);
     Ok((summary, anomalies, faults.records))
+}
+
+/// Asks the store how it is until `stop`, where the engine can reach it.
+fn watch_store<C: Lifecycle>(
+    cluster: &C,
+    start: Instant,
+    stop: &CancellationToken,
+) -> Option<tokio::task::JoinHandle<StoreTimeline>> {
+    let (member, locate) = cluster.store_watch()?;
+    Some(tokio::spawn(store::watch::watch(
+        member,
+        locate,
+        start,
+        stop.clone(),
+    )))
 }
 
 /// The load's driver on the started cluster, and the timeline of failed requests
