@@ -115,7 +115,7 @@ const CORPUS: &[(&str, &str)] = &[
     ("zero-duration.toml", "`duration` must be longer than zero"),
     (
         "env-unknown-placeholder.toml",
-        "5:25: `service.env.SESSION_STORE`: unknown placeholder {stor}; accepted placeholders: {store}, {store_port}, {replica}, {instance}",
+        "5:25: `service.env.SESSION_STORE`: unknown placeholder {stor}; accepted placeholders: {store}, {store_port}, {store_nodes}, {replica}, {instance}",
     ),
     (
         "command-not-a-list.toml",

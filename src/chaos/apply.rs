@@ -64,10 +64,12 @@ pub(super) async fn apply<C: Cluster>(
                 if let Some(detail) = acted.detail {
                     record.params = Some(detail);
                 }
-                instances.push(acted.instance);
                 all_gone &= acted.outcome == KillOutcome::AlreadyGone;
                 ready = max_ready(ready, acted.ready_after);
-                hit.push(*victim);
+                // What follows (bringing back, reverting) is for the member that
+                // was primary then, whichever is primary by the time it comes.
+                hit.push(victim.as_acted(&acted.instance));
+                instances.push(acted.instance);
             }
             Err(err) => errors.push(format!("{victim}: {err}")),
         }
@@ -83,7 +85,7 @@ pub(super) async fn apply<C: Cluster>(
 
     let mut left_down = false;
     match fault.fault {
-        Fault::Kill | Fault::Stop => {
+        Fault::Kill | Fault::Stop | Fault::Failover => {
             left_down = fault.after_kill == AfterKill::None;
             bring_back(cluster, fault, &hit, &mut record, &mut ready, &mut errors).await;
         }
@@ -169,7 +171,9 @@ fn first_action(fault: &Scheduled) -> Action {
         Fault::Bandwidth { bits_per_sec } => Action::ShapeOn(Shaping::Rate(bits_per_sec)),
         Fault::Oom { bytes } => Action::LimitMemory(bytes),
         Fault::MemoryPressure { bytes } => Action::StoreMemory(bytes),
-        Fault::SlowStore { .. } | Fault::Latency { .. } => {
+        Fault::Failover => Action::Failover,
+        Fault::StoreSplit => Action::Isolate,
+        Fault::SlowStore { .. } | Fault::Latency { .. } | Fault::StoreLag { .. } => {
             let (delay_ms, jitter_ms) = fault.fault.delay().expect("a delay fault has a delay");
             Action::Delay {
                 delay_ms,
@@ -191,8 +195,9 @@ pub fn revert_action(fault: Fault) -> Action {
         Fault::Bandwidth { bits_per_sec } => Action::ShapeOff(Shaping::Rate(bits_per_sec)),
         Fault::Oom { .. } => Action::UnlimitMemory,
         Fault::MemoryPressure { .. } => Action::StoreMemoryBack,
-        Fault::SlowStore { .. } | Fault::Latency { .. } => Action::Undelay,
-        Fault::Kill | Fault::Stop | Fault::Restart => {
+        Fault::StoreSplit => Action::Rejoin,
+        Fault::SlowStore { .. } | Fault::Latency { .. } | Fault::StoreLag { .. } => Action::Undelay,
+        Fault::Kill | Fault::Stop | Fault::Restart | Fault::Failover => {
             unreachable!("{} is not temporary", fault.name())
         }
     }
@@ -240,7 +245,7 @@ async fn bring_back<C: Cluster>(
 ) {
     let then = |v: &Victim| match (fault.after_kill, v) {
         (AfterKill::None, _) => None,
-        (AfterKill::Replace, Victim::Replica(_)) => Some(Action::Replace),
+        (AfterKill::Replace, Victim::Replica(_) | Victim::StoreMember(_)) => Some(Action::Replace),
         _ => Some(Action::StartAgain),
     };
     let results = futures_util::future::join_all(

@@ -133,6 +133,8 @@ pub fn schedule(plan: &Plan) -> Vec<Scheduled> {
                     slots.into_iter().map(Victim::Replica).collect()
                 }
                 (None, Target::Store) => vec![Victim::Store],
+                (None, Target::StorePrimary) => vec![Victim::StorePrimary],
+                (None, Target::StoreMember(n)) => vec![Victim::StoreMember(n)],
                 (None, Target::Balancer) => vec![Victim::Balancer],
             };
             timeline.push(Scheduled {

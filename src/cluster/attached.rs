@@ -634,7 +634,10 @@ impl Cluster for AttachedCluster {
             Action::Delay { .. }
             | Action::Undelay
             | Action::StoreMemory(_)
-            | Action::StoreMemoryBack => {
+            | Action::StoreMemoryBack
+            | Action::Failover
+            | Action::Isolate
+            | Action::Rejoin => {
                 let refused = faults::refusals("on an attached stack", |e| e.attached);
                 return Err(EngineError::State(refused));
             }

@@ -63,6 +63,8 @@ pub struct DelayProxy {
     upstream: Arc<Mutex<SocketAddr>>,
     setting: Arc<Setting>,
     stop: CancellationToken,
+    /// Ends the connections open now (a child of `stop`, replaced at each `cut`).
+    open: Arc<Mutex<CancellationToken>>,
 }
 
 impl Drop for DelayProxy {
@@ -81,7 +83,9 @@ impl DelayProxy {
         let stop = CancellationToken::new();
         let rng = Arc::new(Mutex::new(StdRng::seed_from_u64(seed)));
         let upstream = Arc::new(Mutex::new(upstream));
+        let open = Arc::new(Mutex::new(stop.child_token()));
         let (shared, halt, target) = (Arc::clone(&setting), stop.clone(), Arc::clone(&upstream));
+        let connections = Arc::clone(&open);
         tokio::spawn(async move {
             loop {
                 let accepted = tokio::select! {
@@ -89,7 +93,8 @@ impl DelayProxy {
                     () = halt.cancelled() => return,
                 };
                 let Ok((client, _)) = accepted else { continue };
-                let (shared, rng, halt) = (Arc::clone(&shared), Arc::clone(&rng), halt.clone());
+                let halt = connections.lock().expect("open lock").clone();
+                let (shared, rng) = (Arc::clone(&shared), Arc::clone(&rng));
                 let upstream = *target.lock().expect("upstream lock");
                 tokio::spawn(async move {
                     tokio::select! {
@@ -104,7 +109,17 @@ impl DelayProxy {
             upstream,
             setting,
             stop,
+            open,
         })
+    }
+
+    /// Ends every connection open now, dropping what it still held back: the link
+    /// goes down with the server it led to (a killed primary takes down the
+    /// replication stream in flight). New connections pass as before.
+    pub fn cut(&self) {
+        let mut open = self.open.lock().expect("open lock");
+        open.cancel();
+        *open = self.stop.child_token();
     }
 
     /// Forwards new connections to `upstream` from now on.

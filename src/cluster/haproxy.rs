@@ -36,6 +36,65 @@ pub struct Config<'a> {
 /// harness cannot reach Swarm's tasks from the host, only through the balancer.
 pub const STATS_PATH: &str = "/sessionstorm/haproxy";
 
+/// What every configuration starts with: limits, and Docker's DNS, asked again
+/// every second so a replaced container is found at its new address.
+const PREAMBLE: &str = "\
+global
+    maxconn 4000
+    hard-stop-after 5s
+
+resolvers docker
+    nameserver dns 127.0.0.11:53
+    resolve_retries 3
+    timeout resolve 200ms
+    timeout retry 200ms
+    hold valid 1s
+    hold other 1s
+    hold refused 1s
+    hold nx 1s
+    hold timeout 1s
+    hold obsolete 1s
+";
+
+/// Renders the configuration of the TCP front of a replicated store: every
+/// connection goes to a member that answers `role:master`, so the service's address
+/// for its store (`{store}`) stays the same across failovers. A member marked down
+/// has its connections cut (`on-marked-down shutdown-sessions`), so clients
+/// reconnect to the new primary instead of waiting on the old one. When two members
+/// say `role:master` (a split), both take connections, as a real HAProxy in front of
+/// a split Redis does.
+pub fn render_store_front(members: &[String], port: u16) -> String {
+    let servers: String = members
+        .iter()
+        .map(|m| format!("    server {m} {m}:{port}\n"))
+        .collect();
+    format!(
+        "\
+{PREAMBLE}
+defaults
+    mode tcp
+    timeout connect 250ms
+    timeout client 1h
+    timeout server 1h
+
+frontend store
+    bind :{port}
+    default_backend primary
+
+backend primary
+    balance roundrobin
+    option tcp-check
+    tcp-check send PING\\r\\n
+    tcp-check expect string +PONG
+    tcp-check send info\\ replication\\r\\n
+    tcp-check expect string role:master
+    tcp-check send QUIT\\r\\n
+    tcp-check expect string +OK
+    default-server check inter 250ms fall 1 rise 1 on-marked-down shutdown-sessions resolvers docker init-addr none resolve-prefer ipv4
+{servers}"
+    )
+}
+
 /// Renders `haproxy.cfg`.
 ///
 /// Health checks run every 500 ms and take a replica out after two failures, so a
@@ -86,22 +145,7 @@ pub fn render(config: &Config<'_>) -> String {
     let tls = if config.tls { " ssl verify none" } else { "" };
     format!(
         "\
-global
-    maxconn 4000
-    hard-stop-after 5s
-
-resolvers docker
-    nameserver dns 127.0.0.11:53
-    resolve_retries 3
-    timeout resolve 200ms
-    timeout retry 200ms
-    hold valid 1s
-    hold other 1s
-    hold refused 1s
-    hold nx 1s
-    hold timeout 1s
-    hold obsolete 1s
-
+{PREAMBLE}
 defaults
     mode http
     timeout connect 250ms

@@ -49,7 +49,22 @@ pub enum Victim {
     /// The replica in this slot (0 .. replicas), whatever its generation.
     Replica(usize),
     Store,
+    /// Whichever member of the store is primary when the action is taken.
+    StorePrimary,
+    /// A member of a store topology, `store-<n>`.
+    StoreMember(usize),
     Balancer,
+}
+
+impl Victim {
+    /// The victim an action on `self` hit, given the instance it names: the store's
+    /// primary is the member that was primary then.
+    pub fn as_acted(self, instance: &str) -> Victim {
+        match (self, crate::plan::topology::member_index(instance)) {
+            (Victim::StorePrimary, Some(index)) => Victim::StoreMember(index),
+            _ => self,
+        }
+    }
 }
 
 impl std::fmt::Display for Victim {
@@ -57,6 +72,8 @@ impl std::fmt::Display for Victim {
         match self {
             Victim::Replica(slot) => write!(f, "replica-{slot}"),
             Victim::Store => f.write_str("store"),
+            Victim::StorePrimary => f.write_str("store-primary"),
+            Victim::StoreMember(n) => f.write_str(&crate::plan::topology::member(*n)),
             Victim::Balancer => f.write_str("balancer"),
         }
     }
@@ -109,6 +126,13 @@ pub enum Action {
     StoreMemory(u64),
     /// Give the store the `maxmemory` the plan started it with (none: 0).
     StoreMemoryBack,
+    /// SIGKILL the store's primary and wait until another member serves as primary.
+    Failover,
+    /// Cut a store member off from the other members and the Sentinels, not from
+    /// the service (iptables in its network namespace).
+    Isolate,
+    /// Remove those rules again.
+    Rejoin,
 }
 
 /// What an action did.

@@ -38,9 +38,7 @@ impl Shaping {
         let rules = |matcher: &str| {
             format!("*filter\n{op} INPUT {matcher}-j DROP\n{op} OUTPUT {matcher}-j DROP\nCOMMIT\n")
         };
-        let restore = ["iptables-restore", "--noflush", "/etc/sessionstorm.rules"]
-            .map(String::from)
-            .to_vec();
+        let restore = restore_rules();
         match self {
             Shaping::Blackhole => (IPTABLES, restore, Some(rules(""))),
             Shaping::Loss(percent) => {
@@ -77,6 +75,14 @@ impl Shaping {
 }
 
 const IPTABLES: &str = "/usr/sbin/xtables-nft-multi";
+
+/// iptables' arguments to add (or delete) the rules of `/etc/sessionstorm.rules`,
+/// leaving every other rule as it is.
+fn restore_rules() -> Vec<String> {
+    ["iptables-restore", "--noflush", "/etc/sessionstorm.rules"]
+        .map(String::from)
+        .to_vec()
+}
 const TC: &str = "/usr/sbin/tc";
 
 /// Applies (`on`) or undoes `shaping` on `container` (a name, an id, or `none` for a
@@ -94,6 +100,71 @@ pub(super) async fn shape(
     // A probe's namespace of its own has only the loopback interface.
     let device = if container == "none" { "lo" } else { INTERFACE };
     let (entrypoint, cmd, rules) = shaping.command(on, device);
+    let helper = Helper {
+        name: helper,
+        labels,
+        container,
+    };
+    run(engine, helper, entrypoint, cmd, rules, shaping.needs()).await
+}
+
+/// Drops (`on`) every packet between `container` and each of `peers` (addresses on
+/// its network), and nothing else; `on = false` deletes the same rules.
+pub(super) async fn cut_off(
+    engine: &Engine,
+    helper: &str,
+    labels: HashMap<String, String>,
+    container: &str,
+    peers: &[String],
+    on: bool,
+) -> Result<(), EngineError> {
+    let op = if on { "-I" } else { "-D" };
+    let mut rules = String::from("*filter\n");
+    for peer in peers {
+        rules.push_str(&format!(
+            "{op} INPUT -s {peer} -j DROP\n{op} OUTPUT -d {peer} -j DROP\n"
+        ));
+    }
+    rules.push_str("COMMIT\n");
+    let helper = Helper {
+        name: helper,
+        labels,
+        container,
+    };
+    run(
+        engine,
+        helper,
+        IPTABLES,
+        restore_rules(),
+        Some(rules),
+        KernelFeature::Iptables,
+    )
+    .await
+}
+
+/// A helper container: its name and labels, and the container whose network
+/// namespace it joins.
+struct Helper<'a> {
+    name: &'a str,
+    labels: HashMap<String, String>,
+    container: &'a str,
+}
+
+/// Runs `entrypoint cmd` in `helper`, with `rules` as `/etc/sessionstorm.rules`, to
+/// its end; a failure names what the kernel may lack (`needs`).
+async fn run(
+    engine: &Engine,
+    helper: Helper<'_>,
+    entrypoint: &str,
+    cmd: Vec<String>,
+    rules: Option<String>,
+    needs: KernelFeature,
+) -> Result<(), EngineError> {
+    let Helper {
+        name: helper,
+        labels,
+        container,
+    } = helper;
     engine
         .create(&ContainerSpec {
             name: helper.to_string(),
@@ -126,7 +197,7 @@ pub(super) async fn shape(
             "`{what}` in the network namespace of {container} failed (exit {code}): {}. \
              The engine's kernel may lack {}; nothing was changed",
             logs.trim(),
-            shaping.needs().describe()
+            needs.describe()
         )));
     }
     Ok(())

@@ -66,6 +66,19 @@ pub enum Fault {
     /// harness): under its eviction policy (`[store] eviction`) Redis then evicts
     /// keys, or refuses writes (`noeviction`).
     MemoryPressure { bytes: u64 },
+    /// SIGKILL the store's current primary: Sentinel (or the cluster) promotes a
+    /// replica; the fault's record holds how long until the store served writes
+    /// again. What comes back is `after_kill`'s (by default a fresh replica of the
+    /// new primary).
+    Failover,
+    /// Cut the store's primary off from its replicas and the Sentinels, not from the
+    /// service, for `duration` (iptables in its network namespace): a second primary
+    /// is promoted, and at the heal the old one's writes since the cut are discarded.
+    StoreSplit,
+    /// Delay the replication stream from the primary to its replicas by `delay_ms`
+    /// plus up to `jitter_ms` for `duration` (the harness's delaying proxy on the
+    /// replication link, as across zones).
+    StoreLag { delay_ms: u32, jitter_ms: u32 },
 }
 
 impl Fault {
@@ -79,7 +92,7 @@ impl Fault {
             Fault::Oom { bytes: Some(b) } => Some(format!("memory limit {} MiB", b >> 20)),
             Fault::Oom { bytes: None } => Some("memory limit: usage at injection + 4 MiB".into()),
             Fault::MemoryPressure { bytes } => Some(format!("maxmemory {} KiB", bytes >> 10)),
-            Fault::SlowStore { .. } | Fault::Latency { .. } => {
+            Fault::SlowStore { .. } | Fault::Latency { .. } | Fault::StoreLag { .. } => {
                 let (delay_ms, jitter_ms) = self.delay()?;
                 let jitter = match jitter_ms {
                     0 => String::new(),
@@ -88,6 +101,26 @@ impl Fault {
                 Some(format!("answers +{delay_ms} ms{jitter}"))
             }
             _ => None,
+        }
+    }
+
+    /// The same delaying fault, holding back by `delay_ms` plus up to `jitter_ms`;
+    /// any other fault as it is.
+    pub fn with_delay(self, delay_ms: u32, jitter_ms: u32) -> Fault {
+        match self {
+            Fault::SlowStore { .. } => Fault::SlowStore {
+                delay_ms,
+                jitter_ms,
+            },
+            Fault::Latency { .. } => Fault::Latency {
+                delay_ms,
+                jitter_ms,
+            },
+            Fault::StoreLag { .. } => Fault::StoreLag {
+                delay_ms,
+                jitter_ms,
+            },
+            other => other,
         }
     }
 
@@ -100,6 +133,10 @@ impl Fault {
                 jitter_ms,
             }
             | Fault::Latency {
+                delay_ms,
+                jitter_ms,
+            }
+            | Fault::StoreLag {
                 delay_ms,
                 jitter_ms,
             } => Some((delay_ms, jitter_ms)),
@@ -117,7 +154,22 @@ pub enum Target {
     /// This percentage of the replicas (rounded up, at least one), drawn at once.
     Share(u8),
     Store,
+    /// Whichever member of the store is its primary when the fault starts.
+    StorePrimary,
+    /// A member of a store topology, `store-<n>`.
+    StoreMember(usize),
     Balancer,
+}
+
+impl Target {
+    /// Whether it names replicas of the service (not the store, its members or the
+    /// balancer).
+    pub fn is_replicas(self) -> bool {
+        matches!(
+            self,
+            Target::RandomReplica | Target::Replica(_) | Target::Share(_)
+        )
+    }
 }
 
 impl std::fmt::Display for Target {
@@ -127,6 +179,8 @@ impl std::fmt::Display for Target {
             Target::Replica(slot) => write!(f, "replica-{slot}"),
             Target::Share(pct) => write!(f, "{pct}%"),
             Target::Store => f.write_str("store"),
+            Target::StorePrimary => f.write_str("store-primary"),
+            Target::StoreMember(n) => f.write_str(&super::topology::member(*n)),
             Target::Balancer => f.write_str("balancer"),
         }
     }

@@ -16,6 +16,28 @@
 
 use super::chaos::Fault;
 
+/// What a fault may be aimed at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aim {
+    /// Replicas, the store or its members, the balancer.
+    Any,
+    /// The store as the service sees it (`store`), and nothing else.
+    Store,
+    /// The store's current primary (`store-primary`), and nothing else.
+    Primary,
+}
+
+impl Aim {
+    /// The target a fault takes when its entry names none.
+    pub fn default_target(self) -> &'static str {
+        match self {
+            Aim::Any => "random-replica",
+            Aim::Store => "store",
+            Aim::Primary => "store-primary",
+        }
+    }
+}
+
 /// Whether an engine applies a fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Support {
@@ -41,8 +63,10 @@ pub struct FaultEntry {
     /// What the engine's kernel must offer (one entry per piece), probed before a
     /// run starts; empty for faults that need only the engine.
     pub needs: &'static [KernelFeature],
-    /// Only ever aimed at the store: its default target, and the only one allowed.
-    pub store_only: bool,
+    /// What it may be aimed at: anything, or only the store (then its default target).
+    pub aim: Aim,
+    /// The store topologies it needs (`[store] topology`), by name; empty: any.
+    pub topologies: &'static [&'static str],
     /// The store must be a Redis (the harness sets it through Redis's protocol).
     pub redis_only: bool,
     /// The swarm engine (the docker engine applies every fault).
@@ -66,17 +90,21 @@ const PLAIN: FaultEntry = FaultEntry {
     temporary: false,
     kills: false,
     needs: &[],
-    store_only: false,
+    aim: Aim::Any,
+    topologies: &[],
     redis_only: false,
     swarm: Support::Yes,
     attached: Support::Yes,
 };
 
+/// Why the faults on a store's members need the harness's own store.
+const STORE_MEMBERS: &str =
+    "it acts on the members of a store topology the harness starts itself (`[store] topology`)";
 /// Why the faults the harness applies by talking to the store need its own network.
 const NOT_THE_HARNESS_NETWORK: &str = "the harness talks to the store only on a bridge network of its own run, which the host reaches";
 
 /// Every fault, in the README's order.
-pub static FAULTS: [FaultEntry; 13] = [
+pub static FAULTS: [FaultEntry; 16] = [
     FaultEntry {
         fault: Fault::Kill,
         name: "kill",
@@ -173,7 +201,8 @@ pub static FAULTS: [FaultEntry; 13] = [
         name: "slow_store",
         keys: &["delay", "jitter"],
         temporary: true,
-        store_only: true,
+        aim: Aim::Store,
+        topologies: &["single", "replicated"],
         swarm: Support::No(SWARM_AGENT_LACKS),
         attached: Support::No(NOT_THE_HARNESS_PATH),
         ..PLAIN
@@ -183,10 +212,46 @@ pub static FAULTS: [FaultEntry; 13] = [
         name: "memory_pressure",
         keys: &["memory"],
         temporary: true,
-        store_only: true,
+        aim: Aim::Store,
+        topologies: &["single"],
         redis_only: true,
         swarm: Support::No(NOT_THE_HARNESS_NETWORK),
         attached: Support::No(NOT_THE_HARNESS_NETWORK),
+        ..PLAIN
+    },
+    FaultEntry {
+        fault: Fault::Failover,
+        name: "failover",
+        kills: true,
+        aim: Aim::Primary,
+        topologies: &["replicated", "cluster"],
+        swarm: Support::No(STORE_MEMBERS),
+        attached: Support::No(STORE_MEMBERS),
+        ..PLAIN
+    },
+    FaultEntry {
+        fault: Fault::StoreSplit,
+        name: "store_split",
+        temporary: true,
+        needs: &[KernelFeature::Iptables],
+        aim: Aim::Primary,
+        topologies: &["replicated"],
+        swarm: Support::No(STORE_MEMBERS),
+        attached: Support::No(STORE_MEMBERS),
+        ..PLAIN
+    },
+    FaultEntry {
+        fault: Fault::StoreLag {
+            delay_ms: 0,
+            jitter_ms: 0,
+        },
+        name: "store_lag",
+        keys: &["delay", "jitter"],
+        temporary: true,
+        aim: Aim::Primary,
+        topologies: &["replicated"],
+        swarm: Support::No(STORE_MEMBERS),
+        attached: Support::No(STORE_MEMBERS),
         ..PLAIN
     },
 ];
@@ -321,16 +386,19 @@ mod tests {
             names(|e| e.swarm == Support::Yes),
             r#""kill", "stop", "pause""#
         );
-        assert_eq!(names_and(|e| e.kills), r#""kill", "stop" and "oom""#);
+        assert_eq!(
+            names_and(|e| e.kills),
+            r#""kill", "stop", "oom" and "failover""#
+        );
         assert_eq!(
             names_and(|e| e.keys.contains(&"jitter")),
-            r#""latency" and "slow_store""#
+            r#""latency", "slow_store" and "store_lag""#
         );
         assert_eq!(names_and(|e| e.keys.contains(&"cpus")), r#""cpu""#);
         assert_eq!(
             refusals("on an attached stack", |e| e.attached),
             format!(
-                r#""latency" and "slow_store" cannot run on an attached stack ({NOT_THE_HARNESS_PATH}); "memory_pressure" cannot run on an attached stack ({NOT_THE_HARNESS_NETWORK})"#
+                r#""latency" and "slow_store" cannot run on an attached stack ({NOT_THE_HARNESS_PATH}); "memory_pressure" cannot run on an attached stack ({NOT_THE_HARNESS_NETWORK}); "failover", "store_split" and "store_lag" cannot run on an attached stack ({STORE_MEMBERS})"#
             )
         );
         assert_eq!(

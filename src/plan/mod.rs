@@ -18,6 +18,7 @@
 //! - [`cluster`]: the engine under the run's own cluster (Docker or Swarm);
 //! - [`tls`]: whom the HTTP clients trust on `https://` URLs;
 //! - [`template`]: values with placeholders the engine fills in per container;
+//! - [`topology`]: the store's shape (single, replicated, cluster, memcached pool);
 //! - [`image`]: the images the harness builds itself.
 
 use std::time::Duration;
@@ -35,6 +36,7 @@ mod render;
 pub mod service;
 pub mod template;
 pub mod tls;
+pub mod topology;
 
 pub use attach::AttachPlan;
 pub use chaos::{AfterKill, ChaosPlan, Fault, Schedule, Target};

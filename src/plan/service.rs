@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::template::Template;
+use super::topology::Topology;
 
 #[derive(Debug, Clone)]
 pub struct ServicePlan {
@@ -62,6 +63,8 @@ pub struct StorePlan {
     /// Redis's `maxmemory-policy` (`[store] eviction`), when the scenario sets one:
     /// what the store does once a `memory_pressure` fault lowers its `maxmemory`.
     pub eviction: Option<String>,
+    /// One server, or several members (`[store] topology`).
+    pub topology: Topology,
 }
 
 impl StorePlan {
@@ -71,6 +74,16 @@ impl StorePlan {
             Persistence::None => "no persistence",
             Persistence::Aof => "AOF, fsync always, on a volume",
         };
+        if self.topology != Topology::Single {
+            let eviction =
+                (self.eviction.as_ref()).map_or(String::new(), |p| format!(", eviction {p}"));
+            return format!(
+                "{} {} (port {}, {persistence}{eviction})",
+                self.image,
+                self.topology.describe(),
+                self.port
+            );
+        }
         match self.kind {
             StoreKind::None => "none".to_string(),
             StoreKind::Redis => {

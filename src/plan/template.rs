@@ -15,6 +15,9 @@ pub enum Placeholder {
     Store,
     /// The port the store listens on.
     StorePort,
+    /// Every data member of the store as `host:port`, joined by commas (a cluster's
+    /// seed nodes, a memcached pool's servers); the single store's own address.
+    StoreNodes,
     /// The replica's slot, `0 .. replicas`.
     Replica,
     /// The replica's instance name, `replica-<slot>.<generation>`.
@@ -23,9 +26,10 @@ pub enum Placeholder {
 
 impl Placeholder {
     /// Every placeholder, in the order error messages list them.
-    pub const ALL: [Placeholder; 4] = [
+    pub const ALL: [Placeholder; 5] = [
         Placeholder::Store,
         Placeholder::StorePort,
+        Placeholder::StoreNodes,
         Placeholder::Replica,
         Placeholder::Instance,
     ];
@@ -34,6 +38,7 @@ impl Placeholder {
         match self {
             Placeholder::Store => "store",
             Placeholder::StorePort => "store_port",
+            Placeholder::StoreNodes => "store_nodes",
             Placeholder::Replica => "replica",
             Placeholder::Instance => "instance",
         }
@@ -45,6 +50,7 @@ impl Placeholder {
 pub struct Values<'a> {
     pub store: &'a str,
     pub store_port: u16,
+    pub store_nodes: &'a str,
     /// `None` for containers that are not replicas (the store).
     pub replica: Option<(usize, &'a str)>,
 }
@@ -145,6 +151,7 @@ impl Template {
                 Part::Text(text) => out.push_str(text),
                 Part::Hole(Placeholder::Store) => out.push_str(values.store),
                 Part::Hole(Placeholder::StorePort) => out.push_str(&values.store_port.to_string()),
+                Part::Hole(Placeholder::StoreNodes) => out.push_str(values.store_nodes),
                 Part::Hole(hole @ (Placeholder::Replica | Placeholder::Instance)) => {
                     let (slot, instance) = values.replica.unwrap_or_else(|| {
                         panic!("{{{}}} is only accepted in replica settings", hole.name())
@@ -173,6 +180,7 @@ mod tests {
     const REPLICA: Values = Values {
         store: "store",
         store_port: 7000,
+        store_nodes: "store:7000",
         replica: Some((2, "replica-2.1")),
     };
 
@@ -201,7 +209,7 @@ mod tests {
         let err = Template::parse("redis://{stor}:6379", &Placeholder::ALL).unwrap_err();
         assert!(err.contains("unknown placeholder {stor}"), "{err}");
         assert!(
-            err.contains("{store}, {store_port}, {replica}, {instance}"),
+            err.contains("{store}, {store_port}, {store_nodes}, {replica}, {instance}"),
             "{err}"
         );
         let err = Template::parse("{store", &Placeholder::ALL).unwrap_err();

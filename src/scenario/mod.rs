@@ -116,6 +116,12 @@ pub struct Store {
     pub persistence: Option<Spanned<String>>,
     /// Redis's `maxmemory-policy`: what it does when `maxmemory` is reached.
     pub eviction: Option<Spanned<String>>,
+    /// `single` (default), `replicated`, `cluster` or `memcached-pool`.
+    pub topology: Option<Spanned<String>>,
+    /// `replicated`: how many replicas follow the primary.
+    pub replicas: Option<Spanned<i64>>,
+    /// `memcached-pool`: how many nodes.
+    pub nodes: Option<Spanned<i64>>,
 }
 
 /// `[balancer]`: what spreads the load over the replicas.

@@ -65,23 +65,31 @@ impl Connection {
     }
 }
 
-/// How long a `CONFIG SET` may take, connecting included.
-const CONFIG_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long one command of the harness's may take, connecting included.
+const COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// `CONFIG SET key value` on the Redis at `addr`; what went wrong, in words.
-pub async fn config_set(addr: &str, key: &str, value: &str) -> Result<(), String> {
+/// One command to the Redis at `addr`, on a connection of its own; its answer (a
+/// Redis error included), or what went wrong, in words.
+pub async fn ask(addr: &str, args: &[&str]) -> Result<Reply, String> {
     let call = async {
         let mut connection = Connection::connect(addr).await?;
-        connection.call(&["CONFIG", "SET", key, value]).await
+        connection.call(args).await
     };
-    match tokio::time::timeout(CONFIG_TIMEOUT, call).await {
-        Ok(Ok(Reply::Simple(ok))) if ok == "OK" => Ok(()),
-        Ok(Ok(other)) => Err(format!("{addr} answered {other:?}")),
+    match tokio::time::timeout(COMMAND_TIMEOUT, call).await {
+        Ok(Ok(reply)) => Ok(reply),
         Ok(Err(e)) => Err(format!("{addr}: {e}")),
         Err(_) => Err(format!(
             "{addr} did not answer within {} s",
-            CONFIG_TIMEOUT.as_secs()
+            COMMAND_TIMEOUT.as_secs()
         )),
+    }
+}
+
+/// `CONFIG SET key value` on the Redis at `addr`; what went wrong, in words.
+pub async fn config_set(addr: &str, key: &str, value: &str) -> Result<(), String> {
+    match ask(addr, &["CONFIG", "SET", key, value]).await? {
+        Reply::Simple(ok) if ok == "OK" => Ok(()),
+        other => Err(format!("{addr} answered {other:?}")),
     }
 }
 

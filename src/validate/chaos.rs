@@ -8,11 +8,15 @@ use toml::Spanned;
 use super::fault::Named;
 use super::Validator;
 use crate::plan::faults;
-use crate::plan::{AfterKill, BalancerKind, ChaosPlan, Fault, Schedule, StoreKind, Target};
+use crate::plan::faults::Aim;
+use crate::plan::topology::Topology;
+use crate::plan::{
+    AfterKill, BalancerKind, ChaosPlan, Fault, Schedule, StoreKind, StorePlan, Target,
+};
 use crate::scenario;
 
 const TARGETS: &str =
-    "\"random-replica\", \"replica-<slot>\" (from 0), a share like \"25%\", \"store\", \"balancer\"";
+    "\"random-replica\", \"replica-<slot>\" (from 0), a share like \"25%\", \"store\", \"store-primary\", \"store-<n>\" (a member, from 0), \"balancer\"";
 const AFTER_KILL: &str = "\"replace\", \"restart\", \"none\"";
 const SCHEDULE_KEYS: &str =
     "`every = \"5s\"`, `mean_interval = \"3s\"`, `at = [\"10s\", \"25s\"]` or `schedule = \"rolling\"`";
@@ -21,32 +25,75 @@ const SCHEDULE_KEYS: &str =
 pub const MAX_FAULTS_PER_ENTRY: usize = 10_000;
 
 impl Validator<'_> {
-    pub(super) fn chaos(&mut self, raw: &scenario::Chaos, replicas: usize) -> Option<ChaosPlan> {
+    pub(super) fn chaos(
+        &mut self,
+        raw: &scenario::Chaos,
+        replicas: usize,
+        topology: Topology,
+    ) -> Option<ChaosPlan> {
         let fault = match self.fault(raw) {
             Named::Fault(fault) => Some(fault),
             Named::Unknown => None,
             Named::WrongKeys => return None,
         };
         let name = fault.map_or("", Fault::name);
-        let store_only = fault.is_some_and(|f| f.entry().store_only);
+        let aim = fault.map_or(Aim::Any, |f| f.entry().aim);
         let target = match &raw.target {
-            None if store_only => Some(Target::Store),
-            None => Some(Target::RandomReplica),
-            Some(t) => self.target(t, replicas),
+            None => match aim {
+                Aim::Any => Some(Target::RandomReplica),
+                Aim::Store => Some(Target::Store),
+                Aim::Primary => Some(Target::StorePrimary),
+            },
+            Some(t) => self.target(t, replicas, topology),
         };
-        if matches!(fault, Some(Fault::Latency { .. })) && target == Some(Target::Balancer) {
-            let span = raw.target.as_ref().map_or(0..0, |t| t.span());
+        let span = raw.target.as_ref().map_or(0..0, |t| t.span());
+        let on_member = matches!(target, Some(Target::StorePrimary | Target::StoreMember(_)));
+        if matches!(fault, Some(Fault::Latency { .. }))
+            && (target == Some(Target::Balancer) || on_member)
+        {
             self.problem(
                 span,
-                format!("fault {name:?} on the balancer is not supported yet; target replicas or the store"),
+                format!(
+                    "fault {name:?} on {} is not supported yet; target replicas or the store",
+                    match target {
+                        Some(Target::Balancer) => "the balancer".to_string(),
+                        other => format!(
+                            "a store member ({})",
+                            other.map_or(String::new(), |t| t.to_string())
+                        ),
+                    }
+                ),
             );
             return None;
         }
-        if store_only && target.is_some_and(|t| t != Target::Store) {
-            let span = raw.target.as_ref().map_or(0..0, |t| t.span());
+        let wanted = match aim {
+            Aim::Any => None,
+            Aim::Store => Some((Target::Store, "the store")),
+            Aim::Primary => Some((Target::StorePrimary, "the store's primary")),
+        };
+        if let (Some((wanted, words)), Some(given)) = (wanted, target) {
+            if given != wanted {
+                self.problem(
+                    span,
+                    format!("fault {name:?} acts on {words} only: leave `target` out or set it to \"{wanted}\""),
+                );
+                return None;
+            }
+        }
+        if target == Some(Target::Store) && topology != Topology::Single && aim != Aim::Store {
+            let members = topology.members();
+            let primary = if topology.has_primary() {
+                "\"store-primary\" or "
+            } else {
+                ""
+            };
             self.problem(
                 span,
-                format!("fault {name:?} acts on the store only: leave `target` out or set it to \"store\""),
+                format!(
+                    "chaos target \"store\": a \"{}\" store has members; name one: {primary}\"store-0\" to \"store-{}\"",
+                    topology.name(),
+                    members - 1
+                ),
             );
             return None;
         }
@@ -120,7 +167,12 @@ impl Validator<'_> {
         })
     }
 
-    fn target(&mut self, raw: &Spanned<String>, replicas: usize) -> Option<Target> {
+    fn target(
+        &mut self,
+        raw: &Spanned<String>,
+        replicas: usize,
+        topology: Topology,
+    ) -> Option<Target> {
         let text = raw.get_ref().as_str();
         let bad = |v: &mut Self, why: String| {
             v.problem(raw.span(), why);
@@ -130,7 +182,32 @@ impl Validator<'_> {
             "random-replica" => Some(Target::RandomReplica),
             "store" => Some(Target::Store),
             "balancer" => Some(Target::Balancer),
+            "store-primary" if topology.has_primary() => Some(Target::StorePrimary),
+            "store-primary" => bad(
+                self,
+                format!(
+                    "chaos target \"store-primary\": a \"{}\" store has no primary that fails over; set `store.topology` to \"replicated\" or \"cluster\"",
+                    topology.name()
+                ),
+            ),
             _ => {
+                if let Some(index) = text.strip_prefix("store-") {
+                    let members = topology.members();
+                    return match index.parse::<usize>() {
+                        Ok(index) if index < members => Some(Target::StoreMember(index)),
+                        _ if members == 0 => bad(
+                            self,
+                            format!("chaos target {text:?}: a single store has no members; target \"store\", or set `store.topology`"),
+                        ),
+                        _ => bad(
+                            self,
+                            format!(
+                                "chaos target {text:?} names no member of the store; there are {members}: store-0 to store-{}",
+                                members - 1
+                            ),
+                        ),
+                    };
+                }
                 if let Some(slot) = text.strip_prefix("replica-") {
                     match slot.parse::<usize>() {
                         Ok(slot) if slot < replicas => Some(Target::Replica(slot)),
@@ -241,9 +318,10 @@ impl Validator<'_> {
         raw: &[scenario::Chaos],
         chaos: &[Option<ChaosPlan>],
         balancer: BalancerKind,
-        store: StoreKind,
+        store_plan: &StorePlan,
         duration: Option<Duration>,
     ) {
+        let store = store_plan.kind;
         let has_store = store != StoreKind::None;
         for (raw_entry, entry) in raw.iter().zip(chaos) {
             let Some(entry) = entry else { continue };
@@ -259,7 +337,20 @@ impl Validator<'_> {
                     "chaos target \"balancer\": with `balancer.kind = \"direct\"` there is no balancer; target replicas, or use kind \"haproxy\"",
                 );
             }
-            let on_replicas = !matches!(entry.target, Target::Store | Target::Balancer);
+            let needed = entry.fault.entry().topologies;
+            let topology = store_plan.topology.name();
+            if !needed.is_empty() && !needed.contains(&topology) {
+                let needed: Vec<String> = needed.iter().map(|t| format!("{t:?}")).collect();
+                self.problem(
+                    raw_entry.fault.span(),
+                    format!(
+                        "fault {:?} needs `store.topology` {} (this store's is {topology:?})",
+                        entry.fault.name(),
+                        needed.join(" or ")
+                    ),
+                );
+            }
+            let on_replicas = entry.target.is_replicas();
             if matches!(entry.fault, Fault::Latency { .. })
                 && on_replicas
                 && balancer == BalancerKind::Direct

@@ -12,7 +12,6 @@ use crate::plan::faults::{self, Support};
 use crate::plan::template::{Placeholder, Template};
 use crate::plan::{
     AfterKill, BalancerKind, BalancerPlan, ChaosPlan, ClusterPlan, EngineKind, Fault, ServicePlan,
-    Target,
 };
 use crate::scenario;
 
@@ -149,7 +148,7 @@ impl Validator<'_> {
                     ),
                 );
             }
-            if matches!(entry.target, Target::Store | Target::Balancer) {
+            if !entry.target.is_replicas() {
                 let span = raw_entry
                     .target
                     .as_ref()

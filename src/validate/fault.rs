@@ -71,26 +71,19 @@ impl Validator<'_> {
             | Fault::Restart
             | Fault::Pause
             | Fault::Disconnect
-            | Fault::Blackhole) => Some(plain),
+            | Fault::Blackhole
+            | Fault::Failover
+            | Fault::StoreSplit) => Some(plain),
             Fault::Cpu { .. } => self.cpu_share(entry, raw),
             Fault::Loss { .. } => self.packet_loss(entry, raw),
             Fault::Bandwidth { .. } => self.send_rate(entry, raw),
             Fault::Oom { .. } => self.memory_limit(raw),
             Fault::MemoryPressure { .. } => self.store_memory(entry, raw),
-            Fault::Latency { .. } => {
-                self.hold_back(entry, raw)
-                    .map(|(delay_ms, jitter_ms)| Fault::Latency {
-                        delay_ms,
-                        jitter_ms,
-                    })
-            }
-            Fault::SlowStore { .. } => {
-                self.hold_back(entry, raw)
-                    .map(|(delay_ms, jitter_ms)| Fault::SlowStore {
-                        delay_ms,
-                        jitter_ms,
-                    })
-            }
+            delaying @ (Fault::Latency { .. }
+            | Fault::SlowStore { .. }
+            | Fault::StoreLag { .. }) => self
+                .hold_back(entry, raw)
+                .map(|(delay_ms, jitter_ms)| delaying.with_delay(delay_ms, jitter_ms)),
         };
         fault.map_or(Named::WrongKeys, Named::Fault)
     }

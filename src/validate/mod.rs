@@ -21,7 +21,8 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use crate::plan::{Plan, Scheme, StoreKind, MAX_DURATION};
+use crate::plan::topology::Topology;
+use crate::plan::{EngineKind, Plan, Scheme, MAX_DURATION};
 use crate::scenario::overrides::{Overrides, Setting};
 use crate::scenario::{Problem, Source};
 use crate::secrets::Secrets;
@@ -34,6 +35,7 @@ pub mod flow;
 mod gates;
 mod load;
 mod service;
+mod store;
 #[cfg(test)]
 mod tests;
 mod tls;
@@ -71,8 +73,7 @@ pub fn build(source: &Source, overrides: &Overrides) -> Result<Plan, Vec<Problem
     v.problems.extend(attach_problems);
     let attached = attach.is_some() || raw.attach.is_some() || overrides.attach.url.is_some();
     let store = v.store(&raw.store);
-    let has_store = store.kind != StoreKind::None;
-    let service = v.service(&raw.service, has_store, attached);
+    let service = v.service(&raw.service, &store, attached);
     let balancer = v.balancer(&raw.balancer);
     let mut load = v.load(&raw.load);
     let mut tls = tls::validate(source, &overrides.set, raw.load.tls.as_ref())
@@ -105,15 +106,34 @@ pub fn build(source: &Source, overrides: &Overrides) -> Result<Plan, Vec<Problem
             .map(|m| m as usize),
         None => Some(1.min(replicas)),
     };
-    let chaos: Vec<_> = raw.chaos.iter().map(|c| v.chaos(c, replicas)).collect();
+    let chaos: Vec<_> = raw
+        .chaos
+        .iter()
+        .map(|c| v.chaos(c, replicas, store.topology))
+        .collect();
     v.chaos_fits_the_run(
         &raw.chaos,
         &chaos,
         balancer.kind,
-        store.kind,
+        &store,
         overrides.duration.or(duration),
     );
     let cluster = v.cluster(&raw.cluster);
+    if let Some(topology) = &raw.store.topology {
+        let elsewhere = match () {
+            _ if attached => Some("an attached stack brings its own store"),
+            _ if cluster.engine == EngineKind::Swarm => {
+                Some("the swarm engine starts a single store")
+            }
+            _ => None,
+        };
+        if let Some(why) = elsewhere.filter(|_| store.topology != Topology::Single) {
+            v.problem(
+                topology.span(),
+                format!("`store.topology = {:?}` needs the docker engine's own store ({why}); remove it, or use `[cluster] engine = \"docker\"`", topology.get_ref()),
+            );
+        }
+    }
     v.fits_the_engine(
         &raw.cluster,
         &cluster,

@@ -284,7 +284,7 @@ fn each_new_chaos_key_is_checked_with_its_place_and_accepted_values() {
         ),
         (
             "[[chaos]]\nfault = \"kill\"\ntarget = \"db\"\nevery = \"1s\"\n",
-            "\"store\", \"balancer\"",
+            "\"store\", \"store-primary\", \"store-<n>\" (a member, from 0), \"balancer\"",
         ),
         ("[[chaos]]\nfault = \"kill\"\n", "has no schedule"),
         (
@@ -305,7 +305,7 @@ fn each_new_chaos_key_is_checked_with_its_place_and_accepted_values() {
         ),
         (
             "[[chaos]]\nfault = \"pause\"\nevery = \"1s\"\nafter_kill = \"none\"\n",
-            "only to \"kill\", \"stop\" and \"oom\"",
+            "only to \"kill\", \"stop\", \"oom\" and \"failover\"",
         ),
         (
             "[[chaos]]\nfault = \"cpu\"\nevery = \"1s\"\n",
@@ -337,7 +337,7 @@ fn each_new_chaos_key_is_checked_with_its_place_and_accepted_values() {
         ),
         (
             "[[chaos]]\nfault = \"pause\"\njitter = \"1s\"\nevery = \"5s\"\n",
-            "`chaos.jitter` applies only to fault \"latency\" and \"slow_store\"",
+            "`chaos.jitter` applies only to fault \"latency\", \"slow_store\" and \"store_lag\"",
         ),
         (
             "[[chaos]]\nfault = \"latency\"\ndelay = \"1s\"\ntarget = \"balancer\"\nevery = \"5s\"\n",
@@ -442,6 +442,7 @@ fn replica_values(port: u16) -> crate::plan::template::Values<'static> {
     crate::plan::template::Values {
         store: "store",
         store_port: port,
+        store_nodes: "store:6379",
         replica: Some((1, "replica-1.0")),
     }
 }

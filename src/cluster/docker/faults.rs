@@ -18,6 +18,11 @@ impl DockerCluster {
                 (self.name(&instance), instance, format!("replica-{slot}"))
             }
             Victim::Store => (self.name("store"), "store".into(), "store".into()),
+            Victim::StoreMember(index) => {
+                let member = crate::plan::topology::member(index);
+                (self.member_container(index), member.clone(), member)
+            }
+            Victim::StorePrimary => unreachable!("`act` names the primary's member first"),
             Victim::Balancer => (self.name("balancer"), "balancer".into(), "balancer".into()),
         }
     }
@@ -35,6 +40,8 @@ impl DockerCluster {
                 self.wait_url(&self.name("balancer"), &url, deadline).await
             }
             Victim::Store => self.wait_store(deadline).await,
+            Victim::StoreMember(index) => self.wait_member(index, deadline).await,
+            Victim::StorePrimary => unreachable!("`act` names the primary's member first"),
         }
     }
 
@@ -112,6 +119,17 @@ impl Cluster for DockerCluster {
     async fn act(&self, action: Action, victim: Victim) -> Result<Acted, EngineError> {
         let began = Instant::now();
         let deadline = began + self.plan.service.ready_timeout;
+        if action == Action::Failover {
+            let (killed, detail) = self.failover(deadline).await?;
+            let mut acted = Acted::on(crate::plan::topology::member(killed));
+            acted.ready_after = Some(began.elapsed());
+            acted.detail = Some(detail);
+            return Ok(acted);
+        }
+        let victim = match victim {
+            Victim::StorePrimary => Victim::StoreMember(self.primary().await?),
+            other => other,
+        };
         let (container, instance, alias) = self.container_of(victim);
         let mut acted = Acted::on(instance);
         match action {
@@ -128,14 +146,20 @@ impl Cluster for DockerCluster {
                 acted.ready_after = Some(began.elapsed());
             }
             Action::Replace => {
-                let Victim::Replica(slot) = victim else {
-                    return Err(EngineError::State(format!(
-                        "only replicas can be replaced, not the {victim}"
-                    )));
-                };
-                acted.instance = self.replace(slot, began).await?;
+                match victim {
+                    Victim::Replica(slot) => acted.instance = self.replace(slot, began).await?,
+                    Victim::StoreMember(index) => self.replace_member(index, deadline).await?,
+                    _ => {
+                        return Err(EngineError::State(format!(
+                            "only replicas and store members can be replaced, not the {victim}"
+                        )))
+                    }
+                }
                 acted.ready_after = Some(began.elapsed());
             }
+            Action::Failover => unreachable!("answered above"),
+            Action::Isolate => self.isolate(victim, true).await?,
+            Action::Rejoin => self.isolate(victim, false).await?,
             Action::Pause => self.engine.pause(&container).await?,
             Action::Unpause => self.engine.unpause(&container).await?,
             Action::BlackholeOn => self.shape(&container, Shaping::Blackhole, true).await?,

@@ -16,6 +16,9 @@
 //! chaos does to them.
 
 mod faults;
+mod replicated;
+mod sharded;
+mod store;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -30,7 +33,7 @@ use super::ready::{wait_ready, Probe, Waiting};
 use super::upload::tar_of;
 use super::{haproxy, Lifecycle, Victim};
 use crate::plan::template::{Template, Values};
-use crate::plan::{BalancerKind, Fault, Persistence, Plan, Scheme, StoreKind, Target, TlsPlan};
+use crate::plan::{BalancerKind, Fault, Plan, Scheme, StoreKind, Target, TlsPlan};
 use crate::target::Targets;
 
 /// The store's host name on the run's network, what `{store}` stands for.
@@ -59,6 +62,14 @@ pub struct DockerCluster {
     kept: Mutex<HashMap<String, Limits>>,
     /// With a `slow_store` fault in the plan: the proxy replicas reach the store through.
     store_proxy: OnceLock<DelayProxy>,
+    /// A store topology's members: the current generation of each (`store-<n>`).
+    member_generations: Mutex<Vec<u32>>,
+    /// What `{store_nodes}` stands for.
+    store_nodes: String,
+    /// With a `store_lag` fault in the plan: the proxy replicas replicate through.
+    lag_proxy: OnceLock<DelayProxy>,
+    /// Members cut off by `store_split`, and the addresses they were cut off from.
+    cut_off: Mutex<HashMap<String, Vec<String>>>,
     /// With a `latency` fault on replicas: per slot, the proxy the balancer reaches
     /// the replica through.
     replica_proxies: OnceLock<Vec<DelayProxy>>,
@@ -101,6 +112,14 @@ impl DockerCluster {
             helpers: Default::default(),
             kept: Mutex::new(HashMap::new()),
             store_proxy: OnceLock::new(),
+            member_generations: Mutex::new(vec![0; plan.store.topology.members()]),
+            store_nodes: crate::plan::topology::nodes(
+                plan.store.topology,
+                STORE_HOST,
+                plan.store.port,
+            ),
+            lag_proxy: OnceLock::new(),
+            cut_off: Mutex::new(HashMap::new()),
             replica_proxies: OnceLock::new(),
             targets: OnceLock::new(),
         }
@@ -139,8 +158,7 @@ impl DockerCluster {
         if self.plan.store.kind != StoreKind::None {
             // Ready before the replicas start: many services give up at once when
             // their store does not answer.
-            self.create_store().await?;
-            self.wait_store(deadline).await?;
+            self.start_store(deadline).await?;
             let slow_store = self.plan.chaos.iter().any(|c| {
                 matches!(c.fault, Fault::SlowStore { .. })
                     || matches!(c.fault, Fault::Latency { .. }) && c.target == Target::Store
@@ -152,10 +170,11 @@ impl DockerCluster {
         for slot in 0..self.plan.service.replicas {
             self.create_replica(slot, 0).await?;
         }
-        let slow_replicas = self.plan.chaos.iter().any(|c| {
-            matches!(c.fault, Fault::Latency { .. })
-                && !matches!(c.target, Target::Store | Target::Balancer)
-        });
+        let slow_replicas = self
+            .plan
+            .chaos
+            .iter()
+            .any(|c| matches!(c.fault, Fault::Latency { .. }) && c.target.is_replicas());
         if slow_replicas && self.plan.balancer.kind == BalancerKind::Haproxy {
             self.start_replica_proxies().await?;
         }
@@ -189,68 +208,6 @@ impl DockerCluster {
             ready_after: began.elapsed(),
             targets,
         })
-    }
-
-    /// Creates and starts the store, with the harness's Redis flags for a Redis.
-    pub(super) async fn create_store(&self) -> Result<(), EngineError> {
-        let store = &self.plan.store;
-        let values = Values {
-            store: STORE_HOST,
-            store_port: store.port,
-            replica: None,
-        };
-        let mut cmd = render(&store.command, &values);
-        let mut binds = Vec::new();
-        if store.kind == StoreKind::Redis {
-            if cmd.is_empty() {
-                cmd = ["--bind", "0.0.0.0", "--protected-mode", "no", "--save", ""]
-                    .map(String::from)
-                    .to_vec();
-                cmd.extend(["--port".to_string(), store.port.to_string()]);
-            }
-            if let Some(policy) = &store.eviction {
-                cmd.extend(["--maxmemory-policy".to_string(), policy.clone()]);
-            }
-            match store.persistence {
-                Persistence::None => cmd.extend(["--appendonly".into(), "no".into()]),
-                Persistence::Aof => {
-                    // Every acknowledged write is on disk before Redis answers, on a
-                    // volume of the run that outlives a restart of the container.
-                    let volume = self.name("store-data");
-                    self.engine
-                        .create_volume(&volume, self.labels("store-data"))
-                        .await?;
-                    binds.push(format!("{volume}:/data"));
-                    cmd.extend(
-                        [
-                            "--appendonly",
-                            "yes",
-                            "--appendfsync",
-                            "always",
-                            "--dir",
-                            "/data",
-                        ]
-                        .map(String::from),
-                    );
-                }
-            }
-        }
-        let name = self.name("store");
-        self.engine
-            .create(&ContainerSpec {
-                name: name.clone(),
-                image: store.image.clone(),
-                cmd,
-                entrypoint: render(&store.entrypoint, &values),
-                env: render_env(&store.env, &values),
-                labels: self.labels("store"),
-                network: self.network.clone(),
-                alias: STORE_HOST.into(),
-                binds,
-                ..Default::default()
-            })
-            .await?;
-        self.engine.start(&name).await
     }
 
     /// Creates and starts HAProxy in front of the replicas; returns its URL.
@@ -383,6 +340,8 @@ impl DockerCluster {
         let proxy = match victim {
             Victim::Store => self.store_proxy.get(),
             Victim::Replica(slot) => self.replica_proxies.get().and_then(|p| p.get(slot)),
+            // The replication link from the primary (`store_lag`).
+            Victim::StoreMember(_) | Victim::StorePrimary => self.lag_proxy.get(),
             Victim::Balancer => None,
         };
         proxy.ok_or_else(|| {
@@ -405,6 +364,7 @@ impl DockerCluster {
         let values = Values {
             store,
             store_port,
+            store_nodes: &self.store_nodes,
             replica: Some((slot, &instance)),
         };
         let mut env = render_env(&service.env, &values);
@@ -503,37 +463,6 @@ impl DockerCluster {
             late: format!("{container} was not ready in time"),
             advice: "Raise `service.ready_timeout` if the service is slow to start.".into(),
         };
-        wait_ready(&self.engine, &self.http, &probes, &waiting).await
-    }
-
-    /// Waits until the store answers on its address in the run's network, the way
-    /// the replicas reach it: a Redis answers PING, any other store accepts a
-    /// connection on its port.
-    async fn wait_store(&self, deadline: Instant) -> Result<(), EngineError> {
-        let name = self.name("store");
-        let port = self.plan.store.port;
-        let (container, network) = (name.clone(), self.network.clone());
-        let answers = match self.plan.store.kind {
-            StoreKind::Redis => Probe::RedisPing {
-                container,
-                network,
-                port,
-            },
-            _ => Probe::Tcp {
-                container,
-                network,
-                port,
-            },
-        };
-        let waiting = Waiting {
-            subject: format!("the store {name}"),
-            deadline,
-            cancel: &self.cancel,
-            late: format!("the store {name} was not ready in time on port {port}"),
-            advice: "Check `store.port` and `store.command`, or raise `service.ready_timeout`"
-                .into(),
-        };
-        let probes = [Probe::Alive(name), answers];
         wait_ready(&self.engine, &self.http, &probes, &waiting).await
     }
 

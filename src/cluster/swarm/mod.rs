@@ -285,6 +285,7 @@ impl SwarmCluster {
         let values = Values {
             store: "store",
             store_port: self.plan.store.port,
+            store_nodes: &format!("store:{}", self.plan.store.port),
             replica: Some((0, spec::TASK_NAME)),
         };
         let render = |args: &[crate::plan::template::Template]| -> Vec<String> {
