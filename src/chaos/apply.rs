@@ -42,7 +42,11 @@ pub(super) async fn apply<C: Cluster>(
         fault.at.as_millis() as u64,
         injected.as_millis() as u64,
     );
-    let reserved = guard.lock().expect("guard lock").reserve(&fault.victims);
+    let exclusive = fault.fault.entry().exclusive;
+    let reserved = match exclusive {
+        true => guard.lock().expect("guard lock").reserve(&fault.victims),
+        false => Ok(()),
+    };
     if let Err(reason) = reserved {
         record.outcome = "skipped";
         record.reason = Some(reason);
@@ -149,10 +153,12 @@ pub(super) async fn apply<C: Cluster>(
     if !errors.is_empty() {
         record.error = Some(errors.join("; "));
     }
-    guard
-        .lock()
-        .expect("guard lock")
-        .release(&fault.victims, left_down);
+    if exclusive {
+        guard
+            .lock()
+            .expect("guard lock")
+            .release(&fault.victims, left_down);
+    }
     record
 }
 

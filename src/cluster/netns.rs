@@ -142,6 +142,40 @@ pub(super) async fn cut_off(
     .await
 }
 
+/// Sends (`on`) the TCP connections `container` opens to `from` to `to` instead
+/// (DNAT in its namespace): the container still believes it talks to `from`.
+/// `on = false` deletes the same rule; connections already open keep their way.
+pub(super) async fn redirect(
+    engine: &Engine,
+    helper: &str,
+    labels: HashMap<String, String>,
+    container: &str,
+    from: std::net::SocketAddr,
+    to: std::net::SocketAddr,
+    on: bool,
+) -> Result<(), EngineError> {
+    let op = if on { "-I" } else { "-D" };
+    let rules = format!(
+        "*nat\n{op} OUTPUT -p tcp -d {} --dport {} -j DNAT --to-destination {to}\nCOMMIT\n",
+        from.ip(),
+        from.port()
+    );
+    let helper = Helper {
+        name: helper,
+        labels,
+        container,
+    };
+    run(
+        engine,
+        helper,
+        IPTABLES,
+        restore_rules(),
+        Some(rules),
+        KernelFeature::Iptables,
+    )
+    .await
+}
+
 /// A helper container: its name and labels, and the container whose network
 /// namespace it joins.
 struct Helper<'a> {

@@ -313,8 +313,14 @@ fn add_xtables_targets(
             package: "iptables",
         })?;
     let dir_text = dir.to_string_lossy().to_string();
-    // DROP (standard) for every rule; statistic for `loss`'s random drops.
-    for target in ["libxt_standard.so", "libxt_statistic.so"] {
+    // DROP (standard) for every rule; statistic for `loss`'s random drops; tcp and
+    // DNAT for `store_lag`'s turn of the replication link through the harness.
+    for target in [
+        "libxt_standard.so",
+        "libxt_statistic.so",
+        "libxt_tcp.so",
+        "libxt_DNAT.so",
+    ] {
         rootfs.add_host_file(
             BuiltIn::Nettools,
             &format!("{dir_text}/{target}"),

@@ -67,6 +67,10 @@ pub struct FaultEntry {
     pub aim: Aim,
     /// The store topologies it needs (`[store] topology`), by name; empty: any.
     pub topologies: &'static [&'static str],
+    /// Holds its victims while it lasts: no other fault hits them meanwhile. Not a
+    /// fault on a path beside its victim (`store_lag`, on the replication link
+    /// from the primary), which a failover of that primary must cross.
+    pub exclusive: bool,
     /// The store must be a Redis (the harness sets it through Redis's protocol).
     pub redis_only: bool,
     /// The swarm engine (the docker engine applies every fault).
@@ -92,6 +96,7 @@ const PLAIN: FaultEntry = FaultEntry {
     needs: &[],
     aim: Aim::Any,
     topologies: &[],
+    exclusive: true,
     redis_only: false,
     swarm: Support::Yes,
     attached: Support::Yes,
@@ -248,8 +253,10 @@ pub static FAULTS: [FaultEntry; 16] = [
         name: "store_lag",
         keys: &["delay", "jitter"],
         temporary: true,
+        needs: &[KernelFeature::Iptables],
         aim: Aim::Primary,
         topologies: &["replicated"],
+        exclusive: false,
         swarm: Support::No(STORE_MEMBERS),
         attached: Support::No(STORE_MEMBERS),
         ..PLAIN

@@ -180,9 +180,19 @@ impl Cluster for DockerCluster {
                 jitter_ms,
             } => {
                 let ms = |v: u32| Duration::from_millis(u64::from(v));
-                self.proxy_of(victim)?.set(ms(delay_ms), ms(jitter_ms));
+                match victim {
+                    Victim::StoreMember(primary) => {
+                        (self.lag_replication(primary, ms(delay_ms), ms(jitter_ms))).await?
+                    }
+                    _ => self.proxy_of(victim)?.set(ms(delay_ms), ms(jitter_ms)),
+                }
             }
-            Action::Undelay => acted.detail = Some(self.proxy_of(victim)?.clear().to_string()),
+            Action::Undelay => {
+                acted.detail = Some(match victim {
+                    Victim::StoreMember(_) => self.unlag_replication().await?,
+                    _ => self.proxy_of(victim)?.clear().to_string(),
+                })
+            }
             Action::StoreMemory(bytes) => {
                 acted.detail = Some(self.store_maxmemory(&container, bytes).await?);
             }

@@ -70,6 +70,9 @@ pub struct DockerCluster {
     lag_proxy: OnceLock<DelayProxy>,
     /// Members cut off by `store_split`, and the addresses they were cut off from.
     cut_off: Mutex<HashMap<String, Vec<String>>>,
+    /// Members whose link to the primary `store_lag` turned through its proxy, and
+    /// the primary's address then.
+    redirected: Mutex<Vec<(String, std::net::SocketAddr)>>,
     /// With a `latency` fault on replicas: per slot, the proxy the balancer reaches
     /// the replica through.
     replica_proxies: OnceLock<Vec<DelayProxy>>,
@@ -120,6 +123,7 @@ impl DockerCluster {
             ),
             lag_proxy: OnceLock::new(),
             cut_off: Mutex::new(HashMap::new()),
+            redirected: Mutex::new(Vec::new()),
             replica_proxies: OnceLock::new(),
             targets: OnceLock::new(),
         }
@@ -340,9 +344,7 @@ impl DockerCluster {
         let proxy = match victim {
             Victim::Store => self.store_proxy.get(),
             Victim::Replica(slot) => self.replica_proxies.get().and_then(|p| p.get(slot)),
-            // The replication link from the primary (`store_lag`).
-            Victim::StoreMember(_) | Victim::StorePrimary => self.lag_proxy.get(),
-            Victim::Balancer => None,
+            Victim::StoreMember(_) | Victim::StorePrimary | Victim::Balancer => None,
         };
         proxy.ok_or_else(|| {
             EngineError::State(format!("no delaying proxy in front of the {victim}"))

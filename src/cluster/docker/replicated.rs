@@ -8,11 +8,16 @@
 //! Sentinels resolve and announce host names, so a member's name means the same to
 //! Redis, Sentinel and the harness, whatever address a fresh container gets.
 //!
-//! With a `store_lag` fault in the plan, replicas replicate through the harness's
-//! delaying proxy ([`DelayProxy`]) on the run network's gateway, whose upstream
-//! follows the primary the harness knows of. A primary that dies takes down what the
-//! link still held: the proxy cuts its connections when the harness kills it.
+//! `store_lag` turns the replication link through the harness's delaying proxy
+//! ([`DelayProxy`], on the run network's gateway): in each replica's network
+//! namespace, its connections to the primary's address are sent to the proxy (DNAT),
+//! and the primary drops its replicas' connections so they come back that way. The
+//! replicas still believe they talk to the primary itself, so Sentinel finds nothing
+//! to correct (it puts back, after `failover-timeout`, a replica told to follow any
+//! other address). A primary that dies takes down what the link still held: the
+//! proxy cuts its connections when the harness kills it.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::{socket, DockerCluster, STORE_HOST};
@@ -53,8 +58,8 @@ impl DockerCluster {
             self.start_lag_proxy().await?;
         }
         for index in 1..=replicas {
-            let flags = self.replica_flags(index, 0).await?;
-            self.create_member(index, flags).await?;
+            self.create_member(index, self.replica_flags(index, 0))
+                .await?;
         }
         for index in 1..=replicas {
             self.wait_member(index, deadline).await?;
@@ -71,29 +76,22 @@ impl DockerCluster {
     }
 
     /// A member's flags: the harness's, and its alias as the address it announces.
+    /// A fresh replica is sent the primary's data at once, not after Redis's default
+    /// five seconds of waiting for more replicas to share the transfer.
     fn member_flags(&self, index: usize) -> Vec<String> {
         let mut flags = self.redis_base();
         flags.extend(["--replica-announce-ip".into(), topology::member(index)]);
+        flags.extend(["--repl-diskless-sync-delay".into(), "0".into()]);
         flags
     }
 
-    /// A replica's flags: it follows `primary` from its start (through the delaying
-    /// proxy, when there is one), so it is never a primary, not even for a moment.
-    async fn replica_flags(
-        &self,
-        index: usize,
-        primary: usize,
-    ) -> Result<Vec<String>, EngineError> {
+    /// A replica's flags: it follows `primary` from its start, so it is never a
+    /// primary, not even for a moment.
+    fn replica_flags(&self, index: usize, primary: usize) -> Vec<String> {
         let mut flags = self.member_flags(index);
-        let (host, port) = match self.lag_proxy.get() {
-            Some(proxy) => {
-                proxy.set_upstream(self.member_socket(primary).await?);
-                (proxy.addr.ip().to_string(), proxy.addr.port())
-            }
-            None => (topology::member(primary), self.plan.store.port),
-        };
-        flags.extend(["--replicaof".into(), host, port.to_string()]);
-        Ok(flags)
+        let port = self.plan.store.port.to_string();
+        flags.extend(["--replicaof".into(), topology::member(primary), port]);
+        flags
     }
 
     /// Starts the replication link's delaying proxy, in front of `store-0`.
@@ -321,15 +319,79 @@ impl DockerCluster {
         ))
     }
 
-    /// A fresh replica in member `index`'s place, following the primary now.
+    /// A fresh replica in member `index`'s place, following the primary now; ready
+    /// once it holds the primary's data (a replica promoted before that would be an
+    /// empty primary).
     pub(super) async fn replace_replica_member(
         &self,
         index: usize,
         deadline: Instant,
     ) -> Result<(), EngineError> {
         let primary = self.sentinels_primary().await?;
-        let flags = self.replica_flags(index, primary).await?;
-        self.renew_member(index, flags, deadline).await
+        let flags = self.replica_flags(index, primary);
+        self.renew_member(index, flags, deadline).await?;
+        self.wait_following(index, deadline).await
+    }
+
+    /// Turns the replication link from member `primary` to every other member
+    /// through the delaying proxy, holding its stream back by `delay`, plus up to
+    /// `jitter`.
+    pub(super) async fn lag_replication(
+        &self,
+        primary: usize,
+        delay: Duration,
+        jitter: Duration,
+    ) -> Result<(), EngineError> {
+        let proxy = self.lag_proxy()?;
+        let from = self.member_socket(primary).await?;
+        proxy.set_upstream(from);
+        proxy.set(delay, jitter);
+        let members = self.member_generations.lock().expect("member lock").len();
+        for index in (0..members).filter(|i| *i != primary) {
+            let container = self.member_container(index);
+            self.turn(&container, from, proxy.addr, true).await?;
+            (self.redirected.lock().expect("redirect lock")).push((container, from));
+        }
+        // Replicas connected before come back through the proxy, from where they were.
+        resp::ask(&from.to_string(), &["CLIENT", "KILL", "TYPE", "replica"])
+            .await
+            .map_err(|why| EngineError::State(format!("cannot turn the replicas' links: {why}")))?;
+        Ok(())
+    }
+
+    /// Takes the replication link's turn back (from replicas still there) and the
+    /// delay off; says what the proxy measured.
+    pub(super) async fn unlag_replication(&self) -> Result<String, EngineError> {
+        let proxy = self.lag_proxy()?;
+        let turned = std::mem::take(&mut *self.redirected.lock().expect("redirect lock"));
+        for (container, from) in turned {
+            // A replica replaced meanwhile went with its rule.
+            if self.engine.is_running(&container).await.unwrap_or(false) {
+                self.turn(&container, from, proxy.addr, false).await?;
+            }
+        }
+        Ok(proxy.clear().to_string())
+    }
+
+    fn lag_proxy(&self) -> Result<&DelayProxy, EngineError> {
+        (self.lag_proxy.get())
+            .ok_or_else(|| EngineError::State("no delaying proxy on the replication link".into()))
+    }
+
+    /// Sends (`on`) `container`'s connections to `from` to `to`, or stops that.
+    async fn turn(
+        &self,
+        container: &str,
+        from: SocketAddr,
+        to: SocketAddr,
+        on: bool,
+    ) -> Result<(), EngineError> {
+        let n = self
+            .helpers
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let helper = self.name(&format!("nettools-{n}"));
+        let labels = self.labels("helper");
+        netns::redirect(&self.engine, &helper, labels, container, from, to, on).await
     }
 }
 
