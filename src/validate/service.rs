@@ -104,6 +104,7 @@ impl Validator<'_> {
             }
             env
         });
+        self.demo_fits_the_store(raw, store);
         let replicas = match &raw.replicas {
             _ if attached => Some(0),
             Some(replicas) => self.int_in(replicas, "service.replicas", 1, 64),
@@ -167,6 +168,22 @@ impl Validator<'_> {
             entrypoint: entrypoint?,
             env: env?,
         })
+    }
+
+    /// What the demo service refuses at its start with the store it is given, said
+    /// here with its place instead: `WAIT` through its Redis Cluster client.
+    fn demo_fits_the_store(&mut self, raw: &scenario::Service, store: &StorePlan) {
+        let demo = raw
+            .image
+            .as_ref()
+            .is_none_or(|i| BuiltIn::from_tag(i.get_ref()) == Some(BuiltIn::SessionApp));
+        let wait = raw.env.get("SESSION_STORE_WAIT");
+        if let Some(wait) = wait.filter(|_| demo && store.topology == Topology::Cluster) {
+            self.problem(
+                wait.span(),
+                "`service.env.SESSION_STORE_WAIT`: the demo service's Redis Cluster client cannot `WAIT` (it must go to the primary that took the write, which the client does not say); remove it, or use `store.topology = \"replicated\"`",
+            );
+        }
     }
 
     pub(super) fn balancer(&mut self, raw: &scenario::Balancer) -> BalancerPlan {

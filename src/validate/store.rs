@@ -22,6 +22,8 @@ const EVICTION: [&str; 8] = [
     "volatile-ttl",
 ];
 const STORE_KINDS: &str = "\"redis\", \"tcp\", \"none\"";
+/// A Redis Cluster node also listens on its port + 10000, for the other nodes.
+const CLUSTER_PORT_MAX: i64 = 65535 - 10000;
 const TOPOLOGIES: &str = "\"single\", \"replicated\", \"cluster\", \"memcached-pool\"";
 
 impl Validator<'_> {
@@ -99,6 +101,16 @@ impl Validator<'_> {
         let entrypoint = self.templates(&raw.entrypoint, "store.entrypoint", &allowed);
         let env = self.env(&raw.env, "store.env", &allowed);
         let port = match &raw.port {
+            Some(p) if topology == Topology::Cluster && *p.get_ref() > CLUSTER_PORT_MAX => {
+                self.problem(
+                    p.span(),
+                    format!(
+                        "`store.port = {}`: a Redis Cluster node also listens on its port + 10000 (the cluster bus), so the port is 1 to {CLUSTER_PORT_MAX} for `store.topology = \"cluster\"`",
+                        p.get_ref()
+                    ),
+                );
+                None
+            }
             Some(p) => self.int_in(p, "store.port", 1, 65535).map(|p| p as u16),
             None if pooled => Some(11211),
             None => Some(6379),

@@ -694,3 +694,107 @@ fn attached_to_swarm_the_selector_names_only_the_service() {
         "{problems:?}"
     );
 }
+
+/// `GOOD` on a Redis Cluster, with `chaos` in place of its kill.
+fn on_a_cluster(store: &str, chaos: &str) -> String {
+    GOOD.replace(
+        "[load]",
+        &format!("[store]\ntopology = \"cluster\"\n{store}\n[load]"),
+    )
+    .replace("[[chaos]]\nfault = \"kill\"\nevery = \"5s\"\n", chaos)
+}
+
+#[test]
+fn a_cluster_fails_over_its_primaries_and_the_demo_finds_every_member() {
+    let failover = "[[chaos]]\nfault = \"failover\"\nevery = \"8s\"\n";
+    let planned = plan(&on_a_cluster("", failover)).unwrap();
+    assert_eq!(planned.store.topology, topology::Topology::Cluster);
+    assert_eq!(planned.store.kind, StoreKind::Redis);
+    let nodes = topology::nodes(planned.store.topology, "store", planned.store.port);
+    let values = crate::plan::template::Values {
+        store_nodes: &nodes,
+        ..replica_values(6379)
+    };
+    assert_eq!(
+        planned.service.env["SESSION_STORE"].render(&values),
+        "redis-cluster://store-0:6379,store-1:6379,store-2:6379,store-3:6379,store-4:6379,store-5:6379"
+    );
+    let entry = &planned.chaos[0];
+    assert_eq!(
+        (entry.fault, entry.target, entry.after_kill),
+        (Fault::Failover, Target::StorePrimary, AfterKill::Replace)
+    );
+    // A member by name, with persistence and eviction as for any Redis.
+    let kill = "[[chaos]]\nfault = \"kill\"\ntarget = \"store-4\"\nafter_kill = \"restart\"\nevery = \"8s\"\n";
+    let store = "persistence = \"aof\"\neviction = \"allkeys-lru\"";
+    let member = plan(&on_a_cluster(store, kill)).unwrap();
+    assert_eq!(member.chaos[0].target, Target::StoreMember(4));
+    assert_eq!(member.store.persistence, Persistence::Aof);
+}
+
+#[test]
+fn what_a_cluster_cannot_do_is_refused_with_its_place() {
+    let refused = [
+        (
+            "",
+            "[[chaos]]\nfault = \"store_split\"\nevery = \"8s\"\n",
+            "fault \"store_split\" needs `store.topology` \"replicated\" (this store's is \"cluster\")",
+        ),
+        (
+            "",
+            "[[chaos]]\nfault = \"store_lag\"\ndelay = \"200ms\"\nevery = \"8s\"\n",
+            "fault \"store_lag\" needs `store.topology` \"replicated\"",
+        ),
+        (
+            "",
+            "[[chaos]]\nfault = \"slow_store\"\ndelay = \"200ms\"\nevery = \"8s\"\n",
+            "fault \"slow_store\" needs `store.topology` \"single\" or \"replicated\"",
+        ),
+        (
+            "",
+            "[[chaos]]\nfault = \"memory_pressure\"\nmemory = \"2MiB\"\nevery = \"8s\"\n",
+            "fault \"memory_pressure\" needs `store.topology` \"single\"",
+        ),
+        (
+            "",
+            "[[chaos]]\nfault = \"kill\"\ntarget = \"store\"\nevery = \"8s\"\n",
+            "chaos target \"store\": a \"cluster\" store has members; name one: \"store-primary\" or \"store-0\" to \"store-5\"",
+        ),
+        (
+            "",
+            "[[chaos]]\nfault = \"kill\"\ntarget = \"store-6\"\nevery = \"8s\"\n",
+            "names no member of the store; there are 6: store-0 to store-5",
+        ),
+        (
+            "port = 60000",
+            "",
+            "`store.port = 60000`: a Redis Cluster node also listens on its port + 10000 (the cluster bus), so the port is 1 to 55535",
+        ),
+        (
+            "replicas = 2",
+            "",
+            "`store.replicas` applies only to `store.topology = \"replicated\"` (this store's topology is \"cluster\")",
+        ),
+    ];
+    for (store, chaos, expected) in refused {
+        let problems = plan(&on_a_cluster(store, chaos)).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].message.contains(expected), "{problems:?}");
+        assert!(problems[0].line > 0, "{problems:?}");
+    }
+    let wait = on_a_cluster("", "").replace(
+        "env = { MODE = \"redis\" }",
+        "env = { MODE = \"redis\", SESSION_STORE_WAIT = \"1\" }",
+    );
+    let problems = plan(&wait).unwrap_err();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0]
+            .message
+            .contains("`service.env.SESSION_STORE_WAIT`: the demo service's Redis Cluster client cannot `WAIT`"),
+        "{problems:?}"
+    );
+    // Another service may mean something else by it.
+    let other = wait.replace("[service]", "[service]\nimage = \"example/app:1\"");
+    assert!(plan(&other).is_ok());
+}

@@ -28,7 +28,7 @@ impl DockerCluster {
     }
 
     /// Waits until the victim serves again: a replica's or the balancer's health
-    /// check answers 200, the store answers PING.
+    /// check answers 200, the store answers PING (a cluster's member has rejoined).
     async fn wait_ready(&self, victim: Victim, deadline: Instant) -> Result<(), EngineError> {
         match victim {
             Victim::Replica(slot) => {
@@ -40,7 +40,7 @@ impl DockerCluster {
                 self.wait_url(&self.name("balancer"), &url, deadline).await
             }
             Victim::Store => self.wait_store(deadline).await,
-            Victim::StoreMember(index) => self.wait_member(index, deadline).await,
+            Victim::StoreMember(index) => self.wait_member_back(index, deadline).await,
             Victim::StorePrimary => unreachable!("`act` names the primary's member first"),
         }
     }

@@ -16,6 +16,7 @@
 //! chaos does to them.
 
 mod faults;
+mod redis_cluster;
 mod replicated;
 mod sharded;
 mod store;
@@ -512,7 +513,11 @@ impl Lifecycle for DockerCluster {
     /// a bridge network's containers), looked up at every question: a restarted
     /// container may come back at another.
     fn store_watch(&self) -> Option<(String, crate::store::watch::Locate)> {
-        if self.plan.store.kind != StoreKind::Redis {
+        // A Redis Cluster has no one address that is the store (as a replicated
+        // store's front is), so there is no `store` to watch.
+        if self.plan.store.kind != StoreKind::Redis
+            || self.plan.store.topology == crate::plan::topology::Topology::Cluster
+        {
             return None;
         }
         let name = self.name("store");

@@ -34,8 +34,6 @@ use crate::store::resp::{self, Reply};
 
 /// How long Sentinels wait for a silent primary before they call it down.
 const DOWN_AFTER_MS: u32 = 1000;
-/// How often the harness asks while it waits on the store.
-const POLL: Duration = Duration::from_millis(100);
 /// The Sentinel configuration file, in the Sentinel's container (Sentinel rewrites it).
 const SENTINEL_CONF: &str = "sentinel.conf";
 
@@ -124,18 +122,6 @@ impl DockerCluster {
             )
             .await?;
         }
-    }
-
-    /// Sleeps a poll, or fails with what was awaited when `deadline` has passed or
-    /// the user interrupted the run.
-    async fn before(&self, deadline: Instant, awaited: &str) -> Result<(), EngineError> {
-        if Instant::now() >= deadline || self.cancel.is_cancelled() {
-            return Err(EngineError::State(format!(
-                "the store was not ready in time: waited for {awaited}; raise `service.ready_timeout` if the machine is slow"
-            )));
-        }
-        tokio::time::sleep(POLL).await;
-        Ok(())
     }
 
     /// Creates and starts Sentinel `index`, its configuration written into it.

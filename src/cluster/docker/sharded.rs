@@ -1,6 +1,6 @@
-//! Stores whose keys are spread over members: a memcached pool (the service hashes
-//! keys over `{store_nodes}`, so a lost node loses every session it held) and a Redis
-//! Cluster (three primaries with a replica each; the cluster fails over by itself).
+//! A store whose keys the service spreads over its members: a memcached pool (the
+//! service hashes keys over `{store_nodes}`, so a lost node loses every session it
+//! held). A Redis Cluster spreads keys itself: see [`super::redis_cluster`].
 
 use std::time::Instant;
 
@@ -35,28 +35,5 @@ impl DockerCluster {
         deadline: Instant,
     ) -> Result<(), EngineError> {
         self.renew_member(index, self.pool_flags(), deadline).await
-    }
-
-    pub(super) async fn start_redis_cluster(&self, _deadline: Instant) -> Result<(), EngineError> {
-        Err(EngineError::State("cluster: being built".into()))
-    }
-
-    pub(super) async fn cluster_primary(&self) -> Result<usize, EngineError> {
-        Err(EngineError::State("cluster: being built".into()))
-    }
-
-    pub(super) async fn cluster_failover(
-        &self,
-        _deadline: Instant,
-    ) -> Result<(usize, String), EngineError> {
-        Err(EngineError::State("cluster: being built".into()))
-    }
-
-    pub(super) async fn replace_cluster_member(
-        &self,
-        _index: usize,
-        _deadline: Instant,
-    ) -> Result<(), EngineError> {
-        Err(EngineError::State("cluster: being built".into()))
     }
 }

@@ -6,7 +6,7 @@
 //! alias `store-<n>`, which a fresh member takes over when one is replaced.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{render, render_env, socket, DockerCluster, STORE_HOST};
 use crate::cluster::engine::{ContainerSpec, EngineError};
@@ -14,6 +14,9 @@ use crate::cluster::ready::{wait_ready, Probe, Waiting};
 use crate::plan::template::Values;
 use crate::plan::topology::{self, Topology};
 use crate::plan::{Persistence, StoreKind};
+
+/// How often the harness asks while it waits on the store.
+const POLL: Duration = Duration::from_millis(100);
 
 impl DockerCluster {
     /// Starts the store as its topology has it, and waits until it serves.
@@ -200,6 +203,20 @@ impl DockerCluster {
             .await
     }
 
+    /// Waits until member `index`, started again, serves: it answers and, in a
+    /// cluster, has rejoined it (a replica again with its primary's data).
+    pub(super) async fn wait_member_back(
+        &self,
+        index: usize,
+        deadline: Instant,
+    ) -> Result<(), EngineError> {
+        self.wait_member(index, deadline).await?;
+        match self.plan.store.topology {
+            Topology::Cluster => self.wait_joined(index, deadline).await,
+            _ => Ok(()),
+        }
+    }
+
     /// Waits until the single store answers on its address in the run's network,
     /// the way the replicas reach it.
     pub(super) async fn wait_store(&self, deadline: Instant) -> Result<(), EngineError> {
@@ -238,6 +255,18 @@ impl DockerCluster {
         };
         let probes = [Probe::Alive(name.to_string()), answers];
         wait_ready(&self.engine, &self.http, &probes, &waiting).await
+    }
+
+    /// Sleeps a poll, or fails with what was awaited when `deadline` has passed or
+    /// the user interrupted the run: the one way the store topologies' waits end.
+    pub(super) async fn before(&self, deadline: Instant, awaited: &str) -> Result<(), EngineError> {
+        if Instant::now() >= deadline || self.cancel.is_cancelled() {
+            return Err(EngineError::State(format!(
+                "the store was not ready in time: waited for {awaited}; raise `service.ready_timeout` if the machine is slow"
+            )));
+        }
+        tokio::time::sleep(POLL).await;
+        Ok(())
     }
 
     /// The member that is the store's primary now.
