@@ -20,6 +20,10 @@ use super::chaos::Fault;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Support {
     Yes,
+    /// Applied where the user names the store's address (`[attach] store`), and
+    /// refused elsewhere: the harness then talks to the store itself, from where it
+    /// runs, as it does to a store it started.
+    StoreNamed,
     /// Refused, and why (said to the user as is).
     No(&'static str),
 }
@@ -186,7 +190,7 @@ pub static FAULTS: [FaultEntry; 13] = [
         store_only: true,
         redis_only: true,
         swarm: Support::No(NOT_THE_HARNESS_NETWORK),
-        attached: Support::No(NOT_THE_HARNESS_NETWORK),
+        attached: Support::StoreNamed,
         ..PLAIN
     },
 ];
@@ -330,8 +334,12 @@ mod tests {
         assert_eq!(
             refusals("on an attached stack", |e| e.attached),
             format!(
-                r#""latency" and "slow_store" cannot run on an attached stack ({NOT_THE_HARNESS_PATH}); "memory_pressure" cannot run on an attached stack ({NOT_THE_HARNESS_NETWORK})"#
+                r#""latency" and "slow_store" cannot run on an attached stack ({NOT_THE_HARNESS_PATH})"#
             )
+        );
+        assert_eq!(
+            names(|e| e.attached == Support::StoreNamed),
+            r#""memory_pressure""#
         );
         assert_eq!(
             lookup("oom").map(|e| e.fault),
