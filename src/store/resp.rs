@@ -65,23 +65,51 @@ impl Connection {
     }
 }
 
-/// How long a `CONFIG SET` may take, connecting included.
+/// How long a `CONFIG` command may take, connecting included.
 const CONFIG_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// `CONFIG SET key value` on the Redis at `addr`; what went wrong, in words.
-pub async fn config_set(addr: &str, key: &str, value: &str) -> Result<(), String> {
+/// One command on a connection of its own to the Redis at `addr`, bounded by
+/// [`CONFIG_TIMEOUT`]; what went wrong, in words.
+async fn once(addr: &str, args: &[&str]) -> Result<Reply, String> {
     let call = async {
         let mut connection = Connection::connect(addr).await?;
-        connection.call(&["CONFIG", "SET", key, value]).await
+        connection.call(args).await
     };
     match tokio::time::timeout(CONFIG_TIMEOUT, call).await {
-        Ok(Ok(Reply::Simple(ok))) if ok == "OK" => Ok(()),
-        Ok(Ok(other)) => Err(format!("{addr} answered {other:?}")),
+        Ok(Ok(reply)) => Ok(reply),
         Ok(Err(e)) => Err(format!("{addr}: {e}")),
         Err(_) => Err(format!(
             "{addr} did not answer within {} s",
             CONFIG_TIMEOUT.as_secs()
         )),
+    }
+}
+
+/// `CONFIG SET key value` on the Redis at `addr`.
+pub async fn config_set(addr: &str, key: &str, value: &str) -> Result<(), String> {
+    match once(addr, &["CONFIG", "SET", key, value]).await? {
+        Reply::Simple(ok) if ok == "OK" => Ok(()),
+        other => Err(format!("{addr} answered {other:?}")),
+    }
+}
+
+/// `CONFIG GET key` on the Redis at `addr`: the value, as Redis answers it
+/// (`[key, value]`).
+pub async fn config_get(addr: &str, key: &str) -> Result<String, String> {
+    let reply = once(addr, &["CONFIG", "GET", key]).await?;
+    match &reply {
+        Reply::Array(Some(pair)) if pair.len() == 2 => pair[1].text(),
+        _ => None,
+    }
+    .ok_or_else(|| format!("{addr} answered {reply:?} to CONFIG GET {key}"))
+}
+
+/// A `maxmemory` in words, as fault records say what they set: `maxmemory 2048 KiB`,
+/// or `maxmemory none` for 0 (no limit).
+pub fn maxmemory_words(bytes: u64) -> String {
+    match bytes {
+        0 => "maxmemory none".to_string(),
+        b => format!("maxmemory {} KiB", b >> 10),
     }
 }
 
@@ -208,6 +236,30 @@ mod tests {
                 String::from_utf8_lossy(bytes)
             );
         }
+    }
+
+    /// A one-answer Redis on 127.0.0.1: reads one command, writes `answer`.
+    async fn answering(answer: &'static [u8]) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut command = [0; 256];
+            let _ = socket.read(&mut command).await;
+            socket.write_all(answer).await.unwrap();
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn config_get_reads_the_value_of_the_pair() {
+        let addr = answering(b"*2\r\n$9\r\nmaxmemory\r\n$7\r\n1048576\r\n").await;
+        assert_eq!(config_get(&addr, "maxmemory").await.unwrap(), "1048576");
+        let addr = answering(b"*0\r\n").await;
+        let err = config_get(&addr, "maxmemory").await.unwrap_err();
+        assert!(err.contains("to CONFIG GET maxmemory"), "{err}");
+        let addr = answering(b"-ERR unknown command\r\n").await;
+        assert!(config_set(&addr, "maxmemory", "0").await.is_err());
     }
 
     #[test]
