@@ -184,8 +184,9 @@ pub trait Lifecycle: Cluster {
 
     /// Where the harness asks the store how it is ([`crate::store::watch`]): the
     /// member's name and how to find its address, where the store is a Redis the
-    /// harness can reach; `None` elsewhere (no store, another kind, an overlay network
-    /// the host cannot reach).
+    /// harness can reach (its own, or the one `[attach] store` names); `None`
+    /// elsewhere (no store, another kind, an overlay network the host cannot reach,
+    /// an attached stack's store left unnamed).
     fn store_watch(&self) -> Option<(String, crate::store::watch::Locate)> {
         None
     }
