@@ -107,7 +107,8 @@ pub enum Action {
     Undelay,
     /// Set the store's `maxmemory` to these bytes (`CONFIG SET`, from the harness).
     StoreMemory(u64),
-    /// Give the store the `maxmemory` the plan started it with (none: 0).
+    /// Give the store back the `maxmemory` it had: none (0) for the harness's own,
+    /// the value read before the fault for an attached one.
     StoreMemoryBack,
 }
 
