@@ -32,6 +32,7 @@ use crate::gate::{self, Evidence, Verdict};
 use crate::images::{self, BuiltIn};
 use crate::load::{Driver, LoadOutcome, Swept};
 use crate::metrics::{FailureTimeline, Live, Recorder};
+use crate::plan::faults::Support;
 use crate::plan::{EngineKind, Plan};
 use crate::progress;
 use crate::reaper::Reaper;
@@ -122,7 +123,10 @@ pub async fn execute(
         started_at: started_at.to_rfc3339(),
     };
     // First, so that whatever the run makes from here on has someone to remove it.
-    let reaper = Reaper::start(&engine, &run_id).await?;
+    // Only a run that may change an attached store needs its reaper to reach it.
+    let reaches_store = plan.attach.as_ref().is_some_and(|a| a.store.is_some())
+        && (plan.chaos.iter()).any(|c| c.fault.entry().attached == Support::StoreNamed);
+    let reaper = Reaper::start(&engine, &run_id, reaches_store).await?;
     let journal = reaper.as_ref().map(Reaper::journal).unwrap_or_default();
     let outcome = engage(engine, plan, &folder, &identity, journal, shutdown).await;
     if let Some(reaper) = reaper {

@@ -154,6 +154,14 @@ const CORPUS: &[(&str, &str)] = &[
         "6:12: `service.replicas` is 0; it must be between 1 and 64",
     ),
     (
+        "attach-store-not-redis.toml",
+        "6:9: `attach.store` \"http://127.0.0.1:6379\": the scheme is \"http\", and the harness speaks plain Redis only; write a redis:// URL with a host and a port, e.g. redis://127.0.0.1:6379",
+    ),
+    (
+        "attach-memory-pressure-without-store.toml",
+        "10:9: fault \"memory_pressure\" acts on the stack's store, which the harness reaches only where `[attach]` names it: set `store = \"redis://HOST:PORT\"` there",
+    ),
+    (
         "tls-ca-file-missing.toml",
         "9:11: `load.tls.ca_file` = \"no-such-ca.pem\": cannot read",
     ),

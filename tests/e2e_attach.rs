@@ -58,6 +58,8 @@ struct Stack {
     bystander: String,
     proxy: String,
     store: String,
+    /// Where the store is published, `127.0.0.1:PORT`: what `[attach] store` names.
+    store_addr: String,
     url: String,
     selector: String,
     _guard: RunGuard,
@@ -67,6 +69,11 @@ impl Stack {
     /// Starts the stack; `mode` is the demo service's MODE, `restart` a Docker
     /// restart policy for the replicas (`no` for none).
     fn up(mode: &str, restart: &str) -> Stack {
+        Stack::up_with_store(mode, restart, &[])
+    }
+
+    /// [`Stack::up`] with more arguments for the store's `redis-server`.
+    fn up_with_store(mode: &str, restart: &str, store_args: &[&str]) -> Stack {
         assert!(bin()
             .args(["images", "build"])
             .output()
@@ -80,7 +87,7 @@ impl Stack {
         let network = format!("{id}-net");
         docker(&["network", "create", "--label", &label, &network]);
         let store = format!("{id}-store");
-        docker(&[
+        let mut args = vec![
             "run",
             "-d",
             "--name",
@@ -91,6 +98,8 @@ impl Stack {
             &network,
             "--network-alias",
             "store",
+            "-p",
+            "127.0.0.1::6379",
             "sessionstorm/redis",
             "--bind",
             "0.0.0.0",
@@ -98,7 +107,11 @@ impl Stack {
             "no",
             "--save",
             "",
-        ]);
+        ];
+        args.extend(store_args);
+        docker(&args);
+        let store_addr = docker(&["port", &store, "6379"]);
+        let store_addr = store_addr.lines().next().unwrap().to_string();
         let app = |name: &str, alias: &str, extra: &[&str]| {
             let mut args = vec![
                 "run",
@@ -178,6 +191,7 @@ impl Stack {
             bystander,
             proxy,
             store,
+            store_addr,
             url,
             selector,
             _guard: guard,
@@ -472,8 +486,8 @@ duration = "2s"
 }
 
 /// A run of `stack` under way whose faults hold far longer than the run gets:
-/// replica-0 paused, replica-1 disconnected and `third` on replica-2, so only
-/// teardown or the reaper can undo them.
+/// replica-0 paused, replica-1 disconnected and the scenario's `more` (a third
+/// fault, see [`on_replica_2`]), so only teardown or the reaper can undo them.
 struct Holding {
     child: std::process::Child,
     run_id: String,
@@ -483,7 +497,7 @@ struct Holding {
 
 impl Holding {
     /// Starts the run and waits until the faults hold (`held`).
-    fn start(stack: &Stack, third: &str, mut held: impl FnMut() -> bool) -> Holding {
+    fn start(stack: &Stack, more: &str, mut held: impl FnMut() -> bool) -> Holding {
         let dir = tempfile::tempdir().unwrap();
         let scenario = dir.path().join("hold.toml");
         std::fs::write(
@@ -497,10 +511,7 @@ min_alive = 0
 users = 2
 appends_per_session = 5
 request_timeout = "1s"
-{HELD_FAULTS}[[chaos]]
-target = "replica-2"
-at = ["1s"]
-{third}
+{HELD_FAULTS}{more}
 "#
             ),
         )
@@ -529,6 +540,11 @@ at = ["1s"]
     }
 }
 
+/// A fault on replica-2 from 1 s, as [`Holding::start`] takes it.
+fn on_replica_2(fault: &str) -> String {
+    format!("[[chaos]]\ntarget = \"replica-2\"\nat = [\"1s\"]\n{fault}")
+}
+
 fn status(name: &str) -> String {
     docker(&["inspect", "-f", "{{.State.Status}}", name])
 }
@@ -540,7 +556,8 @@ fn two_interrupts_still_leave_the_stack_running_as_it_was_found() {
     let before = lives(&stack);
     let nets: Vec<_> = stack.replicas.iter().map(|r| networks(r)).collect();
     let r = &stack.replicas;
-    let mut run = Holding::start(&stack, "fault = \"kill\"\nafter_kill = \"none\"", || {
+    let kill = on_replica_2("fault = \"kill\"\nafter_kill = \"none\"");
+    let mut run = Holding::start(&stack, &kill, || {
         status(&r[0]) == "paused" && status(&r[2]) == "exited" && networks(&r[1]).is_empty()
     });
     for _ in 0..2 {
@@ -568,7 +585,8 @@ fn a_sigkilled_harness_leaves_the_stack_as_it_was_found() {
     let before = lives(&stack);
     let nets: Vec<_> = stack.replicas.iter().map(|r| networks(r)).collect();
     let r = &stack.replicas;
-    let mut run = Holding::start(&stack, "fault = \"blackhole\"\nduration = \"10m\"", || {
+    let blackhole = on_replica_2("fault = \"blackhole\"\nduration = \"10m\"");
+    let mut run = Holding::start(&stack, &blackhole, || {
         status(&r[0]) == "paused" && networks(&r[1]).is_empty() && blackholed(&r[2])
     });
     sigkill(&mut run.child);
@@ -593,6 +611,170 @@ fn a_sigkilled_harness_leaves_the_stack_as_it_was_found() {
         assert_eq!(&networks(replica), net, "{replica}");
         assert_eq!(life(replica), before[replica], "{replica} was restarted");
     }
+    assert_stack_intact(&stack, &before, &run.run_id);
+}
+
+/// The `maxmemory` the attached store starts with: not Redis's default (none), so
+/// putting back "what it was" cannot pass by setting none.
+const STORE_LIMIT: u64 = 64 << 20;
+
+/// A stack whose Redis evicts under `allkeys-lru` below [`STORE_LIMIT`].
+fn lru_stack() -> Stack {
+    let limit = STORE_LIMIT.to_string();
+    Stack::up_with_store(
+        "redis",
+        "no",
+        &["--maxmemory", &limit, "--maxmemory-policy", "allkeys-lru"],
+    )
+}
+
+/// The store's `maxmemory` now, asked as the harness asks it; `None` if it does
+/// not answer.
+fn maxmemory(store: &str) -> Option<u64> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let value = runtime.block_on(sessionstorm::store::resp::config_get(store, "maxmemory"));
+    value.ok()?.parse().ok()
+}
+
+/// `memory_pressure` on the store `[attach] store` names: the store is watched as
+/// the harness's own is (its timeline in summary.json, its rows in events.csv, its
+/// lane in report.html), it evicts sessions, the lost ones are put down to it, and
+/// its `maxmemory` is what it was before the run.
+#[test]
+fn memory_pressure_on_an_attached_store_loses_sessions_it_evicted_and_is_put_back() {
+    let _turn = docker_turn();
+    let stack = lru_stack();
+    let before = lives(&stack);
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("evict.toml");
+    std::fs::write(
+        &scenario,
+        format!(
+            r#"name = "attach-evict"
+seed = 5
+duration = "10s"
+[attach]
+store = "redis://{}"
+[load]
+users = 16
+appends_per_session = 20
+retries = 3
+[[chaos]]
+fault = "memory_pressure"
+memory = "1MiB"
+at = ["4s"]
+duration = "4s"
+[gates]
+checks = ["unverified == 0"]
+"#,
+            stack.store_addr
+        ),
+    )
+    .unwrap();
+    let run_id = unique("attach-evict");
+    let _guard = RunGuard(run_id.clone());
+    let out = tempfile::tempdir().unwrap();
+    let output = bin()
+        .args(["run", scenario.to_str().unwrap(), "--attach", &stack.url])
+        .args(["--selector", &stack.selector, "--run-id", &run_id, "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let folder = out.path().join(&run_id);
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(folder.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+
+    let fault = &summary["faults"]["events"][0];
+    assert_eq!(
+        (&fault["fault"], &fault["target"], &fault["outcome"]),
+        (
+            &Value::from("memory_pressure"),
+            &Value::from("store"),
+            &Value::from("injected")
+        ),
+        "{fault}"
+    );
+    assert!(fault["reverted_ms"].is_u64(), "{fault}");
+    let store = &summary["store"];
+    assert_eq!(store["member"], "store", "{store}");
+    assert!(store["evicted_total"].as_u64().unwrap() > 0, "{store}");
+    let kinds: Vec<&str> = (store["events"].as_array().unwrap().iter())
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"evicted") && kinds.contains(&"memory_limit"),
+        "{kinds:?}"
+    );
+    let anomalies = &summary["anomalies"];
+    assert!(
+        anomalies["by_kind"]["lost_session"].as_u64() > Some(0),
+        "{anomalies}"
+    );
+    let samples = anomalies["samples"].as_array().unwrap();
+    assert!(
+        samples.iter().any(|a| {
+            a["kind"] == "lost_session"
+                && a["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("evicted by the store")
+        }),
+        "{samples:?}"
+    );
+    let events = std::fs::read_to_string(folder.join("events.csv")).unwrap();
+    assert!(
+        events.lines().any(|l| l.contains(",store,evicted,store,")),
+        "{events}"
+    );
+    let html = std::fs::read_to_string(folder.join("report.html")).unwrap();
+    assert!(html.contains(r#"id="chart-store""#), "no store lane");
+
+    assert_eq!(maxmemory(&stack.store_addr), Some(STORE_LIMIT));
+    assert_stack_intact(&stack, &before, &run_id);
+}
+
+/// A SIGKILLed harness with the attached store's `maxmemory` lowered (and two
+/// replicas held): its reaper, on the host's network, sets the value the store had
+/// back, and undoes the rest.
+#[test]
+fn a_sigkilled_harness_leaves_the_attached_store_with_its_maxmemory() {
+    let _turn = docker_turn();
+    let stack = lru_stack();
+    let before = lives(&stack);
+    let nets: Vec<_> = stack.replicas.iter().map(|r| networks(r)).collect();
+    let r = &stack.replicas;
+    let pressure = format!(
+        "[[chaos]]\nfault = \"memory_pressure\"\nmemory = \"1MiB\"\nat = [\"1s\"]\nduration = \"10m\"\n[attach]\nstore = \"redis://{}\"",
+        stack.store_addr
+    );
+    let mut run = Holding::start(&stack, &pressure, || {
+        status(&r[0]) == "paused"
+            && networks(&r[1]).is_empty()
+            && maxmemory(&stack.store_addr) == Some(1 << 20)
+    });
+    sigkill(&mut run.child);
+    let restored = wait_for(std::time::Duration::from_secs(30), || {
+        status(&r[0]) == "running"
+            && networks(&r[1]) == nets[1]
+            && maxmemory(&stack.store_addr) == Some(STORE_LIMIT)
+            && labelled(&run.run_id).is_empty()
+    });
+    assert!(
+        restored.is_some(),
+        "30 s after SIGKILL: {} / {:?} / maxmemory {:?} / left {:?}",
+        status(&r[0]),
+        networks(&r[1]),
+        maxmemory(&stack.store_addr),
+        labelled(&run.run_id)
+    );
+    println!(
+        "stack and store restored {:?} after SIGKILL",
+        restored.unwrap()
+    );
     assert_stack_intact(&stack, &before, &run.run_id);
 }
 

@@ -18,6 +18,12 @@
 //! Slots are the matched containers sorted by name (`replica-0` is the first), and
 //! every action resolves its victim through [`AttachedCluster::member`], the one
 //! door to the matched set.
+//!
+//! The stack's store is never a container the harness acts on. Where `[attach]
+//! store` names its Redis, the harness reaches it as it reaches its own: it watches
+//! it ([`Lifecycle::store_watch`]), and `memory_pressure` sets its `maxmemory`
+//! (`CONFIG SET`) after reading the value it had (`CONFIG GET`), noted as a hold so
+//! that the reaper sets that value back should the harness die.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -37,6 +43,7 @@ use super::{Acted, Action, Cluster, Lifecycle, Victim, RUN_LABEL};
 use crate::error::Error;
 use crate::plan::attach::{AttachPlan, COMPOSE_ONEOFF, COMPOSE_SERVICE};
 use crate::plan::{faults, Plan};
+use crate::store::resp;
 use crate::target::Targets;
 
 /// One matched container.
@@ -88,6 +95,11 @@ pub struct AttachedCluster {
     /// Where every hold on a matched container is noted, for the reaper to undo
     /// should the harness die.
     journal: Journal,
+    /// The stack's Redis, `host:port` (`[attach] store`), if named.
+    store: Option<String>,
+    /// The store's `maxmemory` before a `memory_pressure` fault lowered it (the
+    /// first value, if faults overlap), to put back.
+    store_was: Mutex<Option<u64>>,
 }
 
 impl AttachedCluster {
@@ -202,6 +214,8 @@ impl AttachedCluster {
             kept: Mutex::default(),
             helpers: AtomicU32::new(0),
             journal: Journal::default(),
+            store: attach.store.clone(),
+            store_was: Mutex::default(),
         })
     }
 
@@ -236,6 +250,65 @@ impl AttachedCluster {
                 self.members.len()
             ))),
         }
+    }
+
+    /// The store's address, where the victim is the store `[attach] store` names
+    /// (validation refuses a store fault without it).
+    fn store(&self, victim: Victim) -> Result<&str, EngineError> {
+        match (&self.store, victim) {
+            (Some(store), Victim::Store) => Ok(store),
+            _ => Err(EngineError::State(format!(
+                "attached, only {} act on the store, and only the one `[attach] store` names; not on the {victim}",
+                faults::names_and(|e| e.attached == faults::Support::StoreNamed)
+            ))),
+        }
+    }
+
+    /// Lowers the store's `maxmemory` to `bytes`, having read and kept the value it
+    /// had and noted the hold. A `CONFIG SET` that fails leaves the hold open, so the
+    /// revert (or teardown, or the reaper) still sets the kept value back: one that
+    /// timed out may have been applied.
+    async fn lower_store_memory(&self, store: &str, bytes: u64) -> Result<String, EngineError> {
+        let failed = |why: String| EngineError::State(format!("the store's maxmemory: {why}"));
+        let kept = *self.store_was.lock().expect("store lock");
+        let was = match kept {
+            Some(was) => was,
+            None => {
+                let text = resp::config_get(store, "maxmemory").await.map_err(failed)?;
+                let was = text.parse().map_err(|_| {
+                    failed(format!(
+                        "{store} says maxmemory {text:?}, not a number of bytes"
+                    ))
+                })?;
+                *self.store_was.lock().expect("store lock") = Some(was);
+                was
+            }
+        };
+        self.hold(Hold::StoreMemory {
+            store: store.to_string(),
+            was,
+        })
+        .await;
+        resp::config_set(store, "maxmemory", &bytes.to_string())
+            .await
+            .map_err(failed)?;
+        Ok(resp::maxmemory_words(bytes))
+    }
+
+    /// Sets back the store's `maxmemory` kept by [`Self::lower_store_memory`], if a
+    /// fault lowered it; says what it set.
+    async fn store_memory_back(&self, store: &str) -> Result<Option<String>, EngineError> {
+        let Some(was) = *self.store_was.lock().expect("store lock") else {
+            return Ok(None);
+        };
+        let hold = Hold::StoreMemory {
+            store: store.to_string(),
+            was,
+        };
+        hold.undo(&self.engine, &self.run_id).await?;
+        *self.store_was.lock().expect("store lock") = None;
+        self.release(hold).await;
+        Ok(Some(resp::maxmemory_words(was)))
     }
 
     /// When the container last started, as Docker says.
@@ -540,10 +613,15 @@ impl Lifecycle for AttachedCluster {
         Ok(began.elapsed())
     }
 
-    /// Undoes any fault still holding a matched container, then removes the run's
-    /// helpers only: the matched containers never carry the run's label (checked in
-    /// [`AttachedCluster::discover`]).
+    /// Undoes any fault still holding a matched container or the store, then removes
+    /// the run's helpers only: the matched containers never carry the run's label
+    /// (checked in [`AttachedCluster::discover`]).
     async fn teardown(&self) -> Result<Removed, EngineError> {
+        if let Some(store) = &self.store {
+            if let Err(err) = self.store_memory_back(store).await {
+                eprintln!("warning: could not put the store's maxmemory back: {err}");
+            }
+        }
         for (slot, member) in self.members.iter().enumerate() {
             if let Err(err) = self.restore(slot, member).await {
                 eprintln!(
@@ -554,6 +632,12 @@ impl Lifecycle for AttachedCluster {
         }
         self.engine.remove_run(&self.run_id).await
     }
+
+    /// The store `[attach] store` names, at that address.
+    fn store_watch(&self) -> Option<(String, crate::store::watch::Locate)> {
+        let store = self.store.clone()?;
+        Some((STORE.to_string(), crate::store::watch::fixed(store)))
+    }
 }
 
 impl Cluster for AttachedCluster {
@@ -562,6 +646,32 @@ impl Cluster for AttachedCluster {
     }
 
     async fn act(&self, action: Action, victim: Victim) -> Result<Acted, EngineError> {
+        // The store is reached at its address, never as a container.
+        let store_detail = match action {
+            Action::StoreMemory(bytes) => {
+                Some(self.lower_store_memory(self.store(victim)?, bytes).await?)
+            }
+            Action::StoreMemoryBack => self.store_memory_back(self.store(victim)?).await?,
+            _ => return self.act_on_member(action, victim).await,
+        };
+        let mut acted = Acted::on(STORE.to_string());
+        acted.detail = store_detail;
+        Ok(acted)
+    }
+
+    async fn ended(&self, victim: Victim) -> Result<Option<Ended>, EngineError> {
+        let (_, member) = self.member(victim)?;
+        limits::ended(&self.engine, &member.id).await
+    }
+
+    async fn ping(&self) -> Result<(), EngineError> {
+        self.engine.ping().await
+    }
+}
+
+impl AttachedCluster {
+    /// Applies an action to one of the matched containers.
+    async fn act_on_member(&self, action: Action, victim: Victim) -> Result<Acted, EngineError> {
         let began = Instant::now();
         let deadline = began + self.ready_timeout;
         let (slot, member) = self.member(victim)?;
@@ -644,16 +754,10 @@ impl Cluster for AttachedCluster {
         }
         Ok(acted)
     }
-
-    async fn ended(&self, victim: Victim) -> Result<Option<Ended>, EngineError> {
-        let (_, member) = self.member(victim)?;
-        limits::ended(&self.engine, &member.id).await
-    }
-
-    async fn ping(&self) -> Result<(), EngineError> {
-        self.engine.ping().await
-    }
 }
+
+/// The store, as its faults' records and its timeline name it.
+const STORE: &str = "store";
 
 /// The hold of a killed or stopped member.
 fn down(member: &Member) -> Hold {

@@ -1,5 +1,6 @@
 //! Temporary faults on containers the harness did not make, as data: what holds a
-//! container and what undoes it, and the [`Journal`] they are noted in.
+//! container (or an attached stack's store) and what undoes it, and the [`Journal`]
+//! they are noted in.
 //!
 //! The attached cluster notes each hold before applying it and its release after
 //! reverting it. The notes go to the run's reaper (`crate::reaper`), which keeps
@@ -50,16 +51,22 @@ pub enum Hold {
     /// Killed or stopped: started again unless it runs (Docker may have restarted it
     /// by its restart policy).
     Down { container: String },
+    /// An attached stack's Redis at `store` (`host:port`, as the harness reaches it)
+    /// with its `maxmemory` lowered by `memory_pressure`: set back to `was`, the
+    /// value it had before (0: none).
+    StoreMemory { store: String, was: u64 },
 }
 
 impl Hold {
-    pub fn container(&self) -> &str {
+    /// What is held: a container's id, or the store's address.
+    pub fn subject(&self) -> &str {
         match self {
             Hold::Paused { container }
             | Hold::Detached { container, .. }
             | Hold::Shaped { container, .. }
             | Hold::Limited { container, .. }
             | Hold::Down { container } => container,
+            Hold::StoreMemory { store, .. } => store,
         }
     }
 
@@ -72,7 +79,7 @@ impl Hold {
             (Hold::Limited { cpu: a, .. }, Hold::Limited { cpu: b, .. }) => a == b,
             _ => std::mem::discriminant(self) == std::mem::discriminant(other),
         };
-        same_kind && self.container() == other.container()
+        same_kind && self.subject() == other.subject()
     }
 
     /// Undoes the hold for run `run_id`. A shaping's revert runs a short-lived
@@ -120,6 +127,13 @@ impl Hold {
                 } else {
                     engine.start(container).await
                 }
+            }
+            Hold::StoreMemory { store, was } => {
+                crate::store::resp::config_set(store, "maxmemory", &was.to_string())
+                    .await
+                    .map_err(|why| {
+                        EngineError::State(format!("cannot set the store's maxmemory back: {why}"))
+                    })
             }
         }
     }
@@ -212,6 +226,10 @@ mod tests {
             Note::Release(Hold::Paused {
                 container: "abc".into(),
             }),
+            Note::Hold(Hold::StoreMemory {
+                store: "127.0.0.1:6379".into(),
+                was: 0,
+            }),
             Note::Bye,
         ];
         for note in notes {
@@ -276,6 +294,12 @@ mod tests {
             }],
         };
         assert!(detached.released_by(&with_endpoints));
+        let store = |at: &str| Hold::StoreMemory {
+            store: at.into(),
+            was: 1 << 20,
+        };
+        assert!(store("127.0.0.1:6379").released_by(&store("127.0.0.1:6379")));
+        assert!(!store("127.0.0.1:6379").released_by(&store("127.0.0.1:6380")));
     }
 
     #[tokio::test]

@@ -124,7 +124,8 @@ pub enum Action {
     Undelay,
     /// Set the store's `maxmemory` to these bytes (`CONFIG SET`, from the harness).
     StoreMemory(u64),
-    /// Give the store the `maxmemory` the plan started it with (none: 0).
+    /// Give the store back the `maxmemory` it had: none (0) for the harness's own,
+    /// the value read before the fault for an attached one.
     StoreMemoryBack,
     /// SIGKILL the store's primary and wait until another member serves as primary.
     Failover,
@@ -208,8 +209,9 @@ pub trait Lifecycle: Cluster {
 
     /// Where the harness asks the store how it is ([`crate::store::watch`]): the
     /// member's name and how to find its address, where the store is a Redis the
-    /// harness can reach; `None` elsewhere (no store, another kind, an overlay network
-    /// the host cannot reach).
+    /// harness can reach (its own, or the one `[attach] store` names); `None`
+    /// elsewhere (no store, another kind, an overlay network the host cannot reach,
+    /// an attached stack's store left unnamed).
     fn store_watch(&self) -> Option<(String, crate::store::watch::Locate)> {
         None
     }

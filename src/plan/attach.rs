@@ -17,6 +17,10 @@ pub struct AttachPlan {
     pub url: String,
     /// Labels a container must carry, all of them, to count as a replica.
     pub labels: Vec<(String, String)>,
+    /// The stack's Redis as `host:port` (`[attach] store`), where the harness reaches
+    /// it: it asks it `INFO` during the run, and `memory_pressure` sets its
+    /// `maxmemory`. `None`: the stack's store is not the harness's to see.
+    pub store: Option<String>,
 }
 
 impl AttachPlan {

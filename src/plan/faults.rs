@@ -42,6 +42,10 @@ impl Aim {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Support {
     Yes,
+    /// Applied where the user names the store's address (`[attach] store`), and
+    /// refused elsewhere: the harness then talks to the store itself, from where it
+    /// runs, as it does to a store it started.
+    StoreNamed,
     /// Refused, and why (said to the user as is).
     No(&'static str),
 }
@@ -221,7 +225,7 @@ pub static FAULTS: [FaultEntry; 16] = [
         topologies: &["single"],
         redis_only: true,
         swarm: Support::No(NOT_THE_HARNESS_NETWORK),
-        attached: Support::No(NOT_THE_HARNESS_NETWORK),
+        attached: Support::StoreNamed,
         ..PLAIN
     },
     FaultEntry {
@@ -405,8 +409,12 @@ mod tests {
         assert_eq!(
             refusals("on an attached stack", |e| e.attached),
             format!(
-                r#""latency" and "slow_store" cannot run on an attached stack ({NOT_THE_HARNESS_PATH}); "memory_pressure" cannot run on an attached stack ({NOT_THE_HARNESS_NETWORK}); "failover", "store_split" and "store_lag" cannot run on an attached stack ({STORE_MEMBERS})"#
+                r#""latency" and "slow_store" cannot run on an attached stack ({NOT_THE_HARNESS_PATH}); "failover", "store_split" and "store_lag" cannot run on an attached stack ({STORE_MEMBERS})"#
             )
+        );
+        assert_eq!(
+            names(|e| e.attached == Support::StoreNamed),
+            r#""memory_pressure""#
         );
         assert_eq!(
             lookup("oom").map(|e| e.fault),

@@ -3,7 +3,11 @@
 //!
 //! It is the sessionstorm binary itself (`sessionstorm reaper --run ID`, image
 //! `sessionstorm/reaper`, built from the host binary like the other helpers), on no
-//! network, with the engine's socket mounted. Its lifeline is its standard input:
+//! network, with the engine's socket mounted. A run that may lower an attached
+//! store's `maxmemory` (`[attach] store`) starts it on the host's network instead:
+//! the store's address is the one the harness reaches it at, from the engine's host
+//! (a published port on 127.0.0.1, a bridge address), and the reaper must set it
+//! back from there. Its lifeline is its standard input:
 //! the harness attaches to it before starting it, and the container was created to
 //! close its input when that one client goes (`stdin_once`). The kernel closes the
 //! harness's socket however the harness dies, so the reaper reads the end of its
@@ -53,9 +57,14 @@ pub struct Reaper {
 
 impl Reaper {
     /// Builds the reaper's image if needed and starts the reaper of run `run_id`,
-    /// attached before it starts, so it can never miss the harness's end. `None`,
-    /// with a warning, when the engine is not reached through a local socket.
-    pub async fn start(engine: &Engine, run_id: &str) -> Result<Option<Reaper>> {
+    /// attached before it starts, so it can never miss the harness's end; on the
+    /// host's network when it must reach a store (`reaches_store`), else on none.
+    /// `None`, with a warning, when the engine is not reached through a local socket.
+    pub async fn start(
+        engine: &Engine,
+        run_id: &str,
+        reaches_store: bool,
+    ) -> Result<Option<Reaper>> {
         let Some(socket) = host_socket() else {
             eprintln!(
                 "warning: no reaper for this run: the Docker engine is not on a local socket \
@@ -71,7 +80,7 @@ impl Reaper {
             image: BuiltIn::Reaper.tag().to_string(),
             cmd: vec!["--run".into(), run_id.to_string()],
             labels: run_labels(run_id, REAPER_ROLE),
-            network: "none".into(),
+            network: if reaches_store { "host" } else { "none" }.into(),
             binds: vec![format!("{socket}:{SOCKET_IN_CONTAINER}")],
             stdin_once: true,
             ..Default::default()

@@ -75,6 +75,9 @@ pub struct Attach {
     pub compose_project: Option<Spanned<String>>,
     /// The Compose service of the replicas, so the stack's store and proxy are never hit.
     pub service: Option<Spanned<String>>,
+    /// The stack's Redis, `redis://host:port`, as the harness reaches it: watched
+    /// during the run, and the one store `memory_pressure` may act on.
+    pub store: Option<Spanned<String>>,
 }
 
 /// `[service]`: the replicas under test.

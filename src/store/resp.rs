@@ -93,6 +93,26 @@ pub async fn config_set(addr: &str, key: &str, value: &str) -> Result<(), String
     }
 }
 
+/// `CONFIG GET key` on the Redis at `addr`: the value, as Redis answers it
+/// (`[key, value]`).
+pub async fn config_get(addr: &str, key: &str) -> Result<String, String> {
+    let reply = ask(addr, &["CONFIG", "GET", key]).await?;
+    match &reply {
+        Reply::Array(Some(pair)) if pair.len() == 2 => pair[1].text(),
+        _ => None,
+    }
+    .ok_or_else(|| format!("{addr} answered {reply:?} to CONFIG GET {key}"))
+}
+
+/// A `maxmemory` in words, as fault records say what they set: `maxmemory 2048 KiB`,
+/// or `maxmemory none` for 0 (no limit).
+pub fn maxmemory_words(bytes: u64) -> String {
+    match bytes {
+        0 => "maxmemory none".to_string(),
+        b => format!("maxmemory {} KiB", b >> 10),
+    }
+}
+
 /// A command as RESP: an array of bulk strings.
 pub fn encode(args: &[&str]) -> Vec<u8> {
     let mut out = format!("*{}\r\n", args.len()).into_bytes();
@@ -216,6 +236,30 @@ mod tests {
                 String::from_utf8_lossy(bytes)
             );
         }
+    }
+
+    /// A one-answer Redis on 127.0.0.1: reads one command, writes `answer`.
+    async fn answering(answer: &'static [u8]) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut command = [0; 256];
+            let _ = socket.read(&mut command).await;
+            socket.write_all(answer).await.unwrap();
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn config_get_reads_the_value_of_the_pair() {
+        let addr = answering(b"*2\r\n$9\r\nmaxmemory\r\n$7\r\n1048576\r\n").await;
+        assert_eq!(config_get(&addr, "maxmemory").await.unwrap(), "1048576");
+        let addr = answering(b"*0\r\n").await;
+        let err = config_get(&addr, "maxmemory").await.unwrap_err();
+        assert!(err.contains("to CONFIG GET maxmemory"), "{err}");
+        let addr = answering(b"-ERR unknown command\r\n").await;
+        assert!(config_set(&addr, "maxmemory", "0").await.is_err());
     }
 
     #[test]

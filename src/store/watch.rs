@@ -314,6 +314,15 @@ fn memory(bytes: u64) -> String {
 pub type Locate =
     Box<dyn Fn() -> Pin<Box<dyn Future<Output = Option<String>> + Send>> + Send + Sync>;
 
+/// A store that is always at `addr`: an attached stack's, where `[attach] store`
+/// says the harness reaches it.
+pub fn fixed(addr: String) -> Locate {
+    Box::new(move || {
+        let addr = addr.clone();
+        Box::pin(async move { Some(addr) })
+    })
+}
+
 /// Asks the store `INFO` every [`EVERY`] until `stop`, from `start` (the load's).
 pub async fn watch(
     member: String,

@@ -13,10 +13,16 @@
 //! start. When attached, a key there would be silently meaningless, so it is an
 //! error, except `service.health_path` and `service.ready_timeout`, which still say
 //! how to tell that the stack serves again after a fault.
+//!
+//! `store` in `[attach]` names the stack's Redis where the harness reaches it: the
+//! run then watches it, and the faults the table applies to a named store
+//! ([`Support::StoreNamed`]) may act on it. What an attached stack cannot take is
+//! refused here, from the fault table, before anything starts.
 
 use std::ops::Range;
 
 use crate::plan::attach::{AttachPlan, COMPOSE_PROJECT, COMPOSE_SERVICE};
+use crate::plan::faults::{self, Support};
 use crate::plan::{Plan, Target};
 use crate::scenario::overrides::{self, Requested, Setting};
 use crate::scenario::{Problem, Scenario, Source};
@@ -24,6 +30,7 @@ use crate::scenario::{Problem, Scenario, Source};
 /// Keys of `[service]` that still mean something when attached.
 const SERVICE_KEYS_KEPT: [&str; 2] = ["health_path", "ready_timeout"];
 const URL_EXAMPLE: &str = "http://127.0.0.1:8080";
+const STORE_EXAMPLE: &str = "redis://127.0.0.1:6379";
 
 /// Reads attach mode from the command line and the scenario: `None` when neither asks
 /// for it. Every problem found is returned, located like the rest of the scenario's.
@@ -126,23 +133,60 @@ pub fn plan(
         Err(problem) => problems.push(problem),
     }
 
+    let store = file.and_then(|f| f.store.as_ref()).and_then(|store| {
+        let checked = check_store(store.get_ref());
+        let swarm = raw.cluster.engine.as_ref();
+        match checked {
+            Err(m) => problems.push(at(store.span(), m)),
+            Ok(_) if swarm.is_some_and(|e| e.get_ref() == "swarm") => problems.push(at(
+                store.span(),
+                "`attach.store` is not used on the swarm engine yet: attach to the stack with engine \"docker\" to watch its store"
+                    .into(),
+            )),
+            Ok(address) => return Some(address),
+        }
+        None
+    });
+    let store_named = file.and_then(|f| f.store.as_ref()).is_some();
+
     problems.extend(keys_of_started_containers(source, settings));
     for chaos in &raw.chaos {
-        if let Some(target) = &chaos.target {
-            if matches!(target.get_ref().as_str(), "store" | "balancer") {
-                problems.push(at(
-                    target.span(),
-                    format!(
-                        "chaos target {:?}: in attach mode faults hit only the containers the selector matches; \
-                         accepted targets: \"random-replica\", \"replica-<slot>\", a share like \"25%\"",
-                        target.get_ref()
-                    ),
-                ));
-            }
+        let name = chaos.fault.get_ref();
+        let support = faults::lookup(name).map(|entry| entry.attached);
+        match support {
+            Some(Support::No(why)) => problems.push(at(
+                chaos.fault.span(),
+                format!("fault {name:?} cannot run on an attached stack ({why})"),
+            )),
+            Some(Support::StoreNamed) if !store_named => problems.push(at(
+                chaos.fault.span(),
+                format!(
+                    "fault {name:?} acts on the stack's store, which the harness reaches only where `[attach]` names it: \
+                     set `store = \"redis://HOST:PORT\"` there, e.g. store = \"{STORE_EXAMPLE}\""
+                ),
+            )),
+            _ => {}
+        }
+        let Some(target) = &chaos.target else {
+            continue;
+        };
+        let on_store = support == Some(Support::StoreNamed);
+        match target.get_ref().as_str() {
+            "store" if on_store => {}
+            "store" | "balancer" => problems.push(at(
+                target.span(),
+                format!(
+                    "chaos target {:?}: in attach mode faults hit only the containers the selector matches \
+                     (and {} the `[attach] store`); accepted targets: \"random-replica\", \"replica-<slot>\", a share like \"25%\"",
+                    target.get_ref(),
+                    faults::names_and(|e| e.attached == Support::StoreNamed)
+                ),
+            )),
+            _ => {}
         }
     }
     match url {
-        Ok(url) if problems.is_empty() => (Some(AttachPlan { url, labels }), problems),
+        Ok(url) if problems.is_empty() => (Some(AttachPlan { url, labels, store }), problems),
         Ok(_) => (None, problems),
         Err(problem) => {
             problems.insert(0, problem);
@@ -202,6 +246,41 @@ fn check_url(text: &str) -> Result<String, String> {
         ));
     }
     Ok(text.trim_end_matches('/').to_string())
+}
+
+/// `[attach] store`: a `redis://HOST:PORT` URL and nothing more (the harness sends
+/// no `AUTH` and picks no database: `INFO` and `CONFIG` are the server's), as the
+/// `host:port` the harness connects to.
+fn check_store(text: &str) -> Result<String, String> {
+    let wrong = |why: String| {
+        format!("`attach.store` {text:?}: {why}; write a redis:// URL with a host and a port, e.g. {STORE_EXAMPLE}")
+    };
+    let url = url::Url::parse(text).map_err(|e| wrong(format!("not a URL ({e})")))?;
+    if url.scheme() != "redis" {
+        return Err(wrong(format!(
+            "the scheme is {:?}, and the harness speaks plain Redis only",
+            url.scheme()
+        )));
+    }
+    let (Some(host), Some(port)) = (url.host_str().filter(|h| !h.is_empty()), url.port()) else {
+        return Err(wrong("it needs both a host and a port".into()));
+    };
+    if port == 0 {
+        return Err(wrong("port 0 is no port to connect to".into()));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(wrong(
+            "the harness sends no password (AUTH), so a store that needs one cannot be watched"
+                .into(),
+        ));
+    }
+    if !matches!(url.path(), "" | "/") || url.query().is_some() || url.fragment().is_some() {
+        return Err(wrong(
+            "it takes no database, path or options: the harness's questions are the server's"
+                .into(),
+        ));
+    }
+    Ok(format!("{host}:{port}"))
 }
 
 /// A selector label, `KEY=VALUE`, as Docker's label filter takes it.
@@ -384,6 +463,92 @@ mod tests {
         }
         let ftp = check_url("ftp://x").unwrap_err();
         assert!(ftp.contains("not an http:// or https:// URL"), "{ftp}");
+    }
+
+    #[test]
+    fn the_store_is_a_redis_url_with_a_host_and_a_port_only() {
+        assert_eq!(
+            check_store("redis://127.0.0.1:6379"),
+            Ok("127.0.0.1:6379".into())
+        );
+        assert_eq!(
+            check_store("redis://cache.local:7000/"),
+            Ok("cache.local:7000".into())
+        );
+        assert_eq!(check_store("redis://[::1]:6379"), Ok("[::1]:6379".into()));
+        for (bad, why) in [
+            ("127.0.0.1:6379", "not a URL"),
+            ("cache:6379", "the scheme is \"cache\""),
+            ("rediss://127.0.0.1:6379", "the scheme is \"rediss\""),
+            ("redis://127.0.0.1", "both a host and a port"),
+            ("redis://:6379", "not a URL"),
+            ("redis://127.0.0.1:0", "port 0"),
+            ("redis://:secret@127.0.0.1:6379", "no password (AUTH)"),
+            ("redis://127.0.0.1:6379/2", "no database"),
+            ("nonsense", "not a URL"),
+        ] {
+            let err = check_store(bad).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+            assert!(err.contains("e.g. redis://127.0.0.1:6379"), "{err}");
+        }
+    }
+
+    const PRESSURE: &str =
+        "[[chaos]]\nfault = \"memory_pressure\"\nmemory = \"2MiB\"\nat = [\"3s\"]\n";
+
+    #[test]
+    fn memory_pressure_runs_on_the_store_attach_names_and_only_there() {
+        let named = ATTACHED.replace(
+            "service = \"app\"\n",
+            "service = \"app\"\nstore = \"redis://127.0.0.1:6379\"\n",
+        );
+        for target in ["", "target = \"store\"\n"] {
+            let plan = plan_of(&format!("{named}{PRESSURE}{target}"), Requested::default())
+                .unwrap_or_else(|p| panic!("{p:?}"));
+            assert_eq!(
+                plan.attach.unwrap().store.as_deref(),
+                Some("127.0.0.1:6379")
+            );
+            assert_eq!(plan.chaos[1].target, Target::Store);
+        }
+        let problems = plan_of(&format!("{ATTACHED}{PRESSURE}"), Requested::default()).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0]
+                .starts_with("a.toml:15:9: fault \"memory_pressure\" acts on the stack's store")
+                && problems[0].contains("set `store = \"redis://HOST:PORT\"` there"),
+            "{problems:?}"
+        );
+        // Naming the store makes it no target for the faults that act on containers.
+        let kill_store = named.replace("target = \"replica-2\"", "target = \"store\"");
+        let problems = plan_of(&kill_store, Requested::default()).unwrap_err();
+        assert!(
+            problems[0].contains("chaos target \"store\": in attach mode faults hit only the containers the selector matches (and \"memory_pressure\" the `[attach] store`)"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn what_an_attached_stack_cannot_take_is_refused_before_the_run() {
+        let latency =
+            ATTACHED.replace("fault = \"kill\"", "fault = \"latency\"\ndelay = \"100ms\"");
+        let problems = plan_of(&latency, Requested::default()).unwrap_err();
+        assert!(
+            problems[0].starts_with("a.toml:11:9: fault \"latency\" cannot run on an attached stack (the delaying proxy"),
+            "{problems:?}"
+        );
+        let swarm = ATTACHED.replace(
+            "service = \"app\"\n",
+            "service = \"app\"\nstore = \"redis://127.0.0.1:6379\"\n[cluster]\nengine = \"swarm\"\n",
+        );
+        let problems = plan_of(&swarm, Requested::default()).unwrap_err();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p
+                    .contains("a.toml:7:9: `attach.store` is not used on the swarm engine yet")),
+            "{problems:?}"
+        );
     }
 
     #[test]

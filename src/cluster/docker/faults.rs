@@ -104,10 +104,7 @@ impl DockerCluster {
             .map_err(|why| {
                 EngineError::State(format!("cannot set the store's maxmemory: {why}"))
             })?;
-        Ok(match bytes {
-            0 => "maxmemory none".to_string(),
-            b => format!("maxmemory {} KiB", b >> 10),
-        })
+        Ok(crate::store::resp::maxmemory_words(bytes))
     }
 }
 

@@ -76,18 +76,19 @@ impl Engine {
                 cap_add: (!spec.cap_add.is_empty()).then(|| spec.cap_add.clone()),
                 ..Default::default()
             }),
-            // `container:<name>` shares another container's network, `none` has none of
-            // its own: no endpoint.
-            networking_config: (!spec.network.starts_with("container:") && spec.network != "none")
-                .then(|| NetworkingConfig {
-                    endpoints_config: Some(HashMap::from([(
-                        spec.network.clone(),
-                        EndpointSettings {
-                            aliases: Some(vec![spec.alias.clone()]),
-                            ..Default::default()
-                        },
-                    )])),
-                }),
+            // `container:<name>` shares another container's network, `host` the
+            // host's, `none` has none of its own: no endpoint.
+            networking_config: (!spec.network.starts_with("container:")
+                && !matches!(spec.network.as_str(), "none" | "host"))
+            .then(|| NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(
+                    spec.network.clone(),
+                    EndpointSettings {
+                        aliases: Some(vec![spec.alias.clone()]),
+                        ..Default::default()
+                    },
+                )])),
+            }),
             ..Default::default()
         };
         let options = CreateContainerOptionsBuilder::default()
