@@ -641,6 +641,12 @@ impl Cluster for AttachedCluster {
                 let refused = faults::refusals("on an attached stack", |e| e.attached);
                 return Err(EngineError::State(refused));
             }
+            Action::ShapePeerOn(..) | Action::ShapePeerOff(..) => {
+                return Err(EngineError::State(format!(
+                    "a fault with a `peer` cannot run on an attached stack: {}",
+                    faults::PEER_NEEDS_THE_RUNS_STORE
+                )));
+            }
         }
         Ok(acted)
     }
