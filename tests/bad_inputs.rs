@@ -26,6 +26,14 @@ const CORPUS: &[(&str, &str)] = &[
         "\"replica-9\" names no replica",
     ),
     ("chaos-two-schedules.toml", "more than one schedule"),
+    (
+        "chaos-peer-unknown.toml",
+        "15:8: unknown `chaos.peer` \"database\"; accepted values: \"store\" (leave `peer` out to cut the target off from everyone)\n",
+    ),
+    (
+        "chaos-peer-on-the-store.toml",
+        "16:8: `chaos.peer` cuts replicas off from the store, and target \"store\" is no replica; accepted targets with `peer`: \"random-replica\", \"replica-<slot>\" (from 0), a share like \"25%\"\n",
+    ),
     ("chaos-without-schedule.toml", "has no schedule"),
     ("deep-nesting.toml", "max recursion depth"),
     ("duplicate-key.toml", "2:1: duplicate key"),

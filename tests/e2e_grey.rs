@@ -5,6 +5,7 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use common::{
     any_detail, assert_lost_sessions, describe, docker_turn, labelled, run_scenario, unique,
@@ -219,6 +220,145 @@ duration = "1s"
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "{rest:#?}");
     drop(_guard);
+    assert!(labelled(&id).is_empty());
+}
+
+/// GET `url` with curl: the status (0 when nothing answered within 2 s) and the
+/// `X-Served-By` header.
+fn answer(url: &str) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-i", "--max-time", "2", url])
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+    let status = (text.lines().next())
+        .and_then(|line| line.split(' ').nth(1))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let served = (text.lines())
+        .find_map(|line| line.strip_prefix("x-served-by:"))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default();
+    (status, served)
+}
+
+/// `blackhole` with `peer = "store"` on replica-0, from 4 s for 6 s, behind a
+/// balancer that checks `/livez` (which asks no store). Watched while it holds: the
+/// replica cannot reach the store (its `/healthz` says 503) but answers everyone
+/// else at once, and the balancer keeps sending it requests after its checks had
+/// time to take it out; the others still reach the store. A full blackhole would
+/// leave the victim silent and out of the balancer; a fault that did nothing would
+/// leave its `/healthz` at 200 and fail no request. After the revert it reaches the
+/// store again and no rule is left; the run passes with the failed requests all put
+/// down to the victim, which was never replaced.
+#[test]
+fn a_store_partition_seen_by_one_replica_fails_its_store_calls_alone_then_heals() {
+    let _docker = docker_turn();
+    let id = unique("e2e-store-peer");
+    let out = tempfile::tempdir().unwrap();
+    let guard = common::RunGuard(id.clone());
+    let scenario = common::repo("scenarios/store-partition-one-replica.toml");
+    let (mut child, lines, seen) = common::start_run(&scenario, &id, out.path());
+    let balancer = (seen.iter())
+        .find(|l| l.starts_with("cluster ready"))
+        .and_then(|l| l.rsplit(' ').next())
+        .unwrap_or_else(|| panic!("no balancer URL in {seen:#?}"))
+        .to_string();
+    let network = format!("sessionstorm-{id}");
+    let address = |what: &str| {
+        let format = format!("{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}");
+        inspect(&format!("sessionstorm-{id}-{what}"), &format)
+    };
+    let (victim, other, store) = (
+        address("replica-0.0"),
+        address("replica-1.0"),
+        address("store"),
+    );
+    let on = |ip: &str, path: &str| answer(&format!("http://{ip}:8080{path}"));
+
+    let cut = common::wait_for(Duration::from_secs(20), || on(&victim, "/healthz").0 == 503);
+    assert!(cut.is_some(), "replica-0 never lost its store");
+    assert_eq!(on(&victim, "/livez"), (200, "replica-0.0".to_string()));
+    assert_eq!(
+        on(&other, "/healthz").0,
+        200,
+        "another replica lost the store"
+    );
+    let container = format!("sessionstorm-{id}-replica-0.0");
+    let rules = netns_state(&id, &container);
+    assert!(
+        rules.contains(&format!("-A INPUT -s {store}/32 -j DROP"))
+            && rules.contains(&format!("-A OUTPUT -d {store}/32 -j DROP")),
+        "{rules}"
+    );
+    assert!(
+        !rules.contains("-A INPUT -j DROP"),
+        "a full blackhole: {rules}"
+    );
+    // Past the balancer's two failed checks 500 ms apart, it still sends the replica
+    // its share (the load's requests go round the same servers as these).
+    std::thread::sleep(Duration::from_millis(1500));
+    let served: Vec<String> = (0..30)
+        .map(|_| answer(&format!("{balancer}/livez")).1)
+        .collect();
+    assert!(served.iter().any(|s| s == "replica-0.0"), "{served:?}");
+    assert_eq!(
+        on(&victim, "/healthz").0,
+        503,
+        "the fault was over before the balancer was asked"
+    );
+
+    let mut lines = lines.map_while(Result::ok);
+    let fault = (lines.by_ref())
+        .find(|l| l.contains("blackhole replica-0.0"))
+        .expect("the fault's line");
+    assert!(fault.contains("reverted at"), "{fault}");
+    let back = common::wait_for(Duration::from_secs(10), || on(&victim, "/healthz").0 == 200);
+    assert!(
+        back.is_some(),
+        "replica-0 did not reach the store again: {fault}"
+    );
+    let rules = netns_state(&id, &container);
+    assert!(!rules.contains("DROP"), "a rule is left: {rules}");
+    let rest: Vec<String> = lines.collect();
+    assert_eq!(child.wait().unwrap().code(), Some(0), "{fault}\n{rest:#?}");
+
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(out.path().join(&id).join("summary.json")).unwrap())
+            .unwrap();
+    let e = &summary["faults"]["events"][0];
+    assert_eq!(
+        (
+            e["fault"].as_str(),
+            e["outcome"].as_str(),
+            &e["replacement"]
+        ),
+        (Some("blackhole"), Some("injected"), &Value::Null),
+        "{e}"
+    );
+    let params = e["params"].as_str().unwrap();
+    assert!(
+        params.starts_with(&format!(
+            "only its traffic with the store; the store was at {store}"
+        )),
+        "{params}"
+    );
+    let errors = summary["errors_by"].as_object().unwrap();
+    assert!(
+        errors.get("replica-0.0").and_then(Value::as_u64) > Some(0),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .keys()
+            .all(|replica| replica.starts_with("replica-0")),
+        "{errors:?}"
+    );
+    common::assert_errors_add_up(&summary);
+    let served = summary["served_by"].as_object().unwrap();
+    assert!(!served.contains_key("replica-0.1"), "replaced: {served:?}");
+    assert!(summary["cluster"]["healed_ms"].is_u64());
+    drop(guard);
     assert!(labelled(&id).is_empty());
 }
 

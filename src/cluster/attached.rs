@@ -751,6 +751,12 @@ impl AttachedCluster {
                 let refused = faults::refusals("on an attached stack", |e| e.attached);
                 return Err(EngineError::State(refused));
             }
+            Action::ShapePeerOn(..) | Action::ShapePeerOff(..) => {
+                return Err(EngineError::State(format!(
+                    "a fault with a `peer` cannot run on an attached stack: {}",
+                    faults::PEER_NEEDS_THE_RUNS_STORE
+                )));
+            }
         }
         Ok(acted)
     }

@@ -26,6 +26,8 @@ pub use engine::{EngineError, KillOutcome};
 pub use limits::{Ended, Limits};
 pub use netns::Shaping;
 
+use crate::plan::Peer;
+
 /// Label carrying the run id on every container and network the harness creates.
 pub const RUN_LABEL: &str = "sessionstorm.run";
 /// Label saying what a container is for: `replica`, `store`, `balancer`, `helper`
@@ -110,6 +112,11 @@ pub enum Action {
     ShapeOn(Shaping),
     /// Undo that shaping.
     ShapeOff(Shaping),
+    /// Shape only the container's traffic with a peer (its addresses looked up now,
+    /// and kept for the undoing), so it still answers everyone else.
+    ShapePeerOn(Shaping, Peer),
+    /// Undo that shaping: delete exactly the rules it added.
+    ShapePeerOff(Shaping, Peer),
     /// Give it a memory limit: these bytes, or its usage now plus a little.
     LimitMemory(Option<u64>),
     /// Give it the memory limit it had before.

@@ -6,9 +6,12 @@
 //! harness-made and the attached cluster.
 //!
 //! Every change is a pair (on, off) computed from the fault's own setting, so what
-//! to undo is plain data: [`Shaping`].
+//! to undo is plain data: [`Shaping`]. The iptables ones may hold for the
+//! container's traffic with some [`Endpoint`]s only (a fault's `peer`): the same
+//! rules, one pair per endpoint, each matching its address.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 use super::engine::{ContainerSpec, Engine, EngineError};
 use super::upload::tar_of;
@@ -31,12 +34,67 @@ pub enum Shaping {
     Rate(u64),
 }
 
+/// What a shaping is confined to: one address, or one TCP port of it (the harness's
+/// delaying proxy, on the run network's gateway, which also carries other traffic).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub ip: IpAddr,
+    pub port: Option<u16>,
+}
+
+impl Endpoint {
+    /// All of `ip`'s traffic, an address as the engine gives it.
+    pub fn host(ip: &str) -> Result<Self, EngineError> {
+        let ip = ip
+            .parse()
+            .map_err(|e| EngineError::State(format!("cannot read the address {ip:?}: {e}")))?;
+        Ok(Endpoint { ip, port: None })
+    }
+
+    /// The iptables match for packets from it (`-s`, `--sport`) or to it (`-d`,
+    /// `--dport`), with a trailing space.
+    fn matcher(&self, host: &str, port: &str) -> String {
+        let bits = if self.ip.is_ipv4() { 32 } else { 128 };
+        match self.port {
+            None => format!("{host} {}/{bits} ", self.ip),
+            Some(p) => format!("{host} {}/{bits} -p tcp {port} {p} ", self.ip),
+        }
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.port {
+            None => write!(f, "{}", self.ip),
+            Some(port) => write!(f, "{}", std::net::SocketAddr::new(self.ip, port)),
+        }
+    }
+}
+
 impl Shaping {
-    /// The helper's entry point and arguments, and the file it reads (iptables).
-    fn command(self, on: bool, device: &str) -> (&'static str, Vec<String>, Option<String>) {
+    /// The helper's entry point and arguments, and the file it reads (iptables), for
+    /// all the container's traffic, or (`only`) its traffic with these endpoints.
+    fn command(
+        self,
+        on: bool,
+        device: &str,
+        only: Option<&[Endpoint]>,
+    ) -> (&'static str, Vec<String>, Option<String>) {
         let op = if on { "-I" } else { "-D" };
         let rules = |matcher: &str| {
-            format!("*filter\n{op} INPUT {matcher}-j DROP\n{op} OUTPUT {matcher}-j DROP\nCOMMIT\n")
+            let mut text = String::from("*filter\n");
+            for (from, to) in match only {
+                None => vec![(String::new(), String::new())],
+                Some(endpoints) => endpoints
+                    .iter()
+                    .map(|e| (e.matcher("-s", "--sport"), e.matcher("-d", "--dport")))
+                    .collect(),
+            } {
+                text.push_str(&format!(
+                    "{op} INPUT {from}{matcher}-j DROP\n{op} OUTPUT {to}{matcher}-j DROP\n"
+                ));
+            }
+            text + "COMMIT\n"
         };
         let restore = restore_rules();
         match self {
@@ -97,49 +155,50 @@ pub(super) async fn shape(
     shaping: Shaping,
     on: bool,
 ) -> Result<(), EngineError> {
+    run_helper(engine, helper, labels, container, shaping, None, on).await
+}
+
+/// [`shape`], for `container`'s traffic with `peers` only: one pair of rules per
+/// endpoint, so undoing it with the same `peers` deletes exactly the rules it added.
+/// A rate is a qdisc on the whole interface, and an empty list would confine the
+/// shaping to nothing: both are refused.
+pub(super) async fn shape_with(
+    engine: &Engine,
+    helper: &str,
+    labels: HashMap<String, String>,
+    container: &str,
+    shaping: Shaping,
+    peers: &[Endpoint],
+    on: bool,
+) -> Result<(), EngineError> {
+    if matches!(shaping, Shaping::Rate(_)) || peers.is_empty() {
+        return Err(EngineError::State(format!(
+            "{shaping:?} cannot be confined to the traffic with {peers:?} of {container}"
+        )));
+    }
+    run_helper(engine, helper, labels, container, shaping, Some(peers), on).await
+}
+
+/// The helper of [`shape`] and [`shape_with`]: all the traffic, or `only` that with
+/// these endpoints.
+async fn run_helper(
+    engine: &Engine,
+    helper: &str,
+    labels: HashMap<String, String>,
+    container: &str,
+    shaping: Shaping,
+    only: Option<&[Endpoint]>,
+    on: bool,
+) -> Result<(), EngineError> {
     // A probe's namespace of its own has only the loopback interface.
     let device = if container == "none" { "lo" } else { INTERFACE };
-    let (entrypoint, cmd, rules) = shaping.command(on, device);
+    let (entrypoint, cmd, rules) = shaping.command(on, device, only);
     let helper = Helper {
         name: helper,
         labels,
         container,
     };
     run(engine, helper, entrypoint, cmd, rules, shaping.needs()).await
-}
-
-/// Drops (`on`) every packet between `container` and each of `peers` (addresses on
-/// its network), and nothing else; `on = false` deletes the same rules.
-pub(super) async fn cut_off(
-    engine: &Engine,
-    helper: &str,
-    labels: HashMap<String, String>,
-    container: &str,
-    peers: &[String],
-    on: bool,
-) -> Result<(), EngineError> {
-    let op = if on { "-I" } else { "-D" };
-    let mut rules = String::from("*filter\n");
-    for peer in peers {
-        rules.push_str(&format!(
-            "{op} INPUT -s {peer} -j DROP\n{op} OUTPUT -d {peer} -j DROP\n"
-        ));
-    }
-    rules.push_str("COMMIT\n");
-    let helper = Helper {
-        name: helper,
-        labels,
-        container,
-    };
-    run(
-        engine,
-        helper,
-        IPTABLES,
-        restore_rules(),
-        Some(rules),
-        KernelFeature::Iptables,
-    )
-    .await
 }
 
 /// Sends (`on`) the TCP connections `container` opens to `from` to `to` instead
@@ -165,13 +224,14 @@ pub(super) async fn redirect(
         labels,
         container,
     };
+    let needs = KernelFeature::Iptables;
     run(
         engine,
         helper,
         IPTABLES,
         restore_rules(),
         Some(rules),
-        KernelFeature::Iptables,
+        needs,
     )
     .await
 }
@@ -243,7 +303,7 @@ mod tests {
 
     #[test]
     fn loss_drops_that_share_both_ways_and_its_undoing_deletes_the_same_rules() {
-        let (entry, args, rules) = Shaping::Loss(30).command(true, INTERFACE);
+        let (entry, args, rules) = Shaping::Loss(30).command(true, INTERFACE, None);
         assert_eq!(entry, IPTABLES);
         assert_eq!(args[0], "iptables-restore");
         let rules = rules.unwrap();
@@ -255,22 +315,71 @@ mod tests {
             rules.contains("-I OUTPUT -m statistic --mode random --probability 0.30 -j DROP"),
             "{rules}"
         );
-        let undo = Shaping::Loss(30).command(false, INTERFACE).2.unwrap();
+        let undo = Shaping::Loss(30).command(false, INTERFACE, None).2.unwrap();
         assert_eq!(undo, rules.replace("-I ", "-D "));
     }
 
     #[test]
     fn a_rate_is_a_tbf_on_the_interface_and_its_undoing_deletes_the_root_qdisc() {
-        let (entry, args, rules) = Shaping::Rate(1_000_000).command(true, "eth0");
+        let (entry, args, rules) = Shaping::Rate(1_000_000).command(true, "eth0", None);
         assert_eq!((entry, rules), (TC, None));
         assert_eq!(
             args.join(" "),
             "qdisc replace dev eth0 root tbf rate 1000000bit burst 3028 latency 200ms"
         );
         // 20 ms of a fast rate, above the two-frame floor.
-        let fast = Shaping::Rate(100_000_000).command(true, "eth0").1.join(" ");
+        let fast = Shaping::Rate(100_000_000)
+            .command(true, "eth0", None)
+            .1
+            .join(" ");
         assert!(fast.contains("burst 250000 "), "{fast}");
-        let undo = Shaping::Rate(1_000_000).command(false, "lo").1.join(" ");
+        let undo = Shaping::Rate(1_000_000)
+            .command(false, "lo", None)
+            .1
+            .join(" ");
         assert_eq!(undo, "qdisc del dev lo root");
+    }
+
+    #[test]
+    fn a_shaping_with_peers_drops_only_their_packets_and_its_undoing_deletes_those_rules() {
+        let peers = [
+            Endpoint {
+                ip: "172.18.0.2".parse().unwrap(),
+                port: None,
+            },
+            Endpoint {
+                ip: "172.18.0.1".parse().unwrap(),
+                port: Some(40211),
+            },
+        ];
+        let rules = Shaping::Blackhole
+            .command(true, INTERFACE, Some(&peers))
+            .2
+            .unwrap();
+        assert_eq!(
+            rules,
+            "*filter\n\
+             -I INPUT -s 172.18.0.2/32 -j DROP\n\
+             -I OUTPUT -d 172.18.0.2/32 -j DROP\n\
+             -I INPUT -s 172.18.0.1/32 -p tcp --sport 40211 -j DROP\n\
+             -I OUTPUT -d 172.18.0.1/32 -p tcp --dport 40211 -j DROP\n\
+             COMMIT\n"
+        );
+        let undo = Shaping::Blackhole
+            .command(false, INTERFACE, Some(&peers))
+            .2
+            .unwrap();
+        assert_eq!(undo, rules.replace("-I ", "-D "));
+        let lossy = Shaping::Loss(5)
+            .command(true, INTERFACE, Some(&peers[..1]))
+            .2
+            .unwrap();
+        assert!(
+            lossy.contains(
+                "-I INPUT -s 172.18.0.2/32 -m statistic --mode random --probability 0.05 -j DROP\n"
+            ),
+            "{lossy}"
+        );
+        assert_eq!(peers[1].to_string(), "172.18.0.1:40211");
     }
 }

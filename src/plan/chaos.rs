@@ -38,14 +38,16 @@ pub enum Fault {
     /// Take the container off the run's network for `duration`, then reconnect it.
     Disconnect,
     /// Drop every packet to and from the container for `duration` (iptables in its
-    /// network namespace), without taking it off the network.
-    Blackhole,
+    /// network namespace), without taking it off the network; with a `peer`, only
+    /// its packets to and from that peer, so it still answers everyone else.
+    Blackhole { peer: Option<Peer> },
     /// Throttle a replica to `millicores` thousandths of one core for `duration`
     /// (the cgroup's CFS quota, through the engine's update API).
     Cpu { millicores: u32 },
     /// Drop this share of the packets in and out of the container, each drawn at
-    /// random (iptables `statistic --mode random` in its network namespace).
-    Loss { percent: u8 },
+    /// random (iptables `statistic --mode random` in its network namespace); with a
+    /// `peer`, only among its packets to and from that peer.
+    Loss { percent: u8, peer: Option<Peer> },
     /// Limit what the container sends to this many bits per second (a `tbf` qdisc on
     /// its interface).
     Bandwidth { bits_per_sec: u64 },
@@ -87,7 +89,19 @@ impl Fault {
     pub fn params(self) -> Option<String> {
         match self {
             Fault::Cpu { millicores } => Some(format!("{:.3} cpu", f64::from(millicores) / 1000.0)),
-            Fault::Loss { percent } => Some(format!("{percent}% of packets dropped")),
+            Fault::Blackhole { peer: Some(peer) } => {
+                Some(format!("only its traffic with the {peer}"))
+            }
+            Fault::Loss {
+                percent,
+                peer: None,
+            } => Some(format!("{percent}% of packets dropped")),
+            Fault::Loss {
+                percent,
+                peer: Some(peer),
+            } => Some(format!(
+                "{percent}% of packets dropped, only its traffic with the {peer}"
+            )),
             Fault::Bandwidth { bits_per_sec } => Some(format!("{} kbit/s", bits_per_sec / 1000)),
             Fault::Oom { bytes: Some(b) } => Some(format!("memory limit {} MiB", b >> 20)),
             Fault::Oom { bytes: None } => Some("memory limit: usage at injection + 4 MiB".into()),
@@ -124,6 +138,15 @@ impl Fault {
         }
     }
 
+    /// `blackhole` and `loss`: whom the fault cuts its victim off from, when not
+    /// from everyone.
+    pub fn peer(self) -> Option<Peer> {
+        match self {
+            Fault::Blackhole { peer } | Fault::Loss { peer, .. } => peer,
+            _ => None,
+        }
+    }
+
     /// `latency` and `slow_store`: how long answers are held back, and up to how much
     /// more, in ms.
     pub fn delay(self) -> Option<(u32, u32)> {
@@ -142,6 +165,34 @@ impl Fault {
             } => Some((delay_ms, jitter_ms)),
             _ => None,
         }
+    }
+}
+
+/// Whom a network fault (`blackhole`, `loss`) cuts a replica off from, instead of
+/// everyone: the replica still answers the balancer and its health checks, and only
+/// its calls to the peer fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Peer {
+    /// Every container of the run's store (whatever its topology: members,
+    /// Sentinels, a proxy in front), and the harness's delaying proxy in front of it.
+    Store,
+}
+
+impl Peer {
+    /// Every peer, in the order messages list them.
+    pub const ALL: [Peer; 1] = [Peer::Store];
+
+    /// `peer = "…"` in a scenario.
+    pub fn name(self) -> &'static str {
+        match self {
+            Peer::Store => "store",
+        }
+    }
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 

@@ -109,6 +109,11 @@ const PLAIN: FaultEntry = FaultEntry {
 /// Why the faults on a store's members need the harness's own store.
 const STORE_MEMBERS: &str =
     "it acts on the members of a store topology the harness starts itself (`[store] topology`)";
+
+/// Why a fault with a `peer` (`blackhole`, `loss`) needs the harness's own cluster;
+/// the swarm engine refuses those faults whole (`SWARM_AGENT_LACKS`).
+pub const PEER_NEEDS_THE_RUNS_STORE: &str = "the peer's addresses are those of the store containers the harness started for the run, and an attached stack's store is not one of them";
+
 /// Why the faults the harness applies by talking to the store need its own network.
 const NOT_THE_HARNESS_NETWORK: &str = "the harness talks to the store only on a bridge network of its own run, which the host reaches";
 
@@ -146,8 +151,9 @@ pub static FAULTS: [FaultEntry; 16] = [
         ..PLAIN
     },
     FaultEntry {
-        fault: Fault::Blackhole,
+        fault: Fault::Blackhole { peer: None },
         name: "blackhole",
+        keys: &["peer"],
         temporary: true,
         needs: &[KernelFeature::Iptables],
         swarm: Support::No(SWARM_AGENT_LACKS),
@@ -163,9 +169,12 @@ pub static FAULTS: [FaultEntry; 16] = [
         ..PLAIN
     },
     FaultEntry {
-        fault: Fault::Loss { percent: 0 },
+        fault: Fault::Loss {
+            percent: 0,
+            peer: None,
+        },
         name: "loss",
-        keys: &["loss"],
+        keys: &["loss", "peer"],
         temporary: true,
         needs: &[KernelFeature::IptablesStatistic],
         swarm: Support::No(SWARM_AGENT_LACKS),

@@ -39,7 +39,7 @@ pub mod tls;
 pub mod topology;
 
 pub use attach::AttachPlan;
-pub use chaos::{AfterKill, ChaosPlan, Fault, Schedule, Target};
+pub use chaos::{AfterKill, ChaosPlan, Fault, Peer, Schedule, Target};
 pub use cluster::{ClusterPlan, EngineKind};
 pub use faults::KernelFeature;
 pub use gates::{Check, Cmp, Gates, Metric, Quantile, Tolerance};

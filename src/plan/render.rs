@@ -76,9 +76,14 @@ impl Plan {
                     )
                 }
             };
+            let peer = entry
+                .fault
+                .peer()
+                .map(|p| format!(" (only its traffic with the {p})"))
+                .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "  #{i} {} {} {when}, after {}",
+                "  #{i} {} {}{peer} {when}, after {}",
                 entry.fault.name(),
                 entry.target,
                 humantime::format_duration(entry.start_after)

@@ -227,6 +227,8 @@ pub struct Chaos {
     pub delay: Option<Spanned<String>>,
     /// `slow_store`: up to this much more, drawn at random per answer, e.g. `"50ms"`.
     pub jitter: Option<Spanned<String>>,
+    /// `blackhole`, `loss`: only the victim's traffic with this peer, e.g. `"store"`.
+    pub peer: Option<Spanned<String>>,
 }
 
 /// The text of a scenario and where it came from, kept for error positions and for the

@@ -22,7 +22,7 @@
 use std::ops::Range;
 
 use crate::plan::attach::{AttachPlan, COMPOSE_PROJECT, COMPOSE_SERVICE};
-use crate::plan::faults::{self, Support};
+use crate::plan::faults::{self, Support, PEER_NEEDS_THE_RUNS_STORE};
 use crate::plan::{Plan, Target};
 use crate::scenario::overrides::{self, Requested, Setting};
 use crate::scenario::{Problem, Scenario, Source};
@@ -183,6 +183,14 @@ pub fn plan(
                 ),
             )),
             _ => {}
+        }
+        if let Some(peer) = &chaos.peer {
+            problems.push(at(
+                peer.span(),
+                format!(
+                    "`chaos.peer` is not available in attach mode: {PEER_NEEDS_THE_RUNS_STORE}"
+                ),
+            ));
         }
     }
     match url {

@@ -11,12 +11,14 @@ use crate::plan::faults;
 use crate::plan::faults::Aim;
 use crate::plan::topology::Topology;
 use crate::plan::{
-    AfterKill, BalancerKind, ChaosPlan, Fault, Schedule, StoreKind, StorePlan, Target,
+    AfterKill, BalancerKind, ChaosPlan, Fault, Peer, Schedule, StoreKind, StorePlan, Target,
 };
 use crate::scenario;
 
 const TARGETS: &str =
     "\"random-replica\", \"replica-<slot>\" (from 0), a share like \"25%\", \"store\", \"store-primary\", \"store-<n>\" (a member, from 0), \"balancer\"";
+const REPLICA_TARGETS: &str =
+    "\"random-replica\", \"replica-<slot>\" (from 0), a share like \"25%\"";
 const AFTER_KILL: &str = "\"replace\", \"restart\", \"none\"";
 const SCHEDULE_KEYS: &str =
     "`every = \"5s\"`, `mean_interval = \"3s\"`, `at = [\"10s\", \"25s\"]` or `schedule = \"rolling\"`";
@@ -65,6 +67,17 @@ impl Validator<'_> {
                 ),
             );
             return None;
+        }
+        if let (Some(peer), Some(t), Some(at)) =
+            (fault.and_then(Fault::peer), target, raw.peer.as_ref())
+        {
+            if !t.is_replicas() {
+                self.problem(
+                    at.span(),
+                    format!("`chaos.peer` cuts replicas off from the {peer}, and target \"{t}\" is no replica; accepted targets with `peer`: {REPLICA_TARGETS}"),
+                );
+                return None;
+            }
         }
         let wanted = match aim {
             Aim::Any => None,
@@ -370,6 +383,16 @@ impl Validator<'_> {
                         "fault {:?} sets the store through Redis's protocol, but this store's kind is \"tcp\"; set `store.kind = \"redis\"` if the image is a Redis",
                         entry.fault.name()
                     ),
+                );
+            }
+            if entry.fault.peer() == Some(Peer::Store) && !has_store {
+                let at = raw_entry
+                    .peer
+                    .as_ref()
+                    .map_or(raw_entry.fault.span(), |p| p.span());
+                self.problem(
+                    at,
+                    "`chaos.peer = \"store\"`: with `store.kind = \"none\"` there is no store to cut the replicas off from; configure a store, or leave `peer` out",
                 );
             }
             if entry.target == Target::Store && !has_store {

@@ -14,7 +14,7 @@ use toml::Spanned;
 use super::Validator;
 use crate::plan::chaos::MIN_MEMORY;
 use crate::plan::faults::{self, FaultEntry};
-use crate::plan::Fault;
+use crate::plan::{Fault, Peer};
 use crate::scenario;
 
 /// A rate below this makes `tbf` drop nearly everything: that is a `blackhole`.
@@ -71,9 +71,9 @@ impl Validator<'_> {
             | Fault::Restart
             | Fault::Pause
             | Fault::Disconnect
-            | Fault::Blackhole
             | Fault::Failover
             | Fault::StoreSplit) => Some(plain),
+            Fault::Blackhole { .. } => self.peer(raw).map(|peer| Fault::Blackhole { peer }),
             Fault::Cpu { .. } => self.cpu_share(entry, raw),
             Fault::Loss { .. } => self.packet_loss(entry, raw),
             Fault::Bandwidth { .. } => self.send_rate(entry, raw),
@@ -107,7 +107,31 @@ impl Validator<'_> {
         })
     }
 
-    /// `loss`: the share of packets dropped.
+    /// `peer`, optional: whom alone the victim is cut off from (`Some(None)`: from
+    /// everyone).
+    fn peer(&mut self, raw: &scenario::Chaos) -> Option<Option<Peer>> {
+        let Some(peer) = &raw.peer else {
+            return Some(None);
+        };
+        let name = peer.get_ref().as_str();
+        if let Some(known) = Peer::ALL.into_iter().find(|p| p.name() == name) {
+            return Some(Some(known));
+        }
+        let accepted: Vec<String> = Peer::ALL
+            .iter()
+            .map(|p| format!("{:?}", p.name()))
+            .collect();
+        self.problem(
+            peer.span(),
+            format!(
+                "unknown `chaos.peer` {name:?}; accepted values: {} (leave `peer` out to cut the target off from everyone)",
+                accepted.join(", ")
+            ),
+        );
+        None
+    }
+
+    /// `loss`: the share of packets dropped, and `peer`.
     fn packet_loss(&mut self, entry: &FaultEntry, raw: &scenario::Chaos) -> Option<Fault> {
         let Some(loss) = &raw.loss else {
             self.problem(
@@ -119,18 +143,22 @@ impl Validator<'_> {
             );
             return None;
         };
+        let peer = self.peer(raw);
         let Some(percent) = parse_percent(loss.get_ref()) else {
             self.problem(
                 loss.span(),
                 format!(
                     "`chaos.loss` = {:?}: accepted values are 1% to 99% (100% is a {:?})",
                     loss.get_ref(),
-                    Fault::Blackhole.name()
+                    Fault::Blackhole { peer: None }.name()
                 ),
             );
             return None;
         };
-        Some(Fault::Loss { percent })
+        Some(Fault::Loss {
+            percent,
+            peer: peer?,
+        })
     }
 
     /// `rate`: what the container may send per second.
@@ -146,7 +174,7 @@ impl Validator<'_> {
                     rate.span(),
                     format!(
                         "`chaos.rate` must be at least 8kbit; to cut traffic off use fault {:?}",
-                        Fault::Blackhole.name()
+                        Fault::Blackhole { peer: None }.name()
                     ),
                 );
                 None
@@ -248,7 +276,7 @@ impl Validator<'_> {
 
 /// The `[[chaos]]` keys that belong to some faults only (those of the table's
 /// `keys`), and where each was given.
-fn fault_keys(raw: &scenario::Chaos) -> [(&'static str, Option<Range<usize>>); 6] {
+fn fault_keys(raw: &scenario::Chaos) -> [(&'static str, Option<Range<usize>>); 7] {
     [
         ("cpus", raw.cpus.as_ref().map(Spanned::span)),
         ("loss", raw.loss.as_ref().map(Spanned::span)),
@@ -256,6 +284,7 @@ fn fault_keys(raw: &scenario::Chaos) -> [(&'static str, Option<Range<usize>>); 6
         ("memory", raw.memory.as_ref().map(Spanned::span)),
         ("delay", raw.delay.as_ref().map(Spanned::span)),
         ("jitter", raw.jitter.as_ref().map(Spanned::span)),
+        ("peer", raw.peer.as_ref().map(Spanned::span)),
     ]
 }
 

@@ -597,6 +597,103 @@ fn latency_on_replicas_needs_a_balancer_to_sit_behind_and_slow_store_targets_the
     );
 }
 
+/// `peer` cuts replicas off from the store alone: `blackhole` and `loss` take it, on
+/// replica targets, with a store, on the harness's own cluster; the plan says it.
+#[test]
+fn a_peer_cuts_replicas_off_from_the_store_only() {
+    let with = |chaos: &str| GOOD.replace("[[chaos]]\nfault = \"kill\"\nevery = \"5s\"\n", chaos);
+    let good = with(
+        "[[chaos]]\nfault = \"blackhole\"\ntarget = \"replica-0\"\npeer = \"store\"\nat = [\"4s\"]\n\
+         [[chaos]]\nfault = \"loss\"\nloss = \"5%\"\ntarget = \"34%\"\npeer = \"store\"\nat = [\"9s\"]\n\
+         [[chaos]]\nfault = \"blackhole\"\nat = [\"20s\"]\n",
+    );
+    let planned = plan(&good).unwrap();
+    let entries: Vec<(Fault, Target)> = planned.chaos.iter().map(|c| (c.fault, c.target)).collect();
+    assert_eq!(
+        entries,
+        [
+            (
+                Fault::Blackhole {
+                    peer: Some(Peer::Store)
+                },
+                Target::Replica(0)
+            ),
+            (
+                Fault::Loss {
+                    percent: 5,
+                    peer: Some(Peer::Store)
+                },
+                Target::Share(34)
+            ),
+            (Fault::Blackhole { peer: None }, Target::RandomReplica),
+        ]
+    );
+    let words = planned.render(std::iter::empty(), &[] as &[String]);
+    assert!(
+        words.contains("#0 blackhole replica-0 (only its traffic with the store) at 4s"),
+        "{words}"
+    );
+    assert_eq!(
+        planned.chaos[1].fault.params().as_deref(),
+        Some("5% of packets dropped, only its traffic with the store")
+    );
+    assert_eq!(planned.chaos[2].fault.params(), None);
+
+    // Each mistake at its line and column, with what is accepted.
+    let cases = [
+        (
+            "[[chaos]]\nfault = \"blackhole\"\npeer = \"database\"\nevery = \"5s\"\n",
+            "s.toml:17:8: unknown `chaos.peer` \"database\"; accepted values: \"store\"",
+        ),
+        (
+            "[[chaos]]\nfault = \"kill\"\npeer = \"store\"\nevery = \"5s\"\n",
+            "s.toml:17:8: `chaos.peer` applies only to fault \"blackhole\" and \"loss\"",
+        ),
+        (
+            "[[chaos]]\nfault = \"blackhole\"\ntarget = \"store\"\npeer = \"store\"\nevery = \"5s\"\n",
+            "s.toml:18:8: `chaos.peer` cuts replicas off from the store, and target \"store\" is no replica; accepted targets with `peer`: \"random-replica\"",
+        ),
+        (
+            "[[chaos]]\nfault = \"loss\"\nloss = \"5%\"\ntarget = \"balancer\"\npeer = \"store\"\nevery = \"5s\"\n",
+            "s.toml:19:8: `chaos.peer` cuts replicas off from the store, and target \"balancer\" is no replica",
+        ),
+    ];
+    for (chaos, expected) in cases {
+        let problems = chaos_problems(chaos);
+        assert_eq!(problems.len(), 1, "{chaos}: {problems:#?}");
+        assert!(problems[0].starts_with(expected), "{chaos}: {problems:#?}");
+    }
+
+    let storeless = with(
+        "[store]\nkind = \"none\"\n[[chaos]]\nfault = \"blackhole\"\npeer = \"store\"\nevery = \"5s\"\n",
+    )
+    .replace("MODE = \"redis\"", "MODE = \"memory\"");
+    let problems: Vec<String> = plan(&storeless)
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert!(
+        problems[0].starts_with(
+            "s.toml:19:8: `chaos.peer = \"store\"`: with `store.kind = \"none\"` there is no store"
+        ),
+        "{problems:#?}"
+    );
+
+    let attached = "name = \"a\"\nduration = \"10s\"\n[attach]\nurl = \"http://127.0.0.1:8080\"\ncompose_project = \"shop\"\n[load]\nusers = 2\nappends_per_session = 1\n[[chaos]]\nfault = \"blackhole\"\npeer = \"store\"\nevery = \"2s\"\n";
+    let problems: Vec<String> = plan(attached)
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert!(
+        problems[0].starts_with("s.toml:11:8: `chaos.peer` is not available in attach mode: the peer's addresses are those of the store containers the harness started"),
+        "{problems:#?}"
+    );
+}
+
 #[test]
 fn the_engine_defaults_to_docker_and_swarm_takes_a_restart_delay_even_zero() {
     assert_eq!(plan(GOOD).unwrap().cluster.engine, EngineKind::Docker);

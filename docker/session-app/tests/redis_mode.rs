@@ -80,6 +80,10 @@ async fn redis_mode_reports_and_recovers_from_store_outage() {
     let res = c.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(served_by(&res), "red-1");
+    // The liveness check asks no store: alive, while everything else fails.
+    let res = c.get(app.url("/livez")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(served_by(&res), "red-1");
     let res = c.post(app.url("/session")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(served_by(&res), "red-1");

@@ -1,13 +1,16 @@
 //! What chaos does to the harness's own containers: each [`Action`] on the
-//! replica, store or balancer it names, and the wait until the victim serves again.
+//! replica, store or balancer it names, the wait until the victim serves again, and
+//! where a fault's `peer` is (the run's containers of that role, looked up when the
+//! fault starts).
 
 use std::time::{Duration, Instant};
 
 use super::{socket, DockerCluster};
 use crate::cluster::engine::EngineError;
 use crate::cluster::limits::{self, Ended, Limits};
-use crate::cluster::netns::{self, Shaping};
-use crate::cluster::{Acted, Action, Cluster, Victim};
+use crate::cluster::netns::{self, Endpoint, Shaping};
+use crate::cluster::{Acted, Action, Cluster, Victim, ROLE_LABEL, RUN_LABEL};
+use crate::plan::Peer;
 
 impl DockerCluster {
     /// The container a victim names now, its instance name and its network alias.
@@ -45,21 +48,107 @@ impl DockerCluster {
         }
     }
 
-    /// Starts (`on`) or undoes `shaping` of the traffic of `container`.
-    async fn shape(&self, container: &str, shaping: Shaping, on: bool) -> Result<(), EngineError> {
+    /// The name of the next short-lived helper in a container's network namespace.
+    pub(super) fn next_helper(&self) -> String {
         let n = self
             .helpers
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let helper = self.name(&format!("nettools-{n}"));
-        netns::shape(
+        self.name(&format!("nettools-{n}"))
+    }
+
+    /// Starts (`on`) or undoes `shaping` of the traffic of `container`.
+    async fn shape(&self, container: &str, shaping: Shaping, on: bool) -> Result<(), EngineError> {
+        let (helper, labels) = (self.next_helper(), self.labels("helper"));
+        netns::shape(&self.engine, &helper, labels, container, shaping, on).await
+    }
+
+    /// Starts `shaping` of `container`'s traffic with `endpoints` only (looked up by
+    /// the caller now), and keeps them for the undoing.
+    pub(super) async fn shape_only(
+        &self,
+        container: &str,
+        shaping: Shaping,
+        endpoints: Vec<Endpoint>,
+    ) -> Result<(), EngineError> {
+        let (helper, labels) = (self.next_helper(), self.labels("helper"));
+        netns::shape_with(
             &self.engine,
             &helper,
-            self.labels("helper"),
+            labels,
             container,
             shaping,
-            on,
+            &endpoints,
+            true,
         )
-        .await
+        .await?;
+        (self.cut_off.lock().expect("cut_off lock")).insert(container.to_string(), endpoints);
+        Ok(())
+    }
+
+    /// Undoes [`shape_only`](Self::shape_only): deletes the rules for the endpoints
+    /// kept, wherever they are now, and returns them (none kept: the shaping never
+    /// took hold, and there is nothing to undo).
+    pub(super) async fn unshape_only(
+        &self,
+        container: &str,
+        shaping: Shaping,
+    ) -> Result<Vec<Endpoint>, EngineError> {
+        let kept = (self.cut_off.lock().expect("cut_off lock"))
+            .get(container)
+            .cloned();
+        let Some(endpoints) = kept else {
+            return Ok(Vec::new());
+        };
+        let (helper, labels) = (self.next_helper(), self.labels("helper"));
+        netns::shape_with(
+            &self.engine,
+            &helper,
+            labels,
+            container,
+            shaping,
+            &endpoints,
+            false,
+        )
+        .await?;
+        (self.cut_off.lock().expect("cut_off lock")).remove(container);
+        Ok(endpoints)
+    }
+
+    /// Where `peer` is on the run's network now. The store: every container of the
+    /// run whose role is `store` (each member of a topology, and whatever fronts them)
+    /// that has an address, and the delaying proxy the replicas reach it through
+    /// when the plan has one.
+    async fn endpoints_of(&self, peer: Peer) -> Result<Vec<Endpoint>, EngineError> {
+        let role = match peer {
+            Peer::Store => "store",
+        };
+        let labels = [
+            format!("{RUN_LABEL}={}", self.run_id),
+            format!("{ROLE_LABEL}={role}"),
+        ];
+        let mut endpoints: Vec<Endpoint> = (self.engine.containers_labelled(&labels).await?)
+            .into_iter()
+            .filter_map(|c| {
+                c.network_settings?
+                    .networks?
+                    .remove(&self.network)?
+                    .ip_address
+            })
+            .map(|ip| Endpoint::host(&ip))
+            .collect::<Result<_, _>>()?;
+        if let Some(proxy) = self.store_proxy.get() {
+            endpoints.push(Endpoint {
+                ip: proxy.addr.ip(),
+                port: Some(proxy.addr.port()),
+            });
+        }
+        if endpoints.is_empty() {
+            return Err(EngineError::State(format!(
+                "no container of the {peer} has an address on the run's network {} now: there is nothing to cut the replica off from",
+                self.network
+            )));
+        }
+        Ok(endpoints)
     }
 
     /// Keeps the container's limits before a fault changes them (the first ones, if a
@@ -163,6 +252,19 @@ impl Cluster for DockerCluster {
             Action::BlackholeOff => self.shape(&container, Shaping::Blackhole, false).await?,
             Action::ShapeOn(shaping) => self.shape(&container, shaping, true).await?,
             Action::ShapeOff(shaping) => self.shape(&container, shaping, false).await?,
+            Action::ShapePeerOn(shaping, peer) => {
+                let endpoints = self.endpoints_of(peer).await?;
+                self.shape_only(&container, shaping, endpoints).await?;
+            }
+            Action::ShapePeerOff(shaping, peer) => {
+                let was: Vec<String> = (self.unshape_only(&container, shaping).await?)
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                if !was.is_empty() {
+                    acted.detail = Some(format!("the {peer} was at {}", was.join(", ")));
+                }
+            }
             Action::Throttle(millicores) => {
                 let was = self.keep_limits(&container).await?;
                 limits::throttle(&self.engine, &container, was, millicores).await?

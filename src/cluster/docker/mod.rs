@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use super::delay::DelayProxy;
 use super::engine::{published_host, ContainerSpec, Engine, EngineError, Removed};
 use super::limits::Limits;
+use super::netns::Endpoint;
 use super::ready::{wait_ready, Probe, Waiting};
 use super::upload::tar_of;
 use super::{haproxy, Lifecycle, Victim};
@@ -69,8 +70,10 @@ pub struct DockerCluster {
     store_nodes: String,
     /// With a `store_lag` fault in the plan: the proxy replicas replicate through.
     lag_proxy: OnceLock<DelayProxy>,
-    /// Members cut off by `store_split`, and the addresses they were cut off from.
-    cut_off: Mutex<HashMap<String, Vec<String>>>,
+    /// Containers cut off from some addresses (a member by `store_split`, a replica
+    /// by a fault's `peer`), and those addresses as looked up when the fault started:
+    /// the undoing deletes exactly those rules, wherever the peers are by then.
+    cut_off: Mutex<HashMap<String, Vec<Endpoint>>>,
     /// Members whose link to the primary `store_lag` turned through its proxy, and
     /// the primary's address then.
     redirected: Mutex<Vec<(String, std::net::SocketAddr)>>,

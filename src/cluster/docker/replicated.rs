@@ -25,6 +25,7 @@ use crate::cluster::delay::DelayProxy;
 use crate::cluster::engine::{ContainerSpec, EngineError};
 use crate::cluster::haproxy;
 use crate::cluster::netns;
+use crate::cluster::netns::{Endpoint, Shaping};
 use crate::cluster::upload::tar_of;
 use crate::cluster::Victim;
 use crate::plan::topology::{self, SENTINELS, SENTINEL_MASTER, SENTINEL_PORT};
@@ -372,11 +373,7 @@ impl DockerCluster {
         to: SocketAddr,
         on: bool,
     ) -> Result<(), EngineError> {
-        let n = self
-            .helpers
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let helper = self.name(&format!("nettools-{n}"));
-        let labels = self.labels("helper");
+        let (helper, labels) = (self.next_helper(), self.labels("helper"));
         netns::redirect(&self.engine, &helper, labels, container, from, to, on).await
     }
 }
@@ -392,29 +389,18 @@ impl DockerCluster {
         };
         let container = self.member_container(index);
         // The rules to delete are the ones added, whatever moved since.
-        let peers = match on {
-            true => self.peers_of(index).await?,
-            false => {
-                (self.cut_off.lock().expect("cut lock").remove(&container)).unwrap_or_default()
-            }
-        };
-        let n = self
-            .helpers
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let helper = self.name(&format!("nettools-{n}"));
-        let labels = self.labels("helper");
-        netns::cut_off(&self.engine, &helper, labels, &container, &peers, on).await?;
         if on {
-            self.cut_off
-                .lock()
-                .expect("cut lock")
-                .insert(container, peers);
+            let peers = self.peers_of(index).await?;
+            self.shape_only(&container, Shaping::Blackhole, peers).await
+        } else {
+            self.unshape_only(&container, Shaping::Blackhole)
+                .await
+                .map(drop)
         }
-        Ok(())
     }
 
     /// The addresses of the other members and of the Sentinels.
-    async fn peers_of(&self, index: usize) -> Result<Vec<String>, EngineError> {
+    async fn peers_of(&self, index: usize) -> Result<Vec<Endpoint>, EngineError> {
         let members = self.member_generations.lock().expect("member lock").len();
         let mut peers = Vec::new();
         for other in (0..members).filter(|o| *o != index) {
@@ -424,12 +410,14 @@ impl DockerCluster {
                 .ip(&self.member_container(other), &self.network)
                 .await
             {
-                peers.push(ip);
+                peers.push(Endpoint::host(&ip)?);
             }
         }
         for sentinel in 0..SENTINELS {
             let name = self.name(&topology::sentinel(sentinel));
-            peers.push(self.engine.ip(&name, &self.network).await?);
+            peers.push(Endpoint::host(
+                &self.engine.ip(&name, &self.network).await?,
+            )?);
         }
         Ok(peers)
     }
