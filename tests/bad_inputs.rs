@@ -80,7 +80,7 @@ const CORPUS: &[(&str, &str)] = &[
     ),
     (
         "unknown-fault.toml",
-        "13:9: unknown fault \"meteor\"; accepted values: \"kill\", \"stop\", \"restart\", \"pause\", \"disconnect\", \"blackhole\", \"cpu\", \"loss\", \"bandwidth\", \"oom\", \"latency\", \"slow_store\", \"memory_pressure\"\n",
+        "13:9: unknown fault \"meteor\"; accepted values: \"kill\", \"stop\", \"restart\", \"pause\", \"disconnect\", \"blackhole\", \"cpu\", \"loss\", \"bandwidth\", \"oom\", \"latency\", \"slow_store\", \"memory_pressure\", \"failover\", \"store_split\", \"store_lag\"\n",
     ),
     (
         "unknown-key-nested.toml",

@@ -167,6 +167,14 @@ pub fn plan(
             )),
             _ => {}
         }
+        if let Some(peer) = &chaos.peer {
+            problems.push(at(
+                peer.span(),
+                format!(
+                    "`chaos.peer` is not available in attach mode: {PEER_NEEDS_THE_RUNS_STORE}"
+                ),
+            ));
+        }
         let Some(target) = &chaos.target else {
             continue;
         };
@@ -183,14 +191,6 @@ pub fn plan(
                 ),
             )),
             _ => {}
-        }
-        if let Some(peer) = &chaos.peer {
-            problems.push(at(
-                peer.span(),
-                format!(
-                    "`chaos.peer` is not available in attach mode: {PEER_NEEDS_THE_RUNS_STORE}"
-                ),
-            ));
         }
     }
     match url {
