@@ -52,7 +52,7 @@ impl fmt::Display for Scheduled {
                 }
                 Ok(())
             }
-            Fault::Kill | Fault::Stop => {
+            Fault::Kill | Fault::Stop | Fault::Failover => {
                 if self.fault == Fault::Stop {
                     write!(f, " (grace {})", humantime::format_duration(self.grace))?;
                 }

@@ -23,6 +23,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+/// How long a connection to the upstream may take before the client's is closed.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// The delay in force now, and what was measured while it was.
 #[derive(Debug, Default)]
 struct Setting {
@@ -161,7 +164,11 @@ async fn forward(
     setting: Arc<Setting>,
     rng: Arc<Mutex<StdRng>>,
 ) {
-    let Ok(server) = TcpStream::connect(upstream).await else {
+    // A server that is gone (a killed container's address answers nothing) is
+    // given up on soon, as a refused connection would be, not after the kernel's
+    // two minutes of retries.
+    let connecting = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(upstream));
+    let Ok(Ok(server)) = connecting.await else {
         return;
     };
     let _ = client.set_nodelay(true);
@@ -265,5 +272,25 @@ mod tests {
         // Reverted: nothing held back any more.
         round_trip(&mut stream).await;
         assert_eq!(proxy.clear().held, 0);
+    }
+
+    #[tokio::test]
+    async fn a_cut_drops_what_was_held_back_and_lets_new_connections_pass() {
+        let proxy = DelayProxy::start("127.0.0.1:0".parse().unwrap(), echo().await, 1)
+            .await
+            .unwrap();
+        let mut held = TcpStream::connect(proxy.addr).await.unwrap();
+        round_trip(&mut held).await;
+        proxy.set(Duration::from_millis(300), Duration::ZERO);
+        held.write_all(b"lost").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        proxy.cut();
+        // The answer was held back when the link went: it never comes.
+        let mut buf = [0u8; 4];
+        let read = tokio::time::timeout(Duration::from_secs(2), held.read(&mut buf)).await;
+        assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "{read:?}");
+        proxy.clear();
+        let mut fresh = TcpStream::connect(proxy.addr).await.unwrap();
+        round_trip(&mut fresh).await;
     }
 }

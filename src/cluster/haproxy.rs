@@ -279,4 +279,17 @@ mod tests {
         // Docker's DNS, re-asked often, so a replacement task is found quickly.
         assert!(cfg.contains("resolvers docker init-addr none"));
     }
+
+    #[test]
+    fn the_store_front_sends_connections_to_the_member_that_says_it_is_primary() {
+        let members = vec!["store-0".to_string(), "store-1".to_string()];
+        let cfg = render_store_front(&members, 6379);
+        assert!(cfg.contains("mode tcp"), "{cfg}");
+        assert!(cfg.contains("bind :6379"), "{cfg}");
+        assert!(cfg.contains("tcp-check expect string role:master"), "{cfg}");
+        assert!(cfg.contains("on-marked-down shutdown-sessions"), "{cfg}");
+        assert!(cfg.contains("    server store-0 store-0:6379\n    server store-1 store-1:6379\n"));
+        // Found again through Docker's DNS when a fresh member takes a name.
+        assert!(cfg.contains("resolvers docker init-addr none"), "{cfg}");
+    }
 }

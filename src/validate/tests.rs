@@ -895,3 +895,122 @@ fn what_a_cluster_cannot_do_is_refused_with_its_place() {
     let other = wait.replace("[service]", "[service]\nimage = \"example/app:1\"");
     assert!(plan(&other).is_ok());
 }
+
+/// GOOD with `store` as its `[store]` table and `chaos` in place of its chaos entry.
+fn with_store(store: &str, chaos: &str) -> String {
+    GOOD.replace("[load]", &format!("[store]\n{store}\n[load]"))
+        .replace("[[chaos]]\nfault = \"kill\"\nevery = \"5s\"\n", chaos)
+}
+
+fn problems_of(text: &str) -> Vec<String> {
+    plan(text)
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+#[test]
+fn a_topology_has_its_members_defaults_and_the_demo_finds_them() {
+    let kill = "[[chaos]]\nfault = \"kill\"\nevery = \"5s\"\n";
+    let replicated = plan(&with_store("topology = \"replicated\"", kill)).unwrap();
+    assert_eq!(
+        replicated.store.topology,
+        topology::Topology::Replicated { replicas: 2 }
+    );
+    assert_eq!(replicated.store.kind, StoreKind::Redis);
+    let pool = plan(&with_store(
+        "topology = \"memcached-pool\"\nnodes = 4",
+        kill,
+    ))
+    .unwrap();
+    assert_eq!(
+        pool.store.topology,
+        topology::Topology::MemcachedPool { nodes: 4 }
+    );
+    assert_eq!(
+        (pool.store.kind, pool.store.port, pool.store.image.as_str()),
+        (StoreKind::Tcp, 11211, "sessionstorm/memcached:latest")
+    );
+    let values = crate::plan::template::Values {
+        store: "store",
+        store_port: 11211,
+        store_nodes: "store-0:11211,store-1:11211",
+        replica: Some((0, "replica-0.0")),
+    };
+    assert_eq!(
+        pool.service.env["SESSION_STORE"].render(&values),
+        "memcached://store-0:11211,store-1:11211"
+    );
+    let primary = "[[chaos]]\nfault = \"failover\"\nevery = \"8s\"\n";
+    let failover = plan(&with_store("topology = \"replicated\"", primary)).unwrap();
+    assert_eq!(failover.chaos[0].target, Target::StorePrimary);
+    let member = "[[chaos]]\nfault = \"kill\"\ntarget = \"store-2\"\nevery = \"8s\"\n";
+    let killed = plan(&with_store("topology = \"memcached-pool\"", member)).unwrap();
+    assert_eq!(killed.chaos[0].target, Target::StoreMember(2));
+}
+
+#[test]
+fn store_faults_and_targets_are_refused_where_the_topology_lacks_them() {
+    let cases = [
+        (
+            "topology = \"ring\"",
+            "[[chaos]]\nfault = \"kill\"\nevery = \"5s\"\n",
+            "unknown store topology \"ring\"; accepted values: \"single\", \"replicated\", \"cluster\", \"memcached-pool\"",
+        ),
+        (
+            "nodes = 3",
+            "[[chaos]]\nfault = \"kill\"\nevery = \"5s\"\n",
+            "`store.nodes` applies only to `store.topology = \"memcached-pool\"`",
+        ),
+        (
+            "topology = \"replicated\"\nreplicas = 9",
+            "[[chaos]]\nfault = \"kill\"\nevery = \"5s\"\n",
+            "`store.replicas`",
+        ),
+        (
+            "topology = \"replicated\"\ncommand = [\"--port\", \"7000\"]",
+            "[[chaos]]\nfault = \"kill\"\nevery = \"5s\"\n",
+            "the harness starts the members",
+        ),
+        (
+            "",
+            "[[chaos]]\nfault = \"failover\"\nevery = \"5s\"\n",
+            "fault \"failover\" needs `store.topology` \"replicated\" or \"cluster\" (this store's is \"single\")",
+        ),
+        (
+            "topology = \"memcached-pool\"",
+            "[[chaos]]\nfault = \"store_split\"\ntarget = \"store-primary\"\nevery = \"5s\"\n",
+            "has no primary that fails over",
+        ),
+        (
+            "topology = \"cluster\"",
+            "[[chaos]]\nfault = \"store_lag\"\ndelay = \"200ms\"\nevery = \"5s\"\n",
+            "fault \"store_lag\" needs `store.topology` \"replicated\" (this store's is \"cluster\")",
+        ),
+        (
+            "topology = \"memcached-pool\"",
+            "[[chaos]]\nfault = \"kill\"\ntarget = \"store-3\"\nevery = \"5s\"\n",
+            "chaos target \"store-3\" names no member of the store; there are 3: store-0 to store-2",
+        ),
+        (
+            "topology = \"replicated\"",
+            "[[chaos]]\nfault = \"kill\"\ntarget = \"store\"\nevery = \"5s\"\n",
+            "a \"replicated\" store has members; name one: \"store-primary\" or \"store-0\" to \"store-2\"",
+        ),
+        (
+            "topology = \"replicated\"",
+            "[[chaos]]\nfault = \"failover\"\ntarget = \"replica-0\"\nevery = \"5s\"\n",
+            "fault \"failover\" acts on the store's primary only",
+        ),
+    ];
+    for (store, chaos, expected) in cases {
+        let problems = problems_of(&with_store(store, chaos));
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains(expected) && p.starts_with("s.toml:")),
+            "{store} / {chaos}: {problems:#?}"
+        );
+    }
+}

@@ -135,7 +135,7 @@ impl DockerCluster {
              sentinel announce-hostnames yes\n\
              sentinel monitor {SENTINEL_MASTER} {} {} 2\n\
              sentinel down-after-milliseconds {SENTINEL_MASTER} {DOWN_AFTER_MS}\n\
-             sentinel failover-timeout {SENTINEL_MASTER} 4000\n\
+             sentinel failover-timeout {SENTINEL_MASTER} 2000\n\
              sentinel parallel-syncs {SENTINEL_MASTER} 1\n",
             topology::member(0),
             self.plan.store.port
@@ -231,8 +231,10 @@ impl DockerCluster {
         self.engine.start(&name).await
     }
 
-    /// The member the Sentinels name as primary (the first that answers).
+    /// The member a quorum of the Sentinels names as primary: during a failover
+    /// each learns of the new primary in its own time, and one alone may lag.
     pub(super) async fn sentinels_primary(&self) -> Result<usize, EngineError> {
+        let mut named = Vec::new();
         let mut heard = Vec::new();
         for index in 0..SENTINELS {
             let Ok(addr) = self.sentinel_addr(index).await else {
@@ -242,18 +244,20 @@ impl DockerCluster {
             match resp::ask(&addr, &asked).await {
                 Ok(Reply::Array(Some(items))) => {
                     let host = items.first().and_then(Reply::text).unwrap_or_default();
-                    if let Some(index) = topology::member_index(&host) {
-                        return Ok(index);
-                    }
                     heard.push(format!("{} names {host:?}", topology::sentinel(index)));
+                    named.extend(topology::member_index(&host));
                 }
                 other => heard.push(format!("{}: {other:?}", topology::sentinel(index))),
             }
         }
-        Err(EngineError::State(format!(
-            "no Sentinel names the store's primary: {}",
-            heard.join("; ")
-        )))
+        let quorum = SENTINELS / 2 + 1;
+        let agreed = (named.iter()).find(|m| named.iter().filter(|n| n == m).count() >= quorum);
+        agreed.copied().ok_or_else(|| {
+            EngineError::State(format!(
+                "no {quorum} Sentinels agree on the store's primary: {}",
+                heard.join("; ")
+            ))
+        })
     }
 
     /// SIGKILLs the primary the Sentinels name, then waits until they name another
