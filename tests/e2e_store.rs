@@ -60,7 +60,11 @@ fn a_sentinel_failover_under_load_loses_nothing_and_says_how_long_it_took() {
 fn a_primary_restarted_empty_before_the_sentinels_notice_loses_every_session() {
     let _docker = docker_turn();
     let id = unique("e2e-sentinel-restart-empty");
-    let run = run_scenario("scenarios/store-sentinel-restart-empty.toml", &id, &[]);
+    let run = run_scenario(
+        "scenarios/store-sentinel-restart-empty.toml",
+        &id,
+        &["--duration", "14s"],
+    );
     let samples = assert_lost_sessions(&run, &id, 100);
     assert!(any_detail(samples, "answered 404"), "{}", describe(&run));
     assert!(tied_to(&run, "restart of store-0"), "{}", describe(&run));
@@ -130,7 +134,11 @@ fn waiting_for_a_replica_after_every_write_makes_the_lagging_failover_lossless()
 fn a_lost_memcached_node_loses_the_sessions_it_held() {
     let _docker = docker_turn();
     let id = unique("e2e-memcached-node");
-    let run = run_scenario("scenarios/store-memcached-node-loss.toml", &id, &[]);
+    let run = run_scenario(
+        "scenarios/store-memcached-node-loss.toml",
+        &id,
+        &["--duration", "14s"],
+    );
     let samples = assert_lost_sessions(&run, &id, 10);
     assert!(any_detail(samples, "answered 404"), "{}", describe(&run));
     assert!(tied_to(&run, "kill of store-1"), "{}", describe(&run));

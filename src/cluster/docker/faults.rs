@@ -70,6 +70,20 @@ impl DockerCluster {
         shaping: Shaping,
         endpoints: Vec<Endpoint>,
     ) -> Result<(), EngineError> {
+        self.shape_endpoints(container, shaping, &endpoints, true)
+            .await?;
+        (self.cut_off.lock().expect("cut_off lock")).insert(container.to_string(), endpoints);
+        Ok(())
+    }
+
+    /// Starts (`on`) or undoes `shaping` of `container`'s traffic with `endpoints`.
+    async fn shape_endpoints(
+        &self,
+        container: &str,
+        shaping: Shaping,
+        endpoints: &[Endpoint],
+        on: bool,
+    ) -> Result<(), EngineError> {
         let (helper, labels) = (self.next_helper(), self.labels("helper"));
         netns::shape_with(
             &self.engine,
@@ -77,12 +91,10 @@ impl DockerCluster {
             labels,
             container,
             shaping,
-            &endpoints,
-            true,
+            endpoints,
+            on,
         )
-        .await?;
-        (self.cut_off.lock().expect("cut_off lock")).insert(container.to_string(), endpoints);
-        Ok(())
+        .await
     }
 
     /// Undoes [`shape_only`](Self::shape_only): deletes the rules for the endpoints
@@ -99,17 +111,8 @@ impl DockerCluster {
         let Some(endpoints) = kept else {
             return Ok(Vec::new());
         };
-        let (helper, labels) = (self.next_helper(), self.labels("helper"));
-        netns::shape_with(
-            &self.engine,
-            &helper,
-            labels,
-            container,
-            shaping,
-            &endpoints,
-            false,
-        )
-        .await?;
+        self.shape_endpoints(container, shaping, &endpoints, false)
+            .await?;
         (self.cut_off.lock().expect("cut_off lock")).remove(container);
         Ok(endpoints)
     }
