@@ -41,7 +41,7 @@ use crate::report::{FullLists, RunFolder, SessionCounts, Summary};
 use crate::session::{Anomaly, AnomalyKind};
 use crate::store::{
     self,
-    watch::{StoreEventKind, StoreTimeline},
+    timeline::{LagTrace, Recorded, StoreEventKind, StoreTimeline},
 };
 
 /// The two ways a user stops a run, fed by signals in `main` and by tests directly.
@@ -304,6 +304,10 @@ async fn drive<C: Lifecycle>(
     let store = OptionFuture::from(store).await.and_then(Result::ok);
     shown.stop().await;
     chaos::measure_recovery(&mut faults.records, &failures, load_elapsed);
+    let store = store.map(|Recorded { timeline, lag }| {
+        lag_at_faults(&mut faults.records, &lag);
+        timeline
+    });
     let interrupted = shutdown.graceful.is_cancelled();
     if interrupted {
         say!("interrupted: load and chaos stopped; checking what was done (Ctrl-C again to skip)");
@@ -344,14 +348,21 @@ fn watch_store<C: Lifecycle>(
     cluster: &C,
     start: Instant,
     stop: &CancellationToken,
-) -> Option<tokio::task::JoinHandle<StoreTimeline>> {
-    let (member, locate) = cluster.store_watch()?;
+) -> Option<tokio::task::JoinHandle<Recorded>> {
+    let watched = cluster.store_watch()?;
     Some(tokio::spawn(store::watch::watch(
-        member,
-        locate,
+        watched,
         start,
         stop.clone(),
     )))
+}
+
+/// Each fault's replication lag when it came: what a primary lost then had not
+/// reached its replicas.
+fn lag_at_faults(faults: &mut [FaultRecord], lag: &LagTrace) {
+    for fault in faults {
+        fault.store_lag_bytes = lag.at(fault.injected_ms);
+    }
 }
 
 /// The load's driver on the started cluster, and the timeline of failed requests

@@ -367,6 +367,109 @@ fn charts_draw_faults_that_hit_and_leave_out_skipped_ones() {
     );
 }
 
+/// The fixture as a run on a replicated store would have it: each member's points,
+/// their events (a replica's and a Sentinel's among them), who was primary when (a
+/// split), and the replicas' lag at the first fault.
+fn replicated_store() -> Summary {
+    let mut json: serde_json::Value = serde_json::from_str(FIXTURE).unwrap();
+    let point = |t: u64, keys: u64, lag: Option<u64>| {
+        let mut point = serde_json::json!({
+            "t": t, "span_s": 1, "keys": keys, "keys_min": keys, "keys_max": keys,
+            "evicted": 0, "expired": 0, "used_memory_max": 1048576, "maxmemory": 0,
+            "unanswered": 0, "repl_offset": 5000
+        });
+        if let Some(lag) = lag {
+            point["lag_bytes_max"] = lag.into();
+        }
+        point
+    };
+    json["store"] = serde_json::json!({
+        "member": "store",
+        "points": [],
+        "events": [
+            {"at_ms": 7000, "since_ms": 6750, "kind": "unreachable", "detail": "stopped answering", "member": "store-0"},
+            {"at_ms": 7500, "since_ms": 7250, "kind": "restarted", "detail": "restarted (a new process): it holds 0 keys, 900 before", "member": "store-0"},
+            {"at_ms": 8000, "since_ms": 7750, "kind": "emptied", "detail": "emptied: 900 keys, then none", "member": "store-1", "replica": true},
+            {"at_ms": 8250, "since_ms": 8250, "kind": "sentinel", "detail": "+sdown master sessions store-0 6379", "member": "sentinel-0"},
+            {"at_ms": 9000, "since_ms": 8750, "kind": "split", "detail": "2 primaries at once: store-0, store-1"}
+        ],
+        "events_total": 5,
+        "evicted_total": 0,
+        "members": [
+            {"member": "store-0", "points": [point(0, 120, None), point(7, 0, None)], "evicted_total": 0},
+            {"member": "store-1", "points": [point(0, 118, Some(120)), point(7, 0, None)], "evicted_total": 0}
+        ],
+        "primaries": [
+            {"member": "store-0", "from_ms": 0, "to_ms": 6750},
+            {"member": "store-0", "from_ms": 7500, "to_ms": 13000},
+            {"member": "store-1", "from_ms": 8500, "to_ms": 12000}
+        ]
+    });
+    json["faults"]["events"][0]["store_lag_bytes"] = 120.into();
+    Summary::parse(Box::leak(json.to_string().into_boxed_str())).unwrap()
+}
+
+#[test]
+fn a_store_of_members_is_reported_per_member() {
+    let summary = replicated_store();
+    let dir = tempfile::tempdir().unwrap();
+    summary.write_json(dir.path()).unwrap();
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("summary.json")).unwrap()).unwrap();
+    let problems = errors(&validator(), &written);
+    assert!(problems.is_empty(), "{problems:#?}");
+
+    let terminal = summary.render_text();
+    for line in [
+        "store store: 5 events, 0 keys evicted",
+        "  7.0s store-0 stopped answering",
+        "  8.0s store-1 emptied: 900 keys, then none",
+        "  9.0s 2 primaries at once: store-0, store-1",
+        "  primary: store-0 0.0–6.8s, store-0 7.5–13.0s, store-1 8.5–12.0s",
+        "  replicas' bytes behind the primary at each fault: kill replica-0.0 at 5.0s: 120",
+    ] {
+        assert!(terminal.contains(line), "{line:?} in {terminal}");
+    }
+    assert!(
+        !terminal.contains("+sdown"),
+        "a Sentinel's lines are in events.csv: {terminal}"
+    );
+
+    let events = text(csv::events(&summary, &summary.faults.events).unwrap());
+    for row in [
+        "7000,store,unreachable,store-0,",
+        "8000,store,emptied,store-1,",
+        "8250,store,sentinel,sentinel-0,",
+        "9000,store,split,store,",
+        "the store's replicas 120 bytes behind their primary",
+    ] {
+        assert!(events.contains(row), "{row:?} in {events}");
+    }
+
+    let page = html::render(&summary).unwrap();
+    assert!(page.contains("<h2>The store (store: store-0, store-1)</h2>"));
+    assert_eq!(
+        page.matches("<svg").count(),
+        7,
+        "six charts and the store's lane"
+    );
+    let primaries = &page[page
+        .find(r#"id="store-primaries""#)
+        .expect("who was primary")..];
+    assert!(primaries.contains("<td class=\"l\">store-1</td><td>8.5</td><td>12.0</td>"));
+    let store = &page[page
+        .find(r#"id="store-events""#)
+        .expect("the store's events")..];
+    assert!(store.contains("<td class=\"l\">store-1 (replica)</td><td class=\"l\">emptied</td>"));
+    let faults = &page[page.find(r#"id="faults""#).unwrap()..];
+    assert!(faults.contains("<th>store lag bytes</th>") && faults.contains("<td>120</td>"));
+    let lane = report::charts::store(&summary).unwrap();
+    assert!(
+        lane.contains("store-0") && lane.contains("store-1"),
+        "a row per member"
+    );
+}
+
 /// A day of one-second rows, as the collector makes them: summary.json and
 /// report.html stay small, and the day's one slow second is still in the chart data.
 #[test]

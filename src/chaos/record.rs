@@ -54,6 +54,12 @@ pub struct FaultRecord {
     pub error: Option<String>,
     /// Filled in after the load by [`measure_recovery`]; none when no request failed.
     pub recovery: Option<Recovery>,
+    /// How many bytes the store's replicas were behind their primary (the most of
+    /// any) at the harness's last question before the fault: what a primary lost
+    /// then had not reached them. Filled in after the load from the store's
+    /// timeline; none where the store has no replicas or they could not be compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_lag_bytes: Option<u64>,
 }
 
 impl FaultRecord {
@@ -81,6 +87,7 @@ impl FaultRecord {
             reverted_ms: None,
             error: None,
             recovery: None,
+            store_lag_bytes: None,
         }
     }
 }

@@ -634,9 +634,10 @@ impl Lifecycle for AttachedCluster {
     }
 
     /// The store `[attach] store` names, at that address.
-    fn store_watch(&self) -> Option<(String, crate::store::watch::Locate)> {
+    fn store_watch(&self) -> Option<crate::store::watch::Watched> {
+        use crate::store::watch::{fixed, Protocol, Watched};
         let store = self.store.clone()?;
-        Some((STORE.to_string(), crate::store::watch::fixed(store)))
+        Some(Watched::single(STORE, Protocol::Redis, fixed(store)))
     }
 }
 

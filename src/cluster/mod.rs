@@ -214,12 +214,13 @@ pub trait Lifecycle: Cluster {
         None
     }
 
-    /// Where the harness asks the store how it is ([`crate::store::watch`]): the
-    /// member's name and how to find its address, where the store is a Redis the
-    /// harness can reach (its own, or the one `[attach] store` names); `None`
-    /// elsewhere (no store, another kind, an overlay network the host cannot reach,
-    /// an attached stack's store left unnamed).
-    fn store_watch(&self) -> Option<(String, crate::store::watch::Locate)> {
+    /// What the harness asks of the store while the load runs
+    /// ([`crate::store::watch`]): each member, how to ask it and how to find its
+    /// address, and a replicated store's Sentinels, where the harness can reach them
+    /// (its own store, or the one `[attach] store` names); `None` elsewhere (no
+    /// store, a store of unknown kind, an overlay network the host cannot reach, an
+    /// attached stack's store left unnamed).
+    fn store_watch(&self) -> Option<crate::store::watch::Watched> {
         None
     }
 }

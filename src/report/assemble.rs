@@ -18,7 +18,7 @@ use crate::load::collector::IntervalRow;
 use crate::metrics::{Percentiles, Recorder};
 use crate::plan::{Model, Plan};
 use crate::session::Anomaly;
-use crate::store::watch::StoreTimeline;
+use crate::store::timeline::StoreTimeline;
 
 /// Who the run is, for its report.
 #[derive(Debug, Clone)]

@@ -14,7 +14,7 @@ use plotters::prelude::*;
 
 use crate::metrics::Percentiles;
 use crate::session::{AnomalyKind, Op};
-use crate::store::watch::{StoreEventKind, StorePoint};
+use crate::store::timeline::{StoreEventKind, StorePoint, StoreTimeline};
 
 use super::Summary;
 
@@ -288,37 +288,50 @@ pub fn throughput(summary: &Summary) -> Result<String> {
     )
 }
 
-/// The store's lane: the keys it held (the most each second, and a thin line for the
-/// fewest), the keys it evicted, and what it did (a triangle at the top for each
-/// restart, emptying or silence), against the faults. Empty without a watched store.
+/// The store's lane, against the faults. Empty without a watched store.
 pub fn store(summary: &Summary) -> Result<String> {
-    let Some(store) = &summary.store else {
-        return Ok(String::new());
-    };
-    let middle = |p: &StorePoint| p.t as f64 + p.span_s as f64 / 2.0;
-    let line = |of: fn(&StorePoint) -> u64| -> Vec<(f64, f64)> {
-        (store.points.iter())
-            .map(|p| (middle(p), of(p) as f64))
-            .collect()
-    };
+    match &summary.store {
+        None => Ok(String::new()),
+        Some(store) if store.members.is_empty() => single_store(summary, store),
+        Some(store) => store_members(summary, store),
+    }
+}
+
+/// Events marked on the store's lane: what changes what a member holds or serves.
+fn marked(kind: StoreEventKind) -> bool {
+    use StoreEventKind::*;
+    matches!(kind, Restarted | Emptied | Resynced | Unreachable | Role)
+}
+
+/// Where a point is drawn: the middle of the seconds it spans.
+fn store_middle(p: &StorePoint) -> f64 {
+    p.t as f64 + p.span_s as f64 / 2.0
+}
+
+/// One figure of `points`, over time.
+fn store_line(points: &[StorePoint], of: fn(&StorePoint) -> u64) -> Vec<(f64, f64)> {
+    (points.iter())
+        .map(|p| (store_middle(p), of(p) as f64))
+        .collect()
+}
+
+/// A single store: the keys it held (the most each second, and a thin line for the
+/// fewest), the keys it evicted, and what it did (a triangle at the top for each
+/// restart, emptying or silence).
+fn single_store(summary: &Summary, store: &StoreTimeline) -> Result<String> {
     let (most, fewest, evicted) = (
-        line(|p| p.keys_max),
-        line(|p| p.keys_min),
-        line(|p| p.evicted),
+        store_line(&store.points, |p| p.keys_max),
+        store_line(&store.points, |p| p.keys_min),
+        store_line(&store.points, |p| p.evicted),
     );
     let top = most.iter().chain(&evicted).map(|p| p.1).fold(1.0, f64::max) * 1.25;
-    let marked: Vec<(f64, f64)> = (store.events.iter())
-        .filter(|e| {
-            use StoreEventKind::*;
-            matches!(e.kind, Restarted | Emptied | Unreachable | Role)
-        })
+    let marks: Vec<(f64, f64)> = (store.events.iter())
+        .filter(|e| marked(e.kind))
         .map(|e| (e.at_ms as f64 / 1000.0, top * 0.95))
         .collect();
     let caption = "The store: keys held and evicted, and what it did";
     time_chart(summary, caption, "keys", (0.0..top, (0.0, top)), |chart| {
         let held = RGBColor(31, 119, 180);
-        let gone = RGBColor(214, 39, 40);
-        let did = RGBColor(148, 103, 189);
         chart
             .draw_series(LineSeries::new(most, held.stroke_width(2)))
             .map_err(err)?;
@@ -326,25 +339,112 @@ pub fn store(summary: &Summary) -> Result<String> {
             .draw_series(LineSeries::new(fewest, held.mix(0.5).stroke_width(1)))
             .map_err(err)?;
         chart
-            .draw_series(
-                evicted
-                    .into_iter()
-                    .filter(|p| p.1 > 0.0)
-                    .map(|p| Circle::new(p, 3, gone.filled())),
-            )
+            .draw_series(evictions(evicted, EVICTED))
             .map_err(err)?;
         chart
             .draw_series(
-                marked
+                marks
                     .into_iter()
-                    .map(|p| TriangleMarker::new(p, 6, did.filled())),
+                    .map(|p| TriangleMarker::new(p, 6, DID.filled())),
             )
             .map_err(err)?;
         Ok(vec![
             ("keys held".to_string(), held),
-            ("keys evicted".to_string(), gone),
-            ("restarted, emptied, silent, new role".to_string(), did),
+            ("keys evicted".to_string(), EVICTED),
+            ("restarted, emptied, silent, new role".to_string(), DID),
         ])
+    })
+}
+
+const EVICTED: RGBColor = RGBColor(214, 39, 40);
+const DID: RGBColor = RGBColor(148, 103, 189);
+/// One colour per member, in order (a cluster has six).
+const MEMBERS: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(23, 190, 207),
+    RGBColor(140, 86, 75),
+    RGBColor(188, 189, 34),
+];
+
+/// Keys evicted in a span, as dots where there were any.
+fn evictions(
+    evicted: Vec<(f64, f64)>,
+    color: RGBColor,
+) -> impl Iterator<Item = Circle<(f64, f64), i32>> {
+    (evicted.into_iter())
+        .filter(|p| p.1 > 0.0)
+        .map(move |p| Circle::new(p, 3, color.filled()))
+}
+
+/// A store of members: each member's keys (the most each second) in its colour with
+/// its evictions, and above them a row per member, filled where it said it was a
+/// primary (two rows filled at once: a split) and marked where it restarted,
+/// emptied, resynced, went silent or changed role.
+fn store_members(summary: &Summary, store: &StoreTimeline) -> Result<String> {
+    let members = &store.members;
+    let color = |i: usize| MEMBERS[i % MEMBERS.len()];
+    let most = (members.iter())
+        .flat_map(|m| &m.points)
+        .map(|p| p.keys_max.max(p.evicted) as f64)
+        .fold(1.0, f64::max);
+    // The keys below, the rows above them.
+    let (keys_top, top) = (most * 1.1, most * 1.1 / 0.7);
+    let height = (top - keys_top) / members.len() as f64;
+    let row = |i: usize| {
+        let low = keys_top + height * i as f64;
+        (low + height * 0.2, low + height * 0.8)
+    };
+    let index = |member: &str| members.iter().position(|m| m.member == member);
+    let spans: Vec<(usize, f64, f64)> = (store.primaries.iter())
+        .filter_map(|s| {
+            let from = s.from_ms as f64 / 1000.0;
+            // A span of one question is still drawn.
+            let to = (s.to_ms as f64 / 1000.0).max(from + 0.25);
+            Some((index(&s.member)?, from, to))
+        })
+        .collect();
+    let marks: Vec<(usize, f64)> = (store.events.iter())
+        .filter(|e| marked(e.kind))
+        .filter_map(|e| Some((index(&e.member)?, e.at_ms as f64 / 1000.0)))
+        .collect();
+    let caption = "The store: each member's keys, when it was primary (its row), what it did";
+    time_chart(summary, caption, "keys", (0.0..top, (0.0, top)), |chart| {
+        let mut entries = Vec::new();
+        for (i, member) in members.iter().enumerate() {
+            let c = color(i);
+            chart
+                .draw_series(LineSeries::new(
+                    store_line(&member.points, |p| p.keys_max),
+                    c.stroke_width(2),
+                ))
+                .map_err(err)?;
+            let evicted = store_line(&member.points, |p| p.evicted);
+            chart.draw_series(evictions(evicted, c)).map_err(err)?;
+            let (low, high) = row(i);
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    member.member.clone(),
+                    (0.0, high),
+                    (FONT, 11).into_font().color(&c),
+                )))
+                .map_err(err)?;
+            chart
+                .draw_series(spans.iter().filter(|s| s.0 == i).map(|&(_, from, to)| {
+                    Rectangle::new([(from, low), (to, high)], c.mix(0.6).filled())
+                }))
+                .map_err(err)?;
+            entries.push((format!("{} keys, primary in its row", member.member), c));
+        }
+        chart
+            .draw_series(marks.iter().map(|&(i, at)| {
+                let (low, high) = row(i);
+                TriangleMarker::new((at, (low + high) / 2.0), 6, DID.filled())
+            }))
+            .map_err(err)?;
+        entries.push(("restarted, emptied, silent, new role".to_string(), DID));
+        Ok(entries)
     })
 }
 

@@ -9,7 +9,7 @@ use crate::chaos::FaultRecord;
 use crate::load::collector::{IntervalRow, IntervalSink};
 use crate::metrics::{ErrorKind, Percentiles, Recorder};
 use crate::session::Anomaly;
-use crate::store::watch::StoreEvent;
+use crate::store::timeline::StoreEvent;
 
 use super::Summary;
 
@@ -161,7 +161,7 @@ impl<W: std::io::Write> EventsCsv<W> {
         self.other(at, "cluster", event, "", detail)
     }
 
-    /// One thing the store `member` did, and flushes it.
+    /// One thing the store's `member` did (or its Sentinel said), and flushes it.
     fn store(&mut self, member: &str, event: &StoreEvent) -> Result<()> {
         let kind = serde_json::to_value(event.kind).expect("a kind serialises");
         let name = kind.as_str().unwrap_or_default();
@@ -188,7 +188,9 @@ impl<W: std::io::Write> EventsCsv<W> {
     pub fn fault(&mut self, e: &FaultRecord) -> Result<()> {
         let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
         let r = e.recovery.as_ref();
-        let detail = [e.reason.as_deref(), e.error.as_deref()]
+        let lag = (e.store_lag_bytes)
+            .map(|bytes| format!("the store's replicas {bytes} bytes behind their primary"));
+        let detail = [e.reason.as_deref(), e.error.as_deref(), lag.as_deref()]
             .into_iter()
             .flatten()
             .collect::<Vec<_>>()
@@ -226,15 +228,16 @@ pub fn events(summary: &Summary, faults: &[FaultRecord]) -> Result<Vec<u8>> {
     w.ready(summary.cluster.replicas, summary.cluster.ready_ms)?;
     // Faults and the store's events in the order they happened.
     let store = summary.store.as_ref();
+    let who = |event| store.map_or("", |s| s.who(event));
     let mut store_events = store.map_or(&[][..], |s| &s.events[..]).iter().peekable();
     for e in faults {
         while let Some(event) = store_events.next_if(|s| s.at_ms < e.injected_ms) {
-            w.store(store.map_or("", |s| &s.member), event)?;
+            w.store(who(event), event)?;
         }
         w.fault(e)?;
     }
     for event in store_events {
-        w.store(store.map_or("", |s| &s.member), event)?;
+        w.store(who(event), event)?;
     }
     let load_end = (summary.load_elapsed_s * 1000.0).round() as u64;
     w.cluster(load_end, "load_end", String::new())?;

@@ -27,6 +27,8 @@ fn render_inner(summary: &Summary) -> Result<String, String> {
     };
     let requests: u64 = summary.operations.values().map(|o| o.ok + o.errors).sum();
     let errors: u64 = summary.operations.values().map(|o| o.errors).sum();
+    // The faults' column of replication lag, where the store has replicas.
+    let store_lag = (summary.faults.events.iter()).any(|e| e.store_lag_bytes.is_some());
     let mut env = Environment::new();
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
     env.add_template("report.html", TEMPLATE)
@@ -38,6 +40,7 @@ fn render_inner(summary: &Summary) -> Result<String, String> {
             charts,
             requests,
             errors,
+            store_lag,
             version => env!("CARGO_PKG_VERSION"),
         })
         .map_err(|e| format!("cannot render report.html: {e:#}"))

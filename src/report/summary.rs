@@ -18,7 +18,7 @@ use crate::load::collector::IntervalRow;
 use crate::load::series::Point;
 use crate::metrics::{ErrorKind, Percentiles};
 use crate::session::{Anomaly, AnomalyKind, Op};
-use crate::store::watch::StoreTimeline;
+use crate::store::timeline::StoreTimeline;
 
 /// Bumped whenever a field changes meaning or goes away.
 pub const SCHEMA_VERSION: u32 = 1;

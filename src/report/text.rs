@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use super::Summary;
+use crate::store::timeline::StoreEventKind;
 
 impl Summary {
     /// On an orchestrator: its tasks, nodes, replacements per slot, and the time
@@ -40,11 +41,13 @@ impl Summary {
         Some(line)
     }
 
-    /// What the store did, where it was watched: the first events, and how many more.
+    /// What the store did, where it was watched: its first events (a Sentinel's
+    /// lines are in events.csv), how many more, which member was primary when, and
+    /// how far its replicas were behind at each fault.
     fn store_lines(&self, out: &mut String) {
         const SHOWN: usize = 6;
         let Some(store) = &self.store else { return };
-        if store.events.is_empty() {
+        if store.events.is_empty() && store.primaries.is_empty() {
             return;
         }
         let _ = writeln!(
@@ -52,12 +55,42 @@ impl Summary {
             "store {}: {} events, {} keys evicted",
             store.member, store.events_total, store.evicted_total
         );
-        for e in store.events.iter().take(SHOWN) {
-            let _ = writeln!(out, "  {:.1}s {}", e.at_ms as f64 / 1000.0, e.detail);
+        let own = (store.events.iter()).filter(|e| e.kind != StoreEventKind::Sentinel);
+        let mut shown = 0;
+        for e in own.take(SHOWN) {
+            let who = match e.member.as_str() {
+                "" => String::new(),
+                member => format!("{member} "),
+            };
+            let _ = writeln!(out, "  {:.1}s {who}{}", e.at_ms as f64 / 1000.0, e.detail);
+            shown += 1;
         }
-        let more = store.events_total.saturating_sub(SHOWN as u64);
+        let more = store.events_total.saturating_sub(shown);
         if more > 0 {
             let _ = writeln!(out, "  … {more} more in events.csv");
+        }
+        let spans: Vec<String> = (store.primaries.iter())
+            .map(|s| {
+                let (from, to) = (s.from_ms as f64 / 1000.0, s.to_ms as f64 / 1000.0);
+                format!("{} {from:.1}–{to:.1}s", s.member)
+            })
+            .collect();
+        if !spans.is_empty() {
+            let _ = writeln!(out, "  primary: {}", shortened(&spans, SHOWN));
+        }
+        let lags: Vec<String> = (self.faults.events.iter())
+            .filter_map(|f| {
+                let bytes = f.store_lag_bytes?;
+                let at = f.injected_ms as f64 / 1000.0;
+                Some(format!("{} {} at {at:.1}s: {bytes}", f.fault, f.target))
+            })
+            .collect();
+        if !lags.is_empty() {
+            let _ = writeln!(
+                out,
+                "  replicas' bytes behind the primary at each fault: {}",
+                shortened(&lags, SHOWN)
+            );
         }
     }
 
@@ -183,4 +216,13 @@ impl Summary {
         let _ = writeln!(out, "\nverdict {verdict}");
         out
     }
+}
+
+/// The first `n` of `items`, joined, and how many more.
+fn shortened(items: &[String], n: usize) -> String {
+    let mut text = items[..items.len().min(n)].join(", ");
+    if items.len() > n {
+        let _ = write!(text, " and {} more", items.len() - n);
+    }
+    text
 }

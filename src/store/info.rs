@@ -1,6 +1,8 @@
 //! What a Redis says of itself in `INFO`, reduced to what tells a session's fate: who
 //! it is (its `run_id` changes when it restarts), its role, how many keys it holds,
-//! how many it evicted or expired, its memory, and its replication offset.
+//! how many it evicted or expired, its memory, and where it stands in its replication
+//! stream (which history, how far). A memcached's `stats` is read into the same
+//! [`Info`] (`super::memcached`), so one observer watches both.
 
 use std::collections::HashMap;
 
@@ -23,6 +25,10 @@ pub struct Info {
     pub maxmemory_policy: String,
     /// Where its replication stream stands (a primary's, or what a replica has read).
     pub repl_offset: u64,
+    /// The replication history it is in (`master_replid`): a replica shares its
+    /// primary's, so its offset and the primary's can be compared; a primary starts a
+    /// new one when it restarts or is promoted.
+    pub replid: String,
     /// Replicas connected to it (a primary).
     pub connected_replicas: u64,
 }
@@ -56,6 +62,7 @@ impl Info {
             maxmemory: number("maxmemory"),
             maxmemory_policy: text("maxmemory_policy"),
             repl_offset,
+            replid: text("master_replid"),
             connected_replicas: number("connected_slaves"),
         }
     }
@@ -75,7 +82,7 @@ mod tests {
     use super::*;
 
     /// A Redis 7.0 `INFO` answer, cut to the lines around the fields read.
-    const PRIMARY: &str = "# Server\r\nredis_version:7.0.15\r\nrun_id:5e3b1c\r\nuptime_in_seconds:4\r\n\r\n# Memory\r\nused_memory:1013432\r\nmaxmemory:2097152\r\nmaxmemory_policy:allkeys-lru\r\n\r\n# Stats\r\nexpired_keys:3\r\nevicted_keys:120\r\n\r\n# Replication\r\nrole:master\r\nconnected_slaves:2\r\nslave0:ip=172.27.0.3,port=6379,state=online,offset=5432,lag=0\r\nmaster_repl_offset:5446\r\n\r\n# Keyspace\r\ndb0:keys=1200,expires=1200,avg_ttl=3599000\r\ndb3:keys=5,expires=0,avg_ttl=0\r\n";
+    const PRIMARY: &str = "# Server\r\nredis_version:7.0.15\r\nrun_id:5e3b1c\r\nuptime_in_seconds:4\r\n\r\n# Memory\r\nused_memory:1013432\r\nmaxmemory:2097152\r\nmaxmemory_policy:allkeys-lru\r\n\r\n# Stats\r\nexpired_keys:3\r\nevicted_keys:120\r\n\r\n# Replication\r\nrole:master\r\nconnected_slaves:2\r\nslave0:ip=172.27.0.3,port=6379,state=online,offset=5432,lag=0\r\nmaster_replid:9f2c\r\nmaster_repl_offset:5446\r\n\r\n# Keyspace\r\ndb0:keys=1200,expires=1200,avg_ttl=3599000\r\ndb3:keys=5,expires=0,avg_ttl=0\r\n";
 
     #[test]
     fn a_primary_says_who_it_is_and_what_it_holds() {
@@ -92,6 +99,7 @@ mod tests {
                 maxmemory: 2097152,
                 maxmemory_policy: "allkeys-lru".into(),
                 repl_offset: 5446,
+                replid: "9f2c".into(),
                 connected_replicas: 2,
             }
         );

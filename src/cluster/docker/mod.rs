@@ -20,6 +20,7 @@ mod redis_cluster;
 mod replicated;
 mod sharded;
 mod store;
+mod watch;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -64,8 +65,9 @@ pub struct DockerCluster {
     kept: Mutex<HashMap<String, Limits>>,
     /// With a `slow_store` fault in the plan: the proxy replicas reach the store through.
     store_proxy: OnceLock<DelayProxy>,
-    /// A store topology's members: the current generation of each (`store-<n>`).
-    member_generations: Mutex<Vec<u32>>,
+    /// A store topology's members: the current generation of each (`store-<n>`);
+    /// shared with the store watch, which finds each member's container anew.
+    member_generations: Arc<Mutex<Vec<u32>>>,
     /// What `{store_nodes}` stands for.
     store_nodes: String,
     /// With a `store_lag` fault in the plan: the proxy replicas replicate through.
@@ -119,7 +121,7 @@ impl DockerCluster {
             helpers: Default::default(),
             kept: Mutex::new(HashMap::new()),
             store_proxy: OnceLock::new(),
-            member_generations: Mutex::new(vec![0; plan.store.topology.members()]),
+            member_generations: Arc::new(Mutex::new(vec![0; plan.store.topology.members()])),
             store_nodes: crate::plan::topology::nodes(
                 plan.store.topology,
                 STORE_HOST,
@@ -134,7 +136,7 @@ impl DockerCluster {
     }
 
     pub(super) fn name(&self, what: &str) -> String {
-        format!("sessionstorm-{}-{what}", self.run_id)
+        container_name(&self.run_id, what)
     }
 
     fn labels(&self, role: &str) -> HashMap<String, String> {
@@ -512,33 +514,14 @@ impl Lifecycle for DockerCluster {
         DockerCluster::teardown(self).await
     }
 
-    /// The store container, at its address on the run's network (the host reaches
-    /// a bridge network's containers), looked up at every question: a restarted
-    /// container may come back at another.
-    fn store_watch(&self) -> Option<(String, crate::store::watch::Locate)> {
-        // A Redis Cluster has no one address that is the store (as a replicated
-        // store's front is), so there is no `store` to watch.
-        if self.plan.store.kind != StoreKind::Redis
-            || self.plan.store.topology == crate::plan::topology::Topology::Cluster
-        {
-            return None;
-        }
-        let name = self.name("store");
-        let (engine, network, port) = (
-            self.engine.clone(),
-            self.network.clone(),
-            self.plan.store.port,
-        );
-        let member = "store".to_string();
-        let locate: crate::store::watch::Locate = Box::new(move || {
-            let (engine, name, network) = (engine.clone(), name.clone(), network.clone());
-            Box::pin(async move {
-                let ip = engine.ip(&name, &network).await.ok()?;
-                Some(format!("{ip}:{port}"))
-            })
-        });
-        Some((member, locate))
+    fn store_watch(&self) -> Option<crate::store::watch::Watched> {
+        self.watched()
     }
+}
+
+/// The container of run `run_id` that is `what` (`store`, `replica-0.1`).
+fn container_name(run_id: &str, what: &str) -> String {
+    format!("sessionstorm-{run_id}-{what}")
 }
 
 /// Fills in the placeholders of a command line.

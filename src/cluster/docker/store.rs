@@ -6,9 +6,10 @@
 //! alias `store-<n>`, which a fresh member takes over when one is replaced.
 
 use std::net::SocketAddr;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::{render, render_env, socket, DockerCluster, STORE_HOST};
+use super::{container_name, render, render_env, socket, DockerCluster, STORE_HOST};
 use crate::cluster::engine::{ContainerSpec, EngineError};
 use crate::cluster::ready::{wait_ready, Probe, Waiting};
 use crate::plan::template::Values;
@@ -123,8 +124,7 @@ impl DockerCluster {
 
     /// The container member `index` is now.
     pub(super) fn member_container(&self, index: usize) -> String {
-        let generation = self.member_generations.lock().expect("member lock")[index];
-        self.name(&format!("{}.{generation}", topology::member(index)))
+        member_now(&self.run_id, &self.member_generations, index)
     }
 
     /// Creates and starts member `index`, in its current generation, with `cmd` for
@@ -307,4 +307,11 @@ impl DockerCluster {
             ))),
         }
     }
+}
+
+/// The container member `index` of run `run_id` is now, by its current generation
+/// (of `generations`): `sessionstorm-<run>-store-1.2`.
+pub(super) fn member_now(run_id: &str, generations: &Mutex<Vec<u32>>, index: usize) -> String {
+    let generation = generations.lock().expect("member lock")[index];
+    container_name(run_id, &format!("{}.{generation}", topology::member(index)))
 }
