@@ -351,7 +351,7 @@ fn single_store(summary: &Summary, store: &StoreTimeline) -> Result<String> {
         Ok(vec![
             ("keys held".to_string(), held),
             ("keys evicted".to_string(), EVICTED),
-            ("restarted, emptied, silent, new role".to_string(), DID),
+            ("restarted, emptied, silent, role".to_string(), DID),
         ])
     })
 }
@@ -378,8 +378,8 @@ fn evictions(
         .map(move |p| Circle::new(p, 3, color.filled()))
 }
 
-/// A store of members: each member's keys (the most each second) in its colour with
-/// its evictions, and above them a row per member, filled where it said it was a
+/// A store of members: each member's keys (the most each second, and a thin line for
+/// the fewest) in its colour with its evictions, and above them a row per member, filled where it said it was a
 /// primary (two rows filled at once: a split) and marked where it restarted,
 /// emptied, resynced, went silent or changed role.
 fn store_members(summary: &Summary, store: &StoreTimeline) -> Result<String> {
@@ -420,6 +420,12 @@ fn store_members(summary: &Summary, store: &StoreTimeline) -> Result<String> {
                     c.stroke_width(2),
                 ))
                 .map_err(err)?;
+            chart
+                .draw_series(LineSeries::new(
+                    store_line(&member.points, |p| p.keys_min),
+                    c.mix(0.5).stroke_width(1),
+                ))
+                .map_err(err)?;
             let evicted = store_line(&member.points, |p| p.evicted);
             chart.draw_series(evictions(evicted, c)).map_err(err)?;
             let (low, high) = row(i);
@@ -443,7 +449,7 @@ fn store_members(summary: &Summary, store: &StoreTimeline) -> Result<String> {
                 TriangleMarker::new((at, (low + high) / 2.0), 6, DID.filled())
             }))
             .map_err(err)?;
-        entries.push(("restarted, emptied, silent, new role".to_string(), DID));
+        entries.push(("restarted, emptied, silent, role".to_string(), DID));
         Ok(entries)
     })
 }

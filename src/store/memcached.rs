@@ -37,19 +37,30 @@ pub fn parse(text: &str) -> Option<Info> {
     })
 }
 
-/// `stats` from the node at `addr`, `None` when it gives none; the caller bounds it
-/// in time.
-pub async fn ask(addr: &str) -> Option<Info> {
-    let mut stream = BufReader::new(TcpStream::connect(addr).await.ok()?);
-    stream.get_mut().write_all(b"stats\r\n").await.ok()?;
-    let mut answer = String::new();
-    loop {
-        let read = stream.read_line(&mut answer).await.ok()?;
-        if read == 0 || answer.len() > MAX_ANSWER {
-            return None;
-        }
-        if answer.ends_with("END\r\n") {
-            return parse(&answer);
+/// A connection to one node.
+pub struct Connection {
+    stream: BufReader<TcpStream>,
+}
+
+impl Connection {
+    pub async fn connect(addr: &str) -> std::io::Result<Connection> {
+        Ok(Connection {
+            stream: BufReader::new(TcpStream::connect(addr).await?),
+        })
+    }
+
+    /// `stats`, `None` when the node gives none; the caller bounds it in time.
+    pub async fn stats(&mut self) -> Option<Info> {
+        self.stream.get_mut().write_all(b"stats\r\n").await.ok()?;
+        let mut answer = String::new();
+        loop {
+            let read = self.stream.read_line(&mut answer).await.ok()?;
+            if read == 0 || answer.len() > MAX_ANSWER {
+                return None;
+            }
+            if answer.ends_with("END\r\n") {
+                return parse(&answer);
+            }
         }
     }
 }

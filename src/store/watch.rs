@@ -24,8 +24,8 @@ use super::{memcached, sentinel};
 
 /// How often the store is asked.
 pub const EVERY: Duration = Duration::from_millis(250);
-/// How long one question may take, finding the member included: a store slower than
-/// this is as good as silent.
+/// How long finding a member and connecting to it may take, and then its answer: a
+/// store slower than this is as good as silent.
 const ASK_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Where a member (or a Sentinel) answers now (its address can change when it is
@@ -119,9 +119,10 @@ pub async fn watch(watched: Watched, start: Instant, stop: CancellationToken) ->
             }
             () = stop.cancelled() => break,
         }
+        let lines = join_all(members.iter().map(Line::open)).await;
         // The time asked: what the answers say was so by then.
         let asked = start.elapsed();
-        let answers = join_all(members.iter().map(ask_member)).await;
+        let answers = join_all(lines.into_iter().map(Line::ask)).await;
         observer.observe(asked, answers);
     }
     let _ = listening.await;
@@ -131,27 +132,43 @@ pub async fn watch(watched: Watched, start: Instant, stop: CancellationToken) ->
     observer.finish()
 }
 
-/// What `member` says of itself now, `None` when it gives nothing in time.
-async fn ask_member(member: &Member) -> Option<Info> {
-    let question = async {
-        let addr = (member.locate)().await?;
-        match member.protocol {
-            Protocol::Redis => info(&addr).await,
-            Protocol::Memcached => memcached::ask(&addr).await,
-        }
-    };
-    tokio::time::timeout(ASK_TIMEOUT, question)
-        .await
-        .ok()
-        .flatten()
+/// A member's connection, made before the question so that every member is asked
+/// at the same moment: a replica's offset and its primary's are then comparable.
+enum Line {
+    Redis(Connection),
+    Memcached(memcached::Connection),
 }
 
-/// `INFO` from the Redis at `addr`, `None` when it gives none; the caller bounds it
-/// in time.
-async fn info(addr: &str) -> Option<Info> {
-    let mut connection = Connection::connect(addr).await.ok()?;
-    match connection.call(&["INFO"]).await.ok()? {
-        reply @ Reply::Bulk(Some(_)) => reply.text().map(|text| Info::parse(&text)),
-        _ => None,
+impl Line {
+    /// A connection to `member` where it answers now, `None` when it takes none in
+    /// time.
+    async fn open(member: &Member) -> Option<Line> {
+        let open = async {
+            let addr = (member.locate)().await?;
+            Some(match member.protocol {
+                Protocol::Redis => Line::Redis(Connection::connect(&addr).await.ok()?),
+                Protocol::Memcached => {
+                    Line::Memcached(memcached::Connection::connect(&addr).await.ok()?)
+                }
+            })
+        };
+        tokio::time::timeout(ASK_TIMEOUT, open).await.ok().flatten()
+    }
+
+    /// What the member says of itself now, `None` when it says nothing in time.
+    async fn ask(line: Option<Line>) -> Option<Info> {
+        let question = async {
+            match line? {
+                Line::Redis(mut connection) => match connection.call(&["INFO"]).await.ok()? {
+                    reply @ Reply::Bulk(Some(_)) => reply.text().map(|t| Info::parse(&t)),
+                    _ => None,
+                },
+                Line::Memcached(mut connection) => connection.stats().await,
+            }
+        };
+        tokio::time::timeout(ASK_TIMEOUT, question)
+            .await
+            .ok()
+            .flatten()
     }
 }
