@@ -144,3 +144,70 @@ fn failovers_are_promotions_with_sentinel_s_lines_and_the_lag_at_each_kill() {
     assert!(run.stdout.contains("  primary: store-0 "), "{}", run.stdout);
     assert!(labelled(&id).is_empty(), "left behind: {:?}", labelled(&id));
 }
+
+/// A memcached pool, one node SIGKILLed and replaced: the node stopped answering and
+/// came back a new process, all but empty, and the sessions it held are lost and
+/// tied to that.
+#[test]
+fn a_pool_node_lost_comes_back_a_new_empty_process() {
+    let _docker = docker_turn();
+    let id = unique("e2e-store-timeline-pool");
+    let (_dir, scenario) = temp_scenario(
+        r#"
+name = "pool-timeline"
+seed = 3
+duration = "14s"
+[service]
+replicas = 2
+env = { MODE = "memcached" }
+[store]
+topology = "memcached-pool"
+nodes = 3
+[load]
+users = 8
+appends_per_session = 10
+retries = 3
+[[chaos]]
+fault = "kill"
+target = "store-1"
+at = ["6s"]
+"#,
+    );
+    let run = run_scenario(&scenario, &id, &[]);
+    let samples = assert_lost_sessions(&run, &id, 1);
+    let s = summary(&run);
+    let problems = schema_problems(s);
+    assert!(problems.is_empty(), "{problems:#?}");
+    let store = &s["store"];
+    let kinds: Vec<&str> = (events_of(store, "store-1").into_iter())
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["unreachable", "reachable", "restarted"], "{store}");
+    let restarted = events_of(store, "store-1")[2];
+    let detail = restarted["detail"].as_str().unwrap();
+    let (now, before) = held(detail);
+    assert!(now * 4 < before, "{detail}");
+    assert!(store["primaries"].is_null(), "a pool has no primaries");
+    for other in ["store-0", "store-2"] {
+        assert!(events_of(store, other).is_empty(), "{store}");
+    }
+    let back = ms(&restarted["at_ms"]);
+    assert!(
+        (samples.iter())
+            .filter(|a| ms(&a["at_ms"]) > back)
+            .all(|a| a["nearest_store_event"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("store-1 restarted"))),
+        "{samples:?}"
+    );
+}
+
+/// The keys a restarted member holds and held before, from its event's detail
+/// ("restarted (a new process): it holds 4 keys, 70 before").
+fn held(detail: &str) -> (u64, u64) {
+    let numbers: Vec<u64> = detail
+        .split([' ', ','])
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    (numbers[0], numbers[1])
+}
