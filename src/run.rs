@@ -554,9 +554,10 @@ fn judge(
     (totals, anomalies, verdict)
 }
 
-/// Names what the store did last before `anomaly`, and says so where the store had
-/// evicted keys before a loss: a session the store removed to make room is not one
-/// the service forgot (the store's `evicted_keys` counts them, not which ones).
+/// Names what the store did last before `anomaly`, and says so where any member of
+/// the store had evicted keys before a loss: a session the store removed to make
+/// room is not one the service forgot (the store's `evicted_keys` counts them, not
+/// which ones).
 fn explain_by_the_store(anomaly: &mut Anomaly, store: &StoreTimeline) {
     anomaly.nearest_store_event = store.nearest(anomaly.at);
     let lost = matches!(
@@ -565,12 +566,14 @@ fn explain_by_the_store(anomaly: &mut Anomaly, store: &StoreTimeline) {
     );
     let evicted = store.last_before(anomaly.at, |e| e.kind == StoreEventKind::Evicted);
     if let (true, Some(eviction)) = (lost, evicted) {
-        anomaly.detail.push_str(&format!(
-            "; evicted by the store (it {} between {:.1}s and {:.1}s)",
-            eviction.detail,
-            eviction.since_ms as f64 / 1000.0,
-            eviction.at_ms as f64 / 1000.0
-        ));
+        let who = match eviction.member.as_str() {
+            "" => "it",
+            member => member,
+        };
+        let when = store.when(eviction);
+        anomaly
+            .detail
+            .push_str(&format!("; evicted by the store ({who} {when})"));
     }
 }
 
@@ -625,4 +628,61 @@ fn print_fault(record: &FaultRecord) {
         record.target,
         record.outcome
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::Op;
+    use crate::store::timeline::StoreEvent;
+
+    #[test]
+    fn a_loss_after_any_member_evicted_names_that_member() {
+        let event = |at_ms, kind, member: &str, detail: &str| StoreEvent {
+            at_ms,
+            since_ms: at_ms - 250,
+            kind,
+            detail: detail.into(),
+            keys: 0,
+            member: member.into(),
+            replica: false,
+        };
+        let store = StoreTimeline {
+            member: "store".into(),
+            events: vec![
+                event(
+                    1000,
+                    StoreEventKind::Evicted,
+                    "store-1",
+                    "evicted 40 keys under maxmemory (allkeys-lru)",
+                ),
+                event(
+                    2000,
+                    StoreEventKind::Role,
+                    "store-2",
+                    "became a primary (was a replica)",
+                ),
+            ],
+            ..StoreTimeline::default()
+        };
+        let mut lost = Anomaly {
+            kind: AnomalyKind::LostSession,
+            session: "s".into(),
+            op: Op::Read,
+            served_by: None,
+            at: Duration::from_millis(2500),
+            detail: "answered 404".into(),
+            nearest_fault: None,
+            nearest_store_event: None,
+        };
+        explain_by_the_store(&mut lost, &store);
+        assert_eq!(
+            lost.detail,
+            "answered 404; evicted by the store (store-1 evicted 40 keys under maxmemory (allkeys-lru) between 0.8s and 1.0s)"
+        );
+        assert_eq!(
+            lost.nearest_store_event.as_deref(),
+            Some("store-2 became a primary (was a replica) between 1.8s and 2.0s")
+        );
+    }
 }
