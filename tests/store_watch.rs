@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use sessionstorm::store::resp::{Connection, Reply};
 use sessionstorm::store::timeline::{StoreEventKind, StoreTimeline};
-use sessionstorm::store::watch::{watch, Locate, Member, Protocol, Watched};
+use sessionstorm::store::watch::{fixed, watch, Member, Protocol, Roles, Watched};
 use tokio_util::sync::CancellationToken;
 
 /// A server process on a loopback port, killed when dropped.
@@ -73,22 +73,13 @@ async fn call(addr: &str, args: &[&str]) -> Reply {
     connection.call(args).await.unwrap()
 }
 
-/// Always at `addr`.
-fn at(addr: &str) -> Locate {
-    let addr = addr.to_string();
-    Box::new(move || {
-        let addr = addr.clone();
-        Box::pin(async move { Some(addr) })
-    })
-}
-
 /// Members `store-0 ..` at `addrs`.
 fn members(addrs: &[&str], protocol: Protocol) -> Vec<Member> {
     (addrs.iter().enumerate())
         .map(|(i, addr)| Member {
             name: format!("store-{i}"),
             protocol,
-            locate: at(addr),
+            locate: fixed(addr.to_string()),
         })
         .collect()
 }
@@ -117,7 +108,7 @@ async fn evictions_a_kill_and_an_empty_restart_are_on_the_timeline() {
     let addr = format!("127.0.0.1:{port}");
     let redis = Server::redis(port, &[]);
     let stop = CancellationToken::new();
-    let watched = Watched::single("store", Protocol::Redis, at(&addr));
+    let watched = Watched::single("store", Protocol::Redis, fixed(addr.to_string()));
     let watcher = tokio::spawn(watch(watched, tokio::time::Instant::now(), stop.clone()));
 
     // 2000 keys of 1 KiB, then a limit far below what they take.
@@ -192,7 +183,7 @@ async fn a_promotion_a_split_and_an_empty_primary_are_told_per_member() {
     let watched = Watched {
         store: "store".into(),
         members: members(&[&primary, &replica], Protocol::Redis),
-        primaries: 1,
+        roles: Roles::OnePrimary,
         sentinels: Vec::new(),
     };
     let watcher = tokio::spawn(watch(watched, tokio::time::Instant::now(), stop.clone()));
@@ -307,8 +298,8 @@ async fn a_sentinel_s_lines_are_on_the_timeline() {
     let watched = Watched {
         store: "store".into(),
         members: members(&[&primary], Protocol::Redis),
-        primaries: 1,
-        sentinels: vec![("sentinel-0".into(), at(&format!("127.0.0.1:{s}")))],
+        roles: Roles::OnePrimary,
+        sentinels: vec![("sentinel-0".into(), fixed(format!("127.0.0.1:{s}")))],
     };
     let watcher = tokio::spawn(watch(watched, tokio::time::Instant::now(), stop.clone()));
     sleep_ms(1000).await;
@@ -370,7 +361,7 @@ async fn a_memcached_node_lost_comes_back_empty() {
     let watched = Watched {
         store: "store".into(),
         members: members(&[&addr], Protocol::Memcached),
-        primaries: 0,
+        roles: Roles::None,
         sentinels: Vec::new(),
     };
     let watcher = tokio::spawn(watch(watched, tokio::time::Instant::now(), stop.clone()));

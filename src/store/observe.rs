@@ -4,8 +4,8 @@
 //!
 //! Per member: a restart (a new process), keys fallen to none, a full resync that
 //! dropped keys, evictions, a new role, a new memory limit, silence. Across members:
-//! which one said it was a primary at each question (spans, and a split when more do
-//! than the store has when whole), and how far each replica was behind the primary of
+//! which one said it was a primary at each question (spans, and a split when two do
+//! on a store with one primary), and how far each replica was behind the primary of
 //! its replication history.
 
 use std::time::Duration;
@@ -179,8 +179,10 @@ impl Member {
         }
         if last.role != info.role && !info.role.is_empty() {
             let detail = format!("became a {} (was a {})", info.role_name(), last.role_name());
-            // A change of role is the primary's business either way.
-            found.push((StoreEventKind::Role, detail, false));
+            // A primary's demotion is the service's business (what it acknowledged
+            // alone is gone), but a new process come back a replica held nothing
+            // the service used.
+            found.push((StoreEventKind::Role, detail, replica && !same));
         }
         if last.maxmemory != info.maxmemory {
             let detail = format!(
@@ -296,20 +298,33 @@ fn lag_of(replica: &Info, all: &[Option<Info>]) -> Option<u64> {
         .map(|p| p.repl_offset.saturating_sub(replica.repl_offset))
 }
 
+/// The roles a store's members have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Roles {
+    /// None: a single store, a memcached pool.
+    None,
+    /// One primary and its replicas (a replicated store): who was primary when, each
+    /// replica's lag, and a split when two say they are primaries at once.
+    OnePrimary,
+    /// A primary per shard, each with its replicas (a Redis Cluster): who was primary
+    /// when and each replica's lag; no split is told, since a node just started says
+    /// it is a primary before it holds any slot.
+    Sharded,
+}
+
 /// The whole store's answers, question after question, turned into its timeline.
 #[derive(Debug)]
 pub struct Observer {
     store: String,
     /// Watched as itself (a single store): its points go at the top of the timeline.
     single: bool,
-    /// Primaries the store has when whole; 0 where members have no roles.
-    primaries: usize,
+    roles: Roles,
     members: Vec<Member>,
     /// Spans as primary that ended, the first of them: room is kept for those of
     /// every member still under way, so that [`MAX_EVENTS`] holds them all.
     spans: Vec<PrimarySpan>,
     log: Events,
-    /// More primaries than `primaries` at the last question.
+    /// Two primaries or more at the last question, of a store that has one.
     split: bool,
     lag: LagTrace,
     asked: Duration,
@@ -318,20 +333,19 @@ pub struct Observer {
 impl Observer {
     /// A store watched as itself, `store`, one process.
     pub fn single(store: &str) -> Observer {
-        let mut observer = Observer::of(store, &[String::new()], 0);
+        let mut observer = Observer::of(store, &[String::new()], Roles::None);
         observer.single = true;
         observer
     }
 
-    /// `store` with `members`, of which `primaries` at once are primaries when the
-    /// store is whole (0: members have no roles, as in a pool).
-    pub fn of(store: &str, members: &[String], primaries: usize) -> Observer {
+    /// `store` with `members`, whose roles are `roles`.
+    pub fn of(store: &str, members: &[String], roles: Roles) -> Observer {
         Observer {
             store: store.to_string(),
             single: false,
-            primaries,
+            roles,
             members: (members.iter())
-                .map(|name| Member::new(name, primaries > 0))
+                .map(|name| Member::new(name, roles != Roles::None))
                 .collect(),
             spans: Vec::new(),
             log: Events::default(),
@@ -348,9 +362,9 @@ impl Observer {
         let lags: Vec<Option<u64>> = (answers.iter())
             .map(|a| a.as_ref().and_then(|a| lag_of(a, &answers)))
             .collect();
-        let split = match self.primaries {
-            0 => None,
-            _ => {
+        let split = match self.roles {
+            Roles::None => None,
+            Roles::OnePrimary | Roles::Sharded => {
                 let most = lags.iter().flatten().max().copied();
                 self.lag.push(at.as_millis() as u64, most);
                 self.roles(at, &answers)
@@ -366,7 +380,7 @@ impl Observer {
     }
 
     /// Follows which members said they were primaries at `at` (their spans); a split
-    /// when more did than the store has when whole, and it was not split before.
+    /// when two or more did of a store that has one, and it was not split before.
     fn roles(&mut self, at: Duration, answers: &[Option<Info>]) -> Option<StoreEvent> {
         let room = MAX_EVENTS - self.members.len();
         let mut primaries = Vec::new();
@@ -380,16 +394,13 @@ impl Observer {
                 self.spans.push(span);
             }
         }
-        let was_split = std::mem::replace(&mut self.split, primaries.len() > self.primaries);
-        if !self.split || was_split {
+        let split = self.roles == Roles::OnePrimary && primaries.len() > 1;
+        let was_split = std::mem::replace(&mut self.split, split);
+        if !split || was_split {
             return None;
         }
-        let expected = match self.primaries {
-            1 => String::new(),
-            n => format!(" ({n} when whole)"),
-        };
         let detail = format!(
-            "{} primaries at once{expected}: {}",
+            "{} primaries at once: {}",
             primaries.len(),
             primaries.join(", ")
         );
@@ -596,7 +607,7 @@ mod tests {
 
     #[test]
     fn a_long_run_keeps_a_bounded_timeline() {
-        let mut o = Observer::of("store", &members(3), 1);
+        let mut o = Observer::of("store", &members(3), Roles::OnePrimary);
         for k in 0..(4 * 3600) {
             // An outage every ten seconds: two events each, and a primary span.
             let answered = (k / 4) % 10 != 0;
@@ -614,7 +625,7 @@ mod tests {
 
     #[test]
     fn a_replica_s_lag_is_against_the_primary_of_its_history() {
-        let mut o = Observer::of("store", &members(3), 1);
+        let mut o = Observer::of("store", &members(3), Roles::OnePrimary);
         o.observe(
             ms(0),
             vec![
@@ -653,7 +664,7 @@ mod tests {
 
     #[test]
     fn a_promotion_and_a_split_show_who_was_primary_when() {
-        let mut o = Observer::of("store", &members(2), 1);
+        let mut o = Observer::of("store", &members(2), Roles::OnePrimary);
         let both = |at, zero: &str, one: &str| {
             let (r0, r1) = (zero == "master", one == "master");
             let h0 = if r0 { "h1" } else { "h2" };
@@ -704,7 +715,7 @@ mod tests {
 
     #[test]
     fn a_primary_restarted_empty_empties_its_replicas_after_it() {
-        let mut o = Observer::of("store", &members(3), 1);
+        let mut o = Observer::of("store", &members(3), Roles::OnePrimary);
         let before = vec![
             redis("p", "master", "h1", 9000, 1309),
             redis("r1", "slave", "h1", 9000, 1309),
@@ -757,5 +768,42 @@ mod tests {
             Some("store-0 restarted (a new process): it holds 4 keys, 1309 before between 0.2s and 0.5s")
         );
         assert_eq!(t.members[0].points[0].keys_min, 4);
+    }
+
+    #[test]
+    fn a_killed_primary_replaced_by_a_fresh_replica_is_no_demotion() {
+        let mut o = Observer::of("store", &members(2), Roles::OnePrimary);
+        o.observe(
+            ms(0),
+            vec![
+                redis("p", "master", "h1", 10, 5),
+                redis("r", "slave", "h1", 10, 5),
+            ],
+        );
+        o.observe(ms(250), vec![None, redis("r", "master", "h2", 10, 5)]);
+        o.observe(
+            ms(500),
+            vec![
+                redis("fresh", "slave", "h2", 10, 5),
+                redis("r", "master", "h2", 10, 5),
+            ],
+        );
+        let t = o.finish().timeline;
+        assert_eq!(
+            said(&t),
+            [
+                "store-0 stopped answering",
+                "store-1 became a primary (was a replica)",
+                "store-0 answers again",
+                "store-0 restarted (a new process): it holds 5 keys, 5 before",
+                "store-0 became a replica (was a primary)",
+            ]
+        );
+        let replicas: Vec<bool> = t.events.iter().map(|e| e.replica).collect();
+        assert_eq!(replicas, [false, false, true, true, true]);
+        assert_eq!(
+            t.nearest(ms(900)).as_deref(),
+            Some("store-1 became a primary (was a replica) between 0.0s and 0.2s")
+        );
     }
 }

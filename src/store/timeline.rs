@@ -88,8 +88,8 @@ pub enum StoreEventKind {
     Role,
     /// Its `maxmemory` changed.
     MemoryLimit,
-    /// More members said they were primaries at once than the store has when whole:
-    /// a split, each side acknowledging writes the other does not have.
+    /// Two members of a store with one primary said they were primaries at once: a
+    /// split, each side acknowledging writes the other does not have.
     Split,
     /// A line a Sentinel published (`+sdown`, `+switch-master` …), as it said it.
     Sentinel,

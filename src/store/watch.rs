@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::info::Info;
 use super::observe::Observer;
+pub use super::observe::Roles;
 use super::resp::{Connection, Reply};
 use super::timeline::Recorded;
 use super::{memcached, sentinel};
@@ -65,9 +66,7 @@ pub struct Watched {
     pub store: String,
     /// Its members; a single store is one member named like the store.
     pub members: Vec<Member>,
-    /// Primaries it has at once when whole: 1 (replicated), 3 (a cluster); 0 where
-    /// members have no roles (a single store, a pool).
-    pub primaries: usize,
+    pub roles: Roles,
     /// A replicated store's Sentinels, by name: the first that answers is listened to.
     pub sentinels: Vec<(String, Locate)>,
 }
@@ -82,7 +81,7 @@ impl Watched {
                 protocol,
                 locate,
             }],
-            primaries: 0,
+            roles: Roles::None,
             sentinels: Vec::new(),
         }
     }
@@ -100,7 +99,7 @@ pub async fn watch(watched: Watched, start: Instant, stop: CancellationToken) ->
         true => Observer::single(&watched.store),
         false => {
             let names: Vec<String> = watched.members.iter().map(|m| m.name.clone()).collect();
-            Observer::of(&watched.store, &names, watched.primaries)
+            Observer::of(&watched.store, &names, watched.roles)
         }
     };
     let Watched {

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use super::store::member_now;
 use super::{DockerCluster, STORE_HOST};
 use crate::cluster::engine::Engine;
-use crate::plan::topology::{self, Topology, CLUSTER_PRIMARIES, SENTINELS, SENTINEL_PORT};
+use crate::plan::topology::{self, Topology, SENTINELS, SENTINEL_PORT};
 use crate::plan::StoreKind;
-use crate::store::watch::{Locate, Member, Protocol, Watched};
+use crate::store::watch::{Locate, Member, Protocol, Roles, Watched};
 
 impl DockerCluster {
     /// The store as the harness watches it: a single Redis as itself, every member of
@@ -20,16 +20,16 @@ impl DockerCluster {
     pub(super) fn watched(&self) -> Option<Watched> {
         let port = self.plan.store.port;
         let topology = self.plan.store.topology;
-        let (protocol, primaries) = match topology {
+        let (protocol, roles) = match topology {
             Topology::Single if self.plan.store.kind == StoreKind::Redis => {
                 let container = self.name(STORE_HOST);
                 let locate = self.locate(port, move || container.clone());
                 return Some(Watched::single(STORE_HOST, Protocol::Redis, locate));
             }
             Topology::Single => return None,
-            Topology::Replicated { .. } => (Protocol::Redis, 1),
-            Topology::Cluster => (Protocol::Redis, CLUSTER_PRIMARIES),
-            Topology::MemcachedPool { .. } => (Protocol::Memcached, 0),
+            Topology::Replicated { .. } => (Protocol::Redis, Roles::OnePrimary),
+            Topology::Cluster => (Protocol::Redis, Roles::Sharded),
+            Topology::MemcachedPool { .. } => (Protocol::Memcached, Roles::None),
         };
         let members = (0..topology.members())
             .map(|index| {
@@ -55,7 +55,7 @@ impl DockerCluster {
         Some(Watched {
             store: STORE_HOST.to_string(),
             members,
-            primaries,
+            roles,
             sentinels,
         })
     }
