@@ -131,7 +131,12 @@ impl Validator<'_> {
             }
             d => self.optional_duration(d, "chaos.duration", Duration::from_secs(3)),
         };
-        let grace = self.optional_duration(&raw.grace, "chaos.grace", Duration::from_secs(2));
+        // No grace is SIGKILL at once: a `restart` then brings a store back in a few
+        // hundred milliseconds, as a supervisor restarting a crashed process does.
+        let grace = match &raw.grace {
+            Some(g) => self.duration(g, "chaos.grace"),
+            None => Some(Duration::from_secs(2)),
+        };
         let after_kill = match &raw.after_kill {
             None => Some(AfterKill::Replace),
             Some(a) if fault.is_some_and(|f| !f.entry().kills) => {
