@@ -468,6 +468,16 @@ fn a_store_of_members_is_reported_per_member() {
         lane.contains("store-0") && lane.contains("store-1"),
         "a row per member"
     );
+    // The anomalies over time carry what the store did that the service could see:
+    // store-0's restart and the split, not a replica's emptying nor a Sentinel's line.
+    let anomalies = report::charts::anomalies(&summary).unwrap();
+    assert!(anomalies.contains("store event (restarted, emptied, evicted, role)"));
+    let without = {
+        let mut s = replicated_store();
+        s.store.as_mut().unwrap().events.retain(|e| !e.reaches_the_service());
+        report::charts::anomalies(&s).unwrap()
+    };
+    assert!(!without.contains("store event"), "only events the service saw");
 }
 
 /// A day of one-second rows, as the collector makes them: summary.json and

@@ -463,6 +463,17 @@ pub fn anomalies(summary: &Summary) -> Result<String> {
         .flat_map(|s| AnomalyKind::ALL.iter().filter_map(|k| s.peak_of(*k)))
         .fold(1, u64::max) as f64
         * 1.25;
+    // What the store did that the service could see, above the anomalies it may
+    // explain: a restart, an emptying, evictions, a new primary, a split.
+    let store_marks: Vec<(f64, f64)> = (summary.store.iter())
+        .flat_map(|s| &s.events)
+        .filter(|e| {
+            e.reaches_the_service()
+                && (marked(e.kind)
+                    || matches!(e.kind, StoreEventKind::Evicted | StoreEventKind::Split))
+        })
+        .map(|e| (e.at_ms as f64 / 1000.0, top * 0.95))
+        .collect();
     let caption = "Anomalies per second, by kind, against the faults";
     time_chart(
         summary,
@@ -488,6 +499,19 @@ pub fn anomalies(summary: &Summary) -> Result<String> {
                         points
                             .into_iter()
                             .map(|p| Circle::new(p, 3, color.filled())),
+                    )
+                    .map_err(err)?;
+            }
+            if !store_marks.is_empty() {
+                entries.push((
+                    "store event (restarted, emptied, evicted, role)".to_string(),
+                    DID,
+                ));
+                chart
+                    .draw_series(
+                        store_marks
+                            .into_iter()
+                            .map(|p| TriangleMarker::new(p, 6, DID.filled())),
                     )
                     .map_err(err)?;
             }
