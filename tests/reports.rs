@@ -474,10 +474,17 @@ fn a_store_of_members_is_reported_per_member() {
     assert!(anomalies.contains("store event (restarted, emptied, evicted, role)"));
     let without = {
         let mut s = replicated_store();
-        s.store.as_mut().unwrap().events.retain(|e| !e.reaches_the_service());
+        s.store
+            .as_mut()
+            .unwrap()
+            .events
+            .retain(|e| !e.reaches_the_service());
         report::charts::anomalies(&s).unwrap()
     };
-    assert!(!without.contains("store event"), "only events the service saw");
+    assert!(
+        !without.contains("store event"),
+        "only events the service saw"
+    );
 }
 
 /// A day of one-second rows, as the collector makes them: summary.json and
