@@ -778,6 +778,164 @@ fn a_sigkilled_harness_leaves_the_attached_store_with_its_maxmemory() {
     assert_stack_intact(&stack, &before, &run.run_id);
 }
 
+/// One answer of the Redis or Sentinel at `addr` (a published port), as the texts
+/// of its parts; `None` if it does not answer.
+fn ask(addr: &str, args: &[&str]) -> Option<Vec<String>> {
+    use sessionstorm::store::resp::{self, Reply};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    match runtime.block_on(resp::ask(addr, args)).ok()? {
+        Reply::Array(Some(parts)) => Some(parts.iter().filter_map(Reply::text).collect()),
+        reply => Some(reply.text().into_iter().collect()),
+    }
+}
+
+/// The master the Sentinel watches in the test's stack.
+const MASTER: &str = "mymaster";
+
+/// Gives `stack` a replica of its Redis and one Sentinel watching that Redis
+/// (published on 127.0.0.1), both of the stack; returns the replica's container and
+/// the Sentinel's address, once the Sentinel knows the replica.
+fn with_sentinel(stack: &Stack) -> (String, String) {
+    let label = format!("sessionstorm.run={}", stack.id);
+    let network = format!("{}-net", stack.id);
+    let replica = format!("{}-store-replica", stack.id);
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &replica,
+        "--label",
+        &label,
+        "--network",
+        &network,
+        "sessionstorm/redis",
+        "--bind",
+        "0.0.0.0",
+        "--protected-mode",
+        "no",
+        "--save",
+        "",
+        "--replicaof",
+        "store",
+        "6379",
+    ]);
+    let synced = wait_for(std::time::Duration::from_secs(30), || {
+        ask(&stack.store_addr, &["INFO", "replication"])
+            .is_some_and(|info| info.concat().contains("state=online"))
+    });
+    assert!(synced.is_some(), "the store's replica never synced");
+
+    let sentinel = format!("{}-sentinel", stack.id);
+    docker(&[
+        "create",
+        "--name",
+        &sentinel,
+        "--label",
+        &label,
+        "--network",
+        &network,
+        "-p",
+        "127.0.0.1::26379",
+        "sessionstorm/redis",
+        "/sentinel.conf",
+        "--sentinel",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sentinel.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "port 26379\nprotected-mode no\nsentinel resolve-hostnames yes\n\
+             sentinel monitor {MASTER} store 6379 1\n\
+             sentinel down-after-milliseconds {MASTER} 1000\n"
+        ),
+    )
+    .unwrap();
+    docker(&[
+        "cp",
+        config.to_str().unwrap(),
+        &format!("{sentinel}:/sentinel.conf"),
+    ]);
+    docker(&["start", &sentinel]);
+    let addr = docker(&["port", &sentinel, "26379"]);
+    let addr = addr.lines().next().unwrap().to_string();
+    let knows = wait_for(std::time::Duration::from_secs(30), || {
+        ask(&addr, &["SENTINEL", "MASTER", MASTER])
+            .is_some_and(|f| f.windows(2).any(|w| w == ["num-slaves", "1"]))
+    });
+    assert!(knows.is_some(), "the Sentinel never found the replica");
+    (replica, addr)
+}
+
+/// `[attach] sentinel`: the Sentinel of the stack's store is heard during the run.
+/// The test (not the harness, which only listens) pauses the store's replica every
+/// few seconds, and the Sentinel's `+sdown slave` and `-sdown slave` lines are in the
+/// store's timeline as `sentinel` events; the kills of the service's replicas went
+/// as ever, and the Sentinel still names the primary it named before.
+#[test]
+fn an_attached_sentinel_is_heard_on_the_store_timeline() {
+    let _turn = docker_turn();
+    let stack = Stack::up("redis", "no");
+    let (replica, sentinel) = with_sentinel(&stack);
+    let primary = ask(&sentinel, &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER]);
+    let before = lives(&stack);
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("sentinel.toml");
+    let text = std::fs::read_to_string(repo("scenarios/attach.toml")).unwrap();
+    let attach = format!(
+        "service = \"app\"\nstore = \"redis://{}\"\nsentinel = \"redis://{sentinel}\"\n",
+        stack.store_addr
+    );
+    std::fs::write(&scenario, text.replacen("service = \"app\"\n", &attach, 1)).unwrap();
+
+    // Paused and unpaused over and over until the run ends: whenever its load
+    // starts, a whole pause falls within it.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let pausing = std::thread::spawn({
+        let (replica, done) = (replica.clone(), std::sync::Arc::clone(&done));
+        move || {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                docker(&["pause", &replica]);
+                std::thread::sleep(std::time::Duration::from_secs(3));
+                docker(&["unpause", &replica]);
+                std::thread::sleep(std::time::Duration::from_secs(2));
+            }
+        }
+    });
+    let run_id = unique("attach-sentinel");
+    let (output, summary) = stack.run_scenario(
+        &scenario,
+        &run_id,
+        &["--duration", "12s", "--selector", &stack.selector],
+    );
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    pausing.join().unwrap();
+    let summary = summary.expect("summary.json written");
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert!(!killed(&summary).is_empty(), "{}", describe(&output));
+
+    let events = summary["store"]["events"].as_array().unwrap();
+    let heard: Vec<&str> = (events.iter())
+        .filter(|e| e["kind"] == "sentinel")
+        .inspect(|e| assert_eq!(e["member"], "sentinel", "{e}"))
+        .map(|e| e["detail"].as_str().unwrap())
+        .collect();
+    for line in ["+sdown slave ", "-sdown slave "] {
+        assert!(
+            heard.iter().any(|h| h.starts_with(line)),
+            "{line}: {heard:?}"
+        );
+    }
+    assert_eq!(
+        ask(&sentinel, &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER]),
+        primary
+    );
+    assert_stack_intact(&stack, &before, &run_id);
+}
+
 /// Removes a Compose project when dropped.
 struct ComposeGuard {
     project: String,

@@ -97,6 +97,9 @@ pub struct AttachedCluster {
     journal: Journal,
     /// The stack's Redis, `host:port` (`[attach] store`), if named.
     store: Option<String>,
+    /// A Sentinel of that store, `host:port` (`[attach] sentinel`), if named: listened
+    /// to, never told anything.
+    sentinel: Option<String>,
     /// The store's `maxmemory` before a `memory_pressure` fault lowered it (the
     /// first value, if faults overlap), to put back.
     store_was: Mutex<Option<u64>>,
@@ -215,6 +218,7 @@ impl AttachedCluster {
             helpers: AtomicU32::new(0),
             journal: Journal::default(),
             store: attach.store.clone(),
+            sentinel: attach.sentinel.clone(),
             store_was: Mutex::default(),
         })
     }
@@ -633,11 +637,16 @@ impl Lifecycle for AttachedCluster {
         self.engine.remove_run(&self.run_id).await
     }
 
-    /// The store `[attach] store` names, at that address.
+    /// The store `[attach] store` names, at that address, and the Sentinel `[attach]
+    /// sentinel` names, listened to there.
     fn store_watch(&self) -> Option<crate::store::watch::Watched> {
         use crate::store::watch::{fixed, Protocol, Watched};
         let store = self.store.clone()?;
-        Some(Watched::single(STORE, Protocol::Redis, fixed(store)))
+        let mut watched = Watched::single(STORE, Protocol::Redis, fixed(store));
+        watched.sentinels = (self.sentinel.iter())
+            .map(|addr| (SENTINEL.to_string(), fixed(addr.clone())))
+            .collect();
+        Some(watched)
     }
 }
 
@@ -765,6 +774,8 @@ impl AttachedCluster {
 
 /// The store, as its faults' records and its timeline name it.
 const STORE: &str = "store";
+/// The `[attach] sentinel`, as the store's timeline names the lines it heard from it.
+const SENTINEL: &str = "sentinel";
 
 /// The hold of a killed or stopped member.
 fn down(member: &Member) -> Hold {

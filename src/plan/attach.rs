@@ -21,6 +21,9 @@ pub struct AttachPlan {
     /// it: it asks it `INFO` during the run, and `memory_pressure` sets its
     /// `maxmemory`. `None`: the stack's store is not the harness's to see.
     pub store: Option<String>,
+    /// A Sentinel of that store as `host:port` (`[attach] sentinel`): the harness
+    /// listens to its lines (`PSUBSCRIBE *`, nothing else) during the run.
+    pub sentinel: Option<String>,
 }
 
 impl AttachPlan {

@@ -78,6 +78,9 @@ pub struct Attach {
     /// The stack's Redis, `redis://host:port`, as the harness reaches it: watched
     /// during the run, and the one store `memory_pressure` may act on.
     pub store: Option<Spanned<String>>,
+    /// A Sentinel watching that Redis, `redis://host:port`: its lines join the
+    /// store's timeline (needs `store`).
+    pub sentinel: Option<Spanned<String>>,
 }
 
 /// `[service]`: the replicas under test.

@@ -31,6 +31,7 @@ use crate::scenario::{Problem, Scenario, Source};
 const SERVICE_KEYS_KEPT: [&str; 2] = ["health_path", "ready_timeout"];
 const URL_EXAMPLE: &str = "http://127.0.0.1:8080";
 const STORE_EXAMPLE: &str = "redis://127.0.0.1:6379";
+const SENTINEL_EXAMPLE: &str = "redis://127.0.0.1:26379";
 
 /// Reads attach mode from the command line and the scenario: `None` when neither asks
 /// for it. Every problem found is returned, located like the rest of the scenario's.
@@ -133,21 +134,34 @@ pub fn plan(
         Err(problem) => problems.push(problem),
     }
 
-    let store = file.and_then(|f| f.store.as_ref()).and_then(|store| {
-        let checked = check_store(store.get_ref());
-        let swarm = raw.cluster.engine.as_ref();
-        match checked {
-            Err(m) => problems.push(at(store.span(), m)),
-            Ok(_) if swarm.is_some_and(|e| e.get_ref() == "swarm") => problems.push(at(
-                store.span(),
-                "`attach.store` is not used on the swarm engine yet: attach to the stack with engine \"docker\" to watch its store"
-                    .into(),
+    let swarm = raw.cluster.engine.as_ref();
+    let swarm = swarm.is_some_and(|e| e.get_ref() == "swarm");
+    let mut redis_url = |key: &str, value: Option<&toml::Spanned<String>>, example: &str| {
+        let value = value?;
+        match check_redis_url(key, value.get_ref(), example) {
+            Err(m) => problems.push(at(value.span(), m)),
+            Ok(_) if swarm => problems.push(at(
+                value.span(),
+                format!("`attach.{key}` is not used on the swarm engine yet: attach to the stack with engine \"docker\" to watch its store"),
             )),
             Ok(address) => return Some(address),
         }
         None
-    });
+    };
+    let store = redis_url("store", file.and_then(|f| f.store.as_ref()), STORE_EXAMPLE);
+    let sentinel_named = file.and_then(|f| f.sentinel.as_ref());
+    let sentinel = redis_url("sentinel", sentinel_named, SENTINEL_EXAMPLE);
     let store_named = file.and_then(|f| f.store.as_ref()).is_some();
+    // A Sentinel's lines are told on the store's timeline: without a store there is none.
+    if let (Some(named), false) = (sentinel_named, store_named) {
+        problems.push(at(
+            named.span(),
+            format!(
+                "`attach.sentinel` needs `attach.store`: its lines join the store's timeline; \
+                 name the Redis it watches too, e.g. store = \"{STORE_EXAMPLE}\""
+            ),
+        ));
+    }
 
     problems.extend(keys_of_started_containers(source, settings));
     for chaos in &raw.chaos {
@@ -194,7 +208,15 @@ pub fn plan(
         }
     }
     match url {
-        Ok(url) if problems.is_empty() => (Some(AttachPlan { url, labels, store }), problems),
+        Ok(url) if problems.is_empty() => (
+            Some(AttachPlan {
+                url,
+                labels,
+                store,
+                sentinel,
+            }),
+            problems,
+        ),
         Ok(_) => (None, problems),
         Err(problem) => {
             problems.insert(0, problem);
@@ -256,12 +278,12 @@ fn check_url(text: &str) -> Result<String, String> {
     Ok(text.trim_end_matches('/').to_string())
 }
 
-/// `[attach] store`: a `redis://HOST:PORT` URL and nothing more (the harness sends
-/// no `AUTH` and picks no database: `INFO` and `CONFIG` are the server's), as the
-/// `host:port` the harness connects to.
-fn check_store(text: &str) -> Result<String, String> {
+/// `[attach] store` or `sentinel` (`key`): a `redis://HOST:PORT` URL and nothing
+/// more (the harness sends no `AUTH` and picks no database: `INFO`, `CONFIG` and a
+/// Sentinel's channels are the server's), as the `host:port` the harness connects to.
+fn check_redis_url(key: &str, text: &str, example: &str) -> Result<String, String> {
     let wrong = |why: String| {
-        format!("`attach.store` {text:?}: {why}; write a redis:// URL with a host and a port, e.g. {STORE_EXAMPLE}")
+        format!("`attach.{key}` {text:?}: {why}; write a redis:// URL with a host and a port, e.g. {example}")
     };
     let url = url::Url::parse(text).map_err(|e| wrong(format!("not a URL ({e})")))?;
     if url.scheme() != "redis" {
@@ -473,6 +495,10 @@ mod tests {
         assert!(ftp.contains("not an http:// or https:// URL"), "{ftp}");
     }
 
+    fn check_store(text: &str) -> Result<String, String> {
+        check_redis_url("store", text, STORE_EXAMPLE)
+    }
+
     #[test]
     fn the_store_is_a_redis_url_with_a_host_and_a_port_only() {
         assert_eq!(
@@ -555,6 +581,50 @@ mod tests {
                 .iter()
                 .any(|p| p
                     .contains("a.toml:7:9: `attach.store` is not used on the swarm engine yet")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn a_sentinel_is_a_redis_url_next_to_the_store_and_not_on_swarm() {
+        let both = ATTACHED.replace(
+            "service = \"app\"\n",
+            "service = \"app\"\nstore = \"redis://127.0.0.1:6379\"\nsentinel = \"redis://127.0.0.1:26379\"\n",
+        );
+        let attach = plan_of(&both, Requested::default())
+            .unwrap()
+            .attach
+            .unwrap();
+        assert_eq!(attach.store.as_deref(), Some("127.0.0.1:6379"));
+        assert_eq!(attach.sentinel.as_deref(), Some("127.0.0.1:26379"));
+
+        let bad = both.replace("redis://127.0.0.1:26379", "127.0.0.1:26379");
+        let problems = plan_of(&bad, Requested::default()).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0]
+                .starts_with("a.toml:8:12: `attach.sentinel` \"127.0.0.1:26379\": not a URL")
+                && problems[0].contains("e.g. redis://127.0.0.1:26379"),
+            "{problems:?}"
+        );
+
+        let alone = ATTACHED.replace(
+            "service = \"app\"\n",
+            "service = \"app\"\nsentinel = \"redis://127.0.0.1:26379\"\n",
+        );
+        let problems = plan_of(&alone, Requested::default()).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with("a.toml:7:12: `attach.sentinel` needs `attach.store`")
+                && problems[0].contains("store = \"redis://127.0.0.1:6379\""),
+            "{problems:?}"
+        );
+
+        let swarm = both.replace("[load]", "[cluster]\nengine = \"swarm\"\n[load]");
+        let problems = plan_of(&swarm, Requested::default()).unwrap_err();
+        assert!(
+            problems.iter().any(|p| p
+                .starts_with("a.toml:8:12: `attach.sentinel` is not used on the swarm engine yet")),
             "{problems:?}"
         );
     }
