@@ -16,6 +16,8 @@ use common::{
 /// and the requests that failed meanwhile are failed requests, not anomalies. Each
 /// fault's record names the member killed, the one promoted and the failover time;
 /// a fresh member under the dead one's name is the next failover's promoted replica.
+/// The store's timeline has the cluster's own account: the killed member marked
+/// failing, and its replica a primary of its slots.
 #[test]
 fn a_cluster_failover_loses_nothing_and_says_who_was_promoted_when() {
     let _docker = docker_turn();
@@ -43,6 +45,24 @@ fn a_cluster_failover_loses_nothing_and_says_who_was_promoted_when() {
         let ready = fault["ready_after_ms"].as_u64().unwrap();
         assert!((1000..15_000).contains(&ready), "{fault}");
         assert!(fault["error"].is_null(), "{fault}");
+    }
+    let told: Vec<(&str, &str)> = (summary["store"]["events"].as_array().unwrap().iter())
+        .filter(|e| e["kind"] == "cluster")
+        .map(|e| {
+            (
+                e["member"].as_str().unwrap_or(""),
+                e["detail"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    for said in [
+        ("store-0", "marked failing by the cluster (fail)"),
+        (
+            "store-3",
+            "is a primary of slots 0-5460 (was a replica of store-0)",
+        ),
+    ] {
+        assert!(told.contains(&said), "{said:?} in {told:#?}");
     }
     assert!(
         summary["faults"]["failed_requests"].as_u64().unwrap() > 0,

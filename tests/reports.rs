@@ -368,8 +368,9 @@ fn charts_draw_faults_that_hit_and_leave_out_skipped_ones() {
 }
 
 /// The fixture as a run on a replicated store would have it: each member's points,
-/// their events (a replica's and a Sentinel's among them), who was primary when (a
-/// split), and the replicas' lag at the first fault.
+/// their events (a replica's, a Sentinel's line and, as a Redis Cluster would tell
+/// it, the cluster's view among them), who was primary when (a split), and the
+/// replicas' lag at the first fault.
 fn replicated_store() -> Summary {
     let mut json: serde_json::Value = serde_json::from_str(FIXTURE).unwrap();
     let point = |t: u64, keys: u64, lag: Option<u64>| {
@@ -391,9 +392,10 @@ fn replicated_store() -> Summary {
             {"at_ms": 7500, "since_ms": 7250, "kind": "restarted", "detail": "restarted (a new process): it holds 0 keys, 900 before", "member": "store-0"},
             {"at_ms": 8000, "since_ms": 7750, "kind": "emptied", "detail": "emptied: 900 keys, then none", "member": "store-1", "replica": true},
             {"at_ms": 8250, "since_ms": 8250, "kind": "sentinel", "detail": "+sdown master sessions store-0 6379", "member": "sentinel-0"},
+            {"at_ms": 8500, "since_ms": 8250, "kind": "cluster", "detail": "marked failing by the cluster (fail)", "member": "store-0"},
             {"at_ms": 9000, "since_ms": 8750, "kind": "split", "detail": "2 primaries at once: store-0, store-1"}
         ],
-        "events_total": 5,
+        "events_total": 6,
         "evicted_total": 0,
         "members": [
             {"member": "store-0", "points": [point(0, 120, None), point(7, 0, None)], "evicted_total": 0},
@@ -421,7 +423,7 @@ fn a_store_of_members_is_reported_per_member() {
 
     let terminal = summary.render_text();
     for line in [
-        "store store: 5 events, 0 keys evicted",
+        "store store: 6 events, 0 keys evicted",
         "  7.0s store-0 stopped answering",
         "  8.0s store-1 emptied: 900 keys, then none",
         "  9.0s 2 primaries at once: store-0, store-1",
@@ -431,8 +433,8 @@ fn a_store_of_members_is_reported_per_member() {
         assert!(terminal.contains(line), "{line:?} in {terminal}");
     }
     assert!(
-        !terminal.contains("+sdown"),
-        "a Sentinel's lines are in events.csv: {terminal}"
+        !terminal.contains("+sdown") && !terminal.contains("marked failing"),
+        "a Sentinel's lines and the cluster's view are in events.csv: {terminal}"
     );
 
     let events = text(csv::events(&summary, &summary.faults.events).unwrap());
@@ -440,6 +442,7 @@ fn a_store_of_members_is_reported_per_member() {
         "7000,store,unreachable,store-0,",
         "8000,store,emptied,store-1,",
         "8250,store,sentinel,sentinel-0,",
+        "8500,store,cluster,store-0,",
         "9000,store,split,store,",
         "the store's replicas 120 bytes behind their primary",
     ] {
@@ -469,7 +472,8 @@ fn a_store_of_members_is_reported_per_member() {
         "a row per member"
     );
     // The anomalies over time carry what the store did that the service could see:
-    // store-0's restart and the split, not a replica's emptying nor a Sentinel's line.
+    // store-0's restart and the split, not a replica's emptying, a Sentinel's line
+    // nor the cluster's view.
     let anomalies = report::charts::anomalies(&summary).unwrap();
     assert!(anomalies.contains("store event (restarted, emptied, evicted, role)"));
     let without = {

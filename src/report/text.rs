@@ -4,7 +4,6 @@
 use std::fmt::Write as _;
 
 use super::Summary;
-use crate::store::timeline::StoreEventKind;
 
 impl Summary {
     /// On an orchestrator: its tasks, nodes, replacements per slot, and the time
@@ -42,7 +41,7 @@ impl Summary {
     }
 
     /// What the store did, where it was watched: its first events (a Sentinel's
-    /// lines are in events.csv), how many more, which member was primary when, and
+    /// lines and the cluster's view are in events.csv), how many more, which member was primary when, and
     /// how far its replicas were behind at each fault.
     fn store_lines(&self, out: &mut String) {
         const SHOWN: usize = 6;
@@ -55,7 +54,7 @@ impl Summary {
             "store {}: {} events, {} keys evicted",
             store.member, store.events_total, store.evicted_total
         );
-        let own = (store.events.iter()).filter(|e| e.kind != StoreEventKind::Sentinel);
+        let own = (store.events.iter()).filter(|e| !e.kind.is_an_account());
         let mut shown = 0;
         for e in own.take(SHOWN) {
             let who = match e.member.as_str() {

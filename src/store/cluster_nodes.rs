@@ -19,8 +19,10 @@ pub struct Node {
     /// The node that answered (`myself`).
     pub myself: bool,
     pub primary: bool,
-    /// Failed in the cluster's view (`fail`; a `fail?` one is only suspected).
+    /// Failed in the cluster's view (`fail`).
     pub failed: bool,
+    /// Suspected by the node that answered (`fail?`), not yet agreed failed.
+    pub suspected: bool,
     /// A replica's primary.
     pub primary_id: Option<String>,
     /// Slot ranges served, inclusive (slots being moved are left out).
@@ -67,6 +69,7 @@ fn parse_line(line: &str) -> Option<Node> {
         myself: flags.contains(&"myself"),
         primary: flags.contains(&"master"),
         failed: flags.contains(&"fail"),
+        suspected: flags.contains(&"fail?"),
         primary_id: (*primary_id != "-").then(|| primary_id.to_string()),
         slots,
     })

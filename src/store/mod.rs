@@ -5,6 +5,7 @@
 //! sessions were lost.
 
 pub mod cluster_nodes;
+pub mod cluster_view;
 pub mod info;
 pub mod memcached;
 pub mod observe;

@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use super::cluster_view::{self, View};
 use super::info::Info;
 use super::timeline::{
     LagTrace, MemberTimeline, PrimarySpan, Recorded, StoreEvent, StoreEventKind, StorePoint,
@@ -328,6 +329,8 @@ pub struct Observer {
     split: bool,
     lag: LagTrace,
     asked: Duration,
+    /// A Redis Cluster's last view of itself, from one live member.
+    cluster: Option<View>,
 }
 
 impl Observer {
@@ -352,6 +355,7 @@ impl Observer {
             split: false,
             lag: LagTrace::default(),
             asked: Duration::ZERO,
+            cluster: None,
         }
     }
 
@@ -411,6 +415,21 @@ impl Observer {
     pub fn sentinel(&mut self, at: Duration, sentinel: &str, line: &str) {
         let line = event(StoreEventKind::Sentinel, line.to_string(), sentinel);
         self.log.heard(at, line);
+    }
+
+    /// What a Redis Cluster said of itself at the question at `at` (after
+    /// [`Observer::observe`] of it), one live member's view (`None`: none answered):
+    /// what changed since the last view, as `cluster` events.
+    pub fn cluster(&mut self, at: Duration, view: Option<View>) {
+        let Some(view) = view else { return };
+        let Some(before) = self.cluster.replace(view) else {
+            return;
+        };
+        let now = self.cluster.as_ref().expect("just replaced");
+        for (member, detail) in cluster_view::changes(&before, now) {
+            self.log
+                .push(at, event(StoreEventKind::Cluster, detail, &member));
+        }
     }
 
     pub fn finish(mut self) -> Recorded {
@@ -805,5 +824,39 @@ mod tests {
             t.nearest(ms(900)).as_deref(),
             Some("store-1 became a primary (was a replica) between 0.0s and 0.2s")
         );
+    }
+
+    #[test]
+    fn the_cluster_s_view_is_told_from_its_second_answer_and_reaches_no_one() {
+        let mut o = Observer::of("store", &members(2), Roles::Sharded);
+        let nodes = |flags: &str| {
+            View::parse(
+                "cluster_state:ok\r\n",
+                &format!(
+                    "a0 10.0.0.2:6379@16379,store-0 {flags} - 0 0 1 connected 0-16383\n\
+                     b1 10.0.0.3:6379@16379,store-1 myself,slave a0 0 0 1 connected\n"
+                ),
+            )
+        };
+        let answers = || {
+            vec![
+                redis("a", "master", "h", 0, 5),
+                redis("b", "slave", "h", 0, 5),
+            ]
+        };
+        for (at, view) in [
+            (0, Some(nodes("master,fail?"))),
+            (250, None),
+            (500, Some(nodes("master,fail"))),
+            (750, Some(nodes("master,fail"))),
+        ] {
+            o.observe(ms(at), answers());
+            o.cluster(ms(at), view);
+        }
+        let t = o.finish().timeline;
+        assert_eq!(said(&t), ["store-0 marked failing by the cluster (fail)"]);
+        assert_eq!(kinds(&t), [StoreEventKind::Cluster]);
+        assert_eq!((t.events[0].since_ms, t.events[0].at_ms), (250, 500));
+        assert_eq!(t.nearest(ms(1000)), None, "the service sees no view");
     }
 }

@@ -93,6 +93,18 @@ pub enum StoreEventKind {
     Split,
     /// A line a Sentinel published (`+sdown`, `+switch-master` …), as it said it.
     Sentinel,
+    /// A Redis Cluster's own view changed (`CLUSTER NODES`, `CLUSTER INFO`): a node
+    /// suspected or marked failing, a node's role as the cluster says it, a node
+    /// joined or forgotten, `cluster_state` between ok and fail.
+    Cluster,
+}
+
+impl StoreEventKind {
+    /// An account of the store by its watchers (Sentinel's lines, the cluster's
+    /// view), not what a member did: it only leads up to what the members do.
+    pub fn is_an_account(self) -> bool {
+        matches!(self, StoreEventKind::Sentinel | StoreEventKind::Cluster)
+    }
 }
 
 /// Something the store did, when, in words.
@@ -108,8 +120,9 @@ pub struct StoreEvent {
     /// Keys evicted in this episode (evictions less than a second apart are one).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub keys: u64,
-    /// The member that did it (`store-1`), or the Sentinel that said it; empty for
-    /// the store as a whole ([`StoreTimeline::member`]).
+    /// The member that did it (`store-1`), the Sentinel that said it, or the member
+    /// the cluster's view is about; empty for the store as a whole
+    /// ([`StoreTimeline::member`]).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub member: String,
     /// The member was a replica then: the service reads and writes the primary, so
@@ -120,9 +133,9 @@ pub struct StoreEvent {
 
 impl StoreEvent {
     /// Whether the service could have seen what this did to the data: neither a
-    /// replica's nor a Sentinel's line.
+    /// replica's, nor a Sentinel's line, nor the cluster's view.
     pub fn reaches_the_service(&self) -> bool {
-        !self.replica && self.kind != StoreEventKind::Sentinel
+        !self.replica && !self.kind.is_an_account()
     }
 }
 
@@ -196,8 +209,8 @@ impl StoreTimeline {
     }
 
     /// The last event before `at` that the service could have seen, in words:
-    /// `store-0 restarted … between 4.0s and 4.3s`. A replica's events and a
-    /// Sentinel's lines only lead up to what the primary does.
+    /// `store-0 restarted … between 4.0s and 4.3s`. A replica's events, a
+    /// Sentinel's lines and the cluster's view only lead up to what the primary does.
     pub fn nearest(&self, at: Duration) -> Option<String> {
         self.last_before(at, StoreEvent::reaches_the_service)
             .map(|e| format!("{} {}", self.who(e), self.when(e)))
@@ -267,6 +280,7 @@ mod tests {
                 event(1000, Restarted, "store-0", false),
                 event(1500, Emptied, "store-1", true),
                 event(1750, Sentinel, "sentinel-0", false),
+                event(1800, Cluster, "store-0", false),
                 event(2000, Split, "", false),
             ],
             ..StoreTimeline::default()

@@ -1,8 +1,10 @@
 //! The store's own timeline, as it happens: the harness asks every member of the
 //! store how it is a few times a second while the load runs (a Redis `INFO`, a
 //! memcached `stats`), all members at once so their answers describe one moment, and
-//! listens to a Sentinel's lines where the store has Sentinels. [`Observer`] turns
-//! what it hears into the timeline (`super::timeline`).
+//! listens to a Sentinel's lines where the store has Sentinels. A Redis Cluster's
+//! members are also asked what the cluster is (`CLUSTER INFO`, `CLUSTER NODES`),
+//! and the first that answers gives the cluster's view. [`Observer`] turns what it
+//! hears into the timeline (`super::timeline`).
 //!
 //! The engine says what to ask ([`Watched`], from `Lifecycle::store_watch`) and
 //! where each member answers now: a member may be replaced by a fresh container
@@ -16,6 +18,7 @@ use futures_util::future::join_all;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::cluster_view::View;
 use super::info::Info;
 use super::observe::Observer;
 pub use super::observe::Roles;
@@ -103,8 +106,12 @@ pub async fn watch(watched: Watched, start: Instant, stop: CancellationToken) ->
         }
     };
     let Watched {
-        members, sentinels, ..
+        members,
+        sentinels,
+        roles,
+        ..
     } = watched;
+    let cluster = roles == Roles::Sharded;
     let (heard, mut lines) = tokio::sync::mpsc::unbounded_channel();
     let listening = tokio::spawn(sentinel::listen(sentinels, start, heard, stop.clone()));
     let mut tick = tokio::time::interval(EVERY);
@@ -121,8 +128,12 @@ pub async fn watch(watched: Watched, start: Instant, stop: CancellationToken) ->
         let lines = join_all(members.iter().map(Line::open)).await;
         // The time asked: what the answers say was so by then.
         let asked = start.elapsed();
-        let answers = join_all(lines.into_iter().map(Line::ask)).await;
+        let asks = lines.into_iter().map(|line| Line::ask(line, cluster));
+        let (answers, views): (Vec<_>, Vec<_>) = join_all(asks).await.into_iter().unzip();
         observer.observe(asked, answers);
+        if cluster {
+            observer.cluster(asked, views.into_iter().flatten().next());
+        }
     }
     let _ = listening.await;
     while let Ok(h) = lines.try_recv() {
@@ -154,20 +165,39 @@ impl Line {
         tokio::time::timeout(ASK_TIMEOUT, open).await.ok().flatten()
     }
 
-    /// What the member says of itself now, `None` when it says nothing in time.
-    async fn ask(line: Option<Line>) -> Option<Info> {
+    /// What the member says of itself now, `None` when it says nothing in time, and
+    /// where `cluster`, of the Redis Cluster it is a node of, on the same line.
+    async fn ask(line: Option<Line>, cluster: bool) -> (Option<Info>, Option<View>) {
         let question = async {
             match line? {
-                Line::Redis(mut connection) => match connection.call(&["INFO"]).await.ok()? {
-                    reply @ Reply::Bulk(Some(_)) => reply.text().map(|t| Info::parse(&t)),
-                    _ => None,
-                },
-                Line::Memcached(mut connection) => connection.stats().await,
+                Line::Redis(mut connection) => {
+                    let info = Info::parse(&text(&mut connection, &["INFO"]).await?);
+                    let view = match cluster {
+                        true => view(&mut connection).await,
+                        false => None,
+                    };
+                    Some((Some(info), view))
+                }
+                Line::Memcached(mut connection) => Some((connection.stats().await, None)),
             }
         };
-        tokio::time::timeout(ASK_TIMEOUT, question)
-            .await
-            .ok()
+        (tokio::time::timeout(ASK_TIMEOUT, question).await.ok())
             .flatten()
+            .unwrap_or((None, None))
+    }
+}
+
+/// What a Redis Cluster's node says the cluster is, `None` when it does not say.
+async fn view(connection: &mut Connection) -> Option<View> {
+    let info = text(connection, &["CLUSTER", "INFO"]).await?;
+    let nodes = text(connection, &["CLUSTER", "NODES"]).await?;
+    Some(View::parse(&info, &nodes))
+}
+
+/// A Redis's answer to `command` when it is a text.
+async fn text(connection: &mut Connection, command: &[&str]) -> Option<String> {
+    match connection.call(command).await.ok()? {
+        reply @ Reply::Bulk(Some(_)) => reply.text(),
+        _ => None,
     }
 }
